@@ -1,0 +1,554 @@
+//! The facts a run records, in the past tense, and the envelope that orders and chains them.
+//!
+//! Variant and field names are part of the stored format: they never change once persisted.
+//! A change of shape bumps [`EVENT_VERSION`] and adds a step to [`upcast`], so that a log written
+//! today still replays in a later version.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::ids::{ObjectId, RunId, Seq, TenantId};
+use crate::model::{
+    Completeness, DeletedItem, EntraGroup, EntraUser, Kind, ServerGroup, ServerOp, ServerUser,
+};
+
+/// The schema version written with every new event.
+pub const EVENT_VERSION: u16 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    RunStarted(RunStarted),
+    UserSeen(UserSeen),
+    GroupSeen(GroupSeen),
+    ObjectDeleted(ObjectDeleted),
+    ActionChosen(ActionChosen),
+    /// A dry run's decision for one entry: what an import would do. Nothing was changed.
+    Planned(EntryOutcome),
+    /// An import's outcome for one entry, committed together with its server change.
+    Imported(EntryOutcome),
+    RunFinished(RunFinished),
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::RunStarted(_) => "RunStarted",
+            Event::UserSeen(_) => "UserSeen",
+            Event::GroupSeen(_) => "GroupSeen",
+            Event::ObjectDeleted(_) => "ObjectDeleted",
+            Event::ActionChosen(_) => "ActionChosen",
+            Event::Planned(_) => "Planned",
+            Event::Imported(_) => "Imported",
+            Event::RunFinished(_) => "RunFinished",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    DryRun,
+    Apply,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// Where the tenant snapshot came from, and a fingerprint of what was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceInfo {
+    pub kind: SourceKind,
+    /// The fixture path or the Graph base URL.
+    pub location: String,
+    /// SHA-256 of the snapshot's canonical form: equal snapshots, equal fingerprints.
+    pub fingerprint: String,
+    pub completeness: Completeness,
+    /// Non-fatal oddities met while reading (an unknown member type, say).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Fixture,
+    Graph,
+}
+
+/// Which server the run changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum TargetInfo {
+    /// The server directory kept in the store, beside the log.
+    Embedded,
+    /// A server state file (`--server-file`).
+    File { path: String },
+}
+
+/// The admin's selection, as typed: the search term, the picks, and the right-click actions.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelectionSpec {
+    pub select: Vec<String>,
+    pub select_all: bool,
+    pub search: Option<String>,
+    pub invert: bool,
+}
+
+/// What happens to an object deleted in Entra ID that still exists on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeletedAction {
+    #[default]
+    Ignore,
+    Disable,
+    Delete,
+}
+
+impl DeletedAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletedAction::Ignore => "ignore",
+            DeletedAction::Disable => "disable",
+            DeletedAction::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ignore" => Some(DeletedAction::Ignore),
+            "disable" => Some(DeletedAction::Disable),
+            "delete" => Some(DeletedAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// `--action TARGET=ACTION` as typed; TARGET is an id, a login or a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionOverride {
+    pub target: String,
+    pub action: DeletedAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOptions {
+    pub check_deleted: bool,
+    pub on_deleted: DeletedAction,
+    pub actions: Vec<ActionOverride>,
+    pub max_deletions: u32,
+    pub allow_empty_source: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            check_deleted: false,
+            on_deleted: DeletedAction::Ignore,
+            actions: Vec::new(),
+            max_deletions: 50,
+            allow_empty_source: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStarted {
+    pub org: String,
+    pub tenant_id: TenantId,
+    pub mode: Mode,
+    /// The operating-system user who started the run.
+    pub started_by: String,
+    pub engine_version: String,
+    pub source: SourceInfo,
+    pub target: TargetInfo,
+    pub selection: SelectionSpec,
+    pub options: RunOptions,
+    /// Set when an import applies a reviewed dry run (`roster apply RUN`).
+    pub applied_from: Option<RunId>,
+}
+
+/// One user as read at the start of a run, from Entra ID, its recycle bin, or the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "camelCase")]
+pub enum UserSeen {
+    Entra { user: EntraUser },
+    DeletedItems { user: DeletedItem },
+    Server { user: ServerUser },
+}
+
+/// One group as read at the start of a run, from Entra ID, its recycle bin, or the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "camelCase")]
+pub enum GroupSeen {
+    Entra { group: EntraGroup },
+    DeletedItems { group: DeletedItem },
+    Server { group: ServerGroup },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evidence {
+    /// In Entra's recycle bin, with `deletedDateTime`.
+    SoftDeleted,
+    /// Absent from a complete enumeration.
+    Missing,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::SoftDeleted => "soft-deleted",
+            Evidence::Missing => "missing",
+        }
+    }
+}
+
+/// A server object linked to the run's org whose Entra object is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDeleted {
+    pub kind: Kind,
+    pub id: ObjectId,
+    /// The server object's name: display name for users, group name for groups.
+    pub name: String,
+    /// The server object's key: login for users, group name for groups.
+    pub server_key: String,
+    pub evidence: Evidence,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Import,
+    Ignore,
+    Disable,
+    Delete,
+}
+
+impl From<DeletedAction> for Action {
+    fn from(a: DeletedAction) -> Self {
+        match a {
+            DeletedAction::Ignore => Action::Ignore,
+            DeletedAction::Disable => Action::Disable,
+            DeletedAction::Delete => Action::Delete,
+        }
+    }
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Import => "import",
+            Action::Ignore => "ignore",
+            Action::Disable => "disable",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// The admin's choice for one entry: import a selected object, or what to do with a deleted one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionChosen {
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Added,
+    Updated,
+    Unchanged,
+    Skipped,
+    Disabled,
+    Deleted,
+    Ignored,
+    Conflict,
+    Failed,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Added,
+        Outcome::Updated,
+        Outcome::Unchanged,
+        Outcome::Skipped,
+        Outcome::Disabled,
+        Outcome::Deleted,
+        Outcome::Ignored,
+        Outcome::Conflict,
+        Outcome::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Added => "added",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Skipped => "skipped",
+            Outcome::Disabled => "disabled",
+            Outcome::Deleted => "deleted",
+            Outcome::Ignored => "ignored",
+            Outcome::Conflict => "conflict",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// Whether this outcome makes the run end with exit code 3.
+    pub fn is_problem(self) -> bool {
+        matches!(self, Outcome::Conflict | Outcome::Failed)
+    }
+}
+
+/// One changed field: `from` and `to` are JSON so that lists and flags read naturally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub field: String,
+    pub from: Value,
+    pub to: Value,
+}
+
+/// The decision (dry run) or result (import) for one entry of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryOutcome {
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    pub outcome: Outcome,
+    pub detail: String,
+    pub changes: Vec<Change>,
+    /// The server change this entry makes, if any: the log alone says what the server holds.
+    pub op: Option<ServerOp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Completed,
+    Aborted,
+    Refused,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Refused => "refused",
+        }
+    }
+}
+
+/// Entry counts by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub added: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    pub skipped: u32,
+    pub disabled: u32,
+    pub deleted: u32,
+    pub ignored: u32,
+    pub conflict: u32,
+    pub failed: u32,
+}
+
+impl Summary {
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a EntryOutcome>) -> Summary {
+        let mut s = Summary::default();
+        for e in outcomes {
+            s.count(e.outcome);
+        }
+        s
+    }
+
+    pub fn count(&mut self, outcome: Outcome) {
+        *self.slot(outcome) += 1;
+    }
+
+    pub fn get(&self, outcome: Outcome) -> u32 {
+        let mut copy = *self;
+        *copy.slot(outcome)
+    }
+
+    fn slot(&mut self, outcome: Outcome) -> &mut u32 {
+        match outcome {
+            Outcome::Added => &mut self.added,
+            Outcome::Updated => &mut self.updated,
+            Outcome::Unchanged => &mut self.unchanged,
+            Outcome::Skipped => &mut self.skipped,
+            Outcome::Disabled => &mut self.disabled,
+            Outcome::Deleted => &mut self.deleted,
+            Outcome::Ignored => &mut self.ignored,
+            Outcome::Conflict => &mut self.conflict,
+            Outcome::Failed => &mut self.failed,
+        }
+    }
+
+    pub fn has_problems(&self) -> bool {
+        self.conflict > 0 || self.failed > 0
+    }
+
+    pub fn total(&self) -> u32 {
+        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunFinished {
+    pub status: RunStatus,
+    pub summary: Summary,
+    /// Why a run was refused or aborted.
+    pub reason: Option<String>,
+}
+
+/// A SHA-256 digest chaining an event to all the events before it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    /// The hash "before" the first event.
+    pub const GENESIS: Hash = Hash([0; 32]);
+
+    /// `sha256(previous || record)`: any edit, removal, insertion or reordering of stored
+    /// records changes every hash from that point on.
+    pub fn chain(previous: &Hash, record: &[u8]) -> Hash {
+        let mut h = Sha256::new();
+        h.update(previous.0);
+        h.update(record);
+        Hash(h.finalize().into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Hash> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out).ok()?;
+        Some(Hash(out))
+    }
+}
+
+impl fmt::Display for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Hash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash({})", self.to_hex())
+    }
+}
+
+impl Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// An event with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub seq: Seq,
+    pub run: RunId,
+    pub time: DateTime<Utc>,
+    /// The schema version the event was written with (it has been upcast since, if older).
+    pub version: u16,
+    pub hash: Hash,
+    pub event: Event,
+}
+
+/// The stored, hashed form of an event: exactly these bytes are chained.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    seq: Seq,
+    run: RunId,
+    time: &'a DateTime<Utc>,
+    version: u16,
+    event: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct RecordIn {
+    seq: Seq,
+    run: RunId,
+    time: DateTime<Utc>,
+    version: u16,
+    event: Value,
+}
+
+/// Why stored bytes do not decode into an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a stored event: {0}")]
+    Malformed(String),
+    #[error("event version {0} is newer than this roster understands (up to {EVENT_VERSION}); upgrade roster")]
+    TooNew(u16),
+    #[error("event version {version} cannot be upcast: {reason}")]
+    Upcast { version: u16, reason: String },
+}
+
+/// Serializes an event record; these bytes are what the hash chain covers.
+pub fn encode_record(seq: Seq, run: RunId, time: &DateTime<Utc>, event: &Event) -> Vec<u8> {
+    serde_json::to_vec(&RecordOut {
+        seq,
+        run,
+        time,
+        version: EVENT_VERSION,
+        event,
+    })
+    .expect("events serialize: all keys are strings")
+}
+
+/// Decodes a stored record, upcasting older versions to the current event shape.
+pub fn decode_record(bytes: &[u8], hash: Hash) -> Result<Envelope, DecodeError> {
+    let rec: RecordIn =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let event = upcast(rec.version, rec.event)?;
+    let event: Event =
+        serde_json::from_value(event).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    Ok(Envelope {
+        seq: rec.seq,
+        run: rec.run,
+        time: rec.time,
+        version: rec.version,
+        hash,
+        event,
+    })
+}
+
+/// Brings an event of an older schema version to the current shape. Each version bump adds
+/// one step here, from the oldest up, so that any stored version reaches the current one.
+pub fn upcast(version: u16, event: Value) -> Result<Value, DecodeError> {
+    match version {
+        0 => Err(DecodeError::Upcast {
+            version,
+            reason: "version 0 was never written".into(),
+        }),
+        EVENT_VERSION => Ok(event),
+        _ => Err(DecodeError::TooNew(version)),
+    }
+}

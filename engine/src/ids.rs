@@ -1,0 +1,183 @@
+//! Newtypes for the identifiers roster reasons about.
+//!
+//! Each is parsed once at the boundary (fixture, Graph page, CLI argument, stored event) and is
+//! valid from then on: an `ObjectId` is always a lowercase GUID, a `RunId` always a UUID.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a string is not the identifier it was supposed to be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is not a GUID (expected 8-4-4-4-12 hexadecimal digits)")]
+pub struct IdError {
+    pub what: &'static str,
+    pub value: String,
+}
+
+fn parse_guid(what: &'static str, s: &str) -> Result<String, IdError> {
+    let bytes = s.as_bytes();
+    let well_formed = bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
+    if well_formed {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        // Keep hostile input out of error messages' way: cap what we echo back.
+        let value: String = s.chars().take(64).collect();
+        Err(IdError { what, value })
+    }
+}
+
+macro_rules! guid_newtype {
+    ($(#[$meta:meta])* $name:ident, $what:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                parse_guid($what, s).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+guid_newtype!(
+    /// The id of an Entra ID directory object (user or group), stored lowercase.
+    ObjectId,
+    "object id"
+);
+guid_newtype!(
+    /// The id of an Entra ID tenant (the directory an org reads from), stored lowercase.
+    TenantId,
+    "tenant id"
+);
+
+/// One import (or dry run): a UUID v7, so ids sort by start time.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub uuid::Uuid);
+
+impl RunId {
+    /// A new id for a run started at `at`; the random part comes from `entropy` so that
+    /// callers (and tests) decide where randomness comes from.
+    pub fn new(at: chrono::DateTime<chrono::Utc>, entropy: [u8; 10]) -> Self {
+        let millis = at.timestamp_millis().max(0) as u64;
+        RunId(uuid::Builder::from_unix_timestamp_millis(millis, &entropy).into_uuid())
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(RunId)
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RunId({})", self.0)
+    }
+}
+
+/// Position of an event in the global log; the first event has sequence number 1.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Seq({})", self.0)
+    }
+}
+
+/// Logins and group names are compared without regard to case, as Entra compares UPNs.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_ids_are_normalised_guids() {
+        let id = ObjectId::parse("6EA91A8D-E32E-41A1-B7BD-D2D185EED0E0").unwrap();
+        assert_eq!(id.as_str(), "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0");
+        for bad in [
+            "",
+            "632f6bb2-3ec8-4c1f-9073-0027a8c6859",
+            "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0x",
+            "6ea91a8de32e-41a1-b7bd-d2d185eed0e0-",
+            "zzzzzzzz-e32e-41a1-b7bd-d2d185eed0e0",
+        ] {
+            assert!(ObjectId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let t1 = t0 + chrono::Duration::milliseconds(1);
+        let a = RunId::new(t0, [0xff; 10]);
+        let b = RunId::new(t1, [0; 10]);
+        assert!(a < b);
+        assert_eq!(a.0.get_version_num(), 7);
+    }
+}

@@ -1,0 +1,23 @@
+//! roster's pure core: the events a run records, the event store they live in, the
+//! projections folded from them, and the reconciliation planner.
+//!
+//! Invariants:
+//! - the engine does no I/O except through its event store ([`store`]);
+//! - the planner ([`plan::plan`]) is a pure function: no clock, no randomness, no I/O;
+//! - projections are folds over events and are never the source of truth;
+//! - no secret ever enters an event: events hold directory attributes only.
+
+pub mod event;
+pub mod ids;
+pub mod model;
+pub mod plan;
+pub mod projection;
+pub mod search;
+pub mod store;
+
+pub use event::{Envelope, Event, EVENT_VERSION};
+pub use ids::{ObjectId, RunId, Seq, TenantId};
+pub use store::{EventStore, SledStore, StoreError};
+
+/// The version recorded in every `RunStarted`.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

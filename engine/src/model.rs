@@ -1,0 +1,764 @@
+//! The two sides roster reconciles: what Entra ID holds (a [`TenantSnapshot`]) and what the
+//! Enterprise Server holds (a [`ServerState`]), plus the operations that change the server.
+//!
+//! These are engine types, not wire types: Graph's JSON is parsed into them by `adapters`.
+//! They serialize (camelCase) into events and into the server state file.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{fold_case, ObjectId, TenantId};
+
+/// Entra's `userType`: members of the tenant, or guests invited from elsewhere (`#EXT#` UPNs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum UserType {
+    Member,
+    Guest,
+}
+
+impl UserType {
+    pub fn label(self) -> &'static str {
+        match self {
+            UserType::Member => "Member",
+            UserType::Guest => "Guest",
+        }
+    }
+}
+
+/// A user as read from Entra ID, with every attribute the decision rules use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraUser {
+    pub id: ObjectId,
+    pub display_name: Option<String>,
+    pub user_principal_name: String,
+    pub mail: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    pub user_type: UserType,
+    pub account_enabled: bool,
+}
+
+impl EntraUser {
+    /// The name shown to admins: the display name, else the UPN.
+    pub fn name(&self) -> &str {
+        self.display_name
+            .as_deref()
+            .unwrap_or(&self.user_principal_name)
+    }
+}
+
+/// The group types of the search view, in the order DESIGN.md classifies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum GroupType {
+    #[serde(rename = "M365 Group")]
+    M365,
+    #[serde(rename = "Security Group")]
+    Security,
+    #[serde(rename = "Mail-enabled Security Group")]
+    MailEnabledSecurity,
+    #[serde(rename = "Distribution Group")]
+    Distribution,
+}
+
+impl GroupType {
+    /// Classifies a group from Graph's flags. `Unified` wins whatever `securityEnabled` says;
+    /// a group that is neither mail- nor security-enabled (Entra does not create those, but a
+    /// recording might hold one) is shown as a security group: it grants, it does not mail.
+    pub fn classify(group_types: &[String], mail_enabled: bool, security_enabled: bool) -> Self {
+        if group_types
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("Unified"))
+        {
+            GroupType::M365
+        } else if security_enabled && mail_enabled {
+            GroupType::MailEnabledSecurity
+        } else if mail_enabled {
+            GroupType::Distribution
+        } else {
+            GroupType::Security
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupType::M365 => "M365 Group",
+            GroupType::Security => "Security Group",
+            GroupType::MailEnabledSecurity => "Mail-enabled Security Group",
+            GroupType::Distribution => "Distribution Group",
+        }
+    }
+}
+
+/// A group as read from Entra ID. `member_users` is its *transitive* user membership, resolved
+/// from nested groups, so a fixture (direct members) and Graph (`transitiveMembers`) agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraGroup {
+    pub id: ObjectId,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub mail: Option<String>,
+    pub group_types: Vec<String>,
+    pub mail_enabled: bool,
+    pub security_enabled: bool,
+    pub membership_rule: Option<String>,
+    pub member_users: Vec<ObjectId>,
+}
+
+impl EntraGroup {
+    pub fn name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    pub fn group_type(&self) -> GroupType {
+        GroupType::classify(&self.group_types, self.mail_enabled, self.security_enabled)
+    }
+}
+
+/// A user or a group: the two kinds of entries an import handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Group => "group",
+        }
+    }
+}
+
+/// An object in Entra's recycle bin (`/directory/deletedItems`): users and M365 groups stay
+/// there for 30 days; deleted security groups never do. `deleted_at` is absent when Graph did
+/// not return `deletedDateTime`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedItem {
+    pub id: ObjectId,
+    pub display_name: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Which listings were read to the end. A listing that was not can never be evidence that an
+/// object is missing: a fault in Graph must never cause a deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Completeness {
+    pub users: bool,
+    pub groups: bool,
+    pub deleted_items: bool,
+}
+
+impl Completeness {
+    pub const COMPLETE: Completeness = Completeness {
+        users: true,
+        groups: true,
+        deleted_items: true,
+    };
+}
+
+/// Everything read from one tenant for one run, sorted by id, ids unique per collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSnapshot {
+    pub tenant_id: TenantId,
+    pub users: Vec<EntraUser>,
+    pub groups: Vec<EntraGroup>,
+    pub deleted_users: Vec<DeletedItem>,
+    pub deleted_groups: Vec<DeletedItem>,
+    pub completeness: Completeness,
+}
+
+/// A snapshot that breaks its invariants: the same object twice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} id {id} appears more than once")]
+pub struct DuplicateId {
+    pub kind: &'static str,
+    pub id: ObjectId,
+}
+
+impl TenantSnapshot {
+    /// Sorts the collections and rejects duplicate ids; member lists are sorted and deduplicated.
+    pub fn new(
+        tenant_id: TenantId,
+        mut users: Vec<EntraUser>,
+        mut groups: Vec<EntraGroup>,
+        mut deleted_users: Vec<DeletedItem>,
+        mut deleted_groups: Vec<DeletedItem>,
+        completeness: Completeness,
+    ) -> Result<Self, DuplicateId> {
+        sort_unique(&mut users, |u| &u.id, "user")?;
+        sort_unique(&mut groups, |g| &g.id, "group")?;
+        sort_unique(&mut deleted_users, |d| &d.id, "deleted user")?;
+        sort_unique(&mut deleted_groups, |d| &d.id, "deleted group")?;
+        for g in &mut groups {
+            g.member_users.sort();
+            g.member_users.dedup();
+        }
+        Ok(TenantSnapshot {
+            tenant_id,
+            users,
+            groups,
+            deleted_users,
+            deleted_groups,
+            completeness,
+        })
+    }
+
+    pub fn user(&self, id: &ObjectId) -> Option<&EntraUser> {
+        self.users
+            .binary_search_by(|u| u.id.cmp(id))
+            .ok()
+            .map(|i| &self.users[i])
+    }
+
+    pub fn group(&self, id: &ObjectId) -> Option<&EntraGroup> {
+        self.groups
+            .binary_search_by(|g| g.id.cmp(id))
+            .ok()
+            .map(|i| &self.groups[i])
+    }
+
+    /// SHA-256 over the snapshot's canonical JSON: two reads of the same tenant state, from a
+    /// fixture or from Graph, have the same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        struct HashWriter(sha2::Sha256);
+        impl std::io::Write for HashWriter {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = HashWriter(sha2::Sha256::new());
+        serde_json::to_writer(
+            &mut w,
+            &(
+                &self.tenant_id,
+                &self.users,
+                &self.groups,
+                &self.deleted_users,
+                &self.deleted_groups,
+            ),
+        )
+        .expect("snapshots serialize");
+        hex::encode(w.0.finalize())
+    }
+
+    pub fn deleted(&self, kind: Kind, id: &ObjectId) -> Option<&DeletedItem> {
+        let list = match kind {
+            Kind::User => &self.deleted_users,
+            Kind::Group => &self.deleted_groups,
+        };
+        list.binary_search_by(|d| d.id.cmp(id))
+            .ok()
+            .map(|i| &list[i])
+    }
+}
+
+fn sort_unique<T>(
+    items: &mut [T],
+    id: impl Fn(&T) -> &ObjectId,
+    kind: &'static str,
+) -> Result<(), DuplicateId> {
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    match items.windows(2).find(|w| id(&w[0]) == id(&w[1])) {
+        Some(w) => Err(DuplicateId {
+            kind,
+            id: id(&w[0]).clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// How a server user signs in. Entra users can only be created by an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    Entra,
+    Local,
+    Windows,
+}
+
+impl AuthType {
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthType::Entra => "Microsoft Entra ID",
+            AuthType::Local => "local",
+            AuthType::Windows => "Windows (Active Directory)",
+        }
+    }
+}
+
+/// The Entra attributes kept on an imported server user (the user's "Microsoft Entra ID" tab).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraAttributes {
+    pub id: ObjectId,
+    pub user_principal_name: String,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub mail: Option<String>,
+    pub department: Option<String>,
+    pub job_title: Option<String>,
+    pub user_type: UserType,
+}
+
+impl From<&EntraUser> for EntraAttributes {
+    fn from(u: &EntraUser) -> Self {
+        EntraAttributes {
+            id: u.id.clone(),
+            user_principal_name: u.user_principal_name.clone(),
+            display_name: u.display_name.clone(),
+            given_name: u.given_name.clone(),
+            surname: u.surname.clone(),
+            mail: u.mail.clone(),
+            department: u.department.clone(),
+            job_title: u.job_title.clone(),
+            user_type: u.user_type,
+        }
+    }
+}
+
+/// A user in the Enterprise Server's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerUser {
+    pub login: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
+    pub auth_type: AuthType,
+    #[serde(default)]
+    pub entra_id: Option<ObjectId>,
+    #[serde(default)]
+    pub tenant_id: Option<TenantId>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub entra: Option<EntraAttributes>,
+}
+
+/// A group in the Enterprise Server's directory; `members` are logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub group_type: String,
+    #[serde(default)]
+    pub entra_id: Option<ObjectId>,
+    #[serde(default)]
+    pub tenant_id: Option<TenantId>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ServerUser {
+    /// The Entra object this user was imported from, if it came from `tenant`.
+    pub fn linked_to(&self, tenant: &TenantId) -> Option<&ObjectId> {
+        match (&self.entra_id, &self.tenant_id) {
+            (Some(id), Some(t)) if t == tenant => Some(id),
+            _ => None,
+        }
+    }
+    pub fn name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.login)
+    }
+}
+
+impl ServerGroup {
+    pub fn linked_to(&self, tenant: &TenantId) -> Option<&ObjectId> {
+        match (&self.entra_id, &self.tenant_id) {
+            (Some(id), Some(t)) if t == tenant => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Why a server state is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServerStateError {
+    #[error("users[{index}]: login is empty")]
+    EmptyLogin { index: usize },
+    #[error("groups[{index}]: name is empty")]
+    EmptyName { index: usize },
+    #[error("users[{index}]: login {login:?} is used twice (logins are case-insensitive)")]
+    DuplicateLogin { index: usize, login: String },
+    #[error("groups[{index}]: name {name:?} is used twice (names are case-insensitive)")]
+    DuplicateName { index: usize, name: String },
+    #[error("{what}[{index}]: entraId {id} is linked twice for the same tenant")]
+    DuplicateLink {
+        what: &'static str,
+        index: usize,
+        id: ObjectId,
+    },
+    #[error("{what}[{index}]: entraId is set but tenantId is missing; set both or neither")]
+    HalfLinked { what: &'static str, index: usize },
+}
+
+/// The server's directory: users keyed by case-folded login, groups by case-folded name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerState {
+    users: BTreeMap<String, ServerUser>,
+    groups: BTreeMap<String, ServerGroup>,
+}
+
+/// The server state file format (`server dump` / `server load` / `--server-file`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerStateFile {
+    #[serde(default)]
+    users: Vec<ServerUser>,
+    #[serde(default)]
+    groups: Vec<ServerGroup>,
+}
+
+impl Serialize for ServerState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ServerStateFile {
+            users: self.users.values().cloned().collect(),
+            groups: self.groups.values().cloned().collect(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let file = ServerStateFile::deserialize(d)?;
+        ServerState::from_parts(file.users, file.groups).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A change to the server, as the planner decides it and a target applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum ServerOp {
+    /// Creates or replaces a user; `previousLogin` is set when the login changes (a UPN rename),
+    /// and group memberships follow the rename.
+    #[serde(rename_all = "camelCase")]
+    PutUser {
+        previous_login: Option<String>,
+        user: ServerUser,
+    },
+    SetUserEnabled {
+        login: String,
+        enabled: bool,
+    },
+    /// Removes a user and its group memberships.
+    RemoveUser {
+        login: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    PutGroup {
+        previous_name: Option<String>,
+        group: ServerGroup,
+    },
+    SetGroupEnabled {
+        name: String,
+        enabled: bool,
+    },
+    RemoveGroup {
+        name: String,
+    },
+}
+
+/// One record to write in a store holding a server: the effect of a [`ServerOp`] spelled out
+/// key by key, so a store can commit it in the same atomic batch as the event recording it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyWrite {
+    PutUser(ServerUser),
+    DeleteUser { login: String },
+    PutGroup(ServerGroup),
+    DeleteGroup { name: String },
+}
+
+impl ServerState {
+    pub fn from_parts(
+        users: Vec<ServerUser>,
+        groups: Vec<ServerGroup>,
+    ) -> Result<Self, ServerStateError> {
+        let mut state = ServerState::default();
+        let mut user_links = BTreeSet::new();
+        for (index, u) in users.into_iter().enumerate() {
+            if u.login.trim().is_empty() {
+                return Err(ServerStateError::EmptyLogin { index });
+            }
+            if u.entra_id.is_some() && u.tenant_id.is_none() {
+                return Err(ServerStateError::HalfLinked {
+                    what: "users",
+                    index,
+                });
+            }
+            if let (Some(id), Some(t)) = (&u.entra_id, &u.tenant_id) {
+                if !user_links.insert((t.clone(), id.clone())) {
+                    return Err(ServerStateError::DuplicateLink {
+                        what: "users",
+                        index,
+                        id: id.clone(),
+                    });
+                }
+            }
+            let key = fold_case(&u.login);
+            if state.users.contains_key(&key) {
+                return Err(ServerStateError::DuplicateLogin {
+                    index,
+                    login: u.login,
+                });
+            }
+            state.users.insert(key, u);
+        }
+        let mut group_links = BTreeSet::new();
+        for (index, g) in groups.into_iter().enumerate() {
+            if g.name.trim().is_empty() {
+                return Err(ServerStateError::EmptyName { index });
+            }
+            if g.entra_id.is_some() && g.tenant_id.is_none() {
+                return Err(ServerStateError::HalfLinked {
+                    what: "groups",
+                    index,
+                });
+            }
+            if let (Some(id), Some(t)) = (&g.entra_id, &g.tenant_id) {
+                if !group_links.insert((t.clone(), id.clone())) {
+                    return Err(ServerStateError::DuplicateLink {
+                        what: "groups",
+                        index,
+                        id: id.clone(),
+                    });
+                }
+            }
+            let key = fold_case(&g.name);
+            if state.groups.contains_key(&key) {
+                return Err(ServerStateError::DuplicateName {
+                    index,
+                    name: g.name,
+                });
+            }
+            state.groups.insert(key, g);
+        }
+        Ok(state)
+    }
+
+    pub fn users(&self) -> impl ExactSizeIterator<Item = &ServerUser> + '_ {
+        self.users.values()
+    }
+
+    pub fn groups(&self) -> impl ExactSizeIterator<Item = &ServerGroup> + '_ {
+        self.groups.values()
+    }
+
+    pub fn user(&self, login: &str) -> Option<&ServerUser> {
+        self.users.get(&fold_case(login))
+    }
+
+    pub fn group(&self, name: &str) -> Option<&ServerGroup> {
+        self.groups.get(&fold_case(name))
+    }
+
+    /// Applies `op` and returns the records it wrote. Ops on objects that are not there
+    /// change nothing: applying is total, a store never fails halfway through a plan.
+    pub fn apply(&mut self, op: &ServerOp) -> Vec<KeyWrite> {
+        let mut writes = Vec::new();
+        match op {
+            ServerOp::PutUser {
+                previous_login,
+                user,
+            } => {
+                let new_key = fold_case(&user.login);
+                if let Some(old) = previous_login {
+                    let old_key = fold_case(old);
+                    if old_key != new_key && self.users.remove(&old_key).is_some() {
+                        writes.push(KeyWrite::DeleteUser { login: old.clone() });
+                    }
+                    if old_key != new_key || old != &user.login {
+                        self.rename_member(&old_key, Some(&user.login), &mut writes);
+                    }
+                }
+                self.users.insert(new_key, user.clone());
+                writes.push(KeyWrite::PutUser(user.clone()));
+            }
+            ServerOp::SetUserEnabled { login, enabled } => {
+                if let Some(u) = self.users.get_mut(&fold_case(login)) {
+                    u.enabled = *enabled;
+                    writes.push(KeyWrite::PutUser(u.clone()));
+                }
+            }
+            ServerOp::RemoveUser { login } => {
+                let key = fold_case(login);
+                if let Some(u) = self.users.remove(&key) {
+                    writes.push(KeyWrite::DeleteUser { login: u.login });
+                    self.rename_member(&key, None, &mut writes);
+                }
+            }
+            ServerOp::PutGroup {
+                previous_name,
+                group,
+            } => {
+                let new_key = fold_case(&group.name);
+                if let Some(old) = previous_name {
+                    let old_key = fold_case(old);
+                    if old_key != new_key && self.groups.remove(&old_key).is_some() {
+                        writes.push(KeyWrite::DeleteGroup { name: old.clone() });
+                    }
+                }
+                self.groups.insert(new_key, group.clone());
+                writes.push(KeyWrite::PutGroup(group.clone()));
+            }
+            ServerOp::SetGroupEnabled { name, enabled } => {
+                if let Some(g) = self.groups.get_mut(&fold_case(name)) {
+                    g.enabled = *enabled;
+                    writes.push(KeyWrite::PutGroup(g.clone()));
+                }
+            }
+            ServerOp::RemoveGroup { name } => {
+                if let Some(g) = self.groups.remove(&fold_case(name)) {
+                    writes.push(KeyWrite::DeleteGroup { name: g.name });
+                }
+            }
+        }
+        writes
+    }
+
+    /// Replaces (or, with `None`, drops) a login in every group that lists it.
+    fn rename_member(&mut self, old_key: &str, new: Option<&str>, writes: &mut Vec<KeyWrite>) {
+        for g in self.groups.values_mut() {
+            if !g.members.iter().any(|m| fold_case(m) == old_key) {
+                continue;
+            }
+            let mut members: Vec<String> = g
+                .members
+                .iter()
+                .filter(|m| fold_case(m) != old_key)
+                .cloned()
+                .chain(new.map(str::to_owned))
+                .collect();
+            members.sort_by_key(|m| fold_case(m));
+            members.dedup_by_key(|m| fold_case(m));
+            g.members = members;
+            writes.push(KeyWrite::PutGroup(g.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(login: &str) -> ServerUser {
+        ServerUser {
+            login: login.into(),
+            display_name: None,
+            email: None,
+            department: None,
+            auth_type: AuthType::Local,
+            entra_id: None,
+            tenant_id: None,
+            enabled: true,
+            entra: None,
+        }
+    }
+
+    fn group(name: &str, members: &[&str]) -> ServerGroup {
+        ServerGroup {
+            name: name.into(),
+            description: None,
+            group_type: "Security Group".into(),
+            entra_id: None,
+            tenant_id: None,
+            enabled: true,
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn group_types_follow_design_order() {
+        let unified = vec!["Unified".to_string()];
+        assert_eq!(GroupType::classify(&unified, true, true), GroupType::M365);
+        assert_eq!(GroupType::classify(&[], false, true), GroupType::Security);
+        assert_eq!(
+            GroupType::classify(&[], true, true),
+            GroupType::MailEnabledSecurity
+        );
+        assert_eq!(
+            GroupType::classify(&[], true, false),
+            GroupType::Distribution
+        );
+        let dynamic = vec!["DynamicMembership".to_string()];
+        assert_eq!(
+            GroupType::classify(&dynamic, false, true),
+            GroupType::Security
+        );
+    }
+
+    #[test]
+    fn logins_are_unique_without_regard_to_case() {
+        let err = ServerState::from_parts(vec![local("Ann@x.com"), local("ann@X.com")], vec![]);
+        assert!(matches!(
+            err,
+            Err(ServerStateError::DuplicateLogin { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn renaming_a_user_renames_memberships() {
+        let mut s = ServerState::from_parts(
+            vec![local("old@x.com"), local("b@x.com")],
+            vec![
+                group("G", &["b@x.com", "old@x.com"]),
+                group("H", &["b@x.com"]),
+            ],
+        )
+        .unwrap();
+        let writes = s.apply(&ServerOp::PutUser {
+            previous_login: Some("old@x.com".into()),
+            user: local("new@x.com"),
+        });
+        assert_eq!(writes.len(), 3, "{writes:?}");
+        assert!(s.user("old@x.com").is_none());
+        assert_eq!(s.group("g").unwrap().members, vec!["b@x.com", "new@x.com"]);
+        assert_eq!(s.group("H").unwrap().members, vec!["b@x.com"]);
+    }
+
+    #[test]
+    fn removing_a_user_drops_memberships() {
+        let mut s = ServerState::from_parts(
+            vec![local("a@x.com"), local("b@x.com")],
+            vec![group("G", &["a@x.com", "b@x.com"])],
+        )
+        .unwrap();
+        s.apply(&ServerOp::RemoveUser {
+            login: "A@X.COM".into(),
+        });
+        assert_eq!(s.group("G").unwrap().members, vec!["b@x.com"]);
+        assert!(s
+            .apply(&ServerOp::RemoveUser {
+                login: "nobody".into()
+            })
+            .is_empty());
+    }
+}

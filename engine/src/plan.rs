@@ -1,0 +1,727 @@
+//! The reconciliation planner: a pure function from what was read (the tenant snapshot, the
+//! server state) and what the admin chose, to the outcome of every entry and the server
+//! operations that realise it. No I/O, no clock: the same input always gives the same plan.
+//!
+//! The decision rules are DESIGN.md's, made precise:
+//! - a server object is linked to an Entra object by (tenant id, Entra object id); objects of
+//!   other tenants are never touched;
+//! - deleted-object actions are planned first, so a login freed by a delete can be reused;
+//! - then users (directly selected, and transitive members of selected groups), then groups,
+//!   each decided against the server *as the plan so far leaves it*.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::event::{
+    Action, ActionChosen, ActionOverride, Change, DeletedAction, EntryOutcome, Evidence,
+    ObjectDeleted, Outcome, RunOptions,
+};
+use crate::ids::{fold_case, ObjectId, TenantId};
+use crate::model::{
+    AuthType, EntraAttributes, EntraGroup, EntraUser, Kind, ServerGroup, ServerOp, ServerState,
+    ServerUser, TenantSnapshot,
+};
+
+/// Everything a plan is decided from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub tenant: &'a TenantId,
+    pub snapshot: &'a TenantSnapshot,
+    pub server: &'a ServerState,
+    /// The admin's choices: `import` for selected entries, an action per deleted object.
+    pub choices: &'a [ActionChosen],
+    pub options: &'a RunOptions,
+}
+
+/// Why a plan must not be applied. Nothing is changed when a plan is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("refused: the plan disables or deletes {planned} objects, more than --max-deletions {limit}; review `roster deleted RUN`, then raise --max-deletions if this is intended")]
+    TooManyDeletions { planned: u32, limit: u32 },
+    #[error("refused: the tenant returned no users while {linked} server users are linked to it; this looks like a broken enumeration (pass --allow-empty-source if the tenant really is empty)")]
+    EmptySource { linked: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Server objects of this org whose Entra object is gone (only with `check_deleted`).
+    pub deleted: Vec<ObjectDeleted>,
+    /// One entry per deleted object, selected user or member user, and selected group, in the
+    /// order their operations apply.
+    pub entries: Vec<EntryOutcome>,
+    pub refusal: Option<Refusal>,
+}
+
+/// Finds the server objects linked to `tenant` whose Entra object is soft-deleted, or absent
+/// from a *complete* listing. An incomplete listing never yields "missing" evidence.
+pub fn find_deleted(
+    tenant: &TenantId,
+    snapshot: &TenantSnapshot,
+    server: &ServerState,
+) -> Vec<ObjectDeleted> {
+    let mut found = Vec::new();
+    for u in server.users() {
+        let Some(id) = u.linked_to(tenant) else {
+            continue;
+        };
+        if snapshot.user(id).is_some() {
+            continue;
+        }
+        let evidence = match snapshot.deleted(Kind::User, id) {
+            Some(d) => Some((Evidence::SoftDeleted, d.deleted_at)),
+            None if snapshot.completeness.users => Some((Evidence::Missing, None)),
+            None => None,
+        };
+        if let Some((evidence, deleted_at)) = evidence {
+            found.push(ObjectDeleted {
+                kind: Kind::User,
+                id: id.clone(),
+                name: u.name().to_owned(),
+                server_key: u.login.clone(),
+                evidence,
+                deleted_at,
+            });
+        }
+    }
+    for g in server.groups() {
+        let Some(id) = g.linked_to(tenant) else {
+            continue;
+        };
+        if snapshot.group(id).is_some() {
+            continue;
+        }
+        let evidence = match snapshot.deleted(Kind::Group, id) {
+            Some(d) => Some((Evidence::SoftDeleted, d.deleted_at)),
+            None if snapshot.completeness.groups => Some((Evidence::Missing, None)),
+            None => None,
+        };
+        if let Some((evidence, deleted_at)) = evidence {
+            found.push(ObjectDeleted {
+                kind: Kind::Group,
+                id: id.clone(),
+                name: g.name.clone(),
+                server_key: g.name.clone(),
+                evidence,
+                deleted_at,
+            });
+        }
+    }
+    found
+}
+
+/// An `--action` that names no deleted object of this run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--action {target:?}: no deleted object with that id, login or name was found in this run; run `roster plan ORG ... --check-deleted` and `roster deleted RUN` to list them")]
+pub struct UnknownDeletedObject {
+    pub target: String,
+}
+
+/// The action for each deleted object: its `--action` override, else `--on-deleted`.
+pub fn choose_deleted_actions(
+    deleted: &[ObjectDeleted],
+    default: DeletedAction,
+    overrides: &[ActionOverride],
+) -> Result<Vec<ActionChosen>, UnknownDeletedObject> {
+    let mut actions: Vec<DeletedAction> = vec![default; deleted.len()];
+    for o in overrides {
+        let t = o.target.trim();
+        let hits: Vec<usize> = (0..deleted.len())
+            .filter(|&i| {
+                let d = &deleted[i];
+                d.id.as_str().eq_ignore_ascii_case(t)
+                    || fold_case(&d.server_key) == fold_case(t)
+                    || fold_case(&d.name) == fold_case(t)
+            })
+            .collect();
+        if hits.is_empty() {
+            return Err(UnknownDeletedObject {
+                target: o.target.clone(),
+            });
+        }
+        for i in hits {
+            actions[i] = o.action;
+        }
+    }
+    Ok(deleted
+        .iter()
+        .zip(actions)
+        .map(|(d, a)| ActionChosen {
+            kind: d.kind,
+            id: d.id.clone(),
+            name: d.name.clone(),
+            action: a.into(),
+        })
+        .collect())
+}
+
+/// Decides every entry. See the module documentation for the rules.
+pub fn plan(input: PlanInput<'_>) -> Plan {
+    let PlanInput {
+        tenant,
+        snapshot,
+        server,
+        choices,
+        options,
+    } = input;
+    let mut w = Working::new(tenant, server);
+    let mut entries = Vec::new();
+
+    let deleted = if options.check_deleted {
+        find_deleted(tenant, snapshot, server)
+    } else {
+        Vec::new()
+    };
+    let chosen_for = |kind: Kind, id: &ObjectId| {
+        choices
+            .iter()
+            .find(|c| c.kind == kind && &c.id == id && c.action != Action::Import)
+            .map(|c| c.action)
+    };
+    let mut removals = 0u32;
+    for d in &deleted {
+        let action = chosen_for(d.kind, &d.id).unwrap_or(Action::Ignore);
+        let entry = decide_deleted(d, action, &w);
+        if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
+            removals += 1;
+        }
+        w.push(entry, &mut entries);
+    }
+
+    // Users: the selected ones and the transitive members of selected groups, once each.
+    let mut users: BTreeMap<(String, ObjectId), Result<&EntraUser, &ActionChosen>> =
+        BTreeMap::new();
+    let mut groups: BTreeMap<(String, ObjectId), Result<&EntraGroup, &ActionChosen>> =
+        BTreeMap::new();
+    for c in choices.iter().filter(|c| c.action == Action::Import) {
+        match c.kind {
+            Kind::User => {
+                let found = snapshot.user(&c.id).ok_or(c);
+                let name = found.map(|u| u.name()).unwrap_or(&c.name);
+                users.insert((name.to_lowercase(), c.id.clone()), found);
+            }
+            Kind::Group => {
+                let found = snapshot.group(&c.id).ok_or(c);
+                let name = found.map(|g| g.name()).unwrap_or(&c.name);
+                groups.insert((name.to_lowercase(), c.id.clone()), found);
+                if let Ok(g) = found {
+                    for m in &g.member_users {
+                        if let Some(u) = snapshot.user(m) {
+                            users.insert((u.name().to_lowercase(), u.id.clone()), Ok(u));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for found in users.values() {
+        let entry = match found {
+            Ok(u) => decide_user(tenant, u, &w),
+            Err(c) => not_in_snapshot(c),
+        };
+        w.push(entry, &mut entries);
+    }
+    for found in groups.values() {
+        let entry = match found {
+            Ok(g) => decide_group(tenant, g, snapshot, &w),
+            Err(c) => not_in_snapshot(c),
+        };
+        w.push(entry, &mut entries);
+    }
+
+    let linked = server
+        .users()
+        .filter(|u| u.linked_to(tenant).is_some())
+        .count() as u32;
+    let refusal = if snapshot.users.is_empty()
+        && snapshot.completeness.users
+        && linked > 0
+        && !options.allow_empty_source
+    {
+        Some(Refusal::EmptySource { linked })
+    } else if removals > options.max_deletions {
+        Some(Refusal::TooManyDeletions {
+            planned: removals,
+            limit: options.max_deletions,
+        })
+    } else {
+        None
+    };
+    Plan {
+        deleted,
+        entries,
+        refusal,
+    }
+}
+
+/// The server as the plan so far leaves it, with this tenant's links indexed.
+struct Working<'a> {
+    tenant: &'a TenantId,
+    state: ServerState,
+    users_by_id: HashMap<ObjectId, String>,
+    groups_by_id: HashMap<ObjectId, String>,
+}
+
+impl<'a> Working<'a> {
+    fn new(tenant: &'a TenantId, server: &ServerState) -> Self {
+        let users_by_id = server
+            .users()
+            .filter_map(|u| u.linked_to(tenant).map(|id| (id.clone(), u.login.clone())))
+            .collect();
+        let groups_by_id = server
+            .groups()
+            .filter_map(|g| g.linked_to(tenant).map(|id| (id.clone(), g.name.clone())))
+            .collect();
+        Working {
+            tenant,
+            state: server.clone(),
+            users_by_id,
+            groups_by_id,
+        }
+    }
+
+    fn linked_user(&self, id: &ObjectId) -> Option<&ServerUser> {
+        self.users_by_id
+            .get(id)
+            .and_then(|login| self.state.user(login))
+    }
+
+    fn linked_group(&self, id: &ObjectId) -> Option<&ServerGroup> {
+        self.groups_by_id
+            .get(id)
+            .and_then(|name| self.state.group(name))
+    }
+
+    /// Records an entry and applies its operation to the working state.
+    fn push(&mut self, entry: EntryOutcome, entries: &mut Vec<EntryOutcome>) {
+        if let Some(op) = &entry.op {
+            match op {
+                ServerOp::PutUser { user, .. } => {
+                    if let Some(id) = user.linked_to(self.tenant) {
+                        self.users_by_id.insert(id.clone(), user.login.clone());
+                    }
+                }
+                ServerOp::PutGroup { group, .. } => {
+                    if let Some(id) = group.linked_to(self.tenant) {
+                        self.groups_by_id.insert(id.clone(), group.name.clone());
+                    }
+                }
+                ServerOp::RemoveUser { .. } | ServerOp::RemoveGroup { .. } => {
+                    if entry.kind == Kind::User {
+                        self.users_by_id.remove(&entry.id);
+                    } else {
+                        self.groups_by_id.remove(&entry.id);
+                    }
+                }
+                ServerOp::SetUserEnabled { .. } | ServerOp::SetGroupEnabled { .. } => {}
+            }
+            self.state.apply(op);
+        }
+        entries.push(entry);
+    }
+
+    /// The login a member user has on the server once the plan so far is applied.
+    fn member_login(&self, u: &EntraUser) -> Option<String> {
+        if !u.account_enabled {
+            return None;
+        }
+        self.linked_user(&u.id).map(|s| s.login.clone())
+    }
+}
+
+fn entry(
+    kind: Kind,
+    id: &ObjectId,
+    name: &str,
+    outcome: Outcome,
+    detail: impl Into<String>,
+) -> EntryOutcome {
+    EntryOutcome {
+        kind,
+        id: id.clone(),
+        name: name.to_owned(),
+        outcome,
+        detail: detail.into(),
+        changes: Vec::new(),
+        op: None,
+    }
+}
+
+fn not_in_snapshot(c: &ActionChosen) -> EntryOutcome {
+    entry(
+        c.kind,
+        &c.id,
+        &c.name,
+        Outcome::Failed,
+        format!("{} not found in the tenant snapshot", c.kind.as_str()),
+    )
+}
+
+fn decide_deleted(d: &ObjectDeleted, action: Action, w: &Working<'_>) -> EntryOutcome {
+    let why = match (d.evidence, d.deleted_at) {
+        (Evidence::SoftDeleted, Some(at)) => format!(
+            "in the Entra ID recycle bin since {}",
+            at.format("%Y-%m-%d")
+        ),
+        (Evidence::SoftDeleted, None) => "in the Entra ID recycle bin".to_owned(),
+        (Evidence::Missing, _) => "no longer in Entra ID".to_owned(),
+    };
+    let enabled = match d.kind {
+        Kind::User => w.state.user(&d.server_key).map(|u| u.enabled),
+        Kind::Group => w.state.group(&d.server_key).map(|g| g.enabled),
+    };
+    let Some(enabled) = enabled else {
+        return entry(
+            d.kind,
+            &d.id,
+            &d.name,
+            Outcome::Failed,
+            "no longer on the server",
+        );
+    };
+    let mut e = entry(
+        d.kind,
+        &d.id,
+        &d.name,
+        Outcome::Ignored,
+        format!("{why}; left as is"),
+    );
+    match action {
+        Action::Ignore | Action::Import => {}
+        Action::Disable if !enabled => {
+            e.outcome = Outcome::Unchanged;
+            e.detail = format!("{why}; already disabled");
+        }
+        Action::Disable => {
+            e.outcome = Outcome::Disabled;
+            e.detail = format!("{why}; disabled on the server (reversible)");
+            e.changes.push(change("enabled", true, false));
+            e.op = Some(match d.kind {
+                Kind::User => ServerOp::SetUserEnabled {
+                    login: d.server_key.clone(),
+                    enabled: false,
+                },
+                Kind::Group => ServerOp::SetGroupEnabled {
+                    name: d.server_key.clone(),
+                    enabled: false,
+                },
+            });
+        }
+        Action::Delete => {
+            e.outcome = Outcome::Deleted;
+            e.detail = format!("{why}; removed from the server");
+            e.op = Some(match d.kind {
+                Kind::User => ServerOp::RemoveUser {
+                    login: d.server_key.clone(),
+                },
+                Kind::Group => ServerOp::RemoveGroup {
+                    name: d.server_key.clone(),
+                },
+            });
+        }
+    }
+    e
+}
+
+fn change(field: &str, from: impl Into<Value>, to: impl Into<Value>) -> Change {
+    Change {
+        field: field.to_owned(),
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+fn opt(v: &Option<String>) -> Value {
+    v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+fn desired_user(tenant: &TenantId, u: &EntraUser) -> ServerUser {
+    ServerUser {
+        login: u.user_principal_name.clone(),
+        display_name: u.display_name.clone(),
+        email: u.mail.clone(),
+        department: u.department.clone(),
+        auth_type: AuthType::Entra,
+        entra_id: Some(u.id.clone()),
+        tenant_id: Some(tenant.clone()),
+        enabled: true,
+        entra: Some(EntraAttributes::from(u)),
+    }
+}
+
+/// Field-level differences between a linked server user and what Entra says it should be.
+fn user_changes(old: &ServerUser, new: &ServerUser) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if old.login != new.login {
+        changes.push(change("login", old.login.as_str(), new.login.as_str()));
+    }
+    for (field, a, b) in [
+        ("displayName", &old.display_name, &new.display_name),
+        ("email", &old.email, &new.email),
+        ("department", &old.department, &new.department),
+    ] {
+        if a != b {
+            changes.push(change(field, opt(a), opt(b)));
+        }
+    }
+    if old.auth_type != new.auth_type {
+        changes.push(change(
+            "authType",
+            serde_json::to_value(old.auth_type).unwrap_or_default(),
+            "entra",
+        ));
+    }
+    if old.enabled != new.enabled {
+        changes.push(change("enabled", old.enabled, new.enabled));
+    }
+    let none = None;
+    let (oa, na) = (old.entra.as_ref(), new.entra.as_ref());
+    let attr = |a: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> &Option<String>| {
+        a.map_or(&none, f).clone()
+    };
+    for (field, f) in [
+        (
+            "entra.givenName",
+            (|a: &EntraAttributes| &a.given_name) as fn(&EntraAttributes) -> &Option<String>,
+        ),
+        ("entra.surname", |a| &a.surname),
+        ("entra.jobTitle", |a| &a.job_title),
+    ] {
+        let (a, b) = (attr(oa, f), attr(na, f));
+        if a != b {
+            changes.push(change(field, opt(&a), opt(&b)));
+        }
+    }
+    let user_type =
+        |a: Option<&EntraAttributes>| a.map_or(Value::Null, |a| a.user_type.label().into());
+    if user_type(oa) != user_type(na) {
+        changes.push(change("entra.userType", user_type(oa), user_type(na)));
+    }
+    if changes.is_empty() && old != new {
+        // Something mirrored (the stored UPN, mail, ...) drifted without a visible field
+        // changing: still an update, shown as the whole attribute set.
+        changes.push(change(
+            "entra",
+            serde_json::to_value(&old.entra).unwrap_or_default(),
+            serde_json::to_value(&new.entra).unwrap_or_default(),
+        ));
+    }
+    changes
+}
+
+/// Why `holder` blocks an Entra user or group from taking its login or name.
+fn holder_reason(
+    what: &str,
+    key: &str,
+    holder_auth: Option<AuthType>,
+    holder_tenant: Option<&TenantId>,
+    holder_id: Option<&ObjectId>,
+    tenant: &TenantId,
+) -> String {
+    match (holder_auth, holder_tenant, holder_id) {
+        (_, Some(t), Some(_)) if t != tenant => format!(
+            "{what} {key:?} belongs to an object imported from another organization (tenant {t}); it is never touched"
+        ),
+        (_, Some(_), Some(id)) => format!("{what} {key:?} is linked to another Entra object ({id})"),
+        (Some(AuthType::Local), ..) => format!("a local user with login {key:?} exists and is not linked to Entra ID"),
+        (Some(AuthType::Windows), ..) => {
+            format!("an Active Directory (Windows) user with login {key:?} exists and is not linked to Entra ID")
+        }
+        _ => format!("{what} {key:?} exists on the server and is not linked to Entra ID"),
+    }
+}
+
+fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcome {
+    let mut e = entry(
+        Kind::User,
+        &u.id,
+        u.name(),
+        Outcome::Skipped,
+        "account disabled in Entra ID",
+    );
+    if !u.account_enabled {
+        return e;
+    }
+    let desired = desired_user(tenant, u);
+    match w.linked_user(&u.id) {
+        Some(old) => {
+            if fold_case(&old.login) != fold_case(&desired.login) {
+                if let Some(holder) = w.state.user(&desired.login) {
+                    e.outcome = Outcome::Conflict;
+                    e.detail = format!(
+                        "renamed in Entra ID to {:?}, but {}",
+                        desired.login,
+                        holder_reason(
+                            "login",
+                            &holder.login,
+                            Some(holder.auth_type),
+                            holder.tenant_id.as_ref(),
+                            holder.entra_id.as_ref(),
+                            tenant
+                        )
+                    );
+                    return e;
+                }
+            }
+            e.changes = user_changes(old, &desired);
+            if e.changes.is_empty() {
+                e.outcome = Outcome::Unchanged;
+                e.detail = format!("login {}; already up to date", old.login);
+            } else {
+                e.outcome = Outcome::Updated;
+                e.detail = match e.changes.iter().find(|c| c.field == "login") {
+                    Some(_) => format!("login renamed from {} to {}", old.login, desired.login),
+                    None => format!("login {}", desired.login),
+                };
+                let previous_login = (old.login != desired.login).then(|| old.login.clone());
+                e.op = Some(ServerOp::PutUser {
+                    previous_login,
+                    user: desired,
+                });
+            }
+        }
+        None => match w.state.user(&desired.login) {
+            Some(holder) => {
+                e.outcome = Outcome::Conflict;
+                e.detail = holder_reason(
+                    "login",
+                    &holder.login,
+                    Some(holder.auth_type),
+                    holder.tenant_id.as_ref(),
+                    holder.entra_id.as_ref(),
+                    tenant,
+                );
+            }
+            None => {
+                e.outcome = Outcome::Added;
+                e.detail = format!(
+                    "login {}, authentication type Microsoft Entra ID",
+                    desired.login
+                );
+                e.op = Some(ServerOp::PutUser {
+                    previous_login: None,
+                    user: desired,
+                });
+            }
+        },
+    }
+    e
+}
+
+fn decide_group(
+    tenant: &TenantId,
+    g: &EntraGroup,
+    snapshot: &TenantSnapshot,
+    w: &Working<'_>,
+) -> EntryOutcome {
+    let mut members: Vec<String> = g
+        .member_users
+        .iter()
+        .filter_map(|id| snapshot.user(id))
+        .filter_map(|u| w.member_login(u))
+        .collect();
+    members.sort_by_key(|m| fold_case(m));
+    members.dedup_by_key(|m| fold_case(m));
+    let desired = ServerGroup {
+        name: g.name().to_owned(),
+        description: g.description.clone(),
+        group_type: g.group_type().label().to_owned(),
+        entra_id: Some(g.id.clone()),
+        tenant_id: Some(tenant.clone()),
+        enabled: true,
+        members,
+    };
+    let count = desired.members.len();
+    let mut e = entry(
+        Kind::Group,
+        &g.id,
+        g.name(),
+        Outcome::Added,
+        format!("{}, {count} members", desired.group_type),
+    );
+    match w.linked_group(&g.id) {
+        Some(old) => {
+            if fold_case(&old.name) != fold_case(&desired.name) {
+                if let Some(holder) = w.state.group(&desired.name) {
+                    e.outcome = Outcome::Conflict;
+                    e.detail = format!(
+                        "renamed in Entra ID to {:?}, but {}",
+                        desired.name,
+                        holder_reason(
+                            "group name",
+                            &holder.name,
+                            None,
+                            holder.tenant_id.as_ref(),
+                            holder.entra_id.as_ref(),
+                            tenant
+                        )
+                    );
+                    return e;
+                }
+            }
+            if old.name != desired.name {
+                e.changes
+                    .push(change("name", old.name.as_str(), desired.name.as_str()));
+            }
+            if old.description != desired.description {
+                e.changes.push(change(
+                    "description",
+                    opt(&old.description),
+                    opt(&desired.description),
+                ));
+            }
+            if old.group_type != desired.group_type {
+                e.changes.push(change(
+                    "type",
+                    old.group_type.as_str(),
+                    desired.group_type.as_str(),
+                ));
+            }
+            if old.enabled != desired.enabled {
+                e.changes
+                    .push(change("enabled", old.enabled, desired.enabled));
+            }
+            if old.members != desired.members {
+                e.changes.push(change(
+                    "members",
+                    old.members.clone(),
+                    desired.members.clone(),
+                ));
+            }
+            if e.changes.is_empty() {
+                e.outcome = Outcome::Unchanged;
+                e.detail = format!(
+                    "{}, {count} members; already up to date",
+                    desired.group_type
+                );
+            } else {
+                e.outcome = Outcome::Updated;
+                let previous_name = (old.name != desired.name).then(|| old.name.clone());
+                e.op = Some(ServerOp::PutGroup {
+                    previous_name,
+                    group: desired,
+                });
+            }
+        }
+        None => match w.state.group(&desired.name) {
+            Some(holder) => {
+                e.outcome = Outcome::Conflict;
+                e.detail = holder_reason(
+                    "group name",
+                    &holder.name,
+                    None,
+                    holder.tenant_id.as_ref(),
+                    holder.entra_id.as_ref(),
+                    tenant,
+                );
+            }
+            None => {
+                e.op = Some(ServerOp::PutGroup {
+                    previous_name: None,
+                    group: desired,
+                })
+            }
+        },
+    }
+    e
+}

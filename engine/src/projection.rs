@@ -1,0 +1,280 @@
+//! Projections: pure folds over a run's events. They are disposable: replay rebuilds them from
+//! the log at any time, and the log stays the only source of truth.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::event::{
+    Action, EntryOutcome, Envelope, Event, Evidence, GroupSeen, Mode, ObjectDeleted, RunStarted,
+    RunStatus, Summary, UserSeen,
+};
+use crate::ids::{ObjectId, RunId, TenantId};
+use crate::model::{
+    Completeness, DeletedItem, DuplicateId, EntraGroup, EntraUser, Kind, ServerGroup, ServerState,
+    ServerStateError, ServerUser, TenantSnapshot,
+};
+
+/// The per-entry import report of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub run: Option<RunId>,
+    pub org: String,
+    pub mode: Option<Mode>,
+    pub entries: Vec<EntryOutcome>,
+    pub status: Option<RunStatus>,
+    pub reason: Option<String>,
+}
+
+impl Report {
+    pub fn apply(&mut self, env: &Envelope) {
+        match &env.event {
+            Event::RunStarted(s) => {
+                self.run = Some(env.run);
+                self.org = s.org.clone();
+                self.mode = Some(s.mode);
+            }
+            Event::Planned(e) | Event::Imported(e) => self.entries.push(e.clone()),
+            Event::RunFinished(f) => {
+                self.status = Some(f.status);
+                self.reason = f.reason.clone();
+            }
+            _ => {}
+        }
+    }
+
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Report {
+        let mut r = Report::default();
+        events.into_iter().for_each(|e| r.apply(e));
+        r
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary::of(&self.entries)
+    }
+}
+
+/// One row of `roster deleted RUN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedRow {
+    pub id: ObjectId,
+    pub name: String,
+    pub kind: Kind,
+    pub evidence: Evidence,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub action: Option<Action>,
+    #[serde(skip)]
+    pub server_key: String,
+}
+
+/// The deleted objects a run found on the server, with the action chosen for each.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeletedView {
+    pub rows: Vec<DeletedRow>,
+}
+
+impl DeletedView {
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ObjectDeleted(ObjectDeleted {
+                kind,
+                id,
+                name,
+                server_key,
+                evidence,
+                deleted_at,
+            }) => self.rows.push(DeletedRow {
+                id: id.clone(),
+                name: name.clone(),
+                kind: *kind,
+                evidence: *evidence,
+                deleted_at: *deleted_at,
+                action: None,
+                server_key: server_key.clone(),
+            }),
+            Event::ActionChosen(c) if c.action != Action::Import => {
+                if let Some(row) = self
+                    .rows
+                    .iter_mut()
+                    .find(|r| r.kind == c.kind && r.id == c.id)
+                {
+                    row.action = Some(c.action);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> DeletedView {
+        let mut v = DeletedView::default();
+        events.into_iter().for_each(|e| v.apply(&e.event));
+        v
+    }
+}
+
+/// A run's line in `roster runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub run: RunId,
+    pub org: String,
+    pub mode: Mode,
+    pub started_by: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `None` while a run is unfinished (interrupted, or still going).
+    pub status: Option<RunStatus>,
+    pub summary: Summary,
+    pub applied_from: Option<RunId>,
+}
+
+impl RunInfo {
+    /// Folds a run's events; `None` if they do not start with `RunStarted`.
+    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Option<RunInfo> {
+        let mut info: Option<RunInfo> = None;
+        for env in events {
+            match (&env.event, info.as_mut()) {
+                (Event::RunStarted(s), None) => {
+                    info = Some(RunInfo {
+                        run: env.run,
+                        org: s.org.clone(),
+                        mode: s.mode,
+                        started_by: s.started_by.clone(),
+                        started_at: env.time,
+                        finished_at: None,
+                        status: None,
+                        summary: Summary::default(),
+                        applied_from: s.applied_from,
+                    })
+                }
+                (Event::Planned(e) | Event::Imported(e), Some(i)) => i.summary.count(e.outcome),
+                (Event::RunFinished(f), Some(i)) => {
+                    i.finished_at = Some(env.time);
+                    i.status = Some(f.status);
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// What a run decided from, as its events recorded it: enough to run the planner again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInputs {
+    pub started: RunStarted,
+    pub snapshot: TenantSnapshot,
+    pub server: ServerState,
+    pub deleted: Vec<ObjectDeleted>,
+    pub choices: Vec<crate::event::ActionChosen>,
+}
+
+/// Why a run's events do not make a coherent input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputsError {
+    #[error("the run has no RunStarted event")]
+    NotStarted,
+    #[error("the recorded tenant snapshot is inconsistent: {0}")]
+    Snapshot(#[from] DuplicateId),
+    #[error("the recorded server state is inconsistent: {0}")]
+    Server(#[from] ServerStateError),
+}
+
+impl RunInputs {
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = &'a Envelope>,
+    ) -> Result<RunInputs, InputsError> {
+        let mut started: Option<RunStarted> = None;
+        let (mut users, mut groups) = (Vec::<EntraUser>::new(), Vec::<EntraGroup>::new());
+        let (mut deleted_users, mut deleted_groups) =
+            (Vec::<DeletedItem>::new(), Vec::<DeletedItem>::new());
+        let (mut server_users, mut server_groups) =
+            (Vec::<ServerUser>::new(), Vec::<ServerGroup>::new());
+        let mut deleted = Vec::new();
+        let mut choices = Vec::new();
+        for env in events {
+            match &env.event {
+                Event::RunStarted(s) => started = Some(s.clone()),
+                Event::UserSeen(UserSeen::Entra { user }) => users.push(user.clone()),
+                Event::UserSeen(UserSeen::DeletedItems { user }) => {
+                    deleted_users.push(user.clone())
+                }
+                Event::UserSeen(UserSeen::Server { user }) => server_users.push(user.clone()),
+                Event::GroupSeen(GroupSeen::Entra { group }) => groups.push(group.clone()),
+                Event::GroupSeen(GroupSeen::DeletedItems { group }) => {
+                    deleted_groups.push(group.clone())
+                }
+                Event::GroupSeen(GroupSeen::Server { group }) => server_groups.push(group.clone()),
+                Event::ObjectDeleted(d) => deleted.push(d.clone()),
+                Event::ActionChosen(c) => choices.push(c.clone()),
+                _ => {}
+            }
+        }
+        let started = started.ok_or(InputsError::NotStarted)?;
+        let completeness: Completeness = started.source.completeness;
+        let tenant: TenantId = started.tenant_id.clone();
+        let snapshot = TenantSnapshot::new(
+            tenant,
+            users,
+            groups,
+            deleted_users,
+            deleted_groups,
+            completeness,
+        )?;
+        let server = ServerState::from_parts(server_users, server_groups)?;
+        Ok(RunInputs {
+            started,
+            snapshot,
+            server,
+            deleted,
+            choices,
+        })
+    }
+}
+
+/// The events that record what a run read: Entra objects, recycle bin, and server objects.
+pub fn seen_events(snapshot: &TenantSnapshot, server: &ServerState) -> Vec<Event> {
+    let mut events = Vec::with_capacity(
+        snapshot.users.len()
+            + snapshot.groups.len()
+            + snapshot.deleted_users.len()
+            + snapshot.deleted_groups.len()
+            + server.users().len()
+            + server.groups().len(),
+    );
+    events.extend(
+        snapshot
+            .users
+            .iter()
+            .map(|u| Event::UserSeen(UserSeen::Entra { user: u.clone() })),
+    );
+    events.extend(
+        snapshot
+            .groups
+            .iter()
+            .map(|g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() })),
+    );
+    events.extend(
+        snapshot
+            .deleted_users
+            .iter()
+            .map(|u| Event::UserSeen(UserSeen::DeletedItems { user: u.clone() })),
+    );
+    events.extend(
+        snapshot
+            .deleted_groups
+            .iter()
+            .map(|g| Event::GroupSeen(GroupSeen::DeletedItems { group: g.clone() })),
+    );
+    events.extend(
+        server
+            .users()
+            .map(|u| Event::UserSeen(UserSeen::Server { user: u.clone() })),
+    );
+    events.extend(
+        server
+            .groups()
+            .map(|g| Event::GroupSeen(GroupSeen::Server { group: g.clone() })),
+    );
+    events
+}

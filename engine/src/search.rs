@@ -1,0 +1,240 @@
+//! The wizard's search page: rows computed from the enumerated snapshot (never from Graph's
+//! own `$search`, which only matches words of displayName/description), and the admin's
+//! selection resolved against them.
+
+use serde::Serialize;
+
+use crate::event::{Action, ActionChosen, Event, GroupSeen, SelectionSpec, UserSeen};
+use crate::ids::ObjectId;
+use crate::model::{EntraGroup, EntraUser, Kind, TenantSnapshot};
+
+/// One row of the search page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchRow {
+    #[serde(skip)]
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    /// `Member`/`Guest` for users; the group type for groups.
+    #[serde(rename = "type")]
+    pub row_type: String,
+    pub department: Option<String>,
+    pub description: Option<String>,
+    pub upn: Option<String>,
+    #[serde(skip)]
+    pub mail: Option<String>,
+}
+
+impl SearchRow {
+    pub fn for_user(u: &EntraUser) -> Self {
+        SearchRow {
+            kind: Kind::User,
+            id: u.id.clone(),
+            name: u.name().to_owned(),
+            row_type: u.user_type.label().to_owned(),
+            department: u.department.clone(),
+            description: None,
+            upn: Some(u.user_principal_name.clone()),
+            mail: u.mail.clone(),
+        }
+    }
+
+    pub fn for_group(g: &EntraGroup) -> Self {
+        SearchRow {
+            kind: Kind::Group,
+            id: g.id.clone(),
+            name: g.name().to_owned(),
+            row_type: g.group_type().label().to_owned(),
+            department: None,
+            description: g.description.clone(),
+            upn: None,
+            mail: g.mail.clone(),
+        }
+    }
+
+    /// Case-insensitive substring match over name, UPN, mail, department and description;
+    /// an empty term matches everything.
+    pub fn matches(&self, term: &str) -> bool {
+        let term = term.trim().to_lowercase();
+        if term.is_empty() {
+            return true;
+        }
+        [
+            Some(&self.name),
+            self.upn.as_ref(),
+            self.mail.as_ref(),
+            self.department.as_ref(),
+            self.description.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|field| field.to_lowercase().contains(&term))
+    }
+}
+
+/// Which rows a search shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TypeFilter {
+    Users,
+    Groups,
+    #[default]
+    All,
+}
+
+impl TypeFilter {
+    fn keeps(self, kind: Kind) -> bool {
+        match self {
+            TypeFilter::Users => kind == Kind::User,
+            TypeFilter::Groups => kind == Kind::Group,
+            TypeFilter::All => true,
+        }
+    }
+}
+
+/// The search view: a fold over the Entra objects a run saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchView {
+    rows: Vec<SearchRow>,
+    sorted: bool,
+}
+
+impl SearchView {
+    pub fn from_snapshot(snapshot: &TenantSnapshot) -> Self {
+        let mut view = SearchView::default();
+        view.rows
+            .extend(snapshot.users.iter().map(SearchRow::for_user));
+        view.rows
+            .extend(snapshot.groups.iter().map(SearchRow::for_group));
+        view.sort();
+        view
+    }
+
+    /// Folds one event in; events other than Entra `UserSeen`/`GroupSeen` are ignored.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::UserSeen(UserSeen::Entra { user }) => self.rows.push(SearchRow::for_user(user)),
+            Event::GroupSeen(GroupSeen::Entra { group }) => {
+                self.rows.push(SearchRow::for_group(group))
+            }
+            _ => return,
+        }
+        self.sorted = false;
+    }
+
+    fn sort(&mut self) {
+        self.rows.sort_by(|a, b| {
+            (a.name.to_lowercase(), a.kind, &a.id).cmp(&(b.name.to_lowercase(), b.kind, &b.id))
+        });
+        self.sorted = true;
+    }
+
+    /// Rows matching `term` of the given kinds, sorted by name.
+    pub fn search(&mut self, term: &str, filter: TypeFilter) -> Vec<&SearchRow> {
+        if !self.sorted {
+            self.sort();
+        }
+        self.rows
+            .iter()
+            .filter(|r| filter.keeps(r.kind) && r.matches(term))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Why a selection cannot be resolved. All are the admin's to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    #[error("--select {term:?} matches no user or group{scope}; run `roster search` to see the names, UPNs and ids")]
+    Unknown { term: String, scope: String },
+    #[error("--select {term:?} matches {} entries ({}); select by id or UPN instead", .matches.len(), .matches.join(", "))]
+    Ambiguous { term: String, matches: Vec<String> },
+    #[error("nothing is selected: use --select ID|UPN|NAME, --select-all, or --invert")]
+    NothingSelected,
+    #[error("the selection is empty{scope}; nothing to import")]
+    Empty { scope: String },
+}
+
+/// Resolves the admin's selection to the chosen entries, sorted like the search page.
+///
+/// Like the wizard: the search term narrows the rows, the admin ticks rows (by id, UPN or
+/// name) or uses *Select all*, and *Invert selection* flips the ticks among the shown rows.
+/// `allow_empty` lets a run with nothing selected proceed (it may still process deleted objects).
+pub fn resolve_selection(
+    view: &mut SearchView,
+    spec: &SelectionSpec,
+    allow_empty: bool,
+) -> Result<Vec<ActionChosen>, SelectionError> {
+    let term = spec.search.as_deref().unwrap_or("");
+    let scope = if term.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" among the results for {term:?}")
+    };
+    let rows = view.search(term, TypeFilter::All);
+    if spec.select.is_empty() && !spec.select_all && !spec.invert {
+        return Err(SelectionError::NothingSelected);
+    }
+    let mut ticked = vec![spec.select_all; rows.len()];
+    for wanted in &spec.select {
+        let w = wanted.trim();
+        let by_key: Vec<usize> = (0..rows.len())
+            .filter(|&i| {
+                rows[i].id.as_str().eq_ignore_ascii_case(w)
+                    || rows[i]
+                        .upn
+                        .as_deref()
+                        .is_some_and(|u| u.to_lowercase() == w.to_lowercase())
+            })
+            .collect();
+        let hits = if by_key.is_empty() {
+            (0..rows.len())
+                .filter(|&i| rows[i].name.to_lowercase() == w.to_lowercase())
+                .collect()
+        } else {
+            by_key
+        };
+        match hits.len() {
+            0 => {
+                return Err(SelectionError::Unknown {
+                    term: wanted.clone(),
+                    scope,
+                })
+            }
+            1 => ticked[hits[0]] = true,
+            _ => {
+                return Err(SelectionError::Ambiguous {
+                    term: wanted.clone(),
+                    matches: hits
+                        .iter()
+                        .map(|&i| format!("{} {}", rows[i].kind.as_str(), rows[i].id))
+                        .collect(),
+                })
+            }
+        }
+    }
+    if spec.invert {
+        ticked.iter_mut().for_each(|t| *t = !*t);
+    }
+    let chosen: Vec<ActionChosen> = rows
+        .iter()
+        .zip(ticked)
+        .filter(|(_, t)| *t)
+        .map(|(r, _)| ActionChosen {
+            kind: r.kind,
+            id: r.id.clone(),
+            name: r.name.clone(),
+            action: Action::Import,
+        })
+        .collect();
+    if chosen.is_empty() && !allow_empty {
+        return Err(SelectionError::Empty { scope });
+    }
+    Ok(chosen)
+}

@@ -1,0 +1,417 @@
+//! The event store: one append-only, hash-chained log, and beside it the embedded server's
+//! directory, in one sled database.
+//!
+//! Only this module knows keys and byte layouts. Everything lives in one sled tree so that a
+//! step's events, their run-index entries and the server records they change are written by
+//! one `apply_batch`, which sled applies atomically: after a crash either all of it is there or
+//! none of it. Nothing is durable until [`EventStore::flush`] returns.
+//!
+//! Keys in the `log` tree:
+//! - `e` + seq (u64 BE)            → hash (32 bytes) + JSON record (see `event::encode_record`)
+//! - `r` + run (16 bytes) + seq    → empty; the run index
+//! - `u` + case-folded login       → JSON `ServerUser`
+//! - `g` + case-folded group name  → JSON `ServerGroup`
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::{decode_record, encode_record, DecodeError, Envelope, Event, Hash};
+use crate::ids::{fold_case, RunId, Seq};
+use crate::model::{KeyWrite, ServerGroup, ServerState, ServerStateError, ServerUser};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("event {seq}: {source}")]
+    Decode { seq: Seq, source: DecodeError },
+    #[error("store is damaged at {at}: {reason}; run `roster verify` for details")]
+    Corrupt { at: String, reason: String },
+    #[error("server directory in the store is inconsistent: {0}")]
+    Server(#[from] ServerStateError),
+}
+
+/// The last event of the log; `Seq(0)` and the genesis hash for an empty log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Head {
+    pub seq: Seq,
+    pub hash: Hash,
+}
+
+/// An event exactly as stored: what `verify` recomputes the chain over.
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    /// The sequence number in the key (the record repeats it; verify compares both).
+    pub seq: Seq,
+    pub hash: Hash,
+    pub record: Vec<u8>,
+}
+
+impl RawEvent {
+    pub fn decode(&self) -> Result<Envelope, StoreError> {
+        decode_record(&self.record, self.hash).map_err(|source| StoreError::Decode {
+            seq: self.seq,
+            source,
+        })
+    }
+}
+
+/// The log operations the rest of roster needs; sled is the one implementation.
+pub trait EventStore {
+    /// Appends `events` for `run` and applies `writes` to the embedded server, atomically:
+    /// all of it or none of it. Not durable until [`EventStore::flush`].
+    fn commit(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> Result<Head, StoreError>;
+
+    fn append(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<Head, StoreError> {
+        self.commit(run, time, events, &[])
+    }
+
+    /// Makes everything committed so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    fn head(&self) -> Head;
+
+    /// The run's events in order, decoded and upcast.
+    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Every run, oldest first.
+    fn runs(&self) -> Result<Vec<RunId>, StoreError>;
+
+    /// Stored events from `from` on, undecoded.
+    fn raw_events(&self, from: Seq) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_>;
+
+    /// Every (run, seq) pair of the run index.
+    fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_>;
+}
+
+const EVENT: u8 = b'e';
+const RUN: u8 = b'r';
+const USER: u8 = b'u';
+const GROUP: u8 = b'g';
+
+fn event_key(seq: Seq) -> [u8; 9] {
+    let mut k = [EVENT; 9];
+    k[1..].copy_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+fn run_key(run: RunId, seq: Seq) -> [u8; 25] {
+    let mut k = [RUN; 25];
+    k[1..17].copy_from_slice(run.as_bytes());
+    k[17..].copy_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+fn user_key(login: &str) -> Vec<u8> {
+    prefixed(USER, &fold_case(login))
+}
+
+fn group_key(name: &str) -> Vec<u8> {
+    prefixed(GROUP, &fold_case(name))
+}
+
+fn prefixed(prefix: u8, s: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + s.len());
+    k.push(prefix);
+    k.extend_from_slice(s.as_bytes());
+    k
+}
+
+fn corrupt(at: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        at: at.into(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_event_value(seq: Seq, value: &[u8]) -> Result<RawEvent, StoreError> {
+    if value.len() < 32 {
+        return Err(corrupt(
+            format!("event {seq}"),
+            "stored value is shorter than its hash",
+        ));
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&value[..32]);
+    Ok(RawEvent {
+        seq,
+        hash: Hash(hash),
+        record: value[32..].to_vec(),
+    })
+}
+
+fn seq_of_event_key(key: &[u8]) -> Result<Seq, StoreError> {
+    let bytes: [u8; 8] = key
+        .get(1..9)
+        .filter(|_| key.len() == 9)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("event index", format!("malformed key {key:02x?}")))?;
+    Ok(Seq(u64::from_be_bytes(bytes)))
+}
+
+/// The sled-backed store. One process at a time; within it, appends are serialized.
+pub struct SledStore {
+    db: sled::Db,
+    log: sled::Tree,
+    orgs: sled::Tree,
+    head: Mutex<Head>,
+}
+
+impl SledStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Self::from_db(db)
+    }
+
+    /// A store that lives in memory only; for tests and benchmarks.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        Self::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
+        let log = db.open_tree("log")?;
+        let orgs = db.open_tree("orgs")?;
+        let head = match log.scan_prefix([EVENT]).next_back() {
+            None => Head::default(),
+            Some(kv) => {
+                let (k, v) = kv?;
+                let raw = parse_event_value(seq_of_event_key(&k)?, &v)?;
+                Head {
+                    seq: raw.seq,
+                    hash: raw.hash,
+                }
+            }
+        };
+        Ok(SledStore {
+            db,
+            log,
+            orgs,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// The embedded server's directory as stored.
+    pub fn server_state(&self) -> Result<ServerState, StoreError> {
+        let mut users = Vec::new();
+        for kv in self.log.scan_prefix([USER]) {
+            let (k, v) = kv?;
+            let user: ServerUser = serde_json::from_slice(&v).map_err(|e| {
+                corrupt(
+                    format!("server user {}", String::from_utf8_lossy(&k[1..])),
+                    e.to_string(),
+                )
+            })?;
+            users.push(user);
+        }
+        let mut groups = Vec::new();
+        for kv in self.log.scan_prefix([GROUP]) {
+            let (k, v) = kv?;
+            let group: ServerGroup = serde_json::from_slice(&v).map_err(|e| {
+                corrupt(
+                    format!("server group {}", String::from_utf8_lossy(&k[1..])),
+                    e.to_string(),
+                )
+            })?;
+            groups.push(group);
+        }
+        Ok(ServerState::from_parts(users, groups)?)
+    }
+
+    /// Replaces the embedded server's directory in one atomic batch, with `events` recording it.
+    pub fn replace_server_state(
+        &self,
+        state: &ServerState,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+    ) -> Result<Head, StoreError> {
+        let mut writes = Vec::new();
+        for kv in self.log.scan_prefix([USER]) {
+            let (_, v) = kv?;
+            let u: ServerUser =
+                serde_json::from_slice(&v).map_err(|e| corrupt("server user", e.to_string()))?;
+            writes.push(KeyWrite::DeleteUser { login: u.login });
+        }
+        for kv in self.log.scan_prefix([GROUP]) {
+            let (_, v) = kv?;
+            let g: ServerGroup =
+                serde_json::from_slice(&v).map_err(|e| corrupt("server group", e.to_string()))?;
+            writes.push(KeyWrite::DeleteGroup { name: g.name });
+        }
+        writes.extend(state.users().cloned().map(KeyWrite::PutUser));
+        writes.extend(state.groups().cloned().map(KeyWrite::PutGroup));
+        self.commit(run, time, events, &writes)
+    }
+
+    pub fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError> {
+        self.orgs.insert(name.as_bytes(), config)?;
+        Ok(())
+    }
+
+    pub fn org(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.orgs.get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn orgs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.orgs
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    pub fn remove_org(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.orgs.remove(name.as_bytes())?.is_some())
+    }
+
+    /// Direct access for tests that play the attacker editing the database behind roster's back.
+    #[doc(hidden)]
+    pub fn raw_tree(&self) -> &sled::Tree {
+        &self.log
+    }
+}
+
+impl EventStore for SledStore {
+    fn commit(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> Result<Head, StoreError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = *head;
+        let mut batch = sled::Batch::default();
+        for event in events {
+            next.seq = next.seq.next();
+            let record = encode_record(next.seq, run, &time, event);
+            next.hash = Hash::chain(&next.hash, &record);
+            let mut value = Vec::with_capacity(32 + record.len());
+            value.extend_from_slice(&next.hash.0);
+            value.extend_from_slice(&record);
+            batch.insert(&event_key(next.seq)[..], value);
+            batch.insert(&run_key(run, next.seq)[..], &[][..]);
+        }
+        for w in writes {
+            match w {
+                KeyWrite::PutUser(u) => batch.insert(
+                    user_key(&u.login),
+                    serde_json::to_vec(u).expect("server users serialize"),
+                ),
+                KeyWrite::DeleteUser { login } => batch.remove(user_key(login)),
+                KeyWrite::PutGroup(g) => batch.insert(
+                    group_key(&g.name),
+                    serde_json::to_vec(g).expect("server groups serialize"),
+                ),
+                KeyWrite::DeleteGroup { name } => batch.remove(group_key(name)),
+            }
+        }
+        self.log.apply_batch(batch)?;
+        *head = next;
+        Ok(next)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn head(&self) -> Head {
+        *self.head.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
+        let mut prefix = [RUN; 17];
+        prefix[1..].copy_from_slice(run.as_bytes());
+        let mut out = Vec::new();
+        for kv in self.log.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            let seq =
+                Seq(u64::from_be_bytes(k[17..].try_into().map_err(|_| {
+                    corrupt(format!("run {run}"), "malformed index key")
+                })?));
+            let value = self.log.get(event_key(seq))?.ok_or_else(|| {
+                corrupt(
+                    format!("event {seq}"),
+                    format!("indexed for run {run} but missing"),
+                )
+            })?;
+            let env = parse_event_value(seq, &value)?.decode()?;
+            if env.run != run || env.seq != seq {
+                return Err(corrupt(
+                    format!("event {seq}"),
+                    format!(
+                        "indexed for run {run} but records run {} seq {}",
+                        env.run, env.seq
+                    ),
+                ));
+            }
+            out.push(env);
+        }
+        Ok(out)
+    }
+
+    fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut runs = Vec::new();
+        let mut from = vec![RUN];
+        loop {
+            let Some(kv) = self.log.range(from.clone()..).next() else {
+                break;
+            };
+            let (k, _) = kv?;
+            if k.first() != Some(&RUN) {
+                break;
+            }
+            let bytes: [u8; 16] = k
+                .get(1..17)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("run index", "malformed key"))?;
+            runs.push(RunId(uuid::Uuid::from_bytes(bytes)));
+            // Jump past every key of this run.
+            from = run_key(RunId(uuid::Uuid::from_bytes(bytes)), Seq(u64::MAX)).to_vec();
+            from.push(0);
+        }
+        Ok(runs)
+    }
+
+    fn raw_events(&self, from: Seq) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_> {
+        let start = event_key(from);
+        let end = event_key(Seq(u64::MAX));
+        Box::new(self.log.range(start..=end).map(|kv| {
+            let (k, v) = kv?;
+            parse_event_value(seq_of_event_key(&k)?, &v)
+        }))
+    }
+
+    fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_> {
+        Box::new(self.log.scan_prefix([RUN]).map(|kv| {
+            let (k, _) = kv?;
+            if k.len() != 25 {
+                return Err(corrupt("run index", format!("malformed key {k:02x?}")));
+            }
+            let run = RunId(uuid::Uuid::from_bytes(
+                k[1..17].try_into().expect("length checked"),
+            ));
+            let seq = Seq(u64::from_be_bytes(
+                k[17..25].try_into().expect("length checked"),
+            ));
+            Ok((run, seq))
+        }))
+    }
+}
