@@ -631,13 +631,16 @@ fn decide_group(
         enabled: true,
         members,
     };
-    let count = desired.members.len();
+    let count = match desired.members.len() {
+        1 => "1 member".to_owned(),
+        n => format!("{n} members"),
+    };
     let mut e = entry(
         Kind::Group,
         &g.id,
         g.name(),
         Outcome::Added,
-        format!("{}, {count} members", desired.group_type),
+        format!("{}, {count}", desired.group_type),
     );
     match w.linked_group(&g.id) {
         Some(old) => {
@@ -691,7 +694,7 @@ fn decide_group(
             if e.changes.is_empty() {
                 e.outcome = Outcome::Unchanged;
                 e.detail = format!(
-                    "{}, {count} members; already up to date",
+                    "{}, {count}; already up to date",
                     desired.group_type
                 );
             } else {

@@ -87,6 +87,12 @@ pub trait EventStore {
     /// The run's events in order, decoded and upcast.
     fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError>;
 
+    /// The sequence numbers of a run's events, in order.
+    fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError>;
+
+    /// One event, decoded and upcast.
+    fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError>;
+
     /// Every run, oldest first.
     fn runs(&self) -> Result<Vec<RunId>, StoreError>;
 
@@ -231,30 +237,22 @@ impl SledStore {
         Ok(ServerState::from_parts(users, groups)?)
     }
 
-    /// Replaces the embedded server's directory in one atomic batch, with `events` recording it.
-    pub fn replace_server_state(
-        &self,
-        state: &ServerState,
-        run: RunId,
-        time: DateTime<Utc>,
-        events: &[Event],
-    ) -> Result<Head, StoreError> {
-        let mut writes = Vec::new();
-        for kv in self.log.scan_prefix([USER]) {
-            let (_, v) = kv?;
-            let u: ServerUser =
-                serde_json::from_slice(&v).map_err(|e| corrupt("server user", e.to_string()))?;
-            writes.push(KeyWrite::DeleteUser { login: u.login });
+    /// Replaces the embedded server's directory in one atomic batch.
+    pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.log.scan_prefix([USER]).chain(self.log.scan_prefix([GROUP])) {
+            let (k, _) = kv?;
+            batch.remove(k);
         }
-        for kv in self.log.scan_prefix([GROUP]) {
-            let (_, v) = kv?;
-            let g: ServerGroup =
-                serde_json::from_slice(&v).map_err(|e| corrupt("server group", e.to_string()))?;
-            writes.push(KeyWrite::DeleteGroup { name: g.name });
-        }
-        writes.extend(state.users().cloned().map(KeyWrite::PutUser));
-        writes.extend(state.groups().cloned().map(KeyWrite::PutGroup));
-        self.commit(run, time, events, &writes)
+        let writes: Vec<KeyWrite> = state
+            .users()
+            .cloned()
+            .map(KeyWrite::PutUser)
+            .chain(state.groups().cloned().map(KeyWrite::PutGroup))
+            .collect();
+        add_writes(&mut batch, &writes);
+        self.log.apply_batch(batch)?;
+        Ok(())
     }
 
     pub fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError> {
@@ -287,6 +285,21 @@ impl SledStore {
     }
 }
 
+fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
+    for w in writes {
+        match w {
+            KeyWrite::PutUser(u) => {
+                batch.insert(user_key(&u.login), serde_json::to_vec(u).expect("server users serialize"))
+            }
+            KeyWrite::DeleteUser { login } => batch.remove(user_key(login)),
+            KeyWrite::PutGroup(g) => {
+                batch.insert(group_key(&g.name), serde_json::to_vec(g).expect("server groups serialize"))
+            }
+            KeyWrite::DeleteGroup { name } => batch.remove(group_key(name)),
+        }
+    }
+}
+
 impl EventStore for SledStore {
     fn commit(
         &self,
@@ -308,20 +321,7 @@ impl EventStore for SledStore {
             batch.insert(&event_key(next.seq)[..], value);
             batch.insert(&run_key(run, next.seq)[..], &[][..]);
         }
-        for w in writes {
-            match w {
-                KeyWrite::PutUser(u) => batch.insert(
-                    user_key(&u.login),
-                    serde_json::to_vec(u).expect("server users serialize"),
-                ),
-                KeyWrite::DeleteUser { login } => batch.remove(user_key(login)),
-                KeyWrite::PutGroup(g) => batch.insert(
-                    group_key(&g.name),
-                    serde_json::to_vec(g).expect("server groups serialize"),
-                ),
-                KeyWrite::DeleteGroup { name } => batch.remove(group_key(name)),
-            }
-        }
+        add_writes(&mut batch, writes);
         self.log.apply_batch(batch)?;
         *head = next;
         Ok(next)
@@ -336,30 +336,40 @@ impl EventStore for SledStore {
         *self.head.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
+    fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError> {
         let mut prefix = [RUN; 17];
         prefix[1..].copy_from_slice(run.as_bytes());
+        self.log
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, _) = kv?;
+                let bytes: [u8; 8] = k
+                    .get(17..25)
+                    .filter(|_| k.len() == 25)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| corrupt(format!("run {run}"), "malformed index key"))?;
+                Ok(Seq(u64::from_be_bytes(bytes)))
+            })
+            .collect()
+    }
+
+    fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {
+        match self.log.get(event_key(seq))? {
+            None => Ok(None),
+            Some(value) => Ok(Some(parse_event_value(seq, &value)?.decode()?)),
+        }
+    }
+
+    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.log.scan_prefix(prefix) {
-            let (k, _) = kv?;
-            let seq =
-                Seq(u64::from_be_bytes(k[17..].try_into().map_err(|_| {
-                    corrupt(format!("run {run}"), "malformed index key")
-                })?));
-            let value = self.log.get(event_key(seq))?.ok_or_else(|| {
-                corrupt(
-                    format!("event {seq}"),
-                    format!("indexed for run {run} but missing"),
-                )
-            })?;
-            let env = parse_event_value(seq, &value)?.decode()?;
+        for seq in self.run_seqs(run)? {
+            let env = self
+                .read_event(seq)?
+                .ok_or_else(|| corrupt(format!("event {seq}"), format!("indexed for run {run} but missing")))?;
             if env.run != run || env.seq != seq {
                 return Err(corrupt(
                     format!("event {seq}"),
-                    format!(
-                        "indexed for run {run} but records run {} seq {}",
-                        env.run, env.seq
-                    ),
+                    format!("indexed for run {run} but records run {} seq {}", env.run, env.seq),
                 ));
             }
             out.push(env);

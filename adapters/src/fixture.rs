@@ -1,0 +1,192 @@
+//! Tenant fixtures: a tenant as Graph returns it, in one JSON file, so that a recording is a
+//! fixture. Groups list their *direct* members, as `/groups/{id}/members` returns them;
+//! nesting is resolved here into each group's transitive member users.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use engine::model::{Completeness, TenantSnapshot};
+use engine::{ObjectId, TenantId};
+
+use crate::error::{Error, Result};
+use crate::wire::{GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType};
+
+/// The tenant fixture file (`TENANT.json`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantFile {
+    pub tenant_id: TenantId,
+    #[serde(default)]
+    pub users: Vec<GraphUser>,
+    #[serde(default)]
+    pub groups: Vec<GraphGroup>,
+    #[serde(default)]
+    pub deleted_users: Vec<GraphDeletedItem>,
+    #[serde(default)]
+    pub deleted_groups: Vec<GraphDeletedItem>,
+}
+
+/// A tenant read from a fixture (or from Graph), with the oddities met on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub snapshot: TenantSnapshot,
+    pub problems: Vec<String>,
+}
+
+/// Largest fixture accepted: far above any real tenant's size, far below what would exhaust memory.
+pub const MAX_FIXTURE_BYTES: u64 = 4 << 30;
+
+/// Reads and checks a tenant fixture; every error names the file and the field.
+pub fn read_tenant(path: &Path) -> Result<Loaded> {
+    let bytes = read_input(path, "tenant fixture")?;
+    parse_tenant(&bytes, &path.display().to_string())
+}
+
+/// Reads an input file, with an error that says which file and what to do.
+pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::bad_input(format!("{}: cannot read {what}: {}", path.display(), io_reason(&e)))
+    })?;
+    if meta.is_dir() {
+        return Err(Error::bad_input(format!("{}: is a directory, expected a {what} JSON file", path.display())));
+    }
+    if meta.len() > MAX_FIXTURE_BYTES {
+        return Err(Error::bad_input(format!(
+            "{}: {what} is {} bytes, more than the {} bytes roster accepts",
+            path.display(),
+            meta.len(),
+            MAX_FIXTURE_BYTES
+        )));
+    }
+    std::fs::read(path).map_err(|e| {
+        Error::bad_input(format!("{}: cannot read {what}: {}", path.display(), io_reason(&e)))
+    })
+}
+
+/// An I/O error in words, without the "(os error N)" noise.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_owned(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// Deserializes JSON, naming the path of the first bad field in the error.
+pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], origin: &str, what: &str) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." || path.is_empty() { String::new() } else { format!("{path}: ") };
+        let hint = if inner.is_syntax() || inner.is_eof() { format!(" (not valid JSON; expected a {what})") } else { String::new() };
+        Error::bad_input(format!("{origin}: {at}{inner}{hint}"))
+    })
+}
+
+/// Parses a tenant fixture from bytes; `origin` names it in errors.
+pub fn parse_tenant(bytes: &[u8], origin: &str) -> Result<Loaded> {
+    let file: TenantFile = from_json(bytes, origin, "tenant fixture (Graph JSON)")?;
+    tenant_from_file(file, origin)
+}
+
+/// Converts a parsed fixture into a snapshot, resolving group nesting.
+pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
+    let mut problems = Vec::new();
+    let mut users = Vec::with_capacity(file.users.len());
+    for (i, u) in file.users.into_iter().enumerate() {
+        let id = u.id.clone();
+        users.push(u.into_entra().map_err(|e| Error::bad_input(format!("{origin}: users[{i}] (id {id}): {e}")))?);
+    }
+    let user_ids: HashSet<&ObjectId> = users.iter().map(|u| &u.id).collect();
+    let group_ids: HashSet<&ObjectId> = file.groups.iter().map(|g| &g.id).collect();
+    let direct: Vec<&[GraphMember]> = file.groups.iter().map(|g| g.members.as_deref().unwrap_or(&[])).collect();
+    let transitive = resolve_nesting(&file.groups, &direct, &user_ids, &group_ids, &mut problems);
+    let groups = file
+        .groups
+        .into_iter()
+        .zip(transitive)
+        .map(|(g, members)| g.into_entra(members))
+        .collect();
+    let snapshot = TenantSnapshot::new(
+        file.tenant_id,
+        users,
+        groups,
+        file.deleted_users.into_iter().map(Into::into).collect(),
+        file.deleted_groups.into_iter().map(Into::into).collect(),
+        Completeness::COMPLETE,
+    )
+    .map_err(|e| Error::bad_input(format!("{origin}: {e}; ids must be unique")))?;
+    Ok(Loaded { snapshot, problems })
+}
+
+/// Each group's transitive member users, from direct members. Cycles (which Entra does not
+/// allow, but a hand-made fixture might hold) are cut; unknown members are reported and skipped.
+fn resolve_nesting(
+    groups: &[GraphGroup],
+    direct: &[&[GraphMember]],
+    users: &HashSet<&ObjectId>,
+    group_ids: &HashSet<&ObjectId>,
+    problems: &mut Vec<String>,
+) -> Vec<Vec<ObjectId>> {
+    let index: HashMap<&ObjectId, usize> = groups.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
+    // Classify every direct member once.
+    let mut member_users: Vec<Vec<ObjectId>> = vec![Vec::new(); groups.len()];
+    let mut member_groups: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    for (gi, members) in direct.iter().enumerate() {
+        for m in members.iter() {
+            let is_user = users.contains(&m.id);
+            let is_group = group_ids.contains(&m.id);
+            match (m.member_type(), is_user, is_group) {
+                (MemberType::User | MemberType::Unknown, true, _) => member_users[gi].push(m.id.clone()),
+                (MemberType::Group | MemberType::Unknown, _, true) => member_groups[gi].push(index[&m.id]),
+                (MemberType::Other, ..) => {}
+                _ => problems.push(format!(
+                    "group {} ({}): member {} is not a user or group of the tenant; ignored",
+                    groups[gi].display_name.as_deref().unwrap_or("?"),
+                    groups[gi].id,
+                    m.id
+                )),
+            }
+        }
+    }
+    (0..groups.len())
+        .map(|start| {
+            let mut seen = vec![false; groups.len()];
+            let mut stack = vec![start];
+            seen[start] = true;
+            let mut out = Vec::new();
+            while let Some(g) = stack.pop() {
+                out.extend(member_users[g].iter().cloned());
+                for &n in &member_groups[g] {
+                    if !seen[n] {
+                        seen[n] = true;
+                        stack.push(n);
+                    }
+                }
+            }
+            out.sort();
+            out.dedup();
+            out
+        })
+        .collect()
+}
+
+/// The fixture form of a snapshot (what `roster record` writes): transitive members as direct.
+pub fn to_tenant_file(snapshot: &TenantSnapshot) -> TenantFile {
+    TenantFile {
+        tenant_id: snapshot.tenant_id.clone(),
+        users: snapshot.users.iter().map(GraphUser::from_entra).collect(),
+        groups: snapshot.groups.iter().map(GraphGroup::from_entra).collect(),
+        deleted_users: snapshot.deleted_users.iter().map(Into::into).collect(),
+        deleted_groups: snapshot.deleted_groups.iter().map(Into::into).collect(),
+    }
+}

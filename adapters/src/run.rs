@@ -1,0 +1,213 @@
+//! One run of the import wizard, from reading the tenant to the report: the I/O shell around
+//! the engine's pure planner.
+//!
+//! Steps, each appended to the log atomically:
+//! 1. *observe*: `RunStarted`, every object seen (Entra, recycle bin, server), `ObjectDeleted`;
+//! 2. *choose*: one `ActionChosen` per selected entry and per deleted object;
+//! 3. *decide*: `Planned` per entry (dry run), or `Imported` per entry committed with its server
+//!    change (import);
+//! 4. *finish*: `RunFinished` (completed, refused or aborted), then a flush. Only then is the
+//!    outcome reported.
+//!
+//! Every check of the admin's input happens before step 1: bad input writes nothing.
+
+use engine::event::{
+    ActionChosen, EntryOutcome, Event, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
+    RunStatus, SelectionSpec, SourceInfo, Summary,
+};
+use engine::model::Completeness;
+use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput, Refusal};
+use engine::projection::seen_events;
+use engine::search::{resolve_selection, SearchView};
+use engine::{EventStore, RunId, SledStore, ENGINE_VERSION};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::org::OrgConfig;
+use crate::source::TenantSource;
+use crate::target::Target;
+
+/// What the admin asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    pub mode: Mode,
+    pub selection: SelectionSpec,
+    pub options: RunOptions,
+    /// The operating-system user running roster.
+    pub started_by: String,
+    pub applied_from: Option<RunId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed,
+    Refused(Refusal),
+    Aborted(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    pub run: RunId,
+    pub mode: Mode,
+    pub entries: Vec<EntryOutcome>,
+    pub deleted: Vec<ObjectDeleted>,
+    pub end: RunEnd,
+    /// Non-fatal oddities met while reading the tenant.
+    pub problems: Vec<String>,
+}
+
+impl RunResult {
+    pub fn summary(&self) -> Summary {
+        Summary::of(&self.entries)
+    }
+}
+
+/// Runs the wizard once: plan (dry run) or plan and apply (import).
+pub fn execute(
+    store: &SledStore,
+    org: &OrgConfig,
+    source: &dyn TenantSource,
+    target: &mut dyn Target,
+    req: &RunRequest,
+    clock: &dyn Clock,
+) -> Result<RunResult> {
+    if !req.options.check_deleted && !req.options.actions.is_empty() {
+        return Err(Error::bad_input("--action needs --check-deleted: deleted objects are only looked for with it"));
+    }
+    let started = |source_info: SourceInfo| RunStarted {
+        org: org.name.clone(),
+        tenant_id: org.tenant_id.clone(),
+        mode: req.mode,
+        started_by: req.started_by.clone(),
+        engine_version: ENGINE_VERSION.to_owned(),
+        source: source_info,
+        target: target.info(),
+        selection: req.selection.clone(),
+        options: req.options.clone(),
+        applied_from: req.applied_from,
+    };
+
+    let loaded = match source.read() {
+        Ok(loaded) => loaded,
+        Err(Error::Source(reason)) => {
+            // Graph failed: record the attempt as aborted, change nothing.
+            let at = clock.now();
+            let run = clock.new_run_id(at);
+            let info = SourceInfo {
+                kind: source.kind(),
+                location: source.location(),
+                fingerprint: String::new(),
+                completeness: Completeness { users: false, groups: false, deleted_items: false },
+                problems: Vec::new(),
+            };
+            let events = [
+                Event::RunStarted(started(info)),
+                Event::RunFinished(RunFinished {
+                    status: RunStatus::Aborted,
+                    summary: Summary::default(),
+                    reason: Some(reason.clone()),
+                }),
+            ];
+            store.append(run, at, &events)?;
+            store.flush()?;
+            return Err(Error::Source(format!("run {run} aborted: {reason}")));
+        }
+        Err(e) => return Err(e),
+    };
+    let snapshot = loaded.snapshot;
+    if snapshot.tenant_id != org.tenant_id {
+        return Err(Error::bad_input(format!(
+            "{}: tenantId {} is not org {}'s tenant {}",
+            source.location(),
+            snapshot.tenant_id,
+            org.name,
+            org.tenant_id
+        )));
+    }
+    let server = target.load()?;
+
+    let mut view = SearchView::from_snapshot(&snapshot);
+    let selected = resolve_selection(&mut view, &req.selection, req.options.check_deleted)
+        .map_err(|e| Error::bad_input(e.to_string()))?;
+    let deleted = if req.options.check_deleted {
+        find_deleted(&org.tenant_id, &snapshot, &server)
+    } else {
+        Vec::new()
+    };
+    let deleted_choices = choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
+        .map_err(|e| Error::bad_input(e.to_string()))?;
+    let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
+    let decided = plan(PlanInput {
+        tenant: &org.tenant_id,
+        snapshot: &snapshot,
+        server: &server,
+        choices: &choices,
+        options: &req.options,
+    });
+    debug_assert_eq!(decided.deleted, deleted);
+
+    // 1. observe
+    let at = clock.now();
+    let run = clock.new_run_id(at);
+    let info = SourceInfo {
+        kind: source.kind(),
+        location: source.location(),
+        fingerprint: snapshot.fingerprint(),
+        completeness: snapshot.completeness,
+        problems: loaded.problems.clone(),
+    };
+    let mut observed = vec![Event::RunStarted(started(info))];
+    observed.extend(seen_events(&snapshot, &server));
+    observed.extend(deleted.iter().cloned().map(Event::ObjectDeleted));
+    store.append(run, at, &observed)?;
+    drop(observed);
+
+    // 2. choose
+    let chosen: Vec<Event> = choices.into_iter().map(Event::ActionChosen).collect();
+    store.append(run, clock.now(), &chosen)?;
+
+    let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
+        store.append(run, clock.now(), &[Event::RunFinished(RunFinished { status, summary, reason })])?;
+        store.flush()?;
+        Ok(())
+    };
+    let result = |entries: Vec<EntryOutcome>, end: RunEnd| RunResult {
+        run,
+        mode: req.mode,
+        entries,
+        deleted: deleted.clone(),
+        end,
+        problems: loaded.problems.clone(),
+    };
+
+    if let Some(refusal) = decided.refusal {
+        finish(RunStatus::Refused, Summary::default(), Some(refusal.to_string()))?;
+        return Ok(result(Vec::new(), RunEnd::Refused(refusal)));
+    }
+
+    // 3. decide
+    match req.mode {
+        Mode::DryRun => {
+            let planned: Vec<Event> = decided.entries.iter().cloned().map(Event::Planned).collect();
+            store.append(run, clock.now(), &planned)?;
+            finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
+            Ok(result(decided.entries, RunEnd::Completed))
+        }
+        Mode::Apply => {
+            let mut state = server;
+            let applied = target.apply(store, run, clock, &mut state, decided.entries)?;
+            let summary = Summary::of(&applied.entries);
+            // 4. finish
+            match applied.failure {
+                None => {
+                    finish(RunStatus::Completed, summary, None)?;
+                    Ok(result(applied.entries, RunEnd::Completed))
+                }
+                Some(why) => {
+                    finish(RunStatus::Aborted, summary, Some(why.clone()))?;
+                    Ok(result(applied.entries, RunEnd::Aborted(why)))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Server targets: the embedded server kept in the store, and a JSON server state file.
+//!
+//! A target applies a plan's server operations and records each entry's `Imported` event so
+//! that the log and the server can never disagree:
+//! - embedded: each batch of entries and the records they change go into one atomic sled batch;
+//! - file: the whole new state is written atomically (temp file, fsync, rename, fsync of the
+//!   directory) *before* the `Imported` events are appended; if the write fails, the entries
+//!   are recorded as failed and nothing on the server changed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use engine::event::{EntryOutcome, Event, Outcome, TargetInfo};
+use engine::model::ServerState;
+use engine::{EventStore, RunId, SledStore};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::fixture::{from_json, io_reason, read_input};
+
+/// Entries committed per atomic batch by the embedded target.
+const BATCH: usize = 1024;
+
+/// What applying a plan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The entries as recorded in `Imported` events.
+    pub entries: Vec<EntryOutcome>,
+    /// Set when the target failed: the run must end as aborted.
+    pub failure: Option<String>,
+}
+
+pub trait Target {
+    fn info(&self) -> TargetInfo;
+
+    /// The server's current directory.
+    fn load(&self) -> Result<ServerState>;
+
+    /// Applies the entries' operations to the server, starting from `state` (as loaded), and
+    /// records one `Imported` event per entry in `store`.
+    fn apply(
+        &mut self,
+        store: &SledStore,
+        run: RunId,
+        clock: &dyn Clock,
+        state: &mut ServerState,
+        entries: Vec<EntryOutcome>,
+    ) -> Result<Applied>;
+}
+
+/// The server directory kept in the store, beside the log.
+pub struct EmbeddedTarget<'s> {
+    store: &'s SledStore,
+}
+
+impl<'s> EmbeddedTarget<'s> {
+    pub fn new(store: &'s SledStore) -> Self {
+        EmbeddedTarget { store }
+    }
+}
+
+impl Target for EmbeddedTarget<'_> {
+    fn info(&self) -> TargetInfo {
+        TargetInfo::Embedded
+    }
+
+    fn load(&self) -> Result<ServerState> {
+        Ok(self.store.server_state()?)
+    }
+
+    fn apply(
+        &mut self,
+        store: &SledStore,
+        run: RunId,
+        clock: &dyn Clock,
+        state: &mut ServerState,
+        entries: Vec<EntryOutcome>,
+    ) -> Result<Applied> {
+        for chunk in entries.chunks(BATCH) {
+            let mut writes = Vec::new();
+            for e in chunk {
+                if let Some(op) = &e.op {
+                    writes.extend(state.apply(op));
+                }
+            }
+            let events: Vec<Event> = chunk.iter().cloned().map(Event::Imported).collect();
+            store.commit(run, clock.now(), &events, &writes)?;
+        }
+        Ok(Applied { entries, failure: None })
+    }
+}
+
+/// A server state JSON file (`--server-file`).
+pub struct FileTarget {
+    path: PathBuf,
+}
+
+impl FileTarget {
+    /// Targets `path`, which must exist and hold a valid server state.
+    pub fn open(path: &Path) -> Result<FileTarget> {
+        read_server_file(path)?;
+        Ok(FileTarget { path: path.to_owned() })
+    }
+}
+
+impl Target for FileTarget {
+    fn info(&self) -> TargetInfo {
+        TargetInfo::File { path: self.path.display().to_string() }
+    }
+
+    fn load(&self) -> Result<ServerState> {
+        read_server_file(&self.path)
+    }
+
+    fn apply(
+        &mut self,
+        store: &SledStore,
+        run: RunId,
+        clock: &dyn Clock,
+        state: &mut ServerState,
+        mut entries: Vec<EntryOutcome>,
+    ) -> Result<Applied> {
+        let mut next = state.clone();
+        for e in &entries {
+            if let Some(op) = &e.op {
+                next.apply(op);
+            }
+        }
+        let failure = match write_server_file(&self.path, &next) {
+            Ok(()) => {
+                *state = next;
+                None
+            }
+            Err(e) => {
+                let why = format!("{}: cannot write the server file: {}", self.path.display(), io_reason(&e));
+                for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
+                    entry.outcome = Outcome::Failed;
+                    entry.detail = format!("not applied: {why}");
+                    entry.changes.clear();
+                    entry.op = None;
+                }
+                Some(why)
+            }
+        };
+        for chunk in entries.chunks(BATCH) {
+            let events: Vec<Event> = chunk.iter().cloned().map(Event::Imported).collect();
+            store.append(run, clock.now(), &events)?;
+        }
+        Ok(Applied { entries, failure })
+    }
+}
+
+/// Reads a server state file; errors name the file and the field.
+pub fn read_server_file(path: &Path) -> Result<ServerState> {
+    let bytes = read_input(path, "server state")?;
+    parse_server_state(&bytes, &path.display().to_string())
+}
+
+pub fn parse_server_state(bytes: &[u8], origin: &str) -> Result<ServerState> {
+    from_json(bytes, origin, "server state ({\"users\": [...], \"groups\": [...]})")
+}
+
+/// Writes `state` to `path` atomically: a reader (or a crash) sees the old file or the new
+/// one, never a torn one. The file keeps its permissions.
+pub fn write_server_file(path: &Path, state: &ServerState) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".roster-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)?;
+    let mut bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    tmp.write_all(&bytes)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(())
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Target(io_reason(&e))
+    }
+}

@@ -1,0 +1,175 @@
+//! Command-line arguments (DESIGN.md's CLI contract).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Import users and groups from Microsoft Entra ID into an Enterprise Server, keeping every import as a verifiable event log",
+    after_help = "Exit codes: 0 success; 1 runtime error; 2 bad usage or input (nothing changed); \
+                  3 finished with failed or conflicting entries; 4 refused by a safety limit or a stale plan."
+)]
+pub struct Cli {
+    /// Store directory (event log, embedded server, org settings) [default: $ROSTER_STORE, else the platform data dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    /// Machine-readable JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Target a JSON server state file instead of the embedded server in the store
+    #[arg(long, global = true, value_name = "FILE")]
+    pub server_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage organizations (tenants to import from)
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Search the tenant's users and groups (the wizard's search page)
+    Search(SearchArgs),
+    /// Dry run: show exactly what an import would change; nothing changes
+    Plan(RunArgs),
+    /// Plan and apply: import the selection and process deleted objects
+    Import(RunArgs),
+    /// List every run
+    Runs(RunsArgs),
+    /// The per-entry result report of a run
+    Report(ReportArgs),
+    /// The deleted objects a run found, with the action chosen for each
+    Deleted(RunRef),
+    /// Inspect or replace the server's directory
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Import the bundled demo tenant into a fresh demo store and print the report
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Add an organization
+    Add(OrgAddArgs),
+    /// List organizations
+    List,
+    /// Remove an organization (its runs stay in the log)
+    Remove {
+        /// Org name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OrgAddArgs {
+    /// Org name: letters, digits, '.', '-', '_'
+    pub name: String,
+    /// A tenant fixture (Graph JSON) to read the tenant from
+    #[arg(long, value_name = "TENANT.json")]
+    pub fixture: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum TypeArg {
+    Users,
+    Groups,
+    #[default]
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Org name
+    pub org: String,
+    /// Search term (case-insensitive; name, UPN, mail, department, description); empty shows everything
+    pub term: Option<String>,
+    /// Which rows to show
+    #[arg(long = "type", value_enum, default_value_t)]
+    pub kind: TypeArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Org name
+    pub org: String,
+
+    /// Select a user or group by id, UPN or name (repeatable)
+    #[arg(long, value_name = "ID|UPN|NAME")]
+    pub select: Vec<String>,
+    /// Select every row (of the search results, with --search)
+    #[arg(long)]
+    pub select_all: bool,
+    /// Only consider rows matching this search term
+    #[arg(long, value_name = "TERM")]
+    pub search: Option<String>,
+    /// Invert the selection among the (searched) rows
+    #[arg(long)]
+    pub invert: bool,
+
+    /// Look for objects deleted in Entra ID that still exist on the server
+    #[arg(long)]
+    pub check_deleted: bool,
+    /// Action for every deleted object: ignore (default), disable, or delete
+    #[arg(long, value_name = "ACTION", value_parser = ["ignore", "disable", "delete"])]
+    pub on_deleted: Option<String>,
+    /// Action for one deleted object, by id, login or name (repeatable)
+    #[arg(long, value_name = "ID=ACTION")]
+    pub action: Vec<String>,
+    /// Refuse the run if it would disable or delete more objects than this
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub max_deletions: u32,
+    /// Accept a tenant that returns no users although server users are linked to it
+    #[arg(long)]
+    pub allow_empty_source: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this org
+    #[arg(long)]
+    pub org: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunRef {
+    /// Run id, a unique prefix of it, or `last`
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run id, a unique prefix of it, or `last`
+    pub run: String,
+    /// Output format [default: table, or json with --json]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Print the server's directory as a server state file
+    Dump,
+    /// Replace the server's directory with a server state file
+    Load {
+        /// Server state JSON file
+        file: PathBuf,
+    },
+    /// Show one server user's properties
+    Show {
+        /// Login
+        login: String,
+    },
+}

@@ -1,0 +1,410 @@
+//! One function per command: read arguments, call the libraries, hand data to `render`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use adapters::clock::{Clock, SystemClock};
+use adapters::org::{self, OrgConfig, OrgSource};
+use adapters::run::{execute, RunEnd, RunRequest, RunResult};
+use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget, Target};
+use adapters::fixture::read_tenant;
+use engine::event::{
+    ActionOverride, DeletedAction, Event, Mode, RunOptions, RunStatus, SelectionSpec,
+};
+use engine::projection::{DeletedView, Report, RunInfo};
+use engine::search::{SearchView, TypeFilter};
+use engine::{EventStore, RunId, SledStore};
+
+use crate::cli::{Cli, Command, Format, OrgCommand, RunArgs, ServerCommand, TypeArg};
+use crate::render::{self, ReportView};
+use crate::{Exit, Quiet, UsageError};
+
+/// Global options every command sees.
+pub struct Ctx {
+    pub store_dir: PathBuf,
+    pub json: bool,
+    pub server_file: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn open_store(&self) -> Result<SledStore> {
+        open_store(&self.store_dir)
+    }
+}
+
+pub fn open_store(dir: &Path) -> Result<SledStore> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+    SledStore::open(&dir.join("db")).with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
+fn default_store_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ROSTER_STORE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("roster")
+}
+
+/// Writes to stdout; a closed pipe surfaces as an error that `main` treats as success.
+pub fn out(s: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(s.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+pub fn out_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    out(&s)
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let ctx = Ctx {
+        store_dir: cli.store.clone().unwrap_or_else(default_store_dir),
+        json: cli.json,
+        server_file: cli.server_file.clone(),
+    };
+    match cli.command {
+        Command::Org(OrgCommand::Add(a)) => org_add(&ctx, &a.name, &a.fixture),
+        Command::Org(OrgCommand::List) => org_list(&ctx),
+        Command::Org(OrgCommand::Remove { name }) => {
+            let store = ctx.open_store()?;
+            org::remove_org(&store, &name)?;
+            store.flush()?;
+            eprintln!("Removed org {name}; its runs stay in the log.");
+            Ok(Exit::Ok)
+        }
+        Command::Search(a) => search(&ctx, &a.org, a.term.as_deref().unwrap_or(""), a.kind),
+        Command::Plan(a) => run(&ctx, &a, Mode::DryRun),
+        Command::Import(a) => run(&ctx, &a, Mode::Apply),
+        Command::Runs(a) => runs(&ctx, a.org.as_deref()),
+        Command::Report(a) => report(&ctx, &a.run, a.format),
+        Command::Deleted(a) => deleted(&ctx, &a.run),
+        Command::Server(c) => server(&ctx, c),
+        Command::Demo => crate::demo::run(&ctx),
+    }
+}
+
+pub fn org_add(ctx: &Ctx, name: &str, fixture: &Path) -> Result<Exit> {
+    org::check_org_name(name)?;
+    let loaded = read_tenant(fixture)?;
+    let path = std::fs::canonicalize(fixture)
+        .with_context(|| format!("{}: cannot resolve the path", fixture.display()))?;
+    let store = ctx.open_store()?;
+    let config = OrgConfig {
+        name: name.to_owned(),
+        tenant_id: loaded.snapshot.tenant_id.clone(),
+        source: OrgSource::Fixture { path },
+        added_at: SystemClock.now(),
+    };
+    org::add_org(&store, &config)?;
+    store.flush()?;
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
+    if ctx.json {
+        out_json(&config)?;
+    } else {
+        out(&format!(
+            "Added org {name}: tenant {}, {} users, {} groups (fixture {}).\n",
+            config.tenant_id,
+            loaded.snapshot.users.len(),
+            loaded.snapshot.groups.len(),
+            fixture.display()
+        ))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn org_list(ctx: &Ctx) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let orgs = org::list_orgs(&store)?;
+    if ctx.json {
+        out_json(&orgs)?;
+        return Ok(Exit::Ok);
+    }
+    if orgs.is_empty() {
+        out("No orgs yet; add one with `roster org add NAME --fixture TENANT.json`.\n")?;
+        return Ok(Exit::Ok);
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(["Org", "Tenant", "Source", "Added (UTC)"]);
+    for o in &orgs {
+        let source = match &o.source {
+            OrgSource::Fixture { path } => format!("fixture {}", path.display()),
+        };
+        t.add_row(vec![
+            o.name.clone(),
+            o.tenant_id.to_string(),
+            source,
+            o.added_at.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
+    }
+    out(&format!("{t}\n"))?;
+    Ok(Exit::Ok)
+}
+
+fn search(ctx: &Ctx, org_name: &str, term: &str, kind: TypeArg) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let org = org::get_org(&store, org_name)?;
+    drop(store);
+    let loaded = org.source().read()?;
+    let mut view = SearchView::from_snapshot(&loaded.snapshot);
+    let filter = match kind {
+        TypeArg::Users => TypeFilter::Users,
+        TypeArg::Groups => TypeFilter::Groups,
+        TypeArg::All => TypeFilter::All,
+    };
+    let rows = view.search(term, filter);
+    if ctx.json {
+        out_json(&rows)?;
+    } else {
+        out(&render::search_table(&rows))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn parse_actions(raw: &[String]) -> Result<Vec<ActionOverride>> {
+    raw.iter()
+        .map(|a| {
+            let (target, action) = a.rsplit_once('=').ok_or_else(|| {
+                usage(format!("--action {a:?}: expected ID=ACTION, e.g. --action 3f0c…=disable"))
+            })?;
+            let action = DeletedAction::parse(action).ok_or_else(|| {
+                usage(format!("--action {a:?}: action {action:?} is not one of ignore, disable, delete"))
+            })?;
+            if target.trim().is_empty() {
+                return Err(usage(format!("--action {a:?}: the object (id, login or name) is empty")));
+            }
+            Ok(ActionOverride { target: target.trim().to_owned(), action })
+        })
+        .collect()
+}
+
+pub fn started_by() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub fn request_from(a: &RunArgs, mode: Mode) -> Result<RunRequest> {
+    let actions = parse_actions(&a.action)?;
+    Ok(RunRequest {
+        mode,
+        selection: SelectionSpec {
+            select: a.select.clone(),
+            select_all: a.select_all,
+            search: a.search.clone(),
+            invert: a.invert,
+        },
+        options: RunOptions {
+            check_deleted: a.check_deleted,
+            on_deleted: a.on_deleted.as_deref().and_then(DeletedAction::parse).unwrap_or_default(),
+            actions,
+            max_deletions: a.max_deletions,
+            allow_empty_source: a.allow_empty_source,
+        },
+        started_by: started_by(),
+        applied_from: None,
+    })
+}
+
+fn run(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
+    let req = request_from(a, mode)?;
+    let mut file_target = match &ctx.server_file {
+        Some(path) => Some(FileTarget::open(path)?),
+        None => None,
+    };
+    let store = ctx.open_store()?;
+    let org = org::get_org(&store, &a.org)?;
+    let mut embedded = EmbeddedTarget::new(&store);
+    let target: &mut dyn Target = match file_target.as_mut() {
+        Some(t) => t,
+        None => &mut embedded,
+    };
+    let result = execute(&store, &org, org.source().as_ref(), target, &req, &SystemClock)?;
+    print_run(ctx, &org.name, &result)
+}
+
+/// Prints a run's report and turns its end into an exit code.
+pub fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
+    for p in &result.problems {
+        eprintln!("warning: {p}");
+    }
+    let (status, reason) = match &result.end {
+        RunEnd::Completed => (RunStatus::Completed, None),
+        RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
+        RunEnd::Aborted(why) => (RunStatus::Aborted, Some(why.clone())),
+    };
+    let view = ReportView {
+        run: result.run,
+        org,
+        mode: result.mode,
+        entries: &result.entries,
+        status: Some(status),
+        reason: reason.as_deref(),
+    };
+    if ctx.json {
+        out_json(&render::report_json(&view))?;
+    } else {
+        out(&render::report_table(&view))?;
+        if !result.deleted.is_empty() && result.mode == Mode::DryRun {
+            eprintln!(
+                "{} deleted objects found; `roster deleted {}` lists them, `--action ID=disable|delete` acts on them.",
+                result.deleted.len(),
+                result.run
+            );
+        }
+    }
+    match &result.end {
+        RunEnd::Refused(r) => {
+            eprintln!("error: {r} (run {})", result.run);
+            Err(Quiet(Exit::Refused).into())
+        }
+        RunEnd::Aborted(why) => {
+            eprintln!("error: run {} aborted: {why}", result.run);
+            Err(Quiet(Exit::Runtime).into())
+        }
+        RunEnd::Completed if result.summary().has_problems() => Ok(Exit::Problems),
+        RunEnd::Completed => Ok(Exit::Ok),
+    }
+}
+
+/// Resolves a run argument: a full id, a unique prefix (4+ characters), or `last`.
+pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
+    let runs = store.runs()?;
+    let arg = arg.trim();
+    if arg.eq_ignore_ascii_case("last") || arg.eq_ignore_ascii_case("latest") {
+        return runs.last().copied().ok_or_else(|| usage("there are no runs yet"));
+    }
+    if let Ok(id) = arg.parse::<RunId>() {
+        return if runs.contains(&id) { Ok(id) } else { Err(usage(format!("no run {id} in the log; `roster runs` lists them"))) };
+    }
+    if arg.len() < 4 {
+        return Err(usage(format!("run {arg:?}: give the run id, a prefix of at least 4 characters, or `last`")));
+    }
+    let lower = arg.to_ascii_lowercase();
+    let hits: Vec<RunId> = runs.into_iter().filter(|r| r.to_string().starts_with(&lower)).collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(usage(format!("no run matches {arg:?}; `roster runs` lists them"))),
+        many => Err(usage(format!("run prefix {arg:?} matches {} runs; give more characters", many.len()))),
+    }
+}
+
+/// A run's summary line, from its first and last events where possible.
+pub fn run_info(store: &SledStore, run: RunId) -> Result<Option<RunInfo>> {
+    let seqs = store.run_seqs(run)?;
+    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else { return Ok(None) };
+    let first = store.read_event(*first)?;
+    let last = store.read_event(*last)?;
+    let mut info = RunInfo::fold(first.iter().chain(last.iter()));
+    match (&mut info, last.as_ref().map(|e| &e.event)) {
+        (Some(i), Some(Event::RunFinished(f))) => i.summary = f.summary,
+        (Some(_), _) => info = RunInfo::fold(store.read_run(run)?.iter()),
+        _ => {}
+    }
+    Ok(info)
+}
+
+fn runs(ctx: &Ctx, org_filter: Option<&str>) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let mut infos = Vec::new();
+    for run in store.runs()? {
+        if let Some(info) = run_info(&store, run)? {
+            if org_filter.is_none_or(|o| o == info.org) {
+                infos.push(info);
+            }
+        }
+    }
+    if ctx.json {
+        out_json(&infos)?;
+    } else {
+        out(&render::runs_table(&infos))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let run = resolve_run(&store, run_arg)?;
+    let events = store.read_run(run)?;
+    let report = Report::fold(&events);
+    let view = ReportView::from_report(run, &report);
+    let format = format.unwrap_or(if ctx.json { Format::Json } else { Format::Table });
+    match format {
+        Format::Table => out(&render::report_table(&view))?,
+        Format::Json => out_json(&render::report_json(&view))?,
+        Format::Csv => out(&render::report_csv(&view)?)?,
+    }
+    Ok(Exit::Ok)
+}
+
+fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let run = resolve_run(&store, run_arg)?;
+    let view = DeletedView::fold(&store.read_run(run)?);
+    if ctx.json {
+        out_json(&view.rows)?;
+    } else {
+        out(&render::deleted_table(&view.rows))?;
+    }
+    Ok(Exit::Ok)
+}
+
+fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
+    match c {
+        ServerCommand::Load { file } => {
+            let state = read_server_file(&file)?;
+            match &ctx.server_file {
+                Some(target) => write_server_file(target, &state)
+                    .with_context(|| format!("cannot write {}", target.display()))?,
+                None => {
+                    let store = ctx.open_store()?;
+                    store.replace_server_state(&state)?;
+                    store.flush()?;
+                }
+            }
+            eprintln!(
+                "Loaded {} users and {} groups from {}.",
+                state.users().len(),
+                state.groups().len(),
+                file.display()
+            );
+            Ok(Exit::Ok)
+        }
+        ServerCommand::Dump => {
+            let state = load_server(ctx)?;
+            out_json(&state)?;
+            Ok(Exit::Ok)
+        }
+        ServerCommand::Show { login } => {
+            let state = load_server(ctx)?;
+            let user = state
+                .user(&login)
+                .ok_or_else(|| usage(format!("no server user with login {login:?}; `roster server dump` lists them")))?;
+            if ctx.json {
+                out_json(user)?;
+            } else {
+                out(&render::server_user_table(user, &state))?;
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn load_server(ctx: &Ctx) -> Result<engine::model::ServerState> {
+    Ok(match &ctx.server_file {
+        Some(path) => read_server_file(path)?,
+        None => ctx.open_store()?.server_state()?,
+    })
+}

@@ -1,0 +1,301 @@
+//! Output: human tables, JSON for scripts, CSV for spreadsheets. Only this module knows how
+//! things look; commands hand it data.
+
+use comfy_table::{presets, Cell, ContentArrangement, Table};
+use serde::Serialize;
+use serde_json::Value;
+
+use engine::event::{Change, EntryOutcome, Mode, Outcome, RunStatus, Summary};
+use engine::model::{ServerState, ServerUser};
+use engine::projection::{DeletedRow, Report, RunInfo};
+use engine::search::SearchRow;
+use engine::RunId;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().map(Cell::new));
+    t
+}
+
+fn text(v: Option<&str>) -> &str {
+    v.unwrap_or("")
+}
+
+pub fn search_table(rows: &[&SearchRow]) -> String {
+    let mut t = table(&["Name", "Type", "Department", "Description", "UPN", "Id"]);
+    for r in rows {
+        t.add_row(vec![
+            r.name.as_str(),
+            r.row_type.as_str(),
+            text(r.department.as_deref()),
+            text(r.description.as_deref()),
+            text(r.upn.as_deref()),
+            r.id.as_str(),
+        ]);
+    }
+    format!("{t}\n{} entries\n", rows.len())
+}
+
+/// The seed's wording: what the wizard shows for each entry.
+pub fn outcome_label(outcome: Outcome, mode: Mode) -> &'static str {
+    match (mode, outcome) {
+        (Mode::Apply, Outcome::Added) => "Added successfully",
+        (Mode::Apply, Outcome::Updated) => "Updated successfully",
+        (Mode::Apply, Outcome::Skipped) => "Skipped: account disabled",
+        (Mode::Apply, Outcome::Disabled) => "Disabled successfully",
+        (Mode::Apply, Outcome::Deleted) => "Deleted successfully",
+        (Mode::Apply, Outcome::Ignored) => "Ignored",
+        (Mode::Apply, Outcome::Failed) => "Failed",
+        (Mode::DryRun, Outcome::Added) => "Will be added",
+        (Mode::DryRun, Outcome::Updated) => "Will be updated",
+        (Mode::DryRun, Outcome::Skipped) => "Will be skipped: account disabled",
+        (Mode::DryRun, Outcome::Disabled) => "Will be disabled",
+        (Mode::DryRun, Outcome::Deleted) => "Will be deleted",
+        (Mode::DryRun, Outcome::Ignored) => "Will be ignored",
+        (Mode::DryRun, Outcome::Failed) => "Will fail",
+        (_, Outcome::Unchanged) => "Unchanged",
+        (_, Outcome::Conflict) => "Conflict",
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => "(none)".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(value_text).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn change_text(c: &Change) -> String {
+    if let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) {
+        // Member lists can be long: show what joined and what left.
+        let added: Vec<String> = to.iter().filter(|v| !from.contains(v)).map(value_text).collect();
+        let removed: Vec<String> = from.iter().filter(|v| !to.contains(v)).map(value_text).collect();
+        let list = |items: &[String]| {
+            let shown: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
+            let more = items.len().saturating_sub(5);
+            if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+        };
+        let mut parts = Vec::new();
+        if !added.is_empty() {
+            parts.push(format!("+{} ({})", added.len(), list(&added)));
+        }
+        if !removed.is_empty() {
+            parts.push(format!("−{} ({})", removed.len(), list(&removed)));
+        }
+        return format!("{}: {}", c.field, parts.join(", "));
+    }
+    format!("{}: {} → {}", c.field, value_text(&c.from), value_text(&c.to))
+}
+
+pub fn summary_text(s: &Summary) -> String {
+    let parts: Vec<String> = Outcome::ALL
+        .iter()
+        .filter(|o| s.get(**o) > 0)
+        .map(|o| format!("{} {}", s.get(*o), o.as_str()))
+        .collect();
+    if parts.is_empty() {
+        "no entries".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A report as the CLI shows it, whether just produced by a run or folded from the log.
+pub struct ReportView<'a> {
+    pub run: RunId,
+    pub org: &'a str,
+    pub mode: Mode,
+    pub entries: &'a [EntryOutcome],
+    pub status: Option<RunStatus>,
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> ReportView<'a> {
+    pub fn from_report(run: RunId, r: &'a Report) -> Self {
+        ReportView {
+            run,
+            org: &r.org,
+            mode: r.mode.unwrap_or(Mode::DryRun),
+            entries: &r.entries,
+            status: r.status,
+            reason: r.reason.as_deref(),
+        }
+    }
+}
+
+pub fn report_table(r: &ReportView<'_>) -> String {
+    let mut out = String::new();
+    let what = match r.mode {
+        Mode::DryRun => "Dry run (nothing was changed)",
+        Mode::Apply => "Import results",
+    };
+    out.push_str(&format!("{what} for org {}, run {}\n", r.org, r.run));
+    if !r.entries.is_empty() {
+        let mut t = table(&["Name", "Kind", "Result", "Details"]);
+        for e in r.entries {
+            let mut details = vec![e.detail.clone()];
+            details.extend(e.changes.iter().map(change_text));
+            t.add_row(vec![
+                e.name.clone(),
+                e.kind.as_str().to_owned(),
+                outcome_label(e.outcome, r.mode).to_owned(),
+                details.join("\n"),
+            ]);
+        }
+        out.push_str(&format!("{t}\n"));
+    }
+    let status = match r.status {
+        Some(RunStatus::Completed) => "completed".to_owned(),
+        Some(s) => match r.reason {
+            Some(why) => format!("{}: {why}", s.as_str()),
+            None => s.as_str().to_owned(),
+        },
+        None => "unfinished (interrupted)".to_owned(),
+    };
+    out.push_str(&format!("Summary: {} ({status})\n", summary_text(&Summary::of(r.entries))));
+    out
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    id: &'a str,
+    name: &'a str,
+    kind: &'a str,
+    outcome: &'a str,
+    detail: &'a str,
+    changes: &'a [Change],
+}
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    run: RunId,
+    org: &'a str,
+    mode: &'a str,
+    entries: Vec<EntryJson<'a>>,
+    summary: Summary,
+}
+
+pub fn report_json(r: &ReportView<'_>) -> Value {
+    let report = ReportJson {
+        run: r.run,
+        org: r.org,
+        mode: r.mode.as_str(),
+        entries: r
+            .entries
+            .iter()
+            .map(|e| EntryJson {
+                id: e.id.as_str(),
+                name: &e.name,
+                kind: e.kind.as_str(),
+                outcome: e.outcome.as_str(),
+                detail: &e.detail,
+                changes: &e.changes,
+            })
+            .collect(),
+        summary: Summary::of(r.entries),
+    };
+    serde_json::to_value(report).expect("reports serialize")
+}
+
+pub fn report_csv(r: &ReportView<'_>) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["run", "org", "mode", "kind", "id", "name", "outcome", "result", "detail", "changes"])?;
+    for e in r.entries {
+        let changes: Vec<String> = e.changes.iter().map(change_text).collect();
+        w.write_record([
+            r.run.to_string().as_str(),
+            r.org,
+            r.mode.as_str(),
+            e.kind.as_str(),
+            e.id.as_str(),
+            &e.name,
+            e.outcome.as_str(),
+            outcome_label(e.outcome, r.mode),
+            &e.detail,
+            &changes.join("; "),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+pub fn deleted_table(rows: &[DeletedRow]) -> String {
+    if rows.is_empty() {
+        return "No deleted objects were found on the server.\n".into();
+    }
+    let mut t = table(&["Name", "Kind", "Evidence", "Deleted at", "Action", "Id"]);
+    for r in rows {
+        t.add_row(vec![
+            r.name.clone(),
+            r.kind.as_str().to_owned(),
+            r.evidence.as_str().to_owned(),
+            r.deleted_at.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+            r.action.map(|a| a.as_str()).unwrap_or("ignore").to_owned(),
+            r.id.to_string(),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+pub fn runs_table(runs: &[RunInfo]) -> String {
+    if runs.is_empty() {
+        return "No runs yet.\n".into();
+    }
+    let mut t = table(&["Run", "Org", "Mode", "Started by", "Started (UTC)", "Status", "Summary"]);
+    for r in runs {
+        t.add_row(vec![
+            r.run.to_string(),
+            r.org.clone(),
+            r.mode.as_str().to_owned(),
+            r.started_by.clone(),
+            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.status.map(|s| s.as_str()).unwrap_or("aborted (interrupted)").to_owned(),
+            summary_text(&r.summary),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
+    let mut t = table(&["Property", "Value"]);
+    let groups: Vec<&str> = state
+        .groups()
+        .filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(&u.login)))
+        .map(|g| g.name.as_str())
+        .collect();
+    let rows: Vec<(&str, String)> = vec![
+        ("Login", u.login.clone()),
+        ("Display name", text(u.display_name.as_deref()).to_owned()),
+        ("Email", text(u.email.as_deref()).to_owned()),
+        ("Department", text(u.department.as_deref()).to_owned()),
+        ("Authentication type", u.auth_type.label().to_owned()),
+        ("Enabled", if u.enabled { "yes".into() } else { "no".into() }),
+        ("Groups", groups.join(", ")),
+        ("Entra tenant", u.tenant_id.as_ref().map(|t| t.to_string()).unwrap_or_default()),
+        ("Entra object id", u.entra_id.as_ref().map(|t| t.to_string()).unwrap_or_default()),
+    ];
+    for (k, v) in rows {
+        t.add_row(vec![k.to_owned(), v]);
+    }
+    if let Some(a) = &u.entra {
+        for (k, v) in [
+            ("Entra: userPrincipalName", Some(a.user_principal_name.as_str())),
+            ("Entra: displayName", a.display_name.as_deref()),
+            ("Entra: givenName", a.given_name.as_deref()),
+            ("Entra: surname", a.surname.as_deref()),
+            ("Entra: mail", a.mail.as_deref()),
+            ("Entra: department", a.department.as_deref()),
+            ("Entra: jobTitle", a.job_title.as_deref()),
+            ("Entra: userType", Some(a.user_type.label())),
+        ] {
+            t.add_row(vec![k.to_owned(), text(v).to_owned()]);
+        }
+    }
+    format!("{t}\n")
+}
