@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use adapters::clock::{Clock, SystemClock};
+use adapters::fixture::read_tenant;
 use adapters::org::{self, OrgConfig, OrgSource};
 use adapters::run::{execute, RunEnd, RunRequest, RunResult};
 use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget, Target};
-use adapters::fixture::read_tenant;
 use engine::event::{
     ActionOverride, DeletedAction, Event, Mode, RunOptions, RunStatus, SelectionSpec,
 };
@@ -36,15 +36,19 @@ impl Ctx {
 }
 
 pub fn open_store(dir: &Path) -> Result<SledStore> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-    SledStore::open(&dir.join("db")).with_context(|| format!("cannot open the store in {}", dir.display()))
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+    SledStore::open(&dir.join("db"))
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
 fn default_store_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ROSTER_STORE").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("roster")
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("roster")
 }
 
 /// Writes to stdout; a closed pipe surfaces as an error that `main` treats as success.
@@ -176,15 +180,24 @@ pub fn parse_actions(raw: &[String]) -> Result<Vec<ActionOverride>> {
     raw.iter()
         .map(|a| {
             let (target, action) = a.rsplit_once('=').ok_or_else(|| {
-                usage(format!("--action {a:?}: expected ID=ACTION, e.g. --action 3f0c…=disable"))
+                usage(format!(
+                    "--action {a:?}: expected ID=ACTION, e.g. --action 3f0c…=disable"
+                ))
             })?;
             let action = DeletedAction::parse(action).ok_or_else(|| {
-                usage(format!("--action {a:?}: action {action:?} is not one of ignore, disable, delete"))
+                usage(format!(
+                    "--action {a:?}: action {action:?} is not one of ignore, disable, delete"
+                ))
             })?;
             if target.trim().is_empty() {
-                return Err(usage(format!("--action {a:?}: the object (id, login or name) is empty")));
+                return Err(usage(format!(
+                    "--action {a:?}: the object (id, login or name) is empty"
+                )));
             }
-            Ok(ActionOverride { target: target.trim().to_owned(), action })
+            Ok(ActionOverride {
+                target: target.trim().to_owned(),
+                action,
+            })
         })
         .collect()
 }
@@ -208,7 +221,11 @@ pub fn request_from(a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         },
         options: RunOptions {
             check_deleted: a.check_deleted,
-            on_deleted: a.on_deleted.as_deref().and_then(DeletedAction::parse).unwrap_or_default(),
+            on_deleted: a
+                .on_deleted
+                .as_deref()
+                .and_then(DeletedAction::parse)
+                .unwrap_or_default(),
             actions,
             max_deletions: a.max_deletions,
             allow_empty_source: a.allow_empty_source,
@@ -231,7 +248,14 @@ fn run(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
         Some(t) => t,
         None => &mut embedded,
     };
-    let result = execute(&store, &org, org.source().as_ref(), target, &req, &SystemClock)?;
+    let result = execute(
+        &store,
+        &org,
+        org.source().as_ref(),
+        target,
+        &req,
+        &SystemClock,
+    )?;
     print_run(ctx, &org.name, &result)
 }
 
@@ -284,27 +308,48 @@ pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
     let runs = store.runs()?;
     let arg = arg.trim();
     if arg.eq_ignore_ascii_case("last") || arg.eq_ignore_ascii_case("latest") {
-        return runs.last().copied().ok_or_else(|| usage("there are no runs yet"));
+        return runs
+            .last()
+            .copied()
+            .ok_or_else(|| usage("there are no runs yet"));
     }
     if let Ok(id) = arg.parse::<RunId>() {
-        return if runs.contains(&id) { Ok(id) } else { Err(usage(format!("no run {id} in the log; `roster runs` lists them"))) };
+        return if runs.contains(&id) {
+            Ok(id)
+        } else {
+            Err(usage(format!(
+                "no run {id} in the log; `roster runs` lists them"
+            )))
+        };
     }
     if arg.len() < 4 {
-        return Err(usage(format!("run {arg:?}: give the run id, a prefix of at least 4 characters, or `last`")));
+        return Err(usage(format!(
+            "run {arg:?}: give the run id, a prefix of at least 4 characters, or `last`"
+        )));
     }
     let lower = arg.to_ascii_lowercase();
-    let hits: Vec<RunId> = runs.into_iter().filter(|r| r.to_string().starts_with(&lower)).collect();
+    let hits: Vec<RunId> = runs
+        .into_iter()
+        .filter(|r| r.to_string().starts_with(&lower))
+        .collect();
     match hits.as_slice() {
         [one] => Ok(*one),
-        [] => Err(usage(format!("no run matches {arg:?}; `roster runs` lists them"))),
-        many => Err(usage(format!("run prefix {arg:?} matches {} runs; give more characters", many.len()))),
+        [] => Err(usage(format!(
+            "no run matches {arg:?}; `roster runs` lists them"
+        ))),
+        many => Err(usage(format!(
+            "run prefix {arg:?} matches {} runs; give more characters",
+            many.len()
+        ))),
     }
 }
 
 /// A run's summary line, from its first and last events where possible.
 pub fn run_info(store: &SledStore, run: RunId) -> Result<Option<RunInfo>> {
     let seqs = store.run_seqs(run)?;
-    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else { return Ok(None) };
+    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+        return Ok(None);
+    };
     let first = store.read_event(*first)?;
     let last = store.read_event(*last)?;
     let mut info = RunInfo::fold(first.iter().chain(last.iter()));
@@ -340,7 +385,11 @@ fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
     let events = store.read_run(run)?;
     let report = Report::fold(&events);
     let view = ReportView::from_report(run, &report);
-    let format = format.unwrap_or(if ctx.json { Format::Json } else { Format::Table });
+    let format = format.unwrap_or(if ctx.json {
+        Format::Json
+    } else {
+        Format::Table
+    });
     match format {
         Format::Table => out(&render::report_table(&view))?,
         Format::Json => out_json(&render::report_json(&view))?,
@@ -389,9 +438,11 @@ fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
         }
         ServerCommand::Show { login } => {
             let state = load_server(ctx)?;
-            let user = state
-                .user(&login)
-                .ok_or_else(|| usage(format!("no server user with login {login:?}; `roster server dump` lists them")))?;
+            let user = state.user(&login).ok_or_else(|| {
+                usage(format!(
+                    "no server user with login {login:?}; `roster server dump` lists them"
+                ))
+            })?;
             if ctx.json {
                 out_json(user)?;
             } else {

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use adapters::clock::Clock;
 use adapters::clock::SystemClock;
 use adapters::org::{add_org, OrgConfig, OrgSource};
 use adapters::run::{execute, RunRequest};
 use adapters::target::{parse_server_state, EmbeddedTarget};
-use adapters::clock::Clock;
 use engine::event::{DeletedAction, Mode, RunOptions, SelectionSpec};
 use engine::EventStore;
 
@@ -27,14 +27,18 @@ fn demo_dir(ctx: &Ctx) -> PathBuf {
     if std::env::args_os().any(|a| a == "--store") || std::env::var_os("ROSTER_STORE").is_some() {
         ctx.store_dir.clone()
     } else {
-        dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("roster-demo")
+        dirs::data_dir()
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join("roster-demo")
     }
 }
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let dir = demo_dir(ctx);
     if dir.exists() {
-        let empty = std::fs::read_dir(&dir).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !empty && !dir.join(MARKER).exists() {
             return Err(UsageError(format!(
                 "{} exists and is not a demo store; the demo starts from a fresh store: pass an empty or new --store DIR",
@@ -42,10 +46,14 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             ))
             .into());
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot reset the demo store {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot reset the demo store {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), "roster demo store; `roster demo` may delete and rebuild it\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "roster demo store; `roster demo` may delete and rebuild it\n",
+    )?;
     let tenant_path = dir.join("contoso-tenant.json");
     std::fs::write(&tenant_path, TENANT)?;
 
@@ -64,7 +72,10 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
 
     let req = RunRequest {
         mode: Mode::Apply,
-        selection: SelectionSpec { select_all: true, ..SelectionSpec::default() },
+        selection: SelectionSpec {
+            select_all: true,
+            ..SelectionSpec::default()
+        },
         options: RunOptions {
             check_deleted: true,
             on_deleted: DeletedAction::Disable,
@@ -74,12 +85,23 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         applied_from: None,
     };
     let mut target = EmbeddedTarget::new(&store);
-    let result = execute(&store, &org, org.source().as_ref(), &mut target, &req, &SystemClock)?;
+    let result = execute(
+        &store,
+        &org,
+        org.source().as_ref(),
+        &mut target,
+        &req,
+        &SystemClock,
+    )?;
     let exit = print_run(ctx, &org.name, &result)?;
     eprintln!(
         "\nDemo store: {dir}\nExplore it: roster --store {dir} runs | report last | deleted last | server show AllanD@contoso.com",
         dir = dir.display()
     );
     // Conflicts are part of the demo data: the demo succeeded if the run completed.
-    Ok(if exit == Exit::Problems { Exit::Ok } else { exit })
+    Ok(if exit == Exit::Problems {
+        Exit::Ok
+    } else {
+        exit
+    })
 }

@@ -53,7 +53,11 @@ fn exit_code_of(err: &anyhow::Error) -> Exit {
             return Exit::Usage;
         }
         if let Some(e) = cause.downcast_ref::<adapters::Error>() {
-            return if e.is_bad_input() { Exit::Usage } else { Exit::Runtime };
+            return if e.is_bad_input() {
+                Exit::Usage
+            } else {
+                Exit::Runtime
+            };
         }
     }
     Exit::Runtime
@@ -61,7 +65,8 @@ fn exit_code_of(err: &anyhow::Error) -> Exit {
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -77,7 +82,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .init();

@@ -75,12 +75,24 @@ fn value_text(v: &Value) -> String {
 fn change_text(c: &Change) -> String {
     if let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) {
         // Member lists can be long: show what joined and what left.
-        let added: Vec<String> = to.iter().filter(|v| !from.contains(v)).map(value_text).collect();
-        let removed: Vec<String> = from.iter().filter(|v| !to.contains(v)).map(value_text).collect();
+        let added: Vec<String> = to
+            .iter()
+            .filter(|v| !from.contains(v))
+            .map(value_text)
+            .collect();
+        let removed: Vec<String> = from
+            .iter()
+            .filter(|v| !to.contains(v))
+            .map(value_text)
+            .collect();
         let list = |items: &[String]| {
             let shown: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
             let more = items.len().saturating_sub(5);
-            if more > 0 { format!("{} and {more} more", shown.join(", ")) } else { shown.join(", ") }
+            if more > 0 {
+                format!("{} and {more} more", shown.join(", "))
+            } else {
+                shown.join(", ")
+            }
         };
         let mut parts = Vec::new();
         if !added.is_empty() {
@@ -91,7 +103,12 @@ fn change_text(c: &Change) -> String {
         }
         return format!("{}: {}", c.field, parts.join(", "));
     }
-    format!("{}: {} → {}", c.field, value_text(&c.from), value_text(&c.to))
+    format!(
+        "{}: {} → {}",
+        c.field,
+        value_text(&c.from),
+        value_text(&c.to)
+    )
 }
 
 pub fn summary_text(s: &Summary) -> String {
@@ -159,7 +176,10 @@ pub fn report_table(r: &ReportView<'_>) -> String {
         },
         None => "unfinished (interrupted)".to_owned(),
     };
-    out.push_str(&format!("Summary: {} ({status})\n", summary_text(&Summary::of(r.entries))));
+    out.push_str(&format!(
+        "Summary: {} ({status})\n",
+        summary_text(&Summary::of(r.entries))
+    ));
     out
 }
 
@@ -206,7 +226,9 @@ pub fn report_json(r: &ReportView<'_>) -> Value {
 
 pub fn report_csv(r: &ReportView<'_>) -> anyhow::Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["run", "org", "mode", "kind", "id", "name", "outcome", "result", "detail", "changes"])?;
+    w.write_record([
+        "run", "org", "mode", "kind", "id", "name", "outcome", "result", "detail", "changes",
+    ])?;
     for e in r.entries {
         let changes: Vec<String> = e.changes.iter().map(change_text).collect();
         w.write_record([
@@ -235,7 +257,9 @@ pub fn deleted_table(rows: &[DeletedRow]) -> String {
             r.name.clone(),
             r.kind.as_str().to_owned(),
             r.evidence.as_str().to_owned(),
-            r.deleted_at.map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+            r.deleted_at
+                .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
             r.action.map(|a| a.as_str()).unwrap_or("ignore").to_owned(),
             r.id.to_string(),
         ]);
@@ -247,7 +271,15 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
     if runs.is_empty() {
         return "No runs yet.\n".into();
     }
-    let mut t = table(&["Run", "Org", "Mode", "Started by", "Started (UTC)", "Status", "Summary"]);
+    let mut t = table(&[
+        "Run",
+        "Org",
+        "Mode",
+        "Started by",
+        "Started (UTC)",
+        "Status",
+        "Summary",
+    ]);
     for r in runs {
         t.add_row(vec![
             r.run.to_string(),
@@ -255,7 +287,10 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             r.mode.as_str().to_owned(),
             r.started_by.clone(),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-            r.status.map(|s| s.as_str()).unwrap_or("aborted (interrupted)").to_owned(),
+            r.status
+                .map(|s| s.as_str())
+                .unwrap_or("aborted (interrupted)")
+                .to_owned(),
             summary_text(&r.summary),
         ]);
     }
@@ -275,17 +310,35 @@ pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
         ("Email", text(u.email.as_deref()).to_owned()),
         ("Department", text(u.department.as_deref()).to_owned()),
         ("Authentication type", u.auth_type.label().to_owned()),
-        ("Enabled", if u.enabled { "yes".into() } else { "no".into() }),
+        (
+            "Enabled",
+            if u.enabled { "yes".into() } else { "no".into() },
+        ),
         ("Groups", groups.join(", ")),
-        ("Entra tenant", u.tenant_id.as_ref().map(|t| t.to_string()).unwrap_or_default()),
-        ("Entra object id", u.entra_id.as_ref().map(|t| t.to_string()).unwrap_or_default()),
+        (
+            "Entra tenant",
+            u.tenant_id
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "Entra object id",
+            u.entra_id
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        ),
     ];
     for (k, v) in rows {
         t.add_row(vec![k.to_owned(), v]);
     }
     if let Some(a) = &u.entra {
         for (k, v) in [
-            ("Entra: userPrincipalName", Some(a.user_principal_name.as_str())),
+            (
+                "Entra: userPrincipalName",
+                Some(a.user_principal_name.as_str()),
+            ),
             ("Entra: displayName", a.display_name.as_deref()),
             ("Entra: givenName", a.given_name.as_deref()),
             ("Entra: surname", a.surname.as_deref()),

@@ -38,7 +38,10 @@ pub struct FixedClock {
 
 impl FixedClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        FixedClock { start, ticks: AtomicU64::new(0) }
+        FixedClock {
+            start,
+            ticks: AtomicU64::new(0),
+        }
     }
 }
 

@@ -47,10 +47,17 @@ pub fn read_tenant(path: &Path) -> Result<Loaded> {
 /// Reads an input file, with an error that says which file and what to do.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Error::bad_input(format!("{}: cannot read {what}: {}", path.display(), io_reason(&e)))
+        Error::bad_input(format!(
+            "{}: cannot read {what}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
     })?;
     if meta.is_dir() {
-        return Err(Error::bad_input(format!("{}: is a directory, expected a {what} JSON file", path.display())));
+        return Err(Error::bad_input(format!(
+            "{}: is a directory, expected a {what} JSON file",
+            path.display()
+        )));
     }
     if meta.len() > MAX_FIXTURE_BYTES {
         return Err(Error::bad_input(format!(
@@ -61,7 +68,11 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
         )));
     }
     std::fs::read(path).map_err(|e| {
-        Error::bad_input(format!("{}: cannot read {what}: {}", path.display(), io_reason(&e)))
+        Error::bad_input(format!(
+            "{}: cannot read {what}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
     })
 }
 
@@ -86,8 +97,16 @@ pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], origin: &str, what: &s
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." || path.is_empty() { String::new() } else { format!("{path}: ") };
-        let hint = if inner.is_syntax() || inner.is_eof() { format!(" (not valid JSON; expected a {what})") } else { String::new() };
+        let at = if path == "." || path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        let hint = if inner.is_syntax() || inner.is_eof() {
+            format!(" (not valid JSON; expected a {what})")
+        } else {
+            String::new()
+        };
         Error::bad_input(format!("{origin}: {at}{inner}{hint}"))
     })
 }
@@ -104,11 +123,18 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
     let mut users = Vec::with_capacity(file.users.len());
     for (i, u) in file.users.into_iter().enumerate() {
         let id = u.id.clone();
-        users.push(u.into_entra().map_err(|e| Error::bad_input(format!("{origin}: users[{i}] (id {id}): {e}")))?);
+        users.push(
+            u.into_entra()
+                .map_err(|e| Error::bad_input(format!("{origin}: users[{i}] (id {id}): {e}")))?,
+        );
     }
     let user_ids: HashSet<&ObjectId> = users.iter().map(|u| &u.id).collect();
     let group_ids: HashSet<&ObjectId> = file.groups.iter().map(|g| &g.id).collect();
-    let direct: Vec<&[GraphMember]> = file.groups.iter().map(|g| g.members.as_deref().unwrap_or(&[])).collect();
+    let direct: Vec<&[GraphMember]> = file
+        .groups
+        .iter()
+        .map(|g| g.members.as_deref().unwrap_or(&[]))
+        .collect();
     let transitive = resolve_nesting(&file.groups, &direct, &user_ids, &group_ids, &mut problems);
     let groups = file
         .groups
@@ -137,7 +163,8 @@ fn resolve_nesting(
     group_ids: &HashSet<&ObjectId>,
     problems: &mut Vec<String>,
 ) -> Vec<Vec<ObjectId>> {
-    let index: HashMap<&ObjectId, usize> = groups.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
+    let index: HashMap<&ObjectId, usize> =
+        groups.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
     // Classify every direct member once.
     let mut member_users: Vec<Vec<ObjectId>> = vec![Vec::new(); groups.len()];
     let mut member_groups: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
@@ -146,8 +173,12 @@ fn resolve_nesting(
             let is_user = users.contains(&m.id);
             let is_group = group_ids.contains(&m.id);
             match (m.member_type(), is_user, is_group) {
-                (MemberType::User | MemberType::Unknown, true, _) => member_users[gi].push(m.id.clone()),
-                (MemberType::Group | MemberType::Unknown, _, true) => member_groups[gi].push(index[&m.id]),
+                (MemberType::User | MemberType::Unknown, true, _) => {
+                    member_users[gi].push(m.id.clone())
+                }
+                (MemberType::Group | MemberType::Unknown, _, true) => {
+                    member_groups[gi].push(index[&m.id])
+                }
                 (MemberType::Other, ..) => {}
                 _ => problems.push(format!(
                     "group {} ({}): member {} is not a user or group of the tenant; ignored",

@@ -39,7 +39,9 @@ impl OrgConfig {
 pub fn check_org_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && !name.starts_with('.');
     if ok {
         Ok(())
@@ -65,8 +67,12 @@ pub fn add_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
 
 pub fn get_org(store: &SledStore, name: &str) -> Result<OrgConfig> {
     match store.org(name)? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Store(engine::StoreError::Corrupt { at: format!("org {name}"), reason: e.to_string() })),
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Store(engine::StoreError::Corrupt {
+                at: format!("org {name}"),
+                reason: e.to_string(),
+            })
+        }),
         None => Err(unknown_org(name)),
     }
 }
@@ -82,8 +88,12 @@ pub fn list_orgs(store: &SledStore) -> Result<Vec<OrgConfig>> {
         .orgs()?
         .into_iter()
         .map(|(name, bytes)| {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Store(engine::StoreError::Corrupt { at: format!("org {name}"), reason: e.to_string() }))
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Store(engine::StoreError::Corrupt {
+                    at: format!("org {name}"),
+                    reason: e.to_string(),
+                })
+            })
         })
         .collect()
 }

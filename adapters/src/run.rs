@@ -72,7 +72,9 @@ pub fn execute(
     clock: &dyn Clock,
 ) -> Result<RunResult> {
     if !req.options.check_deleted && !req.options.actions.is_empty() {
-        return Err(Error::bad_input("--action needs --check-deleted: deleted objects are only looked for with it"));
+        return Err(Error::bad_input(
+            "--action needs --check-deleted: deleted objects are only looked for with it",
+        ));
     }
     let started = |source_info: SourceInfo| RunStarted {
         org: org.name.clone(),
@@ -97,7 +99,11 @@ pub fn execute(
                 kind: source.kind(),
                 location: source.location(),
                 fingerprint: String::new(),
-                completeness: Completeness { users: false, groups: false, deleted_items: false },
+                completeness: Completeness {
+                    users: false,
+                    groups: false,
+                    deleted_items: false,
+                },
                 problems: Vec::new(),
             };
             let events = [
@@ -134,8 +140,9 @@ pub fn execute(
     } else {
         Vec::new()
     };
-    let deleted_choices = choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
-        .map_err(|e| Error::bad_input(e.to_string()))?;
+    let deleted_choices =
+        choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
+            .map_err(|e| Error::bad_input(e.to_string()))?;
     let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
     let decided = plan(PlanInput {
         tenant: &org.tenant_id,
@@ -167,7 +174,15 @@ pub fn execute(
     store.append(run, clock.now(), &chosen)?;
 
     let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
-        store.append(run, clock.now(), &[Event::RunFinished(RunFinished { status, summary, reason })])?;
+        store.append(
+            run,
+            clock.now(),
+            &[Event::RunFinished(RunFinished {
+                status,
+                summary,
+                reason,
+            })],
+        )?;
         store.flush()?;
         Ok(())
     };
@@ -181,14 +196,23 @@ pub fn execute(
     };
 
     if let Some(refusal) = decided.refusal {
-        finish(RunStatus::Refused, Summary::default(), Some(refusal.to_string()))?;
+        finish(
+            RunStatus::Refused,
+            Summary::default(),
+            Some(refusal.to_string()),
+        )?;
         return Ok(result(Vec::new(), RunEnd::Refused(refusal)));
     }
 
     // 3. decide
     match req.mode {
         Mode::DryRun => {
-            let planned: Vec<Event> = decided.entries.iter().cloned().map(Event::Planned).collect();
+            let planned: Vec<Event> = decided
+                .entries
+                .iter()
+                .cloned()
+                .map(Event::Planned)
+                .collect();
             store.append(run, clock.now(), &planned)?;
             finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
             Ok(result(decided.entries, RunEnd::Completed))

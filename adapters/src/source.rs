@@ -24,7 +24,9 @@ pub struct FixtureSource {
 
 impl FixtureSource {
     pub fn new(path: &Path) -> Self {
-        FixtureSource { path: path.to_owned() }
+        FixtureSource {
+            path: path.to_owned(),
+        }
     }
 }
 

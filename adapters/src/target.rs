@@ -86,7 +86,10 @@ impl Target for EmbeddedTarget<'_> {
             let events: Vec<Event> = chunk.iter().cloned().map(Event::Imported).collect();
             store.commit(run, clock.now(), &events, &writes)?;
         }
-        Ok(Applied { entries, failure: None })
+        Ok(Applied {
+            entries,
+            failure: None,
+        })
     }
 }
 
@@ -99,13 +102,17 @@ impl FileTarget {
     /// Targets `path`, which must exist and hold a valid server state.
     pub fn open(path: &Path) -> Result<FileTarget> {
         read_server_file(path)?;
-        Ok(FileTarget { path: path.to_owned() })
+        Ok(FileTarget {
+            path: path.to_owned(),
+        })
     }
 }
 
 impl Target for FileTarget {
     fn info(&self) -> TargetInfo {
-        TargetInfo::File { path: self.path.display().to_string() }
+        TargetInfo::File {
+            path: self.path.display().to_string(),
+        }
     }
 
     fn load(&self) -> Result<ServerState> {
@@ -132,7 +139,11 @@ impl Target for FileTarget {
                 None
             }
             Err(e) => {
-                let why = format!("{}: cannot write the server file: {}", self.path.display(), io_reason(&e));
+                let why = format!(
+                    "{}: cannot write the server file: {}",
+                    self.path.display(),
+                    io_reason(&e)
+                );
                 for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
                     entry.outcome = Outcome::Failed;
                     entry.detail = format!("not applied: {why}");
@@ -157,7 +168,11 @@ pub fn read_server_file(path: &Path) -> Result<ServerState> {
 }
 
 pub fn parse_server_state(bytes: &[u8], origin: &str) -> Result<ServerState> {
-    from_json(bytes, origin, "server state ({\"users\": [...], \"groups\": [...]})")
+    from_json(
+        bytes,
+        origin,
+        "server state ({\"users\": [...], \"groups\": [...]})",
+    )
 }
 
 /// Writes `state` to `path` atomically: a reader (or a crash) sees the old file or the new

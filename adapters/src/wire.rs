@@ -70,7 +70,11 @@ pub struct GraphGroup {
 /// A member reference as `/groups/{id}/members` and `/transitiveMembers` return it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct GraphMember {
-    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub odata_type: Option<String>,
     pub id: ObjectId,
 }
@@ -125,7 +129,10 @@ impl GraphUser {
     /// Converts to an engine user. `userType` defaults from the UPN (`#EXT#` marks a guest);
     /// `accountEnabled` defaults to true, as Graph omits it unless it is `$select`ed.
     pub fn into_entra(self) -> Result<EntraUser, ConvertError> {
-        let upn = self.user_principal_name.filter(|u| !u.trim().is_empty()).ok_or(ConvertError::MissingUpn)?;
+        let upn = self
+            .user_principal_name
+            .filter(|u| !u.trim().is_empty())
+            .ok_or(ConvertError::MissingUpn)?;
         let user_type = match self.user_type.as_deref() {
             None => {
                 if upn.contains("#EXT#") {
@@ -198,7 +205,10 @@ impl GraphGroup {
             members: Some(
                 g.member_users
                     .iter()
-                    .map(|id| GraphMember { odata_type: Some("#microsoft.graph.user".into()), id: id.clone() })
+                    .map(|id| GraphMember {
+                        odata_type: Some("#microsoft.graph.user".into()),
+                        id: id.clone(),
+                    })
                     .collect(),
             ),
         }
@@ -207,13 +217,21 @@ impl GraphGroup {
 
 impl From<GraphDeletedItem> for DeletedItem {
     fn from(d: GraphDeletedItem) -> Self {
-        DeletedItem { id: d.id, display_name: d.display_name, deleted_at: d.deleted_date_time }
+        DeletedItem {
+            id: d.id,
+            display_name: d.display_name,
+            deleted_at: d.deleted_date_time,
+        }
     }
 }
 
 impl From<&DeletedItem> for GraphDeletedItem {
     fn from(d: &DeletedItem) -> Self {
-        GraphDeletedItem { id: d.id.clone(), display_name: d.display_name.clone(), deleted_date_time: d.deleted_at }
+        GraphDeletedItem {
+            id: d.id.clone(),
+            display_name: d.display_name.clone(),
+            deleted_date_time: d.deleted_at,
+        }
     }
 }
 

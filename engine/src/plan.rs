@@ -193,7 +193,13 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         BTreeMap::new();
     let mut groups: BTreeMap<(String, ObjectId), Result<&EntraGroup, &ActionChosen>> =
         BTreeMap::new();
-    for c in choices.iter().filter(|c| c.action == Action::Import) {
+    // An object already handled as deleted is not imported as well (a choice list can only
+    // hold both if it was not produced by `resolve_selection`, e.g. a hand-edited log).
+    let is_deleted = |c: &ActionChosen| deleted.iter().any(|d| d.kind == c.kind && d.id == c.id);
+    for c in choices
+        .iter()
+        .filter(|c| c.action == Action::Import && !is_deleted(c))
+    {
         match c.kind {
             Kind::User => {
                 let found = snapshot.user(&c.id).ok_or(c);
@@ -693,10 +699,7 @@ fn decide_group(
             }
             if e.changes.is_empty() {
                 e.outcome = Outcome::Unchanged;
-                e.detail = format!(
-                    "{}, {count}; already up to date",
-                    desired.group_type
-                );
+                e.detail = format!("{}, {count}; already up to date", desired.group_type);
             } else {
                 e.outcome = Outcome::Updated;
                 let previous_name = (old.name != desired.name).then(|| old.name.clone());

@@ -240,7 +240,11 @@ impl SledStore {
     /// Replaces the embedded server's directory in one atomic batch.
     pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for kv in self.log.scan_prefix([USER]).chain(self.log.scan_prefix([GROUP])) {
+        for kv in self
+            .log
+            .scan_prefix([USER])
+            .chain(self.log.scan_prefix([GROUP]))
+        {
             let (k, _) = kv?;
             batch.remove(k);
         }
@@ -288,13 +292,15 @@ impl SledStore {
 fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
     for w in writes {
         match w {
-            KeyWrite::PutUser(u) => {
-                batch.insert(user_key(&u.login), serde_json::to_vec(u).expect("server users serialize"))
-            }
+            KeyWrite::PutUser(u) => batch.insert(
+                user_key(&u.login),
+                serde_json::to_vec(u).expect("server users serialize"),
+            ),
             KeyWrite::DeleteUser { login } => batch.remove(user_key(login)),
-            KeyWrite::PutGroup(g) => {
-                batch.insert(group_key(&g.name), serde_json::to_vec(g).expect("server groups serialize"))
-            }
+            KeyWrite::PutGroup(g) => batch.insert(
+                group_key(&g.name),
+                serde_json::to_vec(g).expect("server groups serialize"),
+            ),
             KeyWrite::DeleteGroup { name } => batch.remove(group_key(name)),
         }
     }
@@ -363,13 +369,19 @@ impl EventStore for SledStore {
     fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
         for seq in self.run_seqs(run)? {
-            let env = self
-                .read_event(seq)?
-                .ok_or_else(|| corrupt(format!("event {seq}"), format!("indexed for run {run} but missing")))?;
+            let env = self.read_event(seq)?.ok_or_else(|| {
+                corrupt(
+                    format!("event {seq}"),
+                    format!("indexed for run {run} but missing"),
+                )
+            })?;
             if env.run != run || env.seq != seq {
                 return Err(corrupt(
                     format!("event {seq}"),
-                    format!("indexed for run {run} but records run {} seq {}", env.run, env.seq),
+                    format!(
+                        "indexed for run {run} but records run {} seq {}",
+                        env.run, env.seq
+                    ),
                 ));
             }
             out.push(env);

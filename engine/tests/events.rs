@@ -1,0 +1,193 @@
+//! The stored form of every event variant, as reviewed snapshots: any change to what is
+//! persisted shows up in review. Plus the envelope's round trip and hash chain.
+
+use chrono::{DateTime, Utc};
+use engine::event::*;
+use engine::model::{Completeness, Kind, ServerOp};
+use engine::{RunId, Seq};
+use serde_json::{json, Value};
+use testkit::*;
+
+fn run() -> RunId {
+    "01a21bb4-dbff-71f7-8fb2-6a1a96d511a2".parse().unwrap()
+}
+
+fn time() -> DateTime<Utc> {
+    "2026-11-27T06:32:47.123456Z".parse().unwrap()
+}
+
+fn stored(event: &Event) -> Value {
+    serde_json::from_slice(&encode_record(Seq(7), run(), &time(), event)).unwrap()
+}
+
+fn entry(outcome: Outcome) -> EntryOutcome {
+    EntryOutcome {
+        kind: Kind::User,
+        id: oid(1),
+        name: "Ann".into(),
+        outcome,
+        detail: "login ann@contoso.com".into(),
+        changes: vec![Change {
+            field: "department".into(),
+            from: Value::Null,
+            to: json!("Sales"),
+        }],
+        op: Some(ServerOp::PutUser {
+            previous_login: Some("ann.old@contoso.com".into()),
+            user: linked(&user(1, "ann@contoso.com")),
+        }),
+    }
+}
+
+fn every_variant() -> Vec<(&'static str, Event)> {
+    let deleted = ObjectDeleted {
+        kind: Kind::User,
+        id: oid(2),
+        name: "Bob".into(),
+        server_key: "bob@contoso.com".into(),
+        evidence: Evidence::SoftDeleted,
+        deleted_at: Some("2026-11-01T10:00:00Z".parse().unwrap()),
+    };
+    vec![
+        (
+            "run_started",
+            Event::RunStarted(RunStarted {
+                org: "contoso".into(),
+                tenant_id: tenant(),
+                mode: Mode::Apply,
+                started_by: "admin".into(),
+                engine_version: "0.1.0".into(),
+                source: SourceInfo {
+                    kind: SourceKind::Fixture,
+                    location: "/fixtures/demo/tenant.json".into(),
+                    fingerprint: "ab".repeat(32),
+                    completeness: Completeness::COMPLETE,
+                    problems: vec!["group X: member Y ignored".into()],
+                },
+                target: TargetInfo::Embedded,
+                selection: SelectionSpec {
+                    select: vec!["ann@contoso.com".into()],
+                    select_all: false,
+                    search: Some("sales".into()),
+                    invert: false,
+                },
+                options: RunOptions {
+                    check_deleted: true,
+                    on_deleted: DeletedAction::Disable,
+                    actions: vec![ActionOverride {
+                        target: "bob@contoso.com".into(),
+                        action: DeletedAction::Delete,
+                    }],
+                    max_deletions: 50,
+                    allow_empty_source: false,
+                },
+                applied_from: None,
+            }),
+        ),
+        (
+            "user_seen_entra",
+            Event::UserSeen(UserSeen::Entra {
+                user: user(1, "ann@contoso.com"),
+            }),
+        ),
+        (
+            "user_seen_deleted_items",
+            Event::UserSeen(UserSeen::DeletedItems {
+                user: deleted_item(2, "Bob"),
+            }),
+        ),
+        (
+            "user_seen_server",
+            Event::UserSeen(UserSeen::Server {
+                user: linked(&user(1, "ann@contoso.com")),
+            }),
+        ),
+        (
+            "group_seen_entra",
+            Event::GroupSeen(GroupSeen::Entra {
+                group: group(100, "Eng", &[1]),
+            }),
+        ),
+        (
+            "group_seen_deleted_items",
+            Event::GroupSeen(GroupSeen::DeletedItems {
+                group: deleted_item(101, "Old"),
+            }),
+        ),
+        (
+            "group_seen_server",
+            Event::GroupSeen(GroupSeen::Server {
+                group: server_group("Eng", Some((tenant(), 100)), &["ann@contoso.com"]),
+            }),
+        ),
+        ("object_deleted", Event::ObjectDeleted(deleted)),
+        (
+            "action_chosen",
+            Event::ActionChosen(choose(Kind::User, 2, Action::Disable)),
+        ),
+        ("planned", Event::Planned(entry(Outcome::Updated))),
+        ("imported", Event::Imported(entry(Outcome::Updated))),
+        (
+            "run_finished",
+            Event::RunFinished(RunFinished {
+                status: RunStatus::Completed,
+                summary: Summary {
+                    added: 3,
+                    updated: 1,
+                    ..Summary::default()
+                },
+                reason: None,
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn stored_json_of_every_variant() {
+    for (name, event) in every_variant() {
+        insta::assert_json_snapshot!(name, stored(&event));
+    }
+}
+
+#[test]
+fn records_round_trip() {
+    for (name, event) in every_variant() {
+        let bytes = encode_record(Seq(7), run(), &time(), &event);
+        let env = decode_record(&bytes, Hash::GENESIS).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            (env.seq, env.run, env.time, env.version),
+            (Seq(7), run(), time(), EVENT_VERSION)
+        );
+        assert_eq!(env.event, event, "{name}");
+    }
+}
+
+#[test]
+fn the_hash_chain_covers_every_byte_and_the_order() {
+    let a = encode_record(Seq(1), run(), &time(), &every_variant()[1].1);
+    let b = encode_record(Seq(2), run(), &time(), &every_variant()[2].1);
+    let h = Hash::chain(&Hash::chain(&Hash::GENESIS, &a), &b);
+    assert_ne!(
+        h,
+        Hash::chain(&Hash::chain(&Hash::GENESIS, &b), &a),
+        "order matters"
+    );
+    let mut edited = b.clone();
+    let last = edited.len() - 2;
+    edited[last] ^= 1;
+    assert_ne!(
+        h,
+        Hash::chain(&Hash::chain(&Hash::GENESIS, &a), &edited),
+        "one bit matters"
+    );
+    assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+}
+
+#[test]
+fn newer_versions_are_refused_with_a_clear_error() {
+    let mut v = stored(&every_variant()[1].1);
+    v["version"] = json!(EVENT_VERSION + 1);
+    let err = decode_record(&serde_json::to_vec(&v).unwrap(), Hash::GENESIS).unwrap_err();
+    assert!(err.to_string().contains("upgrade roster"), "{err}");
+    assert!(decode_record(b"{not json", Hash::GENESIS).is_err());
+}

@@ -1,0 +1,100 @@
+//! Properties the design promises of the planner, over random small worlds where logins,
+//! names and ids collide (see `testkit::arb_world`).
+
+use std::collections::BTreeSet;
+
+use engine::event::Outcome;
+use engine::model::{Kind, ServerOp, ServerState};
+use engine::plan::{plan, Plan, PlanInput};
+use proptest::prelude::*;
+use testkit::{arb_world, tenant, World};
+
+fn decide(w: &World, server: &ServerState) -> Plan {
+    plan(PlanInput {
+        tenant: &tenant(),
+        snapshot: &w.snapshot,
+        server,
+        choices: &w.choices,
+        options: &w.options,
+    })
+}
+
+fn apply(server: &ServerState, plan: &Plan) -> ServerState {
+    let mut s = server.clone();
+    for e in &plan.entries {
+        if let Some(op) = &e.op {
+            s.apply(op);
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Random tenants never make the planner panic, and it decides the same way every time.
+    #[test]
+    fn the_planner_is_deterministic(w in arb_world()) {
+        prop_assert_eq!(decide(&w, &w.server), decide(&w, &w.server));
+    }
+
+    /// Nothing is disabled or deleted without `ObjectDeleted` evidence from this run.
+    #[test]
+    fn no_removal_without_evidence(w in arb_world()) {
+        let p = decide(&w, &w.server);
+        let evidence: BTreeSet<(Kind, String)> = p.deleted.iter().map(|d| (d.kind, d.id.to_string())).collect();
+        for e in &p.entries {
+            let removes = matches!(
+                e.op,
+                Some(ServerOp::RemoveUser { .. } | ServerOp::RemoveGroup { .. })
+                    | Some(ServerOp::SetUserEnabled { enabled: false, .. } | ServerOp::SetGroupEnabled { enabled: false, .. })
+            );
+            if removes || matches!(e.outcome, Outcome::Disabled | Outcome::Deleted) {
+                prop_assert!(w.options.check_deleted);
+                prop_assert!(evidence.contains(&(e.kind, e.id.to_string())), "{:?} without evidence", e);
+            }
+        }
+    }
+
+    /// Objects of other tenants, and local users, are never changed.
+    #[test]
+    fn foreign_and_local_objects_are_never_touched(w in arb_world()) {
+        let p = decide(&w, &w.server);
+        let after = apply(&w.server, &p);
+        for u in w.server.users().filter(|u| u.linked_to(&tenant()).is_none()) {
+            prop_assert_eq!(after.user(&u.login), Some(u));
+        }
+        for g in w.server.groups().filter(|g| g.linked_to(&tenant()).is_none()) {
+            let now = after.group(&g.name);
+            prop_assert!(now.is_some());
+            let now = now.unwrap();
+            prop_assert_eq!((&now.name, &now.description, &now.group_type, &now.entra_id, &now.tenant_id, now.enabled),
+                            (&g.name, &g.description, &g.group_type, &g.entra_id, &g.tenant_id, g.enabled));
+        }
+    }
+
+    /// Each chosen object is one entry, once.
+    #[test]
+    fn every_entry_appears_once(w in arb_world()) {
+        let p = decide(&w, &w.server);
+        let mut seen = BTreeSet::new();
+        for e in &p.entries {
+            prop_assert!(seen.insert((e.kind, e.id.to_string())), "{:?} twice", e);
+        }
+    }
+
+    /// Re-running the same import never adds, disables or deletes a second time.
+    #[test]
+    fn a_second_identical_import_adds_nothing(w in arb_world()) {
+        let first = decide(&w, &w.server);
+        prop_assume!(first.refusal.is_none());
+        let server = apply(&w.server, &first);
+        let second = decide(&w, &server);
+        for e in &second.entries {
+            prop_assert!(
+                !matches!(e.outcome, Outcome::Added | Outcome::Disabled | Outcome::Deleted),
+                "second run: {:?}", e
+            );
+        }
+    }
+}

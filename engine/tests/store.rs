@@ -1,0 +1,118 @@
+//! The sled event store: sequence, atomic steps, persistence across reopen, runs, the
+//! embedded server beside the log.
+
+use chrono::{DateTime, Utc};
+use engine::event::{Event, Hash, RunFinished, RunStatus, Summary, UserSeen};
+use engine::model::{KeyWrite, ServerState};
+use engine::{EventStore, RunId, Seq, SledStore};
+use testkit::*;
+
+fn t(s: u32) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_790_000_000 + i64::from(s), 0).unwrap()
+}
+
+fn run_at(s: u32) -> RunId {
+    RunId::new(t(s), [s as u8; 10])
+}
+
+fn seen(n: u32) -> Event {
+    Event::UserSeen(UserSeen::Entra {
+        user: user(n, &format!("u{n}@x.com")),
+    })
+}
+
+fn finished() -> Event {
+    Event::RunFinished(RunFinished {
+        status: RunStatus::Completed,
+        summary: Summary::default(),
+        reason: None,
+    })
+}
+
+#[test]
+fn events_get_consecutive_sequence_numbers_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (run_at(1), run_at(2));
+    let head = {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.append(a, t(1), &[seen(1), seen(2)]).unwrap();
+        store.append(b, t(2), &[seen(3)]).unwrap();
+        store.append(a, t(3), &[finished()]).unwrap();
+        store.flush().unwrap();
+        store.head()
+    };
+    assert_eq!(head.seq, Seq(4));
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head(), head, "the head is found again after a reopen");
+    assert_eq!(store.runs().unwrap(), vec![a, b]);
+    let seqs: Vec<Seq> = store.read_run(a).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![Seq(1), Seq(2), Seq(4)]);
+    assert_eq!(store.read_run(b).unwrap()[0].event, seen(3));
+    store.append(b, t(4), &[finished()]).unwrap();
+    assert_eq!(store.head().seq, Seq(5), "appending continues the sequence");
+}
+
+#[test]
+fn the_stored_chain_recomputes_to_the_head() {
+    let store = SledStore::temporary().unwrap();
+    store
+        .append(run_at(1), t(1), &[seen(1), seen(2), seen(3)])
+        .unwrap();
+    store.append(run_at(1), t(2), &[finished()]).unwrap();
+    let mut h = Hash::GENESIS;
+    for raw in store.raw_events(Seq(1)) {
+        let raw = raw.unwrap();
+        h = Hash::chain(&h, &raw.record);
+        assert_eq!(raw.hash, h, "event {}", raw.seq);
+    }
+    assert_eq!(h, store.head().hash);
+    let index: Vec<(RunId, Seq)> = store.run_index().map(Result::unwrap).collect();
+    assert_eq!(index.len(), 4);
+}
+
+#[test]
+fn a_commit_writes_events_and_server_records_together() {
+    let store = SledStore::temporary().unwrap();
+    let ann = linked(&user(1, "Ann@x.com"));
+    store
+        .commit(
+            run_at(1),
+            t(1),
+            &[seen(1)],
+            &[
+                KeyWrite::PutUser(ann.clone()),
+                KeyWrite::PutGroup(server_group("G", None, &["Ann@x.com"])),
+            ],
+        )
+        .unwrap();
+    let state = store.server_state().unwrap();
+    assert_eq!(state.user("ann@x.com"), Some(&ann));
+    assert_eq!(store.head().seq, Seq(1));
+    store
+        .commit(
+            run_at(1),
+            t(2),
+            &[finished()],
+            &[KeyWrite::DeleteUser {
+                login: "ANN@x.com".into(),
+            }],
+        )
+        .unwrap();
+    assert!(store.server_state().unwrap().user("ann@x.com").is_none());
+}
+
+#[test]
+fn replacing_the_server_state_drops_what_was_there() {
+    let store = SledStore::temporary().unwrap();
+    store
+        .replace_server_state(&server(
+            vec![local_user("a"), local_user("b")],
+            vec![server_group("G", None, &[])],
+        ))
+        .unwrap();
+    let next = server(vec![local_user("c")], vec![]);
+    store.replace_server_state(&next).unwrap();
+    assert_eq!(store.server_state().unwrap(), next);
+    store.replace_server_state(&ServerState::default()).unwrap();
+    assert_eq!(store.server_state().unwrap(), ServerState::default());
+}
