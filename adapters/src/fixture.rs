@@ -93,6 +93,21 @@ pub fn io_reason(e: &std::io::Error) -> String {
 
 /// Deserializes JSON, naming the path of the first bad field in the error.
 pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], origin: &str, what: &str) -> Result<T> {
+    // serde would read a struct from an array too; a top level that is not an object is
+    // simply the wrong file.
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => {
+            return Err(Error::bad_input(format!(
+                "{origin}: the file is empty; expected a {what}"
+            )))
+        }
+        Some(_) => {
+            return Err(Error::bad_input(format!(
+                "{origin}: not a JSON object; expected a {what}"
+            )))
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -263,3 +263,49 @@ pub struct GraphError {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inner_error: Option<serde_json::Value>,
 }
+
+/// `POST /$batch` body: up to 20 requests.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BatchRequest {
+    pub requests: Vec<BatchRequestItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BatchRequestItem {
+    pub id: String,
+    pub method: String,
+    /// Relative to the version root: `/users?$select=...` or `users?...`.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// `$batch` answer: one response per request, each with its own status (a 200 outer status
+/// only means the batch itself was understood).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BatchResponse {
+    pub responses: Vec<BatchResponseItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BatchResponseItem {
+    pub id: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+impl BatchResponseItem {
+    /// A header of this inner response, whatever its case (`Retry-After` or `retry-after`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
