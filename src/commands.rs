@@ -291,7 +291,10 @@ pub fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
     }
     match &result.end {
         RunEnd::Refused(r) => {
-            eprintln!("error: {r} (run {})", result.run);
+            eprintln!(
+                "error: run {} refused, nothing was changed: {r}",
+                result.run
+            );
             Err(Quiet(Exit::Refused).into())
         }
         RunEnd::Aborted(why) => {

@@ -149,9 +149,10 @@ impl<'a> ReportView<'a> {
 
 pub fn report_table(r: &ReportView<'_>) -> String {
     let mut out = String::new();
-    let what = match r.mode {
-        Mode::DryRun => "Dry run (nothing was changed)",
-        Mode::Apply => "Import results",
+    let what = match (r.mode, r.status) {
+        (_, Some(RunStatus::Refused)) => "Refused (nothing was changed)",
+        (Mode::DryRun, _) => "Dry run (nothing was changed)",
+        (Mode::Apply, _) => "Import results",
     };
     out.push_str(&format!("{what} for org {}, run {}\n", r.org, r.run));
     if !r.entries.is_empty() {

@@ -7,7 +7,8 @@
 //!   other tenants are never touched;
 //! - deleted-object actions are planned first, so a login freed by a delete can be reused;
 //! - then users (directly selected, and transitive members of selected groups), then groups,
-//!   each decided against the server *as the plan so far leaves it*.
+//!   each decided against the server *as the plan so far leaves it*; within each, objects
+//!   already linked come first, so renames free logins and names before new objects claim them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,9 +38,9 @@ pub struct PlanInput<'a> {
 /// Why a plan must not be applied. Nothing is changed when a plan is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("refused: the plan disables or deletes {planned} objects, more than --max-deletions {limit}; review `roster deleted RUN`, then raise --max-deletions if this is intended")]
+    #[error("the plan disables or deletes {planned} objects, more than --max-deletions {limit}; review `roster deleted RUN`, then raise --max-deletions if this is intended")]
     TooManyDeletions { planned: u32, limit: u32 },
-    #[error("refused: the tenant returned no users while {linked} server users are linked to it; this looks like a broken enumeration (pass --allow-empty-source if the tenant really is empty)")]
+    #[error("the tenant returned no users while {linked} server users are linked to it; this looks like a broken enumeration (pass --allow-empty-source if the tenant really is empty)")]
     EmptySource { linked: u32 },
 }
 
@@ -220,14 +221,22 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             }
         }
     }
-    for found in users.values() {
+    // Linked objects first: a rename frees a login or name before a new object asks for it,
+    // so the outcome does not depend on alphabetical order.
+    let (linked_users, new_users): (Vec<_>, Vec<_>) = users
+        .values()
+        .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
+    for found in linked_users.into_iter().chain(new_users) {
         let entry = match found {
             Ok(u) => decide_user(tenant, u, &w),
             Err(c) => not_in_snapshot(c),
         };
         w.push(entry, &mut entries);
     }
-    for found in groups.values() {
+    let (linked_groups, new_groups): (Vec<_>, Vec<_>) = groups
+        .values()
+        .partition(|f| f.is_ok_and(|g| w.linked_group(&g.id).is_some()));
+    for found in linked_groups.into_iter().chain(new_groups) {
         let entry = match found {
             Ok(g) => decide_group(tenant, g, snapshot, &w),
             Err(c) => not_in_snapshot(c),

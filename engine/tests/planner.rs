@@ -182,6 +182,39 @@ fn a_upn_rename_changes_the_login_and_follows_into_groups() {
 }
 
 #[test]
+fn renames_free_logins_and_names_before_new_objects_claim_them() {
+    // Entra: "zed" took over ann's old login; the linked group "Ops" is now called "Sales" and
+    // a new group is called "Ops". Linked objects are decided first, whatever the names' order.
+    let case = Case::new(
+        snapshot(
+            vec![user(1, "ann@contoso.com"), user(2, "ann.old@contoso.com")],
+            vec![group(100, "Ops", &[]), group(101, "Sales", &[])],
+        ),
+        server(
+            vec![linked(&user(1, "ann.old@contoso.com"))],
+            vec![server_group("Ops", Some((tenant(), 101)), &[])],
+        ),
+        vec![
+            import(Kind::User, 1),
+            import(Kind::User, 2),
+            import(Kind::Group, 100),
+            import(Kind::Group, 101),
+        ],
+    );
+    check(
+        &case,
+        "updated user Ann: login renamed from ann.old@contoso.com to ann@contoso.com
+           ~login: ann.old@contoso.com -> ann@contoso.com
+           ~displayName: Ann.old -> Ann
+           ~email: ann.old@contoso.com -> ann@contoso.com
+         added user Ann.old: login ann.old@contoso.com, authentication type Microsoft Entra ID
+         updated group Sales: Security Group, 0 members
+           ~name: Ops -> Sales
+         added group Ops: Security Group, 0 members",
+    );
+}
+
+#[test]
 fn a_rename_onto_a_taken_login_is_a_conflict() {
     let case = Case::new(
         snapshot(vec![user(1, "ann@contoso.com")], vec![]),
@@ -221,8 +254,8 @@ fn disabled_accounts_are_skipped_and_the_server_is_untouched() {
     );
     let plan = check(
         &case,
-        "skipped user Ann: account disabled in Entra ID
-         skipped user Bob: account disabled in Entra ID",
+        "skipped user Bob: account disabled in Entra ID
+         skipped user Ann: account disabled in Entra ID",
     );
     assert!(plan.entries.iter().all(|e| e.op.is_none()));
 }

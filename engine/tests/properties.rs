@@ -30,7 +30,7 @@ fn apply(server: &ServerState, plan: &Plan) -> ServerState {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(testkit::proptest_config(512))]
 
     /// Random tenants never make the planner panic, and it decides the same way every time.
     #[test]

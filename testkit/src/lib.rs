@@ -288,3 +288,24 @@ prop_compose! {
         }
     }
 }
+
+/// Proptest settings for roster's property tests: a fixed seed, so the suite is deterministic,
+/// unless `PROPTEST_RNG_SEED` picks another (or `random`); `PROPTEST_CASES` scales the cases
+/// (CI runs `cases`; a soak run sets e.g. `PROPTEST_CASES=20000`).
+pub fn proptest_config(cases: u32) -> ProptestConfig {
+    let mut config = ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    };
+    if let Ok(n) = std::env::var("PROPTEST_CASES") {
+        if let Ok(n) = n.parse() {
+            config.cases = n;
+        }
+    }
+    match std::env::var("PROPTEST_RNG_SEED").as_deref() {
+        Ok("random") => config.rng_seed = proptest::test_runner::RngSeed::Random,
+        Ok(_) => {} // proptest read it already
+        Err(_) => config.rng_seed = proptest::test_runner::RngSeed::Fixed(0x7273_7465_7200_0001),
+    }
+    config
+}

@@ -1,0 +1,204 @@
+//! Whole runs through `run::execute`, over random worlds: what the log records folds back into
+//! the same report, the recorded inputs re-plan to the same decisions, a dry run never changes
+//! the server, and the server always holds exactly what the `Imported` events say.
+
+use adapters::clock::FixedClock;
+use adapters::fixture::Loaded;
+use adapters::org::{OrgConfig, OrgSource};
+use adapters::run::{execute, RunEnd, RunRequest, RunResult};
+use adapters::source::TenantSource;
+use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget};
+use engine::event::{DeletedAction, Event, Mode, Outcome, RunOptions, SelectionSpec};
+use engine::model::ServerState;
+use engine::plan::{plan, PlanInput};
+use engine::projection::{DeletedView, Report, RunInputs};
+use engine::{EventStore, SledStore};
+use proptest::prelude::*;
+use testkit::{arb_world, tenant, World};
+
+struct MemorySource(Loaded);
+
+impl TenantSource for MemorySource {
+    fn kind(&self) -> engine::event::SourceKind {
+        engine::event::SourceKind::Fixture
+    }
+    fn location(&self) -> String {
+        "memory".into()
+    }
+    fn read(&self) -> adapters::Result<Loaded> {
+        Ok(self.0.clone())
+    }
+}
+
+fn org() -> OrgConfig {
+    OrgConfig {
+        name: "t".into(),
+        tenant_id: tenant(),
+        source: OrgSource::Fixture {
+            path: "memory".into(),
+        },
+        added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
+    }
+}
+
+fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
+    RunRequest {
+        mode,
+        selection: SelectionSpec {
+            select_all: true,
+            ..SelectionSpec::default()
+        },
+        options: RunOptions {
+            on_deleted,
+            ..w.options.clone()
+        },
+        started_by: "test".into(),
+        applied_from: None,
+    }
+}
+
+fn clock() -> FixedClock {
+    FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap())
+}
+
+fn run_embedded(store: &SledStore, w: &World, req: &RunRequest) -> adapters::Result<RunResult> {
+    let source = MemorySource(Loaded {
+        snapshot: w.snapshot.clone(),
+        problems: vec![],
+    });
+    execute(
+        store,
+        &org(),
+        &source,
+        &mut EmbeddedTarget::new(store),
+        req,
+        &clock(),
+    )
+}
+
+fn arb_case() -> impl Strategy<Value = (World, DeletedAction)> {
+    (
+        arb_world(),
+        prop_oneof![
+            Just(DeletedAction::Ignore),
+            Just(DeletedAction::Disable),
+            Just(DeletedAction::Delete)
+        ],
+    )
+}
+
+proptest! {
+    #![proptest_config(testkit::proptest_config(96))]
+
+    /// Folding a run's events rebuilds what the run reported, and re-planning its recorded
+    /// inputs gives the same decisions.
+    #[test]
+    fn the_log_replays_to_the_same_report_and_decisions((w, on_deleted) in arb_case(), apply in any::<bool>()) {
+        let store = SledStore::temporary().unwrap();
+        store.replace_server_state(&w.server).unwrap();
+        let mode = if apply { Mode::Apply } else { Mode::DryRun };
+        let Ok(result) = run_embedded(&store, &w, &request(&w, mode, on_deleted)) else {
+            // Only an empty selection is refused as bad input here; nothing was written then.
+            prop_assert_eq!(store.head().seq.0, 0);
+            return Ok(());
+        };
+        let events = store.read_run(result.run).unwrap();
+        let report = Report::fold(&events);
+        if result.end == RunEnd::Completed {
+            prop_assert_eq!(&report.entries, &result.entries);
+        }
+        let deleted = DeletedView::fold(&events);
+        prop_assert_eq!(deleted.rows.len(), result.deleted.len());
+
+        let inputs = RunInputs::fold(&events).unwrap();
+        prop_assert_eq!(&inputs.snapshot, &w.snapshot);
+        prop_assert_eq!(&inputs.server, &w.server);
+        let again = plan(PlanInput {
+            tenant: &inputs.started.tenant_id,
+            snapshot: &inputs.snapshot,
+            server: &inputs.server,
+            choices: &inputs.choices,
+            options: &inputs.started.options,
+        });
+        prop_assert_eq!(&again.deleted, &inputs.deleted);
+        if result.end == RunEnd::Completed {
+            prop_assert_eq!(&again.entries, &report.entries);
+        }
+    }
+
+    /// A dry run never changes the server, embedded or file.
+    #[test]
+    fn a_dry_run_never_changes_the_server((w, on_deleted) in arb_case()) {
+        let store = SledStore::temporary().unwrap();
+        store.replace_server_state(&w.server).unwrap();
+        let req = request(&w, Mode::DryRun, on_deleted);
+        let _ = run_embedded(&store, &w, &req);
+        prop_assert_eq!(store.server_state().unwrap(), w.server.clone());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.json");
+        write_server_file(&path, &w.server).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let source = MemorySource(Loaded { snapshot: w.snapshot.clone(), problems: vec![] });
+        let mut target = FileTarget::open(&path).unwrap();
+        let _ = execute(&store, &org(), &source, &mut target, &req, &clock());
+        prop_assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+
+    /// The server holds exactly what the log's `Imported` events say, for both targets; and a
+    /// second identical import adds nothing.
+    #[test]
+    fn the_server_is_what_the_log_says((w, on_deleted) in arb_case()) {
+        let store = SledStore::temporary().unwrap();
+        store.replace_server_state(&w.server).unwrap();
+        let req = request(&w, Mode::Apply, on_deleted);
+        let Ok(first) = run_embedded(&store, &w, &req) else { return Ok(()) };
+        let mut expected = w.server.clone();
+        for env in store.read_run(first.run).unwrap() {
+            if let Event::Imported(e) = &env.event {
+                if let Some(op) = &e.op {
+                    expected.apply(op);
+                }
+            }
+        }
+        prop_assert_eq!(store.server_state().unwrap(), expected.clone());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.json");
+        write_server_file(&path, &w.server).unwrap();
+        let file_store = SledStore::temporary().unwrap();
+        let source = MemorySource(Loaded { snapshot: w.snapshot.clone(), problems: vec![] });
+        execute(&file_store, &org(), &source, &mut FileTarget::open(&path).unwrap(), &req, &clock()).unwrap();
+        prop_assert_eq!(read_server_file(&path).unwrap(), expected);
+
+        if first.end == RunEnd::Completed {
+            let second = run_embedded(&store, &w, &req).unwrap();
+            prop_assert!(second.entries.iter().all(|e| e.outcome != Outcome::Added), "{:?}", second.entries);
+        }
+    }
+}
+
+#[test]
+fn bad_selection_writes_nothing() {
+    let store = SledStore::temporary().unwrap();
+    let w = World {
+        snapshot: testkit::snapshot(vec![testkit::user(1, "a@x.com")], vec![]),
+        server: ServerState::default(),
+        choices: vec![],
+        options: RunOptions::default(),
+    };
+    let mut req = request(&w, Mode::Apply, DeletedAction::Ignore);
+    req.selection = SelectionSpec {
+        select: vec!["nobody".into()],
+        ..SelectionSpec::default()
+    };
+    let err = run_embedded(&store, &w, &req).unwrap_err();
+    assert!(err.is_bad_input());
+    assert!(
+        err.to_string()
+            .contains("\"nobody\" matches no user or group"),
+        "{err}"
+    );
+    assert_eq!(store.head().seq.0, 0);
+    assert!(store.runs().unwrap().is_empty());
+}

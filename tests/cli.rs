@@ -1,0 +1,332 @@
+//! End-to-end checks of the binary that a transcript cannot show: exact JSON shapes of the
+//! contract, reports read back from the log equal to what the run printed, the demo, and the
+//! server left untouched by dry runs.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+struct Session {
+    store: tempfile::TempDir,
+}
+
+impl Session {
+    /// A fresh store with the demo tenant as org `contoso` and the demo server loaded.
+    fn demo() -> Session {
+        let s = Session {
+            store: tempfile::tempdir().unwrap(),
+        };
+        s.ok(&[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            fixtures().join("demo/tenant.json").to_str().unwrap(),
+        ]);
+        s.ok(&[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ]);
+        s
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("roster").unwrap();
+        c.args(args)
+            .env("ROSTER_STORE", self.store.path())
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn run(&self, args: &[&str], code: i32) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        self.run(args, 0)
+    }
+
+    fn json(&self, args: &[&str], code: i32) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.run(&all, code)).unwrap()
+    }
+}
+
+/// The keys of a JSON object, sorted (serde_json's `Value` sorts them).
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+fn sorted(mut k: Vec<&str>) -> Vec<&str> {
+    k.sort();
+    k
+}
+
+#[test]
+fn json_shapes_follow_the_contract() {
+    let s = Session::demo();
+    let rows = s.json(&["search", "contoso", "golf"], 0);
+    for row in rows.as_array().unwrap() {
+        assert_eq!(
+            keys(row),
+            sorted(vec![
+                "id",
+                "name",
+                "type",
+                "department",
+                "description",
+                "upn"
+            ])
+        );
+    }
+    let plan = s.json(&["plan", "contoso", "--select-all", "--check-deleted"], 3);
+    assert_eq!(
+        keys(&plan),
+        sorted(vec!["run", "org", "mode", "entries", "summary"])
+    );
+    assert_eq!(plan["mode"], "dry-run");
+    assert_eq!(
+        keys(&plan["summary"]),
+        sorted(vec![
+            "added",
+            "updated",
+            "unchanged",
+            "skipped",
+            "disabled",
+            "deleted",
+            "ignored",
+            "conflict",
+            "failed"
+        ])
+    );
+    let summary = plan["summary"].as_object().unwrap();
+    for e in plan["entries"].as_array().unwrap() {
+        assert_eq!(
+            keys(e),
+            sorted(vec!["id", "name", "kind", "outcome", "detail", "changes"])
+        );
+        assert!(summary.contains_key(e["outcome"].as_str().unwrap()), "{e}");
+        assert!(["user", "group"].contains(&e["kind"].as_str().unwrap()));
+        for c in e["changes"].as_array().unwrap() {
+            assert_eq!(keys(c), sorted(vec!["field", "from", "to"]));
+        }
+    }
+    let deleted = s.json(&["deleted", "last"], 0);
+    for d in deleted.as_array().unwrap() {
+        assert_eq!(
+            keys(d),
+            sorted(vec![
+                "id",
+                "name",
+                "kind",
+                "evidence",
+                "deletedAt",
+                "action"
+            ])
+        );
+    }
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
+    let s = Session::demo();
+    let before = s.ok(&["server", "dump"]);
+    let planned = s.json(
+        &[
+            "plan",
+            "contoso",
+            "--select-all",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        3,
+    );
+    assert_eq!(
+        s.ok(&["server", "dump"]),
+        before,
+        "a dry run never changes the server"
+    );
+
+    let imported = s.json(
+        &[
+            "import",
+            "contoso",
+            "--select-all",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        3,
+    );
+    assert_ne!(s.ok(&["server", "dump"]), before);
+    assert_eq!(imported["mode"], "apply");
+    assert_eq!(
+        planned["entries"], imported["entries"],
+        "the import does exactly what the dry run showed"
+    );
+
+    let run = imported["run"].as_str().unwrap();
+    assert_eq!(
+        s.json(&["report", run], 0),
+        imported,
+        "the report read back from the log is what the run printed"
+    );
+    assert_eq!(
+        s.json(&["report", &run[..30]], 0),
+        imported,
+        "a run can be named by a prefix"
+    );
+
+    let table = s.run(&["import", "contoso", "--select-all"], 3);
+    let second_run = table
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.ok(&["report", &second_run]), table, "the table too");
+    assert!(
+        !table.contains("Added successfully"),
+        "a second import adds nothing:\n{table}"
+    );
+}
+
+#[test]
+fn exit_codes_tell_conflicts_and_refusals_apart() {
+    let s = Session::demo();
+    s.run(&["import", "contoso", "--select", "Delia Dennis"], 0);
+    s.run(&["import", "contoso", "--select", "Brian Johnson"], 3);
+    s.run(
+        &[
+            "import",
+            "contoso",
+            "--select",
+            "Delia Dennis",
+            "--check-deleted",
+            "--on-deleted",
+            "delete",
+            "--max-deletions",
+            "1",
+        ],
+        4,
+    );
+    s.run(&["import", "contoso", "--select", "Nobody"], 2);
+    s.run(&["import", "contoso"], 2);
+    s.run(&["import"], 2);
+    s.run(&["frobnicate"], 2);
+    let runs = s.json(&["runs"], 0);
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["completed", "completed", "refused"],
+        "refusals are recorded, bad input is not"
+    );
+}
+
+#[test]
+fn the_server_file_target_is_written_only_by_imports() {
+    let s = Session::demo();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.json");
+    std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+    let original = std::fs::read(&file).unwrap();
+    let f = file.to_str().unwrap();
+    s.run(&["plan", "contoso", "--select-all", "--server-file", f], 3);
+    assert_eq!(std::fs::read(&file).unwrap(), original);
+    s.run(
+        &[
+            "import",
+            "contoso",
+            "--select",
+            "Adele Vance",
+            "--server-file",
+            f,
+        ],
+        0,
+    );
+    let state: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let adele = state["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "AdeleV@contoso.com")
+        .unwrap();
+    assert_eq!(adele["authType"], "entra");
+    assert_eq!(adele["entra"]["jobTitle"], "Retail Manager");
+    let embedded = s.json(&["server", "dump"], 0);
+    assert!(embedded["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["login"] != "AdeleV@contoso.com"));
+}
+
+#[test]
+fn the_demo_imports_the_bundled_tenant_into_a_fresh_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo");
+    let run = || {
+        Command::cargo_bin("roster")
+            .unwrap()
+            .args(["demo", "--store", store.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        text.contains("Added successfully") && text.contains("Skipped: account disabled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Disabled successfully") && text.contains("Updated successfully"),
+        "{text}"
+    );
+    let again = run();
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().lines().count(),
+        text.lines().count(),
+        "the demo starts afresh"
+    );
+
+    let precious = dir.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("data"), "keep me").unwrap();
+    Command::cargo_bin("roster")
+        .unwrap()
+        .args(["demo", "--store", precious.to_str().unwrap()])
+        .assert()
+        .code(2);
+    assert_eq!(
+        std::fs::read_to_string(precious.join("data")).unwrap(),
+        "keep me"
+    );
+}

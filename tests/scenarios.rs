@@ -1,0 +1,186 @@
+//! Scenario tests: each folder of `fixtures/scenarios/` holds a `cmd` file, a session of roster
+//! commands as an admin would type them. They run in a fresh store through the real binary, and
+//! the whole transcript (exit codes, stdout, stderr) is a reviewed snapshot, with run ids, times
+//! and paths redacted.
+//!
+//! In `cmd`: one command per line, `#` comments, `{fixtures}` for the fixtures folder and
+//! `{here}` for the scenario's own folder; double quotes group words.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Splits a command line on spaces, keeping "quoted words" together.
+fn split(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            ' ' if !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(cur);
+    }
+    words
+}
+
+/// Replaces what changes from run to run: run ids, clock times, temporary paths.
+pub fn redact(text: &str, store: &Path, scratch: &Path) -> String {
+    let mut out = text.replace(&store.display().to_string(), "[store]");
+    out = out.replace(&scratch.display().to_string(), "[scratch]");
+    out = out.replace(&fixtures().display().to_string(), "[fixtures]");
+    let bytes: Vec<char> = out.chars().collect();
+    let mut result = String::with_capacity(out.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(len) = uuid_v7_at(&bytes[i..]) {
+            result.push_str("[run]");
+            i += len;
+        } else if let Some(len) = timestamp_at(&bytes[i..]) {
+            result.push_str("[time]");
+            i += len;
+        } else {
+            result.push(bytes[i]);
+            i += 1;
+        }
+    }
+    result
+}
+
+/// A UUID v7 (run ids; Entra ids in the fixtures are v4/v5 and stay).
+fn uuid_v7_at(s: &[char]) -> Option<usize> {
+    if s.len() < 36 {
+        return None;
+    }
+    let ok = s[..36].iter().enumerate().all(|(i, c)| match i {
+        8 | 13 | 18 | 23 => *c == '-',
+        14 => *c == '7',
+        _ => c.is_ascii_hexdigit(),
+    });
+    ok.then_some(36)
+}
+
+/// `2026-11-27 06:32:47`, `2026-11-27T06:32:47.123456Z` and the like.
+fn timestamp_at(s: &[char]) -> Option<usize> {
+    let digits =
+        |r: std::ops::Range<usize>| s.get(r).is_some_and(|d| d.iter().all(char::is_ascii_digit));
+    let date = digits(0..4)
+        && s.get(4) == Some(&'-')
+        && digits(5..7)
+        && s.get(7) == Some(&'-')
+        && digits(8..10);
+    let sep = matches!(s.get(10), Some(' ') | Some('T'));
+    let time = digits(11..13) && s.get(13) == Some(&':') && digits(14..16);
+    if !(date && sep && time) {
+        return None;
+    }
+    let mut n = 16;
+    while n < s.len() && (s[n].is_ascii_digit() || matches!(s[n], ':' | '.')) {
+        n += 1;
+    }
+    if s.get(n) == Some(&'Z') {
+        n += 1;
+    }
+    Some(n)
+}
+
+fn transcript(cmd_file: &Path) -> String {
+    let here = cmd_file.parent().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut out = String::new();
+    for line in std::fs::read_to_string(cmd_file).unwrap().lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line
+            .replace("{fixtures}", &fixtures().display().to_string())
+            .replace("{here}", &here.display().to_string())
+            .replace("{scratch}", &scratch.path().display().to_string());
+        let words = split(&line);
+        assert_eq!(words[0], "roster", "{line}");
+        let output = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&words[1..])
+            .env("ROSTER_STORE", store.path())
+            .env("USER", "admin")
+            .env("NO_COLOR", "1")
+            .env_remove("ROSTER_LOG")
+            .output()
+            .unwrap();
+        let shown = redact(&line, store.path(), scratch.path());
+        out.push_str(&format!(
+            "$ {shown}\nexit {}\n",
+            output.status.code().unwrap_or(-1)
+        ));
+        for (what, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            if !text.is_empty() {
+                out.push_str(&format!(
+                    "--- {what}\n{}",
+                    redact(&text, store.path(), scratch.path())
+                ));
+                if !text.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn scenarios() {
+    insta::glob!("../fixtures/scenarios", "*/cmd", |path| {
+        let name = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        insta::with_settings!({ snapshot_suffix => name, prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!("scenario", transcript(path));
+        });
+    });
+}
+
+#[test]
+fn redaction_keeps_entra_ids_and_hides_run_ids_and_times() {
+    let text = "run 01a21bb4-dbff-71f7-8fb2-6a1a96d511a2 user 6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0 at 2026-11-27 06:32:47 and 2026-11-27T06:32:47.123456Z.";
+    assert_eq!(
+        redact(text, Path::new("/nowhere"), Path::new("/nowhere2")),
+        "run [run] user 6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0 at [time] and [time]."
+    );
+    assert_eq!(
+        split(r#"roster plan demo --select "Adele Vance" --json"#),
+        [
+            "roster",
+            "plan",
+            "demo",
+            "--select",
+            "Adele Vance",
+            "--json"
+        ]
+    );
+}
