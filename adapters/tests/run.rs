@@ -107,6 +107,13 @@ proptest! {
         if result.end == RunEnd::Completed {
             prop_assert_eq!(&report.entries, &result.entries);
         }
+        let mut searched = engine::search::SearchView::default();
+        events.iter().for_each(|e| searched.apply(&e.event));
+        let mut expected = engine::search::SearchView::from_snapshot(&w.snapshot);
+        prop_assert_eq!(
+            searched.search("", engine::search::TypeFilter::All),
+            expected.search("", engine::search::TypeFilter::All)
+        );
         let deleted = DeletedView::fold(&events);
         prop_assert_eq!(deleted.rows.len(), result.deleted.len());
 
