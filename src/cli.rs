@@ -46,6 +46,16 @@ pub enum Command {
     Report(ReportArgs),
     /// The deleted objects a run found, with the action chosen for each
     Deleted(RunRef),
+    /// Apply a reviewed dry run: import exactly its plan, or refuse (exit 4) if it went stale
+    Apply(RunRef),
+    /// Re-derive a run from its recorded inputs; exit 0 iff identical to what it recorded
+    Replay(RunRef),
+    /// Check the whole log: hash chain, sequence, runs; name the first bad event
+    Verify(VerifyArgs),
+    /// A run's events (or the whole log's) as JSON Lines
+    Events(EventsArgs),
+    /// What changed between two imports of the same org
+    Diff(DiffArgs),
     /// Inspect or replace the server's directory
     #[command(subcommand)]
     Server(ServerCommand),
@@ -134,11 +144,42 @@ pub struct RunsArgs {
     /// Only runs of this org
     #[arg(long)]
     pub org: Option<String>,
+    /// Only runs started on or after this date (YYYY-MM-DD, UTC) or time (RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only runs started before the end of this date (YYYY-MM-DD, UTC) or before this time (RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A chain head noted earlier: verify also proves nothing up to it changed
+    #[arg(long, value_name = "HASH")]
+    pub head: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
+    #[arg(required_unless_present = "since", conflicts_with = "since")]
+    pub run: Option<String>,
+    /// The whole log from this sequence number on
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier run
+    pub a: String,
+    /// The later run
+    pub b: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RunRef {
-    /// Run id, a unique prefix of it, or `last`
+    /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
     pub run: String,
 }
 
@@ -151,7 +192,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run id, a unique prefix of it, or `last`
+    /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
     pub run: String,
     /// Output format [default: table, or json with --json]
     #[arg(long, value_enum)]
@@ -171,5 +212,8 @@ pub enum ServerCommand {
     Show {
         /// Login
         login: String,
+        /// Also list every run that changed this user, with the changes
+        #[arg(long)]
+        history: bool,
     },
 }

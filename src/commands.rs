@@ -18,7 +18,7 @@ use engine::projection::{DeletedView, Report, RunInfo};
 use engine::search::{SearchView, TypeFilter};
 use engine::{EventStore, RunId, SledStore};
 
-use crate::cli::{Cli, Command, Format, OrgCommand, RunArgs, ServerCommand, TypeArg};
+use crate::cli::{Cli, Command, Format, OrgCommand, RunArgs, RunsArgs, ServerCommand, TypeArg};
 use crate::render::{self, ReportView};
 use crate::{Exit, Quiet, UsageError};
 
@@ -88,9 +88,14 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Search(a) => search(&ctx, &a.org, a.term.as_deref().unwrap_or(""), a.kind),
         Command::Plan(a) => run(&ctx, &a, Mode::DryRun),
         Command::Import(a) => run(&ctx, &a, Mode::Apply),
-        Command::Runs(a) => runs(&ctx, a.org.as_deref()),
+        Command::Runs(a) => runs(&ctx, &a),
         Command::Report(a) => report(&ctx, &a.run, a.format),
         Command::Deleted(a) => deleted(&ctx, &a.run),
+        Command::Apply(a) => crate::audit::apply(&ctx, &a.run),
+        Command::Replay(a) => crate::audit::replay(&ctx, &a.run),
+        Command::Verify(a) => crate::audit::verify(&ctx, a.head.as_deref()),
+        Command::Events(a) => crate::audit::events(&ctx, a.run.as_deref(), a.since),
+        Command::Diff(a) => crate::audit::diff(&ctx, &a.a, &a.b),
         Command::Server(c) => server(&ctx, c),
         Command::Demo => crate::demo::run(&ctx),
     }
@@ -232,6 +237,7 @@ pub fn request_from(a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         },
         started_by: started_by(),
         applied_from: None,
+        reviewed: None,
     })
 }
 
@@ -306,15 +312,31 @@ pub fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
     }
 }
 
-/// Resolves a run argument: a full id, a unique prefix (4+ characters), or `last`.
+/// Resolves a run argument: a full id, a unique prefix (4+ characters), `last`, or `last~N`
+/// (the Nth run before the last).
 pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
     let runs = store.runs()?;
     let arg = arg.trim();
-    if arg.eq_ignore_ascii_case("last") || arg.eq_ignore_ascii_case("latest") {
+    let lower = arg.to_ascii_lowercase();
+    if let Some(back) = lower
+        .strip_prefix("last")
+        .or_else(|| lower.strip_prefix("latest"))
+    {
+        let back: usize = match back.strip_prefix('~') {
+            None if back.is_empty() => 0,
+            Some(n) => n
+                .parse()
+                .map_err(|_| usage(format!("run {arg:?}: expected last~N with N a number")))?,
+            None => return Err(usage(format!("run {arg:?}: expected `last` or `last~N`"))),
+        };
+        if runs.is_empty() {
+            return Err(usage("there are no runs yet"));
+        }
         return runs
-            .last()
-            .copied()
-            .ok_or_else(|| usage("there are no runs yet"));
+            .len()
+            .checked_sub(back + 1)
+            .map(|i| runs[i])
+            .ok_or_else(|| usage(format!("run {arg:?}: there are only {} runs", runs.len())));
     }
     if let Ok(id) = arg.parse::<RunId>() {
         return if runs.contains(&id) {
@@ -330,7 +352,6 @@ pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
             "run {arg:?}: give the run id, a prefix of at least 4 characters, or `last`"
         )));
     }
-    let lower = arg.to_ascii_lowercase();
     let hits: Vec<RunId> = runs
         .into_iter()
         .filter(|r| r.to_string().starts_with(&lower))
@@ -364,18 +385,52 @@ pub fn run_info(store: &SledStore, run: RunId) -> Result<Option<RunInfo>> {
     Ok(info)
 }
 
-fn runs(ctx: &Ctx, org_filter: Option<&str>) -> Result<Exit> {
+/// A `--since`/`--until` bound: a date (UTC midnight; `end` moves it to the next midnight) or an RFC 3339 time.
+fn parse_bound(flag: &str, value: &str, end: bool) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+        usage(format!(
+            "{flag} {value:?}: expected a date like 2026-11-27 or a time like 2026-11-27T08:00:00Z"
+        ))
+    })?;
+    let day = if end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
+    let since = a
+        .since
+        .as_deref()
+        .map(|v| parse_bound("--since", v, false))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|v| parse_bound("--until", v, true))
+        .transpose()?;
     let store = ctx.open_store()?;
     let mut infos = Vec::new();
     for run in store.runs()? {
         if let Some(info) = run_info(&store, run)? {
-            if org_filter.is_none_or(|o| o == info.org) {
+            let keep = a.org.as_deref().is_none_or(|o| o == info.org)
+                && since.is_none_or(|t| info.started_at >= t)
+                && until.is_none_or(|t| info.started_at < t);
+            if keep {
                 infos.push(info);
             }
         }
     }
+    let filtered = a.org.is_some() || since.is_some() || until.is_some();
     if ctx.json {
         out_json(&infos)?;
+    } else if infos.is_empty() && filtered {
+        out("No runs match these filters.\n")?;
     } else {
         out(&render::runs_table(&infos))?;
     }
@@ -439,24 +494,54 @@ fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
             out_json(&state)?;
             Ok(Exit::Ok)
         }
-        ServerCommand::Show { login } => {
+        ServerCommand::Show { login, history } => {
             let state = load_server(ctx)?;
-            let user = state.user(&login).ok_or_else(|| {
-                usage(format!(
-                    "no server user with login {login:?}; `roster server dump` lists them"
-                ))
-            })?;
-            if ctx.json {
-                out_json(user)?;
+            let user = state.user(&login);
+            let changes = if history {
+                let entra = user.and_then(|u| u.tenant_id.as_ref().zip(u.entra_id.as_ref()));
+                Some(replay::history::user_history(
+                    &ctx.open_store()?,
+                    &login,
+                    entra,
+                )?)
             } else {
-                out(&render::server_user_table(user, &state))?;
+                None
+            };
+            let Some(user) = user else {
+                if let Some(items) = changes.filter(|h| !h.is_empty()) {
+                    // Deleted by an import: its history is still in the log.
+                    if ctx.json {
+                        out_json(&serde_json::json!({ "user": null, "history": items }))?;
+                    } else {
+                        out(&format!(
+                            "{login} is no longer on the server.\n{}",
+                            render::history_table(&items)
+                        ))?;
+                    }
+                    return Ok(Exit::Ok);
+                }
+                return Err(usage(format!(
+                    "no server user with login {login:?}; `roster server dump` lists them"
+                )));
+            };
+            match (ctx.json, changes) {
+                (true, None) => out_json(user)?,
+                (true, Some(items)) => {
+                    out_json(&serde_json::json!({ "user": user, "history": items }))?
+                }
+                (false, None) => out(&render::server_user_table(user, &state))?,
+                (false, Some(items)) => out(&format!(
+                    "{}{}",
+                    render::server_user_table(user, &state),
+                    render::history_table(&items)
+                ))?,
             }
             Ok(Exit::Ok)
         }
     }
 }
 
-fn load_server(ctx: &Ctx) -> Result<engine::model::ServerState> {
+pub fn load_server(ctx: &Ctx) -> Result<engine::model::ServerState> {
     Ok(match &ctx.server_file {
         Some(path) => read_server_file(path)?,
         None => ctx.open_store()?.server_state()?,

@@ -83,6 +83,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         },
         started_by: started_by(),
         applied_from: None,
+        reviewed: None,
     };
     let mut target = EmbeddedTarget::new(&store);
     let result = execute(

@@ -1,5 +1,6 @@
 //! The `roster` binary: parses arguments, calls the library crates, renders. Nothing else.
 
+mod audit;
 mod cli;
 mod commands;
 mod demo;

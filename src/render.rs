@@ -353,3 +353,139 @@ pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
     }
     format!("{t}\n")
 }
+
+pub fn history_table(items: &[replay::history::HistoryItem]) -> String {
+    if items.is_empty() {
+        return "History: no import has changed this user.\n".into();
+    }
+    let mut t = table(&["Run", "Time (UTC)", "Org", "By", "Result", "Changes"]);
+    for i in items {
+        let mut details = vec![i.detail.clone()];
+        details.extend(i.changes.iter().map(change_text));
+        t.add_row(vec![
+            i.run.to_string(),
+            i.time.format("%Y-%m-%d %H:%M:%S").to_string(),
+            i.org.clone(),
+            i.started_by.clone(),
+            outcome_label(i.outcome, Mode::Apply).to_owned(),
+            details.join("\n"),
+        ]);
+    }
+    format!("History:\n{t}\n")
+}
+
+fn differences_table(rows: impl Iterator<Item = (String, String, String)>) -> Table {
+    let mut t = table(&["Entry", "Recorded", "Replayed"]);
+    for (entry, recorded, replayed) in rows {
+        t.add_row(vec![entry, recorded, replayed]);
+    }
+    t
+}
+
+pub fn replay_text(r: &replay::Replayed) -> String {
+    let mut out = String::new();
+    if let Some(note) = &r.note {
+        out.push_str(&format!("Note: {note}\n"));
+    }
+    if r.identical() {
+        out.push_str(&format!(
+            "Run {} replays identically ({}): the same deleted objects, the same choices and the same decisions for {} entries.\n",
+            r.run,
+            r.mode.as_str(),
+            r.entries
+        ));
+    } else {
+        let t = differences_table(
+            r.differences
+                .iter()
+                .map(|d| (d.entry.clone(), d.recorded.clone(), d.replayed.clone())),
+        );
+        out.push_str(&format!(
+            "Run {} does NOT replay identically: {} difference{}.\n{t}\n",
+            r.run,
+            r.differences.len(),
+            if r.differences.len() == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+pub fn stale_table(diffs: &[engine::compare::EntryDifference]) -> String {
+    let mut t = table(&["Entry", "Reviewed", "Now"]);
+    for d in diffs {
+        t.add_row(vec![
+            format!("{} {}", d.kind.as_str(), d.name),
+            d.recorded.clone().unwrap_or_else(|| "(no entry)".into()),
+            d.replayed.clone().unwrap_or_else(|| "(no entry)".into()),
+        ]);
+    }
+    format!("The reviewed plan went stale; what changed since it was reviewed:\n{t}")
+}
+
+pub fn diff_text(d: &replay::diff::RunDiff) -> String {
+    let mut out = format!("Org {}: run {} → run {}\n", d.org, d.a, d.b);
+    let list = |title: &str, items: &[replay::diff::ObjectRef]| {
+        if items.is_empty() {
+            return String::new();
+        }
+        let mut t = table(&["Name", "Kind", "Id"]);
+        for o in items {
+            t.add_row(vec![
+                o.name.clone(),
+                o.kind.as_str().to_owned(),
+                o.id.to_string(),
+            ]);
+        }
+        format!("{title} ({}):\n{t}\n", items.len())
+    };
+    out.push_str(&list("Appeared in Entra ID", &d.appeared));
+    out.push_str(&list("Disappeared from Entra ID", &d.disappeared));
+    if !d.changed.is_empty() {
+        let mut t = table(&["Name", "Kind", "Changed attributes"]);
+        for c in &d.changed {
+            let fields: Vec<String> = c
+                .fields
+                .iter()
+                .map(|f| {
+                    change_text(&Change {
+                        field: f.field.clone(),
+                        from: f.a.clone(),
+                        to: f.b.clone(),
+                    })
+                })
+                .collect();
+            t.add_row(vec![
+                c.object.name.clone(),
+                c.object.kind.as_str().to_owned(),
+                fields.join("\n"),
+            ]);
+        }
+        out.push_str(&format!(
+            "Changed in Entra ID ({}):\n{t}\n",
+            d.changed.len()
+        ));
+    }
+    if !d.outcomes.is_empty() {
+        let mut t = table(&["Name", "Kind", "Outcome in A", "Outcome in B"]);
+        for o in &d.outcomes {
+            t.add_row(vec![
+                o.object.name.clone(),
+                o.object.kind.as_str().to_owned(),
+                o.a.clone().unwrap_or_else(|| "(not in run)".into()),
+                o.b.clone().unwrap_or_else(|| "(not in run)".into()),
+            ]);
+        }
+        out.push_str(&format!(
+            "Outcomes that differ ({}):\n{t}\n",
+            d.outcomes.len()
+        ));
+    }
+    if d.appeared.is_empty()
+        && d.disappeared.is_empty()
+        && d.changed.is_empty()
+        && d.outcomes.is_empty()
+    {
+        out.push_str("No differences.\n");
+    }
+    out
+}

@@ -330,3 +330,124 @@ fn the_demo_imports_the_bundled_tenant_into_a_fresh_store() {
         "keep me"
     );
 }
+
+#[test]
+fn apply_imports_exactly_the_reviewed_plan_or_refuses_when_it_went_stale() {
+    let s = Session::demo();
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("tenant.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    s.ok(&["org", "remove", "contoso"]);
+    s.ok(&[
+        "org",
+        "add",
+        "contoso",
+        "--fixture",
+        tenant.to_str().unwrap(),
+    ]);
+
+    // Reviewed, then the tenant changes before it is applied: refused, nothing changes.
+    let reviewed = s.json(
+        &[
+            "plan",
+            "contoso",
+            "--select-all",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        3,
+    );
+    let run = reviewed["run"].as_str().unwrap().to_owned();
+    let edited = std::fs::read_to_string(&tenant)
+        .unwrap()
+        .replace("\"Retail Manager\"", "\"Store Manager\"");
+    std::fs::write(&tenant, edited).unwrap();
+    let before = s.ok(&["server", "dump"]);
+    let out = s.cmd(&["apply", &run]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("Adele Vance") && stderr.contains("is stale"),
+        "{stderr}"
+    );
+    assert_eq!(s.ok(&["server", "dump"]), before);
+
+    // Reviewed again and applied unchanged: exactly the reviewed entries, recorded as applied from it.
+    let reviewed = s.json(
+        &[
+            "plan",
+            "contoso",
+            "--select-all",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        3,
+    );
+    let run = reviewed["run"].as_str().unwrap().to_owned();
+    let applied = s.json(&["apply", &run], 3);
+    assert_eq!(applied["mode"], "apply");
+    assert_eq!(applied["entries"], reviewed["entries"]);
+    let runs = s.json(&["runs"], 0);
+    let last = runs.as_array().unwrap().last().unwrap();
+    assert_eq!(last["appliedFrom"], run.as_str());
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["completed", "refused", "completed", "completed"]);
+
+    // Only a completed dry run can be applied.
+    s.run(&["apply", applied["run"].as_str().unwrap()], 2);
+    s.run(&["apply", runs[1]["run"].as_str().unwrap()], 2);
+    let replayed = s.json(&["replay", "last"], 0);
+    assert_eq!(replayed["identical"], true);
+}
+
+#[test]
+fn replay_shows_what_a_rewritten_log_claims_against_what_its_inputs_decide() {
+    let s = Session::demo();
+    s.run(&["import", "contoso", "--select", "Sales Team"], 0);
+    let head = s.json(&["verify"], 0)["head"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        // The attacker: rewrite Adele's outcome and recompute the whole chain after it.
+        let store = engine::SledStore::open(&s.store.path().join("db")).unwrap();
+        let tree = store.raw_tree();
+        let events: Vec<(Vec<u8>, Vec<u8>)> = tree
+            .scan_prefix(b"e")
+            .map(|kv| kv.unwrap())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        let mut prev = engine::event::Hash::GENESIS;
+        let mut rewriting = false;
+        for (k, v) in events {
+            let mut record = String::from_utf8(v[32..].to_vec()).unwrap();
+            if record.contains("\"Adele Vance\",\"outcome\":\"added\"") {
+                record = record.replacen("\"outcome\":\"added\"", "\"outcome\":\"skipped\"", 1);
+                rewriting = true;
+            }
+            let hash = engine::event::Hash::chain(&prev, record.as_bytes());
+            if rewriting {
+                let mut value = hash.0.to_vec();
+                value.extend_from_slice(record.as_bytes());
+                tree.insert(k, value).unwrap();
+            }
+            prev = hash;
+        }
+        assert!(rewriting);
+        engine::EventStore::flush(&store).unwrap();
+    }
+    s.run(&["verify"], 0);
+    s.run(&["verify", "--head", &head], 1);
+    let out = s.cmd(&["replay", "last"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let run = text.split_whitespace().nth(1).unwrap().to_owned();
+    insta::assert_snapshot!("replay_differences", text.replace(&run, "[run]"));
+}

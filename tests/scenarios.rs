@@ -55,6 +55,9 @@ pub fn redact(text: &str, store: &Path, scratch: &Path) -> String {
         if let Some(len) = uuid_v7_at(&bytes[i..]) {
             result.push_str("[run]");
             i += len;
+        } else if let Some(len) = hash_at(&bytes[i..]) {
+            result.push_str("[hash]");
+            i += len;
         } else if let Some(len) = timestamp_at(&bytes[i..]) {
             result.push_str("[time]");
             i += len;
@@ -77,6 +80,15 @@ fn uuid_v7_at(s: &[char]) -> Option<usize> {
         _ => c.is_ascii_hexdigit(),
     });
     ok.then_some(36)
+}
+
+/// A SHA-256 in hex (chain hashes cover the times, so they change every run).
+fn hash_at(s: &[char]) -> Option<usize> {
+    let hex = s
+        .iter()
+        .take_while(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        .count();
+    (hex == 64 && s.get(64).is_none_or(|c| !c.is_ascii_alphanumeric())).then_some(64)
 }
 
 /// `2026-11-27 06:32:47`, `2026-11-27T06:32:47.123456Z` and the like.

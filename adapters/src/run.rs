@@ -11,6 +11,7 @@
 //!
 //! Every check of the admin's input happens before step 1: bad input writes nothing.
 
+use engine::compare::{compare_entries, EntryDifference};
 use engine::event::{
     ActionChosen, EntryOutcome, Event, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
     RunStatus, SelectionSpec, SourceInfo, Summary,
@@ -36,6 +37,9 @@ pub struct RunRequest {
     /// The operating-system user running roster.
     pub started_by: String,
     pub applied_from: Option<RunId>,
+    /// The entries of the dry run being applied (`roster apply`): the import goes ahead only
+    /// if it decides exactly these.
+    pub reviewed: Option<Vec<EntryOutcome>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct RunResult {
     pub end: RunEnd,
     /// Non-fatal oddities met while reading the tenant.
     pub problems: Vec<String>,
+    /// When a reviewed plan went stale: how today's decisions differ from the reviewed ones.
+    pub stale: Vec<EntryDifference>,
 }
 
 impl RunResult {
@@ -144,7 +150,7 @@ pub fn execute(
         choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
             .map_err(|e| Error::bad_input(e.to_string()))?;
     let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
-    let decided = plan(PlanInput {
+    let mut decided = plan(PlanInput {
         tenant: &org.tenant_id,
         snapshot: &snapshot,
         server: &server,
@@ -152,6 +158,16 @@ pub fn execute(
         options: &req.options,
     });
     debug_assert_eq!(decided.deleted, deleted);
+    let stale = match &req.reviewed {
+        Some(reviewed) => compare_entries(reviewed, &decided.entries),
+        None => Vec::new(),
+    };
+    if !stale.is_empty() {
+        decided.refusal = Some(Refusal::StalePlan {
+            reviewed: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
+            differences: stale.len() as u32,
+        });
+    }
 
     // 1. observe
     let at = clock.now();
@@ -193,6 +209,7 @@ pub fn execute(
         deleted: deleted.clone(),
         end,
         problems: loaded.problems.clone(),
+        stale: stale.clone(),
     };
 
     if let Some(refusal) = decided.refusal {

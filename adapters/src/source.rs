@@ -43,3 +43,24 @@ impl TenantSource for FixtureSource {
         read_tenant(&self.path)
     }
 }
+
+/// A snapshot already in memory (tests, generated tenants).
+#[derive(Debug, Clone)]
+pub struct SnapshotSource {
+    pub loaded: Loaded,
+    pub location: String,
+}
+
+impl TenantSource for SnapshotSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Fixture
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn read(&self) -> Result<Loaded> {
+        Ok(self.loaded.clone())
+    }
+}

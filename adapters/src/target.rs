@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use engine::event::{EntryOutcome, Event, Outcome, TargetInfo};
+use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
 use engine::model::ServerState;
 use engine::{EventStore, RunId, SledStore};
 
@@ -147,6 +147,7 @@ impl Target for FileTarget {
                 for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
                     entry.outcome = Outcome::Failed;
                     entry.detail = format!("not applied: {why}");
+                    entry.reason = Some(Reason::WriteFailed);
                     entry.changes.clear();
                     entry.op = None;
                 }

@@ -6,7 +6,7 @@ use adapters::clock::FixedClock;
 use adapters::fixture::Loaded;
 use adapters::org::{OrgConfig, OrgSource};
 use adapters::run::{execute, RunEnd, RunRequest, RunResult};
-use adapters::source::TenantSource;
+use adapters::source::SnapshotSource;
 use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget};
 use engine::event::{DeletedAction, Event, Mode, Outcome, RunOptions, SelectionSpec};
 use engine::model::ServerState;
@@ -16,17 +16,13 @@ use engine::{EventStore, SledStore};
 use proptest::prelude::*;
 use testkit::{arb_world, tenant, World};
 
-struct MemorySource(Loaded);
-
-impl TenantSource for MemorySource {
-    fn kind(&self) -> engine::event::SourceKind {
-        engine::event::SourceKind::Fixture
-    }
-    fn location(&self) -> String {
-        "memory".into()
-    }
-    fn read(&self) -> adapters::Result<Loaded> {
-        Ok(self.0.clone())
+fn source(w: &World) -> SnapshotSource {
+    SnapshotSource {
+        loaded: Loaded {
+            snapshot: w.snapshot.clone(),
+            problems: vec![],
+        },
+        location: "memory".into(),
     }
 }
 
@@ -54,6 +50,7 @@ fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
         },
         started_by: "test".into(),
         applied_from: None,
+        reviewed: None,
     }
 }
 
@@ -62,14 +59,10 @@ fn clock() -> FixedClock {
 }
 
 fn run_embedded(store: &SledStore, w: &World, req: &RunRequest) -> adapters::Result<RunResult> {
-    let source = MemorySource(Loaded {
-        snapshot: w.snapshot.clone(),
-        problems: vec![],
-    });
     execute(
         store,
         &org(),
-        &source,
+        &source(w),
         &mut EmbeddedTarget::new(store),
         req,
         &clock(),
@@ -146,7 +139,7 @@ proptest! {
         let path = dir.path().join("server.json");
         write_server_file(&path, &w.server).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let source = MemorySource(Loaded { snapshot: w.snapshot.clone(), problems: vec![] });
+        let source = source(&w);
         let mut target = FileTarget::open(&path).unwrap();
         let _ = execute(&store, &org(), &source, &mut target, &req, &clock());
         prop_assert_eq!(std::fs::read(&path).unwrap(), before);
@@ -174,7 +167,7 @@ proptest! {
         let path = dir.path().join("server.json");
         write_server_file(&path, &w.server).unwrap();
         let file_store = SledStore::temporary().unwrap();
-        let source = MemorySource(Loaded { snapshot: w.snapshot.clone(), problems: vec![] });
+        let source = source(&w);
         execute(&file_store, &org(), &source, &mut FileTarget::open(&path).unwrap(), &req, &clock()).unwrap();
         prop_assert_eq!(read_server_file(&path).unwrap(), expected);
 

@@ -17,7 +17,7 @@ use crate::model::{
 };
 
 /// The schema version written with every new event.
-pub const EVENT_VERSION: u16 = 1;
+pub const EVENT_VERSION: u16 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -319,6 +319,33 @@ impl Outcome {
     }
 }
 
+/// Why an entry was skipped, conflicted, failed or left unchanged, for scripts and audits;
+/// `detail` says the same in words. (Added in event version 2.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    /// The Entra account is disabled: disabled accounts are not imported.
+    AccountDisabled,
+    /// The login belongs to a local server user.
+    LocalUser,
+    /// The login belongs to an Active Directory (Windows) user.
+    WindowsUser,
+    /// The login or name belongs to an object imported from another tenant.
+    OtherTenant,
+    /// The login or name is linked to another Entra object of this tenant.
+    LinkedElsewhere,
+    /// The name is held by an object that is not linked to Entra ID.
+    NameTaken,
+    /// A chosen object is not in the tenant snapshot.
+    NotInSnapshot,
+    /// A deleted object is no longer on the server.
+    NotOnServer,
+    /// Disabling an object that is already disabled.
+    AlreadyDisabled,
+    /// The server target could not be written.
+    WriteFailed,
+}
+
 /// One changed field: `from` and `to` are JSON so that lists and flags read naturally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
@@ -336,6 +363,8 @@ pub struct EntryOutcome {
     pub name: String,
     pub outcome: Outcome,
     pub detail: String,
+    /// Machine-readable cause for skipped, conflict, failed and some unchanged entries.
+    pub reason: Option<Reason>,
     pub changes: Vec<Change>,
     /// The server change this entry makes, if any: the log alone says what the server holds.
     pub op: Option<ServerOp>,
@@ -542,13 +571,101 @@ pub fn decode_record(bytes: &[u8], hash: Hash) -> Result<Envelope, DecodeError> 
 
 /// Brings an event of an older schema version to the current shape. Each version bump adds
 /// one step here, from the oldest up, so that any stored version reaches the current one.
-pub fn upcast(version: u16, event: Value) -> Result<Value, DecodeError> {
-    match version {
-        0 => Err(DecodeError::Upcast {
+///
+/// - 1 → 2: `Planned`/`Imported` gain `reason`, derived from the wording of `detail` that
+///   version 1 wrote (the same wording version 2 still writes).
+pub fn upcast(version: u16, mut event: Value) -> Result<Value, DecodeError> {
+    if version == 0 {
+        return Err(DecodeError::Upcast {
             version,
             reason: "version 0 was never written".into(),
-        }),
-        EVENT_VERSION => Ok(event),
-        _ => Err(DecodeError::TooNew(version)),
+        });
     }
+    if version > EVENT_VERSION {
+        return Err(DecodeError::TooNew(version));
+    }
+    if version < 2 {
+        let obj = event.as_object_mut().ok_or_else(|| DecodeError::Upcast {
+            version,
+            reason: "the event is not a JSON object".into(),
+        })?;
+        if matches!(
+            obj.get("type").and_then(Value::as_str),
+            Some("Planned" | "Imported")
+        ) {
+            let detail = obj
+                .get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let reason = reason_from_v1_detail(detail)
+                .map(|r| serde_json::to_value(r).expect("reasons serialize"))
+                .unwrap_or(Value::Null);
+            obj.insert("reason".into(), reason);
+        }
+    }
+    Ok(event)
+}
+
+/// The reason a version-1 entry's detail states, in the words the planner used.
+fn reason_from_v1_detail(detail: &str) -> Option<Reason> {
+    let rules: [(&str, Reason); 10] = [
+        ("account disabled in Entra ID", Reason::AccountDisabled),
+        ("a local user with login", Reason::LocalUser),
+        (
+            "an Active Directory (Windows) user with login",
+            Reason::WindowsUser,
+        ),
+        (
+            "belongs to an object imported from another organization",
+            Reason::OtherTenant,
+        ),
+        ("is linked to another Entra object", Reason::LinkedElsewhere),
+        (
+            "exists on the server and is not linked to Entra ID",
+            Reason::NameTaken,
+        ),
+        ("not found in the tenant snapshot", Reason::NotInSnapshot),
+        ("no longer on the server", Reason::NotOnServer),
+        ("; already disabled", Reason::AlreadyDisabled),
+        ("not applied: ", Reason::WriteFailed),
+    ];
+    rules
+        .iter()
+        .find(|(words, _)| detail.contains(words))
+        .map(|(_, r)| *r)
+}
+
+/// What `verify` needs of a record, decoded without the payload: fast, and independent of
+/// the payload's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub seq: Seq,
+    pub run: RunId,
+    pub version: u16,
+    pub event_type: String,
+}
+
+#[derive(Deserialize)]
+struct HeaderIn {
+    seq: Seq,
+    run: RunId,
+    version: u16,
+    event: TypeOnly,
+}
+
+#[derive(Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    event_type: String,
+}
+
+pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
+    let h: HeaderIn =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    Ok(RecordHeader {
+        seq: h.seq,
+        run: h.run,
+        version: h.version,
+        event_type: h.event.event_type,
+    })
 }

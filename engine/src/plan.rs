@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::event::{
     Action, ActionChosen, ActionOverride, Change, DeletedAction, EntryOutcome, Evidence,
-    ObjectDeleted, Outcome, RunOptions,
+    ObjectDeleted, Outcome, Reason, RunOptions,
 };
 use crate::ids::{fold_case, ObjectId, TenantId};
 use crate::model::{
@@ -42,6 +42,11 @@ pub enum Refusal {
     TooManyDeletions { planned: u32, limit: u32 },
     #[error("the tenant returned no users while {linked} server users are linked to it; this looks like a broken enumeration (pass --allow-empty-source if the tenant really is empty)")]
     EmptySource { linked: u32 },
+    #[error("the plan reviewed in dry run {reviewed} is stale: {differences} entries would now be decided differently; run `roster plan` again and review it")]
+    StalePlan {
+        reviewed: crate::ids::RunId,
+        differences: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,19 +362,22 @@ fn entry(
         name: name.to_owned(),
         outcome,
         detail: detail.into(),
+        reason: None,
         changes: Vec::new(),
         op: None,
     }
 }
 
 fn not_in_snapshot(c: &ActionChosen) -> EntryOutcome {
-    entry(
+    let mut e = entry(
         c.kind,
         &c.id,
         &c.name,
         Outcome::Failed,
         format!("{} not found in the tenant snapshot", c.kind.as_str()),
-    )
+    );
+    e.reason = Some(Reason::NotInSnapshot);
+    e
 }
 
 fn decide_deleted(d: &ObjectDeleted, action: Action, w: &Working<'_>) -> EntryOutcome {
@@ -386,13 +394,15 @@ fn decide_deleted(d: &ObjectDeleted, action: Action, w: &Working<'_>) -> EntryOu
         Kind::Group => w.state.group(&d.server_key).map(|g| g.enabled),
     };
     let Some(enabled) = enabled else {
-        return entry(
+        let mut e = entry(
             d.kind,
             &d.id,
             &d.name,
             Outcome::Failed,
             "no longer on the server",
         );
+        e.reason = Some(Reason::NotOnServer);
+        return e;
     };
     let mut e = entry(
         d.kind,
@@ -406,6 +416,7 @@ fn decide_deleted(d: &ObjectDeleted, action: Action, w: &Working<'_>) -> EntryOu
         Action::Disable if !enabled => {
             e.outcome = Outcome::Unchanged;
             e.detail = format!("{why}; already disabled");
+            e.reason = Some(Reason::AlreadyDisabled);
         }
         Action::Disable => {
             e.outcome = Outcome::Disabled;
@@ -524,26 +535,72 @@ fn user_changes(old: &ServerUser, new: &ServerUser) -> Vec<Change> {
     changes
 }
 
-/// Why `holder` blocks an Entra user or group from taking its login or name.
-fn holder_reason(
-    what: &str,
-    key: &str,
-    holder_auth: Option<AuthType>,
-    holder_tenant: Option<&TenantId>,
-    holder_id: Option<&ObjectId>,
-    tenant: &TenantId,
-) -> String {
-    match (holder_auth, holder_tenant, holder_id) {
-        (_, Some(t), Some(_)) if t != tenant => format!(
-            "{what} {key:?} belongs to an object imported from another organization (tenant {t}); it is never touched"
-        ),
-        (_, Some(_), Some(id)) => format!("{what} {key:?} is linked to another Entra object ({id})"),
-        (Some(AuthType::Local), ..) => format!("a local user with login {key:?} exists and is not linked to Entra ID"),
-        (Some(AuthType::Windows), ..) => {
-            format!("an Active Directory (Windows) user with login {key:?} exists and is not linked to Entra ID")
+/// The server object holding a login or name an Entra object wants.
+struct Holder<'a> {
+    key: &'a str,
+    auth: Option<AuthType>,
+    tenant: Option<&'a TenantId>,
+    id: Option<&'a ObjectId>,
+}
+
+impl<'a> Holder<'a> {
+    fn user(u: &'a ServerUser) -> Self {
+        Holder {
+            key: &u.login,
+            auth: Some(u.auth_type),
+            tenant: u.tenant_id.as_ref(),
+            id: u.entra_id.as_ref(),
         }
-        _ => format!("{what} {key:?} exists on the server and is not linked to Entra ID"),
     }
+
+    fn group(g: &'a ServerGroup) -> Self {
+        Holder {
+            key: &g.name,
+            auth: None,
+            tenant: g.tenant_id.as_ref(),
+            id: g.entra_id.as_ref(),
+        }
+    }
+
+    /// Why this holder blocks the Entra object: a reason code and the words for it.
+    fn blocks(&self, what: &str, tenant: &TenantId) -> (Reason, String) {
+        let key = self.key;
+        match (self.auth, self.tenant, self.id) {
+            (_, Some(t), Some(_)) if t != tenant => (
+                Reason::OtherTenant,
+                format!("{what} {key:?} belongs to an object imported from another organization (tenant {t}); it is never touched"),
+            ),
+            (_, Some(_), Some(id)) => {
+                (Reason::LinkedElsewhere, format!("{what} {key:?} is linked to another Entra object ({id})"))
+            }
+            (Some(AuthType::Local), ..) => (
+                Reason::LocalUser,
+                format!("a local user with login {key:?} exists and is not linked to Entra ID"),
+            ),
+            (Some(AuthType::Windows), ..) => (
+                Reason::WindowsUser,
+                format!("an Active Directory (Windows) user with login {key:?} exists and is not linked to Entra ID"),
+            ),
+            _ => (Reason::NameTaken, format!("{what} {key:?} exists on the server and is not linked to Entra ID")),
+        }
+    }
+}
+
+/// Marks `e` a conflict with `holder`; `renamed_to` when a linked object's rename is blocked.
+fn conflict(
+    e: &mut EntryOutcome,
+    what: &str,
+    holder: Holder<'_>,
+    tenant: &TenantId,
+    renamed_to: Option<&str>,
+) {
+    let (reason, words) = holder.blocks(what, tenant);
+    e.outcome = Outcome::Conflict;
+    e.reason = Some(reason);
+    e.detail = match renamed_to {
+        Some(new) => format!("renamed in Entra ID to {new:?}, but {words}"),
+        None => words,
+    };
 }
 
 fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcome {
@@ -555,6 +612,7 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
         "account disabled in Entra ID",
     );
     if !u.account_enabled {
+        e.reason = Some(Reason::AccountDisabled);
         return e;
     }
     let desired = desired_user(tenant, u);
@@ -562,18 +620,12 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
         Some(old) => {
             if fold_case(&old.login) != fold_case(&desired.login) {
                 if let Some(holder) = w.state.user(&desired.login) {
-                    e.outcome = Outcome::Conflict;
-                    e.detail = format!(
-                        "renamed in Entra ID to {:?}, but {}",
-                        desired.login,
-                        holder_reason(
-                            "login",
-                            &holder.login,
-                            Some(holder.auth_type),
-                            holder.tenant_id.as_ref(),
-                            holder.entra_id.as_ref(),
-                            tenant
-                        )
+                    conflict(
+                        &mut e,
+                        "login",
+                        Holder::user(holder),
+                        tenant,
+                        Some(&desired.login),
                     );
                     return e;
                 }
@@ -596,17 +648,7 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
             }
         }
         None => match w.state.user(&desired.login) {
-            Some(holder) => {
-                e.outcome = Outcome::Conflict;
-                e.detail = holder_reason(
-                    "login",
-                    &holder.login,
-                    Some(holder.auth_type),
-                    holder.tenant_id.as_ref(),
-                    holder.entra_id.as_ref(),
-                    tenant,
-                );
-            }
+            Some(holder) => conflict(&mut e, "login", Holder::user(holder), tenant, None),
             None => {
                 e.outcome = Outcome::Added;
                 e.detail = format!(
@@ -661,18 +703,12 @@ fn decide_group(
         Some(old) => {
             if fold_case(&old.name) != fold_case(&desired.name) {
                 if let Some(holder) = w.state.group(&desired.name) {
-                    e.outcome = Outcome::Conflict;
-                    e.detail = format!(
-                        "renamed in Entra ID to {:?}, but {}",
-                        desired.name,
-                        holder_reason(
-                            "group name",
-                            &holder.name,
-                            None,
-                            holder.tenant_id.as_ref(),
-                            holder.entra_id.as_ref(),
-                            tenant
-                        )
+                    conflict(
+                        &mut e,
+                        "group name",
+                        Holder::group(holder),
+                        tenant,
+                        Some(&desired.name),
                     );
                     return e;
                 }
@@ -719,17 +755,7 @@ fn decide_group(
             }
         }
         None => match w.state.group(&desired.name) {
-            Some(holder) => {
-                e.outcome = Outcome::Conflict;
-                e.detail = holder_reason(
-                    "group name",
-                    &holder.name,
-                    None,
-                    holder.tenant_id.as_ref(),
-                    holder.entra_id.as_ref(),
-                    tenant,
-                );
-            }
+            Some(holder) => conflict(&mut e, "group name", Holder::group(holder), tenant, None),
             None => {
                 e.op = Some(ServerOp::PutGroup {
                     previous_name: None,

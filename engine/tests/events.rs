@@ -27,6 +27,7 @@ fn entry(outcome: Outcome) -> EntryOutcome {
         name: "Ann".into(),
         outcome,
         detail: "login ann@contoso.com".into(),
+        reason: None,
         changes: vec![Change {
             field: "department".into(),
             from: Value::Null,
@@ -125,7 +126,17 @@ fn every_variant() -> Vec<(&'static str, Event)> {
             "action_chosen",
             Event::ActionChosen(choose(Kind::User, 2, Action::Disable)),
         ),
-        ("planned", Event::Planned(entry(Outcome::Updated))),
+        (
+            "planned",
+            Event::Planned(EntryOutcome {
+                outcome: Outcome::Conflict,
+                detail: "a local user with login \"ann@contoso.com\" exists and is not linked to Entra ID".into(),
+                reason: Some(Reason::LocalUser),
+                changes: vec![],
+                op: None,
+                ..entry(Outcome::Conflict)
+            }),
+        ),
         ("imported", Event::Imported(entry(Outcome::Updated))),
         (
             "run_finished",
@@ -190,4 +201,49 @@ fn newer_versions_are_refused_with_a_clear_error() {
     let err = decode_record(&serde_json::to_vec(&v).unwrap(), Hash::GENESIS).unwrap_err();
     assert!(err.to_string().contains("upgrade roster"), "{err}");
     assert!(decode_record(b"{not json", Hash::GENESIS).is_err());
+}
+
+#[test]
+fn version_1_entries_are_upcast_with_their_reason() {
+    let v1 = |detail: &str| {
+        let mut v = stored(&Event::Planned(EntryOutcome {
+            detail: detail.into(),
+            ..entry(Outcome::Conflict)
+        }));
+        v["version"] = json!(1);
+        v["event"].as_object_mut().unwrap().remove("reason");
+        serde_json::to_vec(&v).unwrap()
+    };
+    for (detail, reason) in [
+        (
+            "account disabled in Entra ID",
+            Some(Reason::AccountDisabled),
+        ),
+        (
+            "a local user with login \"a\" exists and is not linked to Entra ID",
+            Some(Reason::LocalUser),
+        ),
+        (
+            "renamed in Entra ID to \"b\", but login \"b\" is linked to another Entra object (x)",
+            Some(Reason::LinkedElsewhere),
+        ),
+        (
+            "in the Entra ID recycle bin since 2026-11-01; already disabled",
+            Some(Reason::AlreadyDisabled),
+        ),
+        ("login ann@contoso.com", None),
+    ] {
+        let env = decode_record(&v1(detail), Hash::GENESIS).unwrap();
+        assert_eq!(env.version, 1);
+        let Event::Planned(e) = env.event else {
+            panic!()
+        };
+        assert_eq!(e.reason, reason, "{detail}");
+    }
+    // Without the upcast, a version-1 entry would decode with no reason at all.
+    let mut raw: Value = serde_json::from_slice(&v1("account disabled in Entra ID")).unwrap();
+    let Ok(Event::Planned(plain)) = serde_json::from_value::<Event>(raw["event"].take()) else {
+        panic!()
+    };
+    assert_eq!(plain.reason, None);
 }

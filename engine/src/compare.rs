@@ -1,0 +1,133 @@
+//! Comparing two lists of entry outcomes: what replay reports when a run's recorded decisions
+//! differ from the planner's, and what `apply` shows when a reviewed plan went stale.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{Change, EntryOutcome};
+use crate::ids::ObjectId;
+use crate::model::Kind;
+
+/// One entry whose recorded and replayed outcomes differ; `None` when one side has no entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryDifference {
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    pub recorded: Option<String>,
+    pub replayed: Option<String>,
+}
+
+/// The entry in one line: outcome, detail and changes (not the server operation).
+pub fn describe(e: &EntryOutcome) -> String {
+    let mut s = format!("{}: {}", e.outcome.as_str(), e.detail);
+    if !e.changes.is_empty() {
+        let changes: Vec<String> = e.changes.iter().map(describe_change).collect();
+        s.push_str(&format!(" [{}]", changes.join("; ")));
+    }
+    s
+}
+
+/// Two entries described by what differs between them: their one-line descriptions, or their
+/// server operations when those are all that differ.
+fn describe_pair(a: &EntryOutcome, b: &EntryOutcome) -> (String, String) {
+    let (x, y) = (describe(a), describe(b));
+    if x != y || a.reason != b.reason {
+        let reason = |e: &EntryOutcome| {
+            e.reason
+                .map(|r| format!(" (reason {r:?})"))
+                .unwrap_or_default()
+        };
+        if x == y {
+            return (format!("{x}{}", reason(a)), format!("{y}{}", reason(b)));
+        }
+        return (x, y);
+    }
+    let op = |e: &EntryOutcome| {
+        format!(
+            "operation {}",
+            serde_json::to_string(&e.op).unwrap_or_default()
+        )
+    };
+    (op(a), op(b))
+}
+
+fn describe_change(c: &Change) -> String {
+    if let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) {
+        // Member lists are long: say who joined and who left.
+        let list = |items: Vec<&Value>| {
+            let shown: Vec<String> = items
+                .iter()
+                .take(3)
+                .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
+                .collect();
+            match items.len() {
+                n if n > 3 => format!("{} and {} more", shown.join(", "), n - 3),
+                _ => shown.join(", "),
+            }
+        };
+        let joined: Vec<&Value> = to.iter().filter(|v| !from.contains(v)).collect();
+        let left: Vec<&Value> = from.iter().filter(|v| !to.contains(v)).collect();
+        let mut parts = Vec::new();
+        if !joined.is_empty() {
+            parts.push(format!("+{} ({})", joined.len(), list(joined)));
+        }
+        if !left.is_empty() {
+            parts.push(format!("-{} ({})", left.len(), list(left)));
+        }
+        return format!("{}: {}", c.field, parts.join(", "));
+    }
+    format!("{}: {} -> {}", c.field, c.from, c.to)
+}
+
+/// Differences between two entry lists, matched by (kind, id). If every entry matches but the
+/// order differs (operations apply in order), that is one difference too.
+pub fn compare_entries(a: &[EntryOutcome], b: &[EntryOutcome]) -> Vec<EntryDifference> {
+    if a == b {
+        return Vec::new();
+    }
+    let key = |e: &EntryOutcome| (e.kind, e.id.clone());
+    let left: BTreeMap<_, &EntryOutcome> = a.iter().map(|e| (key(e), e)).collect();
+    let right: BTreeMap<_, &EntryOutcome> = b.iter().map(|e| (key(e), e)).collect();
+    let mut out = Vec::new();
+    // In the order of the first list, then what only the second has.
+    for e in a
+        .iter()
+        .chain(b.iter().filter(|e| !left.contains_key(&key(e))))
+    {
+        let (l, r) = (left.get(&key(e)), right.get(&key(e)));
+        if l != r {
+            let (recorded, replayed) = match (l, r) {
+                (Some(l), Some(r)) => {
+                    let (x, y) = describe_pair(l, r);
+                    (Some(x), Some(y))
+                }
+                _ => (l.map(|x| describe(x)), r.map(|x| describe(x))),
+            };
+            out.push(EntryDifference {
+                kind: e.kind,
+                id: e.id.clone(),
+                name: e.name.clone(),
+                recorded,
+                replayed,
+            });
+        }
+    }
+    if out.is_empty() {
+        let first = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(0);
+        let e = &a[first];
+        out.push(EntryDifference {
+            kind: e.kind,
+            id: e.id.clone(),
+            name: e.name.clone(),
+            recorded: Some(format!("entry {} of {}", first + 1, a.len())),
+            replayed: b
+                .iter()
+                .position(|x| key(x) == key(e))
+                .map(|p| format!("entry {} of {}", p + 1, b.len())),
+        });
+    }
+    out
+}

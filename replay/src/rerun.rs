@@ -1,0 +1,206 @@
+//! `roster replay RUN`: re-derive a run from its recorded inputs and compare with what it
+//! recorded. The run's events must verify first; then the snapshot, the server state and the
+//! admin's choices the run saw are folded back, the selection and the deleted-object actions
+//! are resolved again, and the planner decides again. Identical means: the same deleted
+//! objects, the same choices, the same entries in the same order, the same refusal.
+
+use engine::compare::{compare_entries, EntryDifference};
+use engine::event::{Mode, RunStatus};
+use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput};
+use engine::projection::{Report, RunInputs};
+use engine::search::{resolve_selection, SearchView};
+use engine::store::EventStore;
+use engine::RunId;
+use serde::Serialize;
+
+use crate::verify::{verify, VerifyError, VerifyOptions};
+
+/// One way the replayed run differs from the recorded one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// What differs: an entry (`user Ann (id)`), or a step (`deleted objects`, `choices`, `refusal`).
+    pub entry: String,
+    pub recorded: String,
+    pub replayed: String,
+}
+
+impl From<EntryDifference> for Difference {
+    fn from(d: EntryDifference) -> Self {
+        Difference {
+            entry: format!("{} {} ({})", d.kind.as_str(), d.name, d.id),
+            recorded: d.recorded.unwrap_or_else(|| "(no entry)".into()),
+            replayed: d.replayed.unwrap_or_else(|| "(no entry)".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    pub run: RunId,
+    pub mode: Mode,
+    /// Entries compared.
+    pub entries: usize,
+    pub differences: Vec<Difference>,
+    /// What limits the comparison, e.g. a run interrupted before it finished.
+    pub note: Option<String>,
+}
+
+impl Replayed {
+    pub fn identical(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("run {run} cannot be replayed: its events do not verify: {source}")]
+    Unverified { run: RunId, source: VerifyError },
+    #[error("run {0} is not in the log")]
+    NoSuchRun(RunId),
+    #[error("run {run} cannot be replayed: {reason}")]
+    Malformed { run: RunId, reason: String },
+    #[error(transparent)]
+    Store(#[from] engine::StoreError),
+}
+
+pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+    let seqs = store.run_seqs(run)?;
+    let Some(last) = seqs.last() else {
+        return Err(ReplayError::NoSuchRun(run));
+    };
+    verify(
+        store,
+        &VerifyOptions {
+            noted_head: None,
+            until: Some(*last),
+        },
+    )
+    .map_err(|source| ReplayError::Unverified { run, source })?;
+    let events = store.read_run(run)?;
+    let malformed = |reason: String| ReplayError::Malformed { run, reason };
+    let inputs = RunInputs::fold(&events).map_err(|e| malformed(e.to_string()))?;
+    let recorded = Report::fold(&events);
+    let status = recorded.status;
+    let started = &inputs.started;
+    let mut differences: Vec<Difference> = Vec::new();
+    let mut note = None;
+
+    if started.source.fingerprint.is_empty() && status == Some(RunStatus::Aborted) {
+        // Aborted while reading the tenant: nothing was decided.
+        return Ok(Replayed {
+            run,
+            mode: started.mode,
+            entries: 0,
+            differences,
+            note: Some(format!(
+                "aborted before any decision: {}",
+                recorded.reason.unwrap_or_default()
+            )),
+        });
+    }
+
+    // The observe step: deleted objects found.
+    let deleted = if started.options.check_deleted {
+        find_deleted(&started.tenant_id, &inputs.snapshot, &inputs.server)
+    } else {
+        Vec::new()
+    };
+    if deleted != inputs.deleted {
+        differences.push(Difference {
+            entry: "deleted objects".into(),
+            recorded: names(inputs.deleted.iter().map(|d| &d.name)),
+            replayed: names(deleted.iter().map(|d| &d.name)),
+        });
+    }
+
+    // The choose step: the selection and the deleted-object actions, resolved again.
+    let mut view = SearchView::from_snapshot(&inputs.snapshot);
+    let selected = resolve_selection(&mut view, &started.selection, started.options.check_deleted)
+        .map_err(|e| e.to_string());
+    let actions = choose_deleted_actions(
+        &deleted,
+        started.options.on_deleted,
+        &started.options.actions,
+    )
+    .map_err(|e| e.to_string());
+    let recorded_choices = &inputs.choices;
+    match (selected, actions) {
+        (Ok(selected), Ok(actions)) => {
+            let replayed: Vec<_> = selected.into_iter().chain(actions).collect();
+            if &replayed != recorded_choices {
+                let show = |c: &[engine::event::ActionChosen]| {
+                    names(
+                        c.iter()
+                            .map(|c| format!("{} {}", c.action.as_str(), c.name))
+                            .collect::<Vec<_>>()
+                            .iter(),
+                    )
+                };
+                differences.push(Difference {
+                    entry: "choices".into(),
+                    recorded: show(recorded_choices),
+                    replayed: show(&replayed),
+                });
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => differences.push(Difference {
+            entry: "choices".into(),
+            recorded: format!("{} choices", recorded_choices.len()),
+            replayed: format!("not resolvable: {e}"),
+        }),
+    }
+
+    // The decide step, from the recorded choices.
+    let decided = plan(PlanInput {
+        tenant: &started.tenant_id,
+        snapshot: &inputs.snapshot,
+        server: &inputs.server,
+        choices: recorded_choices,
+        options: &started.options,
+    });
+    let recorded_refusal =
+        (status == Some(RunStatus::Refused)).then(|| recorded.reason.clone().unwrap_or_default());
+    let replayed_refusal = decided.refusal.as_ref().map(|r| r.to_string());
+    if recorded_refusal != replayed_refusal {
+        differences.push(Difference {
+            entry: "refusal".into(),
+            recorded: recorded_refusal.unwrap_or_else(|| "not refused".into()),
+            replayed: replayed_refusal.unwrap_or_else(|| "not refused".into()),
+        });
+    }
+    let mut compared = 0;
+    if decided.refusal.is_none() {
+        let mut replayed = decided.entries;
+        if status.is_none() {
+            // Interrupted: compare what was recorded with the same number of decisions.
+            note = Some(format!(
+                "the run was interrupted after {} of {} entries; the recorded ones are compared",
+                recorded.entries.len(),
+                replayed.len()
+            ));
+            replayed.truncate(recorded.entries.len());
+        }
+        compared = replayed.len();
+        differences.extend(
+            compare_entries(&recorded.entries, &replayed)
+                .into_iter()
+                .map(Difference::from),
+        );
+    }
+    Ok(Replayed {
+        run,
+        mode: started.mode,
+        entries: compared,
+        differences,
+        note,
+    })
+}
+
+fn names<'a, S: AsRef<str> + 'a>(items: impl Iterator<Item = &'a S>) -> String {
+    let all: Vec<&str> = items.map(|s| s.as_ref()).collect();
+    if all.is_empty() {
+        "(none)".into()
+    } else {
+        all.join(", ")
+    }
+}
