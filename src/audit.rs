@@ -210,14 +210,11 @@ pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
         applied_from: Some(reviewed),
         reviewed: Some(Report::fold(&events).entries),
     };
-    let result = execute(
-        &store,
-        &org,
-        org.source().as_ref(),
-        target,
-        &req,
-        &SystemClock,
-    )?;
+    let env = ctx.source_env();
+    let source = org.source(&env)?;
+    let result = crate::live::with_progress(&env.stats, crate::live::is_live(&org), || {
+        execute(&store, &org, source.as_ref(), target, &req, &SystemClock)
+    })?;
     if !result.stale.is_empty() && !ctx.json {
         let _ = writeln!(std::io::stderr(), "{}", render::stale_table(&result.stale));
     }

@@ -61,6 +61,10 @@ pub enum Command {
     Server(ServerCommand),
     /// Import the bundled demo tenant into a fresh demo store and print the report
     Demo,
+    /// Serve a tenant fixture as a fake Microsoft Graph on loopback (prints its base URL first)
+    FakeGraph(FakeGraphArgs),
+    /// Save an org's tenant as a fixture that `org add --fixture` accepts (nothing secret in it)
+    Record(RecordArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,8 +73,18 @@ pub enum OrgCommand {
     Add(OrgAddArgs),
     /// List organizations
     List,
-    /// Remove an organization (its runs stay in the log)
+    /// Remove an organization (its runs stay in the log; its sign-in is forgotten)
     Remove {
+        /// Org name
+        name: String,
+    },
+    /// Sign in to a live org again (device code, or check the client secret)
+    Login {
+        /// Org name
+        name: String,
+    },
+    /// Forget a live org's tokens
+    Logout {
         /// Org name
         name: String,
     },
@@ -81,8 +95,143 @@ pub struct OrgAddArgs {
     /// Org name: letters, digits, '.', '-', '_'
     pub name: String,
     /// A tenant fixture (Graph JSON) to read the tenant from
+    #[arg(
+        long,
+        value_name = "TENANT.json",
+        required_unless_present = "tenant",
+        conflicts_with = "tenant"
+    )]
+    pub fixture: Option<PathBuf>,
+    /// A live tenant: its Directory (tenant) ID, a GUID
+    #[arg(long, value_name = "TENANT_ID")]
+    pub tenant: Option<String>,
+    /// The app registration's Application (client) ID [default for device code: Microsoft Graph Command Line Tools]
+    #[arg(long, value_name = "ID", requires = "tenant")]
+    pub client_id: Option<String>,
+    /// How to sign in
+    #[arg(long, value_enum, default_value_t = AuthArg::DeviceCode, requires = "tenant")]
+    pub auth: AuthArg,
+    /// Client secret in a file readable only by you (else $ROSTER_CLIENT_SECRET)
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Which Microsoft cloud
+    #[arg(long, value_enum, default_value_t = CloudArg::Global, requires = "tenant")]
+    pub cloud: CloudArg,
+    /// Graph root URL, overriding the cloud's (e.g. `roster fake-graph`'s)
+    #[arg(long, value_name = "URL", requires = "tenant")]
+    pub graph_url: Option<String>,
+    /// Login root URL, overriding the cloud's
+    #[arg(long, value_name = "URL", requires = "tenant")]
+    pub login_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// Delegated: an administrator signs in in a browser (MFA there)
+    DeviceCode,
+    /// App-only, unattended: the app's client secret
+    ClientSecret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudArg {
+    Global,
+    Usgov,
+    China,
+}
+
+#[derive(Debug, Args)]
+pub struct FakeGraphArgs {
+    /// The tenant fixture to serve
     #[arg(long, value_name = "TENANT.json")]
-    pub fixture: PathBuf,
+    pub tenant: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub addr: std::net::SocketAddr,
+    /// Largest page served
+    #[arg(long, default_value_t = 100)]
+    pub page_size: usize,
+    /// Answer every Nth Graph request 429 with Retry-After
+    #[arg(long, value_name = "N")]
+    pub throttle_every: Option<u64>,
+    /// Answer every Nth Graph request 503
+    #[arg(long, value_name = "N")]
+    pub fail_every: Option<u64>,
+    /// Delay every response by this many milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Graph's resource-unit budget per 10 s (8000 for tenants over 500 users)
+    #[arg(long, value_name = "N")]
+    pub ru_per_10s: Option<u64>,
+    /// Retry-After seconds sent with --throttle-every (decimals allowed)
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub retry_after: f64,
+    /// Device code: polls answered authorization_pending before approval
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub approve_after: u32,
+    /// Device code: what the admin does in the browser
+    #[arg(long, value_enum, default_value_t = DeviceArg::Approve)]
+    pub device: DeviceArg,
+    /// Device code polling interval in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    pub poll_interval: u64,
+    /// Lifetime of issued access tokens, seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub token_ttl_s: u64,
+    /// The client secret to accept (any, if not given)
+    #[arg(long, value_name = "SECRET")]
+    pub client_secret: Option<String>,
+    /// Answer device-code sign-in with AADSTS7000218 (public client flows disabled)
+    #[arg(long)]
+    pub public_client_disabled: bool,
+    /// Answer sign-in with AADSTS65001 (no consent)
+    #[arg(long)]
+    pub deny_consent: bool,
+    /// Answer Graph paths starting with this 403 Authorization_RequestDenied (repeatable)
+    #[arg(long, value_name = "PATH")]
+    pub forbid: Vec<String>,
+    /// Answer every Graph request after the Nth with 500
+    #[arg(long, value_name = "N", hide = true)]
+    pub fail_after: Option<u64>,
+    /// Drop the connection mid-body on every Nth Graph request
+    #[arg(long, value_name = "N", hide = true)]
+    pub drop_every: Option<u64>,
+    /// Cut the JSON short on every Nth Graph request
+    #[arg(long, value_name = "N", hide = true)]
+    pub truncate_every: Option<u64>,
+    /// Leave `value` out of every Nth page
+    #[arg(long, value_name = "N", hide = true)]
+    pub missing_value_every: Option<u64>,
+    /// Delay every Nth Graph request by --slow-ms
+    #[arg(long, value_name = "N", hide = true)]
+    pub slow_every: Option<u64>,
+    #[arg(long, value_name = "MS", default_value_t = 0, hide = true)]
+    pub slow_ms: u64,
+    /// Every nextLink points back at the first page
+    #[arg(long, hide = true)]
+    pub loop_next_link: bool,
+    /// After N Graph requests, every access token issued so far stops working
+    #[arg(long, value_name = "N", hide = true)]
+    pub expire_tokens_after: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Approve,
+    Decline,
+    Expire,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Org name
+    pub org: String,
+    /// Where to write the fixture
+    #[arg(long, value_name = "TENANT.json")]
+    pub out: PathBuf,
+    /// Replace names, UPNs and mails with consistent pseudonyms
+    #[arg(long)]
+    pub anonymize: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

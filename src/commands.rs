@@ -76,10 +76,20 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         server_file: cli.server_file.clone(),
     };
     match cli.command {
-        Command::Org(OrgCommand::Add(a)) => org_add(&ctx, &a.name, &a.fixture),
+        Command::Org(OrgCommand::Add(a)) => match (&a.fixture, &a.tenant) {
+            (Some(fixture), _) => org_add(&ctx, &a.name, fixture),
+            (None, Some(tenant)) => crate::live::org_add_graph(&ctx, &a, tenant),
+            (None, None) => Err(usage(
+                "org add needs --fixture TENANT.json or --tenant TENANT_ID",
+            )),
+        },
+        Command::Org(OrgCommand::Login { name }) => crate::live::org_login(&ctx, &name),
+        Command::Org(OrgCommand::Logout { name }) => crate::live::org_logout(&ctx, &name),
         Command::Org(OrgCommand::List) => org_list(&ctx),
         Command::Org(OrgCommand::Remove { name }) => {
             let store = ctx.open_store()?;
+            let config = org::get_org(&store, &name)?;
+            crate::live::forget_tokens(&ctx, &config)?;
             org::remove_org(&store, &name)?;
             store.flush()?;
             eprintln!("Removed org {name}; its runs stay in the log.");
@@ -98,6 +108,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Diff(a) => crate::audit::diff(&ctx, &a.a, &a.b),
         Command::Server(c) => server(&ctx, c),
         Command::Demo => crate::demo::run(&ctx),
+        Command::FakeGraph(a) => crate::live::fake_graph(&a),
+        Command::Record(a) => crate::live::record(&ctx, &a),
     }
 }
 
@@ -149,6 +161,14 @@ fn org_list(ctx: &Ctx) -> Result<Exit> {
     for o in &orgs {
         let source = match &o.source {
             OrgSource::Fixture { path } => format!("fixture {}", path.display()),
+            OrgSource::Graph(g) => format!(
+                "graph {} ({})",
+                g.graph_url.as_deref().unwrap_or(g.cloud.graph_root()),
+                match g.auth {
+                    adapters::auth::AuthMode::DeviceCode => "device code",
+                    adapters::auth::AuthMode::ClientSecret => "client secret",
+                }
+            ),
         };
         t.add_row(vec![
             o.name.clone(),
@@ -165,7 +185,13 @@ fn search(ctx: &Ctx, org_name: &str, term: &str, kind: TypeArg) -> Result<Exit> 
     let store = ctx.open_store()?;
     let org = org::get_org(&store, org_name)?;
     drop(store);
-    let loaded = org.source().read()?;
+    let env = ctx.source_env();
+    let source = org.source(&env)?;
+    let loaded =
+        crate::live::with_progress(&env.stats, crate::live::is_live(&org), || source.read())?;
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
     let mut view = SearchView::from_snapshot(&loaded.snapshot);
     let filter = match kind {
         TypeArg::Users => TypeFilter::Users,
@@ -254,14 +280,11 @@ fn run(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
         Some(t) => t,
         None => &mut embedded,
     };
-    let result = execute(
-        &store,
-        &org,
-        org.source().as_ref(),
-        target,
-        &req,
-        &SystemClock,
-    )?;
+    let env = ctx.source_env();
+    let source = org.source(&env)?;
+    let result = crate::live::with_progress(&env.stats, crate::live::is_live(&org), || {
+        execute(&store, &org, source.as_ref(), target, &req, &SystemClock)
+    })?;
     print_run(ctx, &org.name, &result)
 }
 

@@ -86,14 +86,18 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         reviewed: None,
     };
     let mut target = EmbeddedTarget::new(&store);
-    let result = execute(
-        &store,
-        &org,
-        org.source().as_ref(),
-        &mut target,
-        &req,
-        &SystemClock,
-    )?;
+    let env = ctx.source_env();
+    let source = org.source(&env)?;
+    let result = crate::live::with_progress(&env.stats, crate::live::is_live(&org), || {
+        execute(
+            &store,
+            &org,
+            source.as_ref(),
+            &mut target,
+            &req,
+            &SystemClock,
+        )
+    })?;
     let exit = print_run(ctx, &org.name, &result)?;
     eprintln!(
         "\nDemo store: {dir}\nExplore it: roster --store {dir} runs | report last | deleted last | server show AllanD@contoso.com",

@@ -4,6 +4,7 @@ mod audit;
 mod cli;
 mod commands;
 mod demo;
+mod live;
 mod render;
 
 use std::io::Write;

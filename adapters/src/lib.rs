@@ -7,10 +7,14 @@
 //! - bad input is rejected before anything is written (see [`run::execute`]);
 //! - a run reports success only after its events are flushed.
 
+pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod fake;
 pub mod fixture;
+pub mod graph;
 pub mod org;
+pub mod record;
 pub mod run;
 pub mod source;
 pub mod target;

@@ -1,14 +1,19 @@
 //! Organizations: a named tenant and how to read it. Kept in the store, never in the log,
-//! and never holding a secret.
+//! and never holding a secret: a client secret is read from the environment or a file each
+//! time, tokens live in the token cache beside the store.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 use engine::{SledStore, TenantId};
 
+use crate::auth::{AuthMode, AuthSettings, Authenticator, Cloud, Prompt, SecretSource};
 use crate::error::{Error, Result};
+use crate::graph::{GraphClient, GraphSource, GraphStats, LiveSource, RetryPolicy};
 use crate::source::{FixtureSource, TenantSource};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,13 +30,143 @@ pub struct OrgConfig {
 pub enum OrgSource {
     /// A tenant fixture file, read afresh by every run.
     Fixture { path: PathBuf },
+    /// A live tenant through Microsoft Graph.
+    Graph(GraphOrg),
+}
+
+/// How to reach and sign in to a live tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphOrg {
+    pub client_id: String,
+    pub auth: AuthMode,
+    pub cloud: Cloud,
+    /// Overrides the cloud's Graph root (e.g. `roster fake-graph`'s URL).
+    pub graph_url: Option<String>,
+    /// Overrides the cloud's login root.
+    pub login_url: Option<String>,
+    /// Client-secret orgs: where the secret comes from (never the secret itself).
+    pub secret: Option<SecretSource>,
+}
+
+impl GraphOrg {
+    pub fn graph_root(&self) -> Result<Url> {
+        parse_root(
+            self.graph_url.as_deref().unwrap_or(self.cloud.graph_root()),
+            "--graph-url",
+        )
+    }
+
+    pub fn login_root(&self) -> Result<Url> {
+        parse_root(
+            self.login_url.as_deref().unwrap_or(self.cloud.login_root()),
+            "--login-url",
+        )
+    }
+}
+
+/// An http(s) URL with nothing after the path.
+pub fn parse_root(s: &str, flag: &str) -> Result<Url> {
+    let url =
+        Url::parse(s).map_err(|e| Error::bad_input(format!("{flag} {s:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.cannot_be_a_base()
+    {
+        return Err(Error::bad_input(format!(
+            "{flag} {s:?}: expected an http(s) URL such as https://graph.microsoft.com"
+        )));
+    }
+    Ok(url)
+}
+
+/// What reading an org's tenant needs from the caller.
+#[derive(Clone)]
+pub struct SourceEnv {
+    /// Where token caches live (`<store>/tokens`).
+    pub token_dir: PathBuf,
+    /// Shows the admin a device-code sign-in prompt.
+    pub prompt: Prompt,
+    /// Counters the caller can watch (progress, benchmarks).
+    pub stats: Arc<GraphStats>,
+    pub policy: RetryPolicy,
+}
+
+impl SourceEnv {
+    pub fn new(store_dir: &Path, prompt: Prompt) -> Self {
+        SourceEnv {
+            token_dir: store_dir.join("tokens"),
+            prompt,
+            stats: Arc::default(),
+            policy: RetryPolicy::from_env(),
+        }
+    }
 }
 
 impl OrgConfig {
-    pub fn source(&self) -> Box<dyn TenantSource> {
+    pub fn source(&self, env: &SourceEnv) -> Result<Box<dyn TenantSource>> {
         match &self.source {
-            OrgSource::Fixture { path } => Box::new(FixtureSource::new(path)),
+            OrgSource::Fixture { path } => Ok(Box::new(FixtureSource::new(path))),
+            OrgSource::Graph(g) => {
+                let auth = Arc::new(self.authenticator(g, env)?);
+                let client =
+                    GraphClient::new(&g.graph_root()?, auth, env.policy, env.stats.clone());
+                Ok(Box::new(LiveSource {
+                    source: GraphSource::new(client, self.tenant_id.clone()),
+                }))
+            }
         }
+    }
+
+    /// The org's token cache file.
+    pub fn token_cache(&self, env: &SourceEnv) -> PathBuf {
+        env.token_dir.join(format!("{}.json", self.name))
+    }
+
+    pub fn authenticator(&self, g: &GraphOrg, env: &SourceEnv) -> Result<Authenticator> {
+        Ok(Authenticator::new(
+            AuthSettings {
+                tenant: self.tenant_id.clone(),
+                client_id: g.client_id.clone(),
+                mode: g.auth,
+                login_root: g.login_root()?,
+                graph_root: g.graph_root()?,
+                cache_file: self.token_cache(env),
+                secret: g.secret.clone(),
+            },
+            env.prompt.clone(),
+        ))
+    }
+
+    /// Signs in afresh and checks that the tenant can be read (a first page of users and of
+    /// groups), so that a missing permission shows now rather than during an import.
+    pub fn sign_in(&self, env: &SourceEnv) -> Result<()> {
+        let OrgSource::Graph(g) = &self.source else {
+            return Ok(());
+        };
+        let auth = Arc::new(self.authenticator(g, env)?);
+        let client = GraphClient::new(
+            &g.graph_root()?,
+            auth.clone(),
+            env.policy,
+            env.stats.clone(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Source(format!("cannot start the HTTP runtime: {e}")))?;
+        runtime.block_on(async {
+            auth.sign_in().await?;
+            for probe in ["users?$select=id&$top=1", "groups?$select=id&$top=1"] {
+                client
+                    .get_json::<serde_json::Value>(
+                        &client.url(probe),
+                        false,
+                        &format!("reading {}", probe.split('?').next().unwrap_or(probe)),
+                    )
+                    .await?;
+            }
+            Ok::<(), crate::graph::GraphError>(())
+        })?;
+        Ok(())
     }
 }
 

@@ -179,6 +179,12 @@ pub fn parse_server_state(bytes: &[u8], origin: &str) -> Result<ServerState> {
 /// Writes `state` to `path` atomically: a reader (or a crash) sees the old file or the new
 /// one, never a torn one. The file keeps its permissions.
 pub fn write_server_file(path: &Path, state: &ServerState) -> std::io::Result<()> {
+    write_json_atomic(path, state)
+}
+
+/// Writes `value` as pretty JSON to `path`: temporary file in the same directory, fsync,
+/// rename over the target, fsync of the directory. An existing file keeps its permissions.
+pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -187,11 +193,19 @@ pub fn write_server_file(path: &Path, state: &ServerState) -> std::io::Result<()
         .prefix(".roster-")
         .suffix(".tmp")
         .tempfile_in(&dir)?;
-    let mut bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     tmp.write_all(&bytes)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        tmp.as_file().set_permissions(meta.permissions())?;
+    match std::fs::metadata(path) {
+        Ok(meta) => tmp.as_file().set_permissions(meta.permissions())?,
+        Err(_) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                tmp.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            }
+        }
     }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

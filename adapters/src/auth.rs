@@ -1,0 +1,659 @@
+//! Signing in to a tenant: device code (delegated, the admin signs in with MFA in a browser)
+//! or client secret (app-only, unattended), against the Microsoft identity platform or any
+//! endpoint that speaks its protocol (`roster fake-graph`).
+//!
+//! Tokens live in a cache file beside the store, `0600`, one per org; never in the log, the
+//! org settings or any output. The client secret is read when needed (`ROSTER_CLIENT_SECRET`
+//! or a file that is not world-readable) and never stored. Every type holding a secret or a
+//! token redacts it in `Debug`.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use engine::TenantId;
+
+/// A secret string: a client secret, an access or refresh token. Never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How an org signs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    DeviceCode,
+    ClientSecret,
+}
+
+/// Which Microsoft cloud: it picks the Graph and login hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    #[default]
+    Global,
+    Usgov,
+    China,
+}
+
+impl Cloud {
+    pub fn graph_root(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://graph.microsoft.com",
+            Cloud::Usgov => "https://graph.microsoft.us",
+            Cloud::China => "https://microsoftgraph.chinacloudapi.cn",
+        }
+    }
+
+    pub fn login_root(self) -> &'static str {
+        match self {
+            Cloud::Global => "https://login.microsoftonline.com",
+            Cloud::Usgov => "https://login.microsoftonline.us",
+            Cloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+}
+
+/// The public client used for device-code sign-in when the org names none: Microsoft Graph
+/// Command Line Tools, a first-party app admins can consent to for the read permissions.
+pub const DEFAULT_PUBLIC_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+/// Where the client secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "from")]
+pub enum SecretSource {
+    /// `ROSTER_CLIENT_SECRET`.
+    Env,
+    /// A file readable by its owner only.
+    File { path: PathBuf },
+}
+
+/// The environment variable holding a client secret.
+pub const SECRET_ENV: &str = "ROSTER_CLIENT_SECRET";
+
+impl SecretSource {
+    pub fn load(&self) -> Result<Secret, AuthError> {
+        match self {
+            SecretSource::Env => match std::env::var(SECRET_ENV) {
+                Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_owned())),
+                _ => Err(AuthError::Config(format!(
+                    "no client secret: set {SECRET_ENV}, or add the org with --client-secret-file FILE"
+                ))),
+            },
+            SecretSource::File { path } => read_secret_file(path),
+        }
+    }
+}
+
+/// Reads a secret file, refusing one that anybody may read.
+pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        AuthError::Config(format!(
+            "{}: cannot read the client secret file: {}",
+            path.display(),
+            crate::fixture::io_reason(&e)
+        ))
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o004 != 0 {
+            return Err(AuthError::Config(format!(
+                "{}: the client secret file is world-readable (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let _ = meta;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        AuthError::Config(format!(
+            "{}: cannot read the client secret file: {}",
+            path.display(),
+            crate::fixture::io_reason(&e)
+        ))
+    })?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(AuthError::Config(format!(
+            "{}: the client secret file is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret(secret.to_owned()))
+}
+
+/// Why signing in failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The admin's setup must change (tenant, app registration, consent, secret): exit 2.
+    #[error("{0}")]
+    Config(String),
+    /// The token service or Graph refused, or could not be reached.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("{0}")]
+    Network(String),
+    #[error("{0}")]
+    Cache(String),
+}
+
+/// What the admin must do to finish a device-code sign-in.
+#[derive(Debug, Clone)]
+pub struct DevicePrompt {
+    pub verification_uri: String,
+    pub user_code: String,
+    pub message: String,
+}
+
+/// Shows the admin where to sign in (device code); called once per sign-in.
+pub type Prompt = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
+
+/// Something that hands out access tokens.
+pub trait TokenSource: Send + Sync {
+    /// A valid access token, signing in or refreshing if needed.
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + '_>>;
+    /// A new access token, after Graph rejected `stale` (401). Concurrent callers holding the
+    /// same stale token share one refresh.
+    fn refresh<'a>(
+        &'a self,
+        stale: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>>;
+}
+
+/// Everything needed to sign in to one org.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub tenant: TenantId,
+    pub client_id: String,
+    pub mode: AuthMode,
+    /// `https://login.microsoftonline.com` or an override.
+    pub login_root: Url,
+    /// `https://graph.microsoft.com` or an override: the resource scopes are named after it.
+    pub graph_root: Url,
+    pub cache_file: PathBuf,
+    pub secret: Option<SecretSource>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct CachedToken {
+    tenant: String,
+    client_id: String,
+    access_token: Secret,
+    expires_at: DateTime<Utc>,
+    refresh_token: Option<Secret>,
+}
+
+impl fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("tenant", &self.tenant)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Secret,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<Secret>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+}
+
+#[derive(Deserialize)]
+struct DeviceCodeResponse {
+    device_code: Secret,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    interval: Option<serde_json::Value>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Numbers the identity platform sends either as numbers or as strings.
+fn seconds(v: &Option<serde_json::Value>, default: u64) -> u64 {
+    match v {
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(default),
+        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(default),
+        _ => default,
+    }
+}
+
+/// A sign-in error in one line, with the fix.
+fn explain(e: &TokenError, s: &AuthSettings) -> AuthError {
+    let code = e.error_codes.first().copied().or_else(|| {
+        e.error_description
+            .strip_prefix("AADSTS")
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+    });
+    let first_line = e
+        .error_description
+        .split(['\r', '\n'])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let tenant = &s.tenant;
+    let client = &s.client_id;
+    let config = |m: String| AuthError::Config(m);
+    match code {
+        Some(7000218) => config(format!(
+            "AADSTS7000218: public client flows are disabled for app {client}: in the Entra admin center, App registrations → the app → Authentication, set \"Allow public client flows\" to Yes (or use --auth client-secret)"
+        )),
+        Some(65001) | Some(65004) => config(format!(
+            "AADSTS{}: the app {client} has no consent for the permissions roster needs: an administrator must grant admin consent for User.Read.All, GroupMember.Read.All and Group.Read.All (App registrations → API permissions → Grant admin consent)",
+            code.unwrap_or(65001)
+        )),
+        Some(90002) | Some(90023) | Some(900023) => config(format!(
+            "AADSTS{}: tenant {tenant} was not found: check --tenant (the Directory (tenant) ID on the app's overview page) and --cloud",
+            code.unwrap_or(90002)
+        )),
+        Some(700016) => config(format!(
+            "AADSTS700016: application {client} was not found in tenant {tenant}: check --client-id, and that the app is registered in (or consented to) this tenant"
+        )),
+        Some(7000215) => config(format!(
+            "AADSTS7000215: the client secret for app {client} is not valid: check {SECRET_ENV} or the secret file (use the secret's Value, not its ID), or create a new one under Certificates & secrets"
+        )),
+        Some(7000222) => config(format!("AADSTS7000222: the client secret for app {client} has expired: create a new one under Certificates & secrets")),
+        Some(700082) | Some(700084) | Some(50173) | Some(70008) => {
+            config("the saved sign-in has expired or was revoked: sign in again with `roster org login ORG`".to_owned())
+        }
+        _ if e.error == "invalid_grant" => {
+            config("the saved sign-in is no longer valid: sign in again with `roster org login ORG`".to_owned())
+        }
+        Some(c) => AuthError::Rejected(format!("sign-in failed: {} (AADSTS{c}: {})", e.error, first_line.trim_start_matches(&format!("AADSTS{c}: ")))),
+        None => AuthError::Rejected(format!("sign-in failed: {} {}", e.error, first_line).trim().to_owned()),
+    }
+}
+
+/// Signs in and keeps the org's token cache.
+pub struct Authenticator {
+    settings: AuthSettings,
+    http: reqwest::Client,
+    state: tokio::sync::Mutex<Option<CachedToken>>,
+    prompt: Prompt,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// `prompt` shows the admin where to sign in (device code).
+    pub fn new(settings: AuthSettings, prompt: Prompt) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with these settings builds");
+        let cached = load_cache(&settings.cache_file)
+            .filter(|c| c.tenant == settings.tenant.as_str() && c.client_id == settings.client_id);
+        Authenticator {
+            settings,
+            http,
+            state: tokio::sync::Mutex::new(cached),
+            prompt,
+        }
+    }
+
+    fn endpoint(&self, what: &str) -> Url {
+        let mut u = self.settings.login_root.clone();
+        let base = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&format!(
+            "{base}/{}/oauth2/v2.0/{what}",
+            self.settings.tenant
+        ));
+        u
+    }
+
+    fn scopes(&self) -> String {
+        let graph = self.settings.graph_root.as_str().trim_end_matches('/');
+        match self.settings.mode {
+            AuthMode::ClientSecret => format!("{graph}/.default"),
+            AuthMode::DeviceCode => {
+                format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All offline_access")
+            }
+        }
+    }
+
+    /// Signs in afresh (the device-code prompt, or the client secret) and saves the tokens.
+    pub async fn sign_in(&self) -> Result<(), AuthError> {
+        let mut state = self.state.lock().await;
+        let token = match self.settings.mode {
+            AuthMode::DeviceCode => self.device_code().await?,
+            AuthMode::ClientSecret => self.client_credentials().await?,
+        };
+        self.store(&mut state, token)?;
+        Ok(())
+    }
+
+    /// Forgets the org's tokens.
+    pub fn sign_out(cache_file: &Path) -> Result<bool, AuthError> {
+        match std::fs::remove_file(cache_file) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AuthError::Cache(format!(
+                "{}: cannot remove the token cache: {}",
+                cache_file.display(),
+                crate::fixture::io_reason(&e)
+            ))),
+        }
+    }
+
+    async fn post_form(
+        &self,
+        url: Url,
+        form: &[(&str, &str)],
+    ) -> Result<Result<reqwest::Response, TokenError>, AuthError> {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                AuthError::Network(format!(
+                    "cannot reach the sign-in service at {}: {}",
+                    url.origin().ascii_serialization(),
+                    transport(&e)
+                ))
+            })?;
+        if resp.status().is_success() {
+            return Ok(Ok(resp));
+        }
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Ok(Err(serde_json::from_slice::<TokenError>(&bytes).unwrap_or(
+            TokenError {
+                error: format!("http_{}", status.as_u16()),
+                error_description: String::new(),
+                error_codes: Vec::new(),
+            },
+        )))
+    }
+
+    async fn token_response(resp: reqwest::Response) -> Result<TokenResponse, AuthError> {
+        resp.json::<TokenResponse>().await.map_err(|_| {
+            AuthError::Rejected(
+                "the sign-in service sent a token response roster cannot read".into(),
+            )
+        })
+    }
+
+    async fn client_credentials(&self) -> Result<TokenResponse, AuthError> {
+        let secret = self
+            .settings
+            .secret
+            .as_ref()
+            .ok_or_else(|| AuthError::Config("no client secret configured for this org".into()))?
+            .load()?;
+        let scope = self.scopes();
+        let form = [
+            ("client_id", self.settings.client_id.as_str()),
+            ("client_secret", secret.expose()),
+            ("scope", scope.as_str()),
+            ("grant_type", "client_credentials"),
+        ];
+        match self.post_form(self.endpoint("token"), &form).await? {
+            Ok(resp) => Self::token_response(resp).await,
+            Err(e) => Err(explain(&e, &self.settings)),
+        }
+    }
+
+    async fn device_code(&self) -> Result<TokenResponse, AuthError> {
+        let scope = self.scopes();
+        let form = [
+            ("client_id", self.settings.client_id.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        let code = match self.post_form(self.endpoint("devicecode"), &form).await? {
+            Ok(resp) => resp.json::<DeviceCodeResponse>().await.map_err(|_| {
+                AuthError::Rejected(
+                    "the sign-in service sent a device code response roster cannot read".into(),
+                )
+            })?,
+            Err(e) => return Err(explain(&e, &self.settings)),
+        };
+        let message = code.message.clone().unwrap_or_else(|| {
+            format!(
+                "To sign in, open {} and enter the code {}.",
+                code.verification_uri, code.user_code
+            )
+        });
+        (self.prompt)(&DevicePrompt {
+            verification_uri: code.verification_uri.clone(),
+            user_code: code.user_code.clone(),
+            message,
+        });
+        let mut interval = Duration::from_secs(seconds(&code.interval, 5).max(1));
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(seconds(&code.expires_in, 900));
+        loop {
+            tokio::time::sleep(interval).await;
+            if tokio::time::Instant::now() > deadline {
+                return Err(AuthError::Config("the sign-in code expired before it was used: run the command again and sign in within the time shown".into()));
+            }
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", self.settings.client_id.as_str()),
+                ("device_code", code.device_code.expose()),
+            ];
+            match self.post_form(self.endpoint("token"), &form).await? {
+                Ok(resp) => return Self::token_response(resp).await,
+                Err(e) => match e.error.as_str() {
+                    "authorization_pending" => continue,
+                    // RFC 8628: slow down means five more seconds between polls, from now on.
+                    "slow_down" => interval += Duration::from_secs(5),
+                    "authorization_declined" | "access_denied" => {
+                        return Err(AuthError::Config("sign-in was declined in the browser; run the command again to retry".into()))
+                    }
+                    "expired_token" | "code_expired" => {
+                        return Err(AuthError::Config("the sign-in code expired before it was used: run the command again and sign in within the time shown".into()))
+                    }
+                    "bad_verification_code" => return Err(AuthError::Rejected("the sign-in service did not recognise the device code".into())),
+                    _ => return Err(explain(&e, &self.settings)),
+                },
+            }
+        }
+    }
+
+    async fn refresh_grant(&self, refresh: &Secret) -> Result<TokenResponse, AuthError> {
+        let scope = self.scopes();
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", self.settings.client_id.as_str()),
+            ("refresh_token", refresh.expose()),
+            ("scope", scope.as_str()),
+        ];
+        match self.post_form(self.endpoint("token"), &form).await? {
+            Ok(resp) => Self::token_response(resp).await,
+            Err(e) => Err(explain(&e, &self.settings)),
+        }
+    }
+
+    fn store(&self, state: &mut Option<CachedToken>, t: TokenResponse) -> Result<(), AuthError> {
+        let lifetime = seconds(&t.expires_in, 3600);
+        let refresh_token = t
+            .refresh_token
+            .or_else(|| state.as_ref().and_then(|s| s.refresh_token.clone()));
+        let cached = CachedToken {
+            tenant: self.settings.tenant.to_string(),
+            client_id: self.settings.client_id.clone(),
+            access_token: t.access_token,
+            expires_at: Utc::now() + chrono::Duration::seconds(lifetime as i64),
+            refresh_token,
+        };
+        save_cache(&self.settings.cache_file, &cached)?;
+        *state = Some(cached);
+        Ok(())
+    }
+
+    /// A new access token, by whatever means this org allows.
+    async fn renew(&self, state: &mut Option<CachedToken>) -> Result<(), AuthError> {
+        let refresh = state.as_ref().and_then(|s| s.refresh_token.clone());
+        let token = match (refresh, self.settings.mode) {
+            (_, AuthMode::ClientSecret) => self.client_credentials().await?,
+            (Some(r), AuthMode::DeviceCode) => match self.refresh_grant(&r).await {
+                Ok(t) => t,
+                // An expired or revoked sign-in falls back to signing in again.
+                Err(AuthError::Config(_)) => self.device_code().await?,
+                Err(e) => return Err(e),
+            },
+            (None, AuthMode::DeviceCode) => self.device_code().await?,
+        };
+        self.store(state, token)
+    }
+}
+
+fn transport(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection refused or no route"
+    } else {
+        "the connection failed"
+    }
+}
+
+impl TokenSource for Authenticator {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + '_>> {
+        Box::pin(async move {
+            let mut state = self.state.lock().await;
+            let fresh = state
+                .as_ref()
+                .is_some_and(|t| t.expires_at > Utc::now() + chrono::Duration::seconds(60));
+            if !fresh {
+                self.renew(&mut state).await?;
+            }
+            Ok(state
+                .as_ref()
+                .expect("renew leaves a token")
+                .access_token
+                .expose()
+                .to_owned())
+        })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        stale: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut state = self.state.lock().await;
+            let current = state.as_ref().map(|t| t.access_token.expose().to_owned());
+            if current.as_deref() == Some(stale) || current.is_none() {
+                self.renew(&mut state).await?;
+            }
+            Ok(state
+                .as_ref()
+                .expect("renew leaves a token")
+                .access_token
+                .expose()
+                .to_owned())
+        })
+    }
+}
+
+fn load_cache(path: &Path) -> Option<CachedToken> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes the cache atomically, readable by its owner only, in a directory only they can list.
+fn save_cache(path: &Path, token: &CachedToken) -> Result<(), AuthError> {
+    let fail = |e: std::io::Error| {
+        AuthError::Cache(format!(
+            "{}: cannot save the token cache: {}",
+            path.display(),
+            crate::fixture::io_reason(&e)
+        ))
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    }
+    // tempfile creates the file with mode 0600 before anything is written to it.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".token-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    serde_json::to_writer(&mut tmp, token).map_err(|e| fail(std::io::Error::other(e)))?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// A token source for tests and tools that already hold a token.
+pub struct StaticToken(pub Secret);
+
+impl TokenSource for StaticToken {
+    fn token(&self) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + '_>> {
+        Box::pin(async move { Ok(self.0.expose().to_owned()) })
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        _stale: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>> {
+        Box::pin(async move {
+            Err(AuthError::Rejected(
+                "the token was rejected and cannot be refreshed".into(),
+            ))
+        })
+    }
+}

@@ -1,0 +1,572 @@
+//! The Microsoft Graph HTTP client: one GET or `$batch` at a time, retried the way Graph asks.
+//!
+//! - 429 and 503 honour `Retry-After` (integer or decimal seconds), else exponential backoff
+//!   with jitter; 500, 502, 504, timeouts, dropped connections, and malformed or truncated
+//!   bodies are retried with backoff. Attempts and total waiting are bounded ([`RetryPolicy`]).
+//! - 401 refreshes the token once, then fails.
+//! - Paging follows `@odata.nextLink`, only to the same origin as the base URL (the token is
+//!   never sent elsewhere), and stops on a link that repeats.
+//! - `ConsistencyLevel: eventual` is sent on every page of an advanced query.
+//!
+//! Nothing here logs a header, a token or a request body.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::auth::{AuthError, TokenSource};
+use crate::wire::{BatchRequest, BatchRequestItem, BatchResponse, GraphErrorBody, Page};
+
+/// How hard to try before giving up on a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Waiting between attempts of one request, at most.
+    pub max_total_wait: Duration,
+    /// First backoff; doubles each attempt, with jitter.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Per attempt, from sending to the whole body read.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            max_total_wait: Duration::from_secs(300),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy, with `ROSTER_RETRY_ATTEMPTS`, `ROSTER_RETRY_MAX_WAIT_S`,
+    /// `ROSTER_RETRY_BASE_MS` and `ROSTER_HTTP_TIMEOUT_S` applied where set.
+    pub fn from_env() -> Self {
+        let num = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| *v >= 0.0)
+        };
+        let mut p = RetryPolicy::default();
+        if let Some(n) = num("ROSTER_RETRY_ATTEMPTS") {
+            p.max_attempts = (n as u32).max(1);
+        }
+        if let Some(s) = num("ROSTER_RETRY_MAX_WAIT_S") {
+            p.max_total_wait = Duration::from_secs_f64(s);
+        }
+        if let Some(ms) = num("ROSTER_RETRY_BASE_MS") {
+            p.base_delay = Duration::from_secs_f64(ms / 1000.0);
+        }
+        if let Some(s) = num("ROSTER_HTTP_TIMEOUT_S") {
+            p.timeout = Duration::from_secs_f64(s.max(0.001));
+        }
+        p
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.max_delay);
+        // Full jitter keeps many clients from retrying in step.
+        capped.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// Counters for progress and for benchmarks: what enumeration cost.
+#[derive(Debug, Default)]
+pub struct GraphStats {
+    pub requests: AtomicU64,
+    pub pages: AtomicU64,
+    pub objects: AtomicU64,
+    pub retries: AtomicU64,
+    pub throttled: AtomicU64,
+    pub waited_ms: AtomicU64,
+}
+
+impl GraphStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            requests: get(&self.requests),
+            pages: get(&self.pages),
+            objects: get(&self.objects),
+            retries: get(&self.retries),
+            throttled: get(&self.throttled),
+            waited_ms: get(&self.waited_ms),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub pages: u64,
+    pub objects: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub waited_ms: u64,
+}
+
+/// Why a Graph request failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// 403: the app lacks a permission; `hint` says which to grant.
+    #[error("Graph refused {what} ({code}: {message}); grant the app {hint} (application or delegated, with admin consent)")]
+    Forbidden {
+        what: String,
+        code: String,
+        message: String,
+        hint: &'static str,
+    },
+    /// 404: the object went away while it was being read.
+    #[error("{what}: not found")]
+    NotFound { what: String },
+    #[error("{what}: Graph answered {status} ({code}: {message})")]
+    Rejected {
+        what: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{what}: gave up after {attempts} attempts over {waited:.1} s: {last}")]
+    Exhausted {
+        what: String,
+        attempts: u32,
+        waited: f64,
+        last: String,
+    },
+    #[error(
+        "{what}: Graph sent a nextLink that repeats (a paging loop); the listing cannot complete"
+    )]
+    Loop { what: String },
+    #[error(
+        "{what}: Graph sent a nextLink to another host ({link}); refusing to send the token there"
+    )]
+    ForeignLink { what: String, link: String },
+}
+
+/// The permission a 403 on `path` asks for.
+fn permission_for(path: &str) -> &'static str {
+    if path.contains("transitiveMembers") || path.contains("/members") {
+        "GroupMember.Read.All"
+    } else if path.contains("microsoft.graph.group") || path.contains("/groups") {
+        "Group.Read.All"
+    } else if path.contains("/users") || path.contains("microsoft.graph.user") {
+        "User.Read.All"
+    } else {
+        "Directory.Read.All"
+    }
+}
+
+/// One attempt's failure, and whether (and after how long) to try again.
+enum Attempt {
+    Retry {
+        why: String,
+        after: Option<Duration>,
+        throttled: bool,
+    },
+    Fatal(GraphError),
+    Unauthorized,
+}
+
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    /// The version root, ending with `/`: `https://graph.microsoft.com/v1.0/`.
+    base: Url,
+    auth: Arc<dyn TokenSource>,
+    policy: RetryPolicy,
+    pub stats: Arc<GraphStats>,
+}
+
+impl GraphClient {
+    /// `graph_root` is the service root (`https://graph.microsoft.com`); requests go to `/v1.0`.
+    pub fn new(
+        graph_root: &Url,
+        auth: Arc<dyn TokenSource>,
+        policy: RetryPolicy,
+        stats: Arc<GraphStats>,
+    ) -> Self {
+        let mut base = graph_root.clone();
+        let path = base.path().trim_end_matches('/').to_owned();
+        base.set_path(&format!("{path}/v1.0/"));
+        let http = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client with these settings builds");
+        GraphClient {
+            http,
+            base,
+            auth,
+            policy,
+            stats,
+        }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// A URL under the version root: `users?$select=...`.
+    pub fn url(&self, relative: &str) -> Url {
+        self.base
+            .join(relative.trim_start_matches('/'))
+            .expect("relative Graph paths join")
+    }
+
+    fn same_origin(&self, link: &Url) -> bool {
+        link.scheme() == self.base.scheme()
+            && link.host() == self.base.host()
+            && link.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    /// GETs `url` and parses the body, retrying per the policy.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        advanced: bool,
+        what: &str,
+    ) -> Result<T, GraphError> {
+        let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let token = self.auth.token().await?;
+            let outcome = self.attempt_get::<T>(url, advanced, &token, what).await;
+            let (why, after, throttled) = match outcome {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Unauthorized) if !refreshed => {
+                    refreshed = true;
+                    attempts -= 1;
+                    self.auth.refresh(&token).await?;
+                    continue;
+                }
+                Err(Attempt::Unauthorized) => {
+                    return Err(GraphError::Auth(AuthError::Rejected(
+                        "Graph rejected a freshly refreshed token (401); sign in again with `roster org login ORG`".into(),
+                    )))
+                }
+                Err(Attempt::Retry { why, after, throttled }) => (why, after, throttled),
+            };
+            self.pause(&mut attempts, &mut waited, why, after, throttled, what)
+                .await?;
+        }
+    }
+
+    /// Sleeps before the next attempt, or gives up if the policy's budget is spent.
+    async fn pause(
+        &self,
+        attempts: &mut u32,
+        waited: &mut Duration,
+        why: String,
+        after: Option<Duration>,
+        throttled: bool,
+        what: &str,
+    ) -> Result<(), GraphError> {
+        let delay = after.unwrap_or_else(|| self.policy.backoff(*attempts - 1));
+        if *attempts >= self.policy.max_attempts || *waited + delay > self.policy.max_total_wait {
+            return Err(GraphError::Exhausted {
+                what: what.to_owned(),
+                attempts: *attempts,
+                waited: waited.as_secs_f64(),
+                last: why,
+            });
+        }
+        tracing::debug!(what, attempt = *attempts, delay_ms = delay.as_millis() as u64, %why, "retrying");
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        if throttled {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats
+            .waited_ms
+            .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
+        *waited += delay;
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+
+    async fn attempt_get<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        advanced: bool,
+        token: &str,
+        what: &str,
+    ) -> Result<T, Attempt> {
+        let mut req = self
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        if advanced {
+            req = req.header("ConsistencyLevel", "eventual");
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.send().await.map_err(|e| retry_transport(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| retry_transport(&e))?;
+        tracing::trace!(
+            what,
+            status = status.as_u16(),
+            bytes = body.len(),
+            "graph response"
+        );
+        check_status(status, &headers, &body, url.path(), what)?;
+        serde_json::from_slice::<T>(&body).map_err(|e| Attempt::Retry {
+            why: format!("malformed response body ({e})"),
+            after: None,
+            throttled: false,
+        })
+    }
+
+    /// Every item of a collection, following `@odata.nextLink` to the end.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        advanced: bool,
+        what: &str,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut items = Vec::new();
+        self.list_into(first, advanced, what, &mut items).await?;
+        Ok(items)
+    }
+
+    /// Like [`GraphClient::list`], appending to `items`.
+    pub async fn list_into<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        advanced: bool,
+        what: &str,
+        items: &mut Vec<T>,
+    ) -> Result<(), GraphError> {
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        while let Some(url) = next.take() {
+            let page: Page<T> = self.get_json(&url, advanced, what).await?;
+            self.count_page(page.value.len());
+            items.extend(page.value);
+            next = self.follow(page.next_link, &mut seen, what)?;
+        }
+        Ok(())
+    }
+
+    fn count_page(&self, objects: usize) {
+        self.stats.pages.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .objects
+            .fetch_add(objects as u64, Ordering::Relaxed);
+    }
+
+    /// Checks a nextLink before it is followed: same origin, never seen before.
+    pub fn follow(
+        &self,
+        link: Option<String>,
+        seen: &mut HashSet<String>,
+        what: &str,
+    ) -> Result<Option<Url>, GraphError> {
+        let Some(link) = link else { return Ok(None) };
+        let url = Url::parse(&link).map_err(|_| GraphError::Rejected {
+            what: what.to_owned(),
+            status: 200,
+            code: "BadNextLink".into(),
+            message: format!("nextLink {link:?} is not a URL"),
+        })?;
+        if !self.same_origin(&url) {
+            return Err(GraphError::ForeignLink {
+                what: what.to_owned(),
+                link,
+            });
+        }
+        if !seen.insert(link) {
+            return Err(GraphError::Loop {
+                what: what.to_owned(),
+            });
+        }
+        Ok(Some(url))
+    }
+
+    /// Sends up to 20 GETs in one `$batch`. Each answer is returned as it came (status, body);
+    /// the outer request is retried like any other, inner failures are the caller's to retry.
+    pub async fn batch(
+        &self,
+        requests: Vec<BatchRequestItem>,
+        what: &str,
+    ) -> Result<BatchResponse, GraphError> {
+        let body = BatchRequest { requests };
+        let url = self.url("$batch");
+        let mut attempts = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let token = self.auth.token().await?;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .http
+                .post(url.clone())
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .json(&body)
+                .send()
+                .await;
+            let outcome = match sent {
+                Err(e) => Err(retry_transport(&e)),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Err(e) => Err(retry_transport(&e)),
+                        Ok(bytes) => check_status(status, &headers, &bytes, url.path(), what)
+                            .and_then(|()| {
+                                serde_json::from_slice::<BatchResponse>(&bytes).map_err(|e| {
+                                    Attempt::Retry {
+                                        why: format!("malformed $batch response ({e})"),
+                                        after: None,
+                                        throttled: false,
+                                    }
+                                })
+                            }),
+                    }
+                }
+            };
+            let (why, after, throttled) = match outcome {
+                Ok(r) => return Ok(r),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Unauthorized) if !refreshed => {
+                    refreshed = true;
+                    attempts -= 1;
+                    self.auth.refresh(&token).await?;
+                    continue;
+                }
+                Err(Attempt::Unauthorized) => {
+                    return Err(GraphError::Auth(AuthError::Rejected(
+                        "Graph rejected a freshly refreshed token (401); sign in again with `roster org login ORG`".into(),
+                    )))
+                }
+                Err(Attempt::Retry { why, after, throttled }) => (why, after, throttled),
+            };
+            self.pause(&mut attempts, &mut waited, why, after, throttled, what)
+                .await?;
+        }
+    }
+
+    /// Counts an inner `$batch` request that failed and will be retried on its own.
+    pub fn record_retry(&self, throttled: bool) {
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+        if throttled {
+            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks one page read (for progress), for callers that read pages out of `$batch`.
+    pub fn record_page(&self, objects: usize) {
+        self.count_page(objects);
+    }
+}
+
+fn retry_transport(e: &reqwest::Error) -> Attempt {
+    let why = if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "could not connect".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "the connection dropped while reading the response".to_owned()
+    } else {
+        "the connection failed".to_owned()
+    };
+    Attempt::Retry {
+        why,
+        after: None,
+        throttled: false,
+    }
+}
+
+/// `Retry-After` as Graph sends it: seconds, possibly decimal.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let secs: f64 = v.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+fn graph_error(body: &[u8]) -> (String, String) {
+    match serde_json::from_slice::<GraphErrorBody>(body) {
+        Ok(b) => (b.error.code, b.error.message),
+        Err(_) => (
+            "unknown".into(),
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        ),
+    }
+}
+
+/// Classifies a response status: Ok to parse, or what to do instead.
+fn check_status(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+    what: &str,
+) -> Result<(), Attempt> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    match status.as_u16() {
+        401 => Err(Attempt::Unauthorized),
+        429 | 503 => Err(Attempt::Retry {
+            why: format!(
+                "{} {}",
+                status.as_u16(),
+                if status.as_u16() == 429 {
+                    "throttled"
+                } else {
+                    "service unavailable"
+                }
+            ),
+            after: retry_after,
+            throttled: status.as_u16() == 429,
+        }),
+        500 | 502 | 504 => Err(Attempt::Retry {
+            why: format!("{status}"),
+            after: retry_after,
+            throttled: false,
+        }),
+        403 => {
+            let (code, message) = graph_error(body);
+            Err(Attempt::Fatal(GraphError::Forbidden {
+                what: what.to_owned(),
+                code,
+                message,
+                hint: permission_for(path),
+            }))
+        }
+        404 => Err(Attempt::Fatal(GraphError::NotFound {
+            what: what.to_owned(),
+        })),
+        other => {
+            let (code, message) = graph_error(body);
+            Err(Attempt::Fatal(GraphError::Rejected {
+                what: what.to_owned(),
+                status: other,
+                code,
+                message,
+            }))
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Reading a tenant from Microsoft Graph into the same snapshot a fixture gives.
+//!
+//! Users, groups and both recycle bins are listed concurrently (`$select` of exactly what the
+//! rules use, `$top=999`); each group's transitive member users come from
+//! `/groups/{id}/transitiveMembers`, twenty groups per `$batch`, a bounded number of batches
+//! in flight. A listing that does not complete fails the read: a partial tenant is never
+//! planned against, so a fault in Graph can never cause a disable or a delete. Only the
+//! recycle bins may be incomplete (soft-deleted objects then show as missing, which is still
+//! true evidence), and the snapshot says so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::event::SourceKind;
+use engine::model::{Completeness, TenantSnapshot};
+use engine::{ObjectId, TenantId};
+
+use crate::error::{Error, Result};
+use crate::fixture::Loaded;
+use crate::graph::client::{parse_retry_after, GraphClient, GraphError};
+use crate::source::TenantSource;
+use crate::wire::{
+    BatchRequestItem, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType, Page,
+    DELETED_SELECT, GROUP_SELECT, USER_SELECT,
+};
+
+/// Requests per `$batch`: Graph's limit.
+pub const BATCH_SIZE: usize = 20;
+
+pub struct GraphSource {
+    client: GraphClient,
+    tenant: TenantId,
+    /// `$batch` requests in flight at once.
+    pub concurrency: usize,
+}
+
+impl GraphSource {
+    pub fn new(client: GraphClient, tenant: TenantId) -> Self {
+        GraphSource {
+            client,
+            tenant,
+            concurrency: 4,
+        }
+    }
+
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    /// Reads the whole tenant.
+    pub async fn enumerate(&self) -> std::result::Result<Loaded, GraphError> {
+        let c = &self.client;
+        let users = c.list::<GraphUser>(
+            c.url(&format!("users?$select={USER_SELECT}&$top=999")),
+            false,
+            "listing users",
+        );
+        let groups = c.list::<GraphGroup>(
+            c.url(&format!("groups?$select={GROUP_SELECT}&$top=999")),
+            false,
+            "listing groups",
+        );
+        let deleted_users = c.list::<GraphDeletedItem>(
+            c.url(&format!(
+                "directory/deletedItems/microsoft.graph.user?$select={DELETED_SELECT}&$top=999"
+            )),
+            false,
+            "listing deleted users",
+        );
+        let deleted_groups = c.list::<GraphDeletedItem>(
+            c.url(&format!(
+                "directory/deletedItems/microsoft.graph.group?$select={DELETED_SELECT}&$top=999"
+            )),
+            false,
+            "listing deleted groups",
+        );
+        let (users, groups, deleted_users, deleted_groups) =
+            tokio::join!(users, groups, deleted_users, deleted_groups);
+        let (users, groups) = (users?, groups?);
+
+        let mut problems = Vec::new();
+        let mut completeness = Completeness::COMPLETE;
+        let mut recycle_bin = |r: std::result::Result<Vec<GraphDeletedItem>, GraphError>,
+                               what: &str| match r {
+            Ok(items) => items.into_iter().map(Into::into).collect(),
+            Err(GraphError::Auth(e)) => {
+                problems.push(format!("could not read {what}: {e}"));
+                completeness.deleted_items = false;
+                Vec::new()
+            }
+            Err(e) => {
+                problems.push(format!("could not read {what}: {e}; objects deleted in Entra ID will show as missing instead of soft-deleted"));
+                completeness.deleted_items = false;
+                Vec::new()
+            }
+        };
+        let deleted_users = recycle_bin(deleted_users, "the deleted users");
+        let deleted_groups = recycle_bin(deleted_groups, "the deleted groups");
+
+        let mut entra_users = Vec::with_capacity(users.len());
+        for u in users {
+            let id = u.id.clone();
+            entra_users.push(u.into_entra().map_err(|e| GraphError::Rejected {
+                what: "listing users".into(),
+                status: 200,
+                code: "UnexpectedUser".into(),
+                message: format!("user {id}: {e}"),
+            })?);
+        }
+        let user_ids: HashSet<ObjectId> = entra_users.iter().map(|u| u.id.clone()).collect();
+        let mut members = self.transitive_members(&groups).await?;
+        let mut entra_groups = Vec::with_capacity(groups.len());
+        for g in groups {
+            match members.remove(&g.id) {
+                Some(ids) => {
+                    let users: Vec<ObjectId> = ids
+                        .into_iter()
+                        .filter(|m| match m.member_type() {
+                            MemberType::User => true,
+                            MemberType::Unknown => user_ids.contains(&m.id),
+                            _ => false,
+                        })
+                        .map(|m| m.id)
+                        .collect();
+                    entra_groups.push(g.into_entra(users));
+                }
+                // Deleted while it was read: it is not in the tenant any more.
+                None => problems.push(format!(
+                    "group {} ({}) disappeared while it was read; left out",
+                    g.display_name.as_deref().unwrap_or("?"),
+                    g.id
+                )),
+            }
+        }
+        let snapshot = TenantSnapshot::new(
+            self.tenant.clone(),
+            entra_users,
+            entra_groups,
+            deleted_users,
+            deleted_groups,
+            completeness,
+        )
+        .map_err(|e| GraphError::Rejected {
+            what: "reading the tenant".into(),
+            status: 200,
+            code: "Duplicate".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Loaded { snapshot, problems })
+    }
+
+    /// Each group's transitive members; a group missing from the map was deleted meanwhile.
+    async fn transitive_members(
+        &self,
+        groups: &[GraphGroup],
+    ) -> std::result::Result<HashMap<ObjectId, Vec<GraphMember>>, GraphError> {
+        let ids: Vec<ObjectId> = groups.iter().map(|g| g.id.clone()).collect();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in ids.chunks(BATCH_SIZE) {
+            let chunk = chunk.to_vec();
+            let client = self.client.clone();
+            let permit = semaphore.clone();
+            tasks.spawn(async move {
+                let _permit = permit
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                members_batch(&client, chunk).await
+            });
+        }
+        let mut out = HashMap::with_capacity(ids.len());
+        while let Some(done) = tasks.join_next().await {
+            let part = done.map_err(|e| GraphError::Rejected {
+                what: "reading members".into(),
+                status: 0,
+                code: "TaskFailed".into(),
+                message: e.to_string(),
+            })??;
+            out.extend(part);
+        }
+        Ok(out)
+    }
+}
+
+fn members_path(id: &ObjectId) -> String {
+    format!("groups/{id}/transitiveMembers?$select=id&$top=999")
+}
+
+/// One `$batch` of first pages, then the rest of each group's pages one by one. An inner
+/// request that failed is retried on its own (after its `Retry-After`, if it sent one).
+async fn members_batch(
+    client: &GraphClient,
+    groups: Vec<ObjectId>,
+) -> std::result::Result<Vec<(ObjectId, Vec<GraphMember>)>, GraphError> {
+    let requests = groups
+        .iter()
+        .enumerate()
+        .map(|(i, id)| BatchRequestItem {
+            id: i.to_string(),
+            method: "GET".into(),
+            url: format!("/{}", members_path(id)),
+            headers: None,
+            body: None,
+        })
+        .collect();
+    let answer = client.batch(requests, "reading group members").await?;
+    let mut by_id: HashMap<String, _> = answer
+        .responses
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, id) in groups.into_iter().enumerate() {
+        let what = format!("reading the members of group {id}");
+        let mut members = Vec::new();
+        let mut seen = HashSet::new();
+        let first: Option<Page<GraphMember>> = match by_id.remove(&i.to_string()) {
+            Some(r) if r.status == 200 => r.body.and_then(|b| serde_json::from_value(b).ok()),
+            Some(r) if r.status == 404 => continue,
+            Some(r) => {
+                client.record_retry(r.status == 429);
+                if let Some(wait) = r.header("Retry-After").and_then(parse_retry_after) {
+                    tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
+                }
+                None
+            }
+            None => None,
+        };
+        let next = match first {
+            Some(page) => {
+                client.record_page(page.value.len());
+                members.extend(page.value);
+                client.follow(page.next_link, &mut seen, &what)?
+            }
+            // Missing, failed or unreadable in the batch: read it directly, with retries.
+            None => Some(client.url(&members_path(&id))),
+        };
+        if let Some(url) = next {
+            match client.list_into(url, false, &what, &mut members).await {
+                Ok(()) => {}
+                Err(GraphError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        out.push((id, members));
+    }
+    Ok(out)
+}
+
+/// A tenant read through Graph by the synchronous parts of roster.
+pub struct LiveSource {
+    pub source: GraphSource,
+}
+
+impl TenantSource for LiveSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Graph
+    }
+
+    fn location(&self) -> String {
+        self.source
+            .client
+            .base()
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    fn read(&self) -> Result<Loaded> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Source(format!("cannot start the HTTP runtime: {e}")))?;
+        runtime
+            .block_on(self.source.enumerate())
+            .map_err(Error::from)
+    }
+}
+
+impl From<GraphError> for Error {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::Auth(crate::auth::AuthError::Config(m)) => Error::Auth(m),
+            GraphError::Forbidden { .. } => Error::Auth(e.to_string()),
+            other => Error::Source(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The live path over loopback: the Graph source reads every fixture tenant through
+//! `fake-graph` — small pages, throttling, 503s, a token that expires mid-run — into exactly
+//! the snapshot the fixture source gives; and signing in works, fails and explains itself the
+//! way an admin meets it.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::auth::{
+    AuthMode, AuthSettings, Authenticator, DevicePrompt, Prompt, Secret, SecretSource, TokenSource,
+};
+use adapters::fake::{DeviceOutcome, FakeConfig, FakeGraph};
+use adapters::fixture::read_tenant;
+use adapters::graph::{GraphClient, GraphSource, GraphStats, RetryPolicy};
+use engine::search::{SearchView, TypeFilter};
+use engine::TenantId;
+use url::Url;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+const SECRET: &str = "fake-client-secret-value-1234";
+
+fn start(tenant: &Path, config: FakeConfig) -> FakeGraph {
+    let bytes = std::fs::read(tenant).unwrap();
+    FakeGraph::start(
+        &bytes,
+        &tenant.display().to_string(),
+        config,
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+fn fast_policy() -> RetryPolicy {
+    RetryPolicy {
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    }
+}
+
+fn settings(fake: &FakeGraph, tenant: &TenantId, mode: AuthMode, cache: &Path) -> AuthSettings {
+    let root = Url::parse(&fake.base_url).unwrap();
+    AuthSettings {
+        tenant: tenant.clone(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        mode,
+        login_root: root.clone(),
+        graph_root: root,
+        cache_file: cache.to_owned(),
+        secret: None,
+    }
+}
+
+fn counting_prompt() -> (Arc<AtomicUsize>, Prompt) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let m = n.clone();
+    (
+        n,
+        Arc::new(move |p: &DevicePrompt| {
+            assert!(p.verification_uri.starts_with("http://127.0.0.1:"));
+            assert!(p.user_code.starts_with("FAKE-"));
+            m.fetch_add(1, Ordering::SeqCst);
+        }),
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
+    std::env::set_var("ROSTER_CLIENT_SECRET", SECRET);
+    for tenant in [
+        fixtures().join("demo/tenant.json"),
+        fixtures().join("tenants/graph-docs.json"),
+        fixtures().join("scenarios/audit/tenant-later.json"),
+    ] {
+        let expected = read_tenant(&tenant).unwrap().snapshot;
+        let fake = start(
+            &tenant,
+            FakeConfig {
+                page_size: 2,
+                throttle_every: Some(3),
+                fail_every: Some(4),
+                retry_after: 0.01,
+                expire_tokens_after: Some(17),
+                client_secret: Some(SECRET.into()),
+                ..FakeConfig::default()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(
+            &fake,
+            &expected.tenant_id,
+            AuthMode::ClientSecret,
+            &dir.path().join("t.json"),
+        );
+        s.secret = Some(SecretSource::Env);
+        let (_, prompt) = counting_prompt();
+        let stats = Arc::new(GraphStats::default());
+        let client = GraphClient::new(
+            &Url::parse(&fake.base_url).unwrap(),
+            Arc::new(Authenticator::new(s, prompt)),
+            fast_policy(),
+            stats.clone(),
+        );
+        let loaded = runtime()
+            .block_on(GraphSource::new(client, expected.tenant_id.clone()).enumerate())
+            .unwrap();
+        assert_eq!(loaded.snapshot, expected, "{}", tenant.display());
+        assert_eq!(loaded.snapshot.fingerprint(), expected.fingerprint());
+        let (mut a, mut b) = (
+            SearchView::from_snapshot(&loaded.snapshot),
+            SearchView::from_snapshot(&expected),
+        );
+        assert_eq!(a.search("", TypeFilter::All), b.search("", TypeFilter::All));
+        let f = fake.stats();
+        assert!(
+            f.throttled > 0 && f.failed > 0,
+            "faults were injected: {f:?}"
+        );
+        assert!(
+            f.tokens_issued >= 2,
+            "the token expired mid-run and was renewed: {f:?}"
+        );
+        assert_eq!(f.unexpected, 0);
+        let mine = stats.snapshot();
+        assert_eq!(
+            mine.retries,
+            f.throttled + f.failed,
+            "every fault was retried once: {mine:?} vs {f:?}"
+        );
+        assert_eq!(mine.throttled, f.throttled);
+    }
+}
+
+#[test]
+fn device_code_sign_in_polls_until_approved_and_caches_the_refresh_token() {
+    let tenant = fixtures().join("tenants/graph-docs.json");
+    let id = read_tenant(&tenant).unwrap().snapshot.tenant_id;
+    let fake = start(
+        &tenant,
+        FakeConfig {
+            approve_after: 2,
+            slow_down_once: true,
+            ..FakeConfig::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tokens/org.json");
+    let (prompts, prompt) = counting_prompt();
+    let auth = Authenticator::new(
+        settings(&fake, &id, AuthMode::DeviceCode, &cache),
+        prompt.clone(),
+    );
+    let rt = runtime();
+    let started = std::time::Instant::now();
+    rt.block_on(auth.sign_in()).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(8),
+        "two pending polls at 1 s, then slow_down added 5 s"
+    );
+    assert_eq!(prompts.load(Ordering::SeqCst), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(cache.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+    }
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(cached.contains("fake-rt-"), "the refresh token is kept");
+
+    // A later command signs in from the cache, without prompting.
+    let later = Authenticator::new(settings(&fake, &id, AuthMode::DeviceCode, &cache), prompt);
+    let token = rt.block_on(later.token()).unwrap();
+    assert!(token.starts_with("fake-at-"));
+    let refreshed = rt.block_on(later.refresh(&token)).unwrap();
+    assert_ne!(
+        refreshed, token,
+        "a rejected token is refreshed with the refresh token"
+    );
+    assert_eq!(prompts.load(Ordering::SeqCst), 1);
+    assert!(Authenticator::sign_out(&cache).unwrap());
+    assert!(!cache.exists());
+}
+
+#[test]
+fn sign_in_failures_are_explained_with_the_fix() {
+    let tenant = fixtures().join("tenants/graph-docs.json");
+    let id = read_tenant(&tenant).unwrap().snapshot.tenant_id;
+    let other = TenantId::parse("99999999-9999-4999-8999-999999999999").unwrap();
+    let cases: Vec<(FakeConfig, AuthMode, &TenantId, &str)> = vec![
+        (
+            FakeConfig {
+                public_client_disabled: true,
+                approve_after: 0,
+                ..FakeConfig::default()
+            },
+            AuthMode::DeviceCode,
+            &id,
+            "Allow public client flows",
+        ),
+        (
+            FakeConfig {
+                deny_consent: true,
+                approve_after: 0,
+                ..FakeConfig::default()
+            },
+            AuthMode::DeviceCode,
+            &id,
+            "grant admin consent",
+        ),
+        (
+            FakeConfig {
+                device_outcome: DeviceOutcome::Decline,
+                approve_after: 0,
+                ..FakeConfig::default()
+            },
+            AuthMode::DeviceCode,
+            &id,
+            "declined",
+        ),
+        (
+            FakeConfig {
+                device_outcome: DeviceOutcome::Expire,
+                approve_after: 0,
+                ..FakeConfig::default()
+            },
+            AuthMode::DeviceCode,
+            &id,
+            "expired",
+        ),
+        (
+            FakeConfig::default(),
+            AuthMode::DeviceCode,
+            &other,
+            "check --tenant",
+        ),
+        (
+            FakeConfig {
+                client_secret: Some("right".into()),
+                ..FakeConfig::default()
+            },
+            AuthMode::ClientSecret,
+            &id,
+            "client secret for app",
+        ),
+    ];
+    std::env::set_var("ROSTER_CLIENT_SECRET", "wrong");
+    for (config, mode, tenant_id, expect) in cases {
+        let fake = start(&tenant, config);
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(&fake, tenant_id, mode, &dir.path().join("t.json"));
+        s.secret = Some(SecretSource::Env);
+        let (_, prompt) = counting_prompt();
+        let err = runtime()
+            .block_on(Authenticator::new(s, prompt).sign_in())
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(expect), "expected {expect:?} in {msg:?}");
+        assert!(
+            !msg.contains('\n') && !msg.contains("Trace ID"),
+            "one line, no trace ids: {msg:?}"
+        );
+        assert!(
+            !dir.path().join("t.json").exists(),
+            "nothing is cached after a failed sign-in"
+        );
+    }
+}
+
+#[test]
+fn a_missing_permission_names_the_permission() {
+    let tenant = fixtures().join("tenants/graph-docs.json");
+    let id = read_tenant(&tenant).unwrap().snapshot.tenant_id;
+    for (forbid, permission) in [
+        ("users", "User.Read.All"),
+        ("groups/", "GroupMember.Read.All"),
+        ("groups", "Group.Read.All"),
+    ] {
+        let fake = start(
+            &tenant,
+            FakeConfig {
+                forbid: vec![forbid.into()],
+                ..FakeConfig::default()
+            },
+        );
+        let rt = runtime();
+        let token = rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = settings(
+                &fake,
+                &id,
+                AuthMode::ClientSecret,
+                &dir.path().join("t.json"),
+            );
+            s.secret = Some(SecretSource::File {
+                path: secret_file(dir.path()),
+            });
+            let (_, prompt) = counting_prompt();
+            let a = Authenticator::new(s, prompt);
+            a.token().await.unwrap()
+        });
+        let client = GraphClient::new(
+            &Url::parse(&fake.base_url).unwrap(),
+            Arc::new(adapters::auth::StaticToken(Secret::new(token))),
+            fast_policy(),
+            Arc::default(),
+        );
+        let err = rt
+            .block_on(GraphSource::new(client, id.clone()).enumerate())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(permission) && err.contains("Authorization_RequestDenied"),
+            "{forbid}: {err}"
+        );
+    }
+}
+
+fn secret_file(dir: &Path) -> PathBuf {
+    let path = dir.join("secret");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+#[cfg(unix)]
+#[test]
+fn a_world_readable_secret_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path());
+    assert_eq!(
+        adapters::auth::read_secret_file(&path).unwrap().expose(),
+        SECRET
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = adapters::auth::read_secret_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("world-readable") && err.contains("chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET));
+}
+
+#[test]
+fn secrets_and_tokens_never_show_in_debug_output() {
+    let secret = Secret::new(SECRET);
+    assert!(!format!("{secret:?}").contains(SECRET));
+    let s = AuthSettings {
+        tenant: TenantId::parse("11111111-1111-4111-8111-111111111111").unwrap(),
+        client_id: "c".into(),
+        mode: AuthMode::ClientSecret,
+        login_root: Url::parse("http://127.0.0.1:1").unwrap(),
+        graph_root: Url::parse("http://127.0.0.1:1").unwrap(),
+        cache_file: "/nonexistent/t.json".into(),
+        secret: Some(SecretSource::Env),
+    };
+    let (_, prompt) = counting_prompt();
+    let a = Authenticator::new(s, prompt);
+    let shown = format!("{a:?}");
+    assert!(!shown.contains(SECRET) && shown.contains("Authenticator"));
+}
+
+#[test]
+fn a_listing_that_never_completes_fails_cleanly() {
+    let tenant = fixtures().join("demo/tenant.json");
+    let id = read_tenant(&tenant).unwrap().snapshot.tenant_id;
+    for (config, expect) in [
+        (
+            FakeConfig {
+                fail_after: Some(5),
+                page_size: 3,
+                ..FakeConfig::default()
+            },
+            "gave up after 3 attempts",
+        ),
+        (
+            FakeConfig {
+                loop_next_link: true,
+                page_size: 5,
+                ..FakeConfig::default()
+            },
+            "repeats (a paging loop)",
+        ),
+    ] {
+        let fake = start(
+            &tenant,
+            FakeConfig {
+                client_secret: Some(SECRET.into()),
+                ..config
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(
+            &fake,
+            &id,
+            AuthMode::ClientSecret,
+            &dir.path().join("t.json"),
+        );
+        s.secret = Some(SecretSource::File {
+            path: secret_file(dir.path()),
+        });
+        let (_, prompt) = counting_prompt();
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            ..fast_policy()
+        };
+        let client = GraphClient::new(
+            &Url::parse(&fake.base_url).unwrap(),
+            Arc::new(Authenticator::new(s, prompt)),
+            policy,
+            Arc::default(),
+        );
+        let err = runtime()
+            .block_on(GraphSource::new(client, id.clone()).enumerate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "expected {expect:?} in {err:?}");
+    }
+}

@@ -1,0 +1,556 @@
+//! Live tenants end to end, as an admin runs them: `roster fake-graph` in one process, roster
+//! in others, over loopback only. Sign-in both ways, the same search and plan as the fixture,
+//! recordings, a failing enumeration that changes nothing, and no secret or token anywhere.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+const TENANT: &str = "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11";
+const SECRET: &str = "s3cr3t-V4lue~with.special_chars";
+const CLIENT: &str = "0b9f8e7d-6c5b-4a39-8281-706f5e4d3c2b";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A `roster fake-graph` child process, killed when dropped.
+struct Fake {
+    child: Child,
+    url: String,
+}
+
+impl Fake {
+    fn start(tenant: &Path, flags: &[&str]) -> Fake {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("fake-graph")
+            .arg("--tenant")
+            .arg(tenant)
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().to_owned();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "first line is the base URL: {url:?}"
+        );
+        Fake { child, url }
+    }
+
+    fn stats(&self) -> Value {
+        let out = Command::new("curl")
+            .args(["-s", &format!("{}/_fake/stats", self.url)])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Roster {
+    store: tempfile::TempDir,
+    /// Log at trace level (the leak test reads every log line).
+    trace: bool,
+    /// Everything every command printed, to search for leaks.
+    printed: std::cell::RefCell<String>,
+}
+
+impl Roster {
+    fn new() -> Roster {
+        Roster {
+            store: tempfile::tempdir().unwrap(),
+            trace: false,
+            printed: Default::default(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_STORE", self.store.path())
+            .env("ROSTER_CLIENT_SECRET", SECRET)
+            .env("ROSTER_RETRY_BASE_MS", "1")
+            .env("ROSTER_LOG", if self.trace { "trace" } else { "warn" })
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        );
+        self.printed
+            .borrow_mut()
+            .push_str(&format!("{stdout}\n{stderr}\n"));
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    }
+
+    #[track_caller]
+    fn expect(&self, code: i32, args: &[&str]) -> String {
+        let (c, out, err) = self.run(args);
+        assert_eq!(c, code, "{args:?}\nstdout: {out}\nstderr: {err}");
+        out
+    }
+
+    fn add_live(&self, name: &str, fake: &Fake) {
+        self.expect(
+            0,
+            &[
+                "org",
+                "add",
+                name,
+                "--tenant",
+                TENANT,
+                "--auth",
+                "client-secret",
+                "--client-id",
+                CLIENT,
+                "--graph-url",
+                &fake.url,
+                "--login-url",
+                &fake.url,
+            ],
+        );
+    }
+}
+
+fn faulty() -> Vec<&'static str> {
+    vec![
+        "--page-size",
+        "2",
+        "--throttle-every",
+        "3",
+        "--fail-every",
+        "4",
+        "--retry-after",
+        "0.01",
+        "--client-secret",
+        SECRET,
+    ]
+}
+
+fn entries(plan: &str) -> Value {
+    serde_json::from_str::<Value>(plan).unwrap()["entries"].clone()
+}
+
+#[test]
+fn a_live_tenant_searches_and_plans_exactly_like_its_fixture() {
+    let fake = Fake::start(&fixtures().join("demo/tenant.json"), &faulty());
+    let r = Roster::new();
+    r.add_live("live", &fake);
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "fixture",
+            "--fixture",
+            fixtures().join("demo/tenant.json").to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.expect(0, &["search", "live", "--json"]),
+        r.expect(0, &["search", "fixture", "--json"])
+    );
+    let live = r.expect(
+        3,
+        &["plan", "live", "--select-all", "--check-deleted", "--json"],
+    );
+    let fixture = r.expect(
+        3,
+        &[
+            "plan",
+            "fixture",
+            "--select-all",
+            "--check-deleted",
+            "--json",
+        ],
+    );
+    assert_eq!(entries(&live), entries(&fixture));
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    let stats = fake.stats();
+    if !stats.is_null() {
+        assert!(
+            stats["throttled"].as_u64().unwrap() > 0 && stats["unexpected"] == 0,
+            "{stats}"
+        );
+    }
+}
+
+#[test]
+fn device_code_sign_in_from_the_command_line() {
+    let fake = Fake::start(
+        &fixtures().join("tenants/graph-docs.json"),
+        &["--approve-after", "1"],
+    );
+    let r = Roster::new();
+    let tenant = "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
+    let (code, out, err) = r.run(&[
+        "org",
+        "add",
+        "docs",
+        "--tenant",
+        tenant,
+        "--graph-url",
+        &fake.url,
+        "--login-url",
+        &fake.url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("signed in (device code)"), "{out}");
+    assert!(
+        err.contains(&format!(
+            "open {}/devicelogin and enter the code FAKE-",
+            fake.url
+        )),
+        "{err}"
+    );
+    let cache = r.store.path().join("tokens/docs.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The refresh token is cached: no prompt this time.
+    let (_, _, err) = r.run(&["search", "docs", "golf"]);
+    assert!(!err.contains("To sign in"), "{err}");
+    r.expect(0, &["org", "logout", "docs"]);
+    assert!(!cache.exists());
+    r.expect(2, &["org", "logout", "nope"]);
+}
+
+#[test]
+fn bad_live_settings_are_refused_with_the_fix_and_nothing_is_saved() {
+    let fake = Fake::start(
+        &fixtures().join("tenants/graph-docs.json"),
+        &["--client-secret", "other", "--forbid", "users"],
+    );
+    let r = Roster::new();
+    let base = [
+        "org",
+        "add",
+        "x",
+        "--graph-url",
+        &fake.url,
+        "--login-url",
+        &fake.url,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    for (args, expect) in [
+        (with(&["--tenant", "contoso"]), "is not a tenant id"),
+        (
+            with(&[
+                "--tenant",
+                "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+                "--auth",
+                "client-secret",
+            ]),
+            "needs --client-id",
+        ),
+        (
+            with(&[
+                "--tenant",
+                "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+                "--auth",
+                "client-secret",
+                "--client-id",
+                CLIENT,
+            ]),
+            "AADSTS7000215",
+        ),
+        (
+            with(&[
+                "--tenant",
+                "99999999-9999-4999-8999-999999999999",
+                "--auth",
+                "client-secret",
+                "--client-id",
+                CLIENT,
+            ]),
+            "check --tenant",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = r.run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains(expect) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let fake = Fake::start(
+        &fixtures().join("tenants/graph-docs.json"),
+        &["--forbid", "users"],
+    );
+    let (code, _, err) = r.run(&[
+        "org",
+        "add",
+        "x",
+        "--tenant",
+        "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        "--auth",
+        "client-secret",
+        "--client-id",
+        CLIENT,
+        "--graph-url",
+        &fake.url,
+        "--login-url",
+        &fake.url,
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("User.Read.All"), "{err}");
+    assert!(r.expect(0, &["org", "list"]).contains("No orgs yet"));
+}
+
+#[test]
+fn a_recording_is_a_fixture_that_plans_the_same() {
+    let fake = Fake::start(&fixtures().join("demo/tenant.json"), &faulty());
+    let r = Roster::new();
+    r.add_live("live", &fake);
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = dir.path().join("recorded.json");
+    let anonymous = dir.path().join("anonymous.json");
+    r.expect(0, &["record", "live", "--out", recorded.to_str().unwrap()]);
+    r.expect(
+        0,
+        &[
+            "record",
+            "live",
+            "--out",
+            anonymous.to_str().unwrap(),
+            "--anonymize",
+        ],
+    );
+    r.expect(
+        0,
+        &["org", "add", "rec", "--fixture", recorded.to_str().unwrap()],
+    );
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "anon",
+            "--fixture",
+            anonymous.to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    let live = r.expect(
+        3,
+        &["plan", "live", "--select-all", "--check-deleted", "--json"],
+    );
+    assert_eq!(
+        entries(&live),
+        entries(&r.expect(
+            3,
+            &["plan", "rec", "--select-all", "--check-deleted", "--json"]
+        ))
+    );
+    // Anonymized: no name, UPN or mail survives, and the tenant's shape does.
+    let text = std::fs::read_to_string(&anonymous).unwrap();
+    for real in [
+        "Adele",
+        "AdeleV@contoso.com",
+        "contoso.com",
+        "fabrikam",
+        "Golf",
+    ] {
+        assert!(
+            !text.contains(real),
+            "{real} leaked into the anonymized recording"
+        );
+    }
+    let anon = r.expect(
+        0,
+        &[
+            "plan",
+            "anon",
+            "--select-all",
+            "--json",
+            "--server-file",
+            write_empty_server(dir.path()).to_str().unwrap(),
+        ],
+    );
+    let summary = |s: &str| serde_json::from_str::<Value>(s).unwrap()["summary"].clone();
+    assert_eq!(
+        summary(&anon)["added"],
+        43 + 15,
+        "every enabled user and every group"
+    );
+    assert_eq!(summary(&anon)["skipped"], 3);
+}
+
+fn write_empty_server(dir: &Path) -> PathBuf {
+    let p = dir.join("empty-server.json");
+    std::fs::write(&p, "{\"users\": [], \"groups\": []}").unwrap();
+    p
+}
+
+#[test]
+fn an_enumeration_that_fails_half_way_changes_nothing() {
+    let fake = Fake::start(
+        &fixtures().join("demo/tenant.json"),
+        &[
+            "--page-size",
+            "3",
+            "--fail-after",
+            "12",
+            "--client-secret",
+            SECRET,
+        ],
+    );
+    let r = Roster::new();
+    r.add_live("live", &fake);
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    let before = r.expect(0, &["server", "dump"]);
+    let (code, out, err) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args([
+                "import",
+                "live",
+                "--select-all",
+                "--check-deleted",
+                "--on-deleted",
+                "delete",
+            ])
+            .env("ROSTER_STORE", r.store.path())
+            .env("ROSTER_CLIENT_SECRET", SECRET)
+            .env("ROSTER_RETRY_BASE_MS", "1")
+            .env("ROSTER_RETRY_ATTEMPTS", "3")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("aborted")
+            && err.contains("gave up after 3 attempts")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        r.expect(0, &["server", "dump"]),
+        before,
+        "nothing changed on the server"
+    );
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "aborted");
+    r.expect(0, &["verify"]);
+}
+
+#[test]
+fn the_secret_and_the_tokens_never_leave_the_token_cache() {
+    let fake = Fake::start(
+        &fixtures().join("demo/tenant.json"),
+        &["--client-secret", SECRET, "--page-size", "7"],
+    );
+    let r = Roster {
+        trace: true,
+        ..Roster::new()
+    };
+    r.add_live("live", &fake);
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    r.expect(3, &["import", "live", "--select-all", "--check-deleted"]);
+    for args in [
+        &["runs"][..],
+        &["report", "last", "--format", "csv"],
+        &["events", "--since", "1"],
+        &["verify"],
+        &["org", "list", "--json"],
+        &["replay", "last"],
+    ] {
+        r.run(args);
+    }
+    let cache = std::fs::read_to_string(r.store.path().join("tokens/live.json")).unwrap();
+    let token: Value = serde_json::from_str(&cache).unwrap();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    assert!(access.starts_with("fake-at-"));
+    let printed = r.printed.borrow().clone();
+    assert!(
+        printed.contains("TRACE") && printed.contains("graph response"),
+        "the logs were read at trace level"
+    );
+    for needle in [SECRET, access.as_str()] {
+        assert!(!printed.contains(needle), "printed output holds a secret");
+        for file in walk(r.store.path()) {
+            if file.starts_with(r.store.path().join("tokens")) {
+                continue;
+            }
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds a secret",
+                file.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
