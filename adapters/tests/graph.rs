@@ -446,3 +446,128 @@ fn a_listing_that_never_completes_fails_cleanly() {
         assert!(err.contains(expect), "expected {expect:?} in {err:?}");
     }
 }
+
+/// The fake answers advanced queries only with `ConsistencyLevel: eventual`, on every page,
+/// as Graph does; and it says loudly when it is asked something it does not serve.
+#[test]
+fn the_fake_behaves_like_graph_for_advanced_queries_and_refuses_the_unknown() {
+    let tenant = fixtures().join("demo/tenant.json");
+    let id = read_tenant(&tenant).unwrap().snapshot.tenant_id;
+    let fake = start(
+        &tenant,
+        FakeConfig {
+            page_size: 2,
+            client_secret: Some(SECRET.into()),
+            ..FakeConfig::default()
+        },
+    );
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(
+        &fake,
+        &id,
+        AuthMode::ClientSecret,
+        &dir.path().join("t.json"),
+    );
+    s.secret = Some(SecretSource::File {
+        path: secret_file(dir.path()),
+    });
+    let (_, prompt) = counting_prompt();
+    let client = GraphClient::new(
+        &Url::parse(&fake.base_url).unwrap(),
+        Arc::new(Authenticator::new(s, prompt)),
+        fast_policy(),
+        Arc::default(),
+    );
+    rt.block_on(async {
+        // $count and $search need the header on every page of the listing.
+        let all: Vec<serde_json::Value> = client
+            .list(
+                client.url("users?$count=true&$select=id,displayName"),
+                true,
+                "counting users",
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 46);
+        let err = client
+            .list::<serde_json::Value>(client.url("users?$count=true"), false, "counting users")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ConsistencyLevel"), "{err}");
+        let found: Vec<serde_json::Value> = client
+            .list(
+                client.url("users?$search=%22displayName:lee%22&$select=displayName"),
+                true,
+                "searching",
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, vec![serde_json::json!({"displayName": "Lee Gu"})]);
+        let err = client
+            .list::<serde_json::Value>(
+                client.url("users?$search=%22displayName:lee%22"),
+                false,
+                "searching",
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("Request_UnsupportedQuery"),
+            "{err}"
+        );
+        let started: Vec<serde_json::Value> = client
+            .list(
+                client.url("groups?$filter=startswith(displayName,'golf')&$select=displayName"),
+                false,
+                "filtering",
+            )
+            .await
+            .unwrap();
+        assert_eq!(started.len(), 2);
+        let page: serde_json::Value = client
+            .get_json(&client.url("users?$top=3"), false, "one page")
+            .await
+            .unwrap();
+        let next = page["@odata.nextLink"].as_str().unwrap();
+        assert!(
+            next.starts_with(&fake.base_url) && next.contains("%24top=3"),
+            "absolute nextLinks keep the query: {next}"
+        );
+        let err = client
+            .get_json::<serde_json::Value>(&client.url("me/memberOf"), false, "reading me")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("fake-graph does not serve it"),
+            "{err}"
+        );
+    });
+    assert_eq!(fake.stats().unexpected, 1);
+}
+
+#[test]
+fn each_cloud_has_its_own_hosts() {
+    use adapters::auth::Cloud;
+    assert_eq!(
+        (Cloud::Global.graph_root(), Cloud::Global.login_root()),
+        (
+            "https://graph.microsoft.com",
+            "https://login.microsoftonline.com"
+        )
+    );
+    assert_eq!(
+        (Cloud::Usgov.graph_root(), Cloud::Usgov.login_root()),
+        (
+            "https://graph.microsoft.us",
+            "https://login.microsoftonline.us"
+        )
+    );
+    assert_eq!(
+        (Cloud::China.graph_root(), Cloud::China.login_root()),
+        (
+            "https://microsoftgraph.chinacloudapi.cn",
+            "https://login.chinacloudapi.cn"
+        )
+    );
+}
