@@ -65,6 +65,9 @@ pub enum Command {
     FakeGraph(FakeGraphArgs),
     /// Save an org's tenant as a fixture that `org add --fixture` accepts (nothing secret in it)
     Record(RecordArgs),
+    /// Tenant fixtures for tests and benchmarks
+    #[command(subcommand)]
+    Fixture(FixtureCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +169,12 @@ pub struct FakeGraphArgs {
     /// Retry-After seconds sent with --throttle-every (decimals allowed)
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub retry_after: f64,
+    /// Send 429s without Retry-After
+    #[arg(long)]
+    pub no_retry_after: bool,
+    /// The status --fail-every answers (500, 502, 503, 504)
+    #[arg(long, value_name = "STATUS", default_value_t = 503)]
+    pub fail_status: u16,
     /// Device code: polls answered authorization_pending before approval
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub approve_after: u32,
@@ -365,4 +374,35 @@ pub enum ServerCommand {
         #[arg(long)]
         history: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixtureCommand {
+    /// Generate a deterministic synthetic tenant (and optionally a matching server state)
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Users in the tenant (1 % of them soft-deleted)
+    #[arg(long)]
+    pub users: u64,
+    /// Groups in the tenant
+    #[arg(long)]
+    pub groups: u64,
+    /// Average direct members per group
+    #[arg(long, default_value_t = 20)]
+    pub members_per_group: u64,
+    /// Seed: the same seed gives the same tenant
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the tenant fixture
+    #[arg(long, value_name = "TENANT.json")]
+    pub out: PathBuf,
+    /// Also write a server state where part of the tenant is already imported
+    #[arg(long, value_name = "SERVER.json")]
+    pub server_out: Option<PathBuf>,
+    /// Fraction of users and groups already imported into the server state
+    #[arg(long, default_value_t = 0.5, value_name = "FRACTION")]
+    pub linked: f64,
 }

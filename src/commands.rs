@@ -36,10 +36,21 @@ impl Ctx {
 }
 
 pub fn open_store(dir: &Path) -> Result<SledStore> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-    SledStore::open(&dir.join("db"))
-        .with_context(|| format!("cannot open the store in {}", dir.display()))
+    let holder = std::env::args()
+        .skip(1)
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let store = SledStore::open_locked(dir, &format!("roster {holder}")).map_err(|e| match e {
+        e @ engine::StoreError::InUse { .. } => anyhow::Error::from(e),
+        e => anyhow::Error::from(e).context(format!("cannot open the store in {}", dir.display())),
+    })?;
+    for run in adapters::run::close_interrupted_runs(&store, &SystemClock)? {
+        eprintln!(
+            "note: run {run} was interrupted before it finished; it is now recorded as aborted"
+        );
+    }
+    Ok(store)
 }
 
 fn default_store_dir() -> PathBuf {
@@ -110,6 +121,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Demo => crate::demo::run(&ctx),
         Command::FakeGraph(a) => crate::live::fake_graph(&a),
         Command::Record(a) => crate::live::record(&ctx, &a),
+        Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => generate(&a),
     }
 }
 
@@ -569,4 +581,38 @@ pub fn load_server(ctx: &Ctx) -> Result<engine::model::ServerState> {
         Some(path) => read_server_file(path)?,
         None => ctx.open_store()?.server_state()?,
     })
+}
+
+fn generate(a: &crate::cli::GenerateArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&a.linked) {
+        return Err(usage(format!(
+            "--linked {}: expected a fraction between 0 and 1",
+            a.linked
+        )));
+    }
+    let options = adapters::generate::GenerateOptions {
+        users: a.users,
+        groups: a.groups,
+        members_per_group: a.members_per_group,
+        seed: a.seed,
+        linked: a.linked,
+    };
+    adapters::generate::write_tenant(&a.out, options)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    if let Some(server) = &a.server_out {
+        adapters::generate::write_server(server, options)
+            .with_context(|| format!("cannot write {}", server.display()))?;
+    }
+    eprintln!(
+        "Generated {} users and {} groups (seed {}) in {}{}",
+        a.users,
+        a.groups,
+        a.seed,
+        a.out.display(),
+        a.server_out
+            .as_ref()
+            .map(|s| format!(", server state in {}", s.display()))
+            .unwrap_or_default()
+    );
+    Ok(Exit::Ok)
 }

@@ -220,6 +220,7 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         page_size: a.page_size.max(1),
         throttle_every: a.throttle_every,
         fail_every: a.fail_every,
+        fail_status: a.fail_status,
         fail_after: a.fail_after,
         drop_every: a.drop_every,
         truncate_every: a.truncate_every,
@@ -229,7 +230,7 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         loop_next_link: a.loop_next_link,
         latency: Duration::from_millis(a.latency_ms),
         ru_per_10s: a.ru_per_10s,
-        retry_after: a.retry_after,
+        retry_after: (!a.no_retry_after).then_some(a.retry_after),
         approve_after: a.approve_after,
         device_outcome: match a.device {
             DeviceArg::Approve => DeviceOutcome::Approve,

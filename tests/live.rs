@@ -2,132 +2,13 @@
 //! in others, over loopback only. Sign-in both ways, the same search and plan as the fixture,
 //! recordings, a failing enumeration that changes nothing, and no secret or token anywhere.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::*;
 use serde_json::Value;
-
-const TENANT: &str = "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11";
-const SECRET: &str = "s3cr3t-V4lue~with.special_chars";
-const CLIENT: &str = "0b9f8e7d-6c5b-4a39-8281-706f5e4d3c2b";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-/// A `roster fake-graph` child process, killed when dropped.
-struct Fake {
-    child: Child,
-    url: String,
-}
-
-impl Fake {
-    fn start(tenant: &Path, flags: &[&str]) -> Fake {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .arg("fake-graph")
-            .arg("--tenant")
-            .arg(tenant)
-            .args(flags)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().to_owned();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "first line is the base URL: {url:?}"
-        );
-        Fake { child, url }
-    }
-
-    fn stats(&self) -> Value {
-        let out = Command::new("curl")
-            .args(["-s", &format!("{}/_fake/stats", self.url)])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap_or(Value::Null),
-            _ => Value::Null,
-        }
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Roster {
-    store: tempfile::TempDir,
-    /// Log at trace level (the leak test reads every log line).
-    trace: bool,
-    /// Everything every command printed, to search for leaks.
-    printed: std::cell::RefCell<String>,
-}
-
-impl Roster {
-    fn new() -> Roster {
-        Roster {
-            store: tempfile::tempdir().unwrap(),
-            trace: false,
-            printed: Default::default(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args)
-            .env("ROSTER_STORE", self.store.path())
-            .env("ROSTER_CLIENT_SECRET", SECRET)
-            .env("ROSTER_RETRY_BASE_MS", "1")
-            .env("ROSTER_LOG", if self.trace { "trace" } else { "warn" })
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        );
-        self.printed
-            .borrow_mut()
-            .push_str(&format!("{stdout}\n{stderr}\n"));
-        (out.status.code().unwrap_or(-1), stdout, stderr)
-    }
-
-    #[track_caller]
-    fn expect(&self, code: i32, args: &[&str]) -> String {
-        let (c, out, err) = self.run(args);
-        assert_eq!(c, code, "{args:?}\nstdout: {out}\nstderr: {err}");
-        out
-    }
-
-    fn add_live(&self, name: &str, fake: &Fake) {
-        self.expect(
-            0,
-            &[
-                "org",
-                "add",
-                name,
-                "--tenant",
-                TENANT,
-                "--auth",
-                "client-secret",
-                "--client-id",
-                CLIENT,
-                "--graph-url",
-                &fake.url,
-                "--login-url",
-                &fake.url,
-            ],
-        );
-    }
-}
 
 fn faulty() -> Vec<&'static str> {
     vec![

@@ -39,8 +39,9 @@ pub struct FakeConfig {
     pub page_size: usize,
     /// Every Nth Graph request is answered 429 with `Retry-After: retry_after`.
     pub throttle_every: Option<u64>,
-    /// Every Nth Graph request is answered 503 without `Retry-After`.
+    /// Every Nth Graph request is answered `fail_status` (503 unless set) without `Retry-After`.
     pub fail_every: Option<u64>,
+    pub fail_status: u16,
     /// Every Graph request after the Nth is answered 500 (an outage that does not end).
     pub fail_after: Option<u64>,
     /// Every Nth Graph request has its connection dropped mid-body.
@@ -58,8 +59,9 @@ pub struct FakeConfig {
     pub latency: Duration,
     /// Graph's resource-unit budget per 10 seconds for the app in the tenant.
     pub ru_per_10s: Option<u64>,
-    /// Seconds, as sent in `Retry-After` for `throttle_every` (decimals allowed).
-    pub retry_after: f64,
+    /// Seconds, as sent in `Retry-After` for `throttle_every` (decimals allowed); `None` sends
+    /// no `Retry-After` at all.
+    pub retry_after: Option<f64>,
     /// Device code: polls answered `authorization_pending` before the outcome.
     pub approve_after: u32,
     pub device_outcome: DeviceOutcome,
@@ -87,6 +89,7 @@ impl Default for FakeConfig {
             page_size: 100,
             throttle_every: None,
             fail_every: None,
+            fail_status: 503,
             fail_after: None,
             drop_every: None,
             truncate_every: None,
@@ -96,7 +99,7 @@ impl Default for FakeConfig {
             loop_next_link: false,
             latency: Duration::ZERO,
             ru_per_10s: None,
-            retry_after: 1.0,
+            retry_after: Some(1.0),
             approve_after: 2,
             device_outcome: DeviceOutcome::Approve,
             poll_interval: 1,
@@ -433,7 +436,16 @@ impl State {
             let (status, code) = if c.fail_after.is_some_and(|n| count > n) {
                 (StatusCode::INTERNAL_SERVER_ERROR, "generalException")
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, "serviceNotAvailable")
+                let status =
+                    StatusCode::from_u16(c.fail_status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                (
+                    status,
+                    if status == StatusCode::SERVICE_UNAVAILABLE {
+                        "serviceNotAvailable"
+                    } else {
+                        "generalException"
+                    },
+                )
             };
             return Answer::Error(
                 status,
@@ -448,11 +460,12 @@ impl State {
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
                 "Please retry again later.".into(),
-                vec![("Retry-After", format!("{}", c.retry_after))],
+                c.retry_after
+                    .map(|s| vec![("Retry-After", format!("{s}"))])
+                    .unwrap_or_default(),
             );
         }
-        if let Some(prefix) = c.forbid.iter().find(|p| req.path.starts_with(p.as_str())) {
-            let _ = prefix;
+        if c.forbid.iter().any(|p| req.path.starts_with(p.as_str())) {
             return Answer::Error(
                 StatusCode::FORBIDDEN,
                 "Authorization_RequestDenied",

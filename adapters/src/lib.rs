@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod fake;
 pub mod fixture;
+pub mod generate;
 pub mod graph;
 pub mod org;
 pub mod record;

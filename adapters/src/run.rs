@@ -95,10 +95,14 @@ pub fn execute(
         applied_from: req.applied_from,
     };
 
+    let phase = std::time::Instant::now();
+    let lap =
+        |what: &str| tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}");
     let loaded = match source.read() {
         Ok(loaded) => loaded,
-        Err(Error::Source(reason)) => {
+        Err(failure @ (Error::Source(_) | Error::Auth(_))) => {
             // Graph failed: record the attempt as aborted, change nothing.
+            let reason = failure.to_string();
             let at = clock.now();
             let run = clock.new_run_id(at);
             let info = SourceInfo {
@@ -122,7 +126,10 @@ pub fn execute(
             ];
             store.append(run, at, &events)?;
             store.flush()?;
-            return Err(Error::Source(format!("run {run} aborted: {reason}")));
+            return Err(match failure {
+                Error::Auth(_) => Error::Auth(format!("run {run} aborted: {reason}")),
+                _ => Error::Source(format!("run {run} aborted: {reason}")),
+            });
         }
         Err(e) => return Err(e),
     };
@@ -136,7 +143,9 @@ pub fn execute(
             org.tenant_id
         )));
     }
+    lap("read the tenant");
     let server = target.load()?;
+    lap("loaded the server");
 
     let mut view = SearchView::from_snapshot(&snapshot);
     let selected = resolve_selection(&mut view, &req.selection, req.options.check_deleted)
@@ -158,6 +167,7 @@ pub fn execute(
         options: &req.options,
     });
     debug_assert_eq!(decided.deleted, deleted);
+    lap("planned");
     let stale = match &req.reviewed {
         Some(reviewed) => compare_entries(reviewed, &decided.entries),
         None => Vec::new(),
@@ -184,10 +194,12 @@ pub fn execute(
     observed.extend(deleted.iter().cloned().map(Event::ObjectDeleted));
     store.append(run, at, &observed)?;
     drop(observed);
+    lap("recorded what was read");
 
     // 2. choose
     let chosen: Vec<Event> = choices.into_iter().map(Event::ActionChosen).collect();
     store.append(run, clock.now(), &chosen)?;
+    lap("recorded the choices");
 
     let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
         store.append(
@@ -251,4 +263,38 @@ pub fn execute(
             }
         }
     }
+}
+
+/// Closes runs a crash or a kill left unfinished: each gets `RunFinished { aborted }` with the
+/// counts of what it recorded, so `runs` shows it as aborted and `verify` as closed. Called when
+/// a store is opened; returns the runs it closed.
+pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Vec<RunId>> {
+    let mut closed = Vec::new();
+    for run in store.runs()? {
+        let seqs = store.run_seqs(run)?;
+        let Some(last) = seqs.last() else { continue };
+        let finished = matches!(
+            store.read_event(*last)?.map(|e| e.event),
+            Some(Event::RunFinished(_))
+        );
+        if finished {
+            continue;
+        }
+        let events = store.read_run(run)?;
+        let summary = engine::projection::Report::fold(&events).summary();
+        store.append(
+            run,
+            clock.now(),
+            &[Event::RunFinished(RunFinished {
+                status: RunStatus::Aborted,
+                summary,
+                reason: Some("interrupted: roster stopped before the run finished; closed when the store was next opened".into()),
+            })],
+        )?;
+        closed.push(run);
+    }
+    if !closed.is_empty() {
+        store.flush()?;
+    }
+    Ok(closed)
 }

@@ -92,7 +92,7 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
                 page_size: 2,
                 throttle_every: Some(3),
                 fail_every: Some(4),
-                retry_after: 0.01,
+                retry_after: Some(0.01),
                 expire_tokens_after: Some(17),
                 client_secret: Some(SECRET.into()),
                 ..FakeConfig::default()

@@ -179,7 +179,12 @@ pub fn resolve_selection(
     };
     let rows = view.search(term, TypeFilter::All);
     if spec.select.is_empty() && !spec.select_all && !spec.invert {
-        return Err(SelectionError::NothingSelected);
+        // A run that only processes deleted objects selects nothing, on purpose.
+        return if allow_empty {
+            Ok(Vec::new())
+        } else {
+            Err(SelectionError::NothingSelected)
+        };
     }
     let mut ticked = vec![spec.select_all; rows.len()];
     for wanted in &spec.select {

@@ -31,6 +31,60 @@ pub enum StoreError {
     Corrupt { at: String, reason: String },
     #[error("server directory in the store is inconsistent: {0}")]
     Server(#[from] ServerStateError),
+    #[error(
+        "the store {dir} is in use by {holder}; wait for it to finish (or stop it) and try again"
+    )]
+    InUse { dir: String, holder: String },
+    #[error("cannot lock the store {dir}: {reason}")]
+    Lock { dir: String, reason: String },
+}
+
+/// Keeps other roster processes out of a store while this one uses it: an advisory lock on
+/// `DIR/lock`, which also names its holder. The operating system drops the lock when the
+/// process ends, however it ends, so a crash never leaves the store locked.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: std::fs::File,
+}
+
+impl StoreLock {
+    pub fn acquire(dir: &Path, holder: &str) -> Result<StoreLock, StoreError> {
+        use std::io::{Read, Seek, Write};
+        let fail = |e: std::io::Error| StoreError::Lock {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("lock"))
+            .map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).map_err(fail)?;
+                file.seek(std::io::SeekFrom::Start(0)).map_err(fail)?;
+                write!(file, "PID {} ({holder})", std::process::id()).map_err(fail)?;
+                Ok(StoreLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut who = String::new();
+                let _ = file.read_to_string(&mut who);
+                let who = who.trim();
+                Err(StoreError::InUse {
+                    dir: dir.display().to_string(),
+                    holder: if who.is_empty() {
+                        "another roster process".into()
+                    } else {
+                        who.to_owned()
+                    },
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+        }
+    }
 }
 
 /// The last event of the log; `Seq(0)` and the genesis hash for an empty log.
@@ -174,6 +228,8 @@ pub struct SledStore {
     log: sled::Tree,
     orgs: sled::Tree,
     head: Mutex<Head>,
+    /// Held while the store is open through [`SledStore::open_locked`].
+    _lock: Option<StoreLock>,
 }
 
 impl SledStore {
@@ -181,6 +237,15 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         let db = sled::Config::new().path(dir).open()?;
         Self::from_db(db)
+    }
+
+    /// Opens the store kept in `root` (the database in `root/db`), first taking the store lock
+    /// so that no other roster process uses it at the same time. `holder` says who holds it.
+    pub fn open_locked(root: &Path, holder: &str) -> Result<SledStore, StoreError> {
+        let lock = StoreLock::acquire(root, holder)?;
+        let mut store = Self::open(&root.join("db"))?;
+        store._lock = Some(lock);
+        Ok(store)
     }
 
     /// A store that lives in memory only; for tests and benchmarks.
@@ -207,6 +272,7 @@ impl SledStore {
             log,
             orgs,
             head: Mutex::new(head),
+            _lock: None,
         })
     }
 

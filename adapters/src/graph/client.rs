@@ -480,6 +480,7 @@ impl GraphClient {
 }
 
 fn retry_transport(e: &reqwest::Error) -> Attempt {
+    tracing::debug!(error = ?e, "transport error");
     let why = if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

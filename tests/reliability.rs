@@ -1,0 +1,209 @@
+//! Promises of RELIABILITY.md that need a real process: one roster per store (and a crash
+//! never leaves it locked), the deletion guard, and a server file that cannot be written.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn demo() -> Roster {
+    let r = Roster::new();
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            fixtures().join("demo/tenant.json").to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    r
+}
+
+#[test]
+fn a_second_process_is_turned_away_and_a_stale_lock_does_not_block() {
+    let r = demo();
+    {
+        let _held =
+            engine::store::StoreLock::acquire(r.store.path(), "roster import contoso").unwrap();
+        let (code, out, err) = r.run(&["import", "contoso", "--select-all"]);
+        assert_eq!(code, 1, "{out}{err}");
+        let line = err.trim();
+        assert!(line.lines().count() == 1, "{line}");
+        assert!(
+            line.contains(&format!(
+                "is in use by PID {} (roster import contoso)",
+                std::process::id()
+            )),
+            "{line}"
+        );
+    }
+    // A lock file left by a process that died holds no lock: the next command just runs.
+    std::fs::write(
+        r.store.path().join("lock"),
+        "PID 999999 (roster import contoso)",
+    )
+    .unwrap();
+    r.expect(3, &["import", "contoso", "--select-all"]);
+    r.expect(0, &["verify"]);
+}
+
+#[test]
+fn an_empty_tenant_does_not_empty_the_server() {
+    let r = demo();
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.json");
+    std::fs::write(
+        &empty,
+        r#"{"tenantId": "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11", "users": [], "groups": []}"#,
+    )
+    .unwrap();
+    r.expect(0, &["org", "remove", "contoso"]);
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            empty.to_str().unwrap(),
+        ],
+    );
+    let before = r.expect(0, &["server", "dump"]);
+    let (code, _, err) = r.run(&[
+        "import",
+        "contoso",
+        "--check-deleted",
+        "--on-deleted",
+        "delete",
+        "--max-deletions",
+        "1000",
+    ]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("returned no users while 8 server users are linked")
+            && err.contains("--allow-empty-source"),
+        "{err}"
+    );
+    assert_eq!(r.expect(0, &["server", "dump"]), before);
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "refused");
+    // The admin who means it says so.
+    let out = r.expect(
+        0,
+        &[
+            "import",
+            "contoso",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+            "--max-deletions",
+            "1000",
+            "--allow-empty-source",
+            "--json",
+        ],
+    );
+    let summary = &serde_json::from_str::<Value>(&out).unwrap()["summary"];
+    assert_eq!(
+        summary["disabled"], 10,
+        "the 8 linked users and 3 linked groups, but Jessica Sun is already disabled: {summary}"
+    );
+    assert_eq!(summary["unchanged"], 1, "{summary}");
+}
+
+/// A server file whose replacement fails (the rename is made to fail with EIO, as a full or
+/// failing disk would): the run ends with a clear error, the file is untouched, and the log
+/// says that no entry was applied.
+#[test]
+fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
+    assert!(
+        Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "these tests need strace (.ci/run installs it)"
+    );
+    let r = demo();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.json");
+    std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+    let original = std::fs::read(&file).unwrap();
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=renameat",
+            "-e",
+            "inject=renameat:error=EIO",
+        ])
+        .arg(env!("CARGO_BIN_EXE_roster"))
+        .args([
+            "import",
+            "contoso",
+            "--select",
+            "Adele Vance",
+            "--select",
+            "Golf Assist",
+            "--server-file",
+            file.to_str().unwrap(),
+        ])
+        .env("ROSTER_STORE", r.store.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot write the server file") && stderr.contains("aborted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        original,
+        "the server file is untouched"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "no temporary file is left: {leftovers:?}"
+    );
+    let report: Value = serde_json::from_str(&r.expect(0, &["report", "last", "--json"])).unwrap();
+    let outcomes: Vec<&str> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["failed", "failed", "failed"],
+        "Adele, Isaiah (a member of Golf Assist) and the group: none applied"
+    );
+    assert!(report["entries"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .starts_with("not applied: "));
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "aborted");
+    r.expect(0, &["verify"]);
+}
