@@ -16,6 +16,9 @@ enum Expect {
     Fails(i32, &'static str),
 }
 
+/// A case: its name, the fake's flags, extra environment, and how it must end.
+type Case<'a> = (&'a str, Vec<&'a str>, &'a [(&'a str, &'a str)], Expect);
+
 const IMPORT: [&str; 7] = [
     "import",
     "live",
@@ -84,7 +87,7 @@ fn every_graph_fault_completes_identically_or_fails_cleanly() {
 
     let timeout = [("ROSTER_HTTP_TIMEOUT_S", "0.5")];
     let four_attempts = [("ROSTER_RETRY_ATTEMPTS", "4")];
-    let cases: Vec<(&str, Vec<&str>, &[(&str, &str)], Expect)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "429 with Retry-After",
             vec!["--throttle-every", "3", "--retry-after", "0.05"],

@@ -425,7 +425,7 @@ impl State {
     }
 
     fn every(&self, n: Option<u64>, count: u64) -> bool {
-        n.is_some_and(|n| n > 0 && count % n == 0)
+        n.is_some_and(|n| n > 0 && count.is_multiple_of(n))
     }
 
     /// Serves one Graph request, faults and budget included.

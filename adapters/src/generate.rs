@@ -133,7 +133,7 @@ impl Gen {
 
     fn department(&self, i: u64) -> Option<&'static str> {
         let m = mix(self.o.seed, S_DEPT, i);
-        (m % 10 != 0).then(|| DEPARTMENTS[((m >> 8) % DEPARTMENTS.len() as u64) as usize])
+        (!m.is_multiple_of(10)).then(|| DEPARTMENTS[((m >> 8) % DEPARTMENTS.len() as u64) as usize])
     }
 
     fn user(&self, i: u64) -> Value {
