@@ -207,3 +207,49 @@ fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
     assert_eq!(runs[0]["status"], "aborted");
     r.expect(0, &["verify"]);
 }
+
+/// Ten million empty objects: refused at the first one, in bounded memory, with exit 2.
+#[test]
+fn ten_million_empty_objects_are_refused_in_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    f.write_all(b"{\"tenantId\": \"3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11\", \"users\": [{}")
+        .unwrap();
+    for _ in 1..10_000_000 {
+        f.write_all(b",{}").unwrap();
+    }
+    f.write_all(b"]}").unwrap();
+    f.flush().unwrap();
+    drop(f);
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "max-rss-kb %M"])
+        .arg(env!("CARGO_BIN_EXE_roster"))
+        .args(["org", "add", "huge", "--fixture", path.to_str().unwrap()])
+        .env("ROSTER_STORE", store.path())
+        .output()
+        .expect("GNU time is installed (.ci/run installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("users[0]: missing field `id`"), "{stderr}");
+    let rss: u64 = stderr
+        .lines()
+        .last()
+        .unwrap()
+        .trim_start_matches("max-rss-kb ")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(rss < 200_000, "peak memory {rss} KB for a 30 MB file");
+    assert!(
+        !store.path().join("db").exists()
+            || Command::new(env!("CARGO_BIN_EXE_roster"))
+                .args(["org", "list"])
+                .env("ROSTER_STORE", store.path())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("No orgs"))
+                .unwrap()
+    );
+}

@@ -199,6 +199,16 @@ impl TenantSnapshot {
         sort_unique(&mut groups, |g| &g.id, "group")?;
         sort_unique(&mut deleted_users, |d| &d.id, "deleted user")?;
         sort_unique(&mut deleted_groups, |d| &d.id, "deleted group")?;
+        // Directory object ids are unique across kinds: a user and a group never share one.
+        if let Some(g) = groups
+            .iter()
+            .find(|g| users.binary_search_by(|u| u.id.cmp(&g.id)).is_ok())
+        {
+            return Err(DuplicateId {
+                kind: "user and group",
+                id: g.id.clone(),
+            });
+        }
         for g in &mut groups {
             g.member_users.sort();
             g.member_users.dedup();
