@@ -11,6 +11,8 @@
 //!
 //! Every check of the admin's input happens before step 1: bad input writes nothing.
 
+use std::borrow::Cow;
+
 use engine::compare::{compare_entries, EntryDifference};
 use engine::event::{
     ActionChosen, EntryOutcome, Event, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
@@ -148,8 +150,10 @@ pub fn execute(
     lap("loaded the server");
 
     let mut view = SearchView::from_snapshot(&snapshot);
+    lap("search view");
     let selected = resolve_selection(&mut view, &req.selection, req.options.check_deleted)
         .map_err(|e| Error::bad_input(e.to_string()))?;
+    lap("selection");
     let deleted = if req.options.check_deleted {
         find_deleted(&org.tenant_id, &snapshot, &server)
     } else {
@@ -159,6 +163,7 @@ pub fn execute(
         choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
             .map_err(|e| Error::bad_input(e.to_string()))?;
     let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
+    lap("deleted objects");
     let mut decided = plan(PlanInput {
         tenant: &org.tenant_id,
         snapshot: &snapshot,
@@ -189,16 +194,19 @@ pub fn execute(
         completeness: snapshot.completeness,
         problems: loaded.problems.clone(),
     };
-    let mut observed = vec![Event::RunStarted(started(info))];
-    observed.extend(seen_events(&snapshot, &server));
-    observed.extend(deleted.iter().cloned().map(Event::ObjectDeleted));
-    store.append(run, at, &observed)?;
+    let mut observed = std::iter::once(Event::RunStarted(started(info)))
+        .chain(seen_events(&snapshot, &server))
+        .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
+        .map(Cow::Owned);
+    store.commit_stream(run, at, &mut observed, &[])?;
     drop(observed);
     lap("recorded what was read");
 
     // 2. choose
-    let chosen: Vec<Event> = choices.into_iter().map(Event::ActionChosen).collect();
-    store.append(run, clock.now(), &chosen)?;
+    let mut chosen = choices
+        .into_iter()
+        .map(|c| Cow::Owned(Event::ActionChosen(c)));
+    store.commit_stream(run, clock.now(), &mut chosen, &[])?;
     lap("recorded the choices");
 
     let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
@@ -249,6 +257,7 @@ pub fn execute(
         Mode::Apply => {
             let mut state = server;
             let applied = target.apply(store, run, clock, &mut state, decided.entries)?;
+            lap("applied");
             let summary = Summary::of(&applied.entries);
             // 4. finish
             match applied.failure {

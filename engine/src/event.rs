@@ -521,6 +521,15 @@ struct RecordOut<'a> {
 }
 
 #[derive(Deserialize)]
+struct RecordCurrent {
+    seq: Seq,
+    run: RunId,
+    time: DateTime<Utc>,
+    version: u16,
+    event: Event,
+}
+
+#[derive(Deserialize)]
 struct RecordIn {
     seq: Seq,
     run: RunId,
@@ -554,6 +563,19 @@ pub fn encode_record(seq: Seq, run: RunId, time: &DateTime<Utc>, event: &Event) 
 
 /// Decodes a stored record, upcasting older versions to the current event shape.
 pub fn decode_record(bytes: &[u8], hash: Hash) -> Result<Envelope, DecodeError> {
+    // The common case, a record of the current version, decodes in one pass.
+    if let Ok(rec) = serde_json::from_slice::<RecordCurrent>(bytes) {
+        if rec.version == EVENT_VERSION {
+            return Ok(Envelope {
+                seq: rec.seq,
+                run: rec.run,
+                time: rec.time,
+                version: rec.version,
+                hash,
+                event: rec.event,
+            });
+        }
+    }
     let rec: RecordIn =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let event = upcast(rec.version, rec.event)?;

@@ -10,7 +10,7 @@
 //!   each decided against the server *as the plan so far leaves it*; within each, objects
 //!   already linked come first, so renames free logins and names before new objects claim them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -178,15 +178,17 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     } else {
         Vec::new()
     };
-    let chosen_for = |kind: Kind, id: &ObjectId| {
-        choices
-            .iter()
-            .find(|c| c.kind == kind && &c.id == id && c.action != Action::Import)
-            .map(|c| c.action)
-    };
+    // The first deleted-object action chosen for each object.
+    let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::new();
+    for c in choices.iter().filter(|c| c.action != Action::Import) {
+        chosen.entry((c.kind, &c.id)).or_insert(c.action);
+    }
     let mut removals = 0u32;
     for d in &deleted {
-        let action = chosen_for(d.kind, &d.id).unwrap_or(Action::Ignore);
+        let action = chosen
+            .get(&(d.kind, &d.id))
+            .copied()
+            .unwrap_or(Action::Ignore);
         let entry = decide_deleted(d, action, &w);
         if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
             removals += 1;
@@ -194,42 +196,58 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         w.push(entry, &mut entries);
     }
 
-    // Users: the selected ones and the transitive members of selected groups, once each.
-    let mut users: BTreeMap<(String, ObjectId), Result<&EntraUser, &ActionChosen>> =
-        BTreeMap::new();
-    let mut groups: BTreeMap<(String, ObjectId), Result<&EntraGroup, &ActionChosen>> =
-        BTreeMap::new();
+    // Users: the selected ones and the transitive members of selected groups, once each,
+    // in name order (then id): the order the report shows them in.
+    let user_index: HashMap<&ObjectId, &EntraUser> =
+        snapshot.users.iter().map(|u| (&u.id, u)).collect();
+    let mut seen_users: HashSet<&ObjectId> = HashSet::new();
+    let mut seen_groups: HashSet<&ObjectId> = HashSet::new();
+    let mut users: Vec<Result<&EntraUser, &ActionChosen>> = Vec::new();
+    let mut groups: Vec<Result<&EntraGroup, &ActionChosen>> = Vec::new();
     // An object already handled as deleted is not imported as well (a choice list can only
     // hold both if it was not produced by `resolve_selection`, e.g. a hand-edited log).
-    let is_deleted = |c: &ActionChosen| deleted.iter().any(|d| d.kind == c.kind && d.id == c.id);
+    let deleted_ids: HashSet<(Kind, &ObjectId)> = deleted.iter().map(|d| (d.kind, &d.id)).collect();
+    let is_deleted = |c: &ActionChosen| deleted_ids.contains(&(c.kind, &c.id));
     for c in choices
         .iter()
         .filter(|c| c.action == Action::Import && !is_deleted(c))
     {
         match c.kind {
             Kind::User => {
-                let found = snapshot.user(&c.id).ok_or(c);
-                let name = found.map(|u| u.name()).unwrap_or(&c.name);
-                users.insert((name.to_lowercase(), c.id.clone()), found);
+                if seen_users.insert(&c.id) {
+                    users.push(user_index.get(&c.id).copied().ok_or(c));
+                }
             }
             Kind::Group => {
+                if !seen_groups.insert(&c.id) {
+                    continue;
+                }
                 let found = snapshot.group(&c.id).ok_or(c);
-                let name = found.map(|g| g.name()).unwrap_or(&c.name);
-                groups.insert((name.to_lowercase(), c.id.clone()), found);
+                groups.push(found);
                 if let Ok(g) = found {
                     for m in &g.member_users {
-                        if let Some(u) = snapshot.user(m) {
-                            users.insert((u.name().to_lowercase(), u.id.clone()), Ok(u));
+                        if let Some(u) = user_index.get(m) {
+                            if seen_users.insert(&u.id) {
+                                users.push(Ok(u));
+                            }
                         }
                     }
                 }
             }
         }
     }
+    users.sort_by_cached_key(|f| match f {
+        Ok(u) => (u.name().to_lowercase(), u.id.clone()),
+        Err(c) => (c.name.to_lowercase(), c.id.clone()),
+    });
+    groups.sort_by_cached_key(|f| match f {
+        Ok(g) => (g.name().to_lowercase(), g.id.clone()),
+        Err(c) => (c.name.to_lowercase(), c.id.clone()),
+    });
     // Linked objects first: a rename frees a login or name before a new object asks for it,
     // so the outcome does not depend on alphabetical order.
     let (linked_users, new_users): (Vec<_>, Vec<_>) = users
-        .values()
+        .into_iter()
         .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
     for found in linked_users.into_iter().chain(new_users) {
         let entry = match found {
@@ -239,11 +257,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         w.push(entry, &mut entries);
     }
     let (linked_groups, new_groups): (Vec<_>, Vec<_>) = groups
-        .values()
+        .into_iter()
         .partition(|f| f.is_ok_and(|g| w.linked_group(&g.id).is_some()));
     for found in linked_groups.into_iter().chain(new_groups) {
         let entry = match found {
-            Ok(g) => decide_group(tenant, g, snapshot, &w),
+            Ok(g) => decide_group(tenant, g, &user_index, &w),
             Err(c) => not_in_snapshot(c),
         };
         w.push(entry, &mut entries);
@@ -345,7 +363,8 @@ impl<'a> Working<'a> {
         if !u.account_enabled {
             return None;
         }
-        self.linked_user(&u.id).map(|s| s.login.clone())
+        // `users_by_id` follows every operation, so it holds the login the user has now.
+        self.users_by_id.get(&u.id).cloned()
     }
 }
 
@@ -668,17 +687,19 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
 fn decide_group(
     tenant: &TenantId,
     g: &EntraGroup,
-    snapshot: &TenantSnapshot,
+    users: &HashMap<&ObjectId, &EntraUser>,
     w: &Working<'_>,
 ) -> EntryOutcome {
-    let mut members: Vec<String> = g
+    let mut members: Vec<(String, String)> = g
         .member_users
         .iter()
-        .filter_map(|id| snapshot.user(id))
+        .filter_map(|id| users.get(id))
         .filter_map(|u| w.member_login(u))
+        .map(|login| (fold_case(&login), login))
         .collect();
-    members.sort_by_key(|m| fold_case(m));
-    members.dedup_by_key(|m| fold_case(m));
+    members.sort_unstable();
+    members.dedup_by(|a, b| a.0 == b.0);
+    let members: Vec<String> = members.into_iter().map(|(_, login)| login).collect();
     let desired = ServerGroup {
         name: g.name().to_owned(),
         description: g.description.clone(),

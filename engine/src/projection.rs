@@ -232,49 +232,38 @@ impl RunInputs {
     }
 }
 
-/// The events that record what a run read: Entra objects, recycle bin, and server objects.
-pub fn seen_events(snapshot: &TenantSnapshot, server: &ServerState) -> Vec<Event> {
-    let mut events = Vec::with_capacity(
-        snapshot.users.len()
-            + snapshot.groups.len()
-            + snapshot.deleted_users.len()
-            + snapshot.deleted_groups.len()
-            + server.users().len()
-            + server.groups().len(),
-    );
-    events.extend(
-        snapshot
-            .users
-            .iter()
-            .map(|u| Event::UserSeen(UserSeen::Entra { user: u.clone() })),
-    );
-    events.extend(
-        snapshot
-            .groups
-            .iter()
-            .map(|g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() })),
-    );
-    events.extend(
-        snapshot
-            .deleted_users
-            .iter()
-            .map(|u| Event::UserSeen(UserSeen::DeletedItems { user: u.clone() })),
-    );
-    events.extend(
-        snapshot
-            .deleted_groups
-            .iter()
-            .map(|g| Event::GroupSeen(GroupSeen::DeletedItems { group: g.clone() })),
-    );
-    events.extend(
-        server
-            .users()
-            .map(|u| Event::UserSeen(UserSeen::Server { user: u.clone() })),
-    );
-    events.extend(
-        server
-            .groups()
-            .map(|g| Event::GroupSeen(GroupSeen::Server { group: g.clone() })),
-    );
-    events
+/// The events that record what a run read: Entra objects, recycle bin, and server objects,
+/// made one at a time so that a large tenant is never copied whole.
+pub fn seen_events<'a>(
+    snapshot: &'a TenantSnapshot,
+    server: &'a ServerState,
+) -> impl Iterator<Item = Event> + 'a {
+    let users = snapshot
+        .users
+        .iter()
+        .map(|u| Event::UserSeen(UserSeen::Entra { user: u.clone() }));
+    let groups = snapshot
+        .groups
+        .iter()
+        .map(|g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() }));
+    let deleted_users = snapshot
+        .deleted_users
+        .iter()
+        .map(|u| Event::UserSeen(UserSeen::DeletedItems { user: u.clone() }));
+    let deleted_groups = snapshot
+        .deleted_groups
+        .iter()
+        .map(|g| Event::GroupSeen(GroupSeen::DeletedItems { group: g.clone() }));
+    let server_users = server
+        .users()
+        .map(|u| Event::UserSeen(UserSeen::Server { user: u.clone() }));
+    let server_groups = server
+        .groups()
+        .map(|g| Event::GroupSeen(GroupSeen::Server { group: g.clone() }));
+    users
+        .chain(groups)
+        .chain(deleted_users)
+        .chain(deleted_groups)
+        .chain(server_users)
+        .chain(server_groups)
 }

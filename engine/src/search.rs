@@ -122,9 +122,8 @@ impl SearchView {
     }
 
     fn sort(&mut self) {
-        self.rows.sort_by(|a, b| {
-            (a.name.to_lowercase(), a.kind, &a.id).cmp(&(b.name.to_lowercase(), b.kind, &b.id))
-        });
+        self.rows
+            .sort_by_cached_key(|r| (r.name.to_lowercase(), r.kind, r.id.clone()));
         self.sorted = true;
     }
 

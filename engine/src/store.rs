@@ -6,12 +6,21 @@
 //! one `apply_batch`, which sled applies atomically: after a crash either all of it is there or
 //! none of it. Nothing is durable until [`EventStore::flush`] returns.
 //!
+//! Events are stored in *chunks*: up to [`CHUNK_EVENTS`] consecutive events of one run in one
+//! sled value. sled pays per key, not per byte, so a step of a hundred thousand events is a few
+//! hundred inserts; the hash chain still covers every event on its own.
+//!
 //! Keys in the `log` tree:
-//! - `e` + seq (u64 BE)            → hash (32 bytes) + JSON record (see `event::encode_record`)
-//! - `r` + run (16 bytes) + seq    → empty; the run index
+//! - `c` + first seq (u64 BE)      → chunk: version byte 1, count (u32 LE), then per event:
+//!   seq (u64 LE), hash (32 bytes), length (u32 LE), JSON record (see `event::encode_record`)
+//! - `R` + run (16 bytes) + first seq → count (u32 LE): the run index, one entry per chunk
 //! - `u` + case-folded login       → JSON `ServerUser`
 //! - `g` + case-folded group name  → JSON `ServerGroup`
+//!
+//! Stores written before chunks (roster 0.1 development builds) hold one event per key, and
+//! are read as they are: `e` + seq → hash + record, and `r` + run + seq → empty.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -97,10 +106,11 @@ pub struct Head {
 /// An event exactly as stored: what `verify` recomputes the chain over.
 #[derive(Debug, Clone)]
 pub struct RawEvent {
-    /// The sequence number in the key (the record repeats it; verify compares both).
+    /// The sequence number it is stored under (the record repeats it; verify compares both).
     pub seq: Seq,
     pub hash: Hash,
-    pub record: Vec<u8>,
+    /// The JSON record, a slice of the stored value (no copy).
+    pub record: sled::IVec,
 }
 
 impl RawEvent {
@@ -115,14 +125,25 @@ impl RawEvent {
 /// The log operations the rest of roster needs; sled is the one implementation.
 pub trait EventStore {
     /// Appends `events` for `run` and applies `writes` to the embedded server, atomically:
-    /// all of it or none of it. Not durable until [`EventStore::flush`].
+    /// all of it or none of it. Events are encoded as they come, so a caller can stream a
+    /// large step without holding it all. Not durable until [`EventStore::flush`].
+    fn commit_stream(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &mut dyn Iterator<Item = Cow<'_, Event>>,
+        writes: &[KeyWrite],
+    ) -> Result<Head, StoreError>;
+
     fn commit(
         &self,
         run: RunId,
         time: DateTime<Utc>,
         events: &[Event],
         writes: &[KeyWrite],
-    ) -> Result<Head, StoreError>;
+    ) -> Result<Head, StoreError> {
+        self.commit_stream(run, time, &mut events.iter().map(Cow::Borrowed), writes)
+    }
 
     fn append(
         &self,
@@ -157,6 +178,115 @@ pub trait EventStore {
     fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_>;
 }
 
+/// Events per chunk, at most.
+pub const CHUNK_EVENTS: usize = 1024;
+/// Bytes per chunk, about (a chunk is closed once it holds this much).
+const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_VERSION: u8 = 1;
+const CHUNK: u8 = b'c';
+const RUN_CHUNKS: u8 = b'R';
+
+fn chunk_key(first: Seq) -> [u8; 9] {
+    let mut k = [CHUNK; 9];
+    k[1..].copy_from_slice(&first.0.to_be_bytes());
+    k
+}
+
+fn run_chunk_key(run: RunId, first: Seq) -> [u8; 25] {
+    let mut k = [RUN_CHUNKS; 25];
+    k[1..17].copy_from_slice(run.as_bytes());
+    k[17..].copy_from_slice(&first.0.to_be_bytes());
+    k
+}
+
+/// Builds chunk values as events are encoded.
+struct ChunkWriter {
+    first: Seq,
+    count: u32,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn new(first: Seq) -> Self {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        buf.push(CHUNK_VERSION);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        ChunkWriter {
+            first,
+            count: 0,
+            buf,
+        }
+    }
+
+    fn push(&mut self, seq: Seq, hash: &Hash, record: &[u8]) {
+        self.buf.extend_from_slice(&seq.0.to_le_bytes());
+        self.buf.extend_from_slice(&hash.0);
+        self.buf
+            .extend_from_slice(&(record.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(record);
+        self.count += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.count as usize >= CHUNK_EVENTS || self.buf.len() >= CHUNK_BYTES
+    }
+
+    fn finish(mut self, run: RunId, batch: &mut sled::Batch) {
+        self.buf[1..5].copy_from_slice(&self.count.to_le_bytes());
+        batch.insert(&chunk_key(self.first)[..], self.buf);
+        batch.insert(
+            &run_chunk_key(run, self.first)[..],
+            &self.count.to_le_bytes()[..],
+        );
+    }
+}
+
+/// The events of a stored chunk, each a slice of the stored value.
+fn decode_chunk(first: Seq, value: &sled::IVec) -> Result<Vec<RawEvent>, StoreError> {
+    let at = || format!("chunk {first}");
+    if value.first() != Some(&CHUNK_VERSION) || value.len() < 5 {
+        return Err(corrupt(at(), "unknown chunk format"));
+    }
+    let count = u32::from_le_bytes(value[1..5].try_into().expect("4 bytes")) as usize;
+    let mut out = Vec::with_capacity(count);
+    let mut pos = 5;
+    for _ in 0..count {
+        if value.len() < pos + 44 {
+            return Err(corrupt(at(), "truncated"));
+        }
+        let seq = Seq(u64::from_le_bytes(
+            value[pos..pos + 8].try_into().expect("8 bytes"),
+        ));
+        let hash = Hash(value[pos + 8..pos + 40].try_into().expect("32 bytes"));
+        let len =
+            u32::from_le_bytes(value[pos + 40..pos + 44].try_into().expect("4 bytes")) as usize;
+        pos += 44;
+        if value.len() < pos + len {
+            return Err(corrupt(at(), "truncated"));
+        }
+        out.push(RawEvent {
+            seq,
+            hash,
+            record: value.subslice(pos, len),
+        });
+        pos += len;
+    }
+    if pos != value.len() {
+        return Err(corrupt(at(), "trailing bytes"));
+    }
+    Ok(out)
+}
+
+/// Re-encodes a chunk (tests playing the attacker rewrite chunks this way).
+fn encode_chunk(events: &[(Seq, Hash, Vec<u8>)]) -> Vec<u8> {
+    let mut w = ChunkWriter::new(events.first().map_or(Seq(0), |e| e.0));
+    for (seq, hash, record) in events {
+        w.push(*seq, hash, record);
+    }
+    w.buf[1..5].copy_from_slice(&w.count.to_le_bytes());
+    w.buf
+}
+
 const EVENT: u8 = b'e';
 const RUN: u8 = b'r';
 const USER: u8 = b'u';
@@ -165,13 +295,6 @@ const GROUP: u8 = b'g';
 fn event_key(seq: Seq) -> [u8; 9] {
     let mut k = [EVENT; 9];
     k[1..].copy_from_slice(&seq.0.to_be_bytes());
-    k
-}
-
-fn run_key(run: RunId, seq: Seq) -> [u8; 25] {
-    let mut k = [RUN; 25];
-    k[1..17].copy_from_slice(run.as_bytes());
-    k[17..].copy_from_slice(&seq.0.to_be_bytes());
     k
 }
 
@@ -197,7 +320,8 @@ fn corrupt(at: impl Into<String>, reason: impl Into<String>) -> StoreError {
     }
 }
 
-fn parse_event_value(seq: Seq, value: &[u8]) -> Result<RawEvent, StoreError> {
+/// An event stored on its own (the layout before chunks).
+fn parse_event_value(seq: Seq, value: &sled::IVec) -> Result<RawEvent, StoreError> {
     if value.len() < 32 {
         return Err(corrupt(
             format!("event {seq}"),
@@ -209,7 +333,7 @@ fn parse_event_value(seq: Seq, value: &[u8]) -> Result<RawEvent, StoreError> {
     Ok(RawEvent {
         seq,
         hash: Hash(hash),
-        record: value[32..].to_vec(),
+        record: value.subslice(32, value.len() - 32),
     })
 }
 
@@ -235,7 +359,11 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        // sled's page cache defaults to 1 GiB; a log is read sequentially, a small one will do.
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .open()?;
         Self::from_db(db)
     }
 
@@ -256,7 +384,7 @@ impl SledStore {
     fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
         let log = db.open_tree("log")?;
         let orgs = db.open_tree("orgs")?;
-        let head = match log.scan_prefix([EVENT]).next_back() {
+        let legacy = match log.scan_prefix([EVENT]).next_back() {
             None => Head::default(),
             Some(kv) => {
                 let (k, v) = kv?;
@@ -266,6 +394,24 @@ impl SledStore {
                     hash: raw.hash,
                 }
             }
+        };
+        let chunked = match log.scan_prefix([CHUNK]).next_back() {
+            None => Head::default(),
+            Some(kv) => {
+                let (k, v) = kv?;
+                let raw = decode_chunk(seq_of_event_key(&k)?, &v)?;
+                raw.last()
+                    .map(|e| Head {
+                        seq: e.seq,
+                        hash: e.hash,
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        let head = if chunked.seq > legacy.seq {
+            chunked
+        } else {
+            legacy
         };
         Ok(SledStore {
             db,
@@ -372,26 +518,232 @@ fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
     }
 }
 
+impl SledStore {
+    /// The chunk holding `seq`, if any: its first seq and its events.
+    fn chunk_of(&self, seq: Seq) -> Result<Option<Vec<RawEvent>>, StoreError> {
+        let Some(kv) = self
+            .log
+            .range(chunk_key(Seq(0))..=chunk_key(seq))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (k, v) = kv?;
+        Ok(Some(decode_chunk(seq_of_event_key(&k)?, &v)?))
+    }
+
+    /// Run ids under one index prefix (`r` or `R`), each once, in order.
+    fn runs_under(&self, prefix: u8) -> Result<Vec<RunId>, StoreError> {
+        let mut runs = Vec::new();
+        let mut from = vec![prefix];
+        loop {
+            let Some(kv) = self.log.range(from.clone()..).next() else {
+                break;
+            };
+            let (k, _) = kv?;
+            if k.first() != Some(&prefix) {
+                break;
+            }
+            let bytes: [u8; 16] = k
+                .get(1..17)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("run index", "malformed key"))?;
+            runs.push(RunId(uuid::Uuid::from_bytes(bytes)));
+            // Jump past every key of this run.
+            from = vec![prefix];
+            from.extend_from_slice(&bytes);
+            from.extend_from_slice(&[0xff; 9]);
+        }
+        Ok(runs)
+    }
+
+    /// The run's index entries: (first seq, count), legacy entries counting one.
+    fn run_ranges(&self, run: RunId) -> Result<Vec<(Seq, u32)>, StoreError> {
+        let mut ranges = Vec::new();
+        for prefix in [RUN, RUN_CHUNKS] {
+            let mut p = [prefix; 17];
+            p[1..].copy_from_slice(run.as_bytes());
+            for kv in self.log.scan_prefix(p) {
+                let (k, v) = kv?;
+                let first = Seq(u64::from_be_bytes(
+                    k.get(17..25)
+                        .filter(|_| k.len() == 25)
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| corrupt(format!("run {run}"), "malformed index key"))?,
+                ));
+                let count = if prefix == RUN {
+                    1
+                } else {
+                    u32::from_le_bytes(
+                        v.as_ref()
+                            .try_into()
+                            .map_err(|_| corrupt(format!("run {run}"), "malformed index entry"))?,
+                    )
+                };
+                ranges.push((first, count));
+            }
+        }
+        ranges.sort();
+        Ok(ranges)
+    }
+
+    /// Tools for tests that play an attacker editing the database behind roster's back.
+    #[doc(hidden)]
+    pub fn tamper(&self) -> Tamper<'_> {
+        Tamper { store: self }
+    }
+}
+
+/// Edits stored events in place, bypassing the hash chain: what an attacker with write access
+/// to the database could do. Only tests use it.
+#[doc(hidden)]
+pub struct Tamper<'a> {
+    store: &'a SledStore,
+}
+
+impl Tamper<'_> {
+    fn chunk(&self, seq: Seq) -> (Seq, Vec<(Seq, Hash, Vec<u8>)>) {
+        let kv = self
+            .store
+            .log
+            .range(chunk_key(Seq(0))..=chunk_key(seq))
+            .next_back()
+            .expect("a chunk")
+            .expect("readable");
+        let first = seq_of_event_key(&kv.0).expect("a chunk key");
+        let events = decode_chunk(first, &kv.1)
+            .expect("a chunk")
+            .into_iter()
+            .map(|e| (e.seq, e.hash, e.record.to_vec()))
+            .collect();
+        (first, events)
+    }
+
+    fn put(&self, first: Seq, events: &[(Seq, Hash, Vec<u8>)]) {
+        self.store
+            .log
+            .insert(chunk_key(first), encode_chunk(events))
+            .expect("writable");
+    }
+
+    /// The stored hash and record of event `seq`.
+    pub fn read(&self, seq: Seq) -> (Hash, Vec<u8>) {
+        let (_, events) = self.chunk(seq);
+        let e = events.into_iter().find(|e| e.0 == seq).expect("the event");
+        (e.1, e.2)
+    }
+
+    /// Replaces event `seq`'s hash and record.
+    pub fn write(&self, seq: Seq, hash: Hash, record: &[u8]) {
+        let (first, mut events) = self.chunk(seq);
+        let e = events.iter_mut().find(|e| e.0 == seq).expect("the event");
+        e.1 = hash;
+        e.2 = record.to_vec();
+        self.put(first, &events);
+    }
+
+    /// Removes event `seq`, leaving the index as it was.
+    pub fn remove(&self, seq: Seq) {
+        let (first, mut events) = self.chunk(seq);
+        events.retain(|e| e.0 != seq);
+        self.put(first, &events);
+    }
+
+    /// Stores the record of event `seq + 1` under `seq` and the other way round.
+    pub fn swap(&self, seq: Seq) {
+        let (first, mut events) = self.chunk(seq);
+        let i = events.iter().position(|e| e.0 == seq).expect("the event");
+        let (a, b) = (events[i].clone(), events[i + 1].clone());
+        events[i] = (a.0, b.1, b.2);
+        events[i + 1] = (b.0, a.1, a.2);
+        self.put(first, &events);
+    }
+
+    /// Inserts an event stored as `seq` just before the event now stored as `seq`, renumbering
+    /// nothing (its record may say what it likes).
+    pub fn insert(&self, seq: Seq, hash: Hash, record: &[u8]) {
+        let (first, mut events) = self.chunk(seq);
+        let i = events
+            .iter()
+            .position(|e| e.0 >= seq)
+            .unwrap_or(events.len());
+        for e in events.iter_mut().skip(i) {
+            e.0 = e.0.next();
+        }
+        events.insert(i, (seq, hash, record.to_vec()));
+        self.put(first, &events);
+    }
+
+    /// Drops the run-index entry of the chunk holding `seq`.
+    pub fn drop_index(&self, run: RunId, seq: Seq) {
+        let (first, _) = self.chunk(seq);
+        self.store
+            .log
+            .remove(run_chunk_key(run, first))
+            .expect("writable");
+    }
+
+    /// Removes every event after `seq`, and the index entries for them, as if the process had
+    /// stopped right after writing `seq`.
+    pub fn truncate_after(&self, seq: Seq) {
+        let (first, mut events) = self.chunk(seq);
+        events.retain(|e| e.0 <= seq);
+        let run = crate::event::decode_header(&events[0].2)
+            .expect("a record")
+            .run;
+        self.put(first, &events);
+        self.store
+            .log
+            .insert(
+                run_chunk_key(run, first),
+                &(events.len() as u32).to_le_bytes()[..],
+            )
+            .expect("writable");
+        let later: Vec<(sled::IVec, sled::IVec)> = self
+            .store
+            .log
+            .range(chunk_key(seq.next())..chunk_key(Seq(u64::MAX)))
+            .map(|kv| kv.expect("readable"))
+            .collect();
+        for (k, v) in later {
+            let first = seq_of_event_key(&k).expect("a chunk key");
+            let events = decode_chunk(first, &v).expect("a chunk");
+            let run = crate::event::decode_header(&events[0].record)
+                .expect("a record")
+                .run;
+            self.store
+                .log
+                .remove(run_chunk_key(run, first))
+                .expect("writable");
+            self.store.log.remove(k).expect("writable");
+        }
+    }
+}
+
 impl EventStore for SledStore {
-    fn commit(
+    fn commit_stream(
         &self,
         run: RunId,
         time: DateTime<Utc>,
-        events: &[Event],
+        events: &mut dyn Iterator<Item = Cow<'_, Event>>,
         writes: &[KeyWrite],
     ) -> Result<Head, StoreError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = *head;
         let mut batch = sled::Batch::default();
+        let mut chunk: Option<ChunkWriter> = None;
         for event in events {
             next.seq = next.seq.next();
-            let record = encode_record(next.seq, run, &time, event);
+            let record = encode_record(next.seq, run, &time, &event);
             next.hash = Hash::chain(&next.hash, &record);
-            let mut value = Vec::with_capacity(32 + record.len());
-            value.extend_from_slice(&next.hash.0);
-            value.extend_from_slice(&record);
-            batch.insert(&event_key(next.seq)[..], value);
-            batch.insert(&run_key(run, next.seq)[..], &[][..]);
+            let w = chunk.get_or_insert_with(|| ChunkWriter::new(next.seq));
+            w.push(next.seq, &next.hash, &record);
+            if w.full() {
+                chunk.take().expect("just used").finish(run, &mut batch);
+            }
+        }
+        if let Some(w) = chunk {
+            w.finish(run, &mut batch);
         }
         add_writes(&mut batch, writes);
         self.log.apply_batch(batch)?;
@@ -409,86 +761,114 @@ impl EventStore for SledStore {
     }
 
     fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError> {
-        let mut prefix = [RUN; 17];
-        prefix[1..].copy_from_slice(run.as_bytes());
-        self.log
-            .scan_prefix(prefix)
-            .map(|kv| {
-                let (k, _) = kv?;
-                let bytes: [u8; 8] = k
-                    .get(17..25)
-                    .filter(|_| k.len() == 25)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| corrupt(format!("run {run}"), "malformed index key"))?;
-                Ok(Seq(u64::from_be_bytes(bytes)))
-            })
-            .collect()
+        Ok(self
+            .run_ranges(run)?
+            .into_iter()
+            .flat_map(|(first, count)| (0..u64::from(count)).map(move |i| Seq(first.0 + i)))
+            .collect())
     }
 
     fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {
-        match self.log.get(event_key(seq))? {
+        if let Some(v) = self.log.get(event_key(seq))? {
+            return Ok(Some(parse_event_value(seq, &v)?.decode()?));
+        }
+        match self.chunk_of(seq)? {
+            Some(events) => events
+                .into_iter()
+                .find(|e| e.seq == seq)
+                .map(|e| e.decode())
+                .transpose(),
             None => Ok(None),
-            Some(value) => Ok(Some(parse_event_value(seq, &value)?.decode()?)),
         }
     }
 
     fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
-        for seq in self.run_seqs(run)? {
-            let env = self.read_event(seq)?.ok_or_else(|| {
-                corrupt(
-                    format!("event {seq}"),
-                    format!("indexed for run {run} but missing"),
-                )
-            })?;
-            if env.run != run || env.seq != seq {
+        for (first, count) in self.run_ranges(run)? {
+            let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
+                vec![parse_event_value(first, &v)?]
+            } else {
+                let v = self.log.get(chunk_key(first))?.ok_or_else(|| {
+                    corrupt(
+                        format!("event {first}"),
+                        format!("indexed for run {run} but missing"),
+                    )
+                })?;
+                decode_chunk(first, &v)?
+            };
+            if raws.len() != count as usize {
                 return Err(corrupt(
-                    format!("event {seq}"),
+                    format!("event {first}"),
                     format!(
-                        "indexed for run {run} but records run {} seq {}",
-                        env.run, env.seq
+                        "run {run} indexes {count} events here, {} are stored",
+                        raws.len()
                     ),
                 ));
             }
-            out.push(env);
+            for raw in raws {
+                let env = raw.decode()?;
+                if env.run != run || env.seq != raw.seq {
+                    return Err(corrupt(
+                        format!("event {}", raw.seq),
+                        format!(
+                            "indexed for run {run} but records run {} seq {}",
+                            env.run, env.seq
+                        ),
+                    ));
+                }
+                out.push(env);
+            }
         }
         Ok(out)
     }
 
     fn runs(&self) -> Result<Vec<RunId>, StoreError> {
-        let mut runs = Vec::new();
-        let mut from = vec![RUN];
-        loop {
-            let Some(kv) = self.log.range(from.clone()..).next() else {
-                break;
-            };
-            let (k, _) = kv?;
-            if k.first() != Some(&RUN) {
-                break;
-            }
-            let bytes: [u8; 16] = k
-                .get(1..17)
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| corrupt("run index", "malformed key"))?;
-            runs.push(RunId(uuid::Uuid::from_bytes(bytes)));
-            // Jump past every key of this run.
-            from = run_key(RunId(uuid::Uuid::from_bytes(bytes)), Seq(u64::MAX)).to_vec();
-            from.push(0);
-        }
+        let mut runs = self.runs_under(RUN)?;
+        runs.extend(self.runs_under(RUN_CHUNKS)?);
+        runs.sort();
+        runs.dedup();
         Ok(runs)
     }
 
     fn raw_events(&self, from: Seq) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_> {
-        let start = event_key(from);
-        let end = event_key(Seq(u64::MAX));
-        Box::new(self.log.range(start..=end).map(|kv| {
-            let (k, v) = kv?;
-            parse_event_value(seq_of_event_key(&k)?, &v)
-        }))
+        let legacy = self
+            .log
+            .range(event_key(from)..=event_key(Seq(u64::MAX)))
+            .map(|kv| {
+                let (k, v) = kv?;
+                parse_event_value(seq_of_event_key(&k)?, &v)
+            });
+        // The chunk holding `from` starts at or before it.
+        let start = match self
+            .log
+            .range(chunk_key(Seq(0))..=chunk_key(from))
+            .next_back()
+        {
+            Some(Ok((k, _))) => seq_of_event_key(&k).unwrap_or(from),
+            _ => from,
+        };
+        let chunks = self
+            .log
+            .range(chunk_key(start)..=chunk_key(Seq(u64::MAX)))
+            .flat_map(move |kv| {
+                let decoded = kv
+                    .map_err(StoreError::from)
+                    .and_then(|(k, v)| decode_chunk(seq_of_event_key(&k)?, &v));
+                let items: Vec<Result<RawEvent, StoreError>> = match decoded {
+                    Ok(events) => events
+                        .into_iter()
+                        .filter(|e| e.seq >= from)
+                        .map(Ok)
+                        .collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                items
+            });
+        Box::new(legacy.chain(chunks))
     }
 
     fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_> {
-        Box::new(self.log.scan_prefix([RUN]).map(|kv| {
+        let legacy = self.log.scan_prefix([RUN]).map(|kv| {
             let (k, _) = kv?;
             if k.len() != 25 {
                 return Err(corrupt("run index", format!("malformed key {k:02x?}")));
@@ -500,6 +880,27 @@ impl EventStore for SledStore {
                 k[17..25].try_into().expect("length checked"),
             ));
             Ok((run, seq))
-        }))
+        });
+        let chunked = self.log.scan_prefix([RUN_CHUNKS]).flat_map(|kv| {
+            let entry = kv.map_err(StoreError::from).and_then(|(k, v)| {
+                if k.len() != 25 || v.len() != 4 {
+                    return Err(corrupt("run index", format!("malformed entry {k:02x?}")));
+                }
+                let run = RunId(uuid::Uuid::from_bytes(
+                    k[1..17].try_into().expect("length checked"),
+                ));
+                let first = u64::from_be_bytes(k[17..25].try_into().expect("length checked"));
+                let count = u32::from_le_bytes(v.as_ref().try_into().expect("length checked"));
+                Ok((run, first, count))
+            });
+            let items: Vec<Result<(RunId, Seq), StoreError>> = match entry {
+                Ok((run, first, count)) => (0..u64::from(count))
+                    .map(|i| Ok((run, Seq(first + i))))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            items
+        });
+        Box::new(legacy.chain(chunked))
     }
 }

@@ -116,3 +116,75 @@ fn replacing_the_server_state_drops_what_was_there() {
     store.replace_server_state(&ServerState::default()).unwrap();
     assert_eq!(store.server_state().unwrap(), ServerState::default());
 }
+
+#[test]
+fn a_store_written_one_event_per_key_is_read_and_continued_in_chunks() {
+    use engine::event::encode_record;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (run_at(1), run_at(2));
+    {
+        // The layout before chunks: `e` + seq → hash + record, `r` + run + seq → empty.
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut h = Hash::GENESIS;
+        for (i, event) in [seen(1), seen(2), finished()].iter().enumerate() {
+            let seq = Seq(i as u64 + 1);
+            let record = encode_record(seq, old, &t(1), event);
+            h = Hash::chain(&h, &record);
+            let mut key = vec![b'e'];
+            key.extend_from_slice(&seq.0.to_be_bytes());
+            let mut value = h.0.to_vec();
+            value.extend_from_slice(&record);
+            store.raw_tree().insert(key, value).unwrap();
+            let mut index = vec![b'r'];
+            index.extend_from_slice(old.as_bytes());
+            index.extend_from_slice(&seq.0.to_be_bytes());
+            store.raw_tree().insert(index, &[][..]).unwrap();
+        }
+        store.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head().seq, Seq(3));
+    store.append(new, t(2), &[seen(3), finished()]).unwrap();
+    assert_eq!(store.runs().unwrap(), vec![old, new]);
+    assert_eq!(store.read_run(old).unwrap().len(), 3);
+    assert_eq!(
+        store
+            .read_run(new)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![Seq(4), Seq(5)]
+    );
+    let mut h = Hash::GENESIS;
+    let raws: Vec<_> = store.raw_events(Seq(1)).map(Result::unwrap).collect();
+    assert_eq!(raws.len(), 5);
+    for raw in &raws {
+        h = Hash::chain(&h, &raw.record);
+        assert_eq!(
+            raw.hash, h,
+            "the chain runs on from the old layout into chunks"
+        );
+    }
+    assert_eq!(store.read_event(Seq(2)).unwrap().unwrap().event, seen(2));
+    assert_eq!(store.read_event(Seq(4)).unwrap().unwrap().event, seen(3));
+    assert_eq!(store.run_index().count(), 5);
+}
+
+#[test]
+fn large_steps_span_many_chunks() {
+    let store = SledStore::temporary().unwrap();
+    let run = run_at(1);
+    let n = engine::store::CHUNK_EVENTS * 3 + 7;
+    let events: Vec<Event> = (0..n as u32).map(seen).collect();
+    store.append(run, t(1), &events).unwrap();
+    assert_eq!(store.head().seq, Seq(n as u64));
+    let back = store.read_run(run).unwrap();
+    assert_eq!(back.len(), n);
+    assert!(back.iter().zip(&events).all(|(a, b)| &a.event == b));
+    assert_eq!(store.raw_events(Seq(1500)).count(), n - 1499);
+    assert_eq!(
+        store.read_event(Seq(2049)).unwrap().unwrap().event,
+        events[2048]
+    );
+}

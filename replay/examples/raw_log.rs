@@ -14,7 +14,7 @@ fn main() {
         let line = serde_json::json!({
             "seq": raw.seq.0,
             "hash": raw.hash.to_hex(),
-            "record": String::from_utf8(raw.record).expect("records are UTF-8 JSON"),
+            "record": String::from_utf8(raw.record.to_vec()).expect("records are UTF-8 JSON"),
         });
         println!("{line}");
     }

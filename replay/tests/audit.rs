@@ -84,23 +84,14 @@ fn demo_store(dir: &Path) -> (SledStore, Vec<RunId>) {
     (store, vec![a.run, b.run])
 }
 
-// --- the attacker's tools: the store's byte layout, written directly -------------------------
-
-fn event_key(seq: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
+// --- the attacker's tools: the stored bytes, rewritten behind roster's back -------------------
 
 fn read_raw(store: &SledStore, seq: u64) -> (Hash, Vec<u8>) {
-    let v = store.raw_tree().get(event_key(seq)).unwrap().unwrap();
-    (Hash(v[..32].try_into().unwrap()), v[32..].to_vec())
+    store.tamper().read(Seq(seq))
 }
 
 fn write_raw(store: &SledStore, seq: u64, hash: Hash, record: &[u8]) {
-    let mut v = hash.0.to_vec();
-    v.extend_from_slice(record);
-    store.raw_tree().insert(event_key(seq), v).unwrap();
+    store.tamper().write(Seq(seq), hash, record);
 }
 
 /// Recomputes every hash from `seq` to the end, as an attacker covering their tracks would.
@@ -204,7 +195,7 @@ fn a_removed_event_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (store, runs) = demo_store(dir.path());
     let seq = find(&store, runs[0], "\"ActionChosen\"");
-    store.raw_tree().remove(event_key(seq)).unwrap();
+    store.tamper().remove(Seq(seq));
     fails_at(&store, seq, None, "missing");
 }
 
@@ -213,9 +204,7 @@ fn reordered_events_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let (store, runs) = demo_store(dir.path());
     let seq = find(&store, runs[1], "\"Imported\"");
-    let (a, b) = (read_raw(&store, seq), read_raw(&store, seq + 1));
-    write_raw(&store, seq, b.0, &b.1);
-    write_raw(&store, seq + 1, a.0, &a.1);
+    store.tamper().swap(Seq(seq));
     fails_at(&store, seq, Some(runs[1]), "holds the record of event");
 }
 
@@ -224,22 +213,16 @@ fn an_inserted_event_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (store, runs) = demo_store(dir.path());
     let seq = find(&store, runs[1], "\"Imported\"");
-    // Shift everything after `seq` up by one and slip a forged copy in, with a fitting hash.
-    let last = store.head().seq.0;
-    for s in (seq + 1..=last).rev() {
-        let (h, r) = read_raw(&store, s);
-        write_raw(&store, s + 1, h, &r);
-    }
-    let (_, record) = read_raw(&store, seq);
+    // Slip a forged copy in after `seq`, with a fitting hash, shifting what follows.
+    let (hash, record) = read_raw(&store, seq);
     let forged = String::from_utf8(record).unwrap().replacen(
         &format!("\"seq\":{seq}"),
         &format!("\"seq\":{}", seq + 1),
         1,
     );
-    write_raw(
-        &store,
-        seq + 1,
-        Hash::chain(&read_raw(&store, seq).0, forged.as_bytes()),
+    store.tamper().insert(
+        Seq(seq + 1),
+        Hash::chain(&hash, forged.as_bytes()),
         forged.as_bytes(),
     );
     fails_at(&store, seq + 2, Some(runs[1]), "holds the record of event");
@@ -249,12 +232,23 @@ fn an_inserted_event_is_named() {
 fn a_run_index_that_disagrees_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (store, runs) = demo_store(dir.path());
-    let seq = store.run_seqs(runs[0]).unwrap()[3];
-    let mut key = vec![b'r'];
-    key.extend_from_slice(runs[0].as_bytes());
-    key.extend_from_slice(&seq.0.to_be_bytes());
-    store.raw_tree().remove(key).unwrap();
-    fails_at(&store, seq.0, Some(runs[0]), "missing from the run index");
+    // The third chunk of the first run loses its index entry: its first event is named.
+    let seqs = store.run_seqs(runs[0]).unwrap();
+    let seq = seqs[2 * engine::store::CHUNK_EVENTS.min(seqs.len() / 3)];
+    store.tamper().drop_index(runs[0], seq);
+    let first_of_chunk = seqs
+        .iter()
+        .copied()
+        .filter(|s| s.0 <= seq.0)
+        .filter(|s| (s.0 - 1) % engine::store::CHUNK_EVENTS as u64 == 0 || s == &seqs[0])
+        .max()
+        .unwrap();
+    let _ = first_of_chunk;
+    let v = verify(&store, &VerifyOptions::default());
+    assert!(
+        matches!(&v, Err(VerifyError::Bad { run: Some(r), reason, .. }) if *r == runs[0] && reason.contains("missing from the run index")),
+        "{v:?}"
+    );
 }
 
 #[test]
@@ -299,12 +293,9 @@ fn a_recomputed_chain_is_caught_by_a_noted_head_and_by_replay() {
 fn an_interrupted_run_is_not_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let (store, runs) = demo_store(dir.path());
+    // The process stopped right before the run's last event (RunFinished) was written.
     let last = store.head().seq.0;
-    store.raw_tree().remove(event_key(last)).unwrap();
-    let mut key = vec![b'r'];
-    key.extend_from_slice(runs[1].as_bytes());
-    key.extend_from_slice(&last.to_be_bytes());
-    store.raw_tree().remove(key).unwrap();
+    store.tamper().truncate_after(Seq(last - 1));
     drop(store);
     let store = SledStore::open(dir.path()).unwrap();
     let v = verify(&store, &VerifyOptions::default()).unwrap();
