@@ -70,10 +70,16 @@ pub fn out(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes `v` as pretty JSON to stdout, streamed: a large report is never one string.
 pub fn out_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    out(&s)
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, v).map_err(|e| match e.io_error_kind() {
+        Some(kind) => anyhow::Error::from(std::io::Error::from(kind)),
+        None => anyhow::Error::from(e),
+    })?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
 }
 
 fn usage(msg: impl Into<String>) -> anyhow::Error {
@@ -475,7 +481,7 @@ fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
 fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
     let store = ctx.open_store()?;
     let run = resolve_run(&store, run_arg)?;
-    let events = store.read_run(run)?;
+    let events = store.read_run_where(run, &|t| Report::USES.contains(&t))?;
     let report = Report::fold(&events);
     let view = ReportView::from_report(run, &report);
     let format = format.unwrap_or(if ctx.json {
@@ -494,7 +500,9 @@ fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
 fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
     let run = resolve_run(&store, run_arg)?;
-    let view = DeletedView::fold(&store.read_run(run)?);
+    let view = DeletedView::fold(
+        &store.read_run_where(run, &|t| matches!(t, "ObjectDeleted" | "ActionChosen"))?,
+    );
     if ctx.json {
         out_json(&view.rows)?;
     } else {

@@ -98,8 +98,22 @@ pub fn execute(
     };
 
     let phase = std::time::Instant::now();
-    let lap =
-        |what: &str| tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}");
+    let lap = |what: &str| {
+        // Time and memory per step, for `ROSTER_LOG=adapters=debug` and the benchmarks.
+        let rss_mb = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb / 1024);
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            rss_mb,
+            "{what}"
+        )
+    };
     let loaded = match source.read() {
         Ok(loaded) => loaded,
         Err(failure @ (Error::Source(_) | Error::Auth(_))) => {
@@ -153,6 +167,7 @@ pub fn execute(
     lap("search view");
     let selected = resolve_selection(&mut view, &req.selection, req.options.check_deleted)
         .map_err(|e| Error::bad_input(e.to_string()))?;
+    drop(view);
     lap("selection");
     let deleted = if req.options.check_deleted {
         find_deleted(&org.tenant_id, &snapshot, &server)
@@ -164,15 +179,55 @@ pub fn execute(
             .map_err(|e| Error::bad_input(e.to_string()))?;
     let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
     lap("deleted objects");
-    let mut decided = plan(PlanInput {
-        tenant: &org.tenant_id,
-        snapshot: &snapshot,
-        server: &server,
-        choices: &choices,
-        options: &req.options,
+    // The planner runs on a second thread while this one records what was read and chosen:
+    // both only read the snapshot and the server, and on a large tenant each takes seconds.
+    let at = clock.now();
+    let run = clock.new_run_id(at);
+    let (decided, recorded) = std::thread::scope(|scope| {
+        let planner = scope.spawn(|| {
+            plan(PlanInput {
+                tenant: &org.tenant_id,
+                snapshot: &snapshot,
+                server: &server,
+                choices: &choices,
+                options: &req.options,
+            })
+        });
+        let recorded = (|| -> Result<()> {
+            // 1. observe
+            let info = SourceInfo {
+                kind: source.kind(),
+                location: source.location(),
+                fingerprint: snapshot.fingerprint(),
+                completeness: snapshot.completeness,
+                problems: loaded.problems.clone(),
+            };
+            let mut observed = std::iter::once(Event::RunStarted(started(info)))
+                .chain(seen_events(&snapshot, &server))
+                .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
+                .map(Cow::Owned);
+            store.commit_stream(run, at, &mut observed, &[])?;
+            lap("recorded what was read");
+            // 2. choose
+            let mut chosen = choices
+                .iter()
+                .cloned()
+                .map(|c| Cow::Owned(Event::ActionChosen(c)));
+            store.commit_stream(run, clock.now(), &mut chosen, &[])?;
+            lap("recorded the choices");
+            Ok(())
+        })();
+        let decided = planner
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (decided, recorded)
     });
+    recorded?;
+    let mut decided = decided;
     debug_assert_eq!(decided.deleted, deleted);
     lap("planned");
+    // What was read is recorded and decided on; the rest of the run needs only the plan.
+    drop(snapshot);
     let stale = match &req.reviewed {
         Some(reviewed) => compare_entries(reviewed, &decided.entries),
         None => Vec::new(),
@@ -183,31 +238,6 @@ pub fn execute(
             differences: stale.len() as u32,
         });
     }
-
-    // 1. observe
-    let at = clock.now();
-    let run = clock.new_run_id(at);
-    let info = SourceInfo {
-        kind: source.kind(),
-        location: source.location(),
-        fingerprint: snapshot.fingerprint(),
-        completeness: snapshot.completeness,
-        problems: loaded.problems.clone(),
-    };
-    let mut observed = std::iter::once(Event::RunStarted(started(info)))
-        .chain(seen_events(&snapshot, &server))
-        .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
-        .map(Cow::Owned);
-    store.commit_stream(run, at, &mut observed, &[])?;
-    drop(observed);
-    lap("recorded what was read");
-
-    // 2. choose
-    let mut chosen = choices
-        .into_iter()
-        .map(|c| Cow::Owned(Event::ActionChosen(c)));
-    store.commit_stream(run, clock.now(), &mut chosen, &[])?;
-    lap("recorded the choices");
 
     let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
         store.append(

@@ -682,6 +682,11 @@ struct TypeOnly {
 }
 
 pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
+    // Records roster wrote start the same way; reading that prefix spares parsing the payload.
+    // Anything else (or anything odd) goes through the full parser.
+    if let Some(h) = header_prefix(bytes) {
+        return Ok(h);
+    }
     let h: HeaderIn =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     Ok(RecordHeader {
@@ -689,5 +694,46 @@ pub fn decode_header(bytes: &[u8]) -> Result<RecordHeader, DecodeError> {
         run: h.run,
         version: h.version,
         event_type: h.event.event_type,
+    })
+}
+
+/// The header of a record as `encode_record` lays it out:
+/// `{"seq":N,"run":"UUID","time":"…","version":V,"event":{"type":"Name",`.
+fn header_prefix(b: &[u8]) -> Option<RecordHeader> {
+    fn take<'a>(b: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+        b.strip_prefix(prefix)
+    }
+    fn digits(b: &[u8]) -> Option<(u64, &[u8])> {
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 19 {
+            return None;
+        }
+        let v = std::str::from_utf8(&b[..n]).ok()?.parse().ok()?;
+        Some((v, &b[n..]))
+    }
+    fn string(b: &[u8]) -> Option<(&str, &[u8])> {
+        let b = take(b, b"\"")?;
+        let n = b.iter().position(|c| *c == b'"')?;
+        let s = std::str::from_utf8(&b[..n]).ok()?;
+        if s.contains('\\') {
+            return None;
+        }
+        Some((s, &b[n + 1..]))
+    }
+    let b = take(b, b"{\"seq\":")?;
+    let (seq, b) = digits(b)?;
+    let b = take(b, b",\"run\":")?;
+    let (run, b) = string(b)?;
+    let b = take(b, b",\"time\":")?;
+    let (_, b) = string(b)?;
+    let b = take(b, b",\"version\":")?;
+    let (version, b) = digits(b)?;
+    let b = take(b, b",\"event\":{\"type\":")?;
+    let (event_type, _) = string(b)?;
+    Some(RecordHeader {
+        seq: Seq(seq),
+        run: run.parse().ok()?,
+        version: u16::try_from(version).ok()?,
+        event_type: event_type.to_owned(),
     })
 }

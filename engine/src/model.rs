@@ -594,6 +594,19 @@ impl ServerState {
     /// change nothing: applying is total, a store never fails halfway through a plan.
     pub fn apply(&mut self, op: &ServerOp) -> Vec<KeyWrite> {
         let mut writes = Vec::new();
+        self.apply_into(op, Some(&mut writes));
+        writes
+    }
+
+    /// Applies `op` without listing the records it writes (the planner's working copy).
+    pub fn apply_quietly(&mut self, op: &ServerOp) {
+        self.apply_into(op, None);
+    }
+
+    fn apply_into(&mut self, op: &ServerOp, out: Option<&mut Vec<KeyWrite>>) {
+        let mut scratch = Vec::new();
+        let quiet = out.is_none();
+        let writes = out.unwrap_or(&mut scratch);
         match op {
             ServerOp::PutUser {
                 previous_login,
@@ -602,27 +615,33 @@ impl ServerState {
                 let new_key = fold_case(&user.login);
                 if let Some(old) = previous_login {
                     let old_key = fold_case(old);
-                    if old_key != new_key && self.users.remove(&old_key).is_some() {
+                    if old_key != new_key && self.users.remove(&old_key).is_some() && !quiet {
                         writes.push(KeyWrite::DeleteUser { login: old.clone() });
                     }
                     if old_key != new_key || old != &user.login {
-                        self.rename_member(&old_key, Some(&user.login), &mut writes);
+                        self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
                 self.users.insert(new_key, user.clone());
-                writes.push(KeyWrite::PutUser(user.clone()));
+                if !quiet {
+                    writes.push(KeyWrite::PutUser(user.clone()));
+                }
             }
             ServerOp::SetUserEnabled { login, enabled } => {
                 if let Some(u) = self.users.get_mut(&fold_case(login)) {
                     u.enabled = *enabled;
-                    writes.push(KeyWrite::PutUser(u.clone()));
+                    if !quiet {
+                        writes.push(KeyWrite::PutUser(u.clone()));
+                    }
                 }
             }
             ServerOp::RemoveUser { login } => {
                 let key = fold_case(login);
                 if let Some(u) = self.users.remove(&key) {
-                    writes.push(KeyWrite::DeleteUser { login: u.login });
-                    self.rename_member(&key, None, &mut writes);
+                    if !quiet {
+                        writes.push(KeyWrite::DeleteUser { login: u.login });
+                    }
+                    self.rename_member(&key, None, writes);
                 }
             }
             ServerOp::PutGroup {
@@ -632,26 +651,31 @@ impl ServerState {
                 let new_key = fold_case(&group.name);
                 if let Some(old) = previous_name {
                     let old_key = fold_case(old);
-                    if old_key != new_key && self.groups.remove(&old_key).is_some() {
+                    if old_key != new_key && self.groups.remove(&old_key).is_some() && !quiet {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
                 self.groups.insert(new_key, group.clone());
-                writes.push(KeyWrite::PutGroup(group.clone()));
+                if !quiet {
+                    writes.push(KeyWrite::PutGroup(group.clone()));
+                }
             }
             ServerOp::SetGroupEnabled { name, enabled } => {
                 if let Some(g) = self.groups.get_mut(&fold_case(name)) {
                     g.enabled = *enabled;
-                    writes.push(KeyWrite::PutGroup(g.clone()));
+                    if !quiet {
+                        writes.push(KeyWrite::PutGroup(g.clone()));
+                    }
                 }
             }
             ServerOp::RemoveGroup { name } => {
                 if let Some(g) = self.groups.remove(&fold_case(name)) {
-                    writes.push(KeyWrite::DeleteGroup { name: g.name });
+                    if !quiet {
+                        writes.push(KeyWrite::DeleteGroup { name: g.name });
+                    }
                 }
             }
         }
-        writes
     }
 
     /// Replaces (or, with `None`, drops) a login in every group that lists it.

@@ -26,6 +26,9 @@ pub struct Report {
 }
 
 impl Report {
+    /// The event types a report is folded from.
+    pub const USES: [&'static str; 4] = ["RunStarted", "Planned", "Imported", "RunFinished"];
+
     pub fn apply(&mut self, env: &Envelope) {
         match &env.event {
             Event::RunStarted(s) => {

@@ -6,6 +6,12 @@
 //! one `apply_batch`, which sled applies atomically: after a crash either all of it is there or
 //! none of it. Nothing is durable until [`EventStore::flush`] returns.
 //!
+//! A step's events and server records are written by one `apply_batch` — except that a step
+//! writing no server records and more than [`MAX_BATCH_CHUNKS`] chunks (the record of a large
+//! tenant) is written in several batches, in order, so memory stays bounded. Interrupted
+//! between two of them, the run is unfinished, and closed as aborted when the store is next
+//! opened; nothing was applied, since applying comes after.
+//!
 //! Events are stored in *chunks*: up to [`CHUNK_EVENTS`] consecutive events of one run in one
 //! sled value. sled pays per key, not per byte, so a step of a hundred thousand events is a few
 //! hundred inserts; the hash chain still covers every event on its own.
@@ -123,10 +129,11 @@ impl RawEvent {
 }
 
 /// The log operations the rest of roster needs; sled is the one implementation.
-pub trait EventStore {
+pub trait EventStore: Sync {
     /// Appends `events` for `run` and applies `writes` to the embedded server, atomically:
-    /// all of it or none of it. Events are encoded as they come, so a caller can stream a
-    /// large step without holding it all. Not durable until [`EventStore::flush`].
+    /// all of it or none of it (a step without writes larger than [`MAX_BATCH_CHUNKS`] chunks
+    /// is written in several batches, in order). Events are encoded as they come, so a caller
+    /// can stream a large step without holding it all. Not durable until [`EventStore::flush`].
     fn commit_stream(
         &self,
         run: RunId,
@@ -160,7 +167,16 @@ pub trait EventStore {
     fn head(&self) -> Head;
 
     /// The run's events in order, decoded and upcast.
-    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError>;
+    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
+        self.read_run_where(run, &|_| true)
+    }
+
+    /// The run's events whose type `keep` accepts, in order; the others are not decoded.
+    fn read_run_where(
+        &self,
+        run: RunId,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<Envelope>, StoreError>;
 
     /// The sequence numbers of a run's events, in order.
     fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError>;
@@ -180,6 +196,8 @@ pub trait EventStore {
 
 /// Events per chunk, at most.
 pub const CHUNK_EVENTS: usize = 1024;
+/// Chunks per sled batch for steps that write no server records (see `commit_stream`).
+pub const MAX_BATCH_CHUNKS: usize = 16;
 /// Bytes per chunk, about (a chunk is closed once it holds this much).
 const CHUNK_BYTES: usize = 1 << 20;
 const CHUNK_VERSION: u8 = 1;
@@ -732,6 +750,7 @@ impl EventStore for SledStore {
         let mut next = *head;
         let mut batch = sled::Batch::default();
         let mut chunk: Option<ChunkWriter> = None;
+        let mut chunks_in_batch = 0;
         for event in events {
             next.seq = next.seq.next();
             let record = encode_record(next.seq, run, &time, &event);
@@ -740,6 +759,18 @@ impl EventStore for SledStore {
             w.push(next.seq, &next.hash, &record);
             if w.full() {
                 chunk.take().expect("just used").finish(run, &mut batch);
+                chunks_in_batch += 1;
+                // A step without server writes may be written in several batches, in order:
+                // memory stays bounded however large the tenant. Interrupted half-way, the run
+                // is unfinished (closed as aborted on the next open) and nothing was applied.
+                if writes.is_empty() && chunks_in_batch >= MAX_BATCH_CHUNKS {
+                    self.log.apply_batch(std::mem::take(&mut batch))?;
+                    *head = Head {
+                        seq: next.seq,
+                        hash: next.hash,
+                    };
+                    chunks_in_batch = 0;
+                }
             }
         }
         if let Some(w) = chunk {
@@ -782,7 +813,11 @@ impl EventStore for SledStore {
         }
     }
 
-    fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {
+    fn read_run_where(
+        &self,
+        run: RunId,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
         for (first, count) in self.run_ranges(run)? {
             let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
@@ -806,6 +841,24 @@ impl EventStore for SledStore {
                 ));
             }
             for raw in raws {
+                let header = crate::event::decode_header(&raw.record).map_err(|source| {
+                    StoreError::Decode {
+                        seq: raw.seq,
+                        source,
+                    }
+                })?;
+                if header.run != run || header.seq != raw.seq {
+                    return Err(corrupt(
+                        format!("event {}", raw.seq),
+                        format!(
+                            "indexed for run {run} but records run {} seq {}",
+                            header.run, header.seq
+                        ),
+                    ));
+                }
+                if !keep(&header.event_type) {
+                    continue;
+                }
                 let env = raw.decode()?;
                 if env.run != run || env.seq != raw.seq {
                     return Err(corrupt(

@@ -247,3 +247,22 @@ fn version_1_entries_are_upcast_with_their_reason() {
     };
     assert_eq!(plain.reason, None);
 }
+
+#[test]
+fn the_quick_header_reading_agrees_with_the_full_parser() {
+    for (name, event) in every_variant() {
+        let bytes = encode_record(Seq(123456789), run(), &time(), &event);
+        let quick = decode_header(&bytes).unwrap();
+        let full = decode_record(&bytes, Hash::GENESIS).unwrap();
+        assert_eq!(
+            (quick.seq, quick.run, quick.version),
+            (full.seq, full.run, full.version),
+            "{name}"
+        );
+        assert_eq!(quick.event_type, event.type_name(), "{name}");
+    }
+    // Laid out differently (spaces, key order): still read, by the full parser.
+    let odd = br#"{ "run": "01a21bb4-dbff-71f7-8fb2-6a1a96d511a2", "seq": 5, "time": "2026-11-27T06:32:47Z", "version": 2, "event": {"source": "x", "type": "UserSeen"}}"#;
+    let h = decode_header(odd).unwrap();
+    assert_eq!((h.seq, h.event_type.as_str()), (Seq(5), "UserSeen"));
+}

@@ -44,7 +44,7 @@ pub fn user_history(
     let login = fold_case(login);
     let mut items = Vec::new();
     for run in store.runs()? {
-        let events = store.read_run(run)?;
+        let events = store.read_run_where(run, &|t| matches!(t, "RunStarted" | "Imported"))?;
         let Some(Event::RunStarted(started)) = events.first().map(|e| &e.event) else {
             continue;
         };

@@ -65,17 +65,32 @@ pub enum ReplayError {
 
 pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
     let seqs = store.run_seqs(run)?;
-    let Some(last) = seqs.last() else {
+    let Some(last) = seqs.last().copied() else {
         return Err(ReplayError::NoSuchRun(run));
     };
-    verify(
-        store,
-        &VerifyOptions {
-            noted_head: None,
-            until: Some(*last),
-        },
-    )
-    .map_err(|source| ReplayError::Unverified { run, source })?;
+    // Verifying the log up to the run and re-deciding the run are independent: do both at
+    // once, and answer with the replay only if the verification holds.
+    std::thread::scope(|scope| {
+        let verified = scope.spawn(move || {
+            verify(
+                store,
+                &VerifyOptions {
+                    noted_head: None,
+                    until: Some(last),
+                },
+            )
+        });
+        let replayed = re_decide(store, run);
+        match verified.join() {
+            Ok(Ok(_)) => replayed,
+            Ok(Err(source)) => Err(ReplayError::Unverified { run, source }),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Folds the run's recorded inputs, decides again, and compares with what it recorded.
+fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
     let events = store.read_run(run)?;
     let malformed = |reason: String| ReplayError::Malformed { run, reason };
     let inputs = RunInputs::fold(&events).map_err(|e| malformed(e.to_string()))?;
@@ -85,6 +100,25 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
     let mut differences: Vec<Difference> = Vec::new();
     let mut note = None;
 
+    let decided_nothing = recorded.entries.is_empty()
+        && status != Some(RunStatus::Completed)
+        && status != Some(RunStatus::Refused);
+    if decided_nothing
+        && status == Some(RunStatus::Aborted)
+        && !started.source.fingerprint.is_empty()
+    {
+        // Stopped while it was still recording what it read: there are no decisions to compare.
+        return Ok(Replayed {
+            run,
+            mode: started.mode,
+            entries: 0,
+            differences,
+            note: Some(format!(
+                "stopped before any decision was recorded: {}",
+                recorded.reason.unwrap_or_default()
+            )),
+        });
+    }
     if started.source.fingerprint.is_empty() && status == Some(RunStatus::Aborted) {
         // Aborted while reading the tenant: nothing was decided.
         return Ok(Replayed {
