@@ -151,8 +151,8 @@ pub struct FakeGraphArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:0")]
     pub addr: std::net::SocketAddr,
-    /// Largest page served
-    #[arg(long, default_value_t = 100)]
+    /// Largest page served, whatever $top asks (Graph serves up to 999 directory objects)
+    #[arg(long, default_value_t = 999)]
     pub page_size: usize,
     /// Answer every Nth Graph request 429 with Retry-After
     #[arg(long, value_name = "N")]

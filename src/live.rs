@@ -178,8 +178,32 @@ pub fn forget_tokens(ctx: &Ctx, config: &OrgConfig) -> Result<()> {
     Ok(())
 }
 
-/// Shows enumeration progress on stderr while `work` runs, if stderr is a terminal.
-pub fn with_progress<T>(stats: &Arc<GraphStats>, live: bool, work: impl FnOnce() -> T) -> T {
+/// Shows enumeration progress on stderr while `work` runs, if stderr is a terminal, and
+/// what reading the tenant cost once it succeeded (a failure stays one line: its error).
+pub fn with_progress<T, E>(
+    stats: &Arc<GraphStats>,
+    live: bool,
+    work: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let result = show_progress(stats, live, work);
+    if live && result.is_ok() {
+        let s = stats.snapshot();
+        if s.requests > 0 {
+            eprintln!(
+                "Read from Graph: {} objects in {} pages, {} requests, {} retries ({} throttled), {:.1} s waiting",
+                s.objects,
+                s.pages,
+                s.requests,
+                s.retries,
+                s.throttled,
+                s.waited_ms as f64 / 1000.0
+            );
+        }
+    }
+    result
+}
+
+fn show_progress<T>(stats: &Arc<GraphStats>, live: bool, work: impl FnOnce() -> T) -> T {
     if !live || !std::io::stderr().is_terminal() {
         return work();
     }

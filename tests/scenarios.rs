@@ -66,7 +66,54 @@ pub fn redact(text: &str, store: &Path, scratch: &Path) -> String {
             i += 1;
         }
     }
-    result
+    unpad_tables(&result)
+}
+
+/// A table holding a redacted path is as wide as the path was on this machine:
+/// squeeze its padding so the transcript is the same on every clone.
+fn unpad_tables(text: &str) -> String {
+    let is_table = |line: &str| line.starts_with(['┌', '│', '╞', '├', '└']);
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let mut end = i;
+        while end < lines.len() && is_table(lines[end]) {
+            end += 1;
+        }
+        if end == i {
+            out.push_str(lines[i]);
+            i += 1;
+            continue;
+        }
+        let table = &lines[i..end];
+        let has_path = table
+            .iter()
+            .any(|l| l.contains("[fixtures]") || l.contains("[store]") || l.contains("[scratch]"));
+        for line in table {
+            if has_path {
+                out.push_str(&squeeze(line));
+            } else {
+                out.push_str(line);
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+/// Runs of border or padding characters become one.
+fn squeeze(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut last = None;
+    for c in line.chars() {
+        if matches!(c, '─' | '═' | ' ') && last == Some(c) {
+            continue;
+        }
+        out.push(c);
+        last = Some(c);
+    }
+    out
 }
 
 /// A UUID v7 (run ids; Entra ids in the fixtures are v4/v5 and stay).

@@ -35,7 +35,8 @@ pub enum DeviceOutcome {
 
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
-    /// The largest page served, whatever `$top` asks.
+    /// The largest page served, whatever `$top` asks (Graph: 999 for directory objects;
+    /// without `$top`, 100).
     pub page_size: usize,
     /// Every Nth Graph request is answered 429 with `Retry-After: retry_after`.
     pub throttle_every: Option<u64>,
@@ -86,7 +87,7 @@ pub struct FakeConfig {
 impl Default for FakeConfig {
     fn default() -> Self {
         FakeConfig {
-            page_size: 100,
+            page_size: 999,
             throttle_every: None,
             fail_every: None,
             fail_status: 503,
@@ -494,10 +495,10 @@ impl State {
     fn route(&self, req: &Request<'_>) -> Answer {
         let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
         let d = &self.dir;
-        let collection = |items: Vec<Value>, context: &str| self.collection(items, req, context);
+        let collection = |items: Vec<&Value>, context: &str| self.collection(items, req, context);
         match (req.method, segments.as_slice()) {
-            ("GET", ["users"]) => collection(d.users.clone(), "users"),
-            ("GET", ["groups"]) => collection(d.groups.clone(), "groups"),
+            ("GET", ["users"]) => collection(d.users.iter().collect(), "users"),
+            ("GET", ["groups"]) => collection(d.groups.iter().collect(), "groups"),
             ("GET", [kind @ ("users" | "groups"), "$count"]) => {
                 if !req.eventual {
                     return count_needs_header();
@@ -533,13 +534,13 @@ impl State {
                     }
                     _ => return self.unexpected(req),
                 }
-                collection(items, "directoryObjects")
+                collection(items.iter().collect(), "directoryObjects")
             }
             ("GET", ["directory", "deletedItems", "microsoft.graph.user"]) => {
-                collection(d.deleted_users.clone(), "users")
+                collection(d.deleted_users.iter().collect(), "users")
             }
             ("GET", ["directory", "deletedItems", "microsoft.graph.group"]) => {
-                collection(d.deleted_groups.clone(), "groups")
+                collection(d.deleted_groups.iter().collect(), "groups")
             }
             _ => self.unexpected(req),
         }
@@ -584,7 +585,8 @@ impl State {
     }
 
     /// A page of `items` per the query: filter, search, order, select, count, page.
-    fn collection(&self, mut items: Vec<Value>, req: &Request<'_>, context: &str) -> Answer {
+    /// Only the page served is copied: the items are borrowed until then.
+    fn collection(&self, mut items: Vec<&Value>, req: &Request<'_>, context: &str) -> Answer {
         let mut select: Option<Vec<String>> = None;
         let mut top: Option<usize> = None;
         let mut skip = 0usize;
@@ -680,8 +682,8 @@ impl State {
             .skip(skip)
             .take(size)
             .map(|i| match &select {
-                Some(fields) => project(&i, fields),
-                None => i,
+                Some(fields) => project(i, fields),
+                None => i.clone(),
             })
             .collect();
         let mut body = Map::new();
@@ -1200,8 +1202,14 @@ impl FakeGraph {
                     .build()
                     .expect("a runtime starts");
                 runtime.block_on(async move {
-                    let listener =
-                        tokio::net::TcpListener::from_std(listener).expect("the listener converts");
+                    use axum::serve::ListenerExt;
+                    // Without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms stalls to every
+                    // large response: the fake would be slower than the service it imitates.
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("the listener converts")
+                        .tap_io(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        });
                     let app = axum::Router::new().fallback(
                         move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                             let state = served.clone();

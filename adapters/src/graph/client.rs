@@ -75,7 +75,8 @@ impl RetryPolicy {
         p
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The wait before attempt `attempt + 1`: exponential, capped, with full jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
         let capped = exp.min(self.max_delay);
         // Full jitter keeps many clients from retrying in step.
@@ -191,6 +192,9 @@ pub struct GraphClient {
     auth: Arc<dyn TokenSource>,
     policy: RetryPolicy,
     pub stats: Arc<GraphStats>,
+    /// When Graph throttles one request, every request holds back until then: hammering a
+    /// throttled tenant only lengthens the throttling.
+    hold_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl GraphClient {
@@ -215,11 +219,33 @@ impl GraphClient {
             auth,
             policy,
             stats,
+            hold_until: Arc::default(),
         }
     }
 
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Holds every request of this client back for `delay` from now.
+    pub fn hold(&self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        let mut h = self.hold_until.lock().unwrap_or_else(|p| p.into_inner());
+        if h.is_none_or(|t| t < until) {
+            *h = Some(until);
+        }
+    }
+
+    /// Waits while the client is held back.
+    async fn wait_for_hold(&self) {
+        let until = *self.hold_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = until.filter(|u| *u > tokio::time::Instant::now()) {
+            tokio::time::sleep_until(until).await;
+        }
     }
 
     /// A URL under the version root: `users?$select=...`.
@@ -247,6 +273,7 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             attempts += 1;
+            self.wait_for_hold().await;
             let token = self.auth.token().await?;
             let outcome = self.attempt_get::<T>(url, advanced, &token, what).await;
             let (why, after, throttled) = match outcome {
@@ -415,6 +442,7 @@ impl GraphClient {
         let mut refreshed = false;
         loop {
             attempts += 1;
+            self.wait_for_hold().await;
             let token = self.auth.token().await?;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let sent = self
@@ -465,7 +493,7 @@ impl GraphClient {
         }
     }
 
-    /// Counts an inner `$batch` request that failed and will be retried on its own.
+    /// Counts an inner `$batch` request that failed and will be sent again.
     pub fn record_retry(&self, throttled: bool) {
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
         if throttled {

@@ -75,8 +75,13 @@ impl GraphSource {
             false,
             "listing deleted groups",
         );
+        let started = std::time::Instant::now();
         let (users, groups, deleted_users, deleted_groups) =
             tokio::join!(users, groups, deleted_users, deleted_groups);
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "listed users, groups and recycle bins"
+        );
         let (users, groups) = (users?, groups?);
 
         let mut problems = Vec::new();
@@ -110,6 +115,10 @@ impl GraphSource {
         }
         let user_ids: HashSet<ObjectId> = entra_users.iter().map(|u| u.id.clone()).collect();
         let mut members = self.transitive_members(&groups).await?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "read the members"
+        );
         let mut entra_groups = Vec::with_capacity(groups.len());
         for g in groups {
             match members.remove(&g.id) {
@@ -188,53 +197,84 @@ fn members_path(id: &ObjectId) -> String {
     format!("groups/{id}/transitiveMembers?$select=id&$top=999")
 }
 
-/// One `$batch` of first pages, then the rest of each group's pages one by one. An inner
-/// request that failed is retried on its own (after its `Retry-After`, if it sent one).
+/// First pages by `$batch`, then the rest of each group's pages one by one. Inner requests
+/// that were throttled or failed are sent again together, in a new `$batch`, once the longest
+/// `Retry-After` has passed (Graph's advice); whatever still fails is read on its own, with the
+/// client's full retry policy.
 async fn members_batch(
     client: &GraphClient,
     groups: Vec<ObjectId>,
 ) -> std::result::Result<Vec<(ObjectId, Vec<GraphMember>)>, GraphError> {
-    let requests = groups
-        .iter()
-        .enumerate()
-        .map(|(i, id)| BatchRequestItem {
-            id: i.to_string(),
-            method: "GET".into(),
-            url: format!("/{}", members_path(id)),
-            headers: None,
-            body: None,
-        })
-        .collect();
-    let answer = client.batch(requests, "reading group members").await?;
-    let mut by_id: HashMap<String, _> = answer
-        .responses
-        .into_iter()
-        .map(|r| (r.id.clone(), r))
-        .collect();
+    let mut first: HashMap<usize, Page<GraphMember>> = HashMap::new();
+    let mut gone: HashSet<usize> = HashSet::new();
+    let mut direct: Vec<usize> = Vec::new();
+    let mut pending: Vec<usize> = (0..groups.len()).collect();
+    let mut round = 0;
+    while !pending.is_empty() && round < client.policy().max_attempts {
+        round += 1;
+        let requests = pending
+            .iter()
+            .map(|&i| BatchRequestItem {
+                id: i.to_string(),
+                method: "GET".into(),
+                url: format!("/{}", members_path(&groups[i])),
+                headers: None,
+                body: None,
+            })
+            .collect();
+        let answer = client.batch(requests, "reading group members").await?;
+        let mut answered: HashSet<usize> = HashSet::new();
+        let mut again = Vec::new();
+        let mut wait: Option<Duration> = None;
+        for r in answer.responses {
+            let Some(i) = r.id.parse::<usize>().ok().filter(|i| *i < groups.len()) else {
+                continue;
+            };
+            answered.insert(i);
+            match r.status {
+                200 => match r.body.map(serde_json::from_value::<Page<GraphMember>>) {
+                    Some(Ok(page)) => {
+                        first.insert(i, page);
+                    }
+                    _ => again.push(i),
+                },
+                404 => {
+                    gone.insert(i);
+                }
+                429 | 500 | 502 | 503 | 504 => {
+                    client.record_retry(r.status == 429);
+                    if let Some(after) = r.header("Retry-After").and_then(parse_retry_after) {
+                        wait = Some(wait.map_or(after, |w: Duration| w.max(after)));
+                    }
+                    again.push(i);
+                }
+                // Anything else (a 403, say) is read on its own, where it becomes a clear error.
+                _ => direct.push(i),
+            }
+        }
+        again.extend(pending.iter().copied().filter(|i| !answered.contains(i)));
+        if !again.is_empty() {
+            let delay = wait.unwrap_or_else(|| client.policy().backoff(round - 1));
+            client.hold(delay);
+            tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+        }
+        pending = again;
+    }
+    direct.extend(pending);
     let mut out = Vec::with_capacity(groups.len());
     for (i, id) in groups.into_iter().enumerate() {
+        if gone.contains(&i) {
+            continue;
+        }
         let what = format!("reading the members of group {id}");
         let mut members = Vec::new();
         let mut seen = HashSet::new();
-        let first: Option<Page<GraphMember>> = match by_id.remove(&i.to_string()) {
-            Some(r) if r.status == 200 => r.body.and_then(|b| serde_json::from_value(b).ok()),
-            Some(r) if r.status == 404 => continue,
-            Some(r) => {
-                client.record_retry(r.status == 429);
-                if let Some(wait) = r.header("Retry-After").and_then(parse_retry_after) {
-                    tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-                }
-                None
-            }
-            None => None,
-        };
-        let next = match first {
+        let next = match first.remove(&i) {
             Some(page) => {
                 client.record_page(page.value.len());
                 members.extend(page.value);
                 client.follow(page.next_link, &mut seen, &what)?
             }
-            // Missing, failed or unreadable in the batch: read it directly, with retries.
             None => Some(client.url(&members_path(&id))),
         };
         if let Some(url) = next {
