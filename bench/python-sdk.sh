@@ -2,7 +2,7 @@
 # roster's enumeration next to what admins script instead: listing all users of the same
 # fake-graph tenant with Microsoft's official Python Graph SDK (msgraph-sdk), in one run.
 # The SDK is installed in its own venv under the work directory; its base URL points at the fake.
-# roster reads the whole tenant (users, groups, transitive members, recycle bins); the SDK
+# roster reads the whole tenant (users, groups, members, recycle bins); the SDK
 # lists users only.
 #
 #   bench/python-sdk.sh [--users N] [--groups M] [--work DIR]

@@ -106,6 +106,7 @@ fn main() -> ExitCode {
                 if !msg.contains(&root) {
                     msg = format!("{msg}: {root}");
                 }
+                let msg = adapters::error::one_line(&msg);
                 let _ = writeln!(std::io::stderr(), "error: {msg}");
             }
             ExitCode::from(code as u8)

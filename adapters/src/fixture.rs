@@ -171,7 +171,8 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
 
 /// Each group's transitive member users, from direct members. Cycles (which Entra does not
 /// allow, but a hand-made fixture might hold) are cut; unknown members are reported and skipped.
-fn resolve_nesting(
+/// The Graph source resolves what `/groups/{id}/members` returned with the same function.
+pub(crate) fn resolve_nesting(
     groups: &[GraphGroup],
     direct: &[&[GraphMember]],
     users: &HashSet<&ObjectId>,

@@ -118,6 +118,19 @@ proptest! {
     }
 }
 
+/// Found by `fuzz/run.sh` (target `server`): serde names an unknown field as it was written,
+/// and a JSON key may hold escaped newlines and control characters.
+#[test]
+fn names_with_control_characters_stay_on_one_line() {
+    for bytes in [
+        br#"{"u\\\ntoso.com": 1}"#.as_slice(),
+        br#"{"users": [{"login\r\n\u0000\u001b[31m": 1}]}"#.as_slice(),
+    ] {
+        tenant(bytes);
+        server(bytes);
+    }
+}
+
 #[test]
 fn pathological_inputs() {
     let t = "11111111-1111-4111-8111-111111111111";

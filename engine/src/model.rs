@@ -95,7 +95,7 @@ impl GroupType {
 }
 
 /// A group as read from Entra ID. `member_users` is its *transitive* user membership, resolved
-/// from nested groups, so a fixture (direct members) and Graph (`transitiveMembers`) agree.
+/// from direct members and nested groups the same way for a fixture and for Graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EntraGroup {
