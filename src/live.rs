@@ -190,13 +190,13 @@ pub fn with_progress<T, E>(
         let s = stats.snapshot();
         if s.requests > 0 {
             eprintln!(
-                "Read from Graph: {} objects in {} pages, {} requests, {} retries ({} throttled), {:.1} s waiting",
+                "Read from Graph: {} objects in {} pages, {} requests, {} retries ({} throttled), held back {:.1} s by throttling",
                 s.objects,
                 s.pages,
                 s.requests,
                 s.retries,
                 s.throttled,
-                s.waited_ms as f64 / 1000.0
+                s.held_ms as f64 / 1000.0
             );
         }
     }
@@ -224,7 +224,7 @@ fn show_progress<T>(stats: &Arc<GraphStats>, live: bool, work: impl FnOnce() -> 
                     s.pages,
                     s.requests,
                     s.retries,
-                    s.waited_ms as f64 / 1000.0
+                    s.held_ms as f64 / 1000.0
                 ));
                 bar.tick();
                 std::thread::sleep(Duration::from_millis(100));

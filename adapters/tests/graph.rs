@@ -114,9 +114,11 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
             fast_policy(),
             stats.clone(),
         );
+        let started = std::time::Instant::now();
         let loaded = runtime()
             .block_on(GraphSource::new(client, expected.tenant_id.clone()).enumerate())
             .unwrap();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         assert_eq!(loaded.snapshot, expected, "{}", tenant.display());
         assert_eq!(loaded.snapshot.fingerprint(), expected.fingerprint());
         let (mut a, mut b) = (
@@ -141,6 +143,13 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
             "every fault was retried once: {mine:?} vs {f:?}"
         );
         assert_eq!(mine.throttled, f.throttled);
+        // Each 429 held the whole client back for its Retry-After (10 ms); overlapping holds
+        // count once, so the total is wall-clock time.
+        assert!(
+            mine.held_ms >= 10 && mine.held_ms <= elapsed_ms,
+            "held back {} ms in {elapsed_ms} ms",
+            mine.held_ms
+        );
     }
 }
 

@@ -92,7 +92,10 @@ pub struct GraphStats {
     pub objects: AtomicU64,
     pub retries: AtomicU64,
     pub throttled: AtomicU64,
+    /// Sum of every request's waits before retrying (two requests waiting 1 s count 2 s).
     pub waited_ms: AtomicU64,
+    /// Wall-clock time the whole client was held back by throttling (overlaps counted once).
+    pub held_ms: AtomicU64,
 }
 
 impl GraphStats {
@@ -105,6 +108,7 @@ impl GraphStats {
             retries: get(&self.retries),
             throttled: get(&self.throttled),
             waited_ms: get(&self.waited_ms),
+            held_ms: get(&self.held_ms),
         }
     }
 }
@@ -118,6 +122,7 @@ pub struct StatsSnapshot {
     pub retries: u64,
     pub throttled: u64,
     pub waited_ms: u64,
+    pub held_ms: u64,
 }
 
 /// Why a Graph request failed for good.
@@ -231,13 +236,21 @@ impl GraphClient {
         &self.policy
     }
 
-    /// Holds every request of this client back for `delay` from now.
+    /// Holds every request of this client back for `delay` from now: once Graph throttles,
+    /// sending more only spends budget on 429s.
     pub fn hold(&self, delay: Duration) {
-        let until = tokio::time::Instant::now() + delay;
+        let now = tokio::time::Instant::now();
+        let until = now + delay;
         let mut h = self.hold_until.lock().unwrap_or_else(|p| p.into_inner());
-        if h.is_none_or(|t| t < until) {
-            *h = Some(until);
-        }
+        let from = match *h {
+            Some(t) if t >= until => return,
+            Some(t) if t > now => t,
+            _ => now,
+        };
+        *h = Some(until);
+        self.stats
+            .held_ms
+            .fetch_add((until - from).as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Waits while the client is held back.
@@ -320,6 +333,7 @@ impl GraphClient {
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            self.hold(delay);
         }
         self.stats
             .waited_ms
