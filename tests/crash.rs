@@ -79,47 +79,7 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let work = tempfile::tempdir().unwrap();
-    let (tenant, server) = (
-        work.path().join("tenant.json"),
-        work.path().join("server.json"),
-    );
-    let (code, _, err) = roster(
-        work.path(),
-        &[
-            "fixture",
-            "generate",
-            "--users",
-            "3000",
-            "--groups",
-            "300",
-            "--members-per-group",
-            "10",
-            "--seed",
-            "7",
-            "--out",
-            tenant.to_str().unwrap(),
-            "--server-out",
-            server.to_str().unwrap(),
-            "--linked",
-            "0.4",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let template = work.path().join("template");
-    assert_eq!(
-        roster(
-            &template,
-            &["org", "add", "gen", "--fixture", tenant.to_str().unwrap()]
-        )
-        .0,
-        0
-    );
-    assert_eq!(
-        roster(&template, &["server", "load", server.to_str().unwrap()]).0,
-        0
-    );
-    let loaded: ServerState = serde_json::from_slice(&std::fs::read(&server).unwrap()).unwrap();
+    let (work, template, loaded) = generated();
 
     // The uninterrupted run, and how long it takes.
     let reference_store = work.path().join("reference");
@@ -188,6 +148,135 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
     assert!(
         completed_before_kill < kills,
         "the kills must interrupt runs, not only land after them"
+    );
+}
+
+/// A generated tenant of 3,000 users and 300 groups, and a store (`template`) with it as org
+/// `gen` and a server of 40 % linked users loaded (also left as `server.json` in `work`).
+fn generated() -> (tempfile::TempDir, std::path::PathBuf, ServerState) {
+    let work = tempfile::tempdir().unwrap();
+    let (tenant, server) = (
+        work.path().join("tenant.json"),
+        work.path().join("server.json"),
+    );
+    let (code, _, err) = roster(
+        work.path(),
+        &[
+            "fixture",
+            "generate",
+            "--users",
+            "3000",
+            "--groups",
+            "300",
+            "--members-per-group",
+            "10",
+            "--seed",
+            "7",
+            "--out",
+            tenant.to_str().unwrap(),
+            "--server-out",
+            server.to_str().unwrap(),
+            "--linked",
+            "0.4",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let template = work.path().join("template");
+    assert_eq!(
+        roster(
+            &template,
+            &["org", "add", "gen", "--fixture", tenant.to_str().unwrap()]
+        )
+        .0,
+        0
+    );
+    assert_eq!(
+        roster(&template, &["server", "load", server.to_str().unwrap()]).0,
+        0
+    );
+    let loaded: ServerState = serde_json::from_slice(&std::fs::read(&server).unwrap()).unwrap();
+    (work, template, loaded)
+}
+
+/// The JSON-file server target under the same kills: the file is replaced atomically, so
+/// after any kill it is a whole, valid server file, no entry is added twice, and the rerun
+/// ends with the file of an uninterrupted run. (A kill can leave a `.roster-*.tmp` file: a
+/// partial write that never replaced anything.)
+#[test]
+fn imports_into_a_server_file_killed_at_any_moment_never_tear_it() {
+    let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(12, |n: u32| (n / 3).max(1));
+    let (work, template, loaded) = generated();
+    let server = work.path().join("server.json");
+    let import = |store: &Path, file: &Path| {
+        let mut args: Vec<String> = IMPORT.iter().map(|a| a.to_string()).collect();
+        args.push("--server-file".into());
+        args.push(file.to_str().unwrap().into());
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.args(args).env("ROSTER_STORE", store);
+        cmd
+    };
+    let read = |file: &Path| -> ServerState {
+        serde_json::from_slice(&std::fs::read(file).unwrap())
+            .unwrap_or_else(|e| panic!("{} is torn: {e}", file.display()))
+    };
+
+    let reference_dir = work.path().join("reference");
+    copy_dir(&template, &reference_dir.join("store"));
+    let reference_file = reference_dir.join("server.json");
+    std::fs::copy(&server, &reference_file).unwrap();
+    let started = Instant::now();
+    let out = import(&reference_dir.join("store"), &reference_file)
+        .output()
+        .unwrap();
+    let full = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let reference = read(&reference_file);
+    assert_ne!(reference, loaded);
+
+    let mut completed_before_kill = 0;
+    for k in 0..kills {
+        let dir = work.path().join(format!("file-kill{k}"));
+        let (store, file) = (dir.join("store"), dir.join("server.json"));
+        copy_dir(&template, &store);
+        std::fs::copy(&server, &file).unwrap();
+        let at = full.mul_f64(0.05 + 1.0 * f64::from(k) / f64::from(kills.max(1)));
+        let mut child = import(&store, &file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() || status.code() == Some(3) {
+            completed_before_kill += 1;
+        }
+        let _whole = read(&file);
+        assert_eq!(roster(&store, &["verify"]).0, 0, "kill {k} at {at:?}");
+
+        let out = import(&store, &file).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "kill {k}: the rerun finishes: {out:?}"
+        );
+        let twice = added_twice(&store);
+        assert!(twice.is_empty(), "kill {k}: entries added twice: {twice:?}");
+        assert_eq!(
+            read(&file),
+            reference,
+            "kill {k} at {at:?}: the rerun ends with the uninterrupted server file"
+        );
+        assert_eq!(roster(&store, &["verify"]).0, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    println!("{kills} kill points survived with a server file ({completed_before_kill} runs had finished before their kill); full import {full:?}");
+    assert!(
+        completed_before_kill < kills,
+        "the kills must interrupt runs"
     );
 }
 

@@ -207,9 +207,18 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io
             }
         }
     }
-    tmp.as_file().sync_all()?;
+    // fdatasync: the data and the size, all a renamed new file needs.
+    tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(&dir)?.sync_all()?;
+    // The new file is in place from here on: a failure to sync the directory only means the
+    // rename might not survive a power loss, so it is told, not turned into "not applied".
+    if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(
+            "the server file {} was replaced, but its directory could not be synced: {}",
+            path.display(),
+            crate::fixture::io_reason(&e)
+        );
+    }
     Ok(())
 }
 
