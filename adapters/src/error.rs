@@ -45,22 +45,25 @@ impl From<crate::auth::AuthError> for Error {
     }
 }
 
-/// Longest message shown: enough for any real explanation, bounded for hostile input.
-const MAX_MESSAGE_CHARS: usize = 1000;
+/// Longest message shown, in bytes: enough for any real explanation, bounded for hostile input.
+const MAX_MESSAGE_BYTES: usize = 1000;
 
-/// `msg` as one bounded line: control characters (newlines, escapes, NUL) are shown escaped,
-/// and an overlong message is cut with an ellipsis.
+/// `msg` as one bounded line: control characters (newlines, escapes, NUL, DEL) are shown
+/// escaped, and a message longer than [`MAX_MESSAGE_BYTES`] once escaped is cut with an ellipsis.
 pub fn one_line(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len().min(MAX_MESSAGE_CHARS + 4));
-    for (n, c) in msg.chars().enumerate() {
-        if n == MAX_MESSAGE_CHARS {
+    let mut out = String::with_capacity(msg.len().min(MAX_MESSAGE_BYTES + 4));
+    let mut shown = 0;
+    for c in msg.chars() {
+        let escaped = c.is_control().then(|| c.escape_default());
+        let width = escaped.clone().map_or(c.len_utf8(), Iterator::count);
+        if shown + width > MAX_MESSAGE_BYTES {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        shown += width;
+        match escaped {
+            Some(e) => out.extend(e),
+            None => out.push(c),
         }
     }
     out
@@ -74,7 +77,18 @@ mod tests {
     fn messages_are_one_bounded_line() {
         assert_eq!(one_line("field `a\nb\u{0}`"), "field `a\\nb\\u{0}`");
         let long = one_line(&"x".repeat(5000));
-        assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(long.len(), MAX_MESSAGE_BYTES + '…'.len_utf8());
         assert!(long.ends_with('…'));
+        // Escaping widens a character up to ten times, and a character may take four bytes:
+        // the bound holds on what is shown.
+        for hostile in ["\u{7f}", "😀"] {
+            let shown = one_line(&hostile.repeat(5000));
+            assert!(
+                shown.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8(),
+                "{}",
+                shown.len()
+            );
+        }
+        assert!(one_line("\u{7f}").starts_with("\\u{7f}"));
     }
 }

@@ -72,13 +72,19 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
     // once, and answer with the replay only if the verification holds.
     std::thread::scope(|scope| {
         let verified = scope.spawn(move || {
-            verify(
+            let started = std::time::Instant::now();
+            let verified = verify(
                 store,
                 &VerifyOptions {
                     noted_head: None,
                     until: Some(last),
                 },
-            )
+            );
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "verified the log up to the run"
+            );
+            verified
         });
         let replayed = re_decide(store, run);
         match verified.join() {
@@ -91,10 +97,16 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
 
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+    let clock = std::time::Instant::now();
+    let lap = |what: &str| {
+        tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
+    };
     let events = store.read_run(run)?;
+    lap("read and decoded the run");
     let malformed = |reason: String| ReplayError::Malformed { run, reason };
     let inputs = RunInputs::fold(&events).map_err(|e| malformed(e.to_string()))?;
     let recorded = Report::fold(&events);
+    lap("folded the inputs and the report");
     let status = recorded.status;
     let started = &inputs.started;
     let mut differences: Vec<Difference> = Vec::new();
@@ -184,6 +196,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
         }),
     }
 
+    lap("found deleted objects and resolved the choices again");
     // The decide step, from the recorded choices.
     let decided = plan(PlanInput {
         tenant: &started.tenant_id,
@@ -192,6 +205,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
         choices: recorded_choices,
         options: &started.options,
     });
+    lap("planned again");
     let recorded_refusal =
         (status == Some(RunStatus::Refused)).then(|| recorded.reason.clone().unwrap_or_default());
     let replayed_refusal = decided.refusal.as_ref().map(|r| r.to_string());
@@ -221,6 +235,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
                 .map(Difference::from),
         );
     }
+    lap("compared");
     Ok(Replayed {
         run,
         mode: started.mode,

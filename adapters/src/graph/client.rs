@@ -92,8 +92,6 @@ pub struct GraphStats {
     pub objects: AtomicU64,
     pub retries: AtomicU64,
     pub throttled: AtomicU64,
-    /// Sum of every request's waits before retrying (two requests waiting 1 s count 2 s).
-    pub waited_ms: AtomicU64,
     /// Wall-clock time the whole client was held back by throttling (overlaps counted once).
     pub held_ms: AtomicU64,
 }
@@ -107,7 +105,6 @@ impl GraphStats {
             objects: get(&self.objects),
             retries: get(&self.retries),
             throttled: get(&self.throttled),
-            waited_ms: get(&self.waited_ms),
             held_ms: get(&self.held_ms),
         }
     }
@@ -121,7 +118,6 @@ pub struct StatsSnapshot {
     pub objects: u64,
     pub retries: u64,
     pub throttled: u64,
-    pub waited_ms: u64,
     pub held_ms: u64,
 }
 
@@ -335,9 +331,6 @@ impl GraphClient {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             self.hold(delay);
         }
-        self.stats
-            .waited_ms
-            .fetch_add(delay.as_millis() as u64, Ordering::Relaxed);
         *waited += delay;
         tokio::time::sleep(delay).await;
         Ok(())

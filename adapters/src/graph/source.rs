@@ -5,10 +5,10 @@
 //! twenty groups per `$batch`, a bounded number of batches in flight, and nesting is resolved
 //! here exactly as for a fixture. (`/members` costs 2 resource units with `$select` where
 //! `/transitiveMembers` costs 4: on Graph's budget of 8,000 units per 10 s, reading the
-//! members of a big tenant takes half the time.) A listing that does not complete fails the read: a partial tenant is never
-//! planned against, so a fault in Graph can never cause a disable or a delete. Only the
-//! recycle bins may be incomplete (soft-deleted objects then show as missing, which is still
-//! true evidence), and the snapshot says so.
+//! members of a big tenant takes half the time.) A listing that does not complete fails the
+//! read: a partial tenant is never planned against, so a fault in Graph can never cause a
+//! disable or a delete. Only the recycle bins may be incomplete (soft-deleted objects then
+//! show as missing, which is still true evidence), and the snapshot says so.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
