@@ -50,6 +50,19 @@ fn roster(store: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Starts `import`, sends it SIGKILL after `at`, and says whether it had finished by then.
+fn kill_after(mut import: Command, at: std::time::Duration) -> bool {
+    let mut child = import
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(at);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    status.success() || status.code() == Some(3)
+}
+
 /// The server as the log says it is: the loaded state, then every `Imported` operation.
 fn server_from_log(store: &Path, loaded: &ServerState) -> ServerState {
     let (code, events, err) = roster(store, &["events", "--since", "1"]);
@@ -97,17 +110,9 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
         copy_dir(&template, &store);
         // Kill points spread over the whole run, a little past its end too.
         let at = full.mul_f64(0.02 + 1.08 * f64::from(k) / f64::from(kills.max(1)));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(IMPORT)
-            .env("ROSTER_STORE", &store)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        if status.success() || status.code() == Some(3) {
+        let mut import = Command::new(env!("CARGO_BIN_EXE_roster"));
+        import.args(IMPORT).env("ROSTER_STORE", &store);
+        if kill_after(import, at) {
             completed_before_kill += 1;
         }
 
@@ -243,15 +248,7 @@ fn imports_into_a_server_file_killed_at_any_moment_never_tear_it() {
         copy_dir(&template, &store);
         std::fs::copy(&server, &file).unwrap();
         let at = full.mul_f64(0.05 + 1.0 * f64::from(k) / f64::from(kills.max(1)));
-        let mut child = import(&store, &file)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill();
-        let status = child.wait().unwrap();
-        if status.success() || status.code() == Some(3) {
+        if kill_after(import(&store, &file), at) {
             completed_before_kill += 1;
         }
         let _whole = read(&file);
