@@ -134,6 +134,28 @@ fn have_strace() {
     );
 }
 
+/// `roster import contoso SELECTION --server-file FILE` on `r`'s store, run under `strace`
+/// with `options` (what to trace, what to inject).
+fn import_under_strace<S: AsRef<std::ffi::OsStr>>(
+    r: &Roster,
+    file: &std::path::Path,
+    selection: &[&str],
+    options: impl IntoIterator<Item = S>,
+) -> std::process::Output {
+    Command::new("strace")
+        .args(["-f", "-qq"])
+        .args(options)
+        .arg(env!("CARGO_BIN_EXE_roster"))
+        .args(["import", "contoso"])
+        .args(selection)
+        .arg("--server-file")
+        .arg(file)
+        .env("ROSTER_STORE", r.store.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
 /// Where, among the main thread's calls of `syscall`, the server file's own call falls: found
 /// by tracing the same import on an identical store. The server file is the only file written
 /// with `{"users": ...`, and the only one synced with fdatasync (sled uses fsync).
@@ -143,19 +165,17 @@ fn server_file_call(syscall: &str) -> usize {
     let file = dir.path().join("server.json");
     std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
     let trace = dir.path().join("trace");
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&trace)
-        .args(["-e", "trace=write,fdatasync,renameat"])
-        .arg(env!("CARGO_BIN_EXE_roster"))
-        .arg("import")
-        .arg("contoso")
-        .args(SELECT)
-        .arg("--server-file")
-        .arg(&file)
-        .env("ROSTER_STORE", r.store.path())
-        .output()
-        .unwrap();
+    let out = import_under_strace(
+        &r,
+        &file,
+        &SELECT,
+        [
+            "-o".as_ref(),
+            trace.as_os_str(),
+            "-e".as_ref(),
+            "trace=write,fdatasync,renameat".as_ref(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let text = std::fs::read_to_string(&trace).unwrap();
     let main = text.split_whitespace().next().unwrap().to_owned();
@@ -209,20 +229,19 @@ fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
         let file = dir.path().join("server.json");
         std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
         let original = std::fs::read(&file).unwrap();
-        let out = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-            .arg(format!("trace={syscall}"))
-            .arg("-e")
-            .arg(format!("inject={syscall}:error={error}:when={when}"))
-            .arg(env!("CARGO_BIN_EXE_roster"))
-            .arg("import")
-            .arg("contoso")
-            .args(SELECT)
-            .arg("--server-file")
-            .arg(&file)
-            .env("ROSTER_STORE", r.store.path())
-            .output()
-            .unwrap();
+        let out = import_under_strace(
+            &r,
+            &file,
+            &SELECT,
+            [
+                "-o".into(),
+                "/dev/null".into(),
+                "-e".into(),
+                format!("trace={syscall}"),
+                "-e".into(),
+                format!("inject={syscall}:error={error}:when={when}"),
+            ],
+        );
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
@@ -284,23 +303,21 @@ fn a_directory_that_cannot_be_synced_is_told_not_hidden() {
     let file = dir.path().join("server.json");
     std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
     let original = std::fs::read(&file).unwrap();
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-P"])
-        .arg(dir.path())
-        .args(["-e", "trace=fsync", "-e", "inject=fsync:error=EIO"])
-        .arg(env!("CARGO_BIN_EXE_roster"))
-        .args([
-            "import",
-            "contoso",
-            "--select",
-            "Adele Vance",
-            "--server-file",
-        ])
-        .arg(&file)
-        .env("ROSTER_STORE", r.store.path())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = import_under_strace(
+        &r,
+        &file,
+        &["--select", "Adele Vance"],
+        [
+            "-o".as_ref(),
+            "/dev/null".as_ref(),
+            "-P".as_ref(),
+            dir.path().as_os_str(),
+            "-e".as_ref(),
+            "trace=fsync".as_ref(),
+            "-e".as_ref(),
+            "inject=fsync:error=EIO".as_ref(),
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(

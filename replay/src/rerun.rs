@@ -112,37 +112,26 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
     let mut differences: Vec<Difference> = Vec::new();
     let mut note = None;
 
-    let decided_nothing = recorded.entries.is_empty()
-        && status != Some(RunStatus::Completed)
-        && status != Some(RunStatus::Refused);
-    if decided_nothing
-        && status == Some(RunStatus::Aborted)
-        && !started.source.fingerprint.is_empty()
-    {
-        // Stopped while it was still recording what it read: there are no decisions to compare.
-        return Ok(Replayed {
-            run,
-            mode: started.mode,
-            entries: 0,
-            differences,
-            note: Some(format!(
-                "stopped before any decision was recorded: {}",
-                recorded.reason.unwrap_or_default()
-            )),
-        });
-    }
-    if started.source.fingerprint.is_empty() && status == Some(RunStatus::Aborted) {
-        // Aborted while reading the tenant: nothing was decided.
-        return Ok(Replayed {
-            run,
-            mode: started.mode,
-            entries: 0,
-            differences,
-            note: Some(format!(
-                "aborted before any decision: {}",
-                recorded.reason.unwrap_or_default()
-            )),
-        });
+    // An aborted run may have stopped before deciding anything: then there is nothing to compare.
+    let nothing_decided = |why: &str| Replayed {
+        run,
+        mode: started.mode,
+        entries: 0,
+        differences: Vec::new(),
+        note: Some(format!(
+            "{why}: {}",
+            recorded.reason.clone().unwrap_or_default()
+        )),
+    };
+    if status == Some(RunStatus::Aborted) {
+        if started.source.fingerprint.is_empty() {
+            // Aborted while reading the tenant.
+            return Ok(nothing_decided("aborted before any decision"));
+        }
+        if recorded.entries.is_empty() {
+            // Stopped while it was still recording what it read.
+            return Ok(nothing_decided("stopped before any decision was recorded"));
+        }
     }
 
     // The observe step: deleted objects found.
