@@ -473,7 +473,7 @@ pub enum ServerOp {
     #[serde(rename_all = "camelCase")]
     PutUser {
         previous_login: Option<String>,
-        user: ServerUser,
+        user: Box<ServerUser>,
     },
     SetUserEnabled {
         login: String,
@@ -501,7 +501,7 @@ pub enum ServerOp {
 /// key by key, so a store can commit it in the same atomic batch as the event recording it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyWrite {
-    PutUser(ServerUser),
+    PutUser(Box<ServerUser>),
     DeleteUser { login: String },
     PutGroup(ServerGroup),
     DeleteGroup { name: String },
@@ -622,7 +622,7 @@ impl ServerState {
                         self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
-                self.users.insert(new_key, user.clone());
+                self.users.insert(new_key, (**user).clone());
                 if !quiet {
                     writes.push(KeyWrite::PutUser(user.clone()));
                 }
@@ -631,7 +631,7 @@ impl ServerState {
                 if let Some(u) = self.users.get_mut(&fold_case(login)) {
                     u.enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutUser(u.clone()));
+                        writes.push(KeyWrite::PutUser(Box::new(u.clone())));
                     }
                 }
             }
@@ -770,7 +770,7 @@ mod tests {
         .unwrap();
         let writes = s.apply(&ServerOp::PutUser {
             previous_login: Some("old@x.com".into()),
-            user: local("new@x.com"),
+            user: Box::new(local("new@x.com")),
         });
         assert_eq!(writes.len(), 3, "{writes:?}");
         assert!(s.user("old@x.com").is_none());

@@ -664,7 +664,7 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
                 let previous_login = (old.login != desired.login).then(|| old.login.clone());
                 e.op = Some(ServerOp::PutUser {
                     previous_login,
-                    user: desired,
+                    user: Box::new(desired),
                 });
             }
         }
@@ -678,7 +678,7 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
                 );
                 e.op = Some(ServerOp::PutUser {
                     previous_login: None,
-                    user: desired,
+                    user: Box::new(desired),
                 });
             }
         },

@@ -17,8 +17,12 @@
 //! hundred inserts; the hash chain still covers every event on its own.
 //!
 //! Keys in the `log` tree:
-//! - `c` + first seq (u64 BE)      → chunk: version byte 1, count (u32 LE), then per event:
-//!   seq (u64 LE), hash (32 bytes), length (u32 LE), JSON record (see `event::encode_record`)
+//! - `c` + first seq (u64 BE)      → chunk: version byte 2, count (u32 LE), then the events
+//!   compressed as one LZ4 block (`lz4_flex`, uncompressed size prepended as u32 LE); once
+//!   uncompressed, per event: seq (u64 LE), hash (32 bytes), length (u32 LE), JSON record (see
+//!   `event::encode_record`). Version 1 chunks hold the same events uncompressed, and are read
+//!   as they are. JSON records shrink about fourfold, and sled keeps recently written values in
+//!   memory: compression is what keeps a large import's memory and disk writes down.
 //! - `R` + run (16 bytes) + first seq → count (u32 LE): the run index, one entry per chunk
 //! - `u` + case-folded login       → JSON `ServerUser`
 //! - `g` + case-folded group name  → JSON `ServerGroup`
@@ -200,7 +204,13 @@ pub const CHUNK_EVENTS: usize = 1024;
 pub const MAX_BATCH_CHUNKS: usize = 16;
 /// Bytes per chunk, about (a chunk is closed once it holds this much).
 const CHUNK_BYTES: usize = 1 << 20;
-const CHUNK_VERSION: u8 = 1;
+/// No chunk's events take more than this uncompressed: it is closed at [`CHUNK_BYTES`], and
+/// its last event is bounded by the largest record an import can write.
+const MAX_CHUNK_PLAIN_BYTES: usize = 1 << 30;
+/// Chunks as first written: events uncompressed (still read).
+const CHUNK_PLAIN: u8 = 1;
+/// Chunks as written now: the events after the header are one LZ4 block.
+const CHUNK_LZ4: u8 = 2;
 const CHUNK: u8 = b'c';
 const RUN_CHUNKS: u8 = b'R';
 
@@ -221,18 +231,16 @@ fn run_chunk_key(run: RunId, first: Seq) -> [u8; 25] {
 struct ChunkWriter {
     first: Seq,
     count: u32,
+    /// The events, uncompressed.
     buf: Vec<u8>,
 }
 
 impl ChunkWriter {
     fn new(first: Seq) -> Self {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        buf.push(CHUNK_VERSION);
-        buf.extend_from_slice(&0u32.to_le_bytes());
         ChunkWriter {
             first,
             count: 0,
-            buf,
+            buf: Vec::with_capacity(64 * 1024),
         }
     }
 
@@ -249,9 +257,18 @@ impl ChunkWriter {
         self.count as usize >= CHUNK_EVENTS || self.buf.len() >= CHUNK_BYTES
     }
 
-    fn finish(mut self, run: RunId, batch: &mut sled::Batch) {
-        self.buf[1..5].copy_from_slice(&self.count.to_le_bytes());
-        batch.insert(&chunk_key(self.first)[..], self.buf);
+    /// The stored value: header, then the events compressed.
+    fn value(&self) -> Vec<u8> {
+        let mut value =
+            Vec::with_capacity(5 + 4 + lz4_flex::block::get_maximum_output_size(self.buf.len()));
+        value.push(CHUNK_LZ4);
+        value.extend_from_slice(&self.count.to_le_bytes());
+        value.extend_from_slice(&lz4_flex::block::compress_prepend_size(&self.buf));
+        value
+    }
+
+    fn finish(self, run: RunId, batch: &mut sled::Batch) {
+        batch.insert(&chunk_key(self.first)[..], self.value());
         batch.insert(
             &run_chunk_key(run, self.first)[..],
             &self.count.to_le_bytes()[..],
@@ -259,37 +276,55 @@ impl ChunkWriter {
     }
 }
 
-/// The events of a stored chunk, each a slice of the stored value.
+/// The events of a stored chunk, each a slice of the (uncompressed) stored value.
 fn decode_chunk(first: Seq, value: &sled::IVec) -> Result<Vec<RawEvent>, StoreError> {
     let at = || format!("chunk {first}");
-    if value.first() != Some(&CHUNK_VERSION) || value.len() < 5 {
-        return Err(corrupt(at(), "unknown chunk format"));
+    if value.len() < 5 {
+        return Err(corrupt(at(), "truncated"));
     }
     let count = u32::from_le_bytes(value[1..5].try_into().expect("4 bytes")) as usize;
-    let mut out = Vec::with_capacity(count);
-    let mut pos = 5;
+    let events = match value[0] {
+        CHUNK_PLAIN => value.subslice(5, value.len() - 5),
+        CHUNK_LZ4 => {
+            // A damaged size prefix must not make us allocate gigabytes: no chunk is larger
+            // than the bound its writer closes it at, plus one event.
+            let size = value
+                .get(5..9)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+            match size {
+                Some(size) if size <= MAX_CHUNK_PLAIN_BYTES => {}
+                _ => return Err(corrupt(at(), "compressed size out of range")),
+            }
+            let plain = lz4_flex::block::decompress_size_prepended(&value[5..])
+                .map_err(|e| corrupt(at(), format!("cannot decompress: {e}")))?;
+            sled::IVec::from(plain)
+        }
+        _ => return Err(corrupt(at(), "unknown chunk format")),
+    };
+    let mut out = Vec::with_capacity(count.min(CHUNK_EVENTS));
+    let mut pos = 0;
     for _ in 0..count {
-        if value.len() < pos + 44 {
+        if events.len() < pos + 44 {
             return Err(corrupt(at(), "truncated"));
         }
         let seq = Seq(u64::from_le_bytes(
-            value[pos..pos + 8].try_into().expect("8 bytes"),
+            events[pos..pos + 8].try_into().expect("8 bytes"),
         ));
-        let hash = Hash(value[pos + 8..pos + 40].try_into().expect("32 bytes"));
+        let hash = Hash(events[pos + 8..pos + 40].try_into().expect("32 bytes"));
         let len =
-            u32::from_le_bytes(value[pos + 40..pos + 44].try_into().expect("4 bytes")) as usize;
+            u32::from_le_bytes(events[pos + 40..pos + 44].try_into().expect("4 bytes")) as usize;
         pos += 44;
-        if value.len() < pos + len {
+        if events.len() < pos + len {
             return Err(corrupt(at(), "truncated"));
         }
         out.push(RawEvent {
             seq,
             hash,
-            record: value.subslice(pos, len),
+            record: events.subslice(pos, len),
         });
         pos += len;
     }
-    if pos != value.len() {
+    if pos != events.len() {
         return Err(corrupt(at(), "trailing bytes"));
     }
     Ok(out)
@@ -301,8 +336,7 @@ fn encode_chunk(events: &[(Seq, Hash, Vec<u8>)]) -> Vec<u8> {
     for (seq, hash, record) in events {
         w.push(*seq, hash, record);
     }
-    w.buf[1..5].copy_from_slice(&w.count.to_le_bytes());
-    w.buf
+    w.value()
 }
 
 const EVENT: u8 = b'e';
@@ -481,7 +515,7 @@ impl SledStore {
         let writes: Vec<KeyWrite> = state
             .users()
             .cloned()
-            .map(KeyWrite::PutUser)
+            .map(|u| KeyWrite::PutUser(Box::new(u)))
             .chain(state.groups().cloned().map(KeyWrite::PutGroup))
             .collect();
         add_writes(&mut batch, &writes);
@@ -955,5 +989,66 @@ impl EventStore for SledStore {
             items
         });
         Box::new(legacy.chain(chunked))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Vec<(Seq, Hash, Vec<u8>)> {
+        (1..=3u64)
+            .map(|i| {
+                let record = format!("{{\"seq\":{i},\"payload\":\"{}\"}}", "x".repeat(40));
+                (Seq(i), Hash([i as u8; 32]), record.into_bytes())
+            })
+            .collect()
+    }
+
+    fn decoded(value: Vec<u8>) -> Result<Vec<(Seq, Hash, Vec<u8>)>, StoreError> {
+        Ok(decode_chunk(Seq(1), &sled::IVec::from(value))?
+            .into_iter()
+            .map(|e| (e.seq, e.hash, e.record.to_vec()))
+            .collect())
+    }
+
+    /// Stores written before compression hold plain chunks: they read as they always did.
+    #[test]
+    fn plain_and_compressed_chunks_hold_the_same_events() {
+        let mut plain = vec![CHUNK_PLAIN];
+        plain.extend_from_slice(&3u32.to_le_bytes());
+        for (seq, hash, record) in events() {
+            plain.extend_from_slice(&seq.0.to_le_bytes());
+            plain.extend_from_slice(&hash.0);
+            plain.extend_from_slice(&(record.len() as u32).to_le_bytes());
+            plain.extend_from_slice(&record);
+        }
+        let compressed = encode_chunk(&events());
+        assert_eq!(compressed[0], CHUNK_LZ4);
+        assert!(
+            compressed.len() < plain.len(),
+            "compression shrinks records"
+        );
+        assert_eq!(decoded(plain).unwrap(), events());
+        assert_eq!(decoded(compressed).unwrap(), events());
+    }
+
+    #[test]
+    fn damaged_compressed_chunks_are_reported_not_trusted() {
+        let good = encode_chunk(&events());
+        let mut cases = vec![good[..good.len() - 1].to_vec(), good[..7].to_vec()];
+        let mut huge = good.clone();
+        huge[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        cases.push(huge);
+        // (A changed byte inside a record decodes: the hash chain is what catches that.)
+        let mut miscounted = good;
+        miscounted[1..5].copy_from_slice(&4u32.to_le_bytes());
+        cases.push(miscounted);
+        for value in cases {
+            match decoded(value.clone()) {
+                Err(StoreError::Corrupt { .. }) => {}
+                other => panic!("{value:?} decoded as {other:?}"),
+            }
+        }
     }
 }

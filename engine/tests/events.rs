@@ -35,7 +35,7 @@ fn entry(outcome: Outcome) -> EntryOutcome {
         }],
         op: Some(ServerOp::PutUser {
             previous_login: Some("ann.old@contoso.com".into()),
-            user: linked(&user(1, "ann@contoso.com")),
+            user: Box::new(linked(&user(1, "ann@contoso.com"))),
         }),
     }
 }

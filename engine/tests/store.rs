@@ -80,7 +80,7 @@ fn a_commit_writes_events_and_server_records_together() {
             t(1),
             &[seen(1)],
             &[
-                KeyWrite::PutUser(ann.clone()),
+                KeyWrite::PutUser(Box::new(ann.clone())),
                 KeyWrite::PutGroup(server_group("G", None, &["Ann@x.com"])),
             ],
         )
