@@ -433,8 +433,9 @@ pub enum ServerStateError {
 /// The server's directory: users keyed by case-folded login, groups by case-folded name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
-    users: BTreeMap<String, ServerUser>,
-    groups: BTreeMap<String, ServerGroup>,
+    // Boxed: a B-tree moves its values within a node on every insert, and these are large.
+    users: BTreeMap<String, Box<ServerUser>>,
+    groups: BTreeMap<String, Box<ServerGroup>>,
 }
 
 /// The server state file format (`server dump` / `server load` / `--server-file`).
@@ -450,8 +451,8 @@ struct ServerStateFile {
 impl Serialize for ServerState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         ServerStateFile {
-            users: self.users.values().cloned().collect(),
-            groups: self.groups.values().cloned().collect(),
+            users: self.users.values().map(|u| (**u).clone()).collect(),
+            groups: self.groups.values().map(|g| (**g).clone()).collect(),
         }
         .serialize(s)
     }
@@ -540,7 +541,7 @@ impl ServerState {
                     login: u.login,
                 });
             }
-            state.users.insert(key, u);
+            state.users.insert(key, Box::new(u));
         }
         let mut group_links = BTreeSet::new();
         for (index, g) in groups.into_iter().enumerate() {
@@ -569,25 +570,25 @@ impl ServerState {
                     name: g.name,
                 });
             }
-            state.groups.insert(key, g);
+            state.groups.insert(key, Box::new(g));
         }
         Ok(state)
     }
 
     pub fn users(&self) -> impl ExactSizeIterator<Item = &ServerUser> + '_ {
-        self.users.values()
+        self.users.values().map(|u| &**u)
     }
 
     pub fn groups(&self) -> impl ExactSizeIterator<Item = &ServerGroup> + '_ {
-        self.groups.values()
+        self.groups.values().map(|g| &**g)
     }
 
     pub fn user(&self, login: &str) -> Option<&ServerUser> {
-        self.users.get(&fold_case(login))
+        self.users.get(&fold_case(login)).map(|u| &**u)
     }
 
     pub fn group(&self, name: &str) -> Option<&ServerGroup> {
-        self.groups.get(&fold_case(name))
+        self.groups.get(&fold_case(name)).map(|g| &**g)
     }
 
     /// Applies `op` and returns the records it wrote. Ops on objects that are not there
@@ -622,7 +623,7 @@ impl ServerState {
                         self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
-                self.users.insert(new_key, (**user).clone());
+                self.users.insert(new_key, user.clone());
                 if !quiet {
                     writes.push(KeyWrite::PutUser(user.clone()));
                 }
@@ -631,7 +632,7 @@ impl ServerState {
                 if let Some(u) = self.users.get_mut(&fold_case(login)) {
                     u.enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutUser(Box::new(u.clone())));
+                        writes.push(KeyWrite::PutUser(u.clone()));
                     }
                 }
             }
@@ -655,7 +656,7 @@ impl ServerState {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
-                self.groups.insert(new_key, group.clone());
+                self.groups.insert(new_key, Box::new(group.clone()));
                 if !quiet {
                     writes.push(KeyWrite::PutGroup(group.clone()));
                 }
@@ -664,7 +665,7 @@ impl ServerState {
                 if let Some(g) = self.groups.get_mut(&fold_case(name)) {
                     g.enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutGroup(g.clone()));
+                        writes.push(KeyWrite::PutGroup((**g).clone()));
                     }
                 }
             }
@@ -694,7 +695,7 @@ impl ServerState {
             members.sort_by_key(|m| fold_case(m));
             members.dedup_by_key(|m| fold_case(m));
             g.members = members;
-            writes.push(KeyWrite::PutGroup(g.clone()));
+            writes.push(KeyWrite::PutGroup((**g).clone()));
         }
     }
 }

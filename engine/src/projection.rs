@@ -30,16 +30,23 @@ impl Report {
     pub const USES: [&'static str; 4] = ["RunStarted", "Planned", "Imported", "RunFinished"];
 
     pub fn apply(&mut self, env: &Envelope) {
-        match &env.event {
+        if Self::USES.contains(&env.event.type_name()) {
+            self.take(env.run, env.event.clone());
+        }
+    }
+
+    /// Folds one event of `run`, keeping what it needs of it without copying.
+    pub fn take(&mut self, run: RunId, event: Event) {
+        match event {
             Event::RunStarted(s) => {
-                self.run = Some(env.run);
-                self.org = s.org.clone();
+                self.run = Some(run);
+                self.org = s.org;
                 self.mode = Some(s.mode);
             }
-            Event::Planned(e) | Event::Imported(e) => self.entries.push(e.clone()),
+            Event::Planned(e) | Event::Imported(e) => self.entries.push(e),
             Event::RunFinished(f) => {
                 self.status = Some(f.status);
-                self.reason = f.reason.clone();
+                self.reason = f.reason;
             }
             _ => {}
         }
@@ -187,50 +194,78 @@ impl RunInputs {
     pub fn fold<'a>(
         events: impl IntoIterator<Item = &'a Envelope>,
     ) -> Result<RunInputs, InputsError> {
-        let mut started: Option<RunStarted> = None;
-        let (mut users, mut groups) = (Vec::<EntraUser>::new(), Vec::<EntraGroup>::new());
-        let (mut deleted_users, mut deleted_groups) =
-            (Vec::<DeletedItem>::new(), Vec::<DeletedItem>::new());
-        let (mut server_users, mut server_groups) =
-            (Vec::<ServerUser>::new(), Vec::<ServerGroup>::new());
-        let mut deleted = Vec::new();
-        let mut choices = Vec::new();
+        let mut fold = RunInputsFold::default();
         for env in events {
-            match &env.event {
-                Event::RunStarted(s) => started = Some(s.clone()),
-                Event::UserSeen(UserSeen::Entra { user }) => users.push(user.clone()),
-                Event::UserSeen(UserSeen::DeletedItems { user }) => {
-                    deleted_users.push(user.clone())
-                }
-                Event::UserSeen(UserSeen::Server { user }) => server_users.push(user.clone()),
-                Event::GroupSeen(GroupSeen::Entra { group }) => groups.push(group.clone()),
-                Event::GroupSeen(GroupSeen::DeletedItems { group }) => {
-                    deleted_groups.push(group.clone())
-                }
-                Event::GroupSeen(GroupSeen::Server { group }) => server_groups.push(group.clone()),
-                Event::ObjectDeleted(d) => deleted.push(d.clone()),
-                Event::ActionChosen(c) => choices.push(c.clone()),
-                _ => {}
+            if RunInputsFold::uses(&env.event) {
+                fold.take(env.event.clone());
             }
         }
-        let started = started.ok_or(InputsError::NotStarted)?;
+        fold.finish()
+    }
+}
+
+/// [`RunInputs`] folded one event at a time, each taken by value: replay streams a large run
+/// through it without holding the run's events and their copies at once.
+#[derive(Debug, Default)]
+pub struct RunInputsFold {
+    started: Option<RunStarted>,
+    users: Vec<EntraUser>,
+    groups: Vec<EntraGroup>,
+    deleted_users: Vec<DeletedItem>,
+    deleted_groups: Vec<DeletedItem>,
+    server_users: Vec<ServerUser>,
+    server_groups: Vec<ServerGroup>,
+    deleted: Vec<ObjectDeleted>,
+    choices: Vec<crate::event::ActionChosen>,
+}
+
+impl RunInputsFold {
+    /// Whether `take` keeps anything of `event`.
+    pub fn uses(event: &Event) -> bool {
+        matches!(
+            event,
+            Event::RunStarted(_)
+                | Event::UserSeen(_)
+                | Event::GroupSeen(_)
+                | Event::ObjectDeleted(_)
+                | Event::ActionChosen(_)
+        )
+    }
+
+    pub fn take(&mut self, event: Event) {
+        match event {
+            Event::RunStarted(s) => self.started = Some(s),
+            Event::UserSeen(UserSeen::Entra { user }) => self.users.push(user),
+            Event::UserSeen(UserSeen::DeletedItems { user }) => self.deleted_users.push(user),
+            Event::UserSeen(UserSeen::Server { user }) => self.server_users.push(user),
+            Event::GroupSeen(GroupSeen::Entra { group }) => self.groups.push(group),
+            Event::GroupSeen(GroupSeen::DeletedItems { group }) => self.deleted_groups.push(group),
+            Event::GroupSeen(GroupSeen::Server { group }) => self.server_groups.push(group),
+            Event::ObjectDeleted(d) => self.deleted.push(d),
+            Event::ActionChosen(c) => self.choices.push(c),
+            _ => {}
+        }
+    }
+
+    pub fn finish(self) -> Result<RunInputs, InputsError> {
+        let started = self.started.ok_or(InputsError::NotStarted)?;
         let completeness: Completeness = started.source.completeness;
         let tenant: TenantId = started.tenant_id.clone();
         let snapshot = TenantSnapshot::new(
             tenant,
-            users,
-            groups,
-            deleted_users,
-            deleted_groups,
+            self.users,
+            self.groups,
+            self.deleted_users,
+            self.deleted_groups,
             completeness,
         )?;
-        let server = ServerState::from_parts(server_users, server_groups)?;
+        let server = ServerState::from_parts(self.server_users, self.server_groups)?;
         Ok(RunInputs {
             started,
             snapshot,
             server,
-            deleted,
-            choices,
+            deleted: self.deleted,
+            choices: self.choices,
         })
     }
 }

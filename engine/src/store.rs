@@ -180,7 +180,20 @@ pub trait EventStore: Sync {
         &self,
         run: RunId,
         keep: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<Envelope>, StoreError>;
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_run(run, keep, &mut |env| out.push(env))?;
+        Ok(out)
+    }
+
+    /// Hands the run's events whose type `keep` accepts to `visit`, in order, one chunk
+    /// decoded at a time: a fold over a large run never holds the run whole.
+    fn visit_run(
+        &self,
+        run: RunId,
+        keep: &dyn Fn(&str) -> bool,
+        visit: &mut dyn FnMut(Envelope),
+    ) -> Result<(), StoreError>;
 
     /// The sequence numbers of a run's events, in order.
     fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError>;
@@ -847,12 +860,12 @@ impl EventStore for SledStore {
         }
     }
 
-    fn read_run_where(
+    fn visit_run(
         &self,
         run: RunId,
         keep: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        let mut out = Vec::new();
+        visit: &mut dyn FnMut(Envelope),
+    ) -> Result<(), StoreError> {
         for (first, count) in self.run_ranges(run)? {
             let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
                 vec![parse_event_value(first, &v)?]
@@ -903,10 +916,10 @@ impl EventStore for SledStore {
                         ),
                     ));
                 }
-                out.push(env);
+                visit(env);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn runs(&self) -> Result<Vec<RunId>, StoreError> {

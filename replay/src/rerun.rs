@@ -5,9 +5,9 @@
 //! objects, the same choices, the same entries in the same order, the same refusal.
 
 use engine::compare::{compare_entries, EntryDifference};
-use engine::event::{Mode, RunStatus};
+use engine::event::{Event, Mode, RunStatus};
 use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput};
-use engine::projection::{Report, RunInputs};
+use engine::projection::{Report, RunInputsFold};
 use engine::search::{resolve_selection, SearchView};
 use engine::store::EventStore;
 use engine::RunId;
@@ -101,12 +101,21 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
     let lap = |what: &str| {
         tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
     };
-    let events = store.read_run(run)?;
-    lap("read and decoded the run");
+    // One pass over the run, each event folded as it is decoded, by value.
+    let mut inputs = RunInputsFold::default();
+    let mut recorded = Report::default();
+    store.visit_run(run, &|_| true, &mut |env| match env.event {
+        Event::RunStarted(_) => {
+            recorded.apply(&env);
+            inputs.take(env.event);
+        }
+        event if RunInputsFold::uses(&event) => inputs.take(event),
+        event => recorded.take(env.run, event),
+    })?;
+    lap("read, decoded and folded the run");
     let malformed = |reason: String| ReplayError::Malformed { run, reason };
-    let inputs = RunInputs::fold(&events).map_err(|e| malformed(e.to_string()))?;
-    let recorded = Report::fold(&events);
-    lap("folded the inputs and the report");
+    let inputs = inputs.finish().map_err(|e| malformed(e.to_string()))?;
+    lap("rebuilt the inputs");
     let status = recorded.status;
     let started = &inputs.started;
     let mut differences: Vec<Difference> = Vec::new();
