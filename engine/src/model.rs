@@ -5,6 +5,7 @@
 //! They serialize (camelCase) into events and into the server state file.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -433,9 +434,10 @@ pub enum ServerStateError {
 /// The server's directory: users keyed by case-folded login, groups by case-folded name.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerState {
-    // Boxed: a B-tree moves its values within a node on every insert, and these are large.
-    users: BTreeMap<String, Box<ServerUser>>,
-    groups: BTreeMap<String, Box<ServerGroup>>,
+    // Behind an `Arc`: a B-tree moves its values within a node on every insert, and these are
+    // large; and the planner's working copy shares every record it does not change.
+    users: BTreeMap<String, Arc<ServerUser>>,
+    groups: BTreeMap<String, Arc<ServerGroup>>,
 }
 
 /// The server state file format (`server dump` / `server load` / `--server-file`).
@@ -541,7 +543,7 @@ impl ServerState {
                     login: u.login,
                 });
             }
-            state.users.insert(key, Box::new(u));
+            state.users.insert(key, Arc::new(u));
         }
         let mut group_links = BTreeSet::new();
         for (index, g) in groups.into_iter().enumerate() {
@@ -570,7 +572,7 @@ impl ServerState {
                     name: g.name,
                 });
             }
-            state.groups.insert(key, Box::new(g));
+            state.groups.insert(key, Arc::new(g));
         }
         Ok(state)
     }
@@ -623,16 +625,16 @@ impl ServerState {
                         self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
-                self.users.insert(new_key, user.clone());
+                self.users.insert(new_key, Arc::new((**user).clone()));
                 if !quiet {
                     writes.push(KeyWrite::PutUser(user.clone()));
                 }
             }
             ServerOp::SetUserEnabled { login, enabled } => {
-                if let Some(u) = self.users.get_mut(&fold_case(login)) {
+                if let Some(u) = self.users.get_mut(&fold_case(login)).map(Arc::make_mut) {
                     u.enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutUser(u.clone()));
+                        writes.push(KeyWrite::PutUser(Box::new(u.clone())));
                     }
                 }
             }
@@ -640,7 +642,7 @@ impl ServerState {
                 let key = fold_case(login);
                 if let Some(u) = self.users.remove(&key) {
                     if !quiet {
-                        writes.push(KeyWrite::DeleteUser { login: u.login });
+                        writes.push(KeyWrite::DeleteUser { login: u.login.clone() });
                     }
                     self.rename_member(&key, None, writes);
                 }
@@ -656,23 +658,23 @@ impl ServerState {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
-                self.groups.insert(new_key, Box::new(group.clone()));
+                self.groups.insert(new_key, Arc::new(group.clone()));
                 if !quiet {
                     writes.push(KeyWrite::PutGroup(group.clone()));
                 }
             }
             ServerOp::SetGroupEnabled { name, enabled } => {
-                if let Some(g) = self.groups.get_mut(&fold_case(name)) {
+                if let Some(g) = self.groups.get_mut(&fold_case(name)).map(Arc::make_mut) {
                     g.enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutGroup((**g).clone()));
+                        writes.push(KeyWrite::PutGroup(g.clone()));
                     }
                 }
             }
             ServerOp::RemoveGroup { name } => {
                 if let Some(g) = self.groups.remove(&fold_case(name)) {
                     if !quiet {
-                        writes.push(KeyWrite::DeleteGroup { name: g.name });
+                        writes.push(KeyWrite::DeleteGroup { name: g.name.clone() });
                     }
                 }
             }
@@ -694,8 +696,9 @@ impl ServerState {
                 .collect();
             members.sort_by_key(|m| fold_case(m));
             members.dedup_by_key(|m| fold_case(m));
+            let g = Arc::make_mut(g);
             g.members = members;
-            writes.push(KeyWrite::PutGroup((**g).clone()));
+            writes.push(KeyWrite::PutGroup(g.clone()));
         }
     }
 }
