@@ -30,7 +30,8 @@ pub struct Applied {
     pub failure: Option<String>,
 }
 
-pub trait Target {
+/// `Sync` because a run loads the server on one thread while it reads the tenant on another.
+pub trait Target: Sync {
     fn info(&self) -> TargetInfo;
 
     /// The server's current directory.
