@@ -642,7 +642,9 @@ impl ServerState {
                 let key = fold_case(login);
                 if let Some(u) = self.users.remove(&key) {
                     if !quiet {
-                        writes.push(KeyWrite::DeleteUser { login: u.login.clone() });
+                        writes.push(KeyWrite::DeleteUser {
+                            login: u.login.clone(),
+                        });
                     }
                     self.rename_member(&key, None, writes);
                 }
@@ -674,7 +676,9 @@ impl ServerState {
             ServerOp::RemoveGroup { name } => {
                 if let Some(g) = self.groups.remove(&fold_case(name)) {
                     if !quiet {
-                        writes.push(KeyWrite::DeleteGroup { name: g.name.clone() });
+                        writes.push(KeyWrite::DeleteGroup {
+                            name: g.name.clone(),
+                        });
                     }
                 }
             }

@@ -179,7 +179,7 @@ pub trait EventStore: Sync {
     fn read_run_where(
         &self,
         run: RunId,
-        keep: &dyn Fn(&str) -> bool,
+        keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
         self.visit_run(run, keep, &mut |env| out.push(env))?;
@@ -191,7 +191,7 @@ pub trait EventStore: Sync {
     fn visit_run(
         &self,
         run: RunId,
-        keep: &dyn Fn(&str) -> bool,
+        keep: &(dyn Fn(&str) -> bool + Sync),
         visit: &mut dyn FnMut(Envelope),
     ) -> Result<(), StoreError>;
 
@@ -225,6 +225,8 @@ const CHUNK_PLAIN: u8 = 1;
 /// Chunks as written now: the events after the header are one LZ4 block.
 const CHUNK_LZ4: u8 = 2;
 const CHUNK: u8 = b'c';
+/// Threads decoding a run's chunks in `visit_run`.
+const DECODE_LANES: usize = 2;
 const RUN_CHUNKS: u8 = b'R';
 
 fn chunk_key(first: Seq) -> [u8; 9] {
@@ -584,6 +586,68 @@ fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
 }
 
 impl SledStore {
+    /// The events of one run-index range (a chunk, or one old single-event key) that `keep`
+    /// accepts, decoded and checked against the index.
+    fn decode_range(
+        &self,
+        run: RunId,
+        (first, count): (Seq, u32),
+        keep: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut out = Vec::with_capacity(count as usize);
+        let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
+            vec![parse_event_value(first, &v)?]
+        } else {
+            let v = self.log.get(chunk_key(first))?.ok_or_else(|| {
+                corrupt(
+                    format!("event {first}"),
+                    format!("indexed for run {run} but missing"),
+                )
+            })?;
+            decode_chunk(first, &v)?
+        };
+        if raws.len() != count as usize {
+            return Err(corrupt(
+                format!("event {first}"),
+                format!(
+                    "run {run} indexes {count} events here, {} are stored",
+                    raws.len()
+                ),
+            ));
+        }
+        for raw in raws {
+            let header =
+                crate::event::decode_header(&raw.record).map_err(|source| StoreError::Decode {
+                    seq: raw.seq,
+                    source,
+                })?;
+            if header.run != run || header.seq != raw.seq {
+                return Err(corrupt(
+                    format!("event {}", raw.seq),
+                    format!(
+                        "indexed for run {run} but records run {} seq {}",
+                        header.run, header.seq
+                    ),
+                ));
+            }
+            if !keep(&header.event_type) {
+                continue;
+            }
+            let env = raw.decode()?;
+            if env.run != run || env.seq != raw.seq {
+                return Err(corrupt(
+                    format!("event {}", raw.seq),
+                    format!(
+                        "indexed for run {run} but records run {} seq {}",
+                        env.run, env.seq
+                    ),
+                ));
+            }
+            out.push(env);
+        }
+        Ok(out)
+    }
+
     /// The chunk holding `seq`, if any: its first seq and its events.
     fn chunk_of(&self, seq: Seq) -> Result<Option<Vec<RawEvent>>, StoreError> {
         let Some(kv) = self
@@ -863,63 +927,52 @@ impl EventStore for SledStore {
     fn visit_run(
         &self,
         run: RunId,
-        keep: &dyn Fn(&str) -> bool,
+        keep: &(dyn Fn(&str) -> bool + Sync),
         visit: &mut dyn FnMut(Envelope),
     ) -> Result<(), StoreError> {
-        for (first, count) in self.run_ranges(run)? {
-            let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
-                vec![parse_event_value(first, &v)?]
-            } else {
-                let v = self.log.get(chunk_key(first))?.ok_or_else(|| {
-                    corrupt(
-                        format!("event {first}"),
-                        format!("indexed for run {run} but missing"),
-                    )
-                })?;
-                decode_chunk(first, &v)?
-            };
-            if raws.len() != count as usize {
-                return Err(corrupt(
-                    format!("event {first}"),
-                    format!(
-                        "run {run} indexes {count} events here, {} are stored",
-                        raws.len()
-                    ),
-                ));
+        let ranges = self.run_ranges(run)?;
+        if ranges.len() < 4 {
+            for range in ranges {
+                self.decode_range(run, range, keep)?
+                    .into_iter()
+                    .for_each(&mut *visit);
             }
-            for raw in raws {
-                let header = crate::event::decode_header(&raw.record).map_err(|source| {
-                    StoreError::Decode {
-                        seq: raw.seq,
-                        source,
-                    }
-                })?;
-                if header.run != run || header.seq != raw.seq {
-                    return Err(corrupt(
-                        format!("event {}", raw.seq),
-                        format!(
-                            "indexed for run {run} but records run {} seq {}",
-                            header.run, header.seq
-                        ),
-                    ));
-                }
-                if !keep(&header.event_type) {
-                    continue;
-                }
-                let env = raw.decode()?;
-                if env.run != run || env.seq != raw.seq {
-                    return Err(corrupt(
-                        format!("event {}", raw.seq),
-                        format!(
-                            "indexed for run {run} but records run {} seq {}",
-                            env.run, env.seq
-                        ),
-                    ));
-                }
-                visit(env);
-            }
+            return Ok(());
         }
-        Ok(())
+        // Two threads decode alternate chunks, a couple ahead of the caller, who takes them
+        // back in order: decoding is most of a large run's reading, and `visit` folds
+        // meanwhile. At most a few chunks are in flight, so memory stays bounded.
+        std::thread::scope(|scope| {
+            let lanes: Vec<_> = (0..DECODE_LANES)
+                .map(|lane| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                    let mine: Vec<(Seq, u32)> = ranges
+                        .iter()
+                        .copied()
+                        .skip(lane)
+                        .step_by(DECODE_LANES)
+                        .collect();
+                    scope.spawn(move || {
+                        for range in mine {
+                            let decoded = self.decode_range(run, range, keep);
+                            let failed = decoded.is_err();
+                            // A closed channel means the caller stopped at an error.
+                            if tx.send(decoded).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                    rx
+                })
+                .collect();
+            for i in 0..ranges.len() {
+                let decoded = lanes[i % DECODE_LANES].recv().map_err(|_| {
+                    corrupt(format!("run {run}"), "a decoding thread stopped early")
+                })?;
+                decoded?.into_iter().for_each(&mut *visit);
+            }
+            Ok(())
+        })
     }
 
     fn runs(&self) -> Result<Vec<RunId>, StoreError> {

@@ -188,3 +188,39 @@ fn large_steps_span_many_chunks() {
         events[2048]
     );
 }
+
+/// A run of many chunks is decoded by two threads and handed back in order; a damaged chunk
+/// in the middle stops the read with the error, however far the other thread got.
+#[test]
+fn many_chunk_runs_are_read_in_order_and_stop_at_a_damaged_chunk() {
+    let store = SledStore::temporary().unwrap();
+    let run = run_at(1);
+    let n = engine::store::CHUNK_EVENTS * 9 + 5;
+    let events: Vec<Event> = (0..n as u32).map(seen).collect();
+    store.append(run, t(1), &events).unwrap();
+    store.append(run, t(2), &[finished()]).unwrap();
+    let mut seqs = Vec::new();
+    store
+        .visit_run(run, &|t| t == "RunFinished", &mut |e| seqs.push(e.seq))
+        .unwrap();
+    assert_eq!(
+        seqs,
+        vec![Seq(n as u64 + 1)],
+        "only the kept type is handed over"
+    );
+    let back = store.read_run(run).unwrap();
+    assert_eq!(back.len(), n + 1);
+    assert!(back.iter().map(|e| e.seq).eq((1..=n as u64 + 1).map(Seq)));
+
+    store.tamper().remove(Seq(4000));
+    let mut handed = 0;
+    let err = store
+        .visit_run(run, &|_| true, &mut |_| handed += 1)
+        .unwrap_err();
+    assert!(err.to_string().contains("indexes"), "{err}");
+    assert_eq!(
+        handed,
+        3 * engine::store::CHUNK_EVENTS,
+        "the chunks before it, in order"
+    );
+}
