@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
-use engine::model::ServerState;
+use engine::model::{KeyWrite, ServerState};
 use engine::{EventStore, RunId, SledStore};
 
 use crate::clock::Clock;
@@ -77,16 +77,13 @@ impl Target for EmbeddedTarget<'_> {
         state: &mut ServerState,
         entries: Vec<EntryOutcome>,
     ) -> Result<Applied> {
-        for chunk in entries.chunks(BATCH) {
-            let mut writes = Vec::new();
-            for e in chunk {
-                if let Some(op) = &e.op {
-                    writes.extend(state.apply(op));
-                }
-            }
-            let events: Vec<Event> = chunk.iter().cloned().map(Event::Imported).collect();
-            store.commit(run, clock.now(), &events, &writes)?;
-        }
+        let entries = record_imported(store, run, clock, entries, |batch| {
+            batch
+                .iter()
+                .filter_map(|e| e.op.as_ref())
+                .flat_map(|op| state.apply(op))
+                .collect()
+        })?;
         Ok(Applied {
             entries,
             failure: None,
@@ -155,12 +152,34 @@ impl Target for FileTarget {
                 Some(why)
             }
         };
-        for chunk in entries.chunks(BATCH) {
-            let events: Vec<Event> = chunk.iter().cloned().map(Event::Imported).collect();
-            store.append(run, clock.now(), &events)?;
-        }
+        let entries = record_imported(store, run, clock, entries, |_| Vec::new())?;
         Ok(Applied { entries, failure })
     }
+}
+
+/// Records `entries` as `Imported` events, [`BATCH`] to a commit, each commit with the server
+/// records `writes_for` gives for its entries. The entries are moved into the events and back
+/// out, not copied: on a large tenant they are most of what a run holds.
+fn record_imported(
+    store: &SledStore,
+    run: RunId,
+    clock: &dyn Clock,
+    entries: Vec<EntryOutcome>,
+    mut writes_for: impl FnMut(&[EntryOutcome]) -> Vec<KeyWrite>,
+) -> Result<Vec<EntryOutcome>> {
+    let mut recorded = Vec::with_capacity(entries.len());
+    let mut rest = entries.into_iter().peekable();
+    while rest.peek().is_some() {
+        let batch: Vec<EntryOutcome> = rest.by_ref().take(BATCH).collect();
+        let writes = writes_for(&batch);
+        let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
+        store.commit(run, clock.now(), &events, &writes)?;
+        recorded.extend(events.into_iter().filter_map(|e| match e {
+            Event::Imported(entry) => Some(entry),
+            _ => None,
+        }));
+    }
+    Ok(recorded)
 }
 
 /// Reads a server state file; errors name the file and the field.
