@@ -158,8 +158,9 @@ impl Target for FileTarget {
 }
 
 /// Records `entries` as `Imported` events, [`BATCH`] to a commit, each commit with the server
-/// records `writes_for` gives for its entries. The entries are moved into the events and back
-/// out, not copied: on a large tenant they are most of what a run holds.
+/// records `writes_for` gives for its entries. The entries are moved into the events and back,
+/// not copied, and stay in the one buffer they came in (taken from its front, put back at its
+/// end): on a large tenant they are most of what a run holds.
 fn record_imported(
     store: &SledStore,
     run: RunId,
@@ -167,19 +168,22 @@ fn record_imported(
     entries: Vec<EntryOutcome>,
     mut writes_for: impl FnMut(&[EntryOutcome]) -> Vec<KeyWrite>,
 ) -> Result<Vec<EntryOutcome>> {
-    let mut recorded = Vec::with_capacity(entries.len());
-    let mut rest = entries.into_iter().peekable();
-    while rest.peek().is_some() {
-        let batch: Vec<EntryOutcome> = rest.by_ref().take(BATCH).collect();
+    let total = entries.len();
+    let mut ring = std::collections::VecDeque::from(entries);
+    let mut done = 0;
+    while done < total {
+        let n = BATCH.min(total - done);
+        let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
         let writes = writes_for(&batch);
         let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
         store.commit(run, clock.now(), &events, &writes)?;
-        recorded.extend(events.into_iter().filter_map(|e| match e {
+        ring.extend(events.into_iter().filter_map(|e| match e {
             Event::Imported(entry) => Some(entry),
             _ => None,
         }));
+        done += n;
     }
-    Ok(recorded)
+    Ok(Vec::from(ring))
 }
 
 /// Reads a server state file; errors name the file and the field.
