@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
 use engine::model::{KeyWrite, ServerState};
+use engine::store::{Head, PreparedStep};
 use engine::{EventStore, RunId, SledStore};
 
 use crate::clock::Clock;
@@ -161,6 +162,9 @@ impl Target for FileTarget {
 /// records `writes_for` gives for its entries. The entries are moved into the events and back,
 /// not copied, and stay in the one buffer they came in (taken from its front, put back at its
 /// end): on a large tenant they are most of what a run holds.
+///
+/// Each commit is encoded on this thread while a second one writes the commit before it to
+/// sled, in order: every commit is still one atomic batch, and a failed write stops the rest.
 fn record_imported(
     store: &SledStore,
     run: RunId,
@@ -170,19 +174,38 @@ fn record_imported(
 ) -> Result<Vec<EntryOutcome>> {
     let total = entries.len();
     let mut ring = std::collections::VecDeque::from(entries);
-    let mut done = 0;
-    while done < total {
-        let n = BATCH.min(total - done);
-        let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
-        let writes = writes_for(&batch);
-        let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
-        store.commit(run, clock.now(), &events, &writes)?;
-        ring.extend(events.into_iter().filter_map(|e| match e {
-            Event::Imported(entry) => Some(entry),
-            _ => None,
-        }));
-        done += n;
-    }
+    std::thread::scope(|scope| {
+        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<(Head, PreparedStep)>(2);
+        let writer = scope.spawn(move || -> Result<()> {
+            for (after, step) in prepared {
+                store.commit_prepared(after, step)?;
+            }
+            Ok(())
+        });
+        let mut head = store.head();
+        let mut done = 0;
+        while done < total {
+            let n = BATCH.min(total - done);
+            let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
+            let writes = writes_for(&batch);
+            let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
+            let step = store.prepare(head, run, clock.now(), &events, &writes);
+            let after = std::mem::replace(&mut head, step.head());
+            if to_writer.send((after, step)).is_err() {
+                // The writer stopped at an error: it says which when joined.
+                break;
+            }
+            ring.extend(events.into_iter().filter_map(|e| match e {
+                Event::Imported(entry) => Some(entry),
+                _ => None,
+            }));
+            done += n;
+        }
+        drop(to_writer);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
     Ok(Vec::from(ring))
 }
 

@@ -585,7 +585,113 @@ fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
     }
 }
 
+/// Encodes a step's events one by one: each record chained to the one before, packed into
+/// chunks, the chunks into a sled batch.
+struct StepEncoder {
+    run: RunId,
+    time: DateTime<Utc>,
+    next: Head,
+    batch: sled::Batch,
+    chunk: Option<ChunkWriter>,
+    chunks_in_batch: usize,
+}
+
+impl StepEncoder {
+    fn new(after: Head, run: RunId, time: DateTime<Utc>) -> Self {
+        StepEncoder {
+            run,
+            time,
+            next: after,
+            batch: sled::Batch::default(),
+            chunk: None,
+            chunks_in_batch: 0,
+        }
+    }
+
+    fn push(&mut self, event: &Event) {
+        let next = &mut self.next;
+        next.seq = next.seq.next();
+        let record = encode_record(next.seq, self.run, &self.time, event);
+        next.hash = Hash::chain(&next.hash, &record);
+        let w = self.chunk.get_or_insert_with(|| ChunkWriter::new(next.seq));
+        w.push(next.seq, &next.hash, &record);
+        if w.full() {
+            if let Some(full) = self.chunk.take() {
+                full.finish(self.run, &mut self.batch);
+                self.chunks_in_batch += 1;
+            }
+        }
+    }
+
+    /// The chunks encoded so far, and the head they reach. Called right after a chunk was
+    /// closed, so no event is left outside the batch.
+    fn take_batch(&mut self) -> (sled::Batch, Head) {
+        debug_assert!(self.chunk.is_none(), "a chunk is still open");
+        self.chunks_in_batch = 0;
+        (std::mem::take(&mut self.batch), self.next)
+    }
+
+    fn finish(mut self, writes: &[KeyWrite]) -> PreparedStep {
+        if let Some(w) = self.chunk.take() {
+            w.finish(self.run, &mut self.batch);
+        }
+        add_writes(&mut self.batch, writes);
+        PreparedStep {
+            batch: self.batch,
+            head: self.next,
+        }
+    }
+}
+
+/// A step encoded and chained but not yet written: [`SledStore::commit_prepared`] writes it.
+pub struct PreparedStep {
+    batch: sled::Batch,
+    head: Head,
+}
+
+impl PreparedStep {
+    /// The head the log reaches once this step is written.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+}
+
 impl SledStore {
+    /// Encodes and chains a step (its events, and the server records they write) to follow
+    /// `after`, without writing it: a caller can prepare the next step while sled writes this
+    /// one. Steps must be committed in the order they were prepared, each right after the one
+    /// it was prepared to follow.
+    pub fn prepare(
+        &self,
+        after: Head,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> PreparedStep {
+        let mut encoder = StepEncoder::new(after, run, time);
+        events.iter().for_each(|e| encoder.push(e));
+        encoder.finish(writes)
+    }
+
+    /// Writes a prepared step in one atomic batch, if the log's head is still the one it was
+    /// prepared to follow (else nothing is written and the log is left as it is).
+    pub fn commit_prepared(&self, after: Head, step: PreparedStep) -> Result<Head, StoreError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if *head != after {
+            return Err(corrupt(
+                format!("event {}", head.seq),
+                format!(
+                    "a step prepared to follow event {} was committed after event {}",
+                    after.seq, head.seq
+                ),
+            ));
+        }
+        self.log.apply_batch(step.batch)?;
+        *head = step.head;
+        Ok(step.head)
+    }
+
     /// The events of one run-index range (a chunk, or one old single-event key) that `keep`
     /// accepts, decoded and checked against the index.
     fn decode_range(
@@ -858,39 +964,25 @@ impl EventStore for SledStore {
         writes: &[KeyWrite],
     ) -> Result<Head, StoreError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = *head;
-        let mut batch = sled::Batch::default();
-        let mut chunk: Option<ChunkWriter> = None;
-        let mut chunks_in_batch = 0;
+        let mut encoder = StepEncoder::new(*head, run, time);
         for event in events {
-            next.seq = next.seq.next();
-            let record = encode_record(next.seq, run, &time, &event);
-            next.hash = Hash::chain(&next.hash, &record);
-            let w = chunk.get_or_insert_with(|| ChunkWriter::new(next.seq));
-            w.push(next.seq, &next.hash, &record);
-            if w.full() {
-                chunk.take().expect("just used").finish(run, &mut batch);
-                chunks_in_batch += 1;
-                // A step without server writes may be written in several batches, in order:
-                // memory stays bounded however large the tenant. Interrupted half-way, the run
-                // is unfinished (closed as aborted on the next open) and nothing was applied.
-                if writes.is_empty() && chunks_in_batch >= MAX_BATCH_CHUNKS {
-                    self.log.apply_batch(std::mem::take(&mut batch))?;
-                    *head = Head {
-                        seq: next.seq,
-                        hash: next.hash,
-                    };
-                    chunks_in_batch = 0;
-                }
+            encoder.push(&event);
+            // A step without server writes may be written in several batches, in order:
+            // memory stays bounded however large the tenant. Interrupted half-way, the run
+            // is unfinished (closed as aborted on the next open) and nothing was applied.
+            if writes.is_empty()
+                && encoder.chunks_in_batch >= MAX_BATCH_CHUNKS
+                && encoder.chunk.is_none()
+            {
+                let (batch, reached) = encoder.take_batch();
+                self.log.apply_batch(batch)?;
+                *head = reached;
             }
         }
-        if let Some(w) = chunk {
-            w.finish(run, &mut batch);
-        }
-        add_writes(&mut batch, writes);
-        self.log.apply_batch(batch)?;
-        *head = next;
-        Ok(next)
+        let step = encoder.finish(writes);
+        self.log.apply_batch(step.batch)?;
+        *head = step.head;
+        Ok(step.head)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -224,3 +224,39 @@ fn many_chunk_runs_are_read_in_order_and_stop_at_a_damaged_chunk() {
         "the chunks before it, in order"
     );
 }
+
+/// A step prepared ahead is written only right after the step it was prepared to follow, and
+/// ends where committing the same events directly would.
+#[test]
+fn prepared_steps_commit_in_order_or_not_at_all() {
+    let direct = SledStore::temporary().unwrap();
+    let store = SledStore::temporary().unwrap();
+    let run = run_at(1);
+    let (one, two) = (vec![seen(1), seen(2)], vec![seen(3)]);
+    direct.append(run, t(1), &one).unwrap();
+    direct.append(run, t(2), &two).unwrap();
+
+    let start = store.head();
+    let first = store.prepare(start, run, t(1), &one, &[]);
+    let after_first = first.head();
+    let second = store.prepare(after_first, run, t(2), &two, &[]);
+    let err = store.commit_prepared(after_first, second).unwrap_err();
+    assert!(err.to_string().contains("prepared to follow"), "{err}");
+    assert_eq!(store.head(), start, "nothing written out of order");
+
+    store.commit_prepared(start, first).unwrap();
+    let second = store.prepare(after_first, run, t(2), &two, &[]);
+    assert_eq!(
+        store.commit_prepared(after_first, second).unwrap(),
+        direct.head()
+    );
+    assert_eq!(store.head(), direct.head());
+    let events = |s: &SledStore| -> Vec<Event> {
+        s.read_run(run)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect()
+    };
+    assert_eq!(events(&store), events(&direct));
+}
