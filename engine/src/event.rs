@@ -634,6 +634,11 @@ pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
         return None;
     }
     let event = std::str::from_utf8(event).ok()?;
+    // The general decoder refuses a second "type" key at the event's top level; the types
+    // below would ignore it, so such a record is left to the general decoder.
+    if json::<TypeKeys>(event)?.0 != 1 {
+        return None;
+    }
     let event = match header.event_type.as_str() {
         "UserSeen" => {
             let seen: Seen = json(event)?;
@@ -673,6 +678,33 @@ pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
         hash,
         event,
     })
+}
+
+/// How many times an object's top level holds the key `type` (values skipped, keys unescaped).
+struct TypeKeys(usize);
+
+impl<'de> Deserialize<'de> for TypeKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TypeKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TypeKeys, A::Error> {
+                let mut n = 0;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    n += usize::from(key == "type");
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(TypeKeys(n))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 /// Brings an event of an older schema version to the current shape. Each version bump adds
@@ -793,9 +825,11 @@ fn split_record(b: &[u8]) -> Option<(RecordHeader, &str, &[u8])> {
     fn take<'a>(b: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
         b.strip_prefix(prefix)
     }
+    // Only what JSON itself admits: no leading zeros, no raw control characters in strings
+    // (anything else is left to the full parser, which rejects it).
     fn digits(b: &[u8]) -> Option<(u64, &[u8])> {
         let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 || n > 19 {
+        if n == 0 || n > 19 || (n > 1 && b[0] == b'0') {
             return None;
         }
         let v = std::str::from_utf8(&b[..n]).ok()?.parse().ok()?;
@@ -805,7 +839,7 @@ fn split_record(b: &[u8]) -> Option<(RecordHeader, &str, &[u8])> {
         let b = take(b, b"\"")?;
         let n = b.iter().position(|c| *c == b'"')?;
         let s = std::str::from_utf8(&b[..n]).ok()?;
-        if s.contains('\\') {
+        if s.bytes().any(|c| c == b'\\' || c < 0x20) {
             return None;
         }
         Some((s, &b[n + 1..]))

@@ -216,6 +216,41 @@ fn the_fast_decoding_path_agrees_with_the_general_one() {
     }
 }
 
+/// Records the fast path once accepted while the general decoder refused them (found by the
+/// `event` fuzz target): they must decode exactly as the general decoder says.
+#[test]
+fn records_json_refuses_are_refused_by_both_paths() {
+    let (_, group) = every_variant()
+        .into_iter()
+        .find(|(name, _)| *name == "group_seen_entra")
+        .unwrap();
+    let good = String::from_utf8(encode_record(Seq(7), run(), &time(), &group)).unwrap();
+    let cases = [
+        // A raw tab inside the time: not JSON, though the date parser would skip it.
+        good.replacen("T06:", "T06:\t", 1),
+        // A leading zero: not a JSON number.
+        good.replacen(r#"{"seq":7"#, r#"{"seq":07"#, 1),
+        // A second "type" key: the general decoder refuses a duplicate tag.
+        good.replacen(
+            r#""type":"GroupSeen","#,
+            r#""type":"GroupSeen","type":"UserSeen","#,
+            1,
+        ),
+    ];
+    for case in cases {
+        assert_ne!(case, good, "the case changes the record");
+        assert_eq!(
+            decode_record(case.as_bytes(), Hash::GENESIS).ok(),
+            decode_record_general(case.as_bytes(), Hash::GENESIS).ok(),
+            "{case}"
+        );
+        assert!(
+            decode_current_by_type(case.as_bytes(), Hash::GENESIS).is_none(),
+            "{case}"
+        );
+    }
+}
+
 #[test]
 fn the_hash_chain_covers_every_byte_and_the_order() {
     let a = encode_record(Seq(1), run(), &time(), &every_variant()[1].1);
