@@ -722,33 +722,27 @@ impl SledStore {
             ));
         }
         for raw in raws {
+            // The record must say it is the event the index puts here.
+            let placed = |found_run: RunId, found_seq: Seq| {
+                if found_run == run && found_seq == raw.seq {
+                    return Ok(());
+                }
+                Err(corrupt(
+                    format!("event {}", raw.seq),
+                    format!("indexed for run {run} but records run {found_run} seq {found_seq}"),
+                ))
+            };
             let header =
                 crate::event::decode_header(&raw.record).map_err(|source| StoreError::Decode {
                     seq: raw.seq,
                     source,
                 })?;
-            if header.run != run || header.seq != raw.seq {
-                return Err(corrupt(
-                    format!("event {}", raw.seq),
-                    format!(
-                        "indexed for run {run} but records run {} seq {}",
-                        header.run, header.seq
-                    ),
-                ));
-            }
+            placed(header.run, header.seq)?;
             if !keep(&header.event_type) {
                 continue;
             }
             let env = raw.decode()?;
-            if env.run != run || env.seq != raw.seq {
-                return Err(corrupt(
-                    format!("event {}", raw.seq),
-                    format!(
-                        "indexed for run {run} but records run {} seq {}",
-                        env.run, env.seq
-                    ),
-                ));
-            }
+            placed(env.run, env.seq)?;
             out.push(env);
         }
         Ok(out)
