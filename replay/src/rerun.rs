@@ -161,6 +161,8 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
     let mut view = SearchView::from_snapshot(&inputs.snapshot);
     let selected = resolve_selection(&mut view, &started.selection, started.options.check_deleted)
         .map_err(|e| e.to_string());
+    // The view is only for resolving the selection; the planner below needs the memory.
+    drop(view);
     let actions = choose_deleted_actions(
         &deleted,
         started.options.on_deleted,
