@@ -8,6 +8,14 @@ use std::process::Command;
 use common::*;
 use serde_json::Value;
 
+/// A copy of the demo server as a server file, in a directory of its own.
+fn demo_server_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.json");
+    std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+    (dir, file)
+}
+
 fn demo() -> Roster {
     let r = Roster::new();
     r.expect(
@@ -161,9 +169,7 @@ fn import_under_strace<S: AsRef<std::ffi::OsStr>>(
 /// with `{"users": ...`, and the only one synced with fdatasync (sled uses fsync).
 fn server_file_call(syscall: &str) -> usize {
     let r = demo();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.json");
-    std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+    let (dir, file) = demo_server_file();
     let trace = dir.path().join("trace");
     let out = import_under_strace(
         &r,
@@ -225,9 +231,7 @@ fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
     ] {
         let when = server_file_call(syscall);
         let r = demo();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("server.json");
-        std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+        let (dir, file) = demo_server_file();
         let original = std::fs::read(&file).unwrap();
         let out = import_under_strace(
             &r,
@@ -299,9 +303,7 @@ fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
 fn a_directory_that_cannot_be_synced_is_told_not_hidden() {
     have_strace();
     let r = demo();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("server.json");
-    std::fs::copy(fixtures().join("demo/server.json"), &file).unwrap();
+    let (dir, file) = demo_server_file();
     let original = std::fs::read(&file).unwrap();
     let out = import_under_strace(
         &r,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
 use engine::model::{KeyWrite, ServerState};
-use engine::store::{Head, PreparedStep};
+use engine::store::PreparedStep;
 use engine::{EventStore, RunId, SledStore};
 
 use crate::clock::Clock;
@@ -175,10 +175,10 @@ fn record_imported(
     let total = entries.len();
     let mut ring = std::collections::VecDeque::from(entries);
     std::thread::scope(|scope| {
-        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<(Head, PreparedStep)>(2);
+        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<PreparedStep>(2);
         let writer = scope.spawn(move || -> Result<()> {
-            for (after, step) in prepared {
-                store.commit_prepared(after, step)?;
+            for step in prepared {
+                store.commit_prepared(step)?;
             }
             Ok(())
         });
@@ -190,8 +190,8 @@ fn record_imported(
             let writes = writes_for(&batch);
             let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
             let step = store.prepare(head, run, clock.now(), &events, &writes);
-            let after = std::mem::replace(&mut head, step.head());
-            if to_writer.send((after, step)).is_err() {
+            head = step.head();
+            if to_writer.send(step).is_err() {
                 // The writer stopped at an error: it says which when joined.
                 break;
             }

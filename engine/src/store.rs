@@ -588,6 +588,8 @@ fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
 /// Encodes a step's events one by one: each record chained to the one before, packed into
 /// chunks, the chunks into a sled batch.
 struct StepEncoder {
+    /// The head the step follows.
+    after: Head,
     run: RunId,
     time: DateTime<Utc>,
     next: Head,
@@ -599,6 +601,7 @@ struct StepEncoder {
 impl StepEncoder {
     fn new(after: Head, run: RunId, time: DateTime<Utc>) -> Self {
         StepEncoder {
+            after,
             run,
             time,
             next: after,
@@ -638,6 +641,7 @@ impl StepEncoder {
         add_writes(&mut self.batch, writes);
         PreparedStep {
             batch: self.batch,
+            after: self.after,
             head: self.next,
         }
     }
@@ -646,6 +650,8 @@ impl StepEncoder {
 /// A step encoded and chained but not yet written: [`SledStore::commit_prepared`] writes it.
 pub struct PreparedStep {
     batch: sled::Batch,
+    /// The head it was prepared to follow.
+    after: Head,
     head: Head,
 }
 
@@ -676,8 +682,9 @@ impl SledStore {
 
     /// Writes a prepared step in one atomic batch, if the log's head is still the one it was
     /// prepared to follow (else nothing is written and the log is left as it is).
-    pub fn commit_prepared(&self, after: Head, step: PreparedStep) -> Result<Head, StoreError> {
+    pub fn commit_prepared(&self, step: PreparedStep) -> Result<Head, StoreError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let after = step.after;
         if *head != after {
             return Err(corrupt(
                 format!("event {}", head.seq),
@@ -964,10 +971,7 @@ impl EventStore for SledStore {
             // A step without server writes may be written in several batches, in order:
             // memory stays bounded however large the tenant. Interrupted half-way, the run
             // is unfinished (closed as aborted on the next open) and nothing was applied.
-            if writes.is_empty()
-                && encoder.chunks_in_batch >= MAX_BATCH_CHUNKS
-                && encoder.chunk.is_none()
-            {
+            if writes.is_empty() && encoder.chunks_in_batch >= MAX_BATCH_CHUNKS {
                 let (batch, reached) = encoder.take_batch();
                 self.log.apply_batch(batch)?;
                 *head = reached;

@@ -240,16 +240,13 @@ fn prepared_steps_commit_in_order_or_not_at_all() {
     let first = store.prepare(start, run, t(1), &one, &[]);
     let after_first = first.head();
     let second = store.prepare(after_first, run, t(2), &two, &[]);
-    let err = store.commit_prepared(after_first, second).unwrap_err();
+    let err = store.commit_prepared(second).unwrap_err();
     assert!(err.to_string().contains("prepared to follow"), "{err}");
     assert_eq!(store.head(), start, "nothing written out of order");
 
-    store.commit_prepared(start, first).unwrap();
+    store.commit_prepared(first).unwrap();
     let second = store.prepare(after_first, run, t(2), &two, &[]);
-    assert_eq!(
-        store.commit_prepared(after_first, second).unwrap(),
-        direct.head()
-    );
+    assert_eq!(store.commit_prepared(second).unwrap(), direct.head());
     assert_eq!(store.head(), direct.head());
     let events = |s: &SledStore| -> Vec<Event> {
         s.read_run(run)
