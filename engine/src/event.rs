@@ -608,23 +608,6 @@ pub fn decode_record_general(bytes: &[u8], hash: Hash) -> Result<Envelope, Decod
 /// read, returns `None` and takes the general path, which decides what is accepted.
 #[doc(hidden)]
 pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
-    use serde_json::value::RawValue;
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    enum Source {
-        Entra,
-        DeletedItems,
-        Server,
-    }
-    #[derive(Deserialize)]
-    struct Seen<'a> {
-        source: Source,
-        #[serde(borrow)]
-        user: Option<&'a RawValue>,
-        #[serde(borrow)]
-        group: Option<&'a RawValue>,
-    }
     fn json<'a, T: Deserialize<'a>>(s: &'a str) -> Option<T> {
         serde_json::from_str(s).ok()
     }
@@ -633,42 +616,26 @@ pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
     if header.version != EVENT_VERSION {
         return None;
     }
+    // Checked once here, the parser then reads strings without checking each.
     let event = std::str::from_utf8(event).ok()?;
-    // The general decoder refuses a second "type" key at the event's top level; the types
-    // below would ignore it, so such a record is left to the general decoder.
-    if json::<TypeKeys>(event)?.0 != 1 {
-        return None;
-    }
     let event = match header.event_type.as_str() {
-        "UserSeen" => {
-            let seen: Seen = json(event)?;
-            let user = seen.user?.get();
-            Event::UserSeen(match seen.source {
-                Source::Entra => UserSeen::Entra { user: json(user)? },
-                Source::DeletedItems => UserSeen::DeletedItems { user: json(user)? },
-                Source::Server => UserSeen::Server { user: json(user)? },
-            })
+        // The seen-events read their keys in order, so a second "type" cannot pass.
+        "UserSeen" => json::<SeenFast<false>>(event)?.0?,
+        "GroupSeen" => json::<SeenFast<true>>(event)?.0?,
+        other => {
+            // The general decoder refuses a second "type" key at the event's top level; the
+            // types below would ignore it, so such a record is left to the general decoder.
+            if !one_type_key(event) {
+                return None;
+            }
+            match other {
+                "ObjectDeleted" => Event::ObjectDeleted(json(event)?),
+                "ActionChosen" => Event::ActionChosen(json(event)?),
+                "Planned" => Event::Planned(json(event)?),
+                "Imported" => Event::Imported(json(event)?),
+                _ => return None,
+            }
         }
-        "GroupSeen" => {
-            let seen: Seen = json(event)?;
-            let group = seen.group?.get();
-            Event::GroupSeen(match seen.source {
-                Source::Entra => GroupSeen::Entra {
-                    group: json(group)?,
-                },
-                Source::DeletedItems => GroupSeen::DeletedItems {
-                    group: json(group)?,
-                },
-                Source::Server => GroupSeen::Server {
-                    group: json(group)?,
-                },
-            })
-        }
-        "ObjectDeleted" => Event::ObjectDeleted(json(event)?),
-        "ActionChosen" => Event::ActionChosen(json(event)?),
-        "Planned" => Event::Planned(json(event)?),
-        "Imported" => Event::Imported(json(event)?),
-        _ => return None,
     };
     Some(Envelope {
         seq: header.seq,
@@ -678,6 +645,90 @@ pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
         hash,
         event,
     })
+}
+
+/// Whether an event object (which starts `{"type":`) holds the key `type` once at its top
+/// level. Without a backslash no key can spell `type` any other way, so when the bytes `"type"`
+/// occur once, that is the answer; otherwise the keys are read to find out.
+fn one_type_key(event: &str) -> bool {
+    let b = event.as_bytes();
+    let unescaped = memchr::memchr(b'\\', b).is_none();
+    if unescaped && memchr::memmem::find_iter(b, b"\"type\"").nth(1).is_none() {
+        return true;
+    }
+    serde_json::from_str::<TypeKeys>(event).is_ok_and(|k| k.0 == 1)
+}
+
+/// A `UserSeen` (`GROUP` false) or `GroupSeen` event laid out as `encode_record` writes it —
+/// `{"type":…,"source":…,"user":{…}}` — decoded in one pass: the source comes before the
+/// object, so the object decodes straight into its type. Any other layout is `None` (the
+/// general decoder decides about it).
+struct SeenFast<const GROUP: bool>(Option<Event>);
+
+impl<'de, const GROUP: bool> Deserialize<'de> for SeenFast<GROUP> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        enum Source {
+            Entra,
+            DeletedItems,
+            Server,
+        }
+        struct Fields<const GROUP: bool>;
+        impl<'de, const GROUP: bool> serde::de::Visitor<'de> for Fields<GROUP> {
+            type Value = SeenFast<GROUP>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a seen-event object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let none = Ok(SeenFast(None));
+                if map.next_key::<&str>()? != Some("type") {
+                    return none;
+                }
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if map.next_key::<&str>()? != Some("source") {
+                    return none;
+                }
+                let source: Source = map.next_value()?;
+                if map.next_key::<&str>()? != Some(if GROUP { "group" } else { "user" }) {
+                    return none;
+                }
+                let event = if GROUP {
+                    Event::GroupSeen(match source {
+                        Source::Entra => GroupSeen::Entra {
+                            group: map.next_value()?,
+                        },
+                        Source::DeletedItems => GroupSeen::DeletedItems {
+                            group: map.next_value()?,
+                        },
+                        Source::Server => GroupSeen::Server {
+                            group: map.next_value()?,
+                        },
+                    })
+                } else {
+                    Event::UserSeen(match source {
+                        Source::Entra => UserSeen::Entra {
+                            user: map.next_value()?,
+                        },
+                        Source::DeletedItems => UserSeen::DeletedItems {
+                            user: map.next_value()?,
+                        },
+                        Source::Server => UserSeen::Server {
+                            user: map.next_value()?,
+                        },
+                    })
+                };
+                if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return none;
+                }
+                Ok(SeenFast(Some(event)))
+            }
+        }
+        d.deserialize_map(Fields::<GROUP>)
+    }
 }
 
 /// How many times an object's top level holds the key `type` (values skipped, keys unescaped).

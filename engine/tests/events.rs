@@ -251,6 +251,70 @@ fn records_json_refuses_are_refused_by_both_paths() {
     }
 }
 
+/// Layouts `encode_record` never writes, but a hand-edited log might hold: whichever path
+/// takes them, they decode exactly as the general decoder says.
+#[test]
+fn unusual_layouts_decode_as_the_general_decoder_says() {
+    let events: std::collections::HashMap<_, _> = every_variant().into_iter().collect();
+    let record = |name: &str| {
+        String::from_utf8(encode_record(Seq(7), run(), &time(), &events[name])).unwrap()
+    };
+    let (user, group, imported) = (
+        record("user_seen_server"),
+        record("group_seen_entra"),
+        record("imported"),
+    );
+    let cases = [
+        // A second "type", last, or spelled with an escape.
+        imported.replacen(
+            r#""type":"Imported","#,
+            r#""type":"Imported","type":"Planned","#,
+            1,
+        ),
+        format!(
+            "{}{}",
+            &imported[..imported.len() - 2],
+            r#","type":"Planned"}}"#
+        ),
+        format!(
+            "{}{}",
+            &imported[..imported.len() - 2],
+            r#","\u0074ype":"Planned"}}"#
+        ),
+        user.replacen(r#""source":"#, r#""\u0074ype":"UserSeen","source":"#, 1),
+        // The word "type" as a value, and an escape elsewhere: still one "type" key.
+        imported.replacen(r#""name":""#, r#""name":"type"#, 1),
+        imported.replacen(r#""name":""#, r#""name":"a\"type\" "#, 1),
+        // The object before its source, a source spelled with an escape, a key left out.
+        user.replacen(r#""source":"server","#, "", 1).replacen(
+            r#"}}}"#,
+            r#"},"source":"server"}}"#,
+            1,
+        ),
+        user.replacen(r#""source":"#, r#""sour\u0063e":"#, 1),
+        group.replacen(r#""source":"entra","#, "", 1),
+        // A seen-event with an object of the other kind.
+        user.replacen(r#""user":"#, r#""group":"#, 1),
+    ];
+    for case in cases {
+        assert!(
+            !events
+                .values()
+                .any(|e| { encode_record(Seq(7), run(), &time(), e) == case.as_bytes() }),
+            "the case changes the record: {case}"
+        );
+        let general = decode_record_general(case.as_bytes(), Hash::GENESIS).ok();
+        assert_eq!(
+            decode_record(case.as_bytes(), Hash::GENESIS).ok(),
+            general,
+            "{case}"
+        );
+        if let Some(fast) = decode_current_by_type(case.as_bytes(), Hash::GENESIS) {
+            assert_eq!(Some(fast), general, "{case}");
+        }
+    }
+}
+
 #[test]
 fn the_hash_chain_covers_every_byte_and_the_order() {
     let a = encode_record(Seq(1), run(), &time(), &every_variant()[1].1);
