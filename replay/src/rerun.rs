@@ -5,9 +5,9 @@
 //! objects, the same choices, the same entries in the same order, the same refusal.
 
 use engine::compare::{compare_entries, EntryDifference};
-use engine::event::{Event, Mode, RunStatus};
-use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput};
-use engine::projection::{Report, RunInputsFold};
+use engine::event::{ActionChosen, Event, Mode, ObjectDeleted, RunStatus};
+use engine::plan::{choose_deleted_actions, find_deleted, plan, Plan, PlanInput};
+use engine::projection::{Report, RunInputs, RunInputsFold};
 use engine::search::{resolve_selection, SearchView};
 use engine::store::EventStore;
 use engine::RunId;
@@ -95,27 +95,111 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
     })
 }
 
+/// What the run's inputs decide when decided again.
+struct Redecided {
+    inputs: RunInputs,
+    /// The observe step: deleted objects found.
+    deleted: Vec<ObjectDeleted>,
+    /// The choose step: the selection and the deleted-object actions, or why they cannot be
+    /// resolved.
+    choices: Result<Vec<ActionChosen>, String>,
+    /// The decide step, from the recorded choices.
+    plan: Plan,
+}
+
+/// Decides the run again from its recorded inputs alone.
+fn redecide(inputs: RunInputs) -> Redecided {
+    let started = &inputs.started;
+    let deleted = if started.options.check_deleted {
+        find_deleted(&started.tenant_id, &inputs.snapshot, &inputs.server)
+    } else {
+        Vec::new()
+    };
+    let mut view = SearchView::from_snapshot(&inputs.snapshot);
+    let selected = resolve_selection(&mut view, &started.selection, started.options.check_deleted)
+        .map_err(|e| e.to_string());
+    // The view is only for resolving the selection; the planner below needs the memory.
+    drop(view);
+    let actions = choose_deleted_actions(
+        &deleted,
+        started.options.on_deleted,
+        &started.options.actions,
+    )
+    .map_err(|e| e.to_string());
+    let choices = selected.and_then(|s| Ok(s.into_iter().chain(actions?).collect()));
+    let plan = plan(PlanInput {
+        tenant: &started.tenant_id,
+        snapshot: &inputs.snapshot,
+        server: &inputs.server,
+        choices: &inputs.choices,
+        options: &started.options,
+    });
+    Redecided {
+        inputs,
+        deleted,
+        choices,
+        plan,
+    }
+}
+
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
         tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
     };
-    // One pass over the run, each event folded as it is decoded, by value.
-    let mut inputs = RunInputsFold::default();
-    let mut recorded = Report::default();
-    store.visit_run(run, &|_| true, &mut |env| match env.event {
-        Event::RunStarted(_) => {
-            recorded.apply(&env);
-            inputs.take(env.event);
-        }
-        event if RunInputsFold::uses(&event) => inputs.take(event),
-        event => recorded.take(env.run, event),
-    })?;
-    lap("read, decoded and folded the run");
     let malformed = |reason: String| ReplayError::Malformed { run, reason };
-    let inputs = inputs.finish().map_err(|e| malformed(e.to_string()))?;
-    lap("rebuilt the inputs");
+    let mut recorded = Report::default();
+    // One pass over the run, each event folded as it is decoded, by value. A run records its
+    // inputs before any outcome, so at its first outcome the inputs are complete: the run is
+    // decided again on another thread while its recorded outcomes are still being read.
+    let redecided = std::thread::scope(|scope| {
+        let mut inputs = Some(RunInputsFold::default());
+        let mut deciding = None;
+        let mut late_input = None;
+        store.visit_run(run, &|_| true, &mut |env| {
+            if matches!(env.event, Event::RunStarted(_)) {
+                recorded.apply(&env);
+            }
+            if RunInputsFold::uses(&env.event) {
+                match inputs.as_mut() {
+                    Some(fold) => fold.take(env.event),
+                    None => {
+                        late_input.get_or_insert((env.seq, env.event.type_name()));
+                    }
+                }
+                return;
+            }
+            if matches!(env.event, Event::Planned(_) | Event::Imported(_)) {
+                if let Some(fold) = inputs.take() {
+                    lap("read the inputs");
+                    deciding = Some(scope.spawn(move || fold.finish().map(redecide)));
+                }
+            }
+            recorded.take(env.run, env.event);
+        })?;
+        lap("read, decoded and folded the run");
+        if let Some((seq, name)) = late_input {
+            return Err(malformed(format!(
+                "event {seq} ({name}) records an input after the run's first outcome; roster records every input first"
+            )));
+        }
+        let redecided = match (inputs, deciding) {
+            (Some(fold), _) => fold.finish().map(redecide),
+            (None, Some(deciding)) => deciding
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            (None, None) => unreachable!("the inputs are taken only to be decided"),
+        };
+        redecided.map_err(|e| malformed(e.to_string()))
+    });
+    lap("decided again");
+    let Redecided {
+        inputs,
+        deleted,
+        choices,
+        plan: decided,
+    } = redecided?;
     let status = recorded.status;
     let started = &inputs.started;
     let mut differences: Vec<Difference> = Vec::new();
@@ -143,12 +227,6 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
         }
     }
 
-    // The observe step: deleted objects found.
-    let deleted = if started.options.check_deleted {
-        find_deleted(&started.tenant_id, &inputs.snapshot, &inputs.server)
-    } else {
-        Vec::new()
-    };
     if deleted != inputs.deleted {
         differences.push(Difference {
             entry: "deleted objects".into(),
@@ -156,25 +234,11 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
             replayed: names(deleted.iter().map(|d| &d.name)),
         });
     }
-
-    // The choose step: the selection and the deleted-object actions, resolved again.
-    let mut view = SearchView::from_snapshot(&inputs.snapshot);
-    let selected = resolve_selection(&mut view, &started.selection, started.options.check_deleted)
-        .map_err(|e| e.to_string());
-    // The view is only for resolving the selection; the planner below needs the memory.
-    drop(view);
-    let actions = choose_deleted_actions(
-        &deleted,
-        started.options.on_deleted,
-        &started.options.actions,
-    )
-    .map_err(|e| e.to_string());
     let recorded_choices = &inputs.choices;
-    match (selected, actions) {
-        (Ok(selected), Ok(actions)) => {
-            let replayed: Vec<_> = selected.into_iter().chain(actions).collect();
+    match choices {
+        Ok(replayed) => {
             if &replayed != recorded_choices {
-                let show = |c: &[engine::event::ActionChosen]| {
+                let show = |c: &[ActionChosen]| {
                     names(
                         c.iter()
                             .map(|c| format!("{} {}", c.action.as_str(), c.name))
@@ -189,23 +253,13 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
                 });
             }
         }
-        (Err(e), _) | (_, Err(e)) => differences.push(Difference {
+        Err(e) => differences.push(Difference {
             entry: "choices".into(),
             recorded: format!("{} choices", recorded_choices.len()),
             replayed: format!("not resolvable: {e}"),
         }),
     }
 
-    lap("found deleted objects and resolved the choices again");
-    // The decide step, from the recorded choices.
-    let decided = plan(PlanInput {
-        tenant: &started.tenant_id,
-        snapshot: &inputs.snapshot,
-        server: &inputs.server,
-        choices: recorded_choices,
-        options: &started.options,
-    });
-    lap("planned again");
     let recorded_refusal =
         (status == Some(RunStatus::Refused)).then(|| recorded.reason.clone().unwrap_or_default());
     let replayed_refusal = decided.refusal.as_ref().map(|r| r.to_string());

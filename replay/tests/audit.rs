@@ -289,6 +289,47 @@ fn a_recomputed_chain_is_caught_by_a_noted_head_and_by_replay() {
     );
 }
 
+/// roster records every input of a run before its first outcome; replay decides again from
+/// the inputs as soon as they are complete. A log whose inputs come later (here an attacker
+/// swapped two events and recomputed the chain) is refused by name, not replayed half-read.
+#[test]
+fn a_run_with_an_input_after_its_first_outcome_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, runs) = demo_store(dir.path());
+    let outcome_at = find(&store, runs[1], "{\"type\":\"Imported\"");
+    let input_at = outcome_at - 1;
+    let (_, input) = read_raw(&store, input_at);
+    let (_, outcome) = read_raw(&store, outcome_at);
+    assert!(String::from_utf8_lossy(&input).contains("{\"type\":\"ActionChosen\""));
+    let renumber = |record: Vec<u8>, from: u64, to: u64| {
+        String::from_utf8(record).unwrap().replacen(
+            &format!("{{\"seq\":{from},"),
+            &format!("{{\"seq\":{to},"),
+            1,
+        )
+    };
+    let outcome = renumber(outcome, outcome_at, input_at);
+    let input = renumber(input, input_at, outcome_at);
+    write_raw(&store, input_at, Hash::GENESIS, outcome.as_bytes());
+    write_raw(&store, outcome_at, Hash::GENESIS, input.as_bytes());
+    rechain_from(&store, input_at);
+    drop(store);
+    let store = SledStore::open(dir.path()).unwrap();
+    verify(&store, &VerifyOptions::default()).expect("a recomputed chain is consistent");
+    match replay_run(&store, runs[1]) {
+        Err(ReplayError::Malformed { run, reason }) => {
+            assert_eq!(run, runs[1]);
+            assert!(
+                reason.contains(&format!("event {outcome_at} (ActionChosen)")),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the run to be refused, got {other:?}"),
+    }
+    // The run before it is untouched and still replays.
+    assert!(replay_run(&store, runs[0]).unwrap().identical());
+}
+
 #[test]
 fn an_interrupted_run_is_not_tampering() {
     let dir = tempfile::tempdir().unwrap();
