@@ -149,57 +149,67 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
         tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
     };
     let malformed = |reason: String| ReplayError::Malformed { run, reason };
-    let mut recorded = Report::default();
     // One pass over the run, each event folded as it is decoded, by value. A run records its
-    // inputs before any outcome, so at its first outcome the inputs are complete: the run is
-    // decided again on another thread while its recorded outcomes are still being read.
-    let redecided = std::thread::scope(|scope| {
-        let mut inputs = Some(RunInputsFold::default());
-        let mut deciding = None;
-        let mut late_input = None;
-        store.visit_run(run, &|_| true, &mut |env| {
-            if matches!(env.event, Event::RunStarted(_)) {
-                recorded.apply(&env);
-            }
-            if RunInputsFold::uses(&env.event) {
-                match inputs.as_mut() {
-                    Some(fold) => fold.take(env.event),
-                    None => {
-                        late_input.get_or_insert((env.seq, env.event.type_name()));
+    // inputs before any outcome, so at its first outcome the inputs are complete: this thread
+    // decides the run again while another reads on and folds the recorded outcomes.
+    let (recorded, redecided) = std::thread::scope(|scope| {
+        let (inputs_tx, inputs_rx) = std::sync::mpsc::sync_channel(1);
+        let reading = scope.spawn(move || {
+            let mut recorded = Report::default();
+            let mut inputs = Some(RunInputsFold::default());
+            let mut late_input = None;
+            store.visit_run(run, &|_| true, &mut |env| {
+                if matches!(env.event, Event::RunStarted(_)) {
+                    recorded.apply(&env);
+                }
+                if RunInputsFold::uses(&env.event) {
+                    match inputs.as_mut() {
+                        Some(fold) => fold.take(env.event),
+                        None => {
+                            late_input.get_or_insert((env.seq, env.event.type_name()));
+                        }
+                    }
+                    return;
+                }
+                if matches!(env.event, Event::Planned(_) | Event::Imported(_)) {
+                    if let Some(fold) = inputs.take() {
+                        lap("read the inputs");
+                        // Nobody waits any more only if deciding failed: then so does replay.
+                        let _ = inputs_tx.send(fold);
                     }
                 }
-                return;
-            }
-            if matches!(env.event, Event::Planned(_) | Event::Imported(_)) {
-                if let Some(fold) = inputs.take() {
-                    lap("read the inputs");
-                    deciding = Some(scope.spawn(move || fold.finish().map(redecide)));
-                }
-            }
-            recorded.take(env.run, env.event);
-        })?;
-        lap("read, decoded and folded the run");
+                recorded.take(env.run, env.event);
+            })?;
+            lap("read, decoded and folded the run");
+            Ok::<_, ReplayError>((recorded, inputs, late_input))
+        });
+        // The inputs, at the first outcome; or none when the reading ends without one.
+        let early = inputs_rx
+            .recv()
+            .ok()
+            .map(|fold| fold.finish().map(redecide));
+        let (recorded, inputs, late_input) = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         if let Some((seq, name)) = late_input {
             return Err(malformed(format!(
                 "event {seq} ({name}) records an input after the run's first outcome; roster records every input first"
             )));
         }
-        let redecided = match (inputs, deciding) {
+        let redecided = match (inputs, early) {
             (Some(fold), _) => fold.finish().map(redecide),
-            (None, Some(deciding)) => deciding
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            (None, Some(early)) => early,
             (None, None) => unreachable!("the inputs are taken only to be decided"),
         };
-        redecided.map_err(|e| malformed(e.to_string()))
-    });
+        Ok((recorded, redecided.map_err(|e| malformed(e.to_string()))?))
+    })?;
     lap("decided again");
     let Redecided {
         inputs,
         deleted,
         choices,
         plan: decided,
-    } = redecided?;
+    } = redecided;
     let status = recorded.status;
     let started = &inputs.started;
     let mut differences: Vec<Difference> = Vec::new();
