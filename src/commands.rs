@@ -481,8 +481,17 @@ fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
 fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
     let store = ctx.open_store()?;
     let run = resolve_run(&store, run_arg)?;
-    let events = store.read_run_where(run, &|t| Report::USES.contains(&t))?;
-    let report = Report::fold(&events);
+    // Folded as the run is read, each event by value; the report shows outcomes, never the
+    // server operations behind them, so those are let go at once (on a large run they are
+    // most of its size).
+    let mut report = Report::default();
+    store.visit_run(run, &|t| Report::USES.contains(&t), &mut |env| {
+        let mut event = env.event;
+        if let Event::Planned(e) | Event::Imported(e) = &mut event {
+            e.op = None;
+        }
+        report.take(env.run, event);
+    })?;
     let view = ReportView::from_report(run, &report);
     let format = format.unwrap_or(if ctx.json {
         Format::Json
