@@ -284,13 +284,12 @@ pub fn execute(
     // 3. decide
     match req.mode {
         Mode::DryRun => {
-            let planned: Vec<Event> = decided
+            // One entry copied at a time, as it is encoded: never the whole plan twice.
+            let mut planned = decided
                 .entries
                 .iter()
-                .cloned()
-                .map(Event::Planned)
-                .collect();
-            store.append(run, clock.now(), &planned)?;
+                .map(|e| Cow::Owned(Event::Planned(e.clone())));
+            store.commit_stream(run, clock.now(), &mut planned, &[])?;
             finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
             Ok(result(decided.entries, RunEnd::Completed))
         }
