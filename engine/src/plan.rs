@@ -173,7 +173,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         options,
     } = input;
     let mut w = Working::new(tenant, server);
-    let mut entries = Vec::new();
+    // One entry per choice, plus the members of selected groups: sized for the first part,
+    // so a large plan is not copied as it grows.
+    let mut entries = Vec::with_capacity(choices.len());
 
     let deleted = if options.check_deleted {
         find_deleted(tenant, snapshot, server)

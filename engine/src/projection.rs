@@ -247,6 +247,12 @@ impl RunInputsFold {
         }
     }
 
+    /// The choices folded so far: at the run's first outcome, about how many entries it has
+    /// (exactly, unless a selected group brings in members).
+    pub fn choices_seen(&self) -> usize {
+        self.choices.len()
+    }
+
     pub fn finish(self) -> Result<RunInputs, InputsError> {
         let started = self.started.ok_or(InputsError::NotStarted)?;
         let completeness: Completeness = started.source.completeness;

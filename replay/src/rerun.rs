@@ -174,6 +174,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
                 if matches!(env.event, Event::Planned(_) | Event::Imported(_)) {
                     if let Some(fold) = inputs.take() {
                         lap("read the inputs");
+                        recorded.entries.reserve(fold.choices_seen());
                         // Cannot fail: the receiver is dropped only after this thread is
                         // joined (or while a panic unwinds, which ends the replay anyway).
                         let _ = inputs_tx.send(fold);
