@@ -118,8 +118,13 @@ pub fn execute(
     // large tenant each takes about a second. A failed tenant read still wins: it is recorded.
     let shared: &dyn Target = target;
     let (read, server) = std::thread::scope(|scope| {
-        let server = scope.spawn(|| shared.load());
+        let server = scope.spawn(|| {
+            let server = shared.load();
+            lap("loaded the server");
+            server
+        });
         let read = source.read();
+        lap("read the tenant");
         let server = server
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
