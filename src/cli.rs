@@ -154,10 +154,10 @@ pub struct FakeGraphArgs {
     /// Largest page served, whatever $top asks (Graph serves up to 999 directory objects)
     #[arg(long, default_value_t = 999)]
     pub page_size: usize,
-    /// Answer every Nth Graph request 429 with Retry-After
+    /// Answer every Nth Graph request 429 with Retry-After (never the same request twice in a row)
     #[arg(long, value_name = "N")]
     pub throttle_every: Option<u64>,
-    /// Answer every Nth Graph request 503
+    /// Answer every Nth Graph request 503 (never the same request twice in a row)
     #[arg(long, value_name = "N")]
     pub fail_every: Option<u64>,
     /// Delay every response by this many milliseconds

@@ -38,7 +38,8 @@ pub struct FakeConfig {
     /// The largest page served, whatever `$top` asks (Graph: 999 for directory objects;
     /// without `$top`, 100).
     pub page_size: usize,
-    /// Every Nth Graph request is answered 429 with `Retry-After: retry_after`.
+    /// Every Nth Graph request is answered 429 with `Retry-After: retry_after`. This and the
+    /// other faults by count never hit the same request twice in a row (see `State::inject`).
     pub throttle_every: Option<u64>,
     /// Every Nth Graph request is answered `fail_status` (503 unless set) without `Retry-After`.
     pub fail_every: Option<u64>,
@@ -167,6 +168,8 @@ struct State {
     access: Mutex<HashMap<String, Instant>>,
     refresh: Mutex<HashSet<String>>,
     devices: Mutex<HashMap<String, Device>>,
+    /// Requests the last attempt of which an injected fault hit (see [`State::inject`]).
+    faulted: Mutex<HashSet<u64>>,
 }
 
 impl State {
@@ -429,10 +432,37 @@ impl State {
         n.is_some_and(|n| n > 0 && count.is_multiple_of(n))
     }
 
+    /// Whether a fault that is `due` (by the request count) is injected into the request
+    /// `key`: never into the same request twice in a row. Against real Graph a retry after
+    /// `Retry-After` gets through; with faults by count alone, concurrent requests arriving
+    /// in a fixed order could hand one request every faulty count until it gives up.
+    fn inject(&self, due: bool, key: u64) -> bool {
+        let mut faulted = self.faulted.lock().unwrap();
+        let again = faulted.remove(&key);
+        let inject = due && !again;
+        if inject {
+            faulted.insert(key);
+        }
+        inject
+    }
+
     /// Serves one Graph request, faults and budget included.
     fn graph(&self, req: &Request<'_>, count: u64) -> Answer {
         let c = &self.config;
-        if c.fail_after.is_some_and(|n| count > n) || self.every(c.fail_every, count) {
+        let (fail, throttle) = (
+            self.every(c.fail_every, count),
+            self.every(c.throttle_every, count),
+        );
+        let injected = self.inject(
+            fail || throttle,
+            request_key(&[
+                b"graph",
+                req.method.as_bytes(),
+                req.path.as_bytes(),
+                format!("{:?}", req.query).as_bytes(),
+            ]),
+        );
+        if c.fail_after.is_some_and(|n| count > n) || (injected && fail) {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             let (status, code) = if c.fail_after.is_some_and(|n| count > n) {
                 (StatusCode::INTERNAL_SERVER_ERROR, "generalException")
@@ -455,7 +485,7 @@ impl State {
                 vec![],
             );
         }
-        if self.every(c.throttle_every, count) {
+        if injected && throttle {
             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
             return Answer::Error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -881,6 +911,13 @@ async fn handle(
         .get("consistencylevel")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    // A whole HTTP request, for the body-level faults; `graph` keys each Graph request.
+    let key = request_key(&[
+        b"http",
+        method.as_str().as_bytes(),
+        uri.to_string().as_bytes(),
+        &body,
+    ]);
     let response = if rest == "$batch" && method == Method::POST {
         batch(&state, &body, eventual)
     } else {
@@ -892,16 +929,25 @@ async fn handle(
         };
         answer_to_response(state.graph(&req, count))
     };
-    damage(&state, count, response).await
+    damage(&state, count, key, response).await
+}
+
+/// Identifies a request for [`State::inject`]: the same request sent again has the same key.
+fn request_key(parts: &[&[u8]]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
 }
 
 /// Applies the body-level faults: dropped connection, truncated JSON, missing `value`.
-async fn damage(state: &State, count: u64, response: Response) -> Response {
+async fn damage(state: &State, count: u64, key: u64, response: Response) -> Response {
     let c = &state.config;
     let drop = state.every(c.drop_every, count);
     let truncate = state.every(c.truncate_every, count);
     let missing = state.every(c.missing_value_every, count);
-    if !(drop || truncate || missing) || !response.status().is_success() {
+    let due = (drop || truncate || missing) && response.status().is_success();
+    if !state.inject(due, key) {
         return response;
     }
     state.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -1190,6 +1236,7 @@ impl FakeGraph {
             access: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashSet::new()),
             devices: Mutex::new(HashMap::new()),
+            faulted: Mutex::new(HashSet::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = state.clone();

@@ -93,7 +93,7 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
                 throttle_every: Some(3),
                 fail_every: Some(4),
                 retry_after: Some(0.01),
-                expire_tokens_after: Some(17),
+                expire_tokens_after: Some(9),
                 client_secret: Some(SECRET.into()),
                 ..FakeConfig::default()
             },
@@ -150,6 +150,52 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
             "held back {} ms in {elapsed_ms} ms",
             mine.held_ms
         );
+    }
+}
+
+/// An injected fault never hits the same request twice in a row (against real Graph, a retry
+/// after `Retry-After` gets through): even with every request due a fault by its count, a
+/// retrying client reads the whole tenant, whatever order its concurrent requests arrive in.
+#[test]
+fn a_retried_request_gets_through_the_fakes_injected_faults() {
+    std::env::set_var("ROSTER_CLIENT_SECRET", SECRET);
+    let tenant = fixtures().join("demo/tenant.json");
+    let expected = read_tenant(&tenant).unwrap().snapshot;
+    for (throttle_every, fail_every) in [(Some(1), None), (None, Some(1)), (Some(2), Some(3))] {
+        let fake = start(
+            &tenant,
+            FakeConfig {
+                page_size: 2,
+                throttle_every,
+                fail_every,
+                retry_after: Some(0.01),
+                client_secret: Some(SECRET.into()),
+                ..FakeConfig::default()
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings(
+            &fake,
+            &expected.tenant_id,
+            AuthMode::ClientSecret,
+            &dir.path().join("t.json"),
+        );
+        s.secret = Some(SecretSource::Env);
+        let (_, prompt) = counting_prompt();
+        let stats = Arc::new(GraphStats::default());
+        let client = GraphClient::new(
+            &Url::parse(&fake.base_url).unwrap(),
+            Arc::new(Authenticator::new(s, prompt)),
+            fast_policy(),
+            stats.clone(),
+        );
+        let loaded = runtime()
+            .block_on(GraphSource::new(client, expected.tenant_id.clone()).enumerate())
+            .unwrap_or_else(|e| panic!("{throttle_every:?}/{fail_every:?}: {e}"));
+        assert_eq!(loaded.snapshot, expected);
+        let f = fake.stats();
+        assert!(f.throttled + f.failed > 0, "faults were injected: {f:?}");
+        assert_eq!(stats.snapshot().retries, f.throttled + f.failed, "{f:?}");
     }
 }
 
