@@ -69,6 +69,26 @@ fn counting_prompt() -> (Arc<AtomicUsize>, Prompt) {
     )
 }
 
+/// A client signing in with the client secret from `ROSTER_CLIENT_SECRET`, retrying fast,
+/// its token cache in `dir`; and the statistics it keeps.
+fn secret_client(
+    fake: &FakeGraph,
+    tenant: &TenantId,
+    dir: &Path,
+) -> (GraphClient, Arc<GraphStats>) {
+    let mut s = settings(fake, tenant, AuthMode::ClientSecret, &dir.join("t.json"));
+    s.secret = Some(SecretSource::Env);
+    let (_, prompt) = counting_prompt();
+    let stats = Arc::new(GraphStats::default());
+    let client = GraphClient::new(
+        &Url::parse(&fake.base_url).unwrap(),
+        Arc::new(Authenticator::new(s, prompt)),
+        fast_policy(),
+        stats.clone(),
+    );
+    (client, stats)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,21 +119,7 @@ fn every_fixture_tenant_reads_the_same_through_graph_with_faults() {
             },
         );
         let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(
-            &fake,
-            &expected.tenant_id,
-            AuthMode::ClientSecret,
-            &dir.path().join("t.json"),
-        );
-        s.secret = Some(SecretSource::Env);
-        let (_, prompt) = counting_prompt();
-        let stats = Arc::new(GraphStats::default());
-        let client = GraphClient::new(
-            &Url::parse(&fake.base_url).unwrap(),
-            Arc::new(Authenticator::new(s, prompt)),
-            fast_policy(),
-            stats.clone(),
-        );
+        let (client, stats) = secret_client(&fake, &expected.tenant_id, dir.path());
         let started = std::time::Instant::now();
         let loaded = runtime()
             .block_on(GraphSource::new(client, expected.tenant_id.clone()).enumerate())
@@ -174,21 +180,7 @@ fn a_retried_request_gets_through_the_fakes_injected_faults() {
             },
         );
         let dir = tempfile::tempdir().unwrap();
-        let mut s = settings(
-            &fake,
-            &expected.tenant_id,
-            AuthMode::ClientSecret,
-            &dir.path().join("t.json"),
-        );
-        s.secret = Some(SecretSource::Env);
-        let (_, prompt) = counting_prompt();
-        let stats = Arc::new(GraphStats::default());
-        let client = GraphClient::new(
-            &Url::parse(&fake.base_url).unwrap(),
-            Arc::new(Authenticator::new(s, prompt)),
-            fast_policy(),
-            stats.clone(),
-        );
+        let (client, stats) = secret_client(&fake, &expected.tenant_id, dir.path());
         let loaded = runtime()
             .block_on(GraphSource::new(client, expected.tenant_id.clone()).enumerate())
             .unwrap_or_else(|e| panic!("{throttle_every:?}/{fail_every:?}: {e}"));
