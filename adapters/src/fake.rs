@@ -455,12 +455,7 @@ impl State {
         );
         let injected = self.inject(
             fail || throttle,
-            request_key(&[
-                b"graph",
-                req.method.as_bytes(),
-                req.path.as_bytes(),
-                format!("{:?}", req.query).as_bytes(),
-            ]),
+            request_key(("graph", req.method, &req.path, &req.query)),
         );
         if c.fail_after.is_some_and(|n| count > n) || (injected && fail) {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -912,12 +907,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
     // A whole HTTP request, for the body-level faults; `graph` keys each Graph request.
-    let key = request_key(&[
-        b"http",
-        method.as_str().as_bytes(),
-        uri.to_string().as_bytes(),
-        &body,
-    ]);
+    let key = request_key(("http", method.as_str(), &uri, &body));
     let response = if rest == "$batch" && method == Method::POST {
         batch(&state, &body, eventual)
     } else {
@@ -933,10 +923,10 @@ async fn handle(
 }
 
 /// Identifies a request for [`State::inject`]: the same request sent again has the same key.
-fn request_key(parts: &[&[u8]]) -> u64 {
-    use std::hash::{Hash, Hasher};
+fn request_key(request: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    parts.hash(&mut h);
+    request.hash(&mut h);
     h.finish()
 }
 
