@@ -729,28 +729,25 @@ impl SledStore {
             ));
         }
         for raw in raws {
-            // The record must say it is the event the index puts here.
-            let placed = |found_run: RunId, found_seq: Seq| {
-                if found_run == run && found_seq == raw.seq {
-                    return Ok(());
-                }
-                Err(corrupt(
-                    format!("event {}", raw.seq),
-                    format!("indexed for run {run} but records run {found_run} seq {found_seq}"),
-                ))
-            };
             let header =
                 crate::event::decode_header(&raw.record).map_err(|source| StoreError::Decode {
                     seq: raw.seq,
                     source,
                 })?;
-            placed(header.run, header.seq)?;
-            if !keep(&header.event_type) {
-                continue;
+            // The record must say it is the event the index puts here. (Its decoded envelope
+            // reads seq and run from the same bytes with the same parsers: checked once.)
+            if header.run != run || header.seq != raw.seq {
+                return Err(corrupt(
+                    format!("event {}", raw.seq),
+                    format!(
+                        "indexed for run {run} but records run {} seq {}",
+                        header.run, header.seq
+                    ),
+                ));
             }
-            let env = raw.decode()?;
-            placed(env.run, env.seq)?;
-            out.push(env);
+            if keep(&header.event_type) {
+                out.push(raw.decode()?);
+            }
         }
         Ok(out)
     }

@@ -225,6 +225,30 @@ fn many_chunk_runs_are_read_in_order_and_stop_at_a_damaged_chunk() {
     );
 }
 
+/// A record moved under another event's place (its own seq or run inside says otherwise) is
+/// reported, whether or not the reader keeps its type.
+#[test]
+fn a_record_that_is_not_the_event_its_place_holds_is_reported() {
+    let store = SledStore::temporary().unwrap();
+    let (a, b) = (run_at(1), run_at(2));
+    store.append(a, t(1), &[seen(1), seen(2)]).unwrap();
+    store.append(b, t(2), &[seen(3)]).unwrap();
+    let (hash, record) = store.tamper().read(Seq(3));
+    store.tamper().write(Seq(2), hash, &record);
+    for keep in [&(|_: &str| true) as &(dyn Fn(&str) -> bool + Sync), &|_| {
+        false
+    }] {
+        let err = store
+            .visit_run(a, keep, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("indexed for run {a} but records run {b} seq 3")),
+            "{err}"
+        );
+    }
+}
+
 /// A step prepared ahead is written only right after the step it was prepared to follow, and
 /// ends where committing the same events directly would.
 #[test]
