@@ -41,6 +41,12 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
         },
     ) {
         Ok(v) => {
+            let mut repairs = Vec::new();
+            for seq in &v.repairs {
+                if let Some(Event::LogRepaired(r)) = store.read_event(*seq)?.map(|e| e.event) {
+                    repairs.push((*seq, r));
+                }
+            }
             if ctx.json {
                 out_json(&json!({
                     "ok": true,
@@ -49,6 +55,14 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
                     "head": { "seq": v.head.seq.0, "hash": v.head.hash.to_hex() },
                     "notedHeadAt": v.noted_head_at.map(|s| s.0),
                     "unfinished": v.unfinished.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                    "repairs": repairs.iter().map(|(seq, r)| json!({
+                        "seq": seq.0,
+                        "run": r.run.to_string(),
+                        "cutFrom": r.cut_from.0,
+                        "eventsCut": r.events_cut,
+                        "reason": r.reason,
+                        "serverRebuilt": r.server_rebuilt,
+                    })).collect::<Vec<_>>(),
                 }))?;
             } else {
                 let mut text = format!(
@@ -61,6 +75,12 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
                 if let Some(at) = v.noted_head_at {
                     text.push_str(&format!(
                         "The noted head is event {at}: nothing up to it has changed.\n"
+                    ));
+                }
+                for (seq, r) in &repairs {
+                    text.push_str(&format!(
+                        "Event {seq} records that the log was cut back from event {}: {} events of run {}, unfinished, were torn by a write error ({}).\n",
+                        r.cut_from, r.events_cut, r.run, r.reason
                     ));
                 }
                 for run in &v.unfinished {

@@ -45,7 +45,23 @@ pub fn open_store(dir: &Path) -> Result<SledStore> {
         e @ engine::StoreError::InUse { .. } => anyhow::Error::from(e),
         e => anyhow::Error::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
-    for run in adapters::run::close_interrupted_runs(&store, &SystemClock)? {
+    let recovered = adapters::run::recover(&store, &SystemClock)
+        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    if let Some(cut) = &recovered.cut {
+        eprintln!(
+            "note: the store's last writes were torn ({}); run {}, unfinished, was cut back to event {} ({} events cut{}), and the cut is recorded in the log",
+            cut.reason,
+            cut.run,
+            cut.from.0.saturating_sub(1),
+            cut.events,
+            if cut.server_rebuilt {
+                "; the server's directory was rebuilt from the log"
+            } else {
+                ""
+            }
+        );
+    }
+    for run in recovered.closed {
         eprintln!(
             "note: run {run} was interrupted before it finished; it is now recorded as aborted"
         );

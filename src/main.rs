@@ -86,13 +86,17 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Libraries' own log lines (sled's, on a write error) stay out of the way unless asked
+    // for with ROSTER_LOG: roster says what went wrong in its own one line. Colour only on a
+    // terminal, and never under NO_COLOR.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,sled=off".into()),
         )
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
         .init();
     match commands::dispatch(cli) {
         Ok(exit) => ExitCode::from(exit as u8),

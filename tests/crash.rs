@@ -5,11 +5,13 @@
 //!
 //! CI runs 30 kill points; `ROSTER_CRASH_KILLS=300` runs more.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use engine::event::EntryOutcome;
+use common::store::*;
 use engine::model::ServerState;
 use serde_json::Value;
 
@@ -24,32 +26,6 @@ const IMPORT: [&str; 8] = [
     "100000",
 ];
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn roster(store: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(args)
-        .env("ROSTER_STORE", store)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
 /// Starts `import`, sends it SIGKILL after `at`, and says whether it had finished by then.
 fn kill_after(mut import: Command, at: std::time::Duration) -> bool {
     let mut child = import
@@ -63,36 +39,13 @@ fn kill_after(mut import: Command, at: std::time::Duration) -> bool {
     status.success() || status.code() == Some(3)
 }
 
-/// The server as the log says it is: the loaded state, then every `Imported` operation.
-fn server_from_log(store: &Path, loaded: &ServerState) -> ServerState {
-    let (code, events, err) = roster(store, &["events", "--since", "1"]);
-    assert_eq!(code, 0, "{err}");
-    let mut state = loaded.clone();
-    for line in events.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        if v["type"] == "Imported" {
-            let e: EntryOutcome = serde_json::from_value(v["payload"].clone()).unwrap();
-            if let Some(op) = &e.op {
-                state.apply(op);
-            }
-        }
-    }
-    state
-}
-
-fn dump(store: &Path) -> ServerState {
-    let (code, out, err) = roster(store, &["server", "dump"]);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 #[test]
 fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun() {
     let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let (work, template, loaded) = generated();
+    let (work, template, loaded) = generated(3000, 300);
 
     // The uninterrupted run, and how long it takes.
     let reference_store = work.path().join("reference");
@@ -156,53 +109,6 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
     );
 }
 
-/// A generated tenant of 3,000 users and 300 groups, and a store (`template`) with it as org
-/// `gen` and a server of 40 % linked users loaded (also left as `server.json` in `work`).
-fn generated() -> (tempfile::TempDir, std::path::PathBuf, ServerState) {
-    let work = tempfile::tempdir().unwrap();
-    let (tenant, server) = (
-        work.path().join("tenant.json"),
-        work.path().join("server.json"),
-    );
-    let (code, _, err) = roster(
-        work.path(),
-        &[
-            "fixture",
-            "generate",
-            "--users",
-            "3000",
-            "--groups",
-            "300",
-            "--members-per-group",
-            "10",
-            "--seed",
-            "7",
-            "--out",
-            tenant.to_str().unwrap(),
-            "--server-out",
-            server.to_str().unwrap(),
-            "--linked",
-            "0.4",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let template = work.path().join("template");
-    assert_eq!(
-        roster(
-            &template,
-            &["org", "add", "gen", "--fixture", tenant.to_str().unwrap()]
-        )
-        .0,
-        0
-    );
-    assert_eq!(
-        roster(&template, &["server", "load", server.to_str().unwrap()]).0,
-        0
-    );
-    let loaded: ServerState = serde_json::from_slice(&std::fs::read(&server).unwrap()).unwrap();
-    (work, template, loaded)
-}
-
 /// The JSON-file server target under the same kills: the file is replaced atomically, so
 /// after any kill it is a whole, valid server file, no entry is added twice, and the rerun
 /// ends with the file of an uninterrupted run. (A kill can leave a `.roster-*.tmp` file: a
@@ -213,7 +119,7 @@ fn imports_into_a_server_file_killed_at_any_moment_never_tear_it() {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(12, |n: u32| (n / 3).max(1));
-    let (work, template, loaded) = generated();
+    let (work, template, loaded) = generated(3000, 300);
     let server = work.path().join("server.json");
     let import = |store: &Path, file: &Path| {
         let mut args: Vec<String> = IMPORT.iter().map(|a| a.to_string()).collect();
@@ -275,23 +181,4 @@ fn imports_into_a_server_file_killed_at_any_moment_never_tear_it() {
         completed_before_kill < kills,
         "the kills must interrupt runs"
     );
-}
-
-/// Objects that more than one `Imported` event says were added.
-fn added_twice(store: &Path) -> Vec<String> {
-    let (_, events, _) = roster(store, &["events", "--since", "1"]);
-    let mut added = std::collections::HashMap::<String, usize>::new();
-    for line in events.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        if v["type"] == "Imported" && v["payload"]["outcome"] == "added" {
-            *added
-                .entry(format!("{} {}", v["payload"]["kind"], v["payload"]["id"]))
-                .or_default() += 1;
-        }
-    }
-    added
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(id, _)| id)
-        .collect()
 }

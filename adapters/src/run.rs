@@ -22,7 +22,7 @@ use engine::model::Completeness;
 use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput, Refusal};
 use engine::projection::seen_events;
 use engine::search::{resolve_selection, SearchView};
-use engine::{EventStore, RunId, SledStore, ENGINE_VERSION};
+use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -84,6 +84,7 @@ pub fn execute(
             "--action needs --check-deleted: deleted objects are only looked for with it",
         ));
     }
+    let target_info = target.info();
     let started = |source_info: SourceInfo| RunStarted {
         org: org.name.clone(),
         tenant_id: org.tenant_id.clone(),
@@ -91,7 +92,7 @@ pub fn execute(
         started_by: req.started_by.clone(),
         engine_version: ENGINE_VERSION.to_owned(),
         source: source_info,
-        target: target.info(),
+        target: target_info.clone(),
         selection: req.selection.clone(),
         options: req.options.clone(),
         applied_from: req.applied_from,
@@ -194,128 +195,200 @@ pub fn execute(
             .map_err(|e| Error::bad_input(e.to_string()))?;
     let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
     lap("deleted objects");
+    // What the run records before deciding is known now; its outcomes at least one per
+    // choice. A run that cannot fit is refused before it writes anything (a second check,
+    // once the plan is known, comes before any outcome or server change).
+    let inputs = 2
+        + snapshot.users.len()
+        + snapshot.groups.len()
+        + snapshot.deleted_users.len()
+        + snapshot.deleted_groups.len()
+        + server.users().len()
+        + server.groups().len()
+        + deleted.len()
+        + choices.len();
+    store.check_room_for_run((inputs + choices.len()) as u64, 0)?;
     // The planner runs on a second thread while this one records what was read and chosen:
     // both only read the snapshot and the server, and on a large tenant each takes seconds.
     let at = clock.now();
     let run = clock.new_run_id(at);
-    let (decided, recorded) = std::thread::scope(|scope| {
-        let planner = scope.spawn(|| {
-            plan(PlanInput {
-                tenant: &org.tenant_id,
-                snapshot: &snapshot,
-                server: &server,
-                choices: &choices,
-                options: &req.options,
-            })
+    let outcome = (|| -> Result<RunResult> {
+        let (decided, recorded) = std::thread::scope(|scope| {
+            let planner = scope.spawn(|| {
+                plan(PlanInput {
+                    tenant: &org.tenant_id,
+                    snapshot: &snapshot,
+                    server: &server,
+                    choices: &choices,
+                    options: &req.options,
+                })
+            });
+            let recorded = (|| -> Result<()> {
+                // 1. observe
+                let info = SourceInfo {
+                    kind: source.kind(),
+                    location: source.location(),
+                    fingerprint: snapshot.fingerprint(),
+                    completeness: snapshot.completeness,
+                    problems: loaded.problems.clone(),
+                };
+                let mut observed = std::iter::once(Event::RunStarted(started(info)))
+                    .chain(seen_events(&snapshot, &server))
+                    .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
+                    .map(Cow::Owned);
+                store.commit_stream(run, at, &mut observed, &[])?;
+                lap("recorded what was read");
+                // 2. choose
+                let mut chosen = choices
+                    .iter()
+                    .cloned()
+                    .map(|c| Cow::Owned(Event::ActionChosen(c)));
+                store.commit_stream(run, clock.now(), &mut chosen, &[])?;
+                lap("recorded the choices");
+                Ok(())
+            })();
+            let decided = planner
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (decided, recorded)
         });
-        let recorded = (|| -> Result<()> {
-            // 1. observe
-            let info = SourceInfo {
-                kind: source.kind(),
-                location: source.location(),
-                fingerprint: snapshot.fingerprint(),
-                completeness: snapshot.completeness,
-                problems: loaded.problems.clone(),
-            };
-            let mut observed = std::iter::once(Event::RunStarted(started(info)))
-                .chain(seen_events(&snapshot, &server))
-                .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
-                .map(Cow::Owned);
-            store.commit_stream(run, at, &mut observed, &[])?;
-            lap("recorded what was read");
-            // 2. choose
-            let mut chosen = choices
-                .iter()
-                .cloned()
-                .map(|c| Cow::Owned(Event::ActionChosen(c)));
-            store.commit_stream(run, clock.now(), &mut chosen, &[])?;
-            lap("recorded the choices");
-            Ok(())
-        })();
-        let decided = planner
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (decided, recorded)
-    });
-    recorded?;
-    let mut decided = decided;
-    debug_assert_eq!(decided.deleted, deleted);
-    lap("planned");
-    // What was read is recorded and decided on; the rest of the run needs only the plan.
-    drop(snapshot);
-    let stale = match &req.reviewed {
-        Some(reviewed) => compare_entries(reviewed, &decided.entries),
-        None => Vec::new(),
-    };
-    if !stale.is_empty() {
-        decided.refusal = Some(Refusal::StalePlan {
-            reviewed: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
-            differences: stale.len() as u32,
-        });
-    }
-
-    let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
-        store.append(
-            run,
-            clock.now(),
-            &[Event::RunFinished(RunFinished {
-                status,
-                summary,
-                reason,
-            })],
-        )?;
-        store.flush()?;
-        Ok(())
-    };
-    let result = |entries: Vec<EntryOutcome>, end: RunEnd| RunResult {
-        run,
-        mode: req.mode,
-        entries,
-        deleted: deleted.clone(),
-        end,
-        problems: loaded.problems.clone(),
-        stale: stale.clone(),
-    };
-
-    if let Some(refusal) = decided.refusal {
-        finish(
-            RunStatus::Refused,
-            Summary::default(),
-            Some(refusal.to_string()),
-        )?;
-        return Ok(result(Vec::new(), RunEnd::Refused(refusal)));
-    }
-
-    // 3. decide
-    match req.mode {
-        Mode::DryRun => {
-            // One entry copied at a time, as it is encoded: never the whole plan twice.
-            let mut planned = decided
-                .entries
-                .iter()
-                .map(|e| Cow::Owned(Event::Planned(e.clone())));
-            store.commit_stream(run, clock.now(), &mut planned, &[])?;
-            finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
-            Ok(result(decided.entries, RunEnd::Completed))
+        recorded?;
+        let mut decided = decided;
+        debug_assert_eq!(decided.deleted, deleted);
+        lap("planned");
+        // What was read is recorded and decided on; the rest of the run needs only the plan.
+        drop(snapshot);
+        let stale = match &req.reviewed {
+            Some(reviewed) => compare_entries(reviewed, &decided.entries),
+            None => Vec::new(),
+        };
+        if !stale.is_empty() {
+            decided.refusal = Some(Refusal::StalePlan {
+                reviewed: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
+                differences: stale.len() as u32,
+            });
         }
-        Mode::Apply => {
-            let mut state = server;
-            let applied = target.apply(store, run, clock, &mut state, decided.entries)?;
-            lap("applied");
-            let summary = Summary::of(&applied.entries);
-            // 4. finish
-            match applied.failure {
-                None => {
-                    finish(RunStatus::Completed, summary, None)?;
-                    Ok(result(applied.entries, RunEnd::Completed))
-                }
-                Some(why) => {
-                    finish(RunStatus::Aborted, summary, Some(why.clone()))?;
-                    Ok(result(applied.entries, RunEnd::Aborted(why)))
+
+        // The plan's size is known: outcomes, and the server records they write into the store.
+        let records = match (req.mode, &target_info) {
+            (Mode::Apply, engine::event::TargetInfo::Embedded) => {
+                decided.entries.iter().filter(|e| e.op.is_some()).count()
+            }
+            _ => 0,
+        };
+        if let Err(e) = store.check_room_for_run(decided.entries.len() as u64, records as u64) {
+            return Err(e.into());
+        }
+
+        let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
+            store.append(
+                run,
+                clock.now(),
+                &[Event::RunFinished(RunFinished {
+                    status,
+                    summary,
+                    reason,
+                })],
+            )?;
+            store.flush()?;
+            Ok(())
+        };
+        let result = |entries: Vec<EntryOutcome>, end: RunEnd| RunResult {
+            run,
+            mode: req.mode,
+            entries,
+            deleted: deleted.clone(),
+            end,
+            problems: loaded.problems.clone(),
+            stale: stale.clone(),
+        };
+
+        if let Some(refusal) = decided.refusal {
+            finish(
+                RunStatus::Refused,
+                Summary::default(),
+                Some(refusal.to_string()),
+            )?;
+            return Ok(result(Vec::new(), RunEnd::Refused(refusal)));
+        }
+
+        // 3. decide
+        match req.mode {
+            Mode::DryRun => {
+                // One entry copied at a time, as it is encoded: never the whole plan twice.
+                let mut planned = decided
+                    .entries
+                    .iter()
+                    .map(|e| Cow::Owned(Event::Planned(e.clone())));
+                store.commit_stream(run, clock.now(), &mut planned, &[])?;
+                finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
+                Ok(result(decided.entries, RunEnd::Completed))
+            }
+            Mode::Apply => {
+                let mut state = server;
+                let applied = target.apply(store, run, clock, &mut state, decided.entries)?;
+                lap("applied");
+                let summary = Summary::of(&applied.entries);
+                // 4. finish
+                match applied.failure {
+                    None => {
+                        finish(RunStatus::Completed, summary, None)?;
+                        Ok(result(applied.entries, RunEnd::Completed))
+                    }
+                    Some(why) => {
+                        finish(RunStatus::Aborted, summary, Some(why.clone()))?;
+                        Ok(result(applied.entries, RunEnd::Aborted(why)))
+                    }
                 }
             }
         }
+    })();
+    match outcome {
+        // Out of room half-way: what was recorded stands (each step is atomic, and the space
+        // check leaves room for this), and the run is closed saying why.
+        Err(Error::Store(full @ StoreError::DiskFull { .. })) => {
+            let reason = full.to_string();
+            let _ = close_run(store, run, clock, &reason);
+            Err(Error::Store(full))
+        }
+        other => other,
     }
+}
+
+/// Appends `RunFinished { aborted }` to `run` with the counts of what it recorded, and flushes.
+fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> Result<()> {
+    let events = store.read_run_where(run, &|t| engine::projection::Report::USES.contains(&t))?;
+    let summary = engine::projection::Report::fold(&events).summary();
+    store.append(
+        run,
+        clock.now(),
+        &[Event::RunFinished(RunFinished {
+            status: RunStatus::Aborted,
+            summary,
+            reason: Some(reason.to_owned()),
+        })],
+    )?;
+    store.flush()?;
+    Ok(())
+}
+
+/// What opening a store found left over from a process that stopped early.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recovered {
+    /// The end of the log was torn by a write error and cut back.
+    pub cut: Option<engine::store::TailCut>,
+    /// Runs that were interrupted, now closed as aborted.
+    pub closed: Vec<RunId>,
+}
+
+/// Brings a store opened after a crash, a kill or a write error back to a log that verifies:
+/// a torn end is cut back (only when it belongs to the last, unfinished run; anything else is
+/// an error that `verify` names), then interrupted runs are closed.
+pub fn recover(store: &SledStore, clock: &dyn Clock) -> Result<Recovered> {
+    let at = clock.now();
+    let cut = store.cut_torn_tail(at, clock.new_run_id(at))?;
+    let closed = close_interrupted_runs(store, clock)?;
+    Ok(Recovered { cut, closed })
 }
 
 /// Closes runs a crash or a kill left unfinished: each gets `RunFinished { aborted }` with the
@@ -328,26 +401,18 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
         let Some(last) = seqs.last() else { continue };
         let finished = matches!(
             store.read_event(*last)?.map(|e| e.event),
-            Some(Event::RunFinished(_))
+            Some(Event::RunFinished(_) | Event::LogRepaired(_))
         );
         if finished {
             continue;
         }
-        let events = store.read_run(run)?;
-        let summary = engine::projection::Report::fold(&events).summary();
-        store.append(
+        close_run(
+            store,
             run,
-            clock.now(),
-            &[Event::RunFinished(RunFinished {
-                status: RunStatus::Aborted,
-                summary,
-                reason: Some("interrupted: roster stopped before the run finished; closed when the store was next opened".into()),
-            })],
+            clock,
+            "interrupted: roster stopped before the run finished; closed when the store was next opened",
         )?;
         closed.push(run);
-    }
-    if !closed.is_empty() {
-        store.flush()?;
     }
     Ok(closed)
 }

@@ -236,12 +236,29 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    // A write that would fill the disk is refused before anything is written: a full disk
+    // can fail other programs too, and the old file stays as it was either way.
+    if let Ok(st) = rustix::fs::statvfs(&dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let need = bytes.len() as u64 + (1 << 20);
+        if free < need {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "not enough free disk space in {}: the new file needs {} KiB, {} KiB are free",
+                    dir.display(),
+                    need >> 10,
+                    free >> 10
+                ),
+            ));
+        }
+    }
     let mut tmp = tempfile::Builder::new()
         .prefix(".roster-")
         .suffix(".tmp")
         .tempfile_in(&dir)?;
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
     tmp.write_all(&bytes)?;
     match std::fs::metadata(path) {
         Ok(meta) => tmp.as_file().set_permissions(meta.permissions())?,

@@ -31,7 +31,18 @@ pub enum Event {
     Planned(EntryOutcome),
     /// An import's outcome for one entry, committed together with its server change.
     Imported(EntryOutcome),
+    /// An entry an import is about to write to a server it cannot change in the same atomic
+    /// step as the log (a server file): the intent, flushed before the write. Followed by
+    /// [`ServerWriteIntended`], then by the entry's `Imported` once the write is done.
+    ChangeIntended(EntryOutcome),
+    /// The write that the `ChangeIntended` events before it are about to make, with digests
+    /// of the server file before and after: on the next open, the file itself says whether it
+    /// was made.
+    ServerWriteIntended(ServerWriteIntended),
     RunFinished(RunFinished),
+    /// The store's tail was torn (a write error, a full disk) and cut back to its last verified
+    /// prefix. Recorded on its own, under a run id of its own, when the store was next opened.
+    LogRepaired(LogRepaired),
 }
 
 impl Event {
@@ -44,7 +55,10 @@ impl Event {
             Event::ActionChosen(_) => "ActionChosen",
             Event::Planned(_) => "Planned",
             Event::Imported(_) => "Imported",
+            Event::ChangeIntended(_) => "ChangeIntended",
+            Event::ServerWriteIntended(_) => "ServerWriteIntended",
             Event::RunFinished(_) => "RunFinished",
+            Event::LogRepaired(_) => "LogRepaired",
         }
     }
 }
@@ -450,6 +464,36 @@ pub struct RunFinished {
     pub summary: Summary,
     /// Why a run was refused or aborted.
     pub reason: Option<String>,
+}
+
+/// See [`Event::ServerWriteIntended`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerWriteIntended {
+    /// The server file, as the run named it.
+    pub path: String,
+    /// SHA-256 (hex) of the file as the run read it.
+    pub before: String,
+    /// SHA-256 (hex) of the file the run is about to write.
+    pub after: String,
+    /// The `ChangeIntended` events before this one.
+    pub changes: u32,
+}
+
+/// See [`Event::LogRepaired`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRepaired {
+    /// The unfinished run whose last writes were torn.
+    pub run: RunId,
+    /// The first event cut: the log kept everything before it.
+    pub cut_from: Seq,
+    /// Events cut, as the run index counted them.
+    pub events_cut: u64,
+    /// What was found torn.
+    pub reason: String,
+    /// Whether the embedded server's records were rebuilt from the log (the run had changed it).
+    pub server_rebuilt: bool,
 }
 
 /// A SHA-256 digest chaining an event to all the events before it.

@@ -139,6 +139,29 @@ fn every_variant() -> Vec<(&'static str, Event)> {
         ),
         ("imported", Event::Imported(entry(Outcome::Updated))),
         (
+            "change_intended",
+            Event::ChangeIntended(entry(Outcome::Added)),
+        ),
+        (
+            "server_write_intended",
+            Event::ServerWriteIntended(ServerWriteIntended {
+                path: "/srv/server.json".into(),
+                before: "ab".repeat(32),
+                after: "cd".repeat(32),
+                changes: 1,
+            }),
+        ),
+        (
+            "log_repaired",
+            Event::LogRepaired(LogRepaired {
+                run: RunId::new("2026-11-27T08:00:00Z".parse().unwrap(), [7; 10]),
+                cut_from: Seq(40961),
+                events_cut: 3072,
+                reason: "chunk 40961 is indexed for run 01a2... but missing".into(),
+                server_rebuilt: true,
+            }),
+        ),
+        (
             "run_finished",
             Event::RunFinished(RunFinished {
                 status: RunStatus::Completed,

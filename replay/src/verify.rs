@@ -34,6 +34,8 @@ pub struct Verified {
     pub unfinished: Vec<RunId>,
     /// Where the noted head was found.
     pub noted_head_at: Option<Seq>,
+    /// The `LogRepaired` events: where the store's torn end was cut back.
+    pub repairs: Vec<Seq>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     let mut runs_by_seq: Vec<RunId> = Vec::new();
     let mut finished: HashMap<RunId, bool> = HashMap::new();
     let mut noted_head_at = None;
+    let mut repairs = Vec::new();
     for raw in store.raw_events(Seq(1)) {
         let raw = match raw {
             Ok(raw) => raw,
@@ -112,6 +115,18 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
             ));
         }
         match (header.event_type.as_str(), finished.get(&header.run)) {
+            // A repair of the store is recorded on its own: its run holds that one event.
+            ("LogRepaired", None) => {
+                finished.insert(header.run, true);
+                repairs.push(raw.seq);
+            }
+            ("LogRepaired", Some(_)) => {
+                return Err(bad(
+                    raw.seq,
+                    run,
+                    "LogRepaired inside a run: a repair is recorded under a run of its own",
+                ))
+            }
             ("RunStarted", None) => {
                 finished.insert(header.run, false);
             }
@@ -172,9 +187,10 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     Ok(Verified {
         head: prev,
         events: prev.seq.0,
-        runs: finished.len(),
+        runs: finished.len() - repairs.len(),
         unfinished,
         noted_head_at,
+        repairs,
     })
 }
 

@@ -2,6 +2,8 @@
 //! store to run commands against, both cleaned up when dropped.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -31,7 +31,9 @@
 //! are read as they are: `e` + seq → hash + record, and `r` + run + seq → empty.
 
 use std::borrow::Cow;
+use std::mem::ManuallyDrop;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -40,10 +42,14 @@ use crate::event::{decode_record, encode_record, DecodeError, Envelope, Event, H
 use crate::ids::{fold_case, RunId, Seq};
 use crate::model::{KeyWrite, ServerGroup, ServerState, ServerStateError, ServerUser};
 
+mod tail;
+pub use tail::TailCut;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    /// (sled's error is said in words, not chained as a cause: its own text adds nothing.)
+    #[error("the store's database {}", sled_reason(.0))]
+    Sled(sled::Error),
     #[error("event {seq}: {source}")]
     Decode { seq: Seq, source: DecodeError },
     #[error("store is damaged at {at}: {reason}; run `roster verify` for details")]
@@ -56,6 +62,50 @@ pub enum StoreError {
     InUse { dir: String, holder: String },
     #[error("cannot lock the store {dir}: {reason}")]
     Lock { dir: String, reason: String },
+    #[error("not enough free disk space for the store in {dir}: {what} needs about {need}, {free} free; free some space or move the store (--store DIR), then run again")]
+    DiskFull {
+        dir: String,
+        what: String,
+        need: Bytes,
+        free: Bytes,
+    },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
+/// sled's error in words a person can act on.
+fn sled_reason(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            "could not be written: the disk is full; free some space, then run again (the next command closes what was left unfinished)".into()
+        }
+        sled::Error::Io(io) => {
+            let text = io.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            format!("could not be read or written: {text}")
+        }
+        sled::Error::Corruption { .. } => "file itself is damaged and cannot be read (sled found corrupted data); nothing in it could be checked: restore the store from a backup (`roster restore`)".into(),
+        other => format!("failed: {other}"),
+    }
+}
+
+/// A size in bytes, shown in MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = self.0 as f64 / f64::from(1u32 << 20);
+        if mib < 10.0 {
+            write!(f, "{mib:.1} MiB")
+        } else {
+            write!(f, "{mib:.0} MiB")
+        }
+    }
 }
 
 /// Keeps other roster processes out of a store while this one uses it: an advisory lock on
@@ -225,6 +275,17 @@ const CHUNK_PLAIN: u8 = 1;
 /// Chunks as written now: the events after the header are one LZ4 block.
 const CHUNK_LZ4: u8 = 2;
 const CHUNK: u8 = b'c';
+/// What sled writes to disk for a byte of value, at most (measured about 1.7).
+const DISK_FACTOR: u64 = 3;
+/// Room always left free for sled to finish: a last event, a flush, a snapshot.
+const RESERVE: u64 = 8 << 20;
+/// A write this small (a run's last event, an org setting) may use all but the last MiB.
+const SMALL_WRITE: u64 = 64 << 10;
+const SMALL_RESERVE: u64 = 1 << 20;
+/// Disk per event and per embedded-server record, as a run's estimate (measured: 180-250 and
+/// about 760 bytes on generated tenants of 20,000 users).
+const EVENT_DISK_BYTES: u64 = 320;
+const RECORD_DISK_BYTES: u64 = 1024;
 /// Threads decoding a run's chunks in `visit_run`.
 const DECODE_LANES: usize = 2;
 const RUN_CHUNKS: u8 = b'R';
@@ -282,12 +343,16 @@ impl ChunkWriter {
         value
     }
 
-    fn finish(self, run: RunId, batch: &mut sled::Batch) {
-        batch.insert(&chunk_key(self.first)[..], self.value());
+    /// Adds the chunk and its run-index entry to `batch`; returns the bytes it adds.
+    fn finish(self, run: RunId, batch: &mut sled::Batch) -> u64 {
+        let value = self.value();
+        let bytes = value.len() as u64 + 9 + 25 + 4;
+        batch.insert(&chunk_key(self.first)[..], value);
         batch.insert(
             &run_chunk_key(run, self.first)[..],
             &self.count.to_le_bytes()[..],
         );
+        bytes
     }
 }
 
@@ -413,25 +478,56 @@ fn seq_of_event_key(key: &[u8]) -> Result<Seq, StoreError> {
     Ok(Seq(u64::from_be_bytes(bytes)))
 }
 
-/// The sled-backed store. One process at a time; within it, appends are serialized.
-pub struct SledStore {
+/// sled's handles to one database.
+struct Sled {
     db: sled::Db,
     log: sled::Tree,
     orgs: sled::Tree,
+}
+
+/// The sled-backed store. One process at a time; within it, appends are serialized.
+pub struct SledStore {
+    /// Dropped with the store, unless sled failed a write (see [`Drop`]).
+    sled: ManuallyDrop<Sled>,
+    /// Set when sled returned an error from a write or a flush.
+    failed: AtomicBool,
+    /// The database directory, where free space is measured (`None`: in memory).
+    dir: Option<std::path::PathBuf>,
     head: Mutex<Head>,
+    /// Set when the end of the log did not decode at open: why.
+    torn: Mutex<Option<String>>,
     /// Held while the store is open through [`SledStore::open_locked`].
     _lock: Option<StoreLock>,
 }
 
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Dropping sled's last handle flushes whatever is still buffered. After a write error
+        // (a full disk, say) sled 0.34 can wait in that flush for ever, which once left roster
+        // hanging with the store locked. The process is about to report the error and exit,
+        // and the operating system closes the files: what was not flushed was never reported
+        // as done, and the next open recovers the log's last durable prefix.
+        if !*self.failed.get_mut() {
+            // SAFETY: `sled` is dropped here, once, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.sled) }
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// A store whose last writes were torn (a full disk, sled failing a write) still opens:
+    /// its head is then unknown and every write is refused until [`SledStore::cut_torn_tail`]
+    /// has cut the log back to its last verified prefix (or `verify` names the damage).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        tail::remove_unfinished_snapshots(dir);
         // sled's page cache defaults to 1 GiB; a log is read sequentially, a small one will do.
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(64 << 20)
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, Some(dir.to_owned()))
     }
 
     /// Opens the store kept in `root` (the database in `root/db`), first taking the store lock
@@ -445,13 +541,34 @@ impl SledStore {
 
     /// A store that lives in memory only; for tests and benchmarks.
     pub fn temporary() -> Result<SledStore, StoreError> {
-        Self::from_db(sled::Config::new().temporary(true).open()?)
+        Self::from_db(sled::Config::new().temporary(true).open()?, None)
     }
 
-    fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
+    fn from_db(db: sled::Db, dir: Option<std::path::PathBuf>) -> Result<SledStore, StoreError> {
         let log = db.open_tree("log")?;
         let orgs = db.open_tree("orgs")?;
-        let legacy = match log.scan_prefix([EVENT]).next_back() {
+        let store = SledStore {
+            sled: ManuallyDrop::new(Sled { db, log, orgs }),
+            failed: AtomicBool::new(false),
+            dir,
+            head: Mutex::new(Head::default()),
+            torn: Mutex::new(None),
+            _lock: None,
+        };
+        match store.stored_head() {
+            Ok(head) => *store.head.lock().unwrap_or_else(|p| p.into_inner()) = head,
+            Err(StoreError::Corrupt { at, reason }) => {
+                *store.torn.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("{at}: {reason}"))
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(store)
+    }
+
+    /// The last stored event, read from the last chunk (or the last single-event key).
+    fn stored_head(&self) -> Result<Head, StoreError> {
+        let legacy = match self.sled.log.scan_prefix([EVENT]).next_back() {
             None => Head::default(),
             Some(kv) => {
                 let (k, v) = kv?;
@@ -462,7 +579,7 @@ impl SledStore {
                 }
             }
         };
-        let chunked = match log.scan_prefix([CHUNK]).next_back() {
+        let chunked = match self.sled.log.scan_prefix([CHUNK]).next_back() {
             None => Head::default(),
             Some(kv) => {
                 let (k, v) = kv?;
@@ -475,24 +592,84 @@ impl SledStore {
                     .unwrap_or_default()
             }
         };
-        let head = if chunked.seq > legacy.seq {
+        Ok(if chunked.seq > legacy.seq {
             chunked
         } else {
             legacy
-        };
-        Ok(SledStore {
-            db,
-            log,
-            orgs,
-            head: Mutex::new(head),
-            _lock: None,
         })
+    }
+
+    /// sled's answer to a write or a flush. An error marks the store failed: it is then never
+    /// flushed again, not even when dropped (see [`Drop`]).
+    fn wrote<T>(&self, result: sled::Result<T>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            self.failed.store(true, Ordering::SeqCst);
+            StoreError::Sled(e)
+        })
+    }
+
+    /// Refuses a write while the tail is torn: it would chain onto an unknown head.
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match self.torn.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(why) => Err(corrupt(
+                "the end of the log",
+                format!("{why}; it must be cut back before anything is written"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Free bytes where the database lives (`None`: in memory, or not measurable).
+    fn free_space(&self) -> Option<u64> {
+        let dir = self.dir.as_deref()?;
+        let st = rustix::fs::statvfs(dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Refuses to write `bytes` (about) when the disk would keep less than sled needs to finish
+    /// cleanly. sled 0.34 misbehaves when a write fails (it can tear the end of its log, or
+    /// wait for ever in a flush), so roster never lets it run out of space: a run stops at the
+    /// last batch that fits, with room left to record why and to flush.
+    fn check_space(&self, bytes: u64, what: &str) -> Result<(), StoreError> {
+        let Some(free) = self.free_space() else {
+            return Ok(());
+        };
+        let reserve = if bytes < SMALL_WRITE {
+            SMALL_RESERVE
+        } else {
+            RESERVE
+        };
+        let need = bytes.saturating_mul(DISK_FACTOR).saturating_add(reserve);
+        if free < need {
+            return Err(StoreError::DiskFull {
+                dir: self
+                    .dir
+                    .as_deref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+                what: what.to_owned(),
+                need: Bytes(need),
+                free: Bytes(free),
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a run early when the disk cannot hold what it will write: about `events`
+    /// events and `server_records` embedded-server records (sizes measured on large tenants,
+    /// with room to spare; BENCHMARKS.md).
+    pub fn check_room_for_run(&self, events: u64, server_records: u64) -> Result<(), StoreError> {
+        let bytes = events
+            .saturating_mul(EVENT_DISK_BYTES)
+            .saturating_add(server_records.saturating_mul(RECORD_DISK_BYTES));
+        // The estimate is already what lands on disk: no factor on top, only the reserve.
+        self.check_space(bytes / DISK_FACTOR, "this run")
     }
 
     /// The embedded server's directory as stored.
     pub fn server_state(&self) -> Result<ServerState, StoreError> {
         let mut users = Vec::new();
-        for kv in self.log.scan_prefix([USER]) {
+        for kv in self.sled.log.scan_prefix([USER]) {
             let (k, v) = kv?;
             let user: ServerUser = serde_json::from_slice(&v).map_err(|e| {
                 corrupt(
@@ -503,7 +680,7 @@ impl SledStore {
             users.push(user);
         }
         let mut groups = Vec::new();
-        for kv in self.log.scan_prefix([GROUP]) {
+        for kv in self.sled.log.scan_prefix([GROUP]) {
             let (k, v) = kv?;
             let group: ServerGroup = serde_json::from_slice(&v).map_err(|e| {
                 corrupt(
@@ -520,9 +697,10 @@ impl SledStore {
     pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for kv in self
+            .sled
             .log
             .scan_prefix([USER])
-            .chain(self.log.scan_prefix([GROUP]))
+            .chain(self.sled.log.scan_prefix([GROUP]))
         {
             let (k, _) = kv?;
             batch.remove(k);
@@ -533,22 +711,25 @@ impl SledStore {
             .map(|u| KeyWrite::PutUser(Box::new(u)))
             .chain(state.groups().cloned().map(KeyWrite::PutGroup))
             .collect();
-        add_writes(&mut batch, &writes);
-        self.log.apply_batch(batch)?;
+        let bytes = add_writes(&mut batch, &writes);
+        self.check_space(bytes, "the server's directory")?;
+        self.wrote(self.sled.log.apply_batch(batch))?;
         Ok(())
     }
 
     pub fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError> {
-        self.orgs.insert(name.as_bytes(), config)?;
+        self.check_space(config.len() as u64, "the org's settings")?;
+        self.wrote(self.sled.orgs.insert(name.as_bytes(), config))?;
         Ok(())
     }
 
     pub fn org(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.orgs.get(name.as_bytes())?.map(|v| v.to_vec()))
+        Ok(self.sled.orgs.get(name.as_bytes())?.map(|v| v.to_vec()))
     }
 
     pub fn orgs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.orgs
+        self.sled
+            .orgs
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
@@ -558,31 +739,41 @@ impl SledStore {
     }
 
     pub fn remove_org(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self.orgs.remove(name.as_bytes())?.is_some())
+        Ok(self
+            .wrote(self.sled.orgs.remove(name.as_bytes()))?
+            .is_some())
     }
 
     /// Direct access for tests that play the attacker editing the database behind roster's back.
     #[doc(hidden)]
     pub fn raw_tree(&self) -> &sled::Tree {
-        &self.log
+        &self.sled.log
     }
 }
 
-fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) {
+/// Adds the server records `writes` change to `batch`; returns the bytes it adds.
+fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
+    let mut bytes = 0;
     for w in writes {
-        match w {
-            KeyWrite::PutUser(u) => batch.insert(
+        let (key, value) = match w {
+            KeyWrite::PutUser(u) => (
                 user_key(&u.login),
-                serde_json::to_vec(u).expect("server users serialize"),
+                Some(serde_json::to_vec(u).expect("server users serialize")),
             ),
-            KeyWrite::DeleteUser { login } => batch.remove(user_key(login)),
-            KeyWrite::PutGroup(g) => batch.insert(
+            KeyWrite::DeleteUser { login } => (user_key(login), None),
+            KeyWrite::PutGroup(g) => (
                 group_key(&g.name),
-                serde_json::to_vec(g).expect("server groups serialize"),
+                Some(serde_json::to_vec(g).expect("server groups serialize")),
             ),
-            KeyWrite::DeleteGroup { name } => batch.remove(group_key(name)),
+            KeyWrite::DeleteGroup { name } => (group_key(name), None),
+        };
+        bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
         }
     }
+    bytes
 }
 
 /// Encodes a step's events one by one: each record chained to the one before, packed into
@@ -594,6 +785,8 @@ struct StepEncoder {
     time: DateTime<Utc>,
     next: Head,
     batch: sled::Batch,
+    /// What `batch` holds, in bytes.
+    bytes: u64,
     chunk: Option<ChunkWriter>,
     chunks_in_batch: usize,
 }
@@ -606,6 +799,7 @@ impl StepEncoder {
             time,
             next: after,
             batch: sled::Batch::default(),
+            bytes: 0,
             chunk: None,
             chunks_in_batch: 0,
         }
@@ -620,7 +814,7 @@ impl StepEncoder {
         w.push(next.seq, &next.hash, &record);
         if w.full() {
             if let Some(full) = self.chunk.take() {
-                full.finish(self.run, &mut self.batch);
+                self.bytes += full.finish(self.run, &mut self.batch);
                 self.chunks_in_batch += 1;
             }
         }
@@ -628,19 +822,21 @@ impl StepEncoder {
 
     /// The chunks encoded so far, and the head they reach. Called right after a chunk was
     /// closed, so no event is left outside the batch.
-    fn take_batch(&mut self) -> (sled::Batch, Head) {
+    fn take_batch(&mut self) -> (sled::Batch, u64, Head) {
         debug_assert!(self.chunk.is_none(), "a chunk is still open");
         self.chunks_in_batch = 0;
-        (std::mem::take(&mut self.batch), self.next)
+        let bytes = std::mem::take(&mut self.bytes);
+        (std::mem::take(&mut self.batch), bytes, self.next)
     }
 
     fn finish(mut self, writes: &[KeyWrite]) -> PreparedStep {
         if let Some(w) = self.chunk.take() {
-            w.finish(self.run, &mut self.batch);
+            self.bytes += w.finish(self.run, &mut self.batch);
         }
-        add_writes(&mut self.batch, writes);
+        self.bytes += add_writes(&mut self.batch, writes);
         PreparedStep {
             batch: self.batch,
+            bytes: self.bytes,
             after: self.after,
             head: self.next,
         }
@@ -650,6 +846,8 @@ impl StepEncoder {
 /// A step encoded and chained but not yet written: [`SledStore::commit_prepared`] writes it.
 pub struct PreparedStep {
     batch: sled::Batch,
+    /// What `batch` holds, in bytes.
+    bytes: u64,
     /// The head it was prepared to follow.
     after: Head,
     head: Head,
@@ -694,7 +892,9 @@ impl SledStore {
                 ),
             ));
         }
-        self.log.apply_batch(step.batch)?;
+        self.check_writable()?;
+        self.check_space(step.bytes, "this run's next step")?;
+        self.wrote(self.sled.log.apply_batch(step.batch))?;
         *head = step.head;
         Ok(step.head)
     }
@@ -708,10 +908,10 @@ impl SledStore {
         keep: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::with_capacity(count as usize);
-        let raws: Vec<RawEvent> = if let Some(v) = self.log.get(event_key(first))? {
+        let raws: Vec<RawEvent> = if let Some(v) = self.sled.log.get(event_key(first))? {
             vec![parse_event_value(first, &v)?]
         } else {
-            let v = self.log.get(chunk_key(first))?.ok_or_else(|| {
+            let v = self.sled.log.get(chunk_key(first))?.ok_or_else(|| {
                 corrupt(
                     format!("event {first}"),
                     format!("indexed for run {run} but missing"),
@@ -755,6 +955,7 @@ impl SledStore {
     /// The chunk holding `seq`, if any: its first seq and its events.
     fn chunk_of(&self, seq: Seq) -> Result<Option<Vec<RawEvent>>, StoreError> {
         let Some(kv) = self
+            .sled
             .log
             .range(chunk_key(Seq(0))..=chunk_key(seq))
             .next_back()
@@ -770,7 +971,7 @@ impl SledStore {
         let mut runs = Vec::new();
         let mut from = vec![prefix];
         loop {
-            let Some(kv) = self.log.range(from.clone()..).next() else {
+            let Some(kv) = self.sled.log.range(from.clone()..).next() else {
                 break;
             };
             let (k, _) = kv?;
@@ -796,7 +997,7 @@ impl SledStore {
         for prefix in [RUN, RUN_CHUNKS] {
             let mut p = [prefix; 17];
             p[1..].copy_from_slice(run.as_bytes());
-            for kv in self.log.scan_prefix(p) {
+            for kv in self.sled.log.scan_prefix(p) {
                 let (k, v) = kv?;
                 let first = Seq(u64::from_be_bytes(
                     k.get(17..25)
@@ -838,6 +1039,7 @@ impl Tamper<'_> {
     fn chunk(&self, seq: Seq) -> (Seq, Vec<(Seq, Hash, Vec<u8>)>) {
         let kv = self
             .store
+            .sled
             .log
             .range(chunk_key(Seq(0))..=chunk_key(seq))
             .next_back()
@@ -854,6 +1056,7 @@ impl Tamper<'_> {
 
     fn put(&self, first: Seq, events: &[(Seq, Hash, Vec<u8>)]) {
         self.store
+            .sled
             .log
             .insert(chunk_key(first), encode_chunk(events))
             .expect("writable");
@@ -911,8 +1114,30 @@ impl Tamper<'_> {
     pub fn drop_index(&self, run: RunId, seq: Seq) {
         let (first, _) = self.chunk(seq);
         self.store
+            .sled
             .log
             .remove(run_chunk_key(run, first))
+            .expect("writable");
+    }
+
+    /// Removes the chunk holding `seq`, leaving its run-index entry: what a torn write of a
+    /// large value looks like after sled 0.34 recovers from a full disk.
+    pub fn drop_chunk(&self, seq: Seq) {
+        let (first, _) = self.chunk(seq);
+        self.store
+            .sled
+            .log
+            .remove(chunk_key(first))
+            .expect("writable");
+    }
+
+    /// Writes `bytes` over the chunk holding `seq` (a damaged value).
+    pub fn overwrite_chunk(&self, seq: Seq, bytes: &[u8]) {
+        let (first, _) = self.chunk(seq);
+        self.store
+            .sled
+            .log
+            .insert(chunk_key(first), bytes)
             .expect("writable");
     }
 
@@ -926,6 +1151,7 @@ impl Tamper<'_> {
             .run;
         self.put(first, &events);
         self.store
+            .sled
             .log
             .insert(
                 run_chunk_key(run, first),
@@ -934,6 +1160,7 @@ impl Tamper<'_> {
             .expect("writable");
         let later: Vec<(sled::IVec, sled::IVec)> = self
             .store
+            .sled
             .log
             .range(chunk_key(seq.next())..chunk_key(Seq(u64::MAX)))
             .map(|kv| kv.expect("readable"))
@@ -945,10 +1172,11 @@ impl Tamper<'_> {
                 .expect("a record")
                 .run;
             self.store
+                .sled
                 .log
                 .remove(run_chunk_key(run, first))
                 .expect("writable");
-            self.store.log.remove(k).expect("writable");
+            self.store.sled.log.remove(k).expect("writable");
         }
     }
 }
@@ -961,6 +1189,7 @@ impl EventStore for SledStore {
         events: &mut dyn Iterator<Item = Cow<'_, Event>>,
         writes: &[KeyWrite],
     ) -> Result<Head, StoreError> {
+        self.check_writable()?;
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let mut encoder = StepEncoder::new(*head, run, time);
         for event in events {
@@ -969,19 +1198,21 @@ impl EventStore for SledStore {
             // memory stays bounded however large the tenant. Interrupted half-way, the run
             // is unfinished (closed as aborted on the next open) and nothing was applied.
             if writes.is_empty() && encoder.chunks_in_batch >= MAX_BATCH_CHUNKS {
-                let (batch, reached) = encoder.take_batch();
-                self.log.apply_batch(batch)?;
+                let (batch, bytes, reached) = encoder.take_batch();
+                self.check_space(bytes, "this run's next step")?;
+                self.wrote(self.sled.log.apply_batch(batch))?;
                 *head = reached;
             }
         }
         let step = encoder.finish(writes);
-        self.log.apply_batch(step.batch)?;
+        self.check_space(step.bytes, "this run's next step")?;
+        self.wrote(self.sled.log.apply_batch(step.batch))?;
         *head = step.head;
         Ok(step.head)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.wrote(self.sled.db.flush())?;
         Ok(())
     }
 
@@ -998,7 +1229,7 @@ impl EventStore for SledStore {
     }
 
     fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {
-        if let Some(v) = self.log.get(event_key(seq))? {
+        if let Some(v) = self.sled.log.get(event_key(seq))? {
             return Ok(Some(parse_event_value(seq, &v)?.decode()?));
         }
         match self.chunk_of(seq)? {
@@ -1072,6 +1303,7 @@ impl EventStore for SledStore {
 
     fn raw_events(&self, from: Seq) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_> {
         let legacy = self
+            .sled
             .log
             .range(event_key(from)..=event_key(Seq(u64::MAX)))
             .map(|kv| {
@@ -1080,6 +1312,7 @@ impl EventStore for SledStore {
             });
         // The chunk holding `from` starts at or before it.
         let start = match self
+            .sled
             .log
             .range(chunk_key(Seq(0))..=chunk_key(from))
             .next_back()
@@ -1088,6 +1321,7 @@ impl EventStore for SledStore {
             _ => from,
         };
         let chunks = self
+            .sled
             .log
             .range(chunk_key(start)..=chunk_key(Seq(u64::MAX)))
             .flat_map(move |kv| {
@@ -1108,7 +1342,7 @@ impl EventStore for SledStore {
     }
 
     fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_> {
-        let legacy = self.log.scan_prefix([RUN]).map(|kv| {
+        let legacy = self.sled.log.scan_prefix([RUN]).map(|kv| {
             let (k, _) = kv?;
             if k.len() != 25 {
                 return Err(corrupt("run index", format!("malformed key {k:02x?}")));
@@ -1121,7 +1355,7 @@ impl EventStore for SledStore {
             ));
             Ok((run, seq))
         });
-        let chunked = self.log.scan_prefix([RUN_CHUNKS]).flat_map(|kv| {
+        let chunked = self.sled.log.scan_prefix([RUN_CHUNKS]).flat_map(|kv| {
             let entry = kv.map_err(StoreError::from).and_then(|(k, v)| {
                 if k.len() != 25 || v.len() != 4 {
                     return Err(corrupt("run index", format!("malformed entry {k:02x?}")));
