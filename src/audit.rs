@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use adapters::clock::SystemClock;
@@ -158,6 +158,107 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
         }
     }
     stdout.flush()?;
+    Ok(Exit::Ok)
+}
+
+pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
+    use adapters::clock::Clock;
+    let store = ctx.open_store()?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".roster-backup-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot write a backup in {}", dir.display()))?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let contents = replay::backup::write_backup(&store, SystemClock.now(), &mut writer)
+        .with_context(|| format!("cannot write the backup {}", path.display()))?;
+    let tmp = writer
+        .into_inner()
+        .map_err(|e| anyhow::Error::from(e.into_error()))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::Error::from(e.error))
+        .with_context(|| format!("cannot write the backup {}", path.display()))?;
+    if ctx.json {
+        out_json(&contents)?;
+    } else {
+        eprintln!(
+            "Backed up {} events (chain head {}, event {}), {} orgs, {} server users and {} groups to {}; `roster restore {}` puts them in a new store.",
+            contents.events,
+            contents.head.hash,
+            contents.head.seq,
+            contents.orgs,
+            contents.server_users,
+            contents.server_groups,
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
+    use replay::backup::{read_backup, BackupError, Part};
+    let open = || -> Result<std::io::BufReader<std::fs::File>> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| usage(format!("{}: cannot read the backup: {}", path.display(), adapters::fixture::io_reason(&e))))?;
+        if !meta.is_file() {
+            return Err(usage(format!("{}: not a regular file; expected a file `roster backup` wrote", path.display())));
+        }
+        Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?))
+    };
+    let named = |e: BackupError| match e {
+        BackupError::Bad { .. } => usage(format!("{}: {e}", path.display())),
+        other => anyhow::Error::from(other),
+    };
+    // First the whole file is checked; only then is anything written.
+    let contents = read_backup(&mut open()?, None).map_err(named)?;
+    let store = ctx.open_store()?;
+    if store.head().seq.0 > 0 || !store.orgs()?.is_empty() || store.server_state()?.users().len() > 0 {
+        return Err(usage(format!(
+            "the store {} is not empty; restore into a new store: --store NEW_DIR",
+            ctx.store_dir.display()
+        )));
+    }
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    read_backup(
+        &mut open()?,
+        Some(&mut |part| {
+            match part {
+                Part::Events(events) => {
+                    store.append_verbatim(&events)?;
+                }
+                Part::Org { name, settings } => store.put_org(&name, &settings)?,
+                Part::ServerUser(u) => users.push(*u),
+                Part::ServerGroup(g) => groups.push(g),
+            }
+            Ok(())
+        }),
+    )
+    .map_err(named)?;
+    let server = engine::model::ServerState::from_parts(users, groups)
+        .map_err(|e| usage(format!("{}: the server records do not fit together: {e}", path.display())))?;
+    store.replace_server_state(&server)?;
+    store.flush()?;
+    let verified = replay::verify(&store, &VerifyOptions::default())?;
+    if ctx.json {
+        out_json(&contents)?;
+    } else {
+        eprintln!(
+            "Restored {} events (chain head {}, event {}, as in the backup), {} orgs, {} server users and {} groups into {}; the log verifies.",
+            verified.events,
+            verified.head.hash,
+            verified.head.seq,
+            contents.orgs,
+            contents.server_users,
+            contents.server_groups,
+            ctx.store_dir.display()
+        );
+    }
     Ok(Exit::Ok)
 }
 

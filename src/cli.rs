@@ -56,6 +56,10 @@ pub enum Command {
     Events(EventsArgs),
     /// What changed between two imports of the same org
     Diff(DiffArgs),
+    /// Write the whole store (log, orgs, embedded server) to one checkable JSON Lines file
+    Backup(BackupArgs),
+    /// Restore a backup into a new, empty store (--store DIR), checking every event's hash
+    Restore(RestoreArgs),
     /// Inspect or replace the server's directory
     #[command(subcommand)]
     Server(ServerCommand),
@@ -325,6 +329,19 @@ pub struct EventsArgs {
     /// The whole log from this sequence number on
     #[arg(long, value_name = "SEQ")]
     pub since: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to write (replaced atomically if it exists)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A file `roster backup` wrote
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -139,6 +139,8 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Verify(a) => crate::audit::verify(&ctx, a.head.as_deref()),
         Command::Events(a) => crate::audit::events(&ctx, a.run.as_deref(), a.since),
         Command::Diff(a) => crate::audit::diff(&ctx, &a.a, &a.b),
+        Command::Backup(a) => crate::audit::backup(&ctx, &a.out),
+        Command::Restore(a) => crate::audit::restore(&ctx, &a.file),
         Command::Server(c) => server(&ctx, c),
         Command::Demo => crate::demo::run(&ctx),
         Command::FakeGraph(a) => crate::live::fake_graph(&a),

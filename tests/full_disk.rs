@@ -345,3 +345,50 @@ fn damage_outside_the_unfinished_run_is_left_for_verify_to_name() {
         "nothing was cut or written"
     );
 }
+
+#[test]
+fn a_backup_restores_into_a_new_store_with_the_same_chain_and_refuses_any_change() {
+    let (work, store, _) = two_runs();
+    let backup = work.path().join("store.backup.jsonl");
+    let (code, _, err) = roster(&store, &["backup", "--out", backup.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (_, verified, _) = roster(&store, &["verify"]);
+    let head = verified.lines().nth(1).unwrap().to_owned();
+    assert!(head.starts_with("Chain head: "), "{verified}");
+
+    let restored = work.path().join("restored");
+    let (code, _, err) = roster(&restored, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the log verifies"), "{err}");
+    let (code, out, _) = roster(&restored, &["verify"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().nth(1).unwrap(), head, "the same chain, hash for hash");
+    for args in [&["server", "dump"][..], &["runs", "--json"], &["org", "list", "--json"]] {
+        assert_eq!(roster(&restored, args).1, roster(&store, args).1, "{args:?}");
+    }
+    assert_eq!(roster(&restored, &["replay", "last"]).0, 0);
+    // Into a store that is not empty: refused.
+    let (code, _, err) = roster(&restored, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not empty"), "{err}");
+
+    // A backup edited anywhere, or cut short, restores nothing.
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let edited = text.replacen("\\\"unchanged\\\"", "\\\"updated\\\"", 1);
+    assert_ne!(edited, text);
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = lines[..lines.len() - 3].join("\n") + "\n";
+    for (what, bytes, says) in [
+        ("edited", edited, "does not follow event"),
+        ("cut", cut, "cut short"),
+    ] {
+        let file = work.path().join(format!("{what}.jsonl"));
+        std::fs::write(&file, bytes).unwrap();
+        let target = work.path().join(format!("into-{what}"));
+        let (code, _, err) = roster(&target, &["restore", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{what}: {err}");
+        assert!(err.contains(says) && err.contains("line "), "{what}: {err}");
+        let (_, out, _) = roster(&target, &["verify"]);
+        assert!(out.contains(" 0 events"), "{what}: nothing restored: {out}");
+    }
+}

@@ -5,6 +5,7 @@
 //! - nothing here writes to the store: audit only reads;
 //! - a run is replayed only after its events verify.
 
+pub mod backup;
 pub mod diff;
 pub mod export;
 pub mod history;

@@ -899,6 +899,53 @@ impl SledStore {
         Ok(step.head)
     }
 
+    /// Appends events exactly as another store holds them (a backup being restored): each must
+    /// follow the head, its record naming its seq and its hash chaining it to the event before.
+    /// Nothing of a call is written unless all of its events pass; a run's events are packed
+    /// into chunks as `commit_stream` packs them.
+    pub fn append_verbatim(&self, events: &[(Seq, Hash, Vec<u8>)]) -> Result<Head, StoreError> {
+        self.check_writable()?;
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = *head;
+        let mut batch = sled::Batch::default();
+        let mut bytes = 0;
+        let mut chunk: Option<(RunId, ChunkWriter)> = None;
+        for (seq, hash, record) in events {
+            let header = crate::event::decode_header(record).map_err(|source| {
+                StoreError::Decode { seq: *seq, source }
+            })?;
+            let expected = Hash::chain(&next.hash, record);
+            if *seq != next.seq.next() || header.seq != *seq || expected != *hash {
+                return Err(corrupt(
+                    format!("event {seq}"),
+                    format!("does not follow event {} in the chain", next.seq),
+                ));
+            }
+            next = Head {
+                seq: *seq,
+                hash: *hash,
+            };
+            if chunk
+                .as_ref()
+                .is_some_and(|(run, w)| *run != header.run || w.full())
+            {
+                let (run, w) = chunk.take().expect("checked");
+                bytes += w.finish(run, &mut batch);
+            }
+            chunk
+                .get_or_insert_with(|| (header.run, ChunkWriter::new(*seq)))
+                .1
+                .push(*seq, hash, record);
+        }
+        if let Some((run, w)) = chunk {
+            bytes += w.finish(run, &mut batch);
+        }
+        self.check_space(bytes, "the restored events")?;
+        self.wrote(self.sled.log.apply_batch(batch))?;
+        *head = next;
+        Ok(next)
+    }
+
     /// The events of one run-index range (a chunk, or one old single-event key) that `keep`
     /// accepts, decoded and checked against the index.
     fn decode_range(
