@@ -204,12 +204,23 @@ pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
 pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     use replay::backup::{read_backup, BackupError, Part};
     let open = || -> Result<std::io::BufReader<std::fs::File>> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| usage(format!("{}: cannot read the backup: {}", path.display(), adapters::fixture::io_reason(&e))))?;
+        let meta = std::fs::metadata(path).map_err(|e| {
+            usage(format!(
+                "{}: cannot read the backup: {}",
+                path.display(),
+                adapters::fixture::io_reason(&e)
+            ))
+        })?;
         if !meta.is_file() {
-            return Err(usage(format!("{}: not a regular file; expected a file `roster backup` wrote", path.display())));
+            return Err(usage(format!(
+                "{}: not a regular file; expected a file `roster backup` wrote",
+                path.display()
+            )));
         }
-        Ok(std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?))
+        Ok(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(path)?,
+        ))
     };
     let named = |e: BackupError| match e {
         BackupError::Bad { .. } => usage(format!("{}: {e}", path.display())),
@@ -218,7 +229,10 @@ pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     // First the whole file is checked; only then is anything written.
     let contents = read_backup(&mut open()?, None).map_err(named)?;
     let store = ctx.open_store()?;
-    if store.head().seq.0 > 0 || !store.orgs()?.is_empty() || store.server_state()?.users().len() > 0 {
+    if store.head().seq.0 > 0
+        || !store.orgs()?.is_empty()
+        || store.server_state()?.users().len() > 0
+    {
         return Err(usage(format!(
             "the store {} is not empty; restore into a new store: --store NEW_DIR",
             ctx.store_dir.display()
@@ -240,8 +254,12 @@ pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
         }),
     )
     .map_err(named)?;
-    let server = engine::model::ServerState::from_parts(users, groups)
-        .map_err(|e| usage(format!("{}: the server records do not fit together: {e}", path.display())))?;
+    let server = engine::model::ServerState::from_parts(users, groups).map_err(|e| {
+        usage(format!(
+            "{}: the server records do not fit together: {e}",
+            path.display()
+        ))
+    })?;
     store.replace_server_state(&server)?;
     store.flush()?;
     let verified = replay::verify(&store, &VerifyOptions::default())?;

@@ -159,72 +159,162 @@ pub struct FakeGraphArgs {
     #[arg(long, default_value_t = 999)]
     pub page_size: usize,
     /// Answer every Nth Graph request 429 with Retry-After (never the same request twice in a row)
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub throttle_every: Option<u64>,
     /// Answer every Nth Graph request 503 (never the same request twice in a row)
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub fail_every: Option<u64>,
     /// Delay every response by this many milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// The delay --slow-every adds, in milliseconds
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub latency_ms: u64,
     /// Graph's resource-unit budget per 10 s (8000 for tenants over 500 users)
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub ru_per_10s: Option<u64>,
     /// Retry-After seconds sent with --throttle-every (decimals allowed)
-    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1.0,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub retry_after: f64,
     /// Send 429s without Retry-After
-    #[arg(long)]
+    #[arg(
+        long,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub no_retry_after: bool,
     /// The status --fail-every answers (500, 502, 503, 504)
-    #[arg(long, value_name = "STATUS", default_value_t = 503)]
+    #[arg(
+        long,
+        value_name = "STATUS",
+        default_value_t = 503,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub fail_status: u16,
     /// Device code: polls answered authorization_pending before approval
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        help_heading = "Sign-in endpoints"
+    )]
     pub approve_after: u32,
     /// Device code: what the admin does in the browser
-    #[arg(long, value_enum, default_value_t = DeviceArg::Approve)]
+    #[arg(long, value_enum, default_value_t = DeviceArg::Approve, help_heading = "Sign-in endpoints")]
     pub device: DeviceArg,
     /// Device code polling interval in seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1,
+        help_heading = "Sign-in endpoints"
+    )]
     pub poll_interval: u64,
     /// Lifetime of issued access tokens, seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 3600,
+        help_heading = "Sign-in endpoints"
+    )]
     pub token_ttl_s: u64,
     /// The client secret to accept (any, if not given)
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long, value_name = "SECRET", help_heading = "Sign-in endpoints")]
     pub client_secret: Option<String>,
     /// Answer device-code sign-in with AADSTS7000218 (public client flows disabled)
-    #[arg(long)]
+    #[arg(long, help_heading = "Sign-in endpoints")]
     pub public_client_disabled: bool,
     /// Answer sign-in with AADSTS65001 (no consent)
-    #[arg(long)]
+    #[arg(long, help_heading = "Sign-in endpoints")]
     pub deny_consent: bool,
-    /// Answer Graph paths starting with this 403 Authorization_RequestDenied (repeatable)
-    #[arg(long, value_name = "PATH")]
+    /// Answer Graph paths starting with this 403 Authorization_RequestDenied (repeatable; `groups` or `/v1.0/groups`)
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub forbid: Vec<String>,
+    /// Answer Graph paths starting with this 404 Request_ResourceNotFound, as for an object deleted while it is read (repeatable)
+    #[arg(
+        long,
+        value_name = "PATH",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
+    pub not_found: Vec<String>,
     /// Answer every Graph request after the Nth with 500
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub fail_after: Option<u64>,
     /// Drop the connection mid-body on every Nth Graph request
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub drop_every: Option<u64>,
     /// Cut the JSON short on every Nth Graph request
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub truncate_every: Option<u64>,
     /// Leave `value` out of every Nth page
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub missing_value_every: Option<u64>,
     /// Delay every Nth Graph request by --slow-ms
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub slow_every: Option<u64>,
-    #[arg(long, value_name = "MS", default_value_t = 0, hide = true)]
+    /// The delay --slow-every adds, in milliseconds
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub slow_ms: u64,
     /// Every nextLink points back at the first page
-    #[arg(long, hide = true)]
+    #[arg(
+        long,
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub loop_next_link: bool,
     /// After N Graph requests, every access token issued so far stops working
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
     pub expire_tokens_after: Option<u64>,
 }
 

@@ -269,6 +269,7 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         public_client_disabled: a.public_client_disabled,
         deny_consent: a.deny_consent,
         forbid: a.forbid.clone(),
+        not_found: a.not_found.clone(),
     };
     let fake = FakeGraph::start(&bytes, &a.tenant.display().to_string(), config, a.addr)?;
     out(&format!("{}\n", fake.base_url))?;

@@ -362,9 +362,21 @@ fn a_backup_restores_into_a_new_store_with_the_same_chain_and_refuses_any_change
     assert!(err.contains("the log verifies"), "{err}");
     let (code, out, _) = roster(&restored, &["verify"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().nth(1).unwrap(), head, "the same chain, hash for hash");
-    for args in [&["server", "dump"][..], &["runs", "--json"], &["org", "list", "--json"]] {
-        assert_eq!(roster(&restored, args).1, roster(&store, args).1, "{args:?}");
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        head,
+        "the same chain, hash for hash"
+    );
+    for args in [
+        &["server", "dump"][..],
+        &["runs", "--json"],
+        &["org", "list", "--json"],
+    ] {
+        assert_eq!(
+            roster(&restored, args).1,
+            roster(&store, args).1,
+            "{args:?}"
+        );
     }
     assert_eq!(roster(&restored, &["replay", "last"]).0, 0);
     // Into a store that is not empty: refused.

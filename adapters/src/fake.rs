@@ -83,6 +83,9 @@ pub struct FakeConfig {
     pub deny_consent: bool,
     /// Answer Graph requests under these path prefixes (after `/v1.0/`) with 403.
     pub forbid: Vec<String>,
+    /// Answer Graph requests under these path prefixes (after `/v1.0/`) with 404, as Graph
+    /// answers for an object deleted while it is read.
+    pub not_found: Vec<String>,
 }
 
 impl Default for FakeConfig {
@@ -112,6 +115,7 @@ impl Default for FakeConfig {
             public_client_disabled: false,
             deny_consent: false,
             forbid: Vec::new(),
+            not_found: Vec::new(),
         }
     }
 }
@@ -491,11 +495,19 @@ impl State {
                     .unwrap_or_default(),
             );
         }
-        if c.forbid.iter().any(|p| req.path.starts_with(p.as_str())) {
+        if c.forbid.iter().any(|p| under(&req.path, p)) {
             return Answer::Error(
                 StatusCode::FORBIDDEN,
                 "Authorization_RequestDenied",
                 "Insufficient privileges to complete the operation.".into(),
+                vec![],
+            );
+        }
+        if c.not_found.iter().any(|p| under(&req.path, p)) {
+            return Answer::Error(
+                StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                format!("Resource '{}' does not exist or one of its queried reference-property objects are not present.", req.path),
                 vec![],
             );
         }
@@ -1050,6 +1062,14 @@ fn batch(state: &State, body: &Bytes, outer_eventual: bool) -> Response {
         });
     }
     axum::Json(BatchResponse { responses }).into_response()
+}
+
+/// Whether a request path (after `/v1.0/`) lies under `prefix`, given with or without the
+/// leading `/v1.0/` (`--forbid /v1.0/groups` and `--forbid groups` are the same).
+fn under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_start_matches('/');
+    let prefix = prefix.strip_prefix("v1.0/").unwrap_or(prefix);
+    path.starts_with(prefix)
 }
 
 fn form(body: &Bytes) -> HashMap<String, String> {

@@ -136,17 +136,11 @@ pub fn write_backup(
         let raw = raw.map_err(|_| BackupError::Unverified(chain.seq.next()))?;
         let hash = Hash::chain(&chain.hash, &raw.record);
         let record = std::str::from_utf8(&raw.record).ok();
-        let (Some(record), true, true) = (
-            record,
-            raw.seq == chain.seq.next(),
-            hash == raw.hash,
-        ) else {
+        let (Some(record), true, true) = (record, raw.seq == chain.seq.next(), hash == raw.hash)
+        else {
             return Err(BackupError::Unverified(raw.seq));
         };
-        chain = Head {
-            seq: raw.seq,
-            hash,
-        };
+        chain = Head { seq: raw.seq, hash };
         line(&Line::Event(EventLine {
             seq: raw.seq.0,
             hash: raw.hash.to_hex(),
@@ -159,11 +153,10 @@ pub fn write_backup(
     }
     let orgs = store.orgs()?;
     for (name, settings) in &orgs {
-        let settings = serde_json::from_slice(settings)
-            .map_err(|e| StoreError::Corrupt {
-                at: format!("org {name}"),
-                reason: e.to_string(),
-            })?;
+        let settings = serde_json::from_slice(settings).map_err(|e| StoreError::Corrupt {
+            at: format!("org {name}"),
+            reason: e.to_string(),
+        })?;
         line(&Line::Org(OrgLine {
             name: name.clone(),
             settings,
@@ -263,7 +256,8 @@ pub fn read_backup(
                 header = Some(h);
             }
             Line::Event(e) => {
-                let hash = Hash::from_hex(&e.hash).ok_or_else(|| bad(n, "a hash that is not 64 hexadecimal digits"))?;
+                let hash = Hash::from_hex(&e.hash)
+                    .ok_or_else(|| bad(n, "a hash that is not 64 hexadecimal digits"))?;
                 let record = e.record.into_bytes();
                 let seq = Seq(e.seq);
                 let fits = seq == chain.seq.next()
@@ -288,7 +282,8 @@ pub fn read_backup(
             Line::Org(o) => {
                 contents.orgs += 1;
                 if let Some(take) = take.as_mut() {
-                    let settings = serde_json::to_vec(&o.settings).map_err(std::io::Error::other)?;
+                    let settings =
+                        serde_json::to_vec(&o.settings).map_err(std::io::Error::other)?;
                     take(Part::Org {
                         name: o.name,
                         settings,
@@ -309,23 +304,35 @@ pub fn read_backup(
             }
             Line::End(end) => {
                 if end.lines != n {
-                    return Err(bad(n, format!("the end line counts {} lines, the file has {n}", end.lines)));
+                    return Err(bad(
+                        n,
+                        format!("the end line counts {} lines, the file has {n}", end.lines),
+                    ));
                 }
                 ended = true;
             }
         }
     }
     let Some(header) = header else {
-        return Err(bad(0, "the file is empty; a roster backup starts with its header line"));
+        return Err(bad(
+            0,
+            "the file is empty; a roster backup starts with its header line",
+        ));
     };
     if !ended {
-        return Err(bad(n, "the backup ends without its end line: it was cut short"));
+        return Err(bad(
+            n,
+            "the backup ends without its end line: it was cut short",
+        ));
     }
     let head: HeadLine = chain.into();
     if head != header.head {
         return Err(bad(
             1,
-            format!("the header's chain head is event {} {}, the events end at event {} {}", header.head.seq, header.head.hash, head.seq, head.hash),
+            format!(
+                "the header's chain head is event {} {}, the events end at event {} {}",
+                header.head.seq, header.head.hash, head.seq, head.hash
+            ),
         ));
     }
     contents.events = chain.seq.0;

@@ -120,17 +120,21 @@ impl GraphSource {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "read the members"
         );
-        // A group missing from the answers was deleted while it was read.
+        // A listed group whose members could not be read (Graph answered 404: deleted while
+        // it was read, or a replica that has not caught up) is left out of this run. That is an
+        // incomplete read of the groups, never evidence that the group is gone: no group
+        // counts as missing, so nothing is disabled or deleted for it.
         let (groups, direct): (Vec<GraphGroup>, Vec<Vec<GraphMember>>) = groups
             .into_iter()
             .filter_map(|g| match members.remove(&g.id) {
                 Some(m) => Some((g, m)),
                 None => {
                     problems.push(format!(
-                        "group {} ({}) disappeared while it was read; left out",
+                        "group {} ({}): its members could not be read (not found); it is left out of this run, and no group counts as missing from the listing",
                         g.display_name.as_deref().unwrap_or("?"),
                         g.id
                     ));
+                    completeness.groups = false;
                     None
                 }
             })

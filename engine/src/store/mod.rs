@@ -911,9 +911,8 @@ impl SledStore {
         let mut bytes = 0;
         let mut chunk: Option<(RunId, ChunkWriter)> = None;
         for (seq, hash, record) in events {
-            let header = crate::event::decode_header(record).map_err(|source| {
-                StoreError::Decode { seq: *seq, source }
-            })?;
+            let header = crate::event::decode_header(record)
+                .map_err(|source| StoreError::Decode { seq: *seq, source })?;
             let expected = Hash::chain(&next.hash, record);
             if *seq != next.seq.next() || header.seq != *seq || expected != *hash {
                 return Err(corrupt(
