@@ -130,6 +130,73 @@ fn an_empty_tenant_does_not_empty_the_server() {
     assert_eq!(summary["unchanged"], 1, "{summary}");
 }
 
+/// Re-points org `contoso` at `tenant` (a JSON value), keeping its runs.
+fn repoint(r: &Roster, dir: &std::path::Path, tenant: &Value) {
+    let file = dir.join("tenant.json");
+    std::fs::write(&file, serde_json::to_vec(tenant).unwrap()).unwrap();
+    r.expect(0, &["org", "remove", "contoso"]);
+    r.expect(
+        0,
+        &["org", "add", "contoso", "--fixture", file.to_str().unwrap()],
+    );
+}
+
+/// A listing that suddenly holds under half of what the org's last complete read listed, or
+/// no groups at all, is refused before it can disable or delete anything.
+#[test]
+fn a_listing_that_suddenly_shrank_or_lost_its_groups_does_not_empty_the_server() {
+    let r = demo();
+    r.expect(3, &["import", "contoso", "--select-all"]);
+    let tenant: Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let before = r.expect(0, &["server", "dump"]);
+    let disable = [
+        "import",
+        "contoso",
+        "--check-deleted",
+        "--on-deleted",
+        "delete",
+        "--max-deletions",
+        "1000",
+    ];
+
+    let mut shrunk = tenant.clone();
+    shrunk["users"].as_array_mut().unwrap().truncate(10);
+    repoint(&r, dir.path(), &shrunk);
+    let (code, _, err) = r.run(&disable);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("listed 10 users, under half of the 46 its last complete read listed")
+            && err.contains("--allow-empty-source"),
+        "{err}"
+    );
+    assert_eq!(r.expect(0, &["server", "dump"]), before);
+
+    let mut no_groups = tenant.clone();
+    no_groups["groups"] = Value::Array(vec![]);
+    repoint(&r, dir.path(), &no_groups);
+    let (code, _, err) = r.run(&disable);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("returned no groups while 16 server groups are linked"),
+        "{err}"
+    );
+    assert_eq!(r.expect(0, &["server", "dump"]), before);
+    // A dry run that removes nothing is not refused, and the refused runs are in the log.
+    r.expect(3, &["plan", "contoso", "--select-all"]);
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["completed", "refused", "refused", "completed"]);
+    r.expect(0, &["replay", "last~1"]);
+}
+
 const SELECT: [&str; 4] = ["--select", "Adele Vance", "--select", "Golf Assist"];
 
 fn have_strace() {

@@ -15,8 +15,8 @@ use std::borrow::Cow;
 
 use engine::compare::{compare_entries, EntryDifference};
 use engine::event::{
-    ActionChosen, EntryOutcome, Event, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
-    RunStatus, SelectionSpec, SourceInfo, Summary,
+    ActionChosen, Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished,
+    RunOptions, RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary,
 };
 use engine::model::Completeness;
 use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput, Refusal};
@@ -85,6 +85,7 @@ pub fn execute(
         ));
     }
     let target_info = target.info();
+    let baseline = last_complete_read(store, org)?;
     let started = |source_info: SourceInfo| RunStarted {
         org: org.name.clone(),
         tenant_id: org.tenant_id.clone(),
@@ -96,6 +97,7 @@ pub fn execute(
         selection: req.selection.clone(),
         options: req.options.clone(),
         applied_from: req.applied_from,
+        baseline,
     };
 
     let phase = std::time::Instant::now();
@@ -148,6 +150,7 @@ pub fn execute(
                     deleted_items: false,
                 },
                 problems: Vec::new(),
+                listed: None,
             };
             let events = [
                 Event::RunStarted(started(info)),
@@ -221,6 +224,7 @@ pub fn execute(
                     server: &server,
                     choices: &choices,
                     options: &req.options,
+                    baseline: baseline.as_ref(),
                 })
             });
             let recorded = (|| -> Result<()> {
@@ -231,6 +235,10 @@ pub fn execute(
                     fingerprint: snapshot.fingerprint(),
                     completeness: snapshot.completeness,
                     problems: loaded.problems.clone(),
+                    listed: Some(Listed {
+                        users: u32::try_from(snapshot.users.len()).unwrap_or(u32::MAX),
+                        groups: u32::try_from(snapshot.groups.len()).unwrap_or(u32::MAX),
+                    }),
                 };
                 let mut observed = std::iter::once(Event::RunStarted(started(info)))
                     .chain(seen_events(&snapshot, &server))
@@ -370,6 +378,35 @@ fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> 
     )?;
     store.flush()?;
     Ok(())
+}
+
+/// The org's last completed run that listed its tenant completely, with what it listed
+/// (runs before the listing-shrink guard recorded no counts, and are passed over).
+fn last_complete_read(store: &SledStore, org: &OrgConfig) -> Result<Option<Baseline>> {
+    for run in store.runs()?.into_iter().rev() {
+        let seqs = store.run_seqs(run)?;
+        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            continue;
+        };
+        let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event) else {
+            continue;
+        };
+        if started.org != org.name || started.tenant_id != org.tenant_id {
+            continue;
+        }
+        let completed = matches!(
+            store.read_event(*last)?.map(|e| e.event),
+            Some(Event::RunFinished(RunFinished {
+                status: RunStatus::Completed,
+                ..
+            }))
+        );
+        let complete = started.source.completeness.users && started.source.completeness.groups;
+        if let (true, true, Some(listed)) = (completed, complete, started.source.listed) {
+            return Ok(Some(Baseline { run, listed }));
+        }
+    }
+    Ok(None)
 }
 
 /// What opening a store found left over from a process that stopped early.

@@ -119,6 +119,7 @@ proptest! {
             server: &inputs.server,
             choices: &inputs.choices,
             options: &inputs.started.options,
+            baseline: None,
         });
         prop_assert_eq!(&again.deleted, &inputs.deleted);
         if result.end == RunEnd::Completed {

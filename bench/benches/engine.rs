@@ -84,6 +84,7 @@ fn planner(c: &mut Criterion, i: &Inputs) {
                 server: &i.server,
                 choices: &choices,
                 options: &options,
+                baseline: None,
             })
         })
     });

@@ -92,6 +92,24 @@ pub struct SourceInfo {
     /// Non-fatal oddities met while reading (an unknown member type, say).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// How many users and groups the tenant listed (recorded since the listing-shrink guard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<Listed>,
+}
+
+/// How many users and groups a read listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub users: u32,
+    pub groups: u32,
+}
+
+/// The org's last completed run whose listings were complete, and what it listed: a listing
+/// that suddenly holds under half of it is suspect (see `plan::Refusal::ShrunkListing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub run: RunId,
+    pub listed: Listed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +212,10 @@ pub struct RunStarted {
     pub options: RunOptions,
     /// Set when an import applies a reviewed dry run (`roster apply RUN`).
     pub applied_from: Option<RunId>,
+    /// What the org's last complete read listed, when there was one (recorded since the
+    /// listing-shrink guard; older runs decide without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
 }
 
 /// One user as read at the start of a run, from Entra ID, its recycle bin, or the server.

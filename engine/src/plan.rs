@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde_json::Value;
 
 use crate::event::{
-    Action, ActionChosen, ActionOverride, Change, DeletedAction, EntryOutcome, Evidence,
+    Action, ActionChosen, ActionOverride, Baseline, Change, DeletedAction, EntryOutcome, Evidence,
     ObjectDeleted, Outcome, Reason, RunOptions,
 };
 use crate::ids::{fold_case, ObjectId, TenantId};
@@ -34,7 +34,15 @@ pub struct PlanInput<'a> {
     /// The admin's choices: `import` for selected entries, an action per deleted object.
     pub choices: &'a [ActionChosen],
     pub options: &'a RunOptions,
+    /// What the org's last complete read listed, if known.
+    pub baseline: Option<&'a Baseline>,
 }
+
+/// A listing that shrank to under this share of the last complete read's is suspect.
+const SHRINK_SUSPECT: u32 = 2;
+/// Below this many objects in the last complete read, shrinking says nothing (and
+/// `--max-deletions` still bounds what a run removes).
+const SHRINK_MIN_BEFORE: u32 = 20;
 
 /// Why a plan must not be applied. Nothing is changed when a plan is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +51,16 @@ pub enum Refusal {
     TooManyDeletions { planned: u32, limit: u32 },
     #[error("the tenant returned no users while {linked} server users are linked to it; this looks like a broken enumeration (pass --allow-empty-source if the tenant really is empty)")]
     EmptySource { linked: u32 },
+    #[error("the tenant returned no groups while {linked} server groups are linked to it, and the plan would disable or delete them; this looks like a broken enumeration (pass --allow-empty-source if the tenant really has no groups)")]
+    NoGroups { linked: u32 },
+    #[error("the tenant listed {now} {}s, under half of the {before} its last complete read listed (run {run}), and the plan would disable or delete {removals} objects; this looks like a broken enumeration (review it with `roster plan`, then pass --allow-empty-source if the tenant really shrank)", kind.as_str())]
+    ShrunkListing {
+        kind: Kind,
+        now: u32,
+        before: u32,
+        run: crate::ids::RunId,
+        removals: u32,
+    },
     #[error("the plan reviewed in dry run {reviewed} is stale: {differences} entries would now be decided differently; run `roster plan` again and review it")]
     StalePlan {
         reviewed: crate::ids::RunId,
@@ -171,6 +189,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         server,
         choices,
         options,
+        baseline,
     } = input;
     let mut w = Working::new(tenant, server);
     // One entry per choice, plus the members of selected groups: sized for the first part,
@@ -187,7 +206,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     for c in choices.iter().filter(|c| c.action != Action::Import) {
         chosen.entry((c.kind, &c.id)).or_insert(c.action);
     }
-    let mut removals = 0u32;
+    let (mut removals, mut group_removals) = (0u32, 0u32);
     for d in &deleted {
         let action = chosen
             .get(&(d.kind, &d.id))
@@ -196,6 +215,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         let entry = decide_deleted(d, action, &w);
         if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
             removals += 1;
+            if d.kind == Kind::Group {
+                group_removals += 1;
+            }
         }
         w.push(entry, &mut entries);
     }
@@ -275,20 +297,69 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .users()
         .filter(|u| u.linked_to(tenant).is_some())
         .count() as u32;
-    let refusal = if snapshot.users.is_empty()
-        && snapshot.completeness.users
-        && linked > 0
-        && !options.allow_empty_source
-    {
-        Some(Refusal::EmptySource { linked })
-    } else if removals > options.max_deletions {
-        Some(Refusal::TooManyDeletions {
-            planned: removals,
-            limit: options.max_deletions,
-        })
-    } else {
-        None
+    let linked_groups = server
+        .groups()
+        .filter(|g| g.linked_to(tenant).is_some())
+        .count() as u32;
+    // A listing that shrank this much, on a run that would remove objects, is refused: a
+    // broken enumeration must never turn into deletions.
+    let shrunk = |kind: Kind, now: usize, complete: bool| {
+        let baseline = baseline?;
+        let before = match kind {
+            Kind::User => baseline.listed.users,
+            Kind::Group => baseline.listed.groups,
+        };
+        let now = u32::try_from(now).unwrap_or(u32::MAX);
+        (complete
+            && removals > 0
+            && before >= SHRINK_MIN_BEFORE
+            && now.saturating_mul(SHRINK_SUSPECT) < before)
+            .then_some(Refusal::ShrunkListing {
+                kind,
+                now,
+                before,
+                run: baseline.run,
+                removals,
+            })
     };
+    let guarded = !options.allow_empty_source;
+    let refusal =
+        if guarded && snapshot.users.is_empty() && snapshot.completeness.users && linked > 0 {
+            Some(Refusal::EmptySource { linked })
+        } else if guarded
+            && snapshot.groups.is_empty()
+            && snapshot.completeness.groups
+            && group_removals > 0
+        {
+            Some(Refusal::NoGroups {
+                linked: linked_groups,
+            })
+        } else if let Some(refusal) = guarded
+            .then(|| {
+                shrunk(
+                    Kind::User,
+                    snapshot.users.len(),
+                    snapshot.completeness.users,
+                )
+                .or_else(|| {
+                    shrunk(
+                        Kind::Group,
+                        snapshot.groups.len(),
+                        snapshot.completeness.groups,
+                    )
+                })
+            })
+            .flatten()
+        {
+            Some(refusal)
+        } else if removals > options.max_deletions {
+            Some(Refusal::TooManyDeletions {
+                planned: removals,
+                limit: options.max_deletions,
+            })
+        } else {
+            None
+        };
     Plan {
         deleted,
         entries,

@@ -64,6 +64,10 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                     fingerprint: "ab".repeat(32),
                     completeness: Completeness::COMPLETE,
                     problems: vec!["group X: member Y ignored".into()],
+                    listed: Some(Listed {
+                        users: 46,
+                        groups: 15,
+                    }),
                 },
                 target: TargetInfo::Embedded,
                 selection: SelectionSpec {
@@ -83,6 +87,13 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                     allow_empty_source: false,
                 },
                 applied_from: None,
+                baseline: Some(Baseline {
+                    run: RunId::new("2026-11-26T08:00:00Z".parse().unwrap(), [6; 10]),
+                    listed: Listed {
+                        users: 45,
+                        groups: 15,
+                    },
+                }),
             }),
         ),
         (

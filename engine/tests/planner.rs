@@ -45,6 +45,7 @@ struct Case {
     server: ServerState,
     choices: Vec<ActionChosen>,
     options: RunOptions,
+    baseline: Option<engine::event::Baseline>,
 }
 
 impl Case {
@@ -54,6 +55,7 @@ impl Case {
             server,
             choices,
             options: RunOptions::default(),
+            baseline: None,
         }
     }
     fn check_deleted(mut self, max_deletions: u32) -> Self {
@@ -68,6 +70,7 @@ impl Case {
             server: &self.server,
             choices: &self.choices,
             options: &self.options,
+            baseline: self.baseline.as_ref(),
         })
     }
 }
@@ -523,6 +526,84 @@ fn an_empty_tenant_with_linked_users_is_refused_unless_allowed() {
         case.plan().refusal,
         Some(engine::plan::Refusal::EmptySource { linked: 1 })
     );
+    case.options.allow_empty_source = true;
+    assert_eq!(case.plan().refusal, None);
+}
+
+#[test]
+fn an_empty_group_listing_that_would_remove_linked_groups_is_refused_unless_allowed() {
+    let mut case = Case::new(
+        snapshot(vec![user(1, "a@contoso.com")], vec![]),
+        server(
+            vec![linked(&user(1, "a@contoso.com"))],
+            vec![server_group("Eng", Some((tenant(), 100)), &[])],
+        ),
+        vec![choose(Kind::Group, 100, Action::Delete)],
+    )
+    .check_deleted(50);
+    assert_eq!(
+        case.plan().refusal,
+        Some(engine::plan::Refusal::NoGroups { linked: 1 })
+    );
+    case.options.allow_empty_source = true;
+    assert_eq!(case.plan().refusal, None);
+    // A tenant without groups whose linked group is left as is risks nothing.
+    case.options.allow_empty_source = false;
+    case.choices = vec![choose(Kind::Group, 100, Action::Ignore)];
+    assert_eq!(case.plan().refusal, None);
+}
+
+/// A listing under half of the org's last complete read, on a run that would disable or
+/// delete, is refused like an empty one; a run that removes nothing, a small tenant, or an
+/// admin who says so goes ahead.
+#[test]
+fn a_listing_that_shrank_to_under_half_is_refused_when_it_would_remove() {
+    use engine::event::{Baseline, Listed};
+    let users: Vec<_> = (1..=30)
+        .map(|n| user(n, &format!("u{n}@contoso.com")))
+        .collect();
+    let kept = users[..14].to_vec();
+    let srv = server(users.iter().map(linked).collect(), vec![]);
+    let disable_all: Vec<ActionChosen> = (15..=30)
+        .map(|n| choose(Kind::User, n, Action::Disable))
+        .collect();
+    let baseline = |users: u32| Baseline {
+        run: engine::RunId::new("2026-11-26T08:00:00Z".parse().unwrap(), [6; 10]),
+        listed: Listed { users, groups: 0 },
+    };
+    let mut case =
+        Case::new(snapshot(kept.clone(), vec![]), srv.clone(), disable_all).check_deleted(50);
+    case.baseline = Some(baseline(30));
+    assert_eq!(
+        case.plan().refusal,
+        Some(engine::plan::Refusal::ShrunkListing {
+            kind: Kind::User,
+            now: 14,
+            before: 30,
+            run: baseline(30).run,
+            removals: 16,
+        })
+    );
+    let message = case.plan().refusal.unwrap().to_string();
+    assert!(
+        message.contains("listed 14 users, under half of the 30")
+            && message.contains("--allow-empty-source"),
+        "{message}"
+    );
+    // Half or more: not suspect.
+    case.baseline = Some(baseline(28));
+    assert_eq!(case.plan().refusal, None);
+    // A small tenant's last read says nothing.
+    case.baseline = Some(baseline(19));
+    case.snapshot = snapshot(kept[..9].to_vec(), vec![]);
+    assert_eq!(case.plan().refusal, None);
+    // Without removals (ignore), nothing is at risk.
+    let mut ignoring = Case::new(snapshot(kept, vec![]), srv, vec![]).check_deleted(50);
+    ignoring.baseline = Some(baseline(30));
+    assert_eq!(ignoring.plan().refusal, None);
+    // The admin who means it.
+    case.baseline = Some(baseline(30));
+    case.snapshot = snapshot(users[..14].to_vec(), vec![]);
     case.options.allow_empty_source = true;
     assert_eq!(case.plan().refusal, None);
 }

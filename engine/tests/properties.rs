@@ -16,6 +16,7 @@ fn decide(w: &World, server: &ServerState) -> Plan {
         server,
         choices: &w.choices,
         options: &w.options,
+        baseline: None,
     })
 }
 

@@ -133,6 +133,7 @@ fn redecide(inputs: RunInputs) -> Redecided {
         server: &inputs.server,
         choices: &inputs.choices,
         options: &started.options,
+        baseline: started.baseline.as_ref(),
     });
     Redecided {
         inputs,

@@ -43,6 +43,7 @@ fn main() {
             server: &server,
             choices: &choices,
             options: &options,
+            baseline: None,
         });
         println!("{} entries in {:?}", p.entries.len(), start.elapsed());
     }
