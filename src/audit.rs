@@ -15,7 +15,7 @@ use engine::projection::{Report, RunInfo};
 use engine::{EventStore, Seq};
 use replay::{VerifyError, VerifyOptions};
 
-use crate::commands::{out, out_json, print_run, resolve_run, started_by, Ctx};
+use crate::commands::{holder, out, out_json, print_run, resolve_run, started_by, Ctx};
 use crate::render;
 use crate::{Exit, Quiet, UsageError};
 
@@ -321,9 +321,11 @@ pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
         )));
     }
     let mut file_target = match (&started.target, &ctx.server_file) {
-        (TargetInfo::File { path }, None) => Some(FileTarget::open(std::path::Path::new(path))?),
+        (TargetInfo::File { path }, None) => {
+            Some(FileTarget::open(std::path::Path::new(path), &holder())?)
+        }
         (TargetInfo::File { path }, Some(given)) if std::path::Path::new(path) == given => {
-            Some(FileTarget::open(given)?)
+            Some(FileTarget::open(given, &holder())?)
         }
         (TargetInfo::Embedded, None) => None,
         _ => {

@@ -243,6 +243,9 @@ pub struct FakeGraphArgs {
     /// Answer device-code sign-in with AADSTS7000218 (public client flows disabled)
     #[arg(long, help_heading = "Sign-in endpoints")]
     pub public_client_disabled: bool,
+    /// Send this JSON value as `expires_in` in sign-in answers (a hostile service: a huge number, a string)
+    #[arg(long, value_name = "JSON", help_heading = "Sign-in endpoints")]
+    pub expires_in: Option<String>,
     /// Answer sign-in with AADSTS65001 (no consent)
     #[arg(long, help_heading = "Sign-in endpoints")]
     pub deny_consent: bool,
@@ -281,6 +284,13 @@ pub struct FakeGraphArgs {
         help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
     )]
     pub truncate_every: Option<u64>,
+    /// Pad every Nth response past 64 MiB, the most roster reads of one response
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Injected faults and limits (a fault by count never hits the same request twice in a row)"
+    )]
+    pub oversize_every: Option<u64>,
     /// Leave `value` out of every Nth page
     #[arg(
         long,

@@ -35,13 +35,18 @@ impl Ctx {
     }
 }
 
-pub fn open_store(dir: &Path) -> Result<SledStore> {
-    let holder = std::env::args()
+/// Who holds a lock this process takes: the command, as typed (its first words).
+pub fn holder() -> String {
+    let words = std::env::args()
         .skip(1)
         .take(3)
         .collect::<Vec<_>>()
         .join(" ");
-    let store = SledStore::open_locked(dir, &format!("roster {holder}")).map_err(|e| match e {
+    format!("roster {words}")
+}
+
+pub fn open_store(dir: &Path) -> Result<SledStore> {
+    let store = SledStore::open_locked(dir, &holder()).map_err(|e| match e {
         e @ engine::StoreError::InUse { .. } => anyhow::Error::from(e),
         e => anyhow::Error::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
@@ -306,7 +311,7 @@ pub fn request_from(a: &RunArgs, mode: Mode) -> Result<RunRequest> {
 fn run(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     let req = request_from(a, mode)?;
     let mut file_target = match &ctx.server_file {
-        Some(path) => Some(FileTarget::open(path)?),
+        Some(path) => Some(FileTarget::open(path, &holder())?),
         None => None,
     };
     let store = ctx.open_store()?;
@@ -391,9 +396,9 @@ pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
         if runs.is_empty() {
             return Err(usage("there are no runs yet"));
         }
-        return runs
-            .len()
-            .checked_sub(back + 1)
+        return back
+            .checked_add(1)
+            .and_then(|n| runs.len().checked_sub(n))
             .map(|i| runs[i])
             .ok_or_else(|| usage(format!("run {arg:?}: there are only {} runs", runs.len())));
     }

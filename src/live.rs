@@ -270,6 +270,11 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         deny_consent: a.deny_consent,
         forbid: a.forbid.clone(),
         not_found: a.not_found.clone(),
+        oversize_every: a.oversize_every,
+        expires_in: a
+            .expires_in
+            .as_deref()
+            .map(|v| serde_json::from_str(v).unwrap_or_else(|_| v.into())),
     };
     let fake = FakeGraph::start(&bytes, &a.tenant.display().to_string(), config, a.addr)?;
     out(&format!("{}\n", fake.base_url))?;

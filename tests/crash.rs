@@ -182,3 +182,135 @@ fn imports_into_a_server_file_killed_at_any_moment_never_tear_it() {
         "the kills must interrupt runs"
     );
 }
+
+/// The two moments of a server-file import that matter, killed exactly there by `strace`:
+/// between the run's intent (flushed) and its write — the file is as it was, and the log says
+/// nothing was applied — and right after the rename that replaced the file — the file holds
+/// the run's changes, and the next open records them from the intent, attributed to the run.
+/// Either way the log says what the file holds, and the rerun adds nothing twice.
+#[test]
+fn a_server_file_import_killed_at_its_write_is_settled_from_the_file() {
+    let (work, template, loaded) = generated(3000, 300);
+    let server = work.path().join("server.json");
+    let read = |file: &Path| -> ServerState {
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    };
+    let args = |file: &Path| -> Vec<String> {
+        let mut a: Vec<String> = IMPORT.iter().map(|s| s.to_string()).collect();
+        a.extend(["--server-file".into(), file.to_str().unwrap().into()]);
+        a
+    };
+    let reference = {
+        let dir = work.path().join("reference");
+        copy_dir(&template, &dir.join("store"));
+        let file = dir.join("server.json");
+        std::fs::copy(&server, &file).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args(&file))
+            .env("ROSTER_STORE", dir.join("store"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        read(&file)
+    };
+    for (moment, calls, says) in [
+        (
+            "rename",
+            "rename,renameat,renameat2",
+            "interrupted before it wrote the server file",
+        ),
+        (
+            "sync",
+            "open,openat",
+            "interrupted after it wrote the server file",
+        ),
+    ] {
+        let dir = work.path().join(moment);
+        let (store, files) = (dir.join("store"), dir.join("files"));
+        copy_dir(&template, &store);
+        std::fs::create_dir_all(&files).unwrap();
+        let file = files.join("server.json");
+        std::fs::copy(&server, &file).unwrap();
+        // The rename names the file; the directory is opened only to sync it, right after.
+        let watched = if moment == "rename" { &file } else { &files };
+        let out = Command::new("strace")
+            .args(["-f", "-qq", "-o", "/dev/null", "-P"])
+            .arg(watched)
+            .args([
+                "-e",
+                &format!("trace={calls}"),
+                "-e",
+                &format!("inject={calls}:signal=KILL"),
+            ])
+            .arg(env!("CARGO_BIN_EXE_roster"))
+            .args(args(&file))
+            .env("ROSTER_STORE", &store)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{moment}: killed there: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after_kill = read(&file);
+        if moment == "rename" {
+            assert_eq!(after_kill, loaded, "{moment}: the file is as it was");
+        } else {
+            assert_eq!(
+                after_kill, reference,
+                "{moment}: the file holds the run's changes"
+            );
+        }
+
+        let (code, _, err) = roster(&store, &["verify"]);
+        assert_eq!(code, 0, "{moment}: {err}");
+        assert!(err.contains("recorded as aborted"), "{moment}: {err}");
+        let (_, report, _) = roster(&store, &["report", "last", "--json"]);
+        let report: Value = serde_json::from_str(&report).unwrap();
+        let (_, last, _) = roster(&store, &["events", "last"]);
+        let finished = last.lines().last().unwrap();
+        assert!(
+            finished.contains("\"RunFinished\"")
+                && finished.contains("\"aborted\"")
+                && finished.contains(says),
+            "{moment}: {finished}"
+        );
+        // The log says what the file holds: the loaded state and the recorded outcomes.
+        let mut from_log = loaded.clone();
+        for e in report["entries"].as_array().unwrap() {
+            let e: engine::event::EntryOutcome = serde_json::from_value(e.clone()).unwrap();
+            assert!(e.op.is_none(), "the report shows no operations");
+        }
+        let (_, events, _) = roster(&store, &["events", "--since", "1"]);
+        for line in events.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if v["type"] == "Imported" {
+                let e: engine::event::EntryOutcome =
+                    serde_json::from_value(v["payload"].clone()).unwrap();
+                if let Some(op) = &e.op {
+                    from_log.apply(op);
+                }
+            }
+        }
+        assert_eq!(
+            from_log, after_kill,
+            "{moment}: the log says what the file holds"
+        );
+
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args(&file))
+            .env("ROSTER_STORE", &store)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{moment}: the rerun finishes: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(added_twice(&store).is_empty(), "{moment}");
+        assert_eq!(read(&file), reference, "{moment}");
+        assert_eq!(roster(&store, &["verify"]).0, 0);
+    }
+}

@@ -167,6 +167,12 @@ fn every_graph_fault_completes_identically_or_fails_cleanly() {
             Expect::Fails(1, "gave up after 4 attempts"),
         ),
         (
+            "response past 64 MiB",
+            vec!["--oversize-every", "4"],
+            &[],
+            Expect::Fails(1, "more than 64 MiB in one response"),
+        ),
+        (
             "permission missing (403)",
             vec!["--forbid", "directory/deletedItems"],
             &[],

@@ -169,17 +169,21 @@ fn a_run_the_disk_cannot_hold_is_refused_before_it_writes() {
     assert_eq!(roster(&store, &["verify"]).0, 0);
 }
 
-/// `import`/`plan` under strace, sled's writes to its file failing with ENOSPC from the
+/// `import`/`plan` under strace, sled's `calls` on its file failing with `error` from the
 /// `from`-th on (counted per thread).
-fn with_failing_writes(store: &Path, args: &[&str], from: u32) -> (i32, String) {
+fn with_failing_writes(
+    store: &Path,
+    args: &[&str],
+    (calls, error, from): (&str, &str, u32),
+) -> (i32, String) {
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-qq", "-o", "/dev/null", "-P"])
         .arg(store.join("db/db"))
         .args([
             "-e",
-            "trace=pwrite64",
+            &format!("trace={calls}"),
             "-e",
-            &format!("inject=pwrite64:error=ENOSPC:when={from}+"),
+            &format!("inject={calls}:error={error}:when={from}+"),
         ])
         .arg(env!("CARGO_BIN_EXE_roster"))
         .args(args)
@@ -197,43 +201,53 @@ fn a_write_error_never_hangs_roster_and_the_store_opens_again() {
         "this test needs strace (.ci/run installs it)"
     );
     let (work, template, loaded) = generated(3000, 300);
+    let full = ("pwrite64", "ENOSPC", 1);
+    let failing_sync = ("fsync,fdatasync", "EIO", 1);
+    // Writes fail from the first (sure to fail the run), or from a later one (where they
+    // fall depends on sled's threads: mid-run, or not at all).
+    let cases = [
+        (&PLAN[..], full, "disk is full"),
+        (&IMPORT[..], full, "disk is full"),
+        (
+            &IMPORT[..],
+            failing_sync,
+            "could not be read or written: Input/output error",
+        ),
+        (&PLAN[..], ("pwrite64", "ENOSPC", 4), "disk is full"),
+        (&IMPORT[..], ("pwrite64", "ENOSPC", 8), "disk is full"),
+    ];
     let mut failed = 0;
-    for (i, (args, from)) in [
-        (&PLAN[..], 3),
-        (&PLAN[..], 8),
-        (&IMPORT[..], 5),
-        (&IMPORT[..], 10),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (i, (args, fault, says)) in cases.into_iter().enumerate() {
         let store = work.path().join(format!("store{i}"));
         copy_dir(&template, &store);
-        let (code, err) = with_failing_writes(&store, args, from);
+        let (code, err) = with_failing_writes(&store, args, fault);
         if code == 1 {
             failed += 1;
             let line = one_plain_error_line(&err);
-            assert!(line.contains("disk is full"), "{line}");
+            assert!(line.contains(says), "{fault:?}: {line}");
         } else {
-            assert!(matches!(code, 0 | 3), "{args:?} {from}: exit {code}: {err}");
+            assert!(
+                matches!(code, 0 | 3),
+                "{args:?} {fault:?}: exit {code}: {err}"
+            );
         }
         let (code, out, err) = roster(&store, &["verify"]);
         assert_eq!(
             code, 0,
-            "{args:?} {from}: the store opens and verifies\n{out}{err}"
+            "{args:?} {fault:?}: the store opens and verifies\n{out}{err}"
         );
         assert!(!err.contains("sled"), "{err}");
         assert_eq!(
             dump(&store),
             server_from_log(&store, &loaded),
-            "{args:?} {from}: the server is what the log says"
+            "{args:?} {fault:?}: the server is what the log says"
         );
         // And the next run works.
         let (code, _, err) = roster(&store, &IMPORT);
         assert_eq!(code, 3, "{err}");
         assert_eq!(roster(&store, &["verify"]).0, 0);
     }
-    assert!(failed > 0, "the injected errors must fail some runs");
+    assert!(failed >= 3, "the sure faults fail their runs");
 }
 
 /// A store after `plan` (run 1) and `import` (run 2) of a generated tenant, the server it was

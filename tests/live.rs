@@ -435,3 +435,56 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A sign-in service that answers a huge token or device-code lifetime (a number past any
+/// clock, or a string of digits) is bounded, not trusted: sign-in, a renewal after the token
+/// really expired, and device-code sign-in all work, with no panic.
+#[test]
+fn a_huge_lifetime_from_the_sign_in_service_is_bounded() {
+    for value in [
+        "9223372036854775807",
+        "\"9223372036854775807\"",
+        "18446744073709551615",
+    ] {
+        let fake = Fake::start(
+            &fixtures().join("demo/tenant.json"),
+            &[
+                "--client-secret",
+                SECRET,
+                "--expires-in",
+                value,
+                "--token-ttl-s",
+                "1",
+            ],
+        );
+        let r = Roster::new();
+        r.add_live("live", &fake);
+        r.expect(0, &["plan", "live", "--select-all"]);
+        // The fake's token has expired; roster's bounded clock still trusts it, is told 401,
+        // and renews.
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        r.expect(0, &["plan", "live", "--select-all"]);
+    }
+    let fake = Fake::start(
+        &fixtures().join("tenants/graph-docs.json"),
+        &[
+            "--approve-after",
+            "1",
+            "--expires-in",
+            "18446744073709551615",
+        ],
+    );
+    let r = Roster::new();
+    let (code, _, err) = r.run(&[
+        "org",
+        "add",
+        "docs",
+        "--tenant",
+        "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
+        "--graph-url",
+        &fake.url,
+        "--login-url",
+        &fake.url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -130,6 +130,40 @@ fn an_empty_tenant_does_not_empty_the_server() {
     assert_eq!(summary["unchanged"], 1, "{summary}");
 }
 
+/// Two roster processes never write one server file at once, whatever stores they use: the
+/// second is turned away at once, naming the holder, and the file is untouched.
+#[test]
+fn a_server_file_is_locked_for_the_run() {
+    let r = demo();
+    let (dir, file) = demo_server_file();
+    let before = std::fs::read(&file).unwrap();
+    let _held = engine::store::LockFile::acquire(
+        &dir.path().join("server.json.lock"),
+        "roster import contoso",
+    )
+    .unwrap()
+    .unwrap();
+    let (code, out, err) = r.run(&[
+        "import",
+        "contoso",
+        "--select-all",
+        "--server-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "is in use by PID {} (roster import contoso); wait for it to finish",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert!(runs.as_array().unwrap().is_empty(), "nothing recorded");
+}
+
 /// Re-points org `contoso` at `tenant` (a JSON value), keeping its runs.
 fn repoint(r: &Roster, dir: &std::path::Path, tenant: &Value) {
     let file = dir.join("tenant.json");
@@ -333,12 +367,11 @@ fn a_server_file_that_cannot_be_written_fails_the_run_cleanly() {
         );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(
-            leftovers.len(),
-            1,
-            "{case}: no temporary file is left: {leftovers:?}"
+        assert!(
+            leftovers.iter().all(|f| ["server.json", "server.json.lock"].contains(&f.as_str())),
+            "{case}: no temporary file is left (the lock file stays, as the store's does): {leftovers:?}"
         );
         let report: Value =
             serde_json::from_str(&r.expect(0, &["report", "last", "--json"])).unwrap();
@@ -446,4 +479,56 @@ fn ten_million_empty_objects_are_refused_in_bounded_memory() {
                 .map(|o| String::from_utf8_lossy(&o.stdout).contains("No orgs"))
                 .unwrap()
     );
+}
+
+/// A fixture, server file or secret file that is not a regular file — a FIFO would block for
+/// ever, `/dev/zero` would fill memory — is refused at once, in one line.
+#[test]
+fn inputs_that_are_not_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("tenant.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let store = tempfile::tempdir().unwrap();
+    let demo = fixtures().join("demo/tenant.json");
+    for args in [
+        vec!["org", "add", "x", "--fixture", fifo.to_str().unwrap()],
+        vec!["org", "add", "x", "--fixture", "/dev/zero"],
+        vec!["server", "load", "/dev/zero"],
+        vec!["server", "load", fifo.to_str().unwrap()],
+    ]
+    .into_iter()
+    .chain([vec![
+        "org",
+        "add",
+        "contoso",
+        "--fixture",
+        demo.to_str().unwrap(),
+    ]])
+    .chain([vec![
+        "plan",
+        "contoso",
+        "--select-all",
+        "--server-file",
+        fifo.to_str().unwrap(),
+    ]]) {
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .env("ROSTER_STORE", store.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if args[..2] == ["org", "add"] && args[2] == "contoso" {
+            assert_eq!(out.status.code(), Some(0), "{err}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
 }

@@ -132,13 +132,15 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
         }
     }
     let _ = meta;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        AuthError::Config(format!(
-            "{}: cannot read the client secret file: {}",
-            path.display(),
-            crate::fixture::io_reason(&e)
-        ))
-    })?;
+    let text = crate::fixture::read_regular_file(path, 64 << 10)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| {
+            AuthError::Config(format!(
+                "{}: cannot read the client secret file: {}",
+                path.display(),
+                crate::fixture::io_reason(&e)
+            ))
+        })?;
     let secret = text.trim();
     if secret.is_empty() {
         return Err(AuthError::Config(format!(
@@ -252,13 +254,25 @@ struct DeviceCodeResponse {
 }
 
 /// Numbers the identity platform sends either as numbers or as strings.
-fn seconds(v: &Option<serde_json::Value>, default: u64) -> u64 {
-    match v {
+/// A number of seconds from a sign-in response (a number or a numeric string), bounded: the
+/// service is outside roster, and a huge value must not overflow a clock.
+fn seconds(v: &Option<serde_json::Value>, default: u64, max: u64) -> u64 {
+    let raw = match v {
         Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(default),
-        Some(serde_json::Value::String(s)) => s.parse().unwrap_or(default),
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(default),
         _ => default,
-    }
+    };
+    raw.min(max)
 }
+
+/// The most roster reads of one sign-in response (a token is a few KiB).
+const MAX_AUTH_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Longest an access token is taken to live (Entra's are one to a few hours).
+const MAX_TOKEN_LIFETIME_S: u64 = 24 * 3600;
+/// Longest a device code is taken to live (Entra's: 15 minutes), and the slowest polling.
+const MAX_DEVICE_CODE_LIFETIME_S: u64 = 3600;
+const MAX_POLL_INTERVAL_S: u64 = 60;
 
 /// A sign-in error in one line, with the fix.
 fn explain(e: &TokenError, s: &AuthSettings) -> AuthError {
@@ -414,7 +428,9 @@ impl Authenticator {
             return Ok(Ok(resp));
         }
         let status = resp.status();
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+            .await
+            .unwrap_or_default();
         Ok(Err(serde_json::from_slice::<TokenError>(&bytes).unwrap_or(
             TokenError {
                 error: format!("http_{}", status.as_u16()),
@@ -425,7 +441,10 @@ impl Authenticator {
     }
 
     async fn token_response(resp: reqwest::Response) -> Result<TokenResponse, AuthError> {
-        resp.json::<TokenResponse>().await.map_err(|_| {
+        let bytes = crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice::<TokenResponse>(&bytes).map_err(|_| {
             AuthError::Rejected(
                 "the sign-in service sent a token response roster cannot read".into(),
             )
@@ -459,7 +478,12 @@ impl Authenticator {
             ("scope", scope.as_str()),
         ];
         let code = match self.post_form(self.endpoint("devicecode"), &form).await? {
-            Ok(resp) => resp.json::<DeviceCodeResponse>().await.map_err(|_| {
+            Ok(resp) => serde_json::from_slice::<DeviceCodeResponse>(
+                &crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+                    .await
+                    .unwrap_or_default(),
+            )
+            .map_err(|_| {
                 AuthError::Rejected(
                     "the sign-in service sent a device code response roster cannot read".into(),
                 )
@@ -477,9 +501,10 @@ impl Authenticator {
             user_code: code.user_code.clone(),
             message,
         });
-        let mut interval = Duration::from_secs(seconds(&code.interval, 5).max(1));
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(seconds(&code.expires_in, 900));
+        let mut interval =
+            Duration::from_secs(seconds(&code.interval, 5, MAX_POLL_INTERVAL_S).max(1));
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_secs(seconds(&code.expires_in, 900, MAX_DEVICE_CODE_LIFETIME_S));
         loop {
             tokio::time::sleep(interval).await;
             if tokio::time::Instant::now() > deadline {
@@ -524,7 +549,7 @@ impl Authenticator {
     }
 
     fn store(&self, state: &mut Option<CachedToken>, t: TokenResponse) -> Result<(), AuthError> {
-        let lifetime = seconds(&t.expires_in, 3600);
+        let lifetime = seconds(&t.expires_in, 3600, MAX_TOKEN_LIFETIME_S);
         let refresh_token = t
             .refresh_token
             .or_else(|| state.as_ref().and_then(|s| s.refresh_token.clone()));
@@ -607,7 +632,7 @@ impl TokenSource for Authenticator {
 }
 
 fn load_cache(path: &Path) -> Option<CachedToken> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = crate::fixture::read_regular_file(path, 1 << 20).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

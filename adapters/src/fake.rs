@@ -50,6 +50,8 @@ pub struct FakeConfig {
     pub drop_every: Option<u64>,
     /// Every Nth Graph request gets a body cut short (truncated JSON, complete HTTP).
     pub truncate_every: Option<u64>,
+    /// Pad every Nth response past the most roster reads, sent without a length.
+    pub oversize_every: Option<u64>,
     /// Every Nth Graph request gets a page without `value`.
     pub missing_value_every: Option<u64>,
     /// Every Nth Graph request is delayed by `slow`.
@@ -83,6 +85,9 @@ pub struct FakeConfig {
     pub deny_consent: bool,
     /// Answer Graph requests under these path prefixes (after `/v1.0/`) with 403.
     pub forbid: Vec<String>,
+    /// Sent as `expires_in` (and a device code's) instead of the real lifetime: a hostile
+    /// sign-in service's number (a huge one, a string).
+    pub expires_in: Option<Value>,
     /// Answer Graph requests under these path prefixes (after `/v1.0/`) with 404, as Graph
     /// answers for an object deleted while it is read.
     pub not_found: Vec<String>,
@@ -98,6 +103,7 @@ impl Default for FakeConfig {
             fail_after: None,
             drop_every: None,
             truncate_every: None,
+            oversize_every: None,
             missing_value_every: None,
             slow_every: None,
             slow: Duration::from_secs(0),
@@ -116,6 +122,7 @@ impl Default for FakeConfig {
             deny_consent: false,
             forbid: Vec::new(),
             not_found: Vec::new(),
+            expires_in: None,
         }
     }
 }
@@ -383,7 +390,7 @@ impl State {
         let access = self.issue_access();
         let mut body = json!({
             "token_type": "Bearer",
-            "expires_in": self.config.token_ttl.as_secs(),
+            "expires_in": self.config.expires_in.clone().unwrap_or(self.config.token_ttl.as_secs().into()),
             "ext_expires_in": self.config.token_ttl.as_secs(),
             "access_token": access,
         });
@@ -948,7 +955,8 @@ async fn damage(state: &State, count: u64, key: u64, response: Response) -> Resp
     let drop = state.every(c.drop_every, count);
     let truncate = state.every(c.truncate_every, count);
     let missing = state.every(c.missing_value_every, count);
-    let due = (drop || truncate || missing) && response.status().is_success();
+    let oversize = state.every(c.oversize_every, count);
+    let due = (drop || truncate || missing || oversize) && response.status().is_success();
     if !state.inject(due, key) {
         return response;
     }
@@ -957,6 +965,19 @@ async fn damage(state: &State, count: u64, key: u64, response: Response) -> Resp
     let bytes = axum::body::to_bytes(body, usize::MAX)
         .await
         .unwrap_or_default();
+    if oversize {
+        // The body, then blank padding past the limit, in chunks: no length to refuse early.
+        let chunks = std::iter::once(Ok::<Bytes, std::io::Error>(bytes)).chain(
+            std::iter::repeat_n(
+                Bytes::from(vec![b' '; 1 << 20]),
+                1 + (crate::graph::client::MAX_RESPONSE_BYTES >> 20),
+            )
+            .map(Ok),
+        );
+        let mut r = Response::from_parts(parts, Body::from_stream(IterStream(chunks)));
+        r.headers_mut().remove("content-length");
+        return r;
+    }
     if drop {
         // Half the body, then the connection breaks: the client sees a body error.
         let half = bytes.slice(..bytes.len() / 2);
@@ -978,6 +999,21 @@ async fn damage(state: &State, count: u64, key: u64, response: Response) -> Resp
     r.headers_mut()
         .insert("content-length", HeaderValue::from(damaged.len()));
     r
+}
+
+/// A body streamed from an iterator of chunks.
+struct IterStream<I>(I);
+
+impl<I: Iterator<Item = std::result::Result<Bytes, std::io::Error>> + Unpin> futures_core::Stream
+    for IterStream<I>
+{
+    type Item = std::result::Result<Bytes, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        std::task::Poll::Ready(self.0.next())
+    }
 }
 
 /// A body that yields `first` and then fails: hyper aborts the connection mid-body.
@@ -1114,7 +1150,7 @@ fn device_code(state: &State, path: &str, body: &Bytes) -> Response {
         "device_code": device,
         "user_code": user_code,
         "verification_uri": uri,
-        "expires_in": 900,
+        "expires_in": state.config.expires_in.clone().unwrap_or(900.into()),
         "interval": state.config.poll_interval,
         "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {user_code} to authenticate."),
     });

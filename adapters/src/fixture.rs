@@ -46,34 +46,50 @@ pub fn read_tenant(path: &Path) -> Result<Loaded> {
 
 /// Reads an input file, with an error that says which file and what to do.
 pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Error::bad_input(format!(
-            "{}: cannot read {what}: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    if meta.is_dir() {
-        return Err(Error::bad_input(format!(
-            "{}: is a directory, expected a {what} JSON file",
-            path.display()
-        )));
-    }
-    if meta.len() > MAX_FIXTURE_BYTES {
-        return Err(Error::bad_input(format!(
-            "{}: {what} is {} bytes, more than the {} bytes roster accepts",
-            path.display(),
-            meta.len(),
-            MAX_FIXTURE_BYTES
-        )));
-    }
-    std::fs::read(path).map_err(|e| {
+    read_regular_file(path, MAX_FIXTURE_BYTES).map_err(|e| {
         Error::bad_input(format!(
             "{}: cannot read {what}: {}",
             path.display(),
             io_reason(&e)
         ))
     })
+}
+
+/// The bytes of `path`, which must be a regular file (a FIFO would block, a device such as
+/// `/dev/zero` would never end) of at most `limit` bytes — checked before reading, and again
+/// while reading, in case the file grows.
+pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "is a directory, expected a file",
+        ));
+    }
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a pipe, a device or a socket); give the path of a file",
+        ));
+    }
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("larger than the {limit} bytes roster reads"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
 
 /// An I/O error in words, without the "(os error N)" noise.

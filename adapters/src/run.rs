@@ -429,8 +429,9 @@ pub fn recover(store: &SledStore, clock: &dyn Clock) -> Result<Recovered> {
 }
 
 /// Closes runs a crash or a kill left unfinished: each gets `RunFinished { aborted }` with the
-/// counts of what it recorded, so `runs` shows it as aborted and `verify` as closed. Called when
-/// a store is opened; returns the runs it closed.
+/// counts of what it recorded, so `runs` shows it as aborted and `verify` as closed. A run that
+/// was killed while writing a server file is first settled from the file itself (see
+/// [`settle_server_write`]). Called when a store is opened; returns the runs it closed.
 pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Vec<RunId>> {
     let mut closed = Vec::new();
     for run in store.runs()? {
@@ -443,13 +444,70 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
         if finished {
             continue;
         }
-        close_run(
-            store,
-            run,
-            clock,
-            "interrupted: roster stopped before the run finished; closed when the store was next opened",
-        )?;
+        let reason = settle_server_write(store, run, clock)?.unwrap_or_else(|| {
+            "interrupted: roster stopped before the run finished; closed when the store was next opened".into()
+        });
+        close_run(store, run, clock, &reason)?;
         closed.push(run);
     }
     Ok(closed)
+}
+
+/// An interrupted run that recorded the intent to write a server file (`ServerWriteIntended`)
+/// is settled by the file itself: if it holds what the run meant to write, the changes the
+/// run intended are recorded as `Imported` (the ones it had not recorded yet), attributed to
+/// it; if it holds what the run read, nothing was applied; anything else cannot be told and is
+/// said so. Returns the reason to close the run with, or `None` for a run without an intent.
+fn settle_server_write(store: &SledStore, run: RunId, clock: &dyn Clock) -> Result<Option<String>> {
+    let events = store.read_run_where(run, &|t| {
+        matches!(t, "ChangeIntended" | "ServerWriteIntended" | "Imported")
+    })?;
+    let Some(intent) = events.iter().rev().find_map(|e| match &e.event {
+        Event::ServerWriteIntended(w) => Some(w.clone()),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let path = std::path::Path::new(&intent.path);
+    let now = std::fs::read(path)
+        .ok()
+        .map(|b| hex::encode(crate::target::digest(&b)));
+    let n = intent.changes;
+    Ok(Some(match now {
+        Some(d) if d == intent.after => {
+            let recorded: std::collections::HashSet<(engine::model::Kind, &engine::ObjectId)> =
+                events
+                    .iter()
+                    .filter_map(|e| match &e.event {
+                        Event::Imported(i) => Some((i.kind, &i.id)),
+                        _ => None,
+                    })
+                    .collect();
+            let mut done = events
+                .iter()
+                .filter_map(|e| match &e.event {
+                    Event::ChangeIntended(i) if !recorded.contains(&(i.kind, &i.id)) => {
+                        Some(Cow::Owned(Event::Imported(i.clone())))
+                    }
+                    _ => None,
+                })
+                .peekable();
+            if done.peek().is_some() {
+                store.commit_stream(run, clock.now(), &mut done, &[])?;
+            }
+            format!("interrupted after it wrote the server file {}: the {n} changes it wrote are recorded from its intent; closed when the store was next opened", intent.path)
+        }
+        Some(d) if d == intent.before => format!(
+            "interrupted before it wrote the server file {}: none of its {n} changes was applied; closed when the store was next opened",
+            intent.path
+        ),
+        Some(_) => format!(
+            "interrupted while writing the server file {}, which has changed since: whether its {n} changes were applied cannot be told; compare the file with this run's report",
+            intent.path
+        ),
+        None => format!(
+            "interrupted while writing the server file {}, which cannot be read now: whether its {n} changes were applied cannot be told",
+            intent.path
+        ),
+    }))
 }

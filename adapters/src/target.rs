@@ -10,9 +10,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
+use std::borrow::Cow;
+
+use engine::event::{EntryOutcome, Event, Outcome, Reason, ServerWriteIntended, TargetInfo};
 use engine::model::{KeyWrite, ServerState};
-use engine::store::PreparedStep;
+use engine::store::{LockFile, PreparedStep};
 use engine::{EventStore, RunId, SledStore};
 
 use crate::clock::Clock;
@@ -92,19 +94,70 @@ impl Target for EmbeddedTarget<'_> {
     }
 }
 
-/// A server state JSON file (`--server-file`).
+/// A server state JSON file (`--server-file`), locked for the run: an advisory lock beside it
+/// (`FILE.lock`, naming its holder) keeps a second roster out, whatever store it uses.
+///
+/// The file is written once per run, after the run's intent is in the log: a
+/// `ChangeIntended` per entry that changes it and a `ServerWriteIntended` with the file's
+/// digests before and after, flushed. Killed between the write and the `Imported` events, the
+/// next open of the store reads the file and records what it shows as done
+/// ([`crate::run::close_interrupted_runs`]). A file that changed since the run read it is not
+/// written (another program wrote it; the plan no longer holds).
 pub struct FileTarget {
+    /// As the admin named it: what the run records.
     path: PathBuf,
+    /// Where the file is, a symlink followed: what is read, locked and replaced.
+    real: PathBuf,
+    /// SHA-256 of the file as the run loaded it.
+    loaded: std::sync::Mutex<Option<[u8; 32]>>,
+    _lock: LockFile,
 }
 
 impl FileTarget {
-    /// Targets `path`, which must exist and hold a valid server state.
-    pub fn open(path: &Path) -> Result<FileTarget> {
-        read_server_file(path)?;
+    /// Targets `path`, which must exist and hold a valid server state; locks it for as long
+    /// as the target lives. `holder` says who holds the lock.
+    pub fn open(path: &Path, holder: &str) -> Result<FileTarget> {
+        let real = std::fs::canonicalize(path).map_err(|e| {
+            Error::bad_input(format!(
+                "{}: cannot read server state: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+        read_server_file(&real)?;
+        let name = real
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lock_path = real.with_file_name(format!("{name}.lock"));
+        let lock = LockFile::acquire(&lock_path, holder)
+            .map_err(|e| {
+                Error::Target(format!(
+                    "cannot lock the server file {} ({}): {}",
+                    path.display(),
+                    lock_path.display(),
+                    io_reason(&e)
+                ))
+            })?
+            .map_err(|who| {
+                Error::Target(format!(
+                    "the server file {} is in use by {who}; wait for it to finish (or stop it) and try again",
+                    path.display()
+                ))
+            })?;
         Ok(FileTarget {
             path: path.to_owned(),
+            real,
+            loaded: std::sync::Mutex::new(None),
+            _lock: lock,
         })
     }
+}
+
+/// SHA-256 of `bytes`, in hex.
+pub fn digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 impl Target for FileTarget {
@@ -115,7 +168,10 @@ impl Target for FileTarget {
     }
 
     fn load(&self) -> Result<ServerState> {
-        read_server_file(&self.path)
+        let bytes = read_input(&self.real, "server state")?;
+        let state = parse_server_state(&bytes, &self.path.display().to_string())?;
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(digest(&bytes));
+        Ok(state)
     }
 
     fn apply(
@@ -126,33 +182,64 @@ impl Target for FileTarget {
         state: &mut ServerState,
         mut entries: Vec<EntryOutcome>,
     ) -> Result<Applied> {
-        let mut next = state.clone();
-        for e in &entries {
-            if let Some(op) = &e.op {
-                next.apply(op);
-            }
-        }
-        let failure = match write_server_file(&self.path, &next) {
-            Ok(()) => {
-                *state = next;
-                None
-            }
-            Err(e) => {
-                let why = format!(
-                    "{}: cannot write the server file: {}",
-                    self.path.display(),
-                    io_reason(&e)
-                );
-                for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
-                    entry.outcome = Outcome::Failed;
-                    entry.detail = format!("not applied: {why}");
-                    entry.reason = Some(Reason::WriteFailed);
-                    entry.changes.clear();
-                    entry.op = None;
+        let changes: Vec<&EntryOutcome> = entries.iter().filter(|e| e.op.is_some()).collect();
+        let failure = if changes.is_empty() {
+            None
+        } else {
+            let mut next = state.clone();
+            for e in &changes {
+                if let Some(op) = &e.op {
+                    next.apply(op);
                 }
-                Some(why)
+            }
+            let mut bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+            let loaded = *self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::fs::read(&self.real).map(|b| digest(&b)).ok();
+            if loaded.is_none() || now != loaded {
+                Some(format!(
+                    "{}: the server file changed since this run read it (another program wrote it), so it was not written; run the import again",
+                    self.path.display()
+                ))
+            } else {
+                // The intent first, flushed: what this run is about to write, and how to tell
+                // afterwards whether it did.
+                let intent = ServerWriteIntended {
+                    path: self.real.display().to_string(),
+                    before: hex::encode(loaded.unwrap_or_default()),
+                    after: hex::encode(digest(&bytes)),
+                    changes: changes.len() as u32,
+                };
+                let mut intended = changes
+                    .iter()
+                    .map(|e| Cow::Owned(Event::ChangeIntended((*e).clone())))
+                    .chain(std::iter::once(Cow::Owned(Event::ServerWriteIntended(
+                        intent,
+                    ))));
+                store.commit_stream(run, clock.now(), &mut intended, &[])?;
+                store.flush()?;
+                match write_bytes_atomic(&self.real, &bytes) {
+                    Ok(()) => {
+                        *state = next;
+                        None
+                    }
+                    Err(e) => Some(format!(
+                        "{}: cannot write the server file: {}",
+                        self.path.display(),
+                        io_reason(&e)
+                    )),
+                }
             }
         };
+        if let Some(why) = &failure {
+            for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
+                entry.outcome = Outcome::Failed;
+                entry.detail = format!("not applied: {why}");
+                entry.reason = Some(Reason::WriteFailed);
+                entry.changes.clear();
+                entry.op = None;
+            }
+        }
         let entries = record_imported(store, run, clock, entries, |_| Vec::new())?;
         Ok(Applied { entries, failure })
     }
@@ -229,15 +316,20 @@ pub fn write_server_file(path: &Path, state: &ServerState) -> std::io::Result<()
     write_json_atomic(path, state)
 }
 
-/// Writes `value` as pretty JSON to `path`: temporary file in the same directory, fsync,
-/// rename over the target, fsync of the directory. An existing file keeps its permissions.
+/// Writes `value` as pretty JSON to `path` atomically (see [`write_bytes_atomic`]).
 pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path`: temporary file in the same directory, fsync, rename over the
+/// target, fsync of the directory. An existing file keeps its permissions.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    bytes.push(b'\n');
     // A write that would fill the disk is refused before anything is written: a full disk
     // can fail other programs too, and the old file stays as it was either way.
     if let Ok(st) = rustix::fs::statvfs(&dir) {
@@ -259,7 +351,7 @@ pub fn write_json_atomic<T: serde::Serialize>(path: &Path, value: &T) -> std::io
         .prefix(".roster-")
         .suffix(".tmp")
         .tempfile_in(&dir)?;
-    tmp.write_all(&bytes)?;
+    tmp.write_all(bytes)?;
     match std::fs::metadata(path) {
         Ok(meta) => tmp.as_file().set_permissions(meta.permissions())?,
         Err(_) => {

@@ -141,7 +141,7 @@ proptest! {
         write_server_file(&path, &w.server).unwrap();
         let before = std::fs::read(&path).unwrap();
         let source = source(&w);
-        let mut target = FileTarget::open(&path).unwrap();
+        let mut target = FileTarget::open(&path, "test").unwrap();
         let _ = execute(&store, &org(), &source, &mut target, &req, &clock());
         prop_assert_eq!(std::fs::read(&path).unwrap(), before);
     }
@@ -169,7 +169,7 @@ proptest! {
         write_server_file(&path, &w.server).unwrap();
         let file_store = SledStore::temporary().unwrap();
         let source = source(&w);
-        execute(&file_store, &org(), &source, &mut FileTarget::open(&path).unwrap(), &req, &clock()).unwrap();
+        execute(&file_store, &org(), &source, &mut FileTarget::open(&path, "test").unwrap(), &req, &clock()).unwrap();
         prop_assert_eq!(read_server_file(&path).unwrap(), expected);
 
         if first.end == RunEnd::Completed {
@@ -202,4 +202,63 @@ fn bad_selection_writes_nothing() {
     );
     assert_eq!(store.head().seq.0, 0);
     assert!(store.runs().unwrap().is_empty());
+}
+
+/// A server file that another program wrote after the run read it is not written over: the
+/// run ends aborted, every change recorded as not applied, and the other program's file stays.
+#[test]
+fn a_server_file_changed_since_it_was_read_is_not_written_over() {
+    use adapters::target::{Applied, Target};
+    use engine::event::TargetInfo;
+
+    /// The file target, with another program writing the file just before the run writes.
+    struct ChangedUnderneath {
+        inner: FileTarget,
+        path: std::path::PathBuf,
+    }
+    impl Target for ChangedUnderneath {
+        fn info(&self) -> TargetInfo {
+            self.inner.info()
+        }
+        fn load(&self) -> adapters::Result<ServerState> {
+            self.inner.load()
+        }
+        fn apply(
+            &mut self,
+            store: &SledStore,
+            run: engine::RunId,
+            clock: &dyn adapters::clock::Clock,
+            state: &mut ServerState,
+            entries: Vec<engine::event::EntryOutcome>,
+        ) -> adapters::Result<Applied> {
+            std::fs::write(&self.path, "{\"users\": [], \"groups\": []}\n").unwrap();
+            self.inner.apply(store, run, clock, state, entries)
+        }
+    }
+
+    let w = World {
+        snapshot: testkit::snapshot(vec![testkit::user(1, "ann@contoso.com")], vec![]),
+        server: ServerState::default(),
+        choices: vec![],
+        options: RunOptions::default(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.json");
+    write_server_file(&path, &w.server).unwrap();
+    let store = SledStore::temporary().unwrap();
+    let mut target = ChangedUnderneath {
+        inner: FileTarget::open(&path, "test").unwrap(),
+        path: path.clone(),
+    };
+    let req = request(&w, Mode::Apply, DeletedAction::Ignore);
+    let result = execute(&store, &org(), &source(&w), &mut target, &req, &clock()).unwrap();
+    match &result.end {
+        RunEnd::Aborted(why) => assert!(why.contains("changed since this run read it"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(result.entries.iter().all(|e| e.outcome == Outcome::Failed));
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "{\"users\": [], \"groups\": []}\n"
+    );
 }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod projection;
 pub mod search;
 pub mod store;
+pub mod text;
 
 pub use event::{Envelope, Event, EVENT_VERSION};
 pub use ids::{ObjectId, RunId, Seq, TenantId};

@@ -159,6 +159,48 @@ pub enum GraphError {
         "{what}: Graph sent a nextLink to another host ({link}); refusing to send the token there"
     )]
     ForeignLink { what: String, link: String },
+    #[error("{what}: Graph answered more than {} MiB in one response, more than roster reads; the listing cannot complete", .limit >> 20)]
+    TooLarge { what: String, limit: usize },
+}
+
+/// The most roster reads of one Graph response: a page of 999 objects, or a `$batch` of
+/// twenty, is a few MiB; a service that sends more is not read into memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Why a response body could not be read.
+pub(crate) enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// A response's body, read chunk by chunk and given up past `limit` bytes (announced or sent).
+pub(crate) async fn body_bounded(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+impl BodyError {
+    fn attempt(self, what: &str) -> Attempt {
+        match self {
+            BodyError::TooLarge => Attempt::Fatal(GraphError::TooLarge {
+                what: what.to_owned(),
+                limit: MAX_RESPONSE_BYTES,
+            }),
+            BodyError::Transport(e) => retry_transport(&e),
+        }
+    }
 }
 
 /// The permission a 403 on `path` asks for.
@@ -354,7 +396,9 @@ impl GraphClient {
         let resp = req.send().await.map_err(|e| retry_transport(&e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| retry_transport(&e))?;
+        let body = body_bounded(resp, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| e.attempt(what))?;
         tracing::trace!(
             what,
             status = status.as_u16(),
@@ -464,8 +508,8 @@ impl GraphClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
-                        Err(e) => Err(retry_transport(&e)),
+                    match body_bounded(resp, MAX_RESPONSE_BYTES).await {
+                        Err(e) => Err(e.attempt(what)),
                         Ok(bytes) => check_status(status, &headers, &bytes, url.path(), what)
                             .and_then(|()| {
                                 serde_json::from_slice::<BatchResponse>(&bytes).map_err(|e| {

@@ -113,45 +113,60 @@ impl std::fmt::Display for Bytes {
 /// process ends, however it ends, so a crash never leaves the store locked.
 #[derive(Debug)]
 pub struct StoreLock {
-    _file: std::fs::File,
+    _file: LockFile,
 }
 
 impl StoreLock {
     pub fn acquire(dir: &Path, holder: &str) -> Result<StoreLock, StoreError> {
-        use std::io::{Read, Seek, Write};
         let fail = |e: std::io::Error| StoreError::Lock {
             dir: dir.display().to_string(),
             reason: e.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(fail)?;
+        match LockFile::acquire(&dir.join("lock"), holder).map_err(fail)? {
+            Ok(file) => Ok(StoreLock { _file: file }),
+            Err(holder) => Err(StoreError::InUse {
+                dir: dir.display().to_string(),
+                holder,
+            }),
+        }
+    }
+}
+
+/// An advisory lock on a file that names its holder (`PID n (what)`), held until dropped.
+#[derive(Debug)]
+pub struct LockFile {
+    _file: std::fs::File,
+}
+
+impl LockFile {
+    /// Takes the lock on `path` (created if needed), or says who holds it.
+    pub fn acquire(path: &Path, holder: &str) -> std::io::Result<Result<LockFile, String>> {
+        use std::io::{Read, Seek, Write};
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(dir.join("lock"))
-            .map_err(fail)?;
+            .open(path)?;
         match file.try_lock() {
             Ok(()) => {
-                file.set_len(0).map_err(fail)?;
-                file.seek(std::io::SeekFrom::Start(0)).map_err(fail)?;
-                write!(file, "PID {} ({holder})", std::process::id()).map_err(fail)?;
-                Ok(StoreLock { _file: file })
+                file.set_len(0)?;
+                file.seek(std::io::SeekFrom::Start(0))?;
+                write!(file, "PID {} ({holder})", std::process::id())?;
+                Ok(Ok(LockFile { _file: file }))
             }
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut who = String::new();
-                let _ = file.read_to_string(&mut who);
-                let who = who.trim();
-                Err(StoreError::InUse {
-                    dir: dir.display().to_string(),
-                    holder: if who.is_empty() {
-                        "another roster process".into()
-                    } else {
-                        who.to_owned()
-                    },
-                })
+                let _ = file.take(200).read_to_string(&mut who);
+                let who = crate::text::printable(who.trim()).into_owned();
+                Ok(Err(if who.is_empty() {
+                    "another roster process".into()
+                } else {
+                    who
+                }))
             }
-            Err(std::fs::TryLockError::Error(e)) => Err(fail(e)),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
     }
 }
