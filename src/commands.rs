@@ -55,7 +55,7 @@ pub fn open_store(dir: &Path) -> Result<SledStore> {
     if let Some(cut) = &recovered.cut {
         eprintln!(
             "note: the store's last writes were torn ({}); run {}, unfinished, was cut back to event {} ({} events cut{}), and the cut is recorded in the log",
-            cut.reason,
+            render::cell(&cut.reason),
             cut.run,
             cut.from.0.saturating_sub(1),
             cut.events,
@@ -168,9 +168,7 @@ pub fn org_add(ctx: &Ctx, name: &str, fixture: &Path) -> Result<Exit> {
     };
     org::add_org(&store, &config)?;
     store.flush()?;
-    for p in &loaded.problems {
-        eprintln!("warning: {p}");
-    }
+    eprint!("{}", render::warnings(&loaded.problems));
     if ctx.json {
         out_json(&config)?;
     } else {
@@ -230,9 +228,7 @@ fn search(ctx: &Ctx, org_name: &str, term: &str, kind: TypeArg) -> Result<Exit> 
     let source = org.source(&env)?;
     let loaded =
         crate::live::with_progress(&env.stats, crate::live::is_live(&org), || source.read())?;
-    for p in &loaded.problems {
-        eprintln!("warning: {p}");
-    }
+    eprint!("{}", render::warnings(&loaded.problems));
     let mut view = SearchView::from_snapshot(&loaded.snapshot);
     let filter = match kind {
         TypeArg::Users => TypeFilter::Users,
@@ -331,9 +327,7 @@ fn run(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
 
 /// Prints a run's report and turns its end into an exit code.
 pub fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
-    for p in &result.problems {
-        eprintln!("warning: {p}");
-    }
+    eprint!("{}", render::warnings(&result.problems));
     let (status, reason) = match &result.end {
         RunEnd::Completed => (RunStatus::Completed, None),
         RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
@@ -368,7 +362,7 @@ pub fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
             Err(Quiet(Exit::Refused).into())
         }
         RunEnd::Aborted(why) => {
-            eprintln!("error: run {} aborted: {why}", result.run);
+            eprintln!("error: run {} aborted: {}", result.run, render::cell(why));
             Err(Quiet(Exit::Runtime).into())
         }
         RunEnd::Completed if result.summary().has_problems() => Ok(Exit::Problems),

@@ -30,7 +30,11 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// Shows the device-code sign-in on stderr: stdout stays data.
 pub fn prompt() -> Prompt {
     Arc::new(|p: &DevicePrompt| {
-        eprintln!("To sign in, open {} and enter the code {} (multi-factor authentication happens in the browser).", p.verification_uri, p.user_code);
+        eprintln!(
+            "To sign in, open {} and enter the code {} (multi-factor authentication happens in the browser).",
+            crate::render::cell(&p.verification_uri),
+            crate::render::cell(&p.user_code)
+        );
     })
 }
 
@@ -295,9 +299,7 @@ pub fn record(ctx: &Ctx, a: &RecordArgs) -> Result<Exit> {
     let live = matches!(config.source, OrgSource::Graph(_));
     let source = config.source(&env)?;
     let loaded = with_progress(&env.stats, live, || source.read())?;
-    for p in &loaded.problems {
-        eprintln!("warning: {p}");
-    }
+    eprint!("{}", crate::render::warnings(&loaded.problems));
     write_recording(&a.out, &loaded.snapshot, a.anonymize)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     let s = &loaded.snapshot;

@@ -19,20 +19,69 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn text(v: Option<&str>) -> &str {
-    v.unwrap_or("")
+/// The most characters of one value a table shows; `--json` shows it whole. (A table's cost
+/// grows faster than its cells' lengths: a hostile 10 MB name must not take a minute.)
+const MAX_CELL_CHARS: usize = 500;
+
+/// Text from outside (a name, a UPN, a detail that quotes one) as a table shows it: control
+/// characters escaped, so that no value can forge a row, a line or a terminal command, and
+/// cut at [`MAX_CELL_CHARS`].
+pub fn cell(s: &str) -> String {
+    let shown = engine::text::printable(s);
+    match shown.char_indices().nth(MAX_CELL_CHARS) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown.into_owned(),
+    }
 }
+
+fn text(v: Option<&str>) -> String {
+    cell(v.unwrap_or(""))
+}
+
+/// Warnings as lines for stderr: each escaped, identical ones said once with a count, and no
+/// more than [`MAX_WARNINGS`] different ones (the run's events keep them all).
+pub fn warnings(problems: &[String]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for p in problems {
+        match index.get(p.as_str()) {
+            Some(&i) => counts[i].1 += 1,
+            None => {
+                index.insert(p.as_str(), counts.len());
+                counts.push((p.as_str(), 1));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (p, n) in counts.iter().take(MAX_WARNINGS) {
+        let times = if *n > 1 {
+            format!(" ({n} times)")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("warning: {}{times}\n", cell(p)));
+    }
+    if counts.len() > MAX_WARNINGS {
+        let rest: usize = counts[MAX_WARNINGS..].iter().map(|(_, n)| n).sum();
+        out.push_str(&format!(
+            "warning: … and {rest} more warnings; `roster events RUN` records them all\n"
+        ));
+    }
+    out
+}
+
+const MAX_WARNINGS: usize = 20;
 
 pub fn search_table(rows: &[&SearchRow]) -> String {
     let mut t = table(&["Name", "Type", "Department", "Description", "UPN", "Id"]);
     for r in rows {
         t.add_row(vec![
-            r.name.as_str(),
-            r.row_type.as_str(),
+            cell(&r.name),
+            r.row_type.as_str().to_owned(),
             text(r.department.as_deref()),
             text(r.description.as_deref()),
             text(r.upn.as_deref()),
-            r.id.as_str(),
+            r.id.to_string(),
         ]);
     }
     format!("{t}\n{} entries\n", rows.len())
@@ -63,7 +112,7 @@ pub fn outcome_label(outcome: Outcome, mode: Mode) -> &'static str {
 fn value_text(v: &Value) -> String {
     match v {
         Value::Null => "(none)".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => cell(s),
         Value::Array(items) => {
             let items: Vec<String> = items.iter().map(value_text).collect();
             format!("[{}]", items.join(", "))
@@ -101,11 +150,11 @@ fn change_text(c: &Change) -> String {
         if !removed.is_empty() {
             parts.push(format!("−{} ({})", removed.len(), list(&removed)));
         }
-        return format!("{}: {}", c.field, parts.join(", "));
+        return format!("{}: {}", cell(&c.field), parts.join(", "));
     }
     format!(
         "{}: {} → {}",
-        c.field,
+        cell(&c.field),
         value_text(&c.from),
         value_text(&c.to)
     )
@@ -154,14 +203,14 @@ pub fn report_table(r: &ReportView<'_>) -> String {
         (Mode::DryRun, _) => "Dry run (nothing was changed)",
         (Mode::Apply, _) => "Import results",
     };
-    out.push_str(&format!("{what} for org {}, run {}\n", r.org, r.run));
+    out.push_str(&format!("{what} for org {}, run {}\n", cell(r.org), r.run));
     if !r.entries.is_empty() {
         let mut t = table(&["Name", "Kind", "Result", "Details"]);
         for e in r.entries {
-            let mut details = vec![e.detail.clone()];
+            let mut details = vec![cell(&e.detail)];
             details.extend(e.changes.iter().map(change_text));
             t.add_row(vec![
-                e.name.clone(),
+                cell(&e.name),
                 e.kind.as_str().to_owned(),
                 outcome_label(e.outcome, r.mode).to_owned(),
                 details.join("\n"),
@@ -172,7 +221,7 @@ pub fn report_table(r: &ReportView<'_>) -> String {
     let status = match r.status {
         Some(RunStatus::Completed) => "completed".to_owned(),
         Some(s) => match r.reason {
-            Some(why) => format!("{}: {why}", s.as_str()),
+            Some(why) => format!("{}: {}", s.as_str(), cell(why)),
             None => s.as_str().to_owned(),
         },
         None => "unfinished (interrupted)".to_owned(),
@@ -256,7 +305,7 @@ pub fn deleted_table(rows: &[DeletedRow]) -> String {
     let mut t = table(&["Name", "Kind", "Evidence", "Deleted at", "Action", "Id"]);
     for r in rows {
         t.add_row(vec![
-            r.name.clone(),
+            cell(&r.name),
             r.kind.as_str().to_owned(),
             r.evidence.as_str().to_owned(),
             r.deleted_at
@@ -285,9 +334,9 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
     for r in runs {
         t.add_row(vec![
             r.run.to_string(),
-            r.org.clone(),
+            cell(&r.org),
             r.mode.as_str().to_owned(),
-            r.started_by.clone(),
+            cell(&r.started_by),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             r.status
                 .map(|s| s.as_str())
@@ -301,16 +350,16 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
 
 pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
     let mut t = table(&["Property", "Value"]);
-    let groups: Vec<&str> = state
+    let groups: Vec<String> = state
         .groups()
         .filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(&u.login)))
-        .map(|g| g.name.as_str())
+        .map(|g| cell(&g.name))
         .collect();
     let rows: Vec<(&str, String)> = vec![
-        ("Login", u.login.clone()),
-        ("Display name", text(u.display_name.as_deref()).to_owned()),
-        ("Email", text(u.email.as_deref()).to_owned()),
-        ("Department", text(u.department.as_deref()).to_owned()),
+        ("Login", cell(&u.login)),
+        ("Display name", text(u.display_name.as_deref())),
+        ("Email", text(u.email.as_deref())),
+        ("Department", text(u.department.as_deref())),
         ("Authentication type", u.auth_type.label().to_owned()),
         (
             "Enabled",
@@ -349,7 +398,7 @@ pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
             ("Entra: jobTitle", a.job_title.as_deref()),
             ("Entra: userType", Some(a.user_type.label())),
         ] {
-            t.add_row(vec![k.to_owned(), text(v).to_owned()]);
+            t.add_row(vec![k.to_owned(), text(v)]);
         }
     }
     format!("{t}\n")
@@ -361,13 +410,13 @@ pub fn history_table(items: &[replay::history::HistoryItem]) -> String {
     }
     let mut t = table(&["Run", "Time (UTC)", "Org", "By", "Result", "Changes"]);
     for i in items {
-        let mut details = vec![i.detail.clone()];
+        let mut details = vec![cell(&i.detail)];
         details.extend(i.changes.iter().map(change_text));
         t.add_row(vec![
             i.run.to_string(),
             i.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-            i.org.clone(),
-            i.started_by.clone(),
+            cell(&i.org),
+            cell(&i.started_by),
             outcome_label(i.outcome, Mode::Apply).to_owned(),
             details.join("\n"),
         ]);
@@ -378,7 +427,7 @@ pub fn history_table(items: &[replay::history::HistoryItem]) -> String {
 fn differences_table(rows: impl Iterator<Item = (String, String, String)>) -> Table {
     let mut t = table(&["Entry", "Recorded", "Replayed"]);
     for (entry, recorded, replayed) in rows {
-        t.add_row(vec![entry, recorded, replayed]);
+        t.add_row(vec![cell(&entry), cell(&recorded), cell(&replayed)]);
     }
     t
 }
@@ -386,7 +435,7 @@ fn differences_table(rows: impl Iterator<Item = (String, String, String)>) -> Ta
 pub fn replay_text(r: &replay::Replayed) -> String {
     let mut out = String::new();
     if let Some(note) = &r.note {
-        out.push_str(&format!("Note: {note}\n"));
+        out.push_str(&format!("Note: {}\n", cell(note)));
     }
     if r.identical() {
         out.push_str(&format!(
@@ -415,16 +464,16 @@ pub fn stale_table(diffs: &[engine::compare::EntryDifference]) -> String {
     let mut t = table(&["Entry", "Reviewed", "Now"]);
     for d in diffs {
         t.add_row(vec![
-            format!("{} {}", d.kind.as_str(), d.name),
-            d.recorded.clone().unwrap_or_else(|| "(no entry)".into()),
-            d.replayed.clone().unwrap_or_else(|| "(no entry)".into()),
+            format!("{} {}", d.kind.as_str(), cell(&d.name)),
+            cell(d.recorded.as_deref().unwrap_or("(no entry)")),
+            cell(d.replayed.as_deref().unwrap_or("(no entry)")),
         ]);
     }
     format!("The reviewed plan went stale; what changed since it was reviewed:\n{t}")
 }
 
 pub fn diff_text(d: &replay::diff::RunDiff) -> String {
-    let mut out = format!("Org {}: run {} → run {}\n", d.org, d.a, d.b);
+    let mut out = format!("Org {}: run {} → run {}\n", cell(&d.org), d.a, d.b);
     let list = |title: &str, items: &[replay::diff::ObjectRef]| {
         if items.is_empty() {
             return String::new();
@@ -432,7 +481,7 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
         let mut t = table(&["Name", "Kind", "Id"]);
         for o in items {
             t.add_row(vec![
-                o.name.clone(),
+                cell(&o.name),
                 o.kind.as_str().to_owned(),
                 o.id.to_string(),
             ]);
@@ -456,7 +505,7 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
                 })
                 .collect();
             t.add_row(vec![
-                c.object.name.clone(),
+                cell(&c.object.name),
                 c.object.kind.as_str().to_owned(),
                 fields.join("\n"),
             ]);
@@ -470,10 +519,10 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
         let mut t = table(&["Name", "Kind", "Outcome in A", "Outcome in B"]);
         for o in &d.outcomes {
             t.add_row(vec![
-                o.object.name.clone(),
+                cell(&o.object.name),
                 o.object.kind.as_str().to_owned(),
-                o.a.clone().unwrap_or_else(|| "(not in run)".into()),
-                o.b.clone().unwrap_or_else(|| "(not in run)".into()),
+                cell(o.a.as_deref().unwrap_or("(not in run)")),
+                cell(o.b.as_deref().unwrap_or("(not in run)")),
             ]);
         }
         out.push_str(&format!(

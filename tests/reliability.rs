@@ -532,3 +532,83 @@ fn inputs_that_are_not_regular_files_are_refused_at_once() {
         assert!(err.contains("not a regular file"), "{args:?}: {err}");
     }
 }
+
+/// Names, departments and UPNs from outside can hold newlines and terminal escapes, or be ten
+/// megabytes long: every human output shows them escaped and cut, so nothing can forge a row,
+/// an `error:` line or a screen clear, and a table stays small; a hundred thousand identical
+/// warnings are one line with a count.
+#[test]
+fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
+    let mut tenant: Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
+            .unwrap();
+    let users = tenant["users"].as_array_mut().unwrap();
+    users[0]["displayName"] = "Adele\n│ Forged ┆ user ┆ Added successfully ┆ row │\u{1b}[2J".into();
+    users[0]["department"] = "Sales\nerror: forged error line".into();
+    users[0]["jobTitle"] = "\u{1b}]0;owned\u{7}\u{9b}31m".into();
+    users[1]["displayName"] = "X".repeat(10 << 20).into();
+    let stray = serde_json::json!({"@odata.type": "#microsoft.graph.user", "id": "0badc0de-0000-4000-8000-000000000000"});
+    let groups = tenant["groups"].as_array_mut().unwrap();
+    groups[0]["members"]
+        .as_array_mut()
+        .unwrap()
+        .extend(std::iter::repeat_n(stray, 100_000));
+    groups[1]["description"] = "line one\r\nwarning: forged".into();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.json");
+    std::fs::write(&file, serde_json::to_vec(&tenant).unwrap()).unwrap();
+
+    let r = Roster::new();
+    let (code, _, err) = r.run(&["org", "add", "evil", "--fixture", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    let clean = |what: &str, out: &str| {
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{9b}') && !out.contains('\r'),
+            "{what}: a raw escape"
+        );
+        assert!(
+            out.len() < 1 << 20,
+            "{what}: {} bytes: cells are cut",
+            out.len()
+        );
+        for line in out.lines() {
+            assert!(
+                !line.starts_with("error:") && !line.starts_with("warning: forged"),
+                "{what}: a forged line: {line}"
+            );
+        }
+    };
+    for args in [
+        vec!["search", "evil"],
+        vec!["import", "evil", "--select-all"],
+        vec!["report", "last"],
+        vec!["server", "show", "AdeleV@contoso.com"],
+        vec!["runs"],
+    ] {
+        let (code, out, err) = r.run(&args);
+        assert!(code == 0 || code == 3, "{args:?}: {err}");
+        clean(&format!("{args:?} stdout"), &out);
+        clean(&format!("{args:?} stderr"), &err);
+        if args[0] == "import" || args[0] == "search" {
+            assert!(
+                err.contains("is not a user or group of the tenant; ignored (100000 times)"),
+                "{args:?}: {err}"
+            );
+            assert!(
+                err.lines().count() <= 22,
+                "{args:?}: {} lines",
+                err.lines().count()
+            );
+        }
+    }
+    let (_, out, _) = r.run(&["search", "evil", "Adele"]);
+    assert!(out.contains("Adele\\n│ Forged"), "shown escaped: {out}");
+}
