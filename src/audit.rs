@@ -228,7 +228,7 @@ pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     };
     // First the whole file is checked; only then is anything written.
     let contents = read_backup(&mut open()?, None).map_err(named)?;
-    let store = ctx.open_store()?;
+    let store = ctx.create_store()?;
     if store.head().seq.0 > 0
         || !store.orgs()?.is_empty()
         || store.server_state()?.users().len() > 0

@@ -16,6 +16,7 @@ use engine::event::{
 };
 use engine::projection::{DeletedView, Report, RunInfo};
 use engine::search::{SearchView, TypeFilter};
+use engine::store::Opening;
 use engine::{EventStore, RunId, SledStore};
 
 use crate::cli::{Cli, Command, Format, OrgCommand, RunArgs, RunsArgs, ServerCommand, TypeArg};
@@ -30,8 +31,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The store, which must exist: reading commands never create one.
     pub fn open_store(&self) -> Result<SledStore> {
-        open_store(&self.store_dir)
+        open_store(&self.store_dir, Opening::Existing)
+    }
+
+    /// The store, started in a new or empty directory if there is none yet.
+    pub fn create_store(&self) -> Result<SledStore> {
+        open_store(&self.store_dir, Opening::CreateIfMissing)
     }
 }
 
@@ -45,9 +52,11 @@ pub fn holder() -> String {
     format!("roster {words}")
 }
 
-pub fn open_store(dir: &Path) -> Result<SledStore> {
-    let store = SledStore::open_locked(dir, &holder()).map_err(|e| match e {
-        e @ engine::StoreError::InUse { .. } => anyhow::Error::from(e),
+pub fn open_store(dir: &Path, opening: Opening) -> Result<SledStore> {
+    let store = SledStore::open_locked(dir, &holder(), opening).map_err(|e| match e {
+        e @ (engine::StoreError::InUse { .. }
+        | engine::StoreError::NoStore { .. }
+        | engine::StoreError::NotAStore { .. }) => anyhow::Error::from(e),
         e => anyhow::Error::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
     let recovered = adapters::run::recover(&store, &SystemClock)
@@ -159,7 +168,7 @@ pub fn org_add(ctx: &Ctx, name: &str, fixture: &Path) -> Result<Exit> {
     let loaded = read_tenant(fixture)?;
     let path = std::fs::canonicalize(fixture)
         .with_context(|| format!("{}: cannot resolve the path", fixture.display()))?;
-    let store = ctx.open_store()?;
+    let store = ctx.create_store()?;
     let config = OrgConfig {
         name: name.to_owned(),
         tenant_id: loaded.snapshot.tenant_id.clone(),
@@ -545,7 +554,7 @@ fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
                 Some(target) => write_server_file(target, &state)
                     .with_context(|| format!("cannot write {}", target.display()))?,
                 None => {
-                    let store = ctx.open_store()?;
+                    let store = ctx.create_store()?;
                     store.replace_server_state(&state)?;
                     store.flush()?;
                 }

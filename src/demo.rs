@@ -13,6 +13,7 @@ use adapters::org::{add_org, OrgConfig, OrgSource};
 use adapters::run::{execute, RunRequest};
 use adapters::target::{parse_server_state, EmbeddedTarget};
 use engine::event::{DeletedAction, Mode, RunOptions, SelectionSpec};
+use engine::store::Opening;
 use engine::EventStore;
 
 use crate::commands::{open_store, print_run, started_by, Ctx};
@@ -50,6 +51,7 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             .with_context(|| format!("cannot reset the demo store {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let store = open_store(&dir, Opening::CreateIfMissing)?;
     std::fs::write(
         dir.join(MARKER),
         "roster demo store; `roster demo` may delete and rebuild it\n",
@@ -57,7 +59,6 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     let tenant_path = dir.join("contoso-tenant.json");
     std::fs::write(&tenant_path, TENANT)?;
 
-    let store = open_store(&dir)?;
     let server = parse_server_state(SERVER.as_bytes(), "bundled demo server state")?;
     store.replace_server_state(&server)?;
     let loaded = adapters::fixture::parse_tenant(TENANT.as_bytes(), "bundled demo tenant")?;

@@ -94,7 +94,7 @@ pub fn org_add_graph(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
     if let Some(u) = &a.login_url {
         parse_root(u, "--login-url")?;
     }
-    let store = ctx.open_store()?;
+    let store = ctx.create_store()?;
     if store.org(&a.name)?.is_some() {
         return Err(usage(format!(
             "org {:?} already exists; remove it first with `roster org remove {}`",

@@ -352,7 +352,10 @@ pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
     let mut t = table(&["Property", "Value"]);
     let groups: Vec<String> = state
         .groups()
-        .filter(|g| g.members.iter().any(|m| m.eq_ignore_ascii_case(&u.login)))
+        .filter(|g| {
+            let login = engine::ids::fold_case(&u.login);
+            g.members.iter().any(|m| engine::ids::fold_case(m) == login)
+        })
         .map(|g| cell(&g.name))
         .collect();
     let rows: Vec<(&str, String)> = vec![

@@ -612,3 +612,222 @@ fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
     let (_, out, _) = r.run(&["search", "evil", "Adele"]);
     assert!(out.contains("Adele\\n│ Forged"), "shown escaped: {out}");
 }
+
+/// A login is the same login trimmed, case-folded and in Unicode NFC: `José` typed
+/// decomposed in Entra ID and precomposed on the server, or with spaces around it, is one
+/// account — here a local one, so the import is a conflict, never a second user. And a local
+/// account that carries an Entra link is refused, never taken over.
+#[test]
+fn look_alike_logins_are_one_account_and_a_local_account_is_never_taken_over() {
+    let mut tenant: Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
+            .unwrap();
+    let users = tenant["users"].as_array_mut().unwrap();
+    users[0]["userPrincipalName"] = "Jose\u{301}@contoso.com".into();
+    users[1]["userPrincipalName"] = "  alexw@contoso.com ".into();
+    let (id0, id1) = (users[0]["id"].clone(), users[1]["id"].clone());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.json");
+    std::fs::write(&file, serde_json::to_vec(&tenant).unwrap()).unwrap();
+    let local = |login: &str| serde_json::json!({"login": login, "displayName": login, "authType": "local", "enabled": true});
+    let server = dir.path().join("server.json");
+    std::fs::write(
+        &server,
+        serde_json::to_vec(&serde_json::json!({
+            "users": [local("jos\u{e9}@contoso.com"), local("AlexW@contoso.com")],
+            "groups": []
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = Roster::new();
+    r.expect(
+        0,
+        &["org", "add", "contoso", "--fixture", file.to_str().unwrap()],
+    );
+    r.expect(0, &["server", "load", server.to_str().unwrap()]);
+    let out = r.expect(
+        3,
+        &[
+            "import",
+            "contoso",
+            "--select",
+            id0.as_str().unwrap(),
+            "--select",
+            id1.as_str().unwrap(),
+            "--json",
+        ],
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let outcomes: Vec<&str> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["conflict", "conflict"], "{report}");
+    let dump: Value = serde_json::from_str(&r.expect(0, &["server", "dump"])).unwrap();
+    assert_eq!(
+        dump["users"].as_array().unwrap().len(),
+        2,
+        "no second account"
+    );
+
+    let mut taken = local("bob@contoso.com");
+    taken["entraId"] = id0.clone();
+    taken["tenantId"] = tenant["tenantId"].clone();
+    std::fs::write(
+        &server,
+        serde_json::to_vec(&serde_json::json!({"users": [taken], "groups": []})).unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = r.run(&["server", "load", server.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("user bob@contoso.com has authType local and an entraId"),
+        "{err}"
+    );
+}
+
+/// Roster writes only into its own store: a directory of another tool (here with its own
+/// `lock`) is refused before anything is written; a store's `lock` or `tokens` that is a
+/// symbolic link is refused, never followed; a reading command never creates a store; a
+/// `--store` that names a file says so.
+#[test]
+fn roster_writes_only_where_it_should() {
+    let demo_tenant = fixtures().join("demo/tenant.json");
+    let run = |store: &std::path::Path, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_STORE", store)
+            .env("ROSTER_CLIENT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let add = [
+        "org",
+        "add",
+        "contoso",
+        "--fixture",
+        demo_tenant.to_str().unwrap(),
+    ];
+
+    // Another tool's directory.
+    let foreign = tempfile::tempdir().unwrap();
+    std::fs::write(foreign.path().join("lock"), "the other tool's lock").unwrap();
+    std::fs::write(foreign.path().join("data.txt"), "its data").unwrap();
+    let (code, err) = run(foreign.path(), &add);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("is not a roster store") && err.contains("another tool's directory"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.path().join("lock")).unwrap(),
+        "the other tool's lock"
+    );
+
+    // A reading command on a store that is not there; an import of an unknown org.
+    let nowhere = foreign.path().join("nowhere");
+    for args in [
+        &["verify"][..],
+        &["runs"],
+        &["import", "contoso", "--select-all"],
+    ] {
+        let (code, err) = run(&nowhere, args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("there is no roster store in"), "{err}");
+        assert!(!nowhere.exists(), "{args:?} created a store");
+    }
+    // A file given as the store.
+    let (code, err) = run(&foreign.path().join("data.txt"), &["verify"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a file, not a directory"), "{err}");
+
+    // A store whose lock is a link to a file of the user's.
+    let store = tempfile::tempdir().unwrap();
+    assert_eq!(run(store.path(), &add).0, 0);
+    let precious = foreign.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    std::fs::remove_file(store.path().join("lock")).unwrap();
+    std::os::unix::fs::symlink(&precious, store.path().join("lock")).unwrap();
+    let (code, err) = run(store.path(), &["runs"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+    std::fs::remove_file(store.path().join("lock")).unwrap();
+
+    // A store whose token directory is a link elsewhere: no token is written there, and its
+    // mode is left alone.
+    let fake = Fake::start(&demo_tenant, &["--client-secret", SECRET]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), store.path().join("tokens")).unwrap();
+    let (code, err) = run(
+        store.path(),
+        &[
+            "org",
+            "add",
+            "live",
+            "--tenant",
+            TENANT,
+            "--auth",
+            "client-secret",
+            "--client-id",
+            CLIENT,
+            "--graph-url",
+            &fake.url,
+            "--login-url",
+            &fake.url,
+        ],
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::metadata(elsewhere.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+}
+
+/// A server file reached through a symbolic link is written where the link points, and the
+/// link stays a link; what a killed write left beside the file is cleared by the next run.
+#[test]
+fn a_linked_server_file_is_written_through_its_link_and_leftovers_are_cleared() {
+    let r = demo();
+    let (dir, file) = demo_server_file();
+    let link = dir.path().join("current.json");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let leftover = dir.path().join(".server.json.roster-Ab12Cd.tmp");
+    std::fs::write(&leftover, "").unwrap();
+    r.expect(
+        0,
+        &[
+            "import",
+            "contoso",
+            "--select",
+            "Adele Vance",
+            "--server-file",
+            link.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        written.contains("AdeleV@contoso.com"),
+        "the target is written"
+    );
+    assert!(!leftover.exists(), "the leftover is removed");
+}

@@ -632,8 +632,26 @@ impl TokenSource for Authenticator {
 }
 
 fn load_cache(path: &Path) -> Option<CachedToken> {
+    refuse_links(path).ok()?;
     let bytes = crate::fixture::read_regular_file(path, 1 << 20).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Refuses a token cache reached through a symbolic link (the cache file, or its directory):
+/// secrets are written, and their directory's mode set, only where roster put them.
+fn refuse_links(path: &Path) -> std::io::Result<()> {
+    for p in [Some(path), path.parent()].into_iter().flatten() {
+        if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is a symbolic link; roster keeps tokens only in a directory of its own: remove the link",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes the cache atomically, readable by its owner only, in a directory only they can list.
@@ -646,6 +664,7 @@ fn save_cache(path: &Path, token: &CachedToken) -> Result<(), AuthError> {
         ))
     };
     let dir = path.parent().unwrap_or(Path::new("."));
+    refuse_links(path).map_err(fail)?;
     std::fs::create_dir_all(dir).map_err(fail)?;
     #[cfg(unix)]
     {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::borrow::Cow;
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, ServerWriteIntended, TargetInfo};
-use engine::model::{KeyWrite, ServerState};
+use engine::model::{AuthType, KeyWrite, ServerState};
 use engine::store::{LockFile, PreparedStep};
 use engine::{EventStore, RunId, SledStore};
 
@@ -145,6 +145,7 @@ impl FileTarget {
                     path.display()
                 ))
             })?;
+        remove_leftovers(&real);
         Ok(FileTarget {
             path: path.to_owned(),
             real,
@@ -303,17 +304,61 @@ pub fn read_server_file(path: &Path) -> Result<ServerState> {
 }
 
 pub fn parse_server_state(bytes: &[u8], origin: &str) -> Result<ServerState> {
-    from_json(
+    let state: ServerState = from_json(
         bytes,
         origin,
         "server state ({\"users\": [...], \"groups\": [...]})",
-    )
+    )?;
+    // Only an Entra user may carry an Entra link: a local or Windows account with one would
+    // be taken over by the next import, silently becoming an Entra account.
+    if let Some(u) = state
+        .users()
+        .find(|u| u.auth_type != AuthType::Entra && u.entra_id.is_some())
+    {
+        return Err(Error::bad_input(format!(
+            "{origin}: user {} has authType {} and an entraId: only an Entra ID user is linked to Entra ID; remove entraId and tenantId, or set authType to entra",
+            u.login,
+            serde_json::to_value(u.auth_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(state)
 }
 
 /// Writes `state` to `path` atomically: a reader (or a crash) sees the old file or the new
 /// one, never a torn one. The file keeps its permissions.
 pub fn write_server_file(path: &Path, state: &ServerState) -> std::io::Result<()> {
     write_json_atomic(path, state)
+}
+
+/// The temporary files written beside `path` are named `.NAME.roster-XXXXXX.tmp`: a process
+/// killed while writing leaves one, which the next run that locks `path` removes.
+fn temp_prefix(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(".{name}.roster-")
+}
+
+/// Removes what killed writes of `path` left beside it (see [`temp_prefix`]); called with the
+/// file's lock held, so none of them is being written.
+fn remove_leftovers(path: &Path) {
+    let (Some(dir), prefix) = (path.parent(), temp_prefix(path)) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Writes `value` as pretty JSON to `path` atomically (see [`write_bytes_atomic`]).
@@ -348,7 +393,7 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         }
     }
     let mut tmp = tempfile::Builder::new()
-        .prefix(".roster-")
+        .prefix(&temp_prefix(path))
         .suffix(".tmp")
         .tempfile_in(&dir)?;
     tmp.write_all(bytes)?;

@@ -169,14 +169,30 @@ impl fmt::Debug for Seq {
     }
 }
 
-/// Logins and group names are compared without regard to case, as Entra compares UPNs.
+/// The form in which logins and group names are compared: without surrounding whitespace,
+/// without regard to case (as Entra compares UPNs), and in Unicode NFC, so that `josé` typed
+/// precomposed or decomposed, or ` a@contoso.com `, is the same login. Records keep their
+/// original spelling for display.
 pub fn fold_case(s: &str) -> String {
-    s.to_lowercase()
+    let s = s.trim();
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    use unicode_normalization::UnicodeNormalization;
+    s.to_lowercase().nfc().collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins_compare_trimmed_case_folded_and_composed() {
+        assert_eq!(fold_case(" A@Contoso.com "), fold_case("a@contoso.com"));
+        assert_eq!(fold_case("jos\u{e9}@x.com"), fold_case("jose\u{301}@x.com"));
+        assert_eq!(fold_case("JOSE\u{301}@X.COM"), fold_case("jos\u{e9}@x.com"));
+        assert_ne!(fold_case("jose@x.com"), fold_case("jos\u{e9}@x.com"));
+    }
 
     #[test]
     fn object_ids_are_normalised_guids() {

@@ -62,6 +62,10 @@ pub enum StoreError {
     InUse { dir: String, holder: String },
     #[error("cannot lock the store {dir}: {reason}")]
     Lock { dir: String, reason: String },
+    #[error("there is no roster store in {dir}; give the store with --store DIR (or $ROSTER_STORE), or add an org first to start one")]
+    NoStore { dir: String },
+    #[error("{dir} is not a roster store: {why}")]
+    NotAStore { dir: String, why: String },
     #[error("not enough free disk space for the store in {dir}: {what} needs about {need}, {free} free; free some space or move the store (--store DIR), then run again")]
     DiskFull {
         dir: String,
@@ -117,12 +121,12 @@ pub struct StoreLock {
 }
 
 impl StoreLock {
+    /// Takes the lock of the store in `dir` (which must exist).
     pub fn acquire(dir: &Path, holder: &str) -> Result<StoreLock, StoreError> {
         let fail = |e: std::io::Error| StoreError::Lock {
             dir: dir.display().to_string(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(dir).map_err(fail)?;
         match LockFile::acquire(&dir.join("lock"), holder).map_err(fail)? {
             Ok(file) => Ok(StoreLock { _file: file }),
             Err(holder) => Err(StoreError::InUse {
@@ -140,15 +144,28 @@ pub struct LockFile {
 }
 
 impl LockFile {
-    /// Takes the lock on `path` (created if needed), or says who holds it.
+    /// Takes the lock on `path` (created if needed), or says who holds it. A symbolic link
+    /// there is refused, never followed: the holder's name would be written into its target.
     pub fn acquire(path: &Path, holder: &str) -> std::io::Result<Result<LockFile, String>> {
         use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(path)?;
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{} is a symbolic link; roster never follows one where it writes its lock: remove it", path.display()),
+                    )
+                } else {
+                    e
+                }
+            })?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0)?;
@@ -167,6 +184,78 @@ impl LockFile {
                 }))
             }
             Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+/// Whether opening a store may create it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// A command that records its first data (an org, a server, a restore) starts a store in
+    /// a new or empty directory.
+    CreateIfMissing,
+    /// Every other command needs the store to exist, and never creates one: an auditor's
+    /// `verify` of a mistyped path must not answer "0 events, all verified".
+    Existing,
+}
+
+/// The file that says a directory is a roster store; roster writes into no other directory.
+pub const MARKER: &str = "roster-store";
+const MARKER_TEXT: &str =
+    "This directory is a roster store: its event log, embedded server and org settings.\n";
+/// What a store held before stores were marked (so a store of an earlier roster is adopted).
+const UNMARKED_STORE: [&str; 3] = ["db", "lock", "tokens"];
+
+/// Checks `root` is a roster store (or, with [`Opening::CreateIfMissing`], starts one there),
+/// before anything — the lock included — is written into it.
+fn check_store_dir(root: &Path, opening: Opening) -> Result<(), StoreError> {
+    let dir = || root.display().to_string();
+    let not_a_store = |why: &str| StoreError::NotAStore {
+        dir: dir(),
+        why: why.to_owned(),
+    };
+    let io = |e: std::io::Error| StoreError::Lock {
+        dir: dir(),
+        reason: e.to_string(),
+    };
+    let entries: Vec<String> = match std::fs::symlink_metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(e)),
+        Ok(meta) if meta.is_dir() => std::fs::read_dir(root)
+            .map_err(io)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Ok(meta) if meta.file_type().is_symlink() => match std::fs::metadata(root) {
+            Ok(target) if target.is_dir() => std::fs::read_dir(root)
+                .map_err(io)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            _ => return Err(not_a_store(
+                "it is a link to something that is not a directory; give a directory with --store",
+            )),
+        },
+        Ok(_) => {
+            return Err(not_a_store(
+                "it is a file, not a directory; give a directory with --store",
+            ))
+        }
+    };
+    if entries.iter().any(|e| e == MARKER) {
+        return Ok(());
+    }
+    let earlier_roster = root.join("db").join("conf").is_file()
+        && entries.iter().all(|e| UNMARKED_STORE.contains(&e.as_str()));
+    match (entries.is_empty(), earlier_roster, opening) {
+        (true, _, Opening::Existing) => Err(StoreError::NoStore { dir: dir() }),
+        (false, false, _) => Err(not_a_store(
+            "it holds files that are not a roster store's (no roster-store file); roster never writes into another tool's directory: give a new or empty directory with --store",
+        )),
+        _ => {
+            std::fs::create_dir_all(root).map_err(io)?;
+            std::fs::write(root.join(MARKER), MARKER_TEXT).map_err(io)?;
+            Ok(())
         }
     }
 }
@@ -547,7 +636,13 @@ impl SledStore {
 
     /// Opens the store kept in `root` (the database in `root/db`), first taking the store lock
     /// so that no other roster process uses it at the same time. `holder` says who holds it.
-    pub fn open_locked(root: &Path, holder: &str) -> Result<SledStore, StoreError> {
+    /// A directory that is not a roster store is never written into (see [`Opening`]).
+    pub fn open_locked(
+        root: &Path,
+        holder: &str,
+        opening: Opening,
+    ) -> Result<SledStore, StoreError> {
+        check_store_dir(root, opening)?;
         let lock = StoreLock::acquire(root, holder)?;
         let mut store = Self::open(&root.join("db"))?;
         store._lock = Some(lock);
