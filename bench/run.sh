@@ -61,6 +61,8 @@ for rep in $(seq 1 "$reps"); do
   measure replay "$work/store" "$roster" replay last~1
   measure verify "$work/store" "$roster" verify
   measure report-csv "$work/store" "$roster" report last~1 --format csv
+  rm -rf "$work/loaded"
+  measure server-load "$work/loaded" "$roster" server load "$work/server.json"
   f=$("$floor" "$work/tenant.json" "$first_events" "$work/floor")
   printf 'floor\t%s\t0\n' "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total_ms"]/1000)' "$f")" >> "$results"
   printf 'events-import\t%s\t0\n' "$first_events" >> "$results"
@@ -77,7 +79,7 @@ for line in open(sys.argv[1]):
 med = {k: (statistics.median(s for s, _ in v), statistics.median(m for _, m in v)) for k, v in rows.items()}
 print("| command | median s | median peak RSS MiB | runs |")
 print("|---|---:|---:|---:|")
-for k in ["floor", "plan", "import", "import-again", "replay", "verify", "report-csv"]:
+for k in ["floor", "plan", "import", "import-again", "replay", "verify", "report-csv", "server-load"]:
     if k in med:
         s, kb = med[k]
         print(f"| {k} | {s:.2f} | {kb/1024:.0f} | {len(rows[k])} |")
@@ -89,4 +91,7 @@ print(f"- import again / import: {med['import-again'][0] / med['import'][0]:.2f}
 print(f"- replay: {ev_run / med['replay'][0]:,.0f} events/s over {ev_run:.0f} events (target >= 400,000)")
 print(f"- verify: {ev_log / med['verify'][0]:,.0f} events/s over {ev_log:.0f} events (target >= 400,000)")
 print(f"- peak RSS, import: {med['import'][1]/1024:.0f} MiB (target < 600)")
+import os
+size = os.path.getsize(os.path.join(os.path.dirname(sys.argv[1]), "server.json"))
+print(f"- server load: peak RSS {med['server-load'][1]/1024:.0f} MiB for a {size/2**20:.0f} MiB server file ({med['server-load'][1]*1024/size:.1f}x its size)")
 EOF

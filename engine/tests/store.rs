@@ -281,3 +281,25 @@ fn prepared_steps_commit_in_order_or_not_at_all() {
     };
     assert_eq!(events(&store), events(&direct));
 }
+
+/// `server load` writes a large directory in batches: until the last one, the directory is
+/// refused as incomplete, never used half-written; a complete load clears the mark.
+#[test]
+fn an_unfinished_server_load_is_refused_until_a_load_completes() {
+    let store = SledStore::temporary().unwrap();
+    let state = ServerState::from_parts(
+        (1..=5000)
+            .map(|n| linked(&user(n, &format!("u{n}@x.com"))))
+            .collect(),
+        vec![],
+    )
+    .unwrap();
+    store.replace_server_state(&state).unwrap();
+    assert_eq!(store.server_state().unwrap(), state);
+    // What a load killed after its first batch leaves.
+    store.raw_tree().insert(b"L", &5000u64.to_le_bytes()[..]).unwrap();
+    let err = store.server_state().unwrap_err().to_string();
+    assert!(err.contains("`roster server load` was interrupted"), "{err}");
+    store.replace_server_state(&state).unwrap();
+    assert_eq!(store.server_state().unwrap(), state);
+}

@@ -62,6 +62,8 @@ pub enum StoreError {
     InUse { dir: String, holder: String },
     #[error("cannot lock the store {dir}: {reason}")]
     Lock { dir: String, reason: String },
+    #[error("the embedded server is incomplete: a `roster server load` was interrupted before it finished; run it again")]
+    LoadUnfinished,
     #[error("there is no roster store in {dir}; give the store with --store DIR (or $ROSTER_STORE), or add an org first to start one")]
     NoStore { dir: String },
     #[error("{dir} is not a roster store: {why}")]
@@ -526,6 +528,10 @@ fn encode_chunk(events: &[(Seq, Hash, Vec<u8>)]) -> Vec<u8> {
 const EVENT: u8 = b'e';
 const RUN: u8 = b'r';
 const USER: u8 = b'u';
+/// Present while `server load` replaces the embedded server (the records it will write).
+const LOADING: u8 = b'L';
+/// Server records per batch when the whole directory is replaced.
+const LOAD_BATCH: usize = 4096;
 const GROUP: u8 = b'g';
 
 fn event_key(seq: Seq) -> [u8; 9] {
@@ -776,8 +782,11 @@ impl SledStore {
         self.check_space(bytes / DISK_FACTOR, "this run")
     }
 
-    /// The embedded server's directory as stored.
+    /// The embedded server's directory as stored; refused while a `server load` is unfinished.
     pub fn server_state(&self) -> Result<ServerState, StoreError> {
+        if self.sled.log.contains_key([LOADING])? {
+            return Err(StoreError::LoadUnfinished);
+        }
         let mut users = Vec::new();
         for kv in self.sled.log.scan_prefix([USER]) {
             let (k, v) = kv?;
@@ -803,27 +812,46 @@ impl SledStore {
         Ok(ServerState::from_parts(users, groups)?)
     }
 
-    /// Replaces the embedded server's directory in one atomic batch.
+    /// Replaces the embedded server's directory (`roster server load`, an administrative
+    /// reset that is not part of any run). Written in batches of [`LOAD_BATCH`] records, so a
+    /// large directory is never held twice in memory: a marker written first and removed last
+    /// says whether a load was interrupted, and until a load completes the directory is
+    /// refused as incomplete ([`SledStore::server_state`]) rather than half-used.
     pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for kv in self
+        let records = (state.users().len() + state.groups().len()) as u64;
+        self.check_space(records.saturating_mul(RECORD_DISK_BYTES), "the server's directory")?;
+        self.wrote(
+            self.sled
+                .log
+                .insert([LOADING], &records.to_le_bytes()[..]),
+        )?;
+        let old: Vec<sled::IVec> = self
             .sled
             .log
             .scan_prefix([USER])
             .chain(self.sled.log.scan_prefix([GROUP]))
-        {
-            let (k, _) = kv?;
-            batch.remove(k);
+            .map(|kv| kv.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        for keys in old.chunks(LOAD_BATCH) {
+            let mut batch = sled::Batch::default();
+            keys.iter().for_each(|k| batch.remove(k));
+            self.wrote(self.sled.log.apply_batch(batch))?;
         }
-        let writes: Vec<KeyWrite> = state
+        drop(old);
+        let mut writes = Vec::with_capacity(LOAD_BATCH);
+        let mut records = state
             .users()
-            .cloned()
-            .map(|u| KeyWrite::PutUser(Box::new(u)))
-            .chain(state.groups().cloned().map(KeyWrite::PutGroup))
-            .collect();
-        let bytes = add_writes(&mut batch, &writes);
-        self.check_space(bytes, "the server's directory")?;
-        self.wrote(self.sled.log.apply_batch(batch))?;
+            .map(|u| KeyWrite::PutUser(Box::new(u.clone())))
+            .chain(state.groups().map(|g| KeyWrite::PutGroup(g.clone())))
+            .peekable();
+        while records.peek().is_some() {
+            writes.clear();
+            writes.extend(records.by_ref().take(LOAD_BATCH));
+            let mut batch = sled::Batch::default();
+            add_writes(&mut batch, &writes);
+            self.wrote(self.sled.log.apply_batch(batch))?;
+        }
+        self.wrote(self.sled.log.remove([LOADING]))?;
         Ok(())
     }
 
