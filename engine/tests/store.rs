@@ -297,9 +297,15 @@ fn an_unfinished_server_load_is_refused_until_a_load_completes() {
     store.replace_server_state(&state).unwrap();
     assert_eq!(store.server_state().unwrap(), state);
     // What a load killed after its first batch leaves.
-    store.raw_tree().insert(b"L", &5000u64.to_le_bytes()[..]).unwrap();
+    store
+        .raw_tree()
+        .insert(b"L", &5000u64.to_le_bytes()[..])
+        .unwrap();
     let err = store.server_state().unwrap_err().to_string();
-    assert!(err.contains("`roster server load` was interrupted"), "{err}");
+    assert!(
+        err.contains("`roster server load` was interrupted"),
+        "{err}"
+    );
     store.replace_server_state(&state).unwrap();
     assert_eq!(store.server_state().unwrap(), state);
 }

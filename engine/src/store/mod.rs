@@ -819,12 +819,11 @@ impl SledStore {
     /// refused as incomplete ([`SledStore::server_state`]) rather than half-used.
     pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
         let records = (state.users().len() + state.groups().len()) as u64;
-        self.check_space(records.saturating_mul(RECORD_DISK_BYTES), "the server's directory")?;
-        self.wrote(
-            self.sled
-                .log
-                .insert([LOADING], &records.to_le_bytes()[..]),
+        self.check_space(
+            records.saturating_mul(RECORD_DISK_BYTES),
+            "the server's directory",
         )?;
+        self.wrote(self.sled.log.insert([LOADING], &records.to_le_bytes()[..]))?;
         let old: Vec<sled::IVec> = self
             .sled
             .log
