@@ -15,17 +15,6 @@ use common::store::*;
 use engine::model::ServerState;
 use serde_json::Value;
 
-const IMPORT: [&str; 8] = [
-    "import",
-    "gen",
-    "--select-all",
-    "--check-deleted",
-    "--on-deleted",
-    "disable",
-    "--max-deletions",
-    "100000",
-];
-
 /// Starts `import`, sends it SIGKILL after `at`, and says whether it had finished by then.
 fn kill_after(mut import: Command, at: std::time::Duration) -> bool {
     let mut child = import
@@ -200,17 +189,26 @@ fn a_server_file_import_killed_at_its_write_is_settled_from_the_file() {
         a.extend(["--server-file".into(), file.to_str().unwrap().into()]);
         a
     };
+    // The import into `file` on `store`, to completion: exit 3 (the tenant has conflicts).
+    let import_to_end = |store: &Path, file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args(file))
+            .env("ROSTER_STORE", store)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
     let reference = {
         let dir = work.path().join("reference");
         copy_dir(&template, &dir.join("store"));
         let file = dir.join("server.json");
         std::fs::copy(&server, &file).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args(&file))
-            .env("ROSTER_STORE", dir.join("store"))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        import_to_end(&dir.join("store"), &file);
         read(&file)
     };
     for (moment, calls, when, says) in [
@@ -302,17 +300,7 @@ fn a_server_file_import_killed_at_its_write_is_settled_from_the_file() {
             "{moment}: the log says what the file holds"
         );
 
-        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
-            .args(args(&file))
-            .env("ROSTER_STORE", &store)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(3),
-            "{moment}: the rerun finishes: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import_to_end(&store, &file);
         assert!(added_twice(&store).is_empty(), "{moment}");
         assert_eq!(read(&file), reference, "{moment}");
         assert_eq!(roster(&store, &["verify"]).0, 0);

@@ -17,16 +17,6 @@ use engine::store::EventStore;
 use engine::{Seq, SledStore};
 use serde_json::Value;
 
-const IMPORT: [&str; 8] = [
-    "import",
-    "gen",
-    "--select-all",
-    "--check-deleted",
-    "--on-deleted",
-    "disable",
-    "--max-deletions",
-    "100000",
-];
 const PLAN: [&str; 4] = ["plan", "gen", "--select-all", "--check-deleted"];
 
 /// A tmpfs of `mib` MiB on a directory of its own, unmounted when dropped.

@@ -164,6 +164,11 @@ fn a_server_file_is_locked_for_the_run() {
     assert!(runs.as_array().unwrap().is_empty(), "nothing recorded");
 }
 
+/// The demo tenant fixture, to be edited.
+fn demo_tenant() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap()).unwrap()
+}
+
 /// Re-points org `contoso` at `tenant` (a JSON value), keeping its runs.
 fn repoint(r: &Roster, dir: &std::path::Path, tenant: &Value) {
     let file = dir.join("tenant.json");
@@ -181,9 +186,7 @@ fn repoint(r: &Roster, dir: &std::path::Path, tenant: &Value) {
 fn a_listing_that_suddenly_shrank_or_lost_its_groups_does_not_empty_the_server() {
     let r = demo();
     r.expect(3, &["import", "contoso", "--select-all"]);
-    let tenant: Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
-            .unwrap();
+    let tenant = demo_tenant();
     let dir = tempfile::tempdir().unwrap();
     let before = r.expect(0, &["server", "dump"]);
     let disable = [
@@ -539,9 +542,7 @@ fn inputs_that_are_not_regular_files_are_refused_at_once() {
 /// warnings are one line with a count.
 #[test]
 fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
-    let mut tenant: Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
-            .unwrap();
+    let mut tenant = demo_tenant();
     let users = tenant["users"].as_array_mut().unwrap();
     users[0]["displayName"] = "Adele\n│ Forged ┆ user ┆ Added successfully ┆ row │\u{1b}[2J".into();
     users[0]["department"] = "Sales\nerror: forged error line".into();
@@ -619,9 +620,7 @@ fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
 /// account that carries an Entra link is refused, never taken over.
 #[test]
 fn look_alike_logins_are_one_account_and_a_local_account_is_never_taken_over() {
-    let mut tenant: Value =
-        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
-            .unwrap();
+    let mut tenant = demo_tenant();
     let users = tenant["users"].as_array_mut().unwrap();
     users[0]["userPrincipalName"] = "Jose\u{301}@contoso.com".into();
     users[1]["userPrincipalName"] = "  alexw@contoso.com ".into();

@@ -8,6 +8,18 @@ use engine::event::EntryOutcome;
 use engine::model::ServerState;
 use serde_json::Value;
 
+/// Import everything from org `gen` (see [`generated`]), disabling deleted objects.
+pub const IMPORT: [&str; 8] = [
+    "import",
+    "gen",
+    "--select-all",
+    "--check-deleted",
+    "--on-deleted",
+    "disable",
+    "--max-deletions",
+    "100000",
+];
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

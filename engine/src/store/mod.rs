@@ -787,29 +787,30 @@ impl SledStore {
         if self.sled.log.contains_key([LOADING])? {
             return Err(StoreError::LoadUnfinished);
         }
-        let mut users = Vec::new();
-        for kv in self.sled.log.scan_prefix([USER]) {
-            let (k, v) = kv?;
-            let user: ServerUser = serde_json::from_slice(&v).map_err(|e| {
-                corrupt(
-                    format!("server user {}", String::from_utf8_lossy(&k[1..])),
-                    e.to_string(),
-                )
-            })?;
-            users.push(user);
-        }
-        let mut groups = Vec::new();
-        for kv in self.sled.log.scan_prefix([GROUP]) {
-            let (k, v) = kv?;
-            let group: ServerGroup = serde_json::from_slice(&v).map_err(|e| {
-                corrupt(
-                    format!("server group {}", String::from_utf8_lossy(&k[1..])),
-                    e.to_string(),
-                )
-            })?;
-            groups.push(group);
-        }
+        let users = self.records::<ServerUser>(USER, "server user")?;
+        let groups = self.records::<ServerGroup>(GROUP, "server group")?;
         Ok(ServerState::from_parts(users, groups)?)
+    }
+
+    /// The server records stored under `prefix`, decoded.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: u8,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.sled
+            .log
+            .scan_prefix([prefix])
+            .map(|kv| {
+                let (k, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| {
+                    corrupt(
+                        format!("{what} {}", String::from_utf8_lossy(&k[1..])),
+                        e.to_string(),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Replaces the embedded server's directory (`roster server load`, an administrative
