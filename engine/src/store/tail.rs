@@ -16,10 +16,10 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    add_writes, chunk_key, corrupt, decode_chunk, run_chunk_key, seq_of_event_key, ChunkWriter,
-    Head, SledStore, StoreError, CHUNK, GROUP, RUN_CHUNKS, USER,
-};
+use super::chunk::{decode_chunk, ChunkWriter};
+use super::keys::{chunk_key, run_chunk_key, seq_of_event_key, CHUNK, GROUP, RUN_CHUNKS, USER};
+use super::server::add_writes;
+use super::{corrupt, Head, SledStore, StoreError};
 use crate::event::{
     decode_header, encode_record, Event, GroupSeen, Hash, LogRepaired, Mode, RunFinished,
     RunStatus, Summary, TargetInfo, UserSeen,

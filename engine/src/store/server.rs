@@ -1,0 +1,112 @@
+//! The embedded server's records, beside the log in the same tree: read whole, replaced whole
+//! (`roster server load`, in batches under a marker), and written record by record in the same
+//! atomic batch as the `Imported` events that change them.
+
+use crate::model::{KeyWrite, ServerGroup, ServerState, ServerUser};
+
+use super::keys::{group_key, user_key, GROUP, LOADING, USER};
+use super::space::RECORD_DISK_BYTES;
+use super::{corrupt, SledStore, StoreError};
+
+/// Server records per batch when the whole directory is replaced.
+const LOAD_BATCH: usize = 4096;
+
+impl SledStore {
+    /// The embedded server's directory as stored; refused while a `server load` is unfinished.
+    pub fn server_state(&self) -> Result<ServerState, StoreError> {
+        if self.sled.log.contains_key([LOADING])? {
+            return Err(StoreError::LoadUnfinished);
+        }
+        let users = self.records::<ServerUser>(USER, "server user")?;
+        let groups = self.records::<ServerGroup>(GROUP, "server group")?;
+        Ok(ServerState::from_parts(users, groups)?)
+    }
+
+    /// The server records stored under `prefix`, decoded.
+    fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: u8,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.sled
+            .log
+            .scan_prefix([prefix])
+            .map(|kv| {
+                let (k, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| {
+                    corrupt(
+                        format!("{what} {}", String::from_utf8_lossy(&k[1..])),
+                        e.to_string(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the embedded server's directory (`roster server load`, an administrative
+    /// reset that is not part of any run). Written in batches of [`LOAD_BATCH`] records, so a
+    /// large directory is never held twice in memory: a marker written first and removed last
+    /// says whether a load was interrupted, and until a load completes the directory is
+    /// refused as incomplete ([`SledStore::server_state`]) rather than half-used.
+    pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
+        let records = (state.users().len() + state.groups().len()) as u64;
+        self.check_space(
+            records.saturating_mul(RECORD_DISK_BYTES),
+            "the server's directory",
+        )?;
+        self.wrote(self.sled.log.insert([LOADING], &records.to_le_bytes()[..]))?;
+        let old: Vec<sled::IVec> = self
+            .sled
+            .log
+            .scan_prefix([USER])
+            .chain(self.sled.log.scan_prefix([GROUP]))
+            .map(|kv| kv.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
+        for keys in old.chunks(LOAD_BATCH) {
+            let mut batch = sled::Batch::default();
+            keys.iter().for_each(|k| batch.remove(k));
+            self.wrote(self.sled.log.apply_batch(batch))?;
+        }
+        drop(old);
+        let mut writes = Vec::with_capacity(LOAD_BATCH);
+        let mut records = state
+            .users()
+            .map(|u| KeyWrite::PutUser(Box::new(u.clone())))
+            .chain(state.groups().map(|g| KeyWrite::PutGroup(g.clone())))
+            .peekable();
+        while records.peek().is_some() {
+            writes.clear();
+            writes.extend(records.by_ref().take(LOAD_BATCH));
+            let mut batch = sled::Batch::default();
+            add_writes(&mut batch, &writes);
+            self.wrote(self.sled.log.apply_batch(batch))?;
+        }
+        self.wrote(self.sled.log.remove([LOADING]))?;
+        Ok(())
+    }
+}
+
+/// Adds the server records `writes` change to `batch`; returns the bytes it adds.
+pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
+    let mut bytes = 0;
+    for w in writes {
+        let (key, value) = match w {
+            KeyWrite::PutUser(u) => (
+                user_key(&u.login),
+                Some(serde_json::to_vec(u).expect("server users serialize")),
+            ),
+            KeyWrite::DeleteUser { login } => (user_key(login), None),
+            KeyWrite::PutGroup(g) => (
+                group_key(&g.name),
+                Some(serde_json::to_vec(g).expect("server groups serialize")),
+            ),
+            KeyWrite::DeleteGroup { name } => (group_key(name), None),
+        };
+        bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
+        }
+    }
+    bytes
+}
