@@ -13,15 +13,15 @@
 
 use std::borrow::Cow;
 
-use engine::compare::{compare_entries, EntryDifference};
+use engine::compare::EntryDifference;
+use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
-    ActionChosen, Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished,
-    RunOptions, RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary,
+    Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
+    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary,
 };
 use engine::model::Completeness;
-use engine::plan::{choose_deleted_actions, find_deleted, plan, PlanInput, Refusal};
+use engine::plan::Refusal;
 use engine::projection::seen_events;
-use engine::search::{resolve_selection, SearchView};
 use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 
 use crate::clock::Clock;
@@ -182,26 +182,23 @@ pub fn execute(
     let server = server?;
     lap("read the tenant and loaded the server");
 
-    let mut view = SearchView::from_snapshot(&snapshot);
-    lap("search view");
-    let selected = resolve_selection(&mut view, &req.selection, req.options.check_deleted)
-        .map_err(|e| Error::bad_input(e.to_string()))?;
-    drop(view);
-    lap("selection");
-    let deleted = if req.options.check_deleted {
-        find_deleted(&org.tenant_id, &snapshot, &server)
-    } else {
-        Vec::new()
-    };
-    let deleted_choices =
-        choose_deleted_actions(&deleted, req.options.on_deleted, &req.options.actions)
-            .map_err(|e| Error::bad_input(e.to_string()))?;
-    let choices: Vec<ActionChosen> = selected.into_iter().chain(deleted_choices).collect();
-    lap("deleted objects");
+    let chosen = decide::choose(
+        &Inputs {
+            tenant: &org.tenant_id,
+            snapshot: &snapshot,
+            server: &server,
+            options: &req.options,
+            baseline: baseline.as_ref(),
+        },
+        &req.selection,
+    );
+    let Chosen { deleted, choices } = chosen;
+    let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
+    lap("chose: the selection and the deleted objects");
     // What the run records before deciding is known now; its outcomes at least one per
     // choice. A run that cannot fit is refused before it writes anything (a second check,
     // once the plan is known, comes before any outcome or server change).
-    let inputs = 2
+    let recorded_first = 2
         + snapshot.users.len()
         + snapshot.groups.len()
         + snapshot.deleted_users.len()
@@ -210,23 +207,26 @@ pub fn execute(
         + server.groups().len()
         + deleted.len()
         + choices.len();
-    store.check_room_for_run((inputs + choices.len()) as u64, 0)?;
+    store.check_room_for_run((recorded_first + choices.len()) as u64, 0)?;
     // The planner runs on a second thread while this one records what was read and chosen:
     // both only read the snapshot and the server, and on a large tenant each takes seconds.
     let at = clock.now();
     let run = clock.new_run_id(at);
     let outcome = (|| -> Result<RunResult> {
         let (decided, recorded) = std::thread::scope(|scope| {
-            let planner = scope.spawn(|| {
-                plan(PlanInput {
-                    tenant: &org.tenant_id,
-                    snapshot: &snapshot,
-                    server: &server,
-                    choices: &choices,
-                    options: &req.options,
-                    baseline: baseline.as_ref(),
-                })
+            let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
+                run: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
+                entries,
             });
+            let inputs = Inputs {
+                tenant: &org.tenant_id,
+                snapshot: &snapshot,
+                server: &server,
+                options: &req.options,
+                baseline: baseline.as_ref(),
+            };
+            let (deleted, choices) = (&deleted, &choices);
+            let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
             let recorded = (|| -> Result<()> {
                 // 1. observe
                 let info = SourceInfo {
@@ -261,21 +261,13 @@ pub fn execute(
             (decided, recorded)
         });
         recorded?;
-        let mut decided = decided;
-        debug_assert_eq!(decided.deleted, deleted);
+        let Decided {
+            plan: decided,
+            stale,
+        } = decided;
         lap("planned");
         // What was read is recorded and decided on; the rest of the run needs only the plan.
         drop(snapshot);
-        let stale = match &req.reviewed {
-            Some(reviewed) => compare_entries(reviewed, &decided.entries),
-            None => Vec::new(),
-        };
-        if !stale.is_empty() {
-            decided.refusal = Some(Refusal::StalePlan {
-                reviewed: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
-                differences: stale.len() as u32,
-            });
-        }
 
         // The plan's size is known: outcomes, and the server records they write into the store.
         let records = match (req.mode, &target_info) {

@@ -113,10 +113,16 @@ proptest! {
         let inputs = RunInputs::fold(&events).unwrap();
         prop_assert_eq!(&inputs.snapshot, &w.snapshot);
         prop_assert_eq!(&inputs.server, &w.server);
+        let deleted = if inputs.started.options.check_deleted {
+            engine::plan::find_deleted(&inputs.started.tenant_id, &inputs.snapshot, &inputs.server)
+        } else {
+            Vec::new()
+        };
         let again = plan(PlanInput {
             tenant: &inputs.started.tenant_id,
             snapshot: &inputs.snapshot,
             server: &inputs.server,
+            deleted: &deleted,
             choices: &inputs.choices,
             options: &inputs.started.options,
             baseline: None,

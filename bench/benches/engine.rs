@@ -82,6 +82,7 @@ fn planner(c: &mut Criterion, i: &Inputs) {
                 tenant: &i.snapshot.tenant_id,
                 snapshot: &i.snapshot,
                 server: &i.server,
+                deleted: &deleted,
                 choices: &choices,
                 options: &options,
                 baseline: None,

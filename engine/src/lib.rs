@@ -8,6 +8,7 @@
 //! - no secret ever enters an event: events hold directory attributes only.
 
 pub mod compare;
+pub mod decide;
 pub mod event;
 pub mod ids;
 pub mod model;

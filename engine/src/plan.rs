@@ -31,6 +31,9 @@ pub struct PlanInput<'a> {
     pub tenant: &'a TenantId,
     pub snapshot: &'a TenantSnapshot,
     pub server: &'a ServerState,
+    /// The server objects of this org whose Entra object is gone ([`find_deleted`]; empty
+    /// without `check_deleted`).
+    pub deleted: &'a [ObjectDeleted],
     /// The admin's choices: `import` for selected entries, an action per deleted object.
     pub choices: &'a [ActionChosen],
     pub options: &'a RunOptions,
@@ -187,6 +190,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         tenant,
         snapshot,
         server,
+        deleted,
         choices,
         options,
         baseline,
@@ -196,18 +200,13 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     // so a large plan is not copied as it grows.
     let mut entries = Vec::with_capacity(choices.len());
 
-    let deleted = if options.check_deleted {
-        find_deleted(tenant, snapshot, server)
-    } else {
-        Vec::new()
-    };
     // The first deleted-object action chosen for each object.
     let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::default();
     for c in choices.iter().filter(|c| c.action != Action::Import) {
         chosen.entry((c.kind, &c.id)).or_insert(c.action);
     }
     let (mut removals, mut group_removals) = (0u32, 0u32);
-    for d in &deleted {
+    for d in deleted {
         let action = chosen
             .get(&(d.kind, &d.id))
             .copied()
@@ -361,7 +360,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             None
         };
     Plan {
-        deleted,
+        deleted: deleted.to_vec(),
         entries,
         refusal,
     }

@@ -64,10 +64,16 @@ impl Case {
         self
     }
     fn plan(&self) -> Plan {
+        let deleted = if self.options.check_deleted {
+            engine::plan::find_deleted(&tenant(), &self.snapshot, &self.server)
+        } else {
+            Vec::new()
+        };
         plan(PlanInput {
             tenant: &tenant(),
             snapshot: &self.snapshot,
             server: &self.server,
+            deleted: &deleted,
             choices: &self.choices,
             options: &self.options,
             baseline: self.baseline.as_ref(),

@@ -10,10 +10,16 @@ use proptest::prelude::*;
 use testkit::{arb_world, tenant, World};
 
 fn decide(w: &World, server: &ServerState) -> Plan {
+    let deleted = if w.options.check_deleted {
+        engine::plan::find_deleted(&tenant(), &w.snapshot, server)
+    } else {
+        Vec::new()
+    };
     plan(PlanInput {
         tenant: &tenant(),
         snapshot: &w.snapshot,
         server,
+        deleted: &deleted,
         choices: &w.choices,
         options: &w.options,
         baseline: None,

@@ -5,10 +5,10 @@
 //! objects, the same choices, the same entries in the same order, the same refusal.
 
 use engine::compare::{compare_entries, EntryDifference};
+use engine::decide::{self, Chosen, Inputs};
 use engine::event::{ActionChosen, Event, Mode, ObjectDeleted, RunStatus};
-use engine::plan::{choose_deleted_actions, find_deleted, plan, Plan, PlanInput};
+use engine::plan::Plan;
 use engine::projection::{Report, RunInputs, RunInputsFold};
-use engine::search::{resolve_selection, SearchView};
 use engine::store::EventStore;
 use engine::RunId;
 use serde::Serialize;
@@ -107,38 +107,24 @@ struct Redecided {
     plan: Plan,
 }
 
-/// Decides the run again from its recorded inputs alone.
+/// Decides the run again from its recorded inputs alone, through the pipeline a run takes:
+/// choose again (to compare with the recorded choices), and plan from the recorded choices
+/// (to compare with the recorded outcomes).
 fn redecide(inputs: RunInputs) -> Redecided {
     let started = &inputs.started;
-    let deleted = if started.options.check_deleted {
-        find_deleted(&started.tenant_id, &inputs.snapshot, &inputs.server)
-    } else {
-        Vec::new()
-    };
-    let mut view = SearchView::from_snapshot(&inputs.snapshot);
-    let selected = resolve_selection(&mut view, &started.selection, started.options.check_deleted)
-        .map_err(|e| e.to_string());
-    // The view is only for resolving the selection; the planner below needs the memory.
-    drop(view);
-    let actions = choose_deleted_actions(
-        &deleted,
-        started.options.on_deleted,
-        &started.options.actions,
-    )
-    .map_err(|e| e.to_string());
-    let choices = selected.and_then(|s| Ok(s.into_iter().chain(actions?).collect()));
-    let plan = plan(PlanInput {
+    let decide_from = Inputs {
         tenant: &started.tenant_id,
         snapshot: &inputs.snapshot,
         server: &inputs.server,
-        choices: &inputs.choices,
         options: &started.options,
         baseline: started.baseline.as_ref(),
-    });
+    };
+    let Chosen { deleted, choices } = decide::choose(&decide_from, &started.selection);
+    let plan = decide::decide(&decide_from, &deleted, &inputs.choices, None).plan;
     Redecided {
+        choices: choices.map_err(|e| e.to_string()),
         inputs,
         deleted,
-        choices,
         plan,
     }
 }

@@ -41,6 +41,7 @@ fn main() {
             tenant: &snapshot.tenant_id,
             snapshot: &snapshot,
             server: &server,
+            deleted: &deleted,
             choices: &choices,
             options: &options,
             baseline: None,
