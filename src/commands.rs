@@ -633,17 +633,17 @@ fn generate(a: &crate::cli::GenerateArgs) -> Result<Exit> {
             a.linked
         )));
     }
-    let options = adapters::generate::GenerateOptions {
+    let options = devtools::generate::GenerateOptions {
         users: a.users,
         groups: a.groups,
         members_per_group: a.members_per_group,
         seed: a.seed,
         linked: a.linked,
     };
-    adapters::generate::write_tenant(&a.out, options)
+    devtools::generate::write_tenant(&a.out, options)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     if let Some(server) = &a.server_out {
-        adapters::generate::write_server(server, options)
+        devtools::generate::write_server(server, options)
             .with_context(|| format!("cannot write {}", server.display()))?;
     }
     eprintln!(

@@ -13,10 +13,10 @@ use adapters::auth::{
     DEFAULT_PUBLIC_CLIENT_ID,
 };
 use adapters::clock::{Clock, SystemClock};
-use adapters::fake::{DeviceOutcome, FakeConfig, FakeGraph};
 use adapters::graph::GraphStats;
 use adapters::org::{self, parse_root, GraphOrg, OrgConfig, OrgSource, SourceEnv};
 use adapters::record::write_recording;
+use devtools::fake::{DeviceOutcome, FakeConfig, FakeGraph};
 use engine::{EventStore, TenantId};
 
 use crate::cli::{AuthArg, CloudArg, DeviceArg, FakeGraphArgs, OrgAddArgs, RecordArgs};

@@ -3,16 +3,15 @@
 //! feeds the engine's pure planner with what was read.
 //!
 //! Invariants:
-//! - Graph wire types never leave this crate: they become engine types in [`wire`];
+//! - Graph wire types never leave this crate (but for `devtools`' fake Graph, which speaks
+//!   them): they become engine types in [`wire`];
 //! - bad input is rejected before anything is written (see [`run::execute`]);
 //! - a run reports success only after its events are flushed.
 
 pub mod auth;
 pub mod clock;
 pub mod error;
-pub mod fake;
 pub mod fixture;
-pub mod generate;
 pub mod graph;
 pub mod org;
 pub mod record;

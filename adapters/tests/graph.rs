@@ -11,9 +11,9 @@ use std::time::Duration;
 use adapters::auth::{
     AuthMode, AuthSettings, Authenticator, DevicePrompt, Prompt, Secret, SecretSource, TokenSource,
 };
-use adapters::fake::{DeviceOutcome, FakeConfig, FakeGraph};
 use adapters::fixture::read_tenant;
 use adapters::graph::{GraphClient, GraphSource, GraphStats, RetryPolicy};
+use devtools::fake::{DeviceOutcome, FakeConfig, FakeGraph};
 use engine::search::{SearchView, TypeFilter};
 use engine::TenantId;
 use url::Url;

@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-use adapters::generate::{write_server, write_tenant, GenerateOptions};
+use devtools::generate::{write_server, write_tenant, GenerateOptions};
 use engine::event::{
     decode_header, decode_record, encode_record, DeletedAction, Hash, RunOptions, SelectionSpec,
     UserSeen,

@@ -1,0 +1,228 @@
+//! The identity endpoints: client credentials, device code (with the admin's answer in the
+//! browser played by `--device`), refresh, and the tokens Graph requests must carry.
+
+use super::*;
+
+pub(super) struct Device {
+    pub(super) polls: u32,
+    pub(super) slowed: bool,
+}
+
+impl State {
+    pub(super) fn issue_access(&self) -> String {
+        let t = random_token("fake-at-");
+        self.access
+            .lock()
+            .unwrap()
+            .insert(t.clone(), Instant::now() + self.config.token_ttl);
+        self.counters.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        t
+    }
+
+    pub(super) fn token_body(&self, with_refresh: Option<String>) -> Response {
+        let access = self.issue_access();
+        let mut body = json!({
+            "token_type": "Bearer",
+            "expires_in": self.config.expires_in.clone().unwrap_or(self.config.token_ttl.as_secs().into()),
+            "ext_expires_in": self.config.token_ttl.as_secs(),
+            "access_token": access,
+        });
+        if let Some(r) = with_refresh {
+            body["refresh_token"] = r.into();
+            body["scope"] = "User.Read.All GroupMember.Read.All Group.Read.All".into();
+        }
+        (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+
+    pub(super) fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        self.access
+            .lock()
+            .unwrap()
+            .get(token)
+            .is_some_and(|exp| *exp > Instant::now())
+    }
+}
+
+pub(super) fn token_error(
+    status: StatusCode,
+    error: &str,
+    code: u64,
+    description: &str,
+) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description}\r\nTrace ID: {}\r\nCorrelation ID: {}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4()),
+        "error_codes": [code],
+    });
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(super) fn pending(error: &str, description: &str) -> Response {
+    let body = json!({ "error": error, "error_description": description, "error_codes": [70016] });
+    (
+        StatusCode::BAD_REQUEST,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(super) fn random_token(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+pub(super) fn form(body: &Bytes) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `/{tenant}/oauth2/v2.0/...`: the tenant must be the fixture's.
+pub(super) fn tenant_ok(state: &State, path: &str) -> bool {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .is_some_and(|t| t.eq_ignore_ascii_case(&state.dir.tenant))
+}
+
+pub(super) fn device_code(state: &State, path: &str, body: &Bytes) -> Response {
+    if !tenant_ok(state, path) {
+        return token_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, "Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.");
+    }
+    let f = form(body);
+    if f.get("client_id").is_none_or(|c| c.is_empty()) {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    }
+    let device = random_token("fake-dc-");
+    let user_code = format!(
+        "FAKE-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6].to_uppercase()
+    );
+    state.devices.lock().unwrap().insert(
+        device.clone(),
+        Device {
+            polls: 0,
+            slowed: false,
+        },
+    );
+    let uri = format!("{}/devicelogin", state.base);
+    let body = json!({
+        "device_code": device,
+        "user_code": user_code,
+        "verification_uri": uri,
+        "expires_in": state.config.expires_in.clone().unwrap_or(900.into()),
+        "interval": state.config.poll_interval,
+        "message": format!("To sign in, use a web browser to open the page {uri} and enter the code {user_code} to authenticate."),
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(super) fn token(state: &State, path: &str, body: &Bytes) -> Response {
+    if !tenant_ok(state, path) {
+        return token_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, "Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.");
+    }
+    let f = form(body);
+    let c = &state.config;
+    match f.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {
+            let given = f
+                .get("client_secret")
+                .map(String::as_str)
+                .unwrap_or_default();
+            if given.is_empty() || c.client_secret.as_deref().is_some_and(|want| want != given) {
+                return token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+            }
+            if c.deny_consent {
+                return token_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    65001,
+                    "The user or administrator has not consented to use the application.",
+                );
+            }
+            state.token_body(None)
+        }
+        Some("urn:ietf:params:oauth:grant-type:device_code") => {
+            if c.public_client_disabled {
+                return token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+            }
+            let code = f.get("device_code").cloned().unwrap_or_default();
+            let mut devices = state.devices.lock().unwrap();
+            let Some(d) = devices.get_mut(&code) else {
+                return pending(
+                    "bad_verification_code",
+                    "AADSTS70019: Verification code is not valid.",
+                );
+            };
+            d.polls += 1;
+            if d.polls <= c.approve_after {
+                return pending("authorization_pending", "AADSTS70016: OAuth 2.0 device flow error. Authorization is pending. Continue polling.");
+            }
+            if c.slow_down_once && !d.slowed {
+                d.slowed = true;
+                return pending("slow_down", "AADSTS70016: Slow down.");
+            }
+            match c.device_outcome {
+                DeviceOutcome::Decline => return pending("authorization_declined", "AADSTS70000: The user declined to authorize the application."),
+                DeviceOutcome::Expire => return pending("expired_token", "AADSTS70020: The provided value for the input parameter 'device_code' is not valid. This device code has expired."),
+                DeviceOutcome::Approve => {}
+            }
+            if c.deny_consent {
+                return token_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    65001,
+                    "The user or administrator has not consented to use the application.",
+                );
+            }
+            devices.remove(&code);
+            drop(devices);
+            let refresh = random_token("fake-rt-");
+            state.refresh.lock().unwrap().insert(refresh.clone());
+            state.token_body(Some(refresh))
+        }
+        Some("refresh_token") => {
+            let r = f.get("refresh_token").cloned().unwrap_or_default();
+            if !state.refresh.lock().unwrap().contains(&r) {
+                return token_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    700082,
+                    "The refresh token has expired due to inactivity.",
+                );
+            }
+            state.token_body(Some(r))
+        }
+        _ => token_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        ),
+    }
+}
