@@ -8,8 +8,8 @@ use serde_json::json;
 
 use adapters::clock::SystemClock;
 use adapters::org;
-use adapters::run::{execute, RunRequest};
 use adapters::target::{EmbeddedTarget, FileTarget, Target};
+use app::run::{execute, RunRequest};
 use engine::event::{Event, Hash, Mode, RunStatus, TargetInfo};
 use engine::projection::{Report, RunInfo};
 use engine::{EventStore, Seq};

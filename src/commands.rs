@@ -9,8 +9,8 @@ use serde::Serialize;
 use adapters::clock::{Clock, SystemClock};
 use adapters::fixture::read_tenant;
 use adapters::org::{self, OrgConfig, OrgSource};
-use adapters::run::{execute, RunEnd, RunRequest, RunResult};
 use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget, Target};
+use app::run::{execute, RunEnd, RunRequest, RunResult};
 use engine::event::{
     ActionOverride, DeletedAction, Event, Mode, RunOptions, RunStatus, SelectionSpec,
 };
@@ -59,7 +59,7 @@ pub fn open_store(dir: &Path, opening: Opening) -> Result<SledStore> {
         | engine::StoreError::NotAStore { .. }) => anyhow::Error::from(e),
         e => anyhow::Error::from(e).context(format!("cannot open the store in {}", dir.display())),
     })?;
-    let recovered = adapters::run::recover(&store, &SystemClock)
+    let recovered = app::run::recover(&store, &SystemClock)
         .with_context(|| format!("cannot open the store in {}", dir.display()))?;
     if let Some(cut) = &recovered.cut {
         eprintln!(

@@ -1,12 +1,10 @@
 //! roster's I/O at the edges: tenant sources (fixture files, Microsoft Graph), server targets
-//! (the embedded server, a JSON server file), organizations, and the run orchestration that
-//! feeds the engine's pure planner with what was read.
+//! (the embedded server, a JSON server file), organizations and sign-in. The use cases that
+//! drive them are `app`'s.
 //!
 //! Invariants:
 //! - Graph wire types never leave this crate (but for `devtools`' fake Graph, which speaks
-//!   them): they become engine types in [`wire`];
-//! - bad input is rejected before anything is written (see [`run::execute`]);
-//! - a run reports success only after its events are flushed.
+//!   them): they become engine types in [`wire`].
 
 pub mod auth;
 pub mod clock;
@@ -15,7 +13,6 @@ pub mod fixture;
 pub mod graph;
 pub mod org;
 pub mod record;
-pub mod run;
 pub mod source;
 pub mod target;
 pub mod wire;

@@ -101,7 +101,7 @@ impl Target for EmbeddedTarget<'_> {
 /// `ChangeIntended` per entry that changes it and a `ServerWriteIntended` with the file's
 /// digests before and after, flushed. Killed between the write and the `Imported` events, the
 /// next open of the store reads the file and records what it shows as done
-/// ([`crate::run::close_interrupted_runs`]). A file that changed since the run read it is not
+/// (`app::run::close_interrupted_runs`). A file that changed since the run read it is not
 /// written (another program wrote it; the plan no longer holds).
 pub struct FileTarget {
     /// As the admin named it: what the run records.

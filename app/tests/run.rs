@@ -5,9 +5,9 @@
 use adapters::clock::FixedClock;
 use adapters::fixture::Loaded;
 use adapters::org::{OrgConfig, OrgSource};
-use adapters::run::{execute, RunEnd, RunRequest, RunResult};
 use adapters::source::SnapshotSource;
 use adapters::target::{read_server_file, write_server_file, EmbeddedTarget, FileTarget};
+use app::run::{execute, RunEnd, RunRequest, RunResult};
 use engine::event::{DeletedAction, Event, Mode, Outcome, RunOptions, SelectionSpec};
 use engine::model::ServerState;
 use engine::plan::{plan, PlanInput};
