@@ -1,10 +1,8 @@
 //! The `roster` binary: parses arguments, calls the library crates, renders. Nothing else.
 
-mod audit;
 mod cli;
-mod commands;
-mod demo;
-mod live;
+mod cmd;
+mod context;
 mod render;
 
 use std::io::Write;
@@ -64,6 +62,13 @@ fn exit_code_of(err: &anyhow::Error) -> Exit {
         {
             return Exit::Usage;
         }
+        if let Some(e) = cause.downcast_ref::<app::Error>() {
+            return if e.is_bad_input() {
+                Exit::Usage
+            } else {
+                Exit::Runtime
+            };
+        }
         if let Some(e) = cause.downcast_ref::<adapters::Error>() {
             return if e.is_bad_input() {
                 Exit::Usage
@@ -103,7 +108,7 @@ fn main() -> ExitCode {
         )
         .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
         .init();
-    match commands::dispatch(cli) {
+    match cmd::dispatch(cli) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

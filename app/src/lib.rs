@@ -7,6 +7,14 @@
 //! - bad input is rejected before anything is written (see [`run::execute`]);
 //! - a run reports success only after its events are flushed.
 
+pub mod backup;
+pub mod context;
+pub mod demo;
+pub mod error;
+pub mod orgs;
 pub mod run;
+pub mod runs;
+pub mod server;
 
-pub use adapters::{Error, Result};
+pub use context::{Context, Opened};
+pub use error::{Error, Result};

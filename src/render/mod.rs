@@ -1,5 +1,11 @@
-//! Output: human tables, JSON for scripts, CSV for spreadsheets. Only this module knows how
-//! things look; commands hand it data.
+//! Output: human tables, JSON for scripts, CSV for spreadsheets, and the lines said on
+//! stderr. Only this module knows how things look and where they go; commands hand it data.
+
+mod io;
+mod progress;
+
+pub use io::{out, out_json, say};
+pub use progress::with_progress;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
 use serde::Serialize;
@@ -541,4 +547,334 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
         out.push_str("No differences.\n");
     }
     out
+}
+
+/// What opening the store found and did, as notes for stderr (nothing when it found nothing).
+pub fn recovered(r: &app::run::Recovered) -> String {
+    let mut out = String::new();
+    if let Some(cut) = &r.cut {
+        out.push_str(&format!(
+            "note: the store's last writes were torn ({}); run {}, unfinished, was cut back to event {} ({} events cut{}), and the cut is recorded in the log\n",
+            cell(&cut.reason),
+            cut.run,
+            cut.from.0.saturating_sub(1),
+            cut.events,
+            if cut.server_rebuilt {
+                "; the server's directory was rebuilt from the log"
+            } else {
+                ""
+            }
+        ));
+    }
+    for run in &r.closed {
+        out.push_str(&format!(
+            "note: run {run} was interrupted before it finished; it is now recorded as aborted\n"
+        ));
+    }
+    out
+}
+
+/// The device-code sign-in, as the admin reads it.
+pub fn device_prompt(p: &adapters::auth::DevicePrompt) -> String {
+    format!(
+        "To sign in, open {} and enter the code {} (multi-factor authentication happens in the browser).\n",
+        cell(&p.verification_uri),
+        cell(&p.user_code)
+    )
+}
+
+/// `roster org list`.
+pub fn orgs_table(orgs: &[adapters::org::OrgConfig]) -> String {
+    use adapters::org::OrgSource;
+    if orgs.is_empty() {
+        return "No orgs yet; add one with `roster org add NAME --fixture TENANT.json`.\n".into();
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(["Org", "Tenant", "Source", "Added (UTC)"]);
+    for o in orgs {
+        let source = match &o.source {
+            OrgSource::Fixture { path } => format!("fixture {}", cell(&path.display().to_string())),
+            OrgSource::Graph(g) => format!(
+                "graph {} ({})",
+                cell(g.graph_url.as_deref().unwrap_or(g.cloud.graph_root())),
+                match g.auth {
+                    adapters::auth::AuthMode::DeviceCode => "device code",
+                    adapters::auth::AuthMode::ClientSecret => "client secret",
+                }
+            ),
+        };
+        t.add_row(vec![
+            cell(&o.name),
+            o.tenant_id.to_string(),
+            source,
+            o.added_at.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// `roster org add --fixture`.
+pub fn org_added_from_fixture(added: &app::orgs::FixtureOrg, given: &std::path::Path) -> String {
+    format!(
+        "Added org {}: tenant {}, {} users, {} groups (fixture {}).\n",
+        cell(&added.org.name),
+        added.org.tenant_id,
+        added.loaded.snapshot.users.len(),
+        added.loaded.snapshot.groups.len(),
+        cell(&given.display().to_string())
+    )
+}
+
+/// `roster org add --tenant`.
+pub fn org_added_live(org: &adapters::org::OrgConfig, auth: adapters::auth::AuthMode) -> String {
+    let how = match auth {
+        adapters::auth::AuthMode::DeviceCode => {
+            "signed in (device code); the refresh token is cached so later commands do not prompt"
+        }
+        adapters::auth::AuthMode::ClientSecret => "signed in with the client secret (app-only)",
+    };
+    format!(
+        "Added org {}: tenant {}, {how}; users and groups are readable.\n",
+        cell(&org.name),
+        org.tenant_id
+    )
+}
+
+/// `roster org remove`, `login`, `logout`.
+pub fn org_removed(name: &str) -> String {
+    format!("Removed org {}; its runs stay in the log.\n", cell(name))
+}
+
+pub fn signed_in(org: &adapters::org::OrgConfig) -> String {
+    format!(
+        "Signed in to org {} (tenant {}).\n",
+        cell(&org.name),
+        org.tenant_id
+    )
+}
+
+pub fn signed_out(name: &str, had_tokens: bool) -> String {
+    if had_tokens {
+        format!(
+            "Signed out of org {}: its tokens are deleted.\n",
+            cell(name)
+        )
+    } else {
+        format!("Org {} had no saved sign-in.\n", cell(name))
+    }
+}
+
+/// `roster record`.
+pub fn recorded(
+    org: &str,
+    s: &engine::model::TenantSnapshot,
+    anonymized: bool,
+    out: &std::path::Path,
+) -> String {
+    format!(
+        "Recorded org {}: {} users, {} groups, {} deleted users, {} deleted groups{} → {}\n",
+        cell(org),
+        s.users.len(),
+        s.groups.len(),
+        s.deleted_users.len(),
+        s.deleted_groups.len(),
+        if anonymized { " (anonymized)" } else { "" },
+        cell(&out.display().to_string())
+    )
+}
+
+/// After a dry run that found deleted objects: how to see them and act on them.
+pub fn deleted_hint(run: RunId, deleted: usize) -> String {
+    if deleted == 0 {
+        return String::new();
+    }
+    format!(
+        "{deleted} deleted objects found; `roster deleted {run}` lists them, `--action ID=disable|delete` acts on them.\n"
+    )
+}
+
+pub fn refused(run: RunId, why: &engine::plan::Refusal) -> String {
+    format!("error: run {run} refused, nothing was changed: {why}\n")
+}
+
+pub fn aborted(run: RunId, why: &str) -> String {
+    format!("error: run {run} aborted: {}\n", cell(why))
+}
+
+/// `roster runs`: the table, or why it is empty.
+pub fn runs_list(runs: &[RunInfo], filtered: bool) -> String {
+    if runs.is_empty() && filtered {
+        "No runs match these filters.\n".into()
+    } else {
+        runs_table(runs)
+    }
+}
+
+/// After `roster demo`: where its store is, and what to try next.
+pub fn demo_hint(dir: &std::path::Path) -> String {
+    format!(
+        "\nDemo store: {dir}\nExplore it: roster --store {dir} runs | report last | deleted last | server show AllanD@contoso.com\n",
+        dir = dir.display()
+    )
+}
+
+/// `roster server load`.
+pub fn server_loaded(state: &ServerState, file: &std::path::Path) -> String {
+    format!(
+        "Loaded {} users and {} groups from {}.\n",
+        state.users().len(),
+        state.groups().len(),
+        cell(&file.display().to_string())
+    )
+}
+
+/// `roster server show` as JSON: the user alone, or with its history.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ShownJson<'a> {
+    User(Option<&'a ServerUser>),
+    WithHistory {
+        user: Option<&'a ServerUser>,
+        history: &'a [replay::history::HistoryItem],
+    },
+}
+
+pub fn shown_json(shown: &app::server::Shown) -> ShownJson<'_> {
+    match &shown.history {
+        None => ShownJson::User(shown.user.as_ref()),
+        Some(items) => ShownJson::WithHistory {
+            user: shown.user.as_ref(),
+            history: items,
+        },
+    }
+}
+
+/// `roster server show` as a table: the user's properties (or that it is gone), and its history.
+pub fn shown(shown: &app::server::Shown, login: &str) -> String {
+    let mut out = match &shown.user {
+        Some(user) => server_user_table(user, &shown.state),
+        None => format!("{} is no longer on the server.\n", cell(login)),
+    };
+    if let Some(items) = &shown.history {
+        out.push_str(&history_table(items));
+    }
+    out
+}
+
+/// `roster verify`, when the log verifies.
+pub fn verified(
+    v: &replay::Verified,
+    repairs: &[(engine::Seq, engine::event::LogRepaired)],
+) -> String {
+    let mut text = format!(
+        "The log verifies: {} events in {} runs; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
+        v.events, v.runs, v.head.hash, v.head.seq
+    );
+    if let Some(at) = v.noted_head_at {
+        text.push_str(&format!(
+            "The noted head is event {at}: nothing up to it has changed.\n"
+        ));
+    }
+    for (seq, r) in repairs {
+        text.push_str(&format!(
+            "Event {seq} records that the log was cut back from event {}: {} events of run {}, unfinished, were torn by a write error ({}).\n",
+            r.cut_from, r.events_cut, r.run, cell(&r.reason)
+        ));
+    }
+    for run in &v.unfinished {
+        text.push_str(&format!(
+            "Run {run} was interrupted before it finished (not tampering).\n"
+        ));
+    }
+    text
+}
+
+pub fn verified_json(
+    v: &replay::Verified,
+    repairs: &[(engine::Seq, engine::event::LogRepaired)],
+) -> Value {
+    serde_json::json!({
+        "ok": true,
+        "events": v.events,
+        "runs": v.runs,
+        "head": { "seq": v.head.seq.0, "hash": v.head.hash.to_hex() },
+        "notedHeadAt": v.noted_head_at.map(|s| s.0),
+        "unfinished": v.unfinished.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "repairs": repairs.iter().map(|(seq, r)| serde_json::json!({
+            "seq": seq.0,
+            "run": r.run.to_string(),
+            "cutFrom": r.cut_from.0,
+            "eventsCut": r.events_cut,
+            "reason": r.reason,
+            "serverRebuilt": r.server_rebuilt,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `roster verify --json`, when the log does not verify.
+pub fn unverified_json(e: &replay::VerifyError) -> Value {
+    let (seq, run) = match e {
+        replay::VerifyError::Bad { seq, run, .. } => (Some(seq.0), run.map(|r| r.to_string())),
+        _ => (None, None),
+    };
+    serde_json::json!({ "ok": false, "seq": seq, "run": run, "error": e.to_string() })
+}
+
+pub fn replayed_json(r: &replay::Replayed) -> Value {
+    serde_json::json!({
+        "run": r.run,
+        "identical": r.identical(),
+        "entries": r.entries,
+        "differences": r.differences,
+        "note": r.note,
+    })
+}
+
+/// `roster backup`.
+pub fn backed_up(c: &replay::backup::Contents, path: &std::path::Path) -> String {
+    let path = cell(&path.display().to_string());
+    format!(
+        "Backed up {} events (chain head {}, event {}), {} orgs, {} server users and {} groups to {path}; `roster restore {path}` puts them in a new store.\n",
+        c.events, c.head.hash, c.head.seq, c.orgs, c.server_users, c.server_groups
+    )
+}
+
+/// `roster restore`.
+pub fn restored(r: &app::backup::Restored, store: &std::path::Path) -> String {
+    format!(
+        "Restored {} events (chain head {}, event {}, as in the backup), {} orgs, {} server users and {} groups into {}; the log verifies.\n",
+        r.verified.events,
+        r.verified.head.hash,
+        r.verified.head.seq,
+        r.contents.orgs,
+        r.contents.server_users,
+        r.contents.server_groups,
+        cell(&store.display().to_string())
+    )
+}
+
+/// `roster fake-graph`, on stderr once it serves (stdout has its URL).
+pub fn fake_serving(tenant: &std::path::Path, url: &str) -> String {
+    format!(
+        "fake-graph: serving {} on {url} until killed\n",
+        tenant.display()
+    )
+}
+
+/// `roster fixture generate`.
+pub fn generated(
+    users: u64,
+    groups: u64,
+    seed: u64,
+    out: &std::path::Path,
+    server: Option<&std::path::Path>,
+) -> String {
+    format!(
+        "Generated {users} users and {groups} groups (seed {seed}) in {}{}\n",
+        out.display(),
+        server
+            .map(|s| format!(", server state in {}", s.display()))
+            .unwrap_or_default()
+    )
 }

@@ -1,0 +1,239 @@
+//! Runs: plan and import (the wizard's steps, through [`crate::run::execute`]), apply a
+//! reviewed dry run, and what the log says of past runs — which runs there are, a run's
+//! report, its deleted objects.
+
+use chrono::{DateTime, Utc};
+
+use adapters::org::{self, OrgConfig};
+use adapters::target::{EmbeddedTarget, FileTarget};
+use engine::event::{Event, Mode, RunStatus, TargetInfo};
+use engine::projection::{DeletedView, Report, RunInfo};
+use engine::{EventStore, RunId, SledStore};
+
+use crate::context::{target, Context};
+use crate::error::{Error, Result};
+use crate::run::{execute, RunRequest, RunResult};
+
+/// Plans (a dry run) or imports for `org` what `request` asks, against `file` (opened with
+/// [`Context::file_target`]) or else the embedded server. Returns the org read, and the run.
+pub fn plan_or_import(
+    ctx: &Context,
+    store: &SledStore,
+    mut file: Option<FileTarget>,
+    org: &str,
+    request: &RunRequest,
+) -> Result<(OrgConfig, RunResult)> {
+    let org = org::get_org(store, org)?;
+    run_against(ctx, store, &org, &mut file, request)
+}
+
+/// Applies the reviewed dry run `reviewed`: an import with its selection and options that
+/// goes ahead only if it decides exactly what the dry run showed (else it is refused as stale,
+/// and recorded so). It runs against the server the dry run was planned against.
+pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgConfig, RunResult)> {
+    let events = store.read_run(reviewed)?;
+    let info = RunInfo::fold(&events)
+        .ok_or_else(|| Error::bad_input(format!("run {reviewed} has no RunStarted event")))?;
+    if info.mode != Mode::DryRun {
+        return Err(Error::bad_input(format!("run {reviewed} is an import, not a dry run; `roster apply` applies a reviewed `roster plan`")));
+    }
+    if info.status != Some(RunStatus::Completed) {
+        let status = info.status.map_or("unfinished", |s| s.as_str());
+        return Err(Error::bad_input(format!(
+            "dry run {reviewed} is {status}; there is no reviewed plan to apply"
+        )));
+    }
+    let Some(Event::RunStarted(started)) = events.first().map(|e| &e.event) else {
+        return Err(Error::bad_input(format!(
+            "run {reviewed} has no RunStarted event"
+        )));
+    };
+    let org = org::get_org(store, &started.org)?;
+    if org.tenant_id != started.tenant_id {
+        return Err(Error::bad_input(format!(
+            "org {} now reads tenant {}, but dry run {reviewed} read tenant {}",
+            org.name, org.tenant_id, started.tenant_id
+        )));
+    }
+    let mut file = match (&started.target, &ctx.server_file) {
+        (TargetInfo::File { path }, None) => {
+            Some(FileTarget::open(std::path::Path::new(path), &ctx.holder)?)
+        }
+        (TargetInfo::File { path }, Some(given)) if std::path::Path::new(path) == given => {
+            Some(FileTarget::open(given, &ctx.holder)?)
+        }
+        (TargetInfo::Embedded, None) => None,
+        _ => {
+            return Err(Error::bad_input(format!(
+                "dry run {reviewed} was planned against {}; apply it against the same server",
+                match &started.target {
+                    TargetInfo::Embedded => "the embedded server (no --server-file)".to_owned(),
+                    TargetInfo::File { path } => format!("--server-file {path}"),
+                }
+            )))
+        }
+    };
+    let request = RunRequest {
+        mode: Mode::Apply,
+        selection: started.selection.clone(),
+        options: started.options.clone(),
+        started_by: ctx.started_by.clone(),
+        applied_from: Some(reviewed),
+        reviewed: Some(Report::fold(&events).entries),
+    };
+    run_against(ctx, store, &org, &mut file, &request)
+}
+
+/// The one wiring of a run: the org's source, the target, [`execute`].
+fn run_against(
+    ctx: &Context,
+    store: &SledStore,
+    org: &OrgConfig,
+    file: &mut Option<FileTarget>,
+    request: &RunRequest,
+) -> Result<(OrgConfig, RunResult)> {
+    let mut embedded = EmbeddedTarget::new(store);
+    let env = ctx.source_env();
+    let source = org.source(&env)?;
+    let result = execute(
+        store,
+        org,
+        source.as_ref(),
+        target(file, &mut embedded),
+        request,
+        ctx.clock.as_ref(),
+    )?;
+    Ok((org.clone(), result))
+}
+
+/// Resolves a run argument: a full id, a unique prefix (4+ characters), `last`, or `last~N`
+/// (the Nth run before the last).
+pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
+    let runs = store.runs()?;
+    let arg = arg.trim();
+    let lower = arg.to_ascii_lowercase();
+    if let Some(back) = lower
+        .strip_prefix("last")
+        .or_else(|| lower.strip_prefix("latest"))
+    {
+        let back: usize = match back.strip_prefix('~') {
+            None if back.is_empty() => 0,
+            Some(n) => n.parse().map_err(|_| {
+                Error::bad_input(format!("run {arg:?}: expected last~N with N a number"))
+            })?,
+            None => {
+                return Err(Error::bad_input(format!(
+                    "run {arg:?}: expected `last` or `last~N`"
+                )))
+            }
+        };
+        if runs.is_empty() {
+            return Err(Error::bad_input("there are no runs yet"));
+        }
+        return back
+            .checked_add(1)
+            .and_then(|n| runs.len().checked_sub(n))
+            .map(|i| runs[i])
+            .ok_or_else(|| {
+                Error::bad_input(format!("run {arg:?}: there are only {} runs", runs.len()))
+            });
+    }
+    if let Ok(id) = arg.parse::<RunId>() {
+        return if runs.contains(&id) {
+            Ok(id)
+        } else {
+            Err(Error::bad_input(format!(
+                "no run {id} in the log; `roster runs` lists them"
+            )))
+        };
+    }
+    if arg.len() < 4 {
+        return Err(Error::bad_input(format!(
+            "run {arg:?}: give the run id, a prefix of at least 4 characters, or `last`"
+        )));
+    }
+    let hits: Vec<RunId> = runs
+        .into_iter()
+        .filter(|r| r.to_string().starts_with(&lower))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(Error::bad_input(format!(
+            "no run matches {arg:?}; `roster runs` lists them"
+        ))),
+        many => Err(Error::bad_input(format!(
+            "run prefix {arg:?} matches {} runs; give more characters",
+            many.len()
+        ))),
+    }
+}
+
+/// A run's summary line, from its first and last events where possible.
+pub fn run_info(store: &SledStore, run: RunId) -> Result<Option<RunInfo>> {
+    let seqs = store.run_seqs(run)?;
+    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+        return Ok(None);
+    };
+    let first = store.read_event(*first)?;
+    let last = store.read_event(*last)?;
+    let mut info = RunInfo::fold(first.iter().chain(last.iter()));
+    match (&mut info, last.as_ref().map(|e| &e.event)) {
+        (Some(i), Some(Event::RunFinished(f))) => i.summary = f.summary,
+        (Some(_), _) => info = RunInfo::fold(store.read_run(run)?.iter()),
+        _ => {}
+    }
+    Ok(info)
+}
+
+/// Which runs `runs` lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub org: Option<String>,
+    /// Started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Started before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl RunFilter {
+    pub fn is_set(&self) -> bool {
+        self.org.is_some() || self.since.is_some() || self.until.is_some()
+    }
+}
+
+/// Every run the filter keeps, oldest first (a `LogRepaired` record is not a run).
+pub fn runs(store: &SledStore, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+    let mut infos = Vec::new();
+    for run in store.runs()? {
+        if let Some(info) = run_info(store, run)? {
+            let keep = filter.org.as_deref().is_none_or(|o| o == info.org)
+                && filter.since.is_none_or(|t| info.started_at >= t)
+                && filter.until.is_none_or(|t| info.started_at < t);
+            if keep {
+                infos.push(info);
+            }
+        }
+    }
+    Ok(infos)
+}
+
+/// A run's report, folded as the run is read. The report shows outcomes, never the server
+/// operations behind them, so those are let go at once (on a large run they are most of it).
+pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
+    let mut report = Report::default();
+    store.visit_run(run, &|t| Report::USES.contains(&t), &mut |env| {
+        let mut event = env.event;
+        if let Event::Planned(e) | Event::Imported(e) = &mut event {
+            e.op = None;
+        }
+        report.take(env.run, event);
+    })?;
+    Ok(report)
+}
+
+/// The deleted objects a run found, with the action chosen for each.
+pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
+    Ok(DeletedView::fold(&store.read_run_where(run, &|t| {
+        matches!(t, "ObjectDeleted" | "ActionChosen")
+    })?))
+}

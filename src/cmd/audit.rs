@@ -1,0 +1,148 @@
+//! The auditor's commands: `verify`, `replay`, `events`, `diff`, `backup`, `restore`.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use app::runs::resolve_run;
+use engine::event::{Event, Hash};
+use engine::{EventStore, Seq};
+use replay::{VerifyError, VerifyOptions};
+
+use super::usage;
+use crate::context::Ctx;
+use crate::render::{self, out, out_json, say};
+use crate::{Exit, Quiet};
+
+pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
+    let noted_head = match head {
+        Some(h) => Some(Hash::from_hex(h).ok_or_else(|| {
+            usage(format!(
+                "--head {h:?}: expected the 64 hexadecimal digits `roster verify` printed"
+            ))
+        })?),
+        None => None,
+    };
+    let store = ctx.open_store()?;
+    match replay::verify(
+        &store,
+        &VerifyOptions {
+            noted_head,
+            until: None,
+        },
+    ) {
+        Ok(v) => {
+            let mut repairs = Vec::new();
+            for seq in &v.repairs {
+                if let Some(Event::LogRepaired(r)) = store.read_event(*seq)?.map(|e| e.event) {
+                    repairs.push((*seq, r));
+                }
+            }
+            if ctx.json {
+                out_json(&render::verified_json(&v, &repairs))?;
+            } else {
+                out(&render::verified(&v, &repairs))?;
+            }
+            Ok(Exit::Ok)
+        }
+        Err(VerifyError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            if ctx.json {
+                out_json(&render::unverified_json(&e))?;
+            }
+            say(&format!("error: {e}\n"));
+            Err(Quiet(Exit::Runtime).into())
+        }
+    }
+}
+
+pub fn replay(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let run = resolve_run(&store, run_arg)?;
+    let replayed = match replay::replay_run(&store, run) {
+        Ok(r) => r,
+        Err(replay::ReplayError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            say(&format!("error: {e}\n"));
+            return Err(Quiet(Exit::Runtime).into());
+        }
+    };
+    if ctx.json {
+        out_json(&render::replayed_json(&replayed))?;
+    } else {
+        out(&render::replay_text(&replayed))?;
+    }
+    Ok(if replayed.identical() {
+        Exit::Ok
+    } else {
+        Exit::Runtime
+    })
+}
+
+pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let mut stdout = std::io::stdout().lock();
+    let mut emit = |env: &engine::Envelope| -> Result<()> {
+        serde_json::to_writer(&mut stdout, &replay::export::event_line(env))?;
+        stdout.write_all(b"\n")?;
+        Ok(())
+    };
+    match (run_arg, since) {
+        (Some(r), _) => {
+            let run = resolve_run(&store, r)?;
+            for env in store.read_run(run)? {
+                emit(&env)?;
+            }
+        }
+        (None, since) => {
+            for raw in store.raw_events(Seq(since.unwrap_or(1).max(1))) {
+                emit(&raw?.decode()?)?;
+            }
+        }
+    }
+    stdout.flush()?;
+    Ok(Exit::Ok)
+}
+
+pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let (a, b) = (resolve_run(&store, a)?, resolve_run(&store, b)?);
+    let d = replay::diff::diff_runs(&store, a, b).map_err(|e| match e {
+        replay::diff::DiffError::Store(e) => anyhow::Error::from(e),
+        other => usage(other.to_string()),
+    })?;
+    if ctx.json {
+        out_json(&d)?;
+    } else {
+        out(&render::diff_text(&d))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let contents = app::backup::backup(&store, ctx.app.clock.as_ref(), path)?;
+    if ctx.json {
+        out_json(&contents)?;
+    } else {
+        say(&render::backed_up(&contents, path));
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
+    let (_store, restored) = app::backup::restore(
+        || {
+            ctx.app
+                .open(engine::store::Opening::CreateIfMissing)
+                .map(|o| o.store)
+        },
+        path,
+    )?;
+    if ctx.json {
+        out_json(&restored.contents)?;
+    } else {
+        say(&render::restored(&restored, &ctx.app.store_dir));
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,87 @@
+//! Developer tools: `fake-graph` and `fixture generate`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use devtools::fake::{DeviceOutcome, FakeConfig, FakeGraph};
+
+use super::usage;
+use crate::cli::{DeviceArg, FakeGraphArgs, GenerateArgs};
+use crate::render::{self, out, say};
+use crate::Exit;
+
+pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
+    let bytes = adapters::fixture::read_input(&a.tenant, "tenant fixture")?;
+    let config = FakeConfig {
+        page_size: a.page_size.max(1),
+        throttle_every: a.throttle_every,
+        fail_every: a.fail_every,
+        fail_status: a.fail_status,
+        fail_after: a.fail_after,
+        drop_every: a.drop_every,
+        truncate_every: a.truncate_every,
+        missing_value_every: a.missing_value_every,
+        slow_every: a.slow_every,
+        slow: Duration::from_millis(a.slow_ms),
+        loop_next_link: a.loop_next_link,
+        latency: Duration::from_millis(a.latency_ms),
+        ru_per_10s: a.ru_per_10s,
+        retry_after: (!a.no_retry_after).then_some(a.retry_after),
+        approve_after: a.approve_after,
+        device_outcome: match a.device {
+            DeviceArg::Approve => DeviceOutcome::Approve,
+            DeviceArg::Decline => DeviceOutcome::Decline,
+            DeviceArg::Expire => DeviceOutcome::Expire,
+        },
+        poll_interval: a.poll_interval,
+        slow_down_once: false,
+        token_ttl: Duration::from_secs(a.token_ttl_s.max(1)),
+        expire_tokens_after: a.expire_tokens_after,
+        client_secret: a.client_secret.clone(),
+        public_client_disabled: a.public_client_disabled,
+        deny_consent: a.deny_consent,
+        forbid: a.forbid.clone(),
+        not_found: a.not_found.clone(),
+        oversize_every: a.oversize_every,
+        expires_in: a
+            .expires_in
+            .as_deref()
+            .map(|v| serde_json::from_str(v).unwrap_or_else(|_| v.into())),
+    };
+    let fake = FakeGraph::start(&bytes, &a.tenant.display().to_string(), config, a.addr)?;
+    out(&format!("{}\n", fake.base_url))?;
+    say(&render::fake_serving(&a.tenant, &fake.base_url));
+    fake.wait();
+    Ok(Exit::Ok)
+}
+
+pub fn generate(a: &GenerateArgs) -> Result<Exit> {
+    if !(0.0..=1.0).contains(&a.linked) {
+        return Err(usage(format!(
+            "--linked {}: expected a fraction between 0 and 1",
+            a.linked
+        )));
+    }
+    let options = devtools::generate::GenerateOptions {
+        users: a.users,
+        groups: a.groups,
+        members_per_group: a.members_per_group,
+        seed: a.seed,
+        linked: a.linked,
+    };
+    devtools::generate::write_tenant(&a.out, options)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    if let Some(server) = &a.server_out {
+        devtools::generate::write_server(server, options)
+            .with_context(|| format!("cannot write {}", server.display()))?;
+    }
+    say(&render::generated(
+        a.users,
+        a.groups,
+        a.seed,
+        &a.out,
+        a.server_out.as_deref(),
+    ));
+    Ok(Exit::Ok)
+}

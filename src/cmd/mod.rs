@@ -1,0 +1,47 @@
+//! One function per command, grouped by area: read the arguments, call the use cases (`app`,
+//! `replay`), hand what they return to `render`, and turn it into an exit code.
+
+mod audit;
+mod dev;
+mod org;
+mod run;
+mod server;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command, OrgCommand};
+use crate::context::Ctx;
+use crate::{Exit, UsageError};
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+pub fn dispatch(cli: Cli) -> Result<Exit> {
+    let ctx = Ctx::new(&cli);
+    match cli.command {
+        Command::Org(OrgCommand::Add(a)) => org::add(&ctx, &a),
+        Command::Org(OrgCommand::Login { name }) => org::login(&ctx, &name),
+        Command::Org(OrgCommand::Logout { name }) => org::logout(&ctx, &name),
+        Command::Org(OrgCommand::List) => org::list(&ctx),
+        Command::Org(OrgCommand::Remove { name }) => org::remove(&ctx, &name),
+        Command::Search(a) => org::search(&ctx, &a),
+        Command::Record(a) => org::record(&ctx, &a),
+        Command::Plan(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::DryRun),
+        Command::Import(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::Apply),
+        Command::Apply(a) => run::apply(&ctx, &a.run),
+        Command::Demo => run::demo(&ctx),
+        Command::Runs(a) => run::runs(&ctx, &a),
+        Command::Report(a) => run::report(&ctx, &a.run, a.format),
+        Command::Deleted(a) => run::deleted(&ctx, &a.run),
+        Command::Replay(a) => audit::replay(&ctx, &a.run),
+        Command::Verify(a) => audit::verify(&ctx, a.head.as_deref()),
+        Command::Events(a) => audit::events(&ctx, a.run.as_deref(), a.since),
+        Command::Diff(a) => audit::diff(&ctx, &a.a, &a.b),
+        Command::Backup(a) => audit::backup(&ctx, &a.out),
+        Command::Restore(a) => audit::restore(&ctx, &a.file),
+        Command::Server(c) => server::server(&ctx, c),
+        Command::FakeGraph(a) => dev::fake_graph(&a),
+        Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => dev::generate(&a),
+    }
+}

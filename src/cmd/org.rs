@@ -1,0 +1,149 @@
+//! Organizations and their tenants: `org add|list|remove|login|logout`, `search`, `record`.
+
+use anyhow::{Context, Result};
+
+use adapters::auth::{AuthMode, Cloud};
+use adapters::record::write_recording;
+use app::orgs::{self, AddGraphOrg};
+use engine::search::TypeFilter;
+use engine::TenantId;
+
+use super::usage;
+use crate::cli::{AuthArg, CloudArg, OrgAddArgs, RecordArgs, SearchArgs, TypeArg};
+use crate::context::Ctx;
+use crate::render::{self, out, out_json, say};
+use crate::Exit;
+
+pub fn add(ctx: &Ctx, a: &OrgAddArgs) -> Result<Exit> {
+    match (&a.fixture, &a.tenant) {
+        (Some(fixture), _) => {
+            // The fixture is read before a store is started for it: bad input writes nothing.
+            let added = orgs::read_fixture(&ctx.app, &a.name, fixture)?;
+            orgs::add_fixture(&ctx.create_store()?, &added)?;
+            say(&render::warnings(&added.loaded.problems));
+            if ctx.json {
+                out_json(&added.org)?;
+            } else {
+                out(&render::org_added_from_fixture(&added, fixture))?;
+            }
+            Ok(Exit::Ok)
+        }
+        (None, Some(tenant)) => add_live(ctx, a, tenant),
+        (None, None) => Err(usage(
+            "org add needs --fixture TENANT.json or --tenant TENANT_ID",
+        )),
+    }
+}
+
+/// `roster org add NAME --tenant ...`: checks the settings, signs in, then saves the org.
+fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
+    adapters::org::check_org_name(&a.name)?;
+    let tenant = TenantId::parse(tenant).map_err(|_| {
+        usage(format!(
+            "--tenant {tenant:?} is not a tenant id: use the Directory (tenant) ID, a GUID shown on the app registration's overview page"
+        ))
+    })?;
+    let client_id = match &a.client_id {
+        Some(id) => Some(TenantId::parse(id).map_err(|_| {
+            usage(format!(
+                "--client-id {id:?} is not an application (client) id: expected a GUID"
+            ))
+        })?),
+        None => None,
+    };
+    let request = AddGraphOrg {
+        name: a.name.clone(),
+        tenant,
+        client_id,
+        auth: match a.auth {
+            AuthArg::DeviceCode => AuthMode::DeviceCode,
+            AuthArg::ClientSecret => AuthMode::ClientSecret,
+        },
+        client_secret_file: a.client_secret_file.clone(),
+        cloud: match a.cloud {
+            CloudArg::Global => Cloud::Global,
+            CloudArg::Usgov => Cloud::Usgov,
+            CloudArg::China => Cloud::China,
+        },
+        graph_url: a.graph_url.clone(),
+        login_url: a.login_url.clone(),
+    };
+    let store = ctx.create_store()?;
+    let org = orgs::add_graph(&ctx.app, &store, &request)?;
+    if ctx.json {
+        out_json(&org)?;
+    } else {
+        out(&render::org_added_live(&org, request.auth))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn list(ctx: &Ctx) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let orgs = orgs::list(&store)?;
+    if ctx.json {
+        out_json(&orgs)?;
+    } else {
+        out(&render::orgs_table(&orgs))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn remove(ctx: &Ctx, name: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    orgs::remove(&ctx.app, &store, name)?;
+    say(&render::org_removed(name));
+    Ok(Exit::Ok)
+}
+
+pub fn login(ctx: &Ctx, name: &str) -> Result<Exit> {
+    // The store is not held while the admin signs in.
+    let org = orgs::live(&ctx.open_store()?, name)?;
+    orgs::login(&ctx.app, &org)?;
+    say(&render::signed_in(&org));
+    Ok(Exit::Ok)
+}
+
+pub fn logout(ctx: &Ctx, name: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let had = orgs::logout(&ctx.app, &store, name)?;
+    say(&render::signed_out(name, had));
+    Ok(Exit::Ok)
+}
+
+pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Exit> {
+    // The store is let go before the tenant is read: a live read can take a while.
+    let org = orgs::get(&ctx.open_store()?, &a.org)?;
+    let filter = match a.kind {
+        TypeArg::Users => TypeFilter::Users,
+        TypeArg::Groups => TypeFilter::Groups,
+        TypeArg::All => TypeFilter::All,
+    };
+    let term = a.term.as_deref().unwrap_or("");
+    let found = render::with_progress(&ctx.app.stats, || {
+        orgs::search(&ctx.app, &org, term, filter)
+    })?;
+    say(&render::warnings(&found.problems));
+    let rows: Vec<&engine::search::SearchRow> = found.rows.iter().collect();
+    if ctx.json {
+        out_json(&rows)?;
+    } else {
+        out(&render::search_table(&rows))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn record(ctx: &Ctx, a: &RecordArgs) -> Result<Exit> {
+    let org = orgs::get(&ctx.open_store()?, &a.org)?;
+    let loaded = render::with_progress(&ctx.app.stats, || orgs::read(&ctx.app, &org))?;
+    say(&render::warnings(&loaded.problems));
+    write_recording(&a.out, &loaded.snapshot, a.anonymize)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    say(&render::recorded(
+        &a.org,
+        &loaded.snapshot,
+        a.anonymize,
+        &a.out,
+    ));
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,220 @@
+//! Runs: `plan`, `import`, `apply`, `demo` — and what the log says of them: `runs`, `report`,
+//! `deleted`.
+
+use anyhow::Result;
+
+use app::run::{RunEnd, RunRequest, RunResult};
+use app::runs::{self, RunFilter};
+use engine::event::{ActionOverride, DeletedAction, Mode, RunOptions, RunStatus, SelectionSpec};
+
+use super::usage;
+use crate::cli::{Format, RunArgs, RunsArgs};
+use crate::context::Ctx;
+use crate::render::{self, out, out_json, say, ReportView};
+use crate::{Exit, Quiet};
+
+pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
+    let request = request_from(ctx, a, mode)?;
+    // A server file is checked (and locked) before the store is opened.
+    let file = ctx.app.file_target()?;
+    let store = ctx.open_store()?;
+    let (org, result) = render::with_progress(&ctx.app.stats, || {
+        runs::plan_or_import(&ctx.app, &store, file, &a.org, &request)
+    })?;
+    print_run(ctx, &org.name, &result)
+}
+
+pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let reviewed = runs::resolve_run(&store, run_arg)?;
+    let (org, result) =
+        render::with_progress(&ctx.app.stats, || runs::apply(&ctx.app, &store, reviewed))?;
+    if !result.stale.is_empty() && !ctx.json {
+        say(&format!("{}\n", render::stale_table(&result.stale)));
+    }
+    print_run(ctx, &org.name, &result)
+}
+
+pub fn demo(ctx: &Ctx) -> Result<Exit> {
+    let dir = if ctx.store_named {
+        ctx.app.store_dir.clone()
+    } else {
+        dirs::data_dir()
+            .unwrap_or_else(|| std::path::PathBuf::from("."))
+            .join("roster-demo")
+    };
+    let (_store, org, result) =
+        render::with_progress(&ctx.app.stats, || app::demo::run(&ctx.app, &dir))?;
+    let exit = print_run(ctx, &org.name, &result)?;
+    say(&render::demo_hint(&dir));
+    // Conflicts are part of the demo data: the demo succeeded if the run completed.
+    Ok(if exit == Exit::Problems {
+        Exit::Ok
+    } else {
+        exit
+    })
+}
+
+fn parse_actions(raw: &[String]) -> Result<Vec<ActionOverride>> {
+    raw.iter()
+        .map(|a| {
+            let (target, action) = a.rsplit_once('=').ok_or_else(|| {
+                usage(format!(
+                    "--action {a:?}: expected ID=ACTION, e.g. --action 3f0c…=disable"
+                ))
+            })?;
+            let action = DeletedAction::parse(action).ok_or_else(|| {
+                usage(format!(
+                    "--action {a:?}: action {action:?} is not one of ignore, disable, delete"
+                ))
+            })?;
+            if target.trim().is_empty() {
+                return Err(usage(format!(
+                    "--action {a:?}: the object (id, login or name) is empty"
+                )));
+            }
+            Ok(ActionOverride {
+                target: target.trim().to_owned(),
+                action,
+            })
+        })
+        .collect()
+}
+
+fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
+    let actions = parse_actions(&a.action)?;
+    Ok(RunRequest {
+        mode,
+        selection: SelectionSpec {
+            select: a.select.clone(),
+            select_all: a.select_all,
+            search: a.search.clone(),
+            invert: a.invert,
+        },
+        options: RunOptions {
+            check_deleted: a.check_deleted,
+            on_deleted: a
+                .on_deleted
+                .as_deref()
+                .and_then(DeletedAction::parse)
+                .unwrap_or_default(),
+            actions,
+            max_deletions: a.max_deletions,
+            allow_empty_source: a.allow_empty_source,
+        },
+        started_by: ctx.app.started_by.clone(),
+        applied_from: None,
+        reviewed: None,
+    })
+}
+
+/// Prints a run's report and turns its end into an exit code.
+fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
+    say(&render::warnings(&result.problems));
+    let (status, reason) = match &result.end {
+        RunEnd::Completed => (RunStatus::Completed, None),
+        RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
+        RunEnd::Aborted(why) => (RunStatus::Aborted, Some(why.clone())),
+    };
+    let view = ReportView {
+        run: result.run,
+        org,
+        mode: result.mode,
+        entries: &result.entries,
+        status: Some(status),
+        reason: reason.as_deref(),
+    };
+    if ctx.json {
+        out_json(&render::report_json(&view))?;
+    } else {
+        out(&render::report_table(&view))?;
+        if result.mode == Mode::DryRun {
+            say(&render::deleted_hint(result.run, result.deleted.len()));
+        }
+    }
+    match &result.end {
+        RunEnd::Refused(r) => {
+            say(&render::refused(result.run, r));
+            Err(Quiet(Exit::Refused).into())
+        }
+        RunEnd::Aborted(why) => {
+            say(&render::aborted(result.run, why));
+            Err(Quiet(Exit::Runtime).into())
+        }
+        RunEnd::Completed if result.summary().has_problems() => Ok(Exit::Problems),
+        RunEnd::Completed => Ok(Exit::Ok),
+    }
+}
+
+/// A `--since`/`--until` bound: a date (UTC midnight; `end` moves it to the next midnight) or
+/// an RFC 3339 time.
+fn parse_bound(flag: &str, value: &str, end: bool) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+        usage(format!(
+            "{flag} {value:?}: expected a date like 2026-11-27 or a time like 2026-11-27T08:00:00Z"
+        ))
+    })?;
+    let day = if end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
+    let filter = RunFilter {
+        org: a.org.clone(),
+        since: a
+            .since
+            .as_deref()
+            .map(|v| parse_bound("--since", v, false))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|v| parse_bound("--until", v, true))
+            .transpose()?,
+    };
+    let store = ctx.open_store()?;
+    let infos = runs::runs(&store, &filter)?;
+    if ctx.json {
+        out_json(&infos)?;
+    } else {
+        out(&render::runs_list(&infos, filter.is_set()))?;
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let run = runs::resolve_run(&store, run_arg)?;
+    let report = runs::report(&store, run)?;
+    let view = ReportView::from_report(run, &report);
+    let format = format.unwrap_or(if ctx.json {
+        Format::Json
+    } else {
+        Format::Table
+    });
+    match format {
+        Format::Table => out(&render::report_table(&view))?,
+        Format::Json => out_json(&render::report_json(&view))?,
+        Format::Csv => out(&render::report_csv(&view)?)?,
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let run = runs::resolve_run(&store, run_arg)?;
+    let view = runs::deleted(&store, run)?;
+    if ctx.json {
+        out_json(&view.rows)?;
+    } else {
+        out(&render::deleted_table(&view.rows))?;
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,59 @@
+//! The server's directory outside runs: `server load|dump|show`.
+
+use anyhow::Result;
+
+use crate::cli::ServerCommand;
+use crate::context::Ctx;
+use crate::render::{self, out, out_json, say};
+use crate::Exit;
+
+pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
+    match c {
+        ServerCommand::Load { file } => {
+            let state = app::server::read_state(&file)?;
+            let store = match &ctx.app.server_file {
+                Some(_) => None,
+                None => Some(ctx.create_store()?),
+            };
+            app::server::load(&ctx.app, store.as_ref(), &state)?;
+            say(&render::server_loaded(&state, &file));
+            Ok(Exit::Ok)
+        }
+        ServerCommand::Dump => {
+            let store = embedded(ctx)?;
+            out_json(&app::server::state(&ctx.app, store.as_ref())?)?;
+            Ok(Exit::Ok)
+        }
+        ServerCommand::Show { login, history } => {
+            let store = embedded(ctx)?;
+            let log = if history {
+                match &store {
+                    Some(_) => None,
+                    None => Some(ctx.open_store()?),
+                }
+            } else {
+                None
+            };
+            let history_from = if history {
+                log.as_ref().or(store.as_ref())
+            } else {
+                None
+            };
+            let shown = app::server::show(&ctx.app, store.as_ref(), &login, history_from)?;
+            if ctx.json {
+                out_json(&render::shown_json(&shown))?;
+            } else {
+                out(&render::shown(&shown, &login))?;
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// The store, when the embedded server is the target (no `--server-file`).
+fn embedded(ctx: &Ctx) -> Result<Option<engine::SledStore>> {
+    Ok(match &ctx.app.server_file {
+        Some(_) => None,
+        None => Some(ctx.open_store()?),
+    })
+}

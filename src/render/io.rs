@@ -1,0 +1,32 @@
+//! Where output goes: data on stdout (a table, JSON, CSV), messages on stderr. A closed pipe
+//! surfaces as an error that `main` treats as success.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// Writes `s` to stdout.
+pub fn out(s: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(s.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes `v` as pretty JSON to stdout, streamed: a large report is never one string.
+pub fn out_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, v).map_err(|e| match e.io_error_kind() {
+        Some(kind) => anyhow::Error::from(std::io::Error::from(kind)),
+        None => anyhow::Error::from(e),
+    })?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes `s` (whole lines) to stderr; a message that cannot be shown is not an error.
+pub fn say(s: &str) {
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
+}
