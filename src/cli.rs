@@ -1,4 +1,4 @@
-//! Command-line arguments (DESIGN.md's CLI contract).
+//! Command-line arguments (docs/cli.md).
 
 use std::path::PathBuf;
 

@@ -53,7 +53,7 @@ impl EntraUser {
     }
 }
 
-/// The group types of the search view, in the order DESIGN.md classifies them.
+/// The group types of the search view, in the order docs/decisions.md classifies them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum GroupType {
     #[serde(rename = "M365 Group")]

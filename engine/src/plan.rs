@@ -2,7 +2,7 @@
 //! server state) and what the admin chose, to the outcome of every entry and the server
 //! operations that realise it. No I/O, no clock: the same input always gives the same plan.
 //!
-//! The decision rules are DESIGN.md's, made precise:
+//! The decision rules are docs/decisions.md's, made precise:
 //! - a server object is linked to an Entra object by (tenant id, Entra object id); objects of
 //!   other tenants are never touched;
 //! - deleted-object actions are planned first, so a login freed by a delete can be reused;

@@ -1,4 +1,4 @@
-//! The decision rules of DESIGN.md, one case each: given a tenant and a server, when the admin
+//! The decision rules of docs/decisions.md, one case each: given a tenant and a server, when the admin
 //! chooses, then these entries. `check` renders a plan compactly and compares it with the
 //! expectation, so each case reads as the rule it tests.
 

@@ -258,7 +258,7 @@ pub struct ReportJson<'a> {
     summary: Summary,
 }
 
-/// The report in DESIGN.md's JSON shape, to be serialized straight to the output.
+/// The report in its JSON shape (docs/formats.md), to be serialized straight to the output.
 pub fn report_json<'a>(r: &'a ReportView<'a>) -> ReportJson<'a> {
     let report = ReportJson {
         run: r.run,
