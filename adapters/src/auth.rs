@@ -115,7 +115,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
         AuthError::Config(format!(
             "{}: cannot read the client secret file: {}",
             path.display(),
-            crate::fixture::io_reason(&e)
+            crate::bounded::io_reason(&e)
         ))
     })?;
     #[cfg(unix)]
@@ -132,13 +132,13 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
         }
     }
     let _ = meta;
-    let text = crate::fixture::read_regular_file(path, 64 << 10)
+    let text = crate::bounded::read_regular_file(path, 64 << 10)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| {
             AuthError::Config(format!(
                 "{}: cannot read the client secret file: {}",
                 path.display(),
-                crate::fixture::io_reason(&e)
+                crate::bounded::io_reason(&e)
             ))
         })?;
     let secret = text.trim();
@@ -394,7 +394,7 @@ impl Authenticator {
             Err(e) => Err(AuthError::Cache(format!(
                 "{}: cannot remove the token cache: {}",
                 cache_file.display(),
-                crate::fixture::io_reason(&e)
+                crate::bounded::io_reason(&e)
             ))),
         }
     }
@@ -428,7 +428,7 @@ impl Authenticator {
             return Ok(Ok(resp));
         }
         let status = resp.status();
-        let bytes = crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+        let bytes = crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
         Ok(Err(serde_json::from_slice::<TokenError>(&bytes).unwrap_or(
@@ -441,7 +441,7 @@ impl Authenticator {
     }
 
     async fn token_response(resp: reqwest::Response) -> Result<TokenResponse, AuthError> {
-        let bytes = crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+        let bytes = crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
         serde_json::from_slice::<TokenResponse>(&bytes).map_err(|_| {
@@ -479,7 +479,7 @@ impl Authenticator {
         ];
         let code = match self.post_form(self.endpoint("devicecode"), &form).await? {
             Ok(resp) => serde_json::from_slice::<DeviceCodeResponse>(
-                &crate::graph::client::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+                &crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
                     .await
                     .unwrap_or_default(),
             )
@@ -633,7 +633,7 @@ impl TokenSource for Authenticator {
 
 fn load_cache(path: &Path) -> Option<CachedToken> {
     refuse_links(path).ok()?;
-    let bytes = crate::fixture::read_regular_file(path, 1 << 20).ok()?;
+    let bytes = crate::bounded::read_regular_file(path, 1 << 20).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -660,7 +660,7 @@ fn save_cache(path: &Path, token: &CachedToken) -> Result<(), AuthError> {
         AuthError::Cache(format!(
             "{}: cannot save the token cache: {}",
             path.display(),
-            crate::fixture::io_reason(&e)
+            crate::bounded::io_reason(&e)
         ))
     };
     let dir = path.parent().unwrap_or(Path::new("."));

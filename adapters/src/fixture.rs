@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use engine::model::{Completeness, TenantSnapshot};
 use engine::{ObjectId, TenantId};
 
+use crate::bounded::{io_reason, read_regular_file};
 use crate::error::{Error, Result};
 use crate::wire::{GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType};
 
@@ -53,58 +54,6 @@ pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
             io_reason(&e)
         ))
     })
-}
-
-/// The bytes of `path`, which must be a regular file (a FIFO would block, a device such as
-/// `/dev/zero` would never end) of at most `limit` bytes — checked before reading, and again
-/// while reading, in case the file grows.
-pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if meta.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "is a directory, expected a file",
-        ));
-    }
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file (a pipe, a device or a socket); give the path of a file",
-        ));
-    }
-    let too_large = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("larger than the {limit} bytes roster reads"),
-        )
-    };
-    if meta.len() > limit {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-/// An I/O error in words, without the "(os error N)" noise.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => {
-            let s = e.to_string();
-            match s.find(" (os error") {
-                Some(i) => s[..i].to_owned(),
-                None => s,
-            }
-        }
-    }
 }
 
 /// Deserializes JSON, naming the path of the first bad field in the error.

@@ -7,6 +7,7 @@
 //!   them): they become engine types in [`wire`].
 
 pub mod auth;
+pub mod bounded;
 pub mod clock;
 pub mod error;
 pub mod fixture;

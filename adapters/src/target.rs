@@ -17,9 +17,10 @@ use engine::model::{AuthType, KeyWrite, ServerState};
 use engine::store::{LockFile, PreparedStep};
 use engine::{EventStore, RunId, SledStore};
 
+use crate::bounded::io_reason;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::fixture::{from_json, io_reason, read_input};
+use crate::fixture::{from_json, read_input};
 
 /// Entries committed per atomic batch by the embedded target.
 const BATCH: usize = 1024;
@@ -417,7 +418,7 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         tracing::warn!(
             "the server file {} was replaced, but its directory could not be synced: {}",
             path.display(),
-            crate::fixture::io_reason(&e)
+            crate::bounded::io_reason(&e)
         );
     }
     Ok(())

@@ -23,7 +23,7 @@ pub fn backup(store: &SledStore, clock: &dyn Clock, path: &Path) -> Result<Conte
         Error::Adapters(adapters::Error::Target(format!(
             "cannot write the backup {}: {}",
             path.display(),
-            adapters::fixture::io_reason(&e)
+            adapters::bounded::io_reason(&e)
         )))
     };
     let tmp = tempfile::Builder::new()
@@ -56,7 +56,7 @@ pub fn restore(
             Error::bad_input(format!(
                 "{}: cannot read the backup: {}",
                 path.display(),
-                adapters::fixture::io_reason(&e)
+                adapters::bounded::io_reason(&e)
             ))
         })?;
         if !meta.is_file() {
@@ -69,7 +69,7 @@ pub fn restore(
             Error::bad_input(format!(
                 "{}: cannot read the backup: {}",
                 path.display(),
-                adapters::fixture::io_reason(&e)
+                adapters::bounded::io_reason(&e)
             ))
         })?;
         Ok(std::io::BufReader::with_capacity(1 << 20, file))

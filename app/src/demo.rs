@@ -26,7 +26,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         Error::Adapters(adapters::Error::Target(format!(
             "cannot {what} {}: {}",
             dir.display(),
-            adapters::fixture::io_reason(&e)
+            adapters::bounded::io_reason(&e)
         )))
     };
     if dir.exists() {

@@ -29,7 +29,7 @@ pub fn read_fixture(ctx: &Context, name: &str, fixture: &Path) -> Result<Fixture
         Error::bad_input(format!(
             "{}: cannot resolve the path: {}",
             fixture.display(),
-            adapters::fixture::io_reason(&e)
+            adapters::bounded::io_reason(&e)
         ))
     })?;
     Ok(FixtureOrg {
@@ -84,7 +84,7 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
                     Error::bad_input(format!(
                         "{}: cannot resolve the path: {}",
                         f.display(),
-                        adapters::fixture::io_reason(&e)
+                        adapters::bounded::io_reason(&e)
                     ))
                 })?,
             })

@@ -23,7 +23,7 @@ pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Re
             Error::Adapters(adapters::Error::Target(format!(
                 "cannot write {}: {}",
                 target.display(),
-                adapters::fixture::io_reason(&e)
+                adapters::bounded::io_reason(&e)
             )))
         })?,
         (None, Some(store)) => {

@@ -167,29 +167,7 @@ pub enum GraphError {
 /// twenty, is a few MiB; a service that sends more is not read into memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// Why a response body could not be read.
-pub(crate) enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// A response's body, read chunk by chunk and given up past `limit` bytes (announced or sent).
-pub(crate) async fn body_bounded(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
+use crate::bounded::{body_bounded, BodyError};
 
 impl BodyError {
     fn attempt(self, what: &str) -> Attempt {
