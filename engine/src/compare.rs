@@ -55,31 +55,43 @@ fn describe_pair(a: &EntryOutcome, b: &EntryOutcome) -> (String, String) {
 }
 
 fn describe_change(c: &Change) -> String {
-    if let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) {
-        // Member lists are long: say who joined and who left.
-        let list = |items: Vec<&Value>| {
-            let shown: Vec<String> = items
-                .iter()
-                .take(3)
-                .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
-                .collect();
-            match items.len() {
-                n if n > 3 => format!("{} and {} more", shown.join(", "), n - 3),
-                _ => shown.join(", "),
+    match joined_and_left(c) {
+        Some((joined, left)) => {
+            let text = |v: &Value| v.as_str().map_or(v.to_string(), str::to_owned);
+            let mut parts = Vec::new();
+            if !joined.is_empty() {
+                let shown: Vec<String> = joined.iter().map(|v| text(v)).collect();
+                parts.push(format!("+{} ({})", joined.len(), some_of(&shown, 3)));
             }
-        };
-        let joined: Vec<&Value> = to.iter().filter(|v| !from.contains(v)).collect();
-        let left: Vec<&Value> = from.iter().filter(|v| !to.contains(v)).collect();
-        let mut parts = Vec::new();
-        if !joined.is_empty() {
-            parts.push(format!("+{} ({})", joined.len(), list(joined)));
+            if !left.is_empty() {
+                let shown: Vec<String> = left.iter().map(|v| text(v)).collect();
+                parts.push(format!("-{} ({})", left.len(), some_of(&shown, 3)));
+            }
+            format!("{}: {}", c.field, parts.join(", "))
         }
-        if !left.is_empty() {
-            parts.push(format!("-{} ({})", left.len(), list(left)));
-        }
-        return format!("{}: {}", c.field, parts.join(", "));
+        None => format!("{}: {} -> {}", c.field, c.from, c.to),
     }
-    format!("{}: {} -> {}", c.field, c.from, c.to)
+}
+
+/// For a change of a list (a group's members, which are long): what joined and what left, in
+/// order. `None` for any other change.
+pub fn joined_and_left(c: &Change) -> Option<(Vec<&Value>, Vec<&Value>)> {
+    let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) else {
+        return None;
+    };
+    Some((
+        to.iter().filter(|v| !from.contains(v)).collect(),
+        from.iter().filter(|v| !to.contains(v)).collect(),
+    ))
+}
+
+/// The first `shown` of `items`, and how many more there are: `a, b and 3 more`.
+pub fn some_of(items: &[String], shown: usize) -> String {
+    let first = items[..items.len().min(shown)].join(", ");
+    match items.len().saturating_sub(shown) {
+        0 => first,
+        more => format!("{first} and {more} more"),
+    }
 }
 
 /// Differences between two entry lists, matched by (kind, id). If every entry matches but the

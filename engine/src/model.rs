@@ -440,6 +440,83 @@ pub struct ServerState {
     groups: BTreeMap<String, Arc<ServerGroup>>,
 }
 
+/// What a server state checks of its users and of its groups alike.
+trait Record {
+    /// `users` or `groups`, as the server file names the list.
+    const LIST: &'static str;
+    /// The login or the name, which must be unique once case-folded.
+    fn key(&self) -> &str;
+    fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>);
+    fn empty(index: usize) -> ServerStateError;
+    fn duplicate(index: usize, key: String) -> ServerStateError;
+}
+
+impl Record for ServerUser {
+    const LIST: &'static str = "users";
+    fn key(&self) -> &str {
+        &self.login
+    }
+    fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>) {
+        (self.entra_id.as_ref(), self.tenant_id.as_ref())
+    }
+    fn empty(index: usize) -> ServerStateError {
+        ServerStateError::EmptyLogin { index }
+    }
+    fn duplicate(index: usize, login: String) -> ServerStateError {
+        ServerStateError::DuplicateLogin { index, login }
+    }
+}
+
+impl Record for ServerGroup {
+    const LIST: &'static str = "groups";
+    fn key(&self) -> &str {
+        &self.name
+    }
+    fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>) {
+        (self.entra_id.as_ref(), self.tenant_id.as_ref())
+    }
+    fn empty(index: usize) -> ServerStateError {
+        ServerStateError::EmptyName { index }
+    }
+    fn duplicate(index: usize, name: String) -> ServerStateError {
+        ServerStateError::DuplicateName { index, name }
+    }
+}
+
+/// Records by case-folded key, each checked: a key, a link set whole or not at all, no link
+/// or key twice.
+fn index_records<T: Record>(records: Vec<T>) -> Result<BTreeMap<String, Arc<T>>, ServerStateError> {
+    let mut by_key = BTreeMap::new();
+    let mut links = BTreeSet::new();
+    for (index, r) in records.into_iter().enumerate() {
+        if r.key().trim().is_empty() {
+            return Err(T::empty(index));
+        }
+        match r.link() {
+            (Some(_), None) => {
+                return Err(ServerStateError::HalfLinked {
+                    what: T::LIST,
+                    index,
+                })
+            }
+            (Some(id), Some(t)) if !links.insert((t.clone(), id.clone())) => {
+                return Err(ServerStateError::DuplicateLink {
+                    what: T::LIST,
+                    index,
+                    id: id.clone(),
+                })
+            }
+            _ => {}
+        }
+        let key = fold_case(r.key());
+        if by_key.contains_key(&key) {
+            return Err(T::duplicate(index, r.key().to_owned()));
+        }
+        by_key.insert(key, Arc::new(r));
+    }
+    Ok(by_key)
+}
+
 /// The server state file format (`server dump` / `server load` / `--server-file`).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -515,66 +592,10 @@ impl ServerState {
         users: Vec<ServerUser>,
         groups: Vec<ServerGroup>,
     ) -> Result<Self, ServerStateError> {
-        let mut state = ServerState::default();
-        let mut user_links = BTreeSet::new();
-        for (index, u) in users.into_iter().enumerate() {
-            if u.login.trim().is_empty() {
-                return Err(ServerStateError::EmptyLogin { index });
-            }
-            if u.entra_id.is_some() && u.tenant_id.is_none() {
-                return Err(ServerStateError::HalfLinked {
-                    what: "users",
-                    index,
-                });
-            }
-            if let (Some(id), Some(t)) = (&u.entra_id, &u.tenant_id) {
-                if !user_links.insert((t.clone(), id.clone())) {
-                    return Err(ServerStateError::DuplicateLink {
-                        what: "users",
-                        index,
-                        id: id.clone(),
-                    });
-                }
-            }
-            let key = fold_case(&u.login);
-            if state.users.contains_key(&key) {
-                return Err(ServerStateError::DuplicateLogin {
-                    index,
-                    login: u.login,
-                });
-            }
-            state.users.insert(key, Arc::new(u));
-        }
-        let mut group_links = BTreeSet::new();
-        for (index, g) in groups.into_iter().enumerate() {
-            if g.name.trim().is_empty() {
-                return Err(ServerStateError::EmptyName { index });
-            }
-            if g.entra_id.is_some() && g.tenant_id.is_none() {
-                return Err(ServerStateError::HalfLinked {
-                    what: "groups",
-                    index,
-                });
-            }
-            if let (Some(id), Some(t)) = (&g.entra_id, &g.tenant_id) {
-                if !group_links.insert((t.clone(), id.clone())) {
-                    return Err(ServerStateError::DuplicateLink {
-                        what: "groups",
-                        index,
-                        id: id.clone(),
-                    });
-                }
-            }
-            let key = fold_case(&g.name);
-            if state.groups.contains_key(&key) {
-                return Err(ServerStateError::DuplicateName {
-                    index,
-                    name: g.name,
-                });
-            }
-            state.groups.insert(key, Arc::new(g));
-        }
-        Ok(state)
+        Ok(ServerState {
+            users: index_records(users)?,
+            groups: index_records(groups)?,
+        })
     }
 
     pub fn users(&self) -> impl ExactSizeIterator<Item = &ServerUser> + '_ {

@@ -89,54 +89,42 @@ pub fn find_deleted(
     server: &ServerState,
 ) -> Vec<ObjectDeleted> {
     let users: HashSet<&ObjectId> = snapshot.users.iter().map(|u| &u.id).collect();
-    let mut found = Vec::new();
-    for u in server.users() {
-        let Some(id) = u.linked_to(tenant) else {
-            continue;
-        };
-        if users.contains(id) {
-            continue;
-        }
-        let evidence = match snapshot.deleted(Kind::User, id) {
-            Some(d) => Some((Evidence::SoftDeleted, d.deleted_at)),
-            None if snapshot.completeness.users => Some((Evidence::Missing, None)),
-            None => None,
-        };
-        if let Some((evidence, deleted_at)) = evidence {
-            found.push(ObjectDeleted {
-                kind: Kind::User,
+    // (kind, Entra id, name, server key) of every server object linked to this tenant.
+    let linked_users = server.users().filter_map(|u| {
+        let id = u.linked_to(tenant)?;
+        Some((Kind::User, id, u.name(), u.login.as_str()))
+    });
+    let linked_groups = server.groups().filter_map(|g| {
+        let id = g.linked_to(tenant)?;
+        Some((Kind::Group, id, g.name.as_str(), g.name.as_str()))
+    });
+    let listed = |kind: Kind, id: &ObjectId| match kind {
+        Kind::User => users.contains(id),
+        Kind::Group => snapshot.group(id).is_some(),
+    };
+    let complete = |kind: Kind| match kind {
+        Kind::User => snapshot.completeness.users,
+        Kind::Group => snapshot.completeness.groups,
+    };
+    linked_users
+        .chain(linked_groups)
+        .filter(|(kind, id, ..)| !listed(*kind, id))
+        .filter_map(|(kind, id, name, key)| {
+            let (evidence, deleted_at) = match snapshot.deleted(kind, id) {
+                Some(d) => (Evidence::SoftDeleted, d.deleted_at),
+                None if complete(kind) => (Evidence::Missing, None),
+                None => return None,
+            };
+            Some(ObjectDeleted {
+                kind,
                 id: id.clone(),
-                name: u.name().to_owned(),
-                server_key: u.login.clone(),
+                name: name.to_owned(),
+                server_key: key.to_owned(),
                 evidence,
                 deleted_at,
-            });
-        }
-    }
-    for g in server.groups() {
-        let Some(id) = g.linked_to(tenant) else {
-            continue;
-        };
-        if snapshot.group(id).is_some() {
-            continue;
-        }
-        let evidence = match snapshot.deleted(Kind::Group, id) {
-            Some(d) => Some((Evidence::SoftDeleted, d.deleted_at)),
-            None if snapshot.completeness.groups => Some((Evidence::Missing, None)),
-            None => None,
-        };
-        if let Some((evidence, deleted_at)) = evidence {
-            found.push(ObjectDeleted {
-                kind: Kind::Group,
-                id: id.clone(),
-                name: g.name.clone(),
-                server_key: g.name.clone(),
-                evidence,
-                deleted_at,
-            });
-        }
-    }
-    found
+            })
+        })
+        .collect()
 }
 
 /// An `--action` that names no deleted object of this run.

@@ -128,42 +128,28 @@ fn value_text(v: &Value) -> String {
 }
 
 fn change_text(c: &Change) -> String {
-    if let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) {
+    use engine::compare::{joined_and_left, some_of};
+    match joined_and_left(c) {
         // Member lists can be long: show what joined and what left.
-        let added: Vec<String> = to
-            .iter()
-            .filter(|v| !from.contains(v))
-            .map(value_text)
-            .collect();
-        let removed: Vec<String> = from
-            .iter()
-            .filter(|v| !to.contains(v))
-            .map(value_text)
-            .collect();
-        let list = |items: &[String]| {
-            let shown: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
-            let more = items.len().saturating_sub(5);
-            if more > 0 {
-                format!("{} and {more} more", shown.join(", "))
-            } else {
-                shown.join(", ")
+        Some((joined, left)) => {
+            let mut parts = Vec::new();
+            if !joined.is_empty() {
+                let shown: Vec<String> = joined.iter().map(|v| value_text(v)).collect();
+                parts.push(format!("+{} ({})", joined.len(), some_of(&shown, 5)));
             }
-        };
-        let mut parts = Vec::new();
-        if !added.is_empty() {
-            parts.push(format!("+{} ({})", added.len(), list(&added)));
+            if !left.is_empty() {
+                let shown: Vec<String> = left.iter().map(|v| value_text(v)).collect();
+                parts.push(format!("−{} ({})", left.len(), some_of(&shown, 5)));
+            }
+            format!("{}: {}", cell(&c.field), parts.join(", "))
         }
-        if !removed.is_empty() {
-            parts.push(format!("−{} ({})", removed.len(), list(&removed)));
-        }
-        return format!("{}: {}", cell(&c.field), parts.join(", "));
+        None => format!(
+            "{}: {} → {}",
+            cell(&c.field),
+            value_text(&c.from),
+            value_text(&c.to)
+        ),
     }
-    format!(
-        "{}: {} → {}",
-        cell(&c.field),
-        value_text(&c.from),
-        value_text(&c.to)
-    )
 }
 
 pub fn summary_text(s: &Summary) -> String {

@@ -297,6 +297,20 @@ impl GraphClient {
         advanced: bool,
         what: &str,
     ) -> Result<T, GraphError> {
+        self.with_retries(what, |token| async move {
+            self.attempt_get::<T>(url, advanced, &token, what).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` with a token until it succeeds, per the policy: a 401 refreshes the
+    /// token once; throttling and transient failures wait (`Retry-After`, else backoff with
+    /// jitter) within the policy's attempts and total wait; anything else fails at once.
+    async fn with_retries<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, GraphError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
         let mut attempts = 0u32;
         let mut waited = Duration::ZERO;
         let mut refreshed = false;
@@ -304,8 +318,7 @@ impl GraphClient {
             attempts += 1;
             self.wait_for_hold().await;
             let token = self.auth.token().await?;
-            let outcome = self.attempt_get::<T>(url, advanced, &token, what).await;
-            let (why, after, throttled) = match outcome {
+            let (why, after, throttled) = match attempt(token.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Unauthorized) if !refreshed => {
@@ -466,60 +479,40 @@ impl GraphClient {
     ) -> Result<BatchResponse, GraphError> {
         let body = BatchRequest { requests };
         let url = self.url("$batch");
-        let mut attempts = 0u32;
-        let mut waited = Duration::ZERO;
-        let mut refreshed = false;
-        loop {
-            attempts += 1;
-            self.wait_for_hold().await;
-            let token = self.auth.token().await?;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = self
-                .http
-                .post(url.clone())
-                .header(AUTHORIZATION, format!("Bearer {token}"))
-                .json(&body)
-                .send()
-                .await;
-            let outcome = match sent {
-                Err(e) => Err(retry_transport(&e)),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    match body_bounded(resp, MAX_RESPONSE_BYTES).await {
-                        Err(e) => Err(e.attempt(what)),
-                        Ok(bytes) => check_status(status, &headers, &bytes, url.path(), what)
-                            .and_then(|()| {
-                                serde_json::from_slice::<BatchResponse>(&bytes).map_err(|e| {
-                                    Attempt::Retry {
-                                        why: format!("malformed $batch response ({e})"),
-                                        after: None,
-                                        throttled: false,
-                                    }
-                                })
-                            }),
-                    }
-                }
-            };
-            let (why, after, throttled) = match outcome {
-                Ok(r) => return Ok(r),
-                Err(Attempt::Fatal(e)) => return Err(e),
-                Err(Attempt::Unauthorized) if !refreshed => {
-                    refreshed = true;
-                    attempts -= 1;
-                    self.auth.refresh(&token).await?;
-                    continue;
-                }
-                Err(Attempt::Unauthorized) => {
-                    return Err(GraphError::Auth(AuthError::Rejected(
-                        "Graph rejected a freshly refreshed token (401); sign in again with `roster org login ORG`".into(),
-                    )))
-                }
-                Err(Attempt::Retry { why, after, throttled }) => (why, after, throttled),
-            };
-            self.pause(&mut attempts, &mut waited, why, after, throttled, what)
-                .await?;
-        }
+        let (url, body) = (&url, &body);
+        self.with_retries(what, |token| async move {
+            self.attempt_batch(url, body, &token, what).await
+        })
+        .await
+    }
+
+    async fn attempt_batch(
+        &self,
+        url: &Url,
+        body: &BatchRequest,
+        token: &str,
+        what: &str,
+    ) -> Result<BatchResponse, Attempt> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| retry_transport(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = body_bounded(resp, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| e.attempt(what))?;
+        check_status(status, &headers, &bytes, url.path(), what)?;
+        serde_json::from_slice::<BatchResponse>(&bytes).map_err(|e| Attempt::Retry {
+            why: format!("malformed $batch response ({e})"),
+            after: None,
+            throttled: false,
+        })
     }
 
     /// Counts an inner `$batch` request that failed and will be sent again.

@@ -271,10 +271,22 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         tail::remove_unfinished_snapshots(dir);
         // sled's page cache defaults to 1 GiB; a log is read sequentially, a small one will do.
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
-            .open()?;
+        let config = sled::Config::new().path(dir).cache_capacity(64 << 20);
+        // sled locks its file too, and a handle just dropped in this process can hold that
+        // lock a moment longer (its I/O threads let go of the file after the drop returns).
+        // Another process is kept out by the store lock, so a short wait is all it takes.
+        let mut waited = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && waited < 100 =>
+                {
+                    waited += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Self::from_db(db, Some(dir.to_owned()))
     }
 
