@@ -13,7 +13,7 @@ use engine::{SledStore, TenantId};
 
 use crate::auth::{AuthMode, AuthSettings, Authenticator, Cloud, Prompt, SecretSource};
 use crate::error::{Error, Result};
-use crate::graph::{GraphClient, GraphSource, GraphStats, LiveSource, RetryPolicy};
+use crate::graph::{GraphClient, GraphSource, GraphStats, LiveSource, Query, RetryPolicy};
 use crate::source::{FixtureSource, TenantSource};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +159,7 @@ impl OrgConfig {
                 client
                     .get_json::<serde_json::Value>(
                         &client.url(probe),
-                        false,
+                        Query::Plain,
                         &format!("reading {}", probe.split('?').next().unwrap_or(probe)),
                     )
                     .await?;

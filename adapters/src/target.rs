@@ -1,6 +1,6 @@
 //! Server targets: the embedded server kept in the store, and a JSON server state file.
 //!
-//! A target applies a plan's server operations and records each entry's `Imported` event so
+//! A target makes a plan's server changes and records each entry's `Imported` event so
 //! that the log and the server can never disagree:
 //! - embedded: each batch of entries and the records they change go into one atomic sled batch;
 //! - file: the whole new state is written atomically (temp file, fsync, rename, fsync of the
@@ -41,9 +41,9 @@ pub trait Target: Sync {
     /// The server's current directory.
     fn load(&self) -> Result<ServerState>;
 
-    /// Applies the entries' operations to the server, starting from `state` (as loaded), and
+    /// Makes the entries' changes on the server, starting from `state` (as loaded), and
     /// records one `Imported` event per entry in `store`.
-    fn apply(
+    fn import(
         &mut self,
         store: &SledStore,
         run: RunId,
@@ -73,7 +73,7 @@ impl Target for EmbeddedTarget<'_> {
         Ok(self.store.server_state()?)
     }
 
-    fn apply(
+    fn import(
         &mut self,
         store: &SledStore,
         run: RunId,
@@ -176,7 +176,7 @@ impl Target for FileTarget {
         Ok(state)
     }
 
-    fn apply(
+    fn import(
         &mut self,
         store: &SledStore,
         run: RunId,

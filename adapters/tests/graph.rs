@@ -12,7 +12,7 @@ use adapters::auth::{
     AuthMode, AuthSettings, Authenticator, DevicePrompt, Prompt, Secret, SecretSource, TokenSource,
 };
 use adapters::fixture::read_tenant;
-use adapters::graph::{GraphClient, GraphSource, GraphStats, RetryPolicy};
+use adapters::graph::{GraphClient, GraphSource, GraphStats, Query, RetryPolicy};
 use devtools::fake::{DeviceOutcome, FakeConfig, FakeGraph};
 use engine::search::{SearchView, TypeFilter};
 use engine::TenantId;
@@ -531,21 +531,25 @@ fn the_fake_behaves_like_graph_for_advanced_queries_and_refuses_the_unknown() {
         let all: Vec<serde_json::Value> = client
             .list(
                 client.url("users?$count=true&$select=id,displayName"),
-                true,
+                Query::Advanced,
                 "counting users",
             )
             .await
             .unwrap();
         assert_eq!(all.len(), 46);
         let err = client
-            .list::<serde_json::Value>(client.url("users?$count=true"), false, "counting users")
+            .list::<serde_json::Value>(
+                client.url("users?$count=true"),
+                Query::Plain,
+                "counting users",
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("ConsistencyLevel"), "{err}");
         let found: Vec<serde_json::Value> = client
             .list(
                 client.url("users?$search=%22displayName:lee%22&$select=displayName"),
-                true,
+                Query::Advanced,
                 "searching",
             )
             .await
@@ -554,7 +558,7 @@ fn the_fake_behaves_like_graph_for_advanced_queries_and_refuses_the_unknown() {
         let err = client
             .list::<serde_json::Value>(
                 client.url("users?$search=%22displayName:lee%22"),
-                false,
+                Query::Plain,
                 "searching",
             )
             .await
@@ -566,14 +570,14 @@ fn the_fake_behaves_like_graph_for_advanced_queries_and_refuses_the_unknown() {
         let started: Vec<serde_json::Value> = client
             .list(
                 client.url("groups?$filter=startswith(displayName,'golf')&$select=displayName"),
-                false,
+                Query::Plain,
                 "filtering",
             )
             .await
             .unwrap();
         assert_eq!(started.len(), 2);
         let page: serde_json::Value = client
-            .get_json(&client.url("users?$top=3"), false, "one page")
+            .get_json(&client.url("users?$top=3"), Query::Plain, "one page")
             .await
             .unwrap();
         let next = page["@odata.nextLink"].as_str().unwrap();
@@ -582,7 +586,7 @@ fn the_fake_behaves_like_graph_for_advanced_queries_and_refuses_the_unknown() {
             "absolute nextLinks keep the query: {next}"
         );
         let err = client
-            .get_json::<serde_json::Value>(&client.url("me/memberOf"), false, "reading me")
+            .get_json::<serde_json::Value>(&client.url("me/memberOf"), Query::Plain, "reading me")
             .await
             .unwrap_err();
         assert!(

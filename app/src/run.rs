@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
-    Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
+    Baseline, EntryOutcome, Event, EventKind, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
     RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary,
 };
 use engine::model::Completeness;
@@ -315,7 +315,7 @@ pub fn execute(
             }
             Mode::Apply => {
                 let mut state = server;
-                let applied = target.apply(store, run, clock, &mut state, decided.entries)?;
+                let applied = target.import(store, run, clock, &mut state, decided.entries)?;
                 lap("applied");
                 let summary = Summary::of(&applied.entries);
                 // 4. finish
@@ -346,8 +346,9 @@ pub fn execute(
 
 /// Appends `RunFinished { aborted }` to `run` with the counts of what it recorded, and flushes.
 fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> Result<()> {
-    let events = store.read_run_where(run, &|t| engine::projection::Report::USES.contains(&t))?;
-    let summary = engine::projection::Report::fold(&events).summary();
+    use engine::projection::{Projection, Report};
+    let events = store.read_run_where(run, &|t| Report::uses(t))?;
+    let summary = Report::fold(&events).summary();
     store.append(
         run,
         clock.now(),
@@ -441,7 +442,10 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
 /// said so. Returns the reason to close the run with, or `None` for a run without an intent.
 fn settle_server_write(store: &SledStore, run: RunId, clock: &dyn Clock) -> Result<Option<String>> {
     let events = store.read_run_where(run, &|t| {
-        matches!(t, "ChangeIntended" | "ServerWriteIntended" | "Imported")
+        matches!(
+            t,
+            EventKind::ChangeIntended | EventKind::ServerWriteIntended | EventKind::Imported
+        )
     })?;
     let Some(intent) = events.iter().rev().find_map(|e| match &e.event {
         Event::ServerWriteIntended(w) => Some(w.clone()),

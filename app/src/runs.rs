@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use adapters::org::{self, OrgConfig};
 use adapters::target::{EmbeddedTarget, FileTarget};
 use engine::event::{Event, Mode, RunStatus, TargetInfo};
-use engine::projection::{DeletedView, Report, RunInfo};
+use engine::projection::{DeletedView, Projection, Report, RunInfo};
 use engine::{EventStore, RunId, SledStore};
 
 use crate::context::{target, Context};
@@ -221,7 +221,7 @@ pub fn runs(store: &SledStore, filter: &RunFilter) -> Result<Vec<RunInfo>> {
 /// operations behind them, so those are let go at once (on a large run they are most of it).
 pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
     let mut report = Report::default();
-    store.visit_run(run, &|t| Report::USES.contains(&t), &mut |env| {
+    store.visit_run(run, &|t| Report::uses(t), &mut |env| {
         let mut event = env.event;
         if let Event::Planned(e) | Event::Imported(e) = &mut event {
             e.op = None;
@@ -233,7 +233,7 @@ pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
 
 /// The deleted objects a run found, with the action chosen for each.
 pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
-    Ok(DeletedView::fold(&store.read_run_where(run, &|t| {
-        matches!(t, "ObjectDeleted" | "ActionChosen")
-    })?))
+    Ok(DeletedView::fold(
+        &store.read_run_where(run, &|t| DeletedView::uses(t))?,
+    ))
 }

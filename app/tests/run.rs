@@ -11,7 +11,7 @@ use app::run::{execute, RunEnd, RunRequest, RunResult};
 use engine::event::{DeletedAction, Event, Mode, Outcome, RunOptions, SelectionSpec};
 use engine::model::ServerState;
 use engine::plan::{plan, PlanInput};
-use engine::projection::{DeletedView, Report, RunInputs};
+use engine::projection::{DeletedView, Projection, Report, RunInputs};
 use engine::{EventStore, SledStore};
 use proptest::prelude::*;
 use testkit::{arb_world, tenant, World};
@@ -101,7 +101,9 @@ proptest! {
             prop_assert_eq!(&report.entries, &result.entries);
         }
         let mut searched = engine::search::SearchView::default();
-        events.iter().for_each(|e| searched.apply(&e.event));
+        events
+            .iter()
+            .for_each(|e| searched.take(e.run, e.event.clone()));
         let mut expected = engine::search::SearchView::from_snapshot(&w.snapshot);
         prop_assert_eq!(
             searched.search("", engine::search::TypeFilter::All),
@@ -229,7 +231,7 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
         fn load(&self) -> adapters::Result<ServerState> {
             self.inner.load()
         }
-        fn apply(
+        fn import(
             &mut self,
             store: &SledStore,
             run: engine::RunId,
@@ -238,7 +240,7 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
             entries: Vec<engine::event::EntryOutcome>,
         ) -> adapters::Result<Applied> {
             std::fs::write(&self.path, "{\"users\": [], \"groups\": []}\n").unwrap();
-            self.inner.apply(store, run, clock, state, entries)
+            self.inner.import(store, run, clock, state, entries)
         }
     }
 

@@ -70,7 +70,12 @@ fn planner(c: &mut Criterion, i: &Inputs) {
         select_all: true,
         ..SelectionSpec::default()
     };
-    let mut choices = resolve_selection(&mut view, &selection, true).expect("a selection");
+    let mut choices = resolve_selection(
+        &mut view,
+        &selection,
+        engine::search::EmptySelection::Allowed,
+    )
+    .expect("a selection");
     let deleted = find_deleted(&i.snapshot.tenant_id, &i.snapshot, &i.server);
     choices.extend(choose_deleted_actions(&deleted, options.on_deleted, &[]).expect("actions"));
     let mut g = c.benchmark_group("planner");

@@ -15,7 +15,7 @@ use crate::model::{ServerState, TenantSnapshot};
 use crate::plan::{
     choose_deleted_actions, find_deleted, plan, Plan, PlanInput, Refusal, UnknownDeletedObject,
 };
-use crate::search::{resolve_selection, SearchView, SelectionError};
+use crate::search::{resolve_selection, EmptySelection, SearchView, SelectionError};
 
 /// What a run decides from: the tenant and the server as read, and the admin's options.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +69,12 @@ pub fn choose(inputs: &Inputs<'_>, selection: &SelectionSpec) -> Chosen {
     let selected = {
         // The view is only for resolving the selection; the planner needs the memory after.
         let mut view = SearchView::from_snapshot(inputs.snapshot);
-        resolve_selection(&mut view, selection, options.check_deleted)
+        let empty = if options.check_deleted {
+            EmptySelection::Allowed
+        } else {
+            EmptySelection::Refused
+        };
+        resolve_selection(&mut view, selection, empty)
     };
     let deleted = if options.check_deleted {
         find_deleted(inputs.tenant, inputs.snapshot, inputs.server)

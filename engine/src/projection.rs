@@ -5,14 +5,35 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::event::{
-    Action, EntryOutcome, Envelope, Event, Evidence, GroupSeen, Mode, ObjectDeleted, RunStarted,
-    RunStatus, Summary, UserSeen,
+    Action, EntryOutcome, Envelope, Event, EventKind, Evidence, GroupSeen, Mode, ObjectDeleted,
+    RunStarted, RunStatus, Summary, UserSeen,
 };
 use crate::ids::{ObjectId, RunId, TenantId};
 use crate::model::{
     Completeness, DeletedItem, DuplicateId, EntraGroup, EntraUser, Kind, ServerGroup, ServerState,
     ServerStateError, ServerUser, TenantSnapshot,
 };
+
+/// A projection: a fold over a run's events, each taken by value, one at a time, so that a
+/// large run is never held whole nor copied.
+pub trait Projection: Default {
+    /// Whether events of this kind matter to the projection: a reader decodes only those.
+    fn uses(kind: EventKind) -> bool;
+
+    /// Folds one event of `run` in.
+    fn take(&mut self, run: RunId, event: Event);
+
+    /// The projection of `events` (copying the ones it uses).
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Self {
+        let mut p = Self::default();
+        for e in events {
+            if Self::uses(e.event.kind()) {
+                p.take(e.run, e.event.clone());
+            }
+        }
+        p
+    }
+}
 
 /// The per-entry import report of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,18 +46,13 @@ pub struct Report {
     pub reason: Option<String>,
 }
 
-impl Report {
-    /// The event types a report is folded from.
-    pub const USES: [&'static str; 4] = ["RunStarted", "Planned", "Imported", "RunFinished"];
-
-    pub fn apply(&mut self, env: &Envelope) {
-        if Self::USES.contains(&env.event.type_name()) {
-            self.take(env.run, env.event.clone());
-        }
+impl Projection for Report {
+    fn uses(kind: EventKind) -> bool {
+        use EventKind::*;
+        matches!(kind, RunStarted | Planned | Imported | RunFinished)
     }
 
-    /// Folds one event of `run`, keeping what it needs of it without copying.
-    pub fn take(&mut self, run: RunId, event: Event) {
+    fn take(&mut self, run: RunId, event: Event) {
         match event {
             Event::RunStarted(s) => {
                 self.run = Some(run);
@@ -51,13 +67,9 @@ impl Report {
             _ => {}
         }
     }
+}
 
-    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> Report {
-        let mut r = Report::default();
-        events.into_iter().for_each(|e| r.apply(e));
-        r
-    }
-
+impl Report {
     pub fn summary(&self) -> Summary {
         Summary::of(&self.entries)
     }
@@ -83,9 +95,13 @@ pub struct DeletedView {
     pub rows: Vec<DeletedRow>,
 }
 
-impl DeletedView {
-    pub fn apply(&mut self, event: &Event) {
-        match event {
+impl Projection for DeletedView {
+    fn uses(kind: EventKind) -> bool {
+        matches!(kind, EventKind::ObjectDeleted | EventKind::ActionChosen)
+    }
+
+    fn take(&mut self, _run: RunId, event: Event) {
+        match &event {
             Event::ObjectDeleted(ObjectDeleted {
                 kind,
                 id,
@@ -113,12 +129,6 @@ impl DeletedView {
             }
             _ => {}
         }
-    }
-
-    pub fn fold<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> DeletedView {
-        let mut v = DeletedView::default();
-        events.into_iter().for_each(|e| v.apply(&e.event));
-        v
     }
 }
 
@@ -194,13 +204,7 @@ impl RunInputs {
     pub fn fold<'a>(
         events: impl IntoIterator<Item = &'a Envelope>,
     ) -> Result<RunInputs, InputsError> {
-        let mut fold = RunInputsFold::default();
-        for env in events {
-            if RunInputsFold::uses(&env.event) {
-                fold.take(env.event.clone());
-            }
-        }
-        fold.finish()
+        <RunInputsFold as Projection>::fold(events).finish()
     }
 }
 
@@ -219,20 +223,16 @@ pub struct RunInputsFold {
     choices: Vec<crate::event::ActionChosen>,
 }
 
-impl RunInputsFold {
-    /// Whether `take` keeps anything of `event`.
-    pub fn uses(event: &Event) -> bool {
+impl Projection for RunInputsFold {
+    fn uses(kind: EventKind) -> bool {
+        use EventKind::*;
         matches!(
-            event,
-            Event::RunStarted(_)
-                | Event::UserSeen(_)
-                | Event::GroupSeen(_)
-                | Event::ObjectDeleted(_)
-                | Event::ActionChosen(_)
+            kind,
+            RunStarted | UserSeen | GroupSeen | ObjectDeleted | ActionChosen
         )
     }
 
-    pub fn take(&mut self, event: Event) {
+    fn take(&mut self, _run: RunId, event: Event) {
         match event {
             Event::RunStarted(s) => self.started = Some(s),
             Event::UserSeen(UserSeen::Entra { user }) => self.users.push(user),
@@ -246,7 +246,9 @@ impl RunInputsFold {
             _ => {}
         }
     }
+}
 
+impl RunInputsFold {
     /// The choices folded so far: at the run's first outcome, about how many entries it has
     /// (exactly, unless a selected group brings in members).
     pub fn choices_seen(&self) -> usize {

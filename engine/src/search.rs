@@ -98,6 +98,27 @@ pub struct SearchView {
     sorted: bool,
 }
 
+/// The view folded from a run's events: its Entra `UserSeen`/`GroupSeen`.
+impl crate::projection::Projection for SearchView {
+    fn uses(kind: crate::event::EventKind) -> bool {
+        matches!(
+            kind,
+            crate::event::EventKind::UserSeen | crate::event::EventKind::GroupSeen
+        )
+    }
+
+    fn take(&mut self, _run: crate::ids::RunId, event: Event) {
+        match &event {
+            Event::UserSeen(UserSeen::Entra { user }) => self.rows.push(SearchRow::for_user(user)),
+            Event::GroupSeen(GroupSeen::Entra { group }) => {
+                self.rows.push(SearchRow::for_group(group))
+            }
+            _ => return,
+        }
+        self.sorted = false;
+    }
+}
+
 impl SearchView {
     pub fn from_snapshot(snapshot: &TenantSnapshot) -> Self {
         let mut view = SearchView::default();
@@ -107,18 +128,6 @@ impl SearchView {
             .extend(snapshot.groups.iter().map(SearchRow::for_group));
         view.sort();
         view
-    }
-
-    /// Folds one event in; events other than Entra `UserSeen`/`GroupSeen` are ignored.
-    pub fn apply(&mut self, event: &Event) {
-        match event {
-            Event::UserSeen(UserSeen::Entra { user }) => self.rows.push(SearchRow::for_user(user)),
-            Event::GroupSeen(GroupSeen::Entra { group }) => {
-                self.rows.push(SearchRow::for_group(group))
-            }
-            _ => return,
-        }
-        self.sorted = false;
     }
 
     fn sort(&mut self) {
@@ -160,16 +169,27 @@ pub enum SelectionError {
     Empty { scope: String },
 }
 
+/// Whether a selection that selects nothing may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmptySelection {
+    /// Nothing to import: refused (a run that does nothing else).
+    Refused,
+    /// Allowed: the run still looks for deleted objects.
+    Allowed,
+}
+
 /// Resolves the admin's selection to the chosen entries, sorted like the search page.
 ///
 /// Like the wizard: the search term narrows the rows, the admin ticks rows (by id, UPN or
 /// name) or uses *Select all*, and *Invert selection* flips the ticks among the shown rows.
-/// `allow_empty` lets a run with nothing selected proceed (it may still process deleted objects).
+/// `empty` says whether a run with nothing selected may proceed (it may still process deleted
+/// objects).
 pub fn resolve_selection(
     view: &mut SearchView,
     spec: &SelectionSpec,
-    allow_empty: bool,
+    empty: EmptySelection,
 ) -> Result<Vec<ActionChosen>, SelectionError> {
+    let allow_empty = empty == EmptySelection::Allowed;
     let term = spec.search.as_deref().unwrap_or("");
     let scope = if term.trim().is_empty() {
         String::new()

@@ -201,7 +201,11 @@ fn many_chunk_runs_are_read_in_order_and_stop_at_a_damaged_chunk() {
     store.append(run, t(2), &[finished()]).unwrap();
     let mut seqs = Vec::new();
     store
-        .visit_run(run, &|t| t == "RunFinished", &mut |e| seqs.push(e.seq))
+        .visit_run(
+            run,
+            &|k| k == engine::event::EventKind::RunFinished,
+            &mut |e| seqs.push(e.seq),
+        )
         .unwrap();
     assert_eq!(
         seqs,
@@ -235,9 +239,8 @@ fn a_record_that_is_not_the_event_its_place_holds_is_reported() {
     store.append(b, t(2), &[seen(3)]).unwrap();
     let (hash, record) = store.tamper().read(Seq(3));
     store.tamper().write(Seq(2), hash, &record);
-    for keep in [&(|_: &str| true) as &(dyn Fn(&str) -> bool + Sync), &|_| {
-        false
-    }] {
+    type Keep = dyn Fn(engine::event::EventKind) -> bool + Sync;
+    for keep in [&(|_| true) as &Keep, &|_| false] {
         let err = store
             .visit_run(a, keep, &mut |_| {})
             .unwrap_err()

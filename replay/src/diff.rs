@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use engine::event::EntryOutcome;
 use engine::model::Kind;
-use engine::projection::{Report, RunInputs};
+use engine::projection::{Projection, Report, RunInputs};
 use engine::store::EventStore;
 use engine::{ObjectId, RunId};
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use engine::event::{Change, Event, Mode, Outcome};
+use engine::event::{Change, Event, EventKind, Mode, Outcome};
 use engine::ids::fold_case;
 use engine::model::{Kind, ServerOp};
 use engine::store::EventStore;
@@ -44,7 +44,9 @@ pub fn user_history(
     let login = fold_case(login);
     let mut items = Vec::new();
     for run in store.runs()? {
-        let events = store.read_run_where(run, &|t| matches!(t, "RunStarted" | "Imported"))?;
+        let events = store.read_run_where(run, &|k| {
+            matches!(k, EventKind::RunStarted | EventKind::Imported)
+        })?;
         let Some(Event::RunStarted(started)) = events.first().map(|e| &e.event) else {
             continue;
         };

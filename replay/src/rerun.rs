@@ -8,7 +8,7 @@ use engine::compare::{compare_entries, EntryDifference};
 use engine::decide::{self, Chosen, Inputs};
 use engine::event::{ActionChosen, Event, Mode, ObjectDeleted, RunStatus};
 use engine::plan::Plan;
-use engine::projection::{Report, RunInputs, RunInputsFold};
+use engine::projection::{Projection, Report, RunInputs, RunInputsFold};
 use engine::store::EventStore;
 use engine::RunId;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
             );
             verified
         });
-        let replayed = re_decide(store, run);
+        let replayed = compare_with_record(store, run);
         match verified.join() {
             Ok(Ok(_)) => replayed,
             Ok(Err(source)) => Err(ReplayError::Unverified { run, source }),
@@ -96,7 +96,7 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
 }
 
 /// What the run's inputs decide when decided again.
-struct Redecided {
+struct DecidedAgain {
     inputs: RunInputs,
     /// The observe step: deleted objects found.
     deleted: Vec<ObjectDeleted>,
@@ -110,7 +110,7 @@ struct Redecided {
 /// Decides the run again from its recorded inputs alone, through the pipeline a run takes:
 /// choose again (to compare with the recorded choices), and plan from the recorded choices
 /// (to compare with the recorded outcomes).
-fn redecide(inputs: RunInputs) -> Redecided {
+fn decide_again(inputs: RunInputs) -> DecidedAgain {
     let started = &inputs.started;
     let decide_from = Inputs {
         tenant: &started.tenant_id,
@@ -121,7 +121,7 @@ fn redecide(inputs: RunInputs) -> Redecided {
     };
     let Chosen { deleted, choices } = decide::choose(&decide_from, &started.selection);
     let plan = decide::decide(&decide_from, &deleted, &inputs.choices, None).plan;
-    Redecided {
+    DecidedAgain {
         choices: choices.map_err(|e| e.to_string()),
         inputs,
         deleted,
@@ -130,7 +130,7 @@ fn redecide(inputs: RunInputs) -> Redecided {
 }
 
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
-fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
         tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
@@ -139,7 +139,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
     // One pass over the run, each event folded as it is decoded, by value. A run records its
     // inputs before any outcome, so at its first outcome the inputs are complete: this thread
     // decides the run again while another reads on and folds the recorded outcomes.
-    let (recorded, redecided) = std::thread::scope(|scope| {
+    let (recorded, decided_again) = std::thread::scope(|scope| {
         let (inputs_tx, inputs_rx) = std::sync::mpsc::sync_channel(1);
         let reading = scope.spawn(move || {
             let mut recorded = Report::default();
@@ -147,11 +147,11 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
             let mut late_input = None;
             store.visit_run(run, &|_| true, &mut |env| {
                 if matches!(env.event, Event::RunStarted(_)) {
-                    recorded.apply(&env);
+                    recorded.take(env.run, env.event.clone());
                 }
-                if RunInputsFold::uses(&env.event) {
+                if RunInputsFold::uses(env.event.kind()) {
                     match inputs.as_mut() {
-                        Some(fold) => fold.take(env.event),
+                        Some(fold) => fold.take(env.run, env.event),
                         None => {
                             late_input.get_or_insert((env.seq, env.event.type_name()));
                         }
@@ -176,7 +176,7 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
         let early = inputs_rx
             .recv()
             .ok()
-            .map(|fold| fold.finish().map(redecide));
+            .map(|fold| fold.finish().map(decide_again));
         let (recorded, inputs, late_input) = reading
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -185,20 +185,23 @@ fn re_decide(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError
                 "event {seq} ({name}) records an input after the run's first outcome; roster records every input first"
             )));
         }
-        let redecided = match (inputs, early) {
-            (Some(fold), _) => fold.finish().map(redecide),
+        let decided_again = match (inputs, early) {
+            (Some(fold), _) => fold.finish().map(decide_again),
             (None, Some(early)) => early,
             (None, None) => unreachable!("the inputs are taken only to be decided"),
         };
-        Ok((recorded, redecided.map_err(|e| malformed(e.to_string()))?))
+        Ok((
+            recorded,
+            decided_again.map_err(|e| malformed(e.to_string()))?,
+        ))
     })?;
     lap("decided again");
-    let Redecided {
+    let DecidedAgain {
         inputs,
         deleted,
         choices,
         plan: decided,
-    } = redecided;
+    } = decided_again;
     let status = recorded.status;
     let started = &inputs.started;
     let mut differences: Vec<Difference> = Vec::new();

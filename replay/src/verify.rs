@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use engine::event::{decode_header, Hash};
+use engine::event::{decode_header, EventKind, Hash};
 use engine::store::{EventStore, Head};
 use engine::{RunId, Seq, StoreError};
 
@@ -114,23 +114,23 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
                 "hash mismatch: this event, or the one before it, was altered after it was written",
             ));
         }
-        match (header.event_type.as_str(), finished.get(&header.run)) {
+        match (header.kind(), finished.get(&header.run)) {
             // A repair of the store is recorded on its own: its run holds that one event.
-            ("LogRepaired", None) => {
+            (Some(EventKind::LogRepaired), None) => {
                 finished.insert(header.run, true);
                 repairs.push(raw.seq);
             }
-            ("LogRepaired", Some(_)) => {
+            (Some(EventKind::LogRepaired), Some(_)) => {
                 return Err(bad(
                     raw.seq,
                     run,
                     "LogRepaired inside a run: a repair is recorded under a run of its own",
                 ))
             }
-            ("RunStarted", None) => {
+            (Some(EventKind::RunStarted), None) => {
                 finished.insert(header.run, false);
             }
-            ("RunStarted", Some(_)) => {
+            (Some(EventKind::RunStarted), Some(_)) => {
                 return Err(bad(raw.seq, run, "a second RunStarted for the same run"))
             }
             (_, None) => {
@@ -147,7 +147,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
                     format!("{} after the run finished", header.event_type),
                 ))
             }
-            ("RunFinished", Some(false)) => {
+            (Some(EventKind::RunFinished), Some(false)) => {
                 finished.insert(header.run, true);
             }
             _ => {}

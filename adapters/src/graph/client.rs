@@ -181,6 +181,14 @@ impl BodyError {
     }
 }
 
+/// How Graph is asked: a plain query, or an *advanced* one (`$search`, `$count`, some
+/// `$filter`s), which needs `ConsistencyLevel: eventual` on every page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    Plain,
+    Advanced,
+}
+
 /// The permission a 403 on `path` asks for.
 fn permission_for(path: &str) -> &'static str {
     if path.contains("transitiveMembers") || path.contains("/members") {
@@ -294,11 +302,11 @@ impl GraphClient {
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         url: &Url,
-        advanced: bool,
+        query: Query,
         what: &str,
     ) -> Result<T, GraphError> {
         self.with_retries(what, |token| async move {
-            self.attempt_get::<T>(url, advanced, &token, what).await
+            self.attempt_get::<T>(url, query, &token, what).await
         })
         .await
     }
@@ -372,7 +380,7 @@ impl GraphClient {
     async fn attempt_get<T: DeserializeOwned>(
         &self,
         url: &Url,
-        advanced: bool,
+        query: Query,
         token: &str,
         what: &str,
     ) -> Result<T, Attempt> {
@@ -380,7 +388,7 @@ impl GraphClient {
             .http
             .get(url.clone())
             .header(AUTHORIZATION, format!("Bearer {token}"));
-        if advanced {
+        if query == Query::Advanced {
             req = req.header("ConsistencyLevel", "eventual");
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -408,11 +416,11 @@ impl GraphClient {
     pub async fn list<T: DeserializeOwned>(
         &self,
         first: Url,
-        advanced: bool,
+        query: Query,
         what: &str,
     ) -> Result<Vec<T>, GraphError> {
         let mut items = Vec::new();
-        self.list_into(first, advanced, what, &mut items).await?;
+        self.list_into(first, query, what, &mut items).await?;
         Ok(items)
     }
 
@@ -420,14 +428,14 @@ impl GraphClient {
     pub async fn list_into<T: DeserializeOwned>(
         &self,
         first: Url,
-        advanced: bool,
+        query: Query,
         what: &str,
         items: &mut Vec<T>,
     ) -> Result<(), GraphError> {
         let mut seen = HashSet::new();
         let mut next = Some(first);
         while let Some(url) = next.take() {
-            let page: Page<T> = self.get_json(&url, advanced, what).await?;
+            let page: Page<T> = self.get_json(&url, query, what).await?;
             self.count_page(page.value.len());
             items.extend(page.value);
             next = self.follow(page.next_link, &mut seen, what)?;

@@ -3,5 +3,5 @@
 pub mod client;
 pub mod source;
 
-pub use client::{GraphClient, GraphError, GraphStats, RetryPolicy, StatsSnapshot};
+pub use client::{GraphClient, GraphError, GraphStats, Query, RetryPolicy, StatsSnapshot};
 pub use source::{GraphSource, LiveSource};

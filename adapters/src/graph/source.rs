@@ -20,7 +20,7 @@ use engine::{ObjectId, TenantId};
 
 use crate::error::{Error, Result};
 use crate::fixture::{resolve_nesting, Loaded};
-use crate::graph::client::{parse_retry_after, GraphClient, GraphError};
+use crate::graph::client::{parse_retry_after, GraphClient, GraphError, Query};
 use crate::source::TenantSource;
 use crate::wire::{
     BatchRequestItem, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page, DELETED_SELECT,
@@ -55,26 +55,26 @@ impl GraphSource {
         let c = &self.client;
         let users = c.list::<GraphUser>(
             c.url(&format!("users?$select={USER_SELECT}&$top=999")),
-            false,
+            Query::Plain,
             "listing users",
         );
         let groups = c.list::<GraphGroup>(
             c.url(&format!("groups?$select={GROUP_SELECT}&$top=999")),
-            false,
+            Query::Plain,
             "listing groups",
         );
         let deleted_users = c.list::<GraphDeletedItem>(
             c.url(&format!(
                 "directory/deletedItems/microsoft.graph.user?$select={DELETED_SELECT}&$top=999"
             )),
-            false,
+            Query::Plain,
             "listing deleted users",
         );
         let deleted_groups = c.list::<GraphDeletedItem>(
             c.url(&format!(
                 "directory/deletedItems/microsoft.graph.group?$select={DELETED_SELECT}&$top=999"
             )),
-            false,
+            Query::Plain,
             "listing deleted groups",
         );
         let started = std::time::Instant::now();
@@ -286,7 +286,10 @@ async fn members_batch(
             None => Some(client.url(&members_path(&id))),
         };
         if let Some(url) = next {
-            match client.list_into(url, false, &what, &mut members).await {
+            match client
+                .list_into(url, Query::Plain, &what, &mut members)
+                .await
+            {
                 Ok(()) => {}
                 Err(GraphError::NotFound { .. }) => continue,
                 Err(e) => return Err(e),

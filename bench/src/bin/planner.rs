@@ -32,7 +32,12 @@ fn main() {
         select_all: true,
         ..SelectionSpec::default()
     };
-    let mut choices = resolve_selection(&mut view, &selection, true).expect("a selection");
+    let mut choices = resolve_selection(
+        &mut view,
+        &selection,
+        engine::search::EmptySelection::Allowed,
+    )
+    .expect("a selection");
     let deleted = find_deleted(&snapshot.tenant_id, &snapshot, &server);
     choices.extend(choose_deleted_actions(&deleted, options.on_deleted, &[]).expect("actions"));
     for _ in 0..reps {

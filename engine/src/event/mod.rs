@@ -49,21 +49,79 @@ pub enum Event {
     LogRepaired(LogRepaired),
 }
 
-impl Event {
-    pub fn type_name(&self) -> &'static str {
+/// Which event a record holds, without its payload: what readers filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    RunStarted,
+    UserSeen,
+    GroupSeen,
+    ObjectDeleted,
+    ActionChosen,
+    Planned,
+    Imported,
+    ChangeIntended,
+    ServerWriteIntended,
+    RunFinished,
+    LogRepaired,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 11] = [
+        EventKind::RunStarted,
+        EventKind::UserSeen,
+        EventKind::GroupSeen,
+        EventKind::ObjectDeleted,
+        EventKind::ActionChosen,
+        EventKind::Planned,
+        EventKind::Imported,
+        EventKind::ChangeIntended,
+        EventKind::ServerWriteIntended,
+        EventKind::RunFinished,
+        EventKind::LogRepaired,
+    ];
+
+    /// The name the stored record gives it (`"type"`): part of the format, never changed.
+    pub fn name(self) -> &'static str {
         match self {
-            Event::RunStarted(_) => "RunStarted",
-            Event::UserSeen(_) => "UserSeen",
-            Event::GroupSeen(_) => "GroupSeen",
-            Event::ObjectDeleted(_) => "ObjectDeleted",
-            Event::ActionChosen(_) => "ActionChosen",
-            Event::Planned(_) => "Planned",
-            Event::Imported(_) => "Imported",
-            Event::ChangeIntended(_) => "ChangeIntended",
-            Event::ServerWriteIntended(_) => "ServerWriteIntended",
-            Event::RunFinished(_) => "RunFinished",
-            Event::LogRepaired(_) => "LogRepaired",
+            EventKind::RunStarted => "RunStarted",
+            EventKind::UserSeen => "UserSeen",
+            EventKind::GroupSeen => "GroupSeen",
+            EventKind::ObjectDeleted => "ObjectDeleted",
+            EventKind::ActionChosen => "ActionChosen",
+            EventKind::Planned => "Planned",
+            EventKind::Imported => "Imported",
+            EventKind::ChangeIntended => "ChangeIntended",
+            EventKind::ServerWriteIntended => "ServerWriteIntended",
+            EventKind::RunFinished => "RunFinished",
+            EventKind::LogRepaired => "LogRepaired",
         }
+    }
+
+    /// The kind a stored name stands for; `None` for a name this roster does not know.
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::RunStarted(_) => EventKind::RunStarted,
+            Event::UserSeen(_) => EventKind::UserSeen,
+            Event::GroupSeen(_) => EventKind::GroupSeen,
+            Event::ObjectDeleted(_) => EventKind::ObjectDeleted,
+            Event::ActionChosen(_) => EventKind::ActionChosen,
+            Event::Planned(_) => EventKind::Planned,
+            Event::Imported(_) => EventKind::Imported,
+            Event::ChangeIntended(_) => EventKind::ChangeIntended,
+            Event::ServerWriteIntended(_) => EventKind::ServerWriteIntended,
+            Event::RunFinished(_) => EventKind::RunFinished,
+            Event::LogRepaired(_) => EventKind::LogRepaired,
+        }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        self.kind().name()
     }
 }
 
@@ -744,7 +802,14 @@ pub struct RecordHeader {
     pub seq: Seq,
     pub run: RunId,
     pub version: u16,
+    /// The stored name of the event's type (`kind` says which event it is, if known).
     pub event_type: String,
+}
+
+impl RecordHeader {
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::from_name(&self.event_type)
+    }
 }
 
 #[derive(Deserialize)]

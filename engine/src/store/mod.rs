@@ -30,7 +30,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{decode_record, DecodeError, Envelope, Event, Hash};
+use crate::event::{decode_record, DecodeError, Envelope, Event, EventKind, Hash};
 use crate::ids::{RunId, Seq};
 use crate::model::{KeyWrite, ServerStateError};
 
@@ -187,7 +187,7 @@ pub trait EventStore: Sync {
     fn read_run_where(
         &self,
         run: RunId,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(EventKind) -> bool + Sync),
     ) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::new();
         self.visit_run(run, keep, &mut |env| out.push(env))?;
@@ -199,7 +199,7 @@ pub trait EventStore: Sync {
     fn visit_run(
         &self,
         run: RunId,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(EventKind) -> bool + Sync),
         visit: &mut dyn FnMut(Envelope),
     ) -> Result<(), StoreError>;
 
@@ -423,7 +423,7 @@ impl EventStore for SledStore {
     fn visit_run(
         &self,
         run: RunId,
-        keep: &(dyn Fn(&str) -> bool + Sync),
+        keep: &(dyn Fn(EventKind) -> bool + Sync),
         visit: &mut dyn FnMut(Envelope),
     ) -> Result<(), StoreError> {
         read::visit_run(self, run, keep, visit)

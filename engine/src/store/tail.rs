@@ -21,8 +21,8 @@ use super::keys::{chunk_key, run_chunk_key, seq_of_event_key, CHUNK, GROUP, RUN_
 use super::server::add_writes;
 use super::{corrupt, Head, SledStore, StoreError};
 use crate::event::{
-    decode_header, encode_record, Event, GroupSeen, Hash, LogRepaired, Mode, RunFinished,
-    RunStatus, Summary, TargetInfo, UserSeen,
+    decode_header, encode_record, Event, EventKind, GroupSeen, Hash, LogRepaired, Mode,
+    RunFinished, RunStatus, Summary, TargetInfo, UserSeen,
 };
 use crate::ids::{RunId, Seq};
 use crate::model::{KeyWrite, ServerState};
@@ -275,7 +275,10 @@ impl SledStore {
                 .and_then(|e| decode_header(&e.record).ok())
                 .is_some_and(|h| {
                     h.run == last.run
-                        && matches!(h.event_type.as_str(), "RunFinished" | "LogRepaired")
+                        && matches!(
+                            h.kind(),
+                            Some(EventKind::RunFinished | EventKind::LogRepaired)
+                        )
                 }))
     }
 
