@@ -1,23 +1,44 @@
 //! The adapters' error type: a rejected input (the user's to fix) is kept apart from an
 //! infrastructure failure (retry or report).
 
-use engine::StoreError;
+use std::path::PathBuf;
+
+use engine::{RunId, StoreError};
+
+use crate::auth::AuthError;
+use crate::bounded::io_reason;
+use crate::graph::GraphError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad input: a file, argument or name the user must fix. Nothing was changed.
     #[error("{0}")]
     BadInput(String),
-    /// Signing in or reading the tenant failed for a reason the admin must fix (tenant, app
-    /// registration, consent, permission, secret). Nothing was changed.
-    #[error("{0}")]
-    Auth(String),
-    /// The tenant could not be read (Graph failed after retries, the network, ...).
-    #[error("{0}")]
-    Source(String),
-    /// Writing the server target failed.
-    #[error("{0}")]
-    Target(String),
+    /// Signing in failed: the admin's setup (tenant, app registration, consent, secret), the
+    /// token service, or the token cache.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The tenant could not be read (Graph refused or failed after retries, the network, ...).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A local file, directory or thread could not be used: what roster was doing, and the
+    /// operating system's reason.
+    #[error("{doing}: {}", io_reason(.cause))]
+    Io {
+        doing: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The server file is held by another run.
+    #[error("the server file {} is in use by {holder}; wait for it to finish (or stop it) and try again", .path.display())]
+    InUse { path: PathBuf, holder: String },
+    /// A run that could not read its tenant: recorded as aborted, nothing changed.
+    #[error("run {run} aborted: {cause}")]
+    Aborted {
+        run: RunId,
+        #[source]
+        cause: Box<Error>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -28,22 +49,36 @@ impl Error {
         Error::BadInput(one_line(&msg.into()))
     }
 
+    /// A failed use of a local file or directory; `doing` says what roster was doing
+    /// ("cannot write the backup FILE").
+    pub fn io(doing: impl Into<String>, cause: std::io::Error) -> Self {
+        Error::Io {
+            doing: doing.into(),
+            cause,
+        }
+    }
+
     /// Whether the user must fix something (exit 2) rather than retry or report (exit 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::BadInput(_) | Error::Auth(_))
+        match self {
+            Error::BadInput(_) => true,
+            Error::Auth(e) | Error::Graph(GraphError::Auth(e)) => {
+                matches!(e, AuthError::Config(_))
+            }
+            Error::Graph(GraphError::Forbidden { .. }) => true,
+            Error::Aborted { cause, .. } => cause.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// Whether reading the tenant failed (signing in included): the run is recorded as
+    /// aborted and nothing is changed.
+    pub fn is_source_failure(&self) -> bool {
+        matches!(self, Error::Auth(_) | Error::Graph(_))
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<crate::auth::AuthError> for Error {
-    fn from(e: crate::auth::AuthError) -> Self {
-        match e {
-            crate::auth::AuthError::Config(m) => Error::Auth(m),
-            other => Error::Source(other.to_string()),
-        }
-    }
-}
 
 /// Longest message shown, in bytes: enough for any real explanation, bounded for hostile input.
 const MAX_MESSAGE_BYTES: usize = 1000;

@@ -152,7 +152,7 @@ impl OrgConfig {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Source(format!("cannot start the HTTP runtime: {e}")))?;
+            .map_err(|e| Error::io("cannot start the HTTP runtime", e))?;
         runtime.block_on(async {
             auth.sign_in().await?;
             for probe in ["users?$select=id&$top=1", "groups?$select=id&$top=1"] {

@@ -133,18 +133,18 @@ impl FileTarget {
         let lock_path = real.with_file_name(format!("{name}.lock"));
         let lock = LockFile::acquire(&lock_path, holder)
             .map_err(|e| {
-                Error::Target(format!(
-                    "cannot lock the server file {} ({}): {}",
-                    path.display(),
-                    lock_path.display(),
-                    io_reason(&e)
-                ))
+                Error::io(
+                    format!(
+                        "cannot lock the server file {} ({})",
+                        path.display(),
+                        lock_path.display()
+                    ),
+                    e,
+                )
             })?
-            .map_err(|who| {
-                Error::Target(format!(
-                    "the server file {} is in use by {who}; wait for it to finish (or stop it) and try again",
-                    path.display()
-                ))
+            .map_err(|holder| Error::InUse {
+                path: path.to_owned(),
+                holder,
             })?;
         remove_leftovers(&real);
         Ok(FileTarget {
@@ -194,7 +194,9 @@ impl Target for FileTarget {
                     next.apply(op);
                 }
             }
-            let mut bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
+            let mut bytes = serde_json::to_vec_pretty(&next).map_err(|e| {
+                Error::io("cannot encode the server records", std::io::Error::other(e))
+            })?;
             bytes.push(b'\n');
             let loaded = *self.loaded.lock().unwrap_or_else(|p| p.into_inner());
             let now = std::fs::read(&self.real).map(|b| digest(&b)).ok();
@@ -422,10 +424,4 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         );
     }
     Ok(())
-}
-
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Target(io_reason(&e))
-    }
 }

@@ -20,11 +20,10 @@ pub fn backup(store: &SledStore, clock: &dyn Clock, path: &Path) -> Result<Conte
         _ => std::path::PathBuf::from("."),
     };
     let io = |e: std::io::Error| {
-        Error::Adapters(adapters::Error::Target(format!(
-            "cannot write the backup {}: {}",
-            path.display(),
-            adapters::bounded::io_reason(&e)
-        )))
+        Error::Adapters(adapters::Error::io(
+            format!("cannot write the backup {}", path.display()),
+            e,
+        ))
     };
     let tmp = tempfile::Builder::new()
         .prefix(".roster-backup-")

@@ -23,11 +23,10 @@ const MARKER: &str = ".roster-demo";
 /// A `dir` that holds anything but an earlier demo store is refused.
 pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult)> {
     let io = |what: &str, e: std::io::Error| {
-        Error::Adapters(adapters::Error::Target(format!(
-            "cannot {what} {}: {}",
-            dir.display(),
-            adapters::bounded::io_reason(&e)
-        )))
+        Error::Adapters(adapters::Error::io(
+            format!("cannot {what} {}", dir.display()),
+            e,
+        ))
     };
     if dir.exists() {
         let empty = std::fs::read_dir(dir)

@@ -124,7 +124,7 @@ pub fn execute(
     });
     let loaded = match read {
         Ok(loaded) => loaded,
-        Err(failure @ (Error::Source(_) | Error::Auth(_))) => {
+        Err(failure) if failure.is_source_failure() => {
             // Graph failed: record the attempt as aborted, change nothing.
             let reason = failure.to_string();
             let at = clock.now();
@@ -151,9 +151,9 @@ pub fn execute(
             ];
             store.append(run, at, &events)?;
             store.flush()?;
-            return Err(match failure {
-                Error::Auth(_) => Error::Auth(format!("run {run} aborted: {reason}")),
-                _ => Error::Source(format!("run {run} aborted: {reason}")),
+            return Err(Error::Aborted {
+                run,
+                cause: Box::new(failure),
             });
         }
         Err(e) => return Err(e),

@@ -20,11 +20,10 @@ pub fn read_state(file: &Path) -> Result<ServerState> {
 pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Result<()> {
     match (&ctx.server_file, store) {
         (Some(target), _) => write_server_file(target, state).map_err(|e| {
-            Error::Adapters(adapters::Error::Target(format!(
-                "cannot write {}: {}",
-                target.display(),
-                adapters::bounded::io_reason(&e)
-            )))
+            Error::Adapters(adapters::Error::io(
+                format!("cannot write {}", target.display()),
+                e,
+            ))
         })?,
         (None, Some(store)) => {
             store.replace_server_state(state)?;

@@ -324,19 +324,9 @@ impl TenantSource for LiveSource {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| Error::Source(format!("cannot start the HTTP runtime: {e}")))?;
+            .map_err(|e| Error::io("cannot start the HTTP runtime", e))?;
         runtime
             .block_on(self.source.enumerate())
             .map_err(Error::from)
-    }
-}
-
-impl From<GraphError> for Error {
-    fn from(e: GraphError) -> Self {
-        match e {
-            GraphError::Auth(crate::auth::AuthError::Config(m)) => Error::Auth(m),
-            GraphError::Forbidden { .. } => Error::Auth(e.to_string()),
-            other => Error::Source(other.to_string()),
-        }
     }
 }

@@ -351,10 +351,10 @@ impl FakeGraph {
             .map_err(|e| Error::BadInput(format!("cannot listen on {addr}: {e}")))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| Error::Source(e.to_string()))?;
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let local = listener
             .local_addr()
-            .map_err(|e| Error::Source(e.to_string()))?;
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let base_url = format!("http://{local}");
         let state = Arc::new(State {
             config,
@@ -399,7 +399,7 @@ impl FakeGraph {
                         .await;
                 });
             })
-            .map_err(|e| Error::Source(e.to_string()))?;
+            .map_err(|e| Error::io("cannot start the fake Graph endpoint's thread", e))?;
         Ok(FakeGraph {
             base_url,
             state,
