@@ -192,21 +192,8 @@ fn bad_live_settings_are_refused_with_the_fix_and_nothing_is_saved() {
         &fixtures().join("tenants/graph-docs.json"),
         &["--forbid", "users"],
     );
-    let (code, _, err) = r.run(&[
-        "org",
-        "add",
-        "x",
-        "--tenant",
-        "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f",
-        "--auth",
-        "client-secret",
-        "--client-id",
-        CLIENT,
-        "--graph-url",
-        &fake.url,
-        "--login-url",
-        &fake.url,
-    ]);
+    let args = add_live_args("x", "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f", &fake);
+    let (code, _, err) = r.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 2);
     assert!(err.contains("User.Read.All"), "{err}");
     assert!(r.expect(0, &["org", "list"]).contains("No orgs yet"));

@@ -767,23 +767,10 @@ fn roster_writes_only_where_it_should() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(elsewhere.path(), store.path().join("tokens")).unwrap();
+    let args = common::add_live_args("live", TENANT, &fake);
     let (code, err) = run(
         store.path(),
-        &[
-            "org",
-            "add",
-            "live",
-            "--tenant",
-            TENANT,
-            "--auth",
-            "client-secret",
-            "--client-id",
-            CLIENT,
-            "--graph-url",
-            &fake.url,
-            "--login-url",
-            &fake.url,
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("is a symbolic link"), "{err}");

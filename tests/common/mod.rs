@@ -116,23 +116,28 @@ impl Roster {
     }
 
     pub fn add_live(&self, name: &str, fake: &Fake) {
-        self.expect(
-            0,
-            &[
-                "org",
-                "add",
-                name,
-                "--tenant",
-                TENANT,
-                "--auth",
-                "client-secret",
-                "--client-id",
-                CLIENT,
-                "--graph-url",
-                &fake.url,
-                "--login-url",
-                &fake.url,
-            ],
-        );
+        let args = add_live_args(name, TENANT, fake);
+        self.expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
     }
+}
+
+/// `org add NAME` for a live org of `tenant` reading `fake` with a client secret.
+pub fn add_live_args(name: &str, tenant: &str, fake: &Fake) -> Vec<String> {
+    [
+        "org",
+        "add",
+        name,
+        "--tenant",
+        tenant,
+        "--auth",
+        "client-secret",
+        "--client-id",
+        CLIENT,
+        "--graph-url",
+        &fake.url,
+        "--login-url",
+        &fake.url,
+    ]
+    .map(String::from)
+    .to_vec()
 }
