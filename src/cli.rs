@@ -399,6 +399,12 @@ pub struct RunArgs {
     /// Accept a tenant that returns no users although server users are linked to it
     #[arg(long)]
     pub allow_empty_source: bool,
+    /// Record everything (a full run), not only what differs from the org's last run
+    #[arg(long)]
+    pub full: bool,
+    /// List every entry, not only those an incremental run recorded
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +478,9 @@ pub struct ReportArgs {
     /// Output format [default: table, or json with --json]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// List every entry of an incremental run, not only those it recorded
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

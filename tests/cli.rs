@@ -162,6 +162,7 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
         "a dry run never changes the server"
     );
 
+    // The import records what differs from the dry run before it; `--all` lists every entry.
     let imported = s.json(
         &[
             "import",
@@ -170,6 +171,7 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
             "--check-deleted",
             "--on-deleted",
             "disable",
+            "--all",
         ],
         3,
     );
@@ -182,15 +184,24 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
 
     let run = imported["run"].as_str().unwrap();
     assert_eq!(
-        s.json(&["report", run], 0),
+        s.json(&["report", run, "--all"], 0),
         imported,
         "the report read back from the log is what the run printed"
     );
     assert_eq!(
-        s.json(&["report", &run[..30]], 0),
+        s.json(&["report", &run[..30], "--all"], 0),
         imported,
         "a run can be named by a prefix"
     );
+    // Without --all, the entries the dry run already showed the same are not listed, and
+    // the summary still counts them.
+    let recorded = s.json(&["report", run], 0);
+    assert_eq!(recorded["summary"], imported["summary"]);
+    let listed = recorded["entries"].as_array().unwrap();
+    assert!(!listed.is_empty() && listed.len() < imported["entries"].as_array().unwrap().len());
+    assert!(listed
+        .iter()
+        .all(|e| e["outcome"] != "conflict" && e["outcome"] != "skipped"));
 
     let table = s.run(&["import", "contoso", "--select-all"], 3);
     let second_run = table

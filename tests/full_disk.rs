@@ -247,7 +247,7 @@ fn two_runs() -> (tempfile::TempDir, PathBuf, engine::model::ServerState) {
     let store = work.path().join("store");
     copy_dir(&template, &store);
     assert_eq!(roster(&store, &PLAN).0, 3);
-    assert_eq!(roster(&store, &IMPORT).0, 3);
+    assert_eq!(roster(&store, &[&IMPORT[..], &["--full"]].concat()).0, 3);
     (work, store, loaded)
 }
 

@@ -83,6 +83,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         started_by: ctx.started_by.clone(),
         applied_from: None,
         reviewed: None,
+        full: false,
     };
     let (org, result) = crate::runs::plan_or_import(&demo, &store, None, "contoso", &request)?;
     Ok((store, org, result))

@@ -16,6 +16,8 @@ pub enum Error {
     Backup(#[from] replay::backup::BackupError),
     #[error(transparent)]
     Verify(#[from] replay::VerifyError),
+    #[error(transparent)]
+    Rebuild(#[from] replay::rebuild::RebuildError),
 }
 
 impl Error {

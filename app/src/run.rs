@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 
+use engine::chain::{self, Through};
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
@@ -42,6 +43,8 @@ pub struct RunRequest {
     /// The entries of the dry run being applied (`roster apply`): the import goes ahead only
     /// if it decides exactly these.
     pub reviewed: Option<Vec<EntryOutcome>>,
+    /// Record everything (a full run) even when the org has a base to record differences from.
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +65,25 @@ pub struct RunResult {
     pub problems: Vec<String>,
     /// When a reviewed plan went stale: how today's decisions differ from the reviewed ones.
     pub stale: Vec<EntryDifference>,
+    /// The run an incremental run recorded its differences from; `None` for a full run.
+    pub base: Option<RunId>,
+    /// Per entry, whether the run recorded its outcome (a full run records every one).
+    pub recorded: Vec<bool>,
 }
 
 impl RunResult {
     pub fn summary(&self) -> Summary {
         Summary::of(&self.entries)
+    }
+
+    /// The entries the run recorded (every entry of a full run).
+    pub fn recorded_entries(&self) -> Vec<EntryOutcome> {
+        self.entries
+            .iter()
+            .zip(&self.recorded)
+            .filter(|(_, r)| **r)
+            .map(|(e, _)| e.clone())
+            .collect()
     }
 }
 
@@ -86,6 +103,16 @@ pub fn execute(
     }
     let target_info = target.info();
     let baseline = last_complete_read(store, org)?;
+    // The base an incremental run records against, folded from the log; none for a full run.
+    let mut base = if req.full {
+        None
+    } else {
+        match last_completed_run(store, org)? {
+            Some(run) => Some(chain::fold(store, run, Through::Outcomes).map_err(chain_error)?),
+            None => None,
+        }
+        .filter(|b| b.length < chain::MAX_CHAIN)
+    };
     let started = |source_info: SourceInfo| RunStarted {
         org: org.name.clone(),
         tenant_id: org.tenant_id.clone(),
@@ -98,6 +125,8 @@ pub fn execute(
         options: req.options.clone(),
         applied_from: req.applied_from,
         baseline,
+        base: None,
+        inputs_digest: None,
     };
 
     let phase = std::time::Instant::now();
@@ -170,6 +199,10 @@ pub fn execute(
     }
     let server = server?;
     lap("read the tenant and loaded the server");
+    // Only a complete read is recorded by difference: "no longer listed" needs a whole list.
+    if snapshot.completeness != Completeness::COMPLETE {
+        base = None;
+    }
 
     let chosen = decide::choose(
         &Inputs {
@@ -184,6 +217,18 @@ pub fn execute(
     let Chosen { deleted, choices } = chosen;
     let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
     lap("chose: the selection and the deleted objects");
+    let digest = chain::inputs_digest(&snapshot, &server, &req.selection, &req.options);
+    // An incremental run's inputs: what differs from its base. The base's outcomes stay, to
+    // tell which outcomes differ; the rest of it goes.
+    let (differences, last_outcomes) = match base.take() {
+        Some(b) => {
+            let diffs = b.differences(&snapshot, &server, &deleted, &choices);
+            lap("compared with the base");
+            (Some((b.run, diffs)), Some(b.into_outcomes()))
+        }
+        None => (None, None),
+    };
+    let base_run = differences.as_ref().map(|(run, _)| *run);
     // What the run records before deciding is known now; its outcomes at least one per
     // choice. A run that cannot fit is refused before it writes anything (a second check,
     // once the plan is known, comes before any outcome or server change).
@@ -229,18 +274,39 @@ pub fn execute(
                         groups: u32::try_from(snapshot.groups.len()).unwrap_or(u32::MAX),
                     }),
                 };
-                let mut observed = std::iter::once(Event::RunStarted(started(info)))
-                    .chain(seen_events(&snapshot, &server))
-                    .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
-                    .map(Cow::Owned);
-                store.commit_stream(run, at, &mut observed, &[])?;
-                lap("recorded what was read");
-                // 2. choose
-                let mut chosen = choices
-                    .iter()
-                    .cloned()
-                    .map(|c| Cow::Owned(Event::ActionChosen(c)));
-                store.commit_stream(run, clock.now(), &mut chosen, &[])?;
+                let mut first = started(info);
+                first.base = base_run;
+                first.inputs_digest = Some(digest.clone());
+                let first = std::iter::once(Event::RunStarted(first));
+                match &differences {
+                    None => {
+                        let mut observed = first
+                            .chain(seen_events(&snapshot, &server))
+                            .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
+                            .map(Cow::Owned);
+                        store.commit_stream(run, at, &mut observed, &[])?;
+                        lap("recorded what was read");
+                        // 2. choose
+                        let mut chosen = choices
+                            .iter()
+                            .cloned()
+                            .map(|c| Cow::Owned(Event::ActionChosen(c)));
+                        store.commit_stream(run, clock.now(), &mut chosen, &[])?;
+                    }
+                    Some((_, diffs)) => {
+                        let is_choice = |e: &Event| {
+                            matches!(e, Event::ActionChosen(_) | Event::ChoiceWithdrawn(_))
+                        };
+                        let mut observed = first
+                            .map(Cow::Owned)
+                            .chain(diffs.iter().filter(|e| !is_choice(e)).map(Cow::Borrowed));
+                        store.commit_stream(run, at, &mut observed, &[])?;
+                        lap("recorded what differs from the base");
+                        // 2. choose
+                        let mut chosen = diffs.iter().filter(|e| is_choice(e)).map(Cow::Borrowed);
+                        store.commit_stream(run, clock.now(), &mut chosen, &[])?;
+                    }
+                }
                 lap("recorded the choices");
                 Ok(())
             })();
@@ -282,7 +348,7 @@ pub fn execute(
             store.flush()?;
             Ok(())
         };
-        let result = |entries: Vec<EntryOutcome>, end: RunEnd| RunResult {
+        let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
             run,
             mode: req.mode,
             entries,
@@ -290,6 +356,8 @@ pub fn execute(
             end,
             problems: loaded.problems.clone(),
             stale: stale.clone(),
+            base: base_run,
+            recorded,
         };
 
         if let Some(refusal) = decided.refusal {
@@ -298,35 +366,65 @@ pub fn execute(
                 Summary::default(),
                 Some(refusal.to_string()),
             )?;
-            return Ok(result(Vec::new(), RunEnd::Refused(refusal)));
+            return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
         }
 
-        // 3. decide
+        // 3. decide: every outcome of a full run; an incremental run's worth recording.
+        let recorded: Vec<bool> = match &last_outcomes {
+            None => vec![true; decided.entries.len()],
+            Some(last) => decided
+                .entries
+                .iter()
+                .map(|e| chain::worth_recording(e, last.get(&(e.kind, e.id.clone()))))
+                .collect(),
+        };
         match req.mode {
             Mode::DryRun => {
                 // One entry copied at a time, as it is encoded: never the whole plan twice.
                 let mut planned = decided
                     .entries
                     .iter()
-                    .map(|e| Cow::Owned(Event::Planned(e.clone())));
+                    .zip(&recorded)
+                    .filter(|(_, r)| **r)
+                    .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
                 finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
-                Ok(result(decided.entries, RunEnd::Completed))
+                Ok(result(decided.entries, recorded, RunEnd::Completed))
             }
             Mode::Apply => {
                 let mut state = server;
-                let applied = target.import(store, run, clock, &mut state, decided.entries)?;
+                // The target records what it is given; an entry not worth recording changes
+                // nothing (every change is recorded), so it is kept aside and put back after.
+                let mut aside = Vec::new();
+                let mut given = Vec::new();
+                for (i, e) in decided.entries.into_iter().enumerate() {
+                    if recorded[i] {
+                        given.push(e);
+                    } else {
+                        aside.push((i, e));
+                    }
+                }
+                let applied = target.import(store, run, clock, &mut state, given)?;
                 lap("applied");
-                let summary = Summary::of(&applied.entries);
+                let mut entries = Vec::with_capacity(recorded.len());
+                let (mut applied_entries, mut aside) =
+                    (applied.entries.into_iter(), aside.into_iter().peekable());
+                for i in 0..recorded.len() {
+                    match aside.next_if(|(j, _)| *j == i) {
+                        Some((_, e)) => entries.push(e),
+                        None => entries.extend(applied_entries.next()),
+                    }
+                }
+                let summary = Summary::of(&entries);
                 // 4. finish
                 match applied.failure {
                     None => {
                         finish(RunStatus::Completed, summary, None)?;
-                        Ok(result(applied.entries, RunEnd::Completed))
+                        Ok(result(entries, recorded, RunEnd::Completed))
                     }
                     Some(why) => {
                         finish(RunStatus::Aborted, summary, Some(why.clone()))?;
-                        Ok(result(applied.entries, RunEnd::Aborted(why)))
+                        Ok(result(entries, recorded, RunEnd::Aborted(why)))
                     }
                 }
             }
@@ -360,6 +458,42 @@ fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> 
     )?;
     store.flush()?;
     Ok(())
+}
+
+/// The org's last completed run: the base of its next run.
+fn last_completed_run(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
+    for run in store.runs()?.into_iter().rev() {
+        let seqs = store.run_seqs(run)?;
+        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            continue;
+        };
+        let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event) else {
+            continue;
+        };
+        if started.org != org.name || started.tenant_id != org.tenant_id {
+            continue;
+        }
+        if matches!(
+            store.read_event(*last)?.map(|e| e.event),
+            Some(Event::RunFinished(RunFinished {
+                status: RunStatus::Completed,
+                ..
+            }))
+        ) {
+            return Ok(Some(run));
+        }
+    }
+    Ok(None)
+}
+
+fn chain_error(e: chain::ReadError) -> Error {
+    match e {
+        chain::ReadError::Store(s) => Error::Store(s),
+        other => Error::Store(StoreError::Corrupt {
+            at: "the chain of runs".into(),
+            reason: other.to_string(),
+        }),
+    }
 }
 
 /// The org's last completed run that listed its tenant completely, with what it listed

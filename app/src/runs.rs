@@ -79,7 +79,12 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
         options: started.options.clone(),
         started_by: ctx.started_by.clone(),
         applied_from: Some(reviewed),
-        reviewed: Some(Report::fold(&events).entries),
+        reviewed: Some(
+            replay::rebuild::inputs_and_report(store, reviewed)?
+                .1
+                .entries,
+        ),
+        full: false,
     };
     run_against(ctx, store, &org, &mut file, &request)
 }
@@ -231,8 +236,32 @@ pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
     Ok(report)
 }
 
-/// The deleted objects a run found, with the action chosen for each.
+/// A run's report with every entry: an incremental run's recorded entries, and the others
+/// decided again from its inputs rebuilt from the log (the rows a full run records).
+pub fn report_all(store: &SledStore, run: RunId) -> Result<Report> {
+    let (_, mut report) = replay::rebuild::inputs_and_report(store, run)?;
+    for e in &mut report.entries {
+        e.op = None;
+    }
+    Ok(report)
+}
+
+/// The deleted objects a run found, with the action chosen for each (an incremental run's,
+/// rebuilt from the log).
 pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
+    if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {
+        let (inputs, _) = replay::rebuild::inputs_and_report(store, run)?;
+        let mut view = DeletedView::default();
+        let events = inputs
+            .deleted
+            .into_iter()
+            .map(Event::ObjectDeleted)
+            .chain(inputs.choices.into_iter().map(Event::ActionChosen));
+        for e in events {
+            view.take(run, e);
+        }
+        return Ok(view);
+    }
     Ok(DeletedView::fold(
         &store.read_run_where(run, &|t| DeletedView::uses(t))?,
     ))

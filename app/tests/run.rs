@@ -51,6 +51,7 @@ fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
         started_by: "test".into(),
         applied_from: None,
         reviewed: None,
+        full: false,
     }
 }
 

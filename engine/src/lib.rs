@@ -7,6 +7,7 @@
 //! - projections are folds over events and are never the source of truth;
 //! - no secret ever enters an event: events hold directory attributes only.
 
+pub mod chain;
 pub mod compare;
 pub mod decide;
 pub mod event;

@@ -614,6 +614,64 @@ impl ServerState {
         self.groups.get(&fold_case(name)).map(|g| &**g)
     }
 
+    /// Puts a user record as it is, replacing the one with its case-folded login: rebuilding a
+    /// recorded state, not a change an import makes (see [`ServerState::apply`]).
+    pub fn put_user_record(&mut self, user: ServerUser) {
+        self.users.insert(fold_case(&user.login), Arc::new(user));
+    }
+
+    /// Puts a group record as it is (see [`ServerState::put_user_record`]).
+    pub fn put_group_record(&mut self, group: ServerGroup) {
+        self.groups.insert(fold_case(&group.name), Arc::new(group));
+    }
+
+    /// Removes the user record with this login, and nothing else.
+    pub fn remove_user_record(&mut self, login: &str) {
+        self.users.remove(&fold_case(login));
+    }
+
+    /// Removes the group record with this name, and nothing else.
+    pub fn remove_group_record(&mut self, name: &str) {
+        self.groups.remove(&fold_case(name));
+    }
+
+    /// The events that turn `self` into `now`, record by record: `UserSeen`/`GroupSeen`
+    /// (source server) for every record new or changed, `ObjectUnlisted` for every record gone.
+    pub fn differences(&self, now: &ServerState, out: &mut Vec<crate::event::Event>) {
+        use crate::event::{Event, GroupSeen, Listing, ObjectUnlisted, UserSeen};
+        let unlisted = |kind: Kind, key: &str| {
+            Event::ObjectUnlisted(ObjectUnlisted {
+                source: Listing::Server,
+                kind,
+                key: key.to_owned(),
+            })
+        };
+        for (key, u) in &now.users {
+            if self.users.get(key) != Some(u) {
+                out.push(Event::UserSeen(UserSeen::Server {
+                    user: (**u).clone(),
+                }));
+            }
+        }
+        for (key, u) in &self.users {
+            if !now.users.contains_key(key) {
+                out.push(unlisted(Kind::User, &u.login));
+            }
+        }
+        for (key, g) in &now.groups {
+            if self.groups.get(key) != Some(g) {
+                out.push(Event::GroupSeen(GroupSeen::Server {
+                    group: (**g).clone(),
+                }));
+            }
+        }
+        for (key, g) in &self.groups {
+            if !now.groups.contains_key(key) {
+                out.push(unlisted(Kind::Group, &g.name));
+            }
+        }
+    }
+
     /// Applies `op` and returns the records it wrote. Ops on objects that are not there
     /// change nothing: applying is total, a store never fails halfway through a plan.
     pub fn apply(&mut self, op: &ServerOp) -> Vec<KeyWrite> {

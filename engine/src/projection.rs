@@ -41,9 +41,14 @@ pub struct Report {
     pub run: Option<RunId>,
     pub org: String,
     pub mode: Option<Mode>,
+    /// The entries recorded: every entry of a full run, the changed ones of an incremental run.
     pub entries: Vec<EntryOutcome>,
     pub status: Option<RunStatus>,
     pub reason: Option<String>,
+    /// The base of an incremental run.
+    pub base: Option<RunId>,
+    /// The counts `RunFinished` recorded: every entry, listed or not.
+    pub finished: Option<Summary>,
 }
 
 impl Projection for Report {
@@ -58,11 +63,13 @@ impl Projection for Report {
                 self.run = Some(run);
                 self.org = s.org;
                 self.mode = Some(s.mode);
+                self.base = s.base;
             }
             Event::Planned(e) | Event::Imported(e) => self.entries.push(e),
             Event::RunFinished(f) => {
                 self.status = Some(f.status);
                 self.reason = f.reason;
+                self.finished = Some(f.summary);
             }
             _ => {}
         }
@@ -70,8 +77,13 @@ impl Projection for Report {
 }
 
 impl Report {
+    /// Every entry counted: as the run finished (an incremental run records only some), or
+    /// the entries recorded so far for a run that did not finish.
     pub fn summary(&self) -> Summary {
-        Summary::of(&self.entries)
+        match (self.base, self.finished) {
+            (Some(_), Some(s)) => s,
+            _ => Summary::of(&self.entries),
+        }
     }
 }
 

@@ -94,6 +94,8 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                         groups: 15,
                     },
                 }),
+                base: Some(RunId::new("2026-11-26T09:00:00Z".parse().unwrap(), [8; 10])),
+                inputs_digest: Some("ef".repeat(32)),
             }),
         ),
         (
@@ -133,6 +135,36 @@ fn every_variant() -> Vec<(&'static str, Event)> {
             }),
         ),
         ("object_deleted", Event::ObjectDeleted(deleted)),
+        (
+            "object_unlisted",
+            Event::ObjectUnlisted(ObjectUnlisted {
+                source: Listing::Entra,
+                kind: Kind::User,
+                key: oid(5).to_string(),
+            }),
+        ),
+        (
+            "object_unlisted_server",
+            Event::ObjectUnlisted(ObjectUnlisted {
+                source: Listing::Server,
+                kind: Kind::Group,
+                key: "Eng".into(),
+            }),
+        ),
+        (
+            "choice_withdrawn",
+            Event::ChoiceWithdrawn(Withdrawn {
+                kind: Kind::User,
+                id: oid(6),
+            }),
+        ),
+        (
+            "deletion_withdrawn",
+            Event::DeletionWithdrawn(Withdrawn {
+                kind: Kind::Group,
+                id: oid(7),
+            }),
+        ),
         (
             "action_chosen",
             Event::ActionChosen(choose(Kind::User, 2, Action::Disable)),

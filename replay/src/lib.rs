@@ -9,6 +9,7 @@ pub mod backup;
 pub mod diff;
 pub mod export;
 pub mod history;
+pub mod rebuild;
 pub mod rerun;
 pub mod verify;
 

@@ -60,7 +60,19 @@ pub enum ReplayError {
     #[error("run {run} cannot be replayed: {reason}")]
     Malformed { run: RunId, reason: String },
     #[error(transparent)]
+    Rebuild(crate::rebuild::RebuildError),
+    #[error(transparent)]
     Store(#[from] engine::StoreError),
+}
+
+impl From<crate::rebuild::RebuildError> for ReplayError {
+    fn from(e: crate::rebuild::RebuildError) -> Self {
+        match e {
+            crate::rebuild::RebuildError::Store(s) => ReplayError::Store(s),
+            crate::rebuild::RebuildError::NoSuchRun(run) => ReplayError::NoSuchRun(run),
+            other => ReplayError::Rebuild(other),
+        }
+    }
 }
 
 pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
@@ -129,8 +141,44 @@ fn decide_again(inputs: RunInputs) -> DecidedAgain {
     }
 }
 
+/// An incremental run: its chain folded into its complete inputs (checked against its digest),
+/// decided again, and compared with what it recorded — the entries worth recording.
+fn compare_incremental(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+    let rebuilt = crate::rebuild::rebuild(store, run)?;
+    let mut recorded = Report::default();
+    store.visit_run(run, &|k| Report::uses(k), &mut |env| {
+        recorded.take(env.run, env.event)
+    })?;
+    let expected = rebuilt.expected_records();
+    let every = match rebuilt.plan.refusal {
+        None => rebuilt.plan.entries.len(),
+        Some(_) => 0,
+    };
+    let mut plan = rebuilt.plan;
+    plan.entries = expected;
+    let Chosen { deleted, choices } = rebuilt.chosen;
+    let mut replayed = judge(
+        run,
+        recorded,
+        DecidedAgain {
+            inputs: rebuilt.inputs,
+            deleted,
+            choices: choices.map_err(|e| e.to_string()),
+            plan,
+        },
+    );
+    // The entries it did not record were decided again too: as the chain says they were.
+    if replayed.note.is_none() {
+        replayed.entries = every;
+    }
+    Ok(replayed)
+}
+
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+    if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {
+        return compare_incremental(store, run);
+    }
     let clock = std::time::Instant::now();
     let lap = |what: &str| {
         tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "{what}");
@@ -196,6 +244,14 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
         ))
     })?;
     lap("decided again");
+    let inputs = &decided_again.inputs;
+    crate::rebuild::check_digest(run, run, &inputs.started, &inputs.snapshot, &inputs.server)?;
+    lap("checked the inputs' digest");
+    Ok(judge(run, recorded, decided_again))
+}
+
+/// Compares what a run recorded with what its inputs decide again.
+fn judge(run: RunId, recorded: Report, decided_again: DecidedAgain) -> Replayed {
     let DecidedAgain {
         inputs,
         deleted,
@@ -221,11 +277,11 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
     if status == Some(RunStatus::Aborted) {
         if started.source.fingerprint.is_empty() {
             // Aborted while reading the tenant.
-            return Ok(nothing_decided("aborted before any decision"));
+            return nothing_decided("aborted before any decision");
         }
         if recorded.entries.is_empty() {
             // Stopped while it was still recording what it read.
-            return Ok(nothing_decided("stopped before any decision was recorded"));
+            return nothing_decided("stopped before any decision was recorded");
         }
     }
 
@@ -291,14 +347,13 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
                 .map(Difference::from),
         );
     }
-    lap("compared");
-    Ok(Replayed {
+    Replayed {
         run,
         mode: started.mode,
         entries: compared,
         differences,
         note,
-    })
+    }
 }
 
 fn names<'a, S: AsRef<str> + 'a>(items: impl Iterator<Item = &'a S>) -> String {

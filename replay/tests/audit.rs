@@ -40,6 +40,9 @@ fn request(mode: Mode) -> RunRequest {
         started_by: "auditor-test".into(),
         applied_from: None,
         reviewed: None,
+        // Both runs record in full: the tampering below edits full runs (incremental runs
+        // have tests of their own, in tests/incremental.rs).
+        full: true,
     }
 }
 

@@ -32,7 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Apply(a) => run::apply(&ctx, &a.run),
         Command::Demo => run::demo(&ctx),
         Command::Runs(a) => run::runs(&ctx, &a),
-        Command::Report(a) => run::report(&ctx, &a.run, a.format),
+        Command::Report(a) => run::report(&ctx, &a.run, a.format, a.all),
         Command::Deleted(a) => run::deleted(&ctx, &a.run),
         Command::Replay(a) => audit::replay(&ctx, &a.run),
         Command::Verify(a) => audit::verify(&ctx, a.head.as_deref()),

@@ -21,7 +21,7 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     let (org, result) = render::with_progress(&ctx.app.stats, || {
         runs::plan_or_import(&ctx.app, &store, file, &a.org, &request)
     })?;
-    print_run(ctx, &org.name, &result)
+    print_run(ctx, &org.name, &result, a.all)
 }
 
 pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
@@ -32,7 +32,7 @@ pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     if !result.stale.is_empty() && !ctx.json {
         say(&format!("{}\n", render::stale_table(&result.stale)));
     }
-    print_run(ctx, &org.name, &result)
+    print_run(ctx, &org.name, &result, false)
 }
 
 pub fn demo(ctx: &Ctx) -> Result<Exit> {
@@ -45,7 +45,7 @@ pub fn demo(ctx: &Ctx) -> Result<Exit> {
     };
     let (_store, org, result) =
         render::with_progress(&ctx.app.stats, || app::demo::run(&ctx.app, &dir))?;
-    let exit = print_run(ctx, &org.name, &result)?;
+    let exit = print_run(ctx, &org.name, &result, false)?;
     say(&render::demo_hint(&dir));
     // Conflicts are part of the demo data: the demo succeeded if the run completed.
     Ok(if exit == Exit::Problems {
@@ -105,22 +105,33 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         started_by: ctx.app.started_by.clone(),
         applied_from: None,
         reviewed: None,
+        full: a.full,
     })
 }
 
 /// Prints a run's report and turns its end into an exit code.
-fn print_run(ctx: &Ctx, org: &str, result: &RunResult) -> Result<Exit> {
+fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit> {
     say(&render::warnings(&result.problems));
     let (status, reason) = match &result.end {
         RunEnd::Completed => (RunStatus::Completed, None),
         RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
         RunEnd::Aborted(why) => (RunStatus::Aborted, Some(why.clone())),
     };
+    let recorded;
+    let entries = if all || result.base.is_none() {
+        &result.entries
+    } else {
+        recorded = result.recorded_entries();
+        &recorded
+    };
     let view = ReportView {
         run: result.run,
         org,
         mode: result.mode,
-        entries: &result.entries,
+        entries,
+        summary: result.summary(),
+        base: result.base,
+        all,
         status: Some(status),
         reason: reason.as_deref(),
     };
@@ -189,11 +200,15 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>) -> Result<Exit> {
+pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Result<Exit> {
     let store = ctx.open_store()?;
     let run = runs::resolve_run(&store, run_arg)?;
-    let report = runs::report(&store, run)?;
-    let view = ReportView::from_report(run, &report);
+    let report = if all {
+        runs::report_all(&store, run)?
+    } else {
+        runs::report(&store, run)?
+    };
+    let view = ReportView::from_report(run, &report, all);
     let format = format.unwrap_or(if ctx.json {
         Format::Json
     } else {

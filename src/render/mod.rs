@@ -171,17 +171,26 @@ pub struct ReportView<'a> {
     pub org: &'a str,
     pub mode: Mode,
     pub entries: &'a [EntryOutcome],
+    /// Every entry counted (an incremental run lists only the entries it recorded).
+    pub summary: Summary,
+    /// The base of an incremental run.
+    pub base: Option<RunId>,
+    /// Every entry is listed.
+    pub all: bool,
     pub status: Option<RunStatus>,
     pub reason: Option<&'a str>,
 }
 
 impl<'a> ReportView<'a> {
-    pub fn from_report(run: RunId, r: &'a Report) -> Self {
+    pub fn from_report(run: RunId, r: &'a Report, all: bool) -> Self {
         ReportView {
             run,
             org: &r.org,
             mode: r.mode.unwrap_or(Mode::DryRun),
             entries: &r.entries,
+            summary: r.summary(),
+            base: r.base,
+            all,
             status: r.status,
             reason: r.reason.as_deref(),
         }
@@ -220,8 +229,20 @@ pub fn report_table(r: &ReportView<'_>) -> String {
     };
     out.push_str(&format!(
         "Summary: {} ({status})\n",
-        summary_text(&Summary::of(r.entries))
+        summary_text(&r.summary)
     ));
+    let listed = r.entries.len() as u64;
+    let counted = Outcome::ALL
+        .iter()
+        .map(|o| u64::from(r.summary.get(*o)))
+        .sum::<u64>();
+    if let (Some(base), false, true) = (r.base, r.all, counted > listed) {
+        out.push_str(&format!(
+            "Incremental run (base {base}): {} entries as before are not listed; `roster report {} --all` lists every entry\n",
+            counted - listed,
+            r.run
+        ));
+    }
     out
 }
 
@@ -262,7 +283,7 @@ pub fn report_json<'a>(r: &'a ReportView<'a>) -> ReportJson<'a> {
                 changes: &e.changes,
             })
             .collect(),
-        summary: Summary::of(r.entries),
+        summary: r.summary,
     };
     report
 }

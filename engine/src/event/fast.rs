@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::{Envelope, Event, GroupSeen, Hash, RecordHeader, UserSeen, EVENT_VERSION};
+use super::{Envelope, Event, GroupSeen, Hash, RecordHeader, UserSeen};
 use crate::ids::Seq;
 
 /// The fast path for the events a run holds by the hundred thousand: a current-version record
@@ -23,7 +23,7 @@ pub fn decode_current_by_type(bytes: &[u8], hash: Hash) -> Option<Envelope> {
     }
 
     let (header, time, event) = split_record(bytes)?;
-    if header.version != EVENT_VERSION {
+    if !super::has_current_shape(header.version) {
         return None;
     }
     // Checked once here, the parser then reads strings without checking each.

@@ -21,7 +21,16 @@ use crate::model::{
 pub use fast::decode_current_by_type;
 
 /// The schema version written with every new event.
-pub const EVENT_VERSION: u16 = 2;
+pub const EVENT_VERSION: u16 = 3;
+
+/// The oldest version whose events already have the current shape (later versions only
+/// added events and optional fields): these decode directly, without upcasting.
+pub const CURRENT_SHAPE_SINCE: u16 = 2;
+
+/// Whether an event written with `version` has the current shape.
+pub fn has_current_shape(version: u16) -> bool {
+    (CURRENT_SHAPE_SINCE..=EVENT_VERSION).contains(&version)
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -31,6 +40,14 @@ pub enum Event {
     GroupSeen(GroupSeen),
     ObjectDeleted(ObjectDeleted),
     ActionChosen(ActionChosen),
+    /// An object of the base run's inputs that this run's complete listing no longer holds
+    /// (incremental runs, version 3).
+    ObjectUnlisted(ObjectUnlisted),
+    /// A choice of the base run that this run no longer makes (incremental runs, version 3).
+    ChoiceWithdrawn(Withdrawn),
+    /// A deleted object the base run found that this run no longer finds: restored in Entra
+    /// ID, or gone from the server (incremental runs, version 3).
+    DeletionWithdrawn(Withdrawn),
     /// A dry run's decision for one entry: what an import would do. Nothing was changed.
     Planned(EntryOutcome),
     /// An import's outcome for one entry, committed together with its server change.
@@ -57,6 +74,9 @@ pub enum EventKind {
     GroupSeen,
     ObjectDeleted,
     ActionChosen,
+    ObjectUnlisted,
+    ChoiceWithdrawn,
+    DeletionWithdrawn,
     Planned,
     Imported,
     ChangeIntended,
@@ -66,12 +86,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::RunStarted,
         EventKind::UserSeen,
         EventKind::GroupSeen,
         EventKind::ObjectDeleted,
         EventKind::ActionChosen,
+        EventKind::ObjectUnlisted,
+        EventKind::ChoiceWithdrawn,
+        EventKind::DeletionWithdrawn,
         EventKind::Planned,
         EventKind::Imported,
         EventKind::ChangeIntended,
@@ -88,6 +111,9 @@ impl EventKind {
             EventKind::GroupSeen => "GroupSeen",
             EventKind::ObjectDeleted => "ObjectDeleted",
             EventKind::ActionChosen => "ActionChosen",
+            EventKind::ObjectUnlisted => "ObjectUnlisted",
+            EventKind::ChoiceWithdrawn => "ChoiceWithdrawn",
+            EventKind::DeletionWithdrawn => "DeletionWithdrawn",
             EventKind::Planned => "Planned",
             EventKind::Imported => "Imported",
             EventKind::ChangeIntended => "ChangeIntended",
@@ -111,6 +137,9 @@ impl Event {
             Event::GroupSeen(_) => EventKind::GroupSeen,
             Event::ObjectDeleted(_) => EventKind::ObjectDeleted,
             Event::ActionChosen(_) => EventKind::ActionChosen,
+            Event::ObjectUnlisted(_) => EventKind::ObjectUnlisted,
+            Event::ChoiceWithdrawn(_) => EventKind::ChoiceWithdrawn,
+            Event::DeletionWithdrawn(_) => EventKind::DeletionWithdrawn,
             Event::Planned(_) => EventKind::Planned,
             Event::Imported(_) => EventKind::Imported,
             Event::ChangeIntended(_) => EventKind::ChangeIntended,
@@ -278,6 +307,15 @@ pub struct RunStarted {
     /// listing-shrink guard; older runs decide without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// The org's last completed run, when this run records only what differs from its inputs
+    /// and outcomes (an incremental run, version 3); `None` for a full run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<RunId>,
+    /// SHA-256 of the run's complete inputs in canonical form (see
+    /// [`crate::chain::inputs_digest`]): what replay checks the inputs it rebuilds against.
+    /// Recorded since version 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_digest: Option<String>,
 }
 
 /// One user as read at the start of a run, from Entra ID, its recycle bin, or the server.
@@ -314,6 +352,36 @@ impl Evidence {
             Evidence::Missing => "missing",
         }
     }
+}
+
+/// Which of a run's inputs an object was listed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Listing {
+    /// Entra ID's users or groups.
+    Entra,
+    /// Entra ID's recycle bin.
+    DeletedItems,
+    /// The server's directory.
+    Server,
+}
+
+/// An object of the base run's inputs that this run's read no longer lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectUnlisted {
+    pub source: Listing,
+    pub kind: Kind,
+    /// The Entra object id, or for a server object its login (users) or name (groups).
+    pub key: String,
+}
+
+/// A choice or a deleted object of the base run that this run no longer has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Withdrawn {
+    pub kind: Kind,
+    pub id: ObjectId,
 }
 
 /// A server object linked to the run's org whose Entra object is gone.
@@ -703,7 +771,7 @@ pub fn decode_record(bytes: &[u8], hash: Hash) -> Result<Envelope, DecodeError> 
 pub fn decode_record_general(bytes: &[u8], hash: Hash) -> Result<Envelope, DecodeError> {
     // A record of the current version decodes in one pass.
     if let Ok(rec) = serde_json::from_slice::<RecordCurrent>(bytes) {
-        if rec.version == EVENT_VERSION {
+        if has_current_shape(rec.version) {
             return Ok(Envelope {
                 seq: rec.seq,
                 run: rec.run,
@@ -734,6 +802,9 @@ pub fn decode_record_general(bytes: &[u8], hash: Hash) -> Result<Envelope, Decod
 ///
 /// - 1 → 2: `Planned`/`Imported` gain `reason`, derived from the wording of `detail` that
 ///   version 1 wrote (the same wording version 2 still writes).
+/// - 2 → 3: nothing to change: version 3 adds events (`ObjectUnlisted`, `ChoiceWithdrawn`,
+///   `DeletionWithdrawn`) and optional `RunStarted` fields (`base`, `inputsDigest`); a
+///   version-2 run is a full run.
 pub fn upcast(version: u16, mut event: Value) -> Result<Value, DecodeError> {
     if version == 0 {
         return Err(DecodeError::Upcast {

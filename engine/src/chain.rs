@@ -1,0 +1,487 @@
+//! Incremental runs: a run records what differs from its *base* (the org's last completed
+//! run), and a *chain* — the last full run and the runs after it, each the base of the next —
+//! folds back into every run's complete inputs and the last outcome recorded for each entry.
+//!
+//! Pure: what a run read and decided goes in, events come out; events go in, the rebuilt
+//! state comes out. The store reading and the run's wiring are the callers'.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use crate::event::{
+    ActionChosen, EntryOutcome, Event, GroupSeen, Listing, ObjectDeleted, ObjectUnlisted, Outcome,
+    Reason, RunOptions, RunStarted, SelectionSpec, UserSeen, Withdrawn,
+};
+use crate::ids::{ObjectId, RunId};
+use crate::model::{
+    DeletedItem, EntraGroup, EntraUser, Kind, ServerGroup, ServerState, ServerUser, TenantSnapshot,
+};
+use crate::projection::{InputsError, RunInputs};
+
+/// The most runs a chain holds, its full run included: the run after it records in full.
+/// Bounds what replaying the last run of a chain reads (its full run and at most 63 sets of
+/// differences) while letting a sync every 40 minutes run for a day on one full run.
+pub const MAX_CHAIN: usize = 64;
+
+/// An entry of a run: a user or a group, by Entra id.
+pub type EntryKey = (Kind, ObjectId);
+
+/// The last outcome a chain recorded for an entry: what an unrecorded entry of the next run
+/// had, unless it is `unchanged` (see [`worth_recording`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastOutcome {
+    pub outcome: Outcome,
+    pub reason: Option<Reason>,
+    /// It changed (or, planned, would change) the server.
+    pub changed: bool,
+}
+
+impl LastOutcome {
+    fn of(e: &EntryOutcome) -> LastOutcome {
+        LastOutcome {
+            outcome: e.outcome,
+            reason: e.reason,
+            changed: e.op.is_some(),
+        }
+    }
+
+    /// What an entry the next run does not record had: the same outcome, for one that neither
+    /// changed the server nor failed; `unchanged` otherwise.
+    fn implied(last: Option<&LastOutcome>) -> (Outcome, Option<Reason>) {
+        match last {
+            Some(l) if !l.changed && l.outcome != Outcome::Failed => (l.outcome, l.reason),
+            _ => (Outcome::Unchanged, None),
+        }
+    }
+}
+
+/// Whether an incremental run records `entry`'s outcome: when it changed (or would change) the
+/// server, failed, or differs — outcome and reason — from what the chain implies for it.
+/// `unchanged` is never recorded one by one, nor a skip or a conflict recorded before for the
+/// same reason.
+pub fn worth_recording(entry: &EntryOutcome, last: Option<&LastOutcome>) -> bool {
+    entry.op.is_some()
+        || entry.outcome == Outcome::Failed
+        || (entry.outcome, entry.reason) != LastOutcome::implied(last)
+}
+
+/// SHA-256 of a run's complete inputs in canonical form: the tenant snapshot (its
+/// fingerprint: every object, sorted by id), the server's users and groups (sorted by
+/// case-folded key), the selection and the options, as JSON.
+pub fn inputs_digest(
+    snapshot: &TenantSnapshot,
+    server: &ServerState,
+    selection: &SelectionSpec,
+    options: &RunOptions,
+) -> String {
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    w.0.update(b"roster inputs 1\n");
+    w.0.update(snapshot.fingerprint().as_bytes());
+    w.0.update(format!("\n{:?}\n", snapshot.completeness).as_bytes());
+    let users: Vec<&ServerUser> = server.users().collect();
+    let groups: Vec<&ServerGroup> = server.groups().collect();
+    serde_json::to_writer(&mut w, &(users, groups, selection, options)).expect("inputs serialize");
+    hex::encode(w.0.finalize())
+}
+
+/// Why a chain cannot be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("run {run} names {base} as its base, but the chain being folded ends at {folded}")]
+    WrongBase {
+        run: RunId,
+        base: RunId,
+        folded: RunId,
+    },
+    #[error("run {run} names a base run, but no full run starts its chain")]
+    NoFullRun { run: RunId },
+}
+
+/// The state a chain folds to: after a run's inputs, that run's complete inputs; after its
+/// outcomes, the base the next run records against (the server with the run's changes made).
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    /// The last run folded in.
+    pub run: RunId,
+    /// The full run the chain starts from.
+    pub full: RunId,
+    /// Runs folded, the full run included.
+    pub length: usize,
+    pub started: RunStarted,
+    users: BTreeMap<ObjectId, EntraUser>,
+    groups: BTreeMap<ObjectId, EntraGroup>,
+    deleted_users: BTreeMap<ObjectId, DeletedItem>,
+    deleted_groups: BTreeMap<ObjectId, DeletedItem>,
+    pub server: ServerState,
+    choices: BTreeMap<EntryKey, ActionChosen>,
+    deleted: BTreeMap<EntryKey, ObjectDeleted>,
+    outcomes: HashMap<EntryKey, LastOutcome>,
+}
+
+impl ChainState {
+    /// Starts folding `run`: a full run (no base) starts the chain afresh; a run with a base
+    /// continues `chain`, which must end at that base.
+    pub fn begin(
+        chain: Option<ChainState>,
+        run: RunId,
+        started: RunStarted,
+    ) -> Result<ChainState, ChainError> {
+        match (started.base, chain) {
+            (None, _) => Ok(ChainState {
+                run,
+                full: run,
+                length: 1,
+                started,
+                users: BTreeMap::new(),
+                groups: BTreeMap::new(),
+                deleted_users: BTreeMap::new(),
+                deleted_groups: BTreeMap::new(),
+                server: ServerState::default(),
+                choices: BTreeMap::new(),
+                deleted: BTreeMap::new(),
+                outcomes: HashMap::new(),
+            }),
+            (Some(base), Some(mut chain)) if chain.run == base => {
+                chain.run = run;
+                chain.length += 1;
+                chain.started = started;
+                Ok(chain)
+            }
+            (Some(base), Some(chain)) => Err(ChainError::WrongBase {
+                run,
+                base,
+                folded: chain.run,
+            }),
+            (Some(_), None) => Err(ChainError::NoFullRun { run }),
+        }
+    }
+
+    /// Folds one of the run's events in: an input (a full run's, or a difference), or an
+    /// outcome (`Imported` makes its server change; every outcome becomes the entry's last).
+    pub fn take(&mut self, event: Event) {
+        match event {
+            Event::UserSeen(UserSeen::Entra { user }) => {
+                self.users.insert(user.id.clone(), user);
+            }
+            Event::UserSeen(UserSeen::DeletedItems { user }) => {
+                self.deleted_users.insert(user.id.clone(), user);
+            }
+            Event::UserSeen(UserSeen::Server { user }) => self.server.put_user_record(user),
+            Event::GroupSeen(GroupSeen::Entra { group }) => {
+                self.groups.insert(group.id.clone(), group);
+            }
+            Event::GroupSeen(GroupSeen::DeletedItems { group }) => {
+                self.deleted_groups.insert(group.id.clone(), group);
+            }
+            Event::GroupSeen(GroupSeen::Server { group }) => self.server.put_group_record(group),
+            Event::ObjectUnlisted(u) => self.unlist(&u),
+            Event::ObjectDeleted(d) => {
+                self.deleted.insert((d.kind, d.id.clone()), d);
+            }
+            Event::DeletionWithdrawn(w) => {
+                self.deleted.remove(&(w.kind, w.id));
+            }
+            Event::ActionChosen(c) => {
+                self.choices.insert((c.kind, c.id.clone()), c);
+            }
+            Event::ChoiceWithdrawn(w) => {
+                self.choices.remove(&(w.kind, w.id));
+            }
+            Event::Imported(e) => {
+                if let Some(op) = &e.op {
+                    self.server.apply_quietly(op);
+                }
+                self.outcomes
+                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e));
+            }
+            Event::Planned(e) => {
+                self.outcomes
+                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e));
+            }
+            _ => {}
+        }
+    }
+
+    fn unlist(&mut self, u: &ObjectUnlisted) {
+        // A key that is no id names nothing to unlist (the inputs digest tells if it mattered).
+        let id = ObjectId::parse(&u.key).ok();
+        match (u.source, u.kind) {
+            (Listing::Server, Kind::User) => self.server.remove_user_record(&u.key),
+            (Listing::Server, Kind::Group) => self.server.remove_group_record(&u.key),
+            _ => {}
+        }
+        let Some(id) = id else { return };
+        match (u.source, u.kind) {
+            (Listing::Entra, Kind::User) => {
+                self.users.remove(&id);
+            }
+            (Listing::Entra, Kind::Group) => {
+                self.groups.remove(&id);
+            }
+            (Listing::DeletedItems, Kind::User) => {
+                self.deleted_users.remove(&id);
+            }
+            (Listing::DeletedItems, Kind::Group) => {
+                self.deleted_groups.remove(&id);
+            }
+            (Listing::Server, _) => {}
+        }
+    }
+
+    /// The last outcome the chain recorded for each entry, the rest of the state let go.
+    pub fn into_outcomes(self) -> HashMap<EntryKey, LastOutcome> {
+        self.outcomes
+    }
+
+    /// The last outcome the chain recorded for `key`.
+    pub fn last_outcome(&self, key: &EntryKey) -> Option<&LastOutcome> {
+        self.outcomes.get(key)
+    }
+
+    /// The tenant snapshot folded so far (the run's, once its inputs are folded).
+    pub fn snapshot(&self) -> Result<TenantSnapshot, InputsError> {
+        Ok(TenantSnapshot::new(
+            self.started.tenant_id.clone(),
+            self.users.values().cloned().collect(),
+            self.groups.values().cloned().collect(),
+            self.deleted_users.values().cloned().collect(),
+            self.deleted_groups.values().cloned().collect(),
+            self.started.source.completeness,
+        )?)
+    }
+
+    /// The run's complete inputs, once its inputs are folded: its deleted objects and choices
+    /// in the order `order` gives them (the order choosing again produces; the rest after it,
+    /// by key), so that they compare with a full run's.
+    pub fn inputs(
+        &self,
+        order: impl Fn(&EntryKey) -> Option<usize>,
+        deleted_order: impl Fn(&EntryKey) -> Option<usize>,
+    ) -> Result<RunInputs, InputsError> {
+        fn ordered<T: Clone>(
+            items: &BTreeMap<EntryKey, T>,
+            order: impl Fn(&EntryKey) -> Option<usize>,
+        ) -> Vec<T> {
+            let mut keyed: Vec<(Option<usize>, &EntryKey, &T)> =
+                items.iter().map(|(k, v)| (order(k), k, v)).collect();
+            // Ordered first, by their place; the rest after, by key.
+            keyed.sort_by(|a, b| match (a.0, b.0) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => a.1.cmp(b.1),
+            });
+            keyed.into_iter().map(|(_, _, v)| v.clone()).collect()
+        }
+        Ok(RunInputs {
+            started: self.started.clone(),
+            snapshot: self.snapshot()?,
+            server: self.server.clone(),
+            deleted: ordered(&self.deleted, deleted_order),
+            choices: ordered(&self.choices, order),
+        })
+    }
+
+    /// The events an incremental run records for its inputs: what differs from this state (the
+    /// base's, its changes made) — objects new or changed, whole; objects no longer listed;
+    /// deleted objects and choices new, changed or withdrawn.
+    pub fn differences<'a>(
+        &'a self,
+        snapshot: &'a TenantSnapshot,
+        server: &'a ServerState,
+        deleted: &'a [ObjectDeleted],
+        choices: &'a [ActionChosen],
+    ) -> Vec<Event> {
+        let mut out = Vec::new();
+        diff_by_id(
+            &self.users,
+            &snapshot.users,
+            |u| &u.id,
+            |u| Event::UserSeen(UserSeen::Entra { user: u.clone() }),
+            |id| unlisted(Listing::Entra, Kind::User, id.as_str()),
+            &mut out,
+        );
+        diff_by_id(
+            &self.groups,
+            &snapshot.groups,
+            |g| &g.id,
+            |g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() }),
+            |id| unlisted(Listing::Entra, Kind::Group, id.as_str()),
+            &mut out,
+        );
+        diff_by_id(
+            &self.deleted_users,
+            &snapshot.deleted_users,
+            |d| &d.id,
+            |d| Event::UserSeen(UserSeen::DeletedItems { user: d.clone() }),
+            |id| unlisted(Listing::DeletedItems, Kind::User, id.as_str()),
+            &mut out,
+        );
+        diff_by_id(
+            &self.deleted_groups,
+            &snapshot.deleted_groups,
+            |d| &d.id,
+            |d| Event::GroupSeen(GroupSeen::DeletedItems { group: d.clone() }),
+            |id| unlisted(Listing::DeletedItems, Kind::Group, id.as_str()),
+            &mut out,
+        );
+        self.server.differences(server, &mut out);
+        diff_keyed(
+            &self.deleted,
+            deleted,
+            |d| (d.kind, d.id.clone()),
+            |d| Event::ObjectDeleted(d.clone()),
+            |(kind, id)| Event::DeletionWithdrawn(Withdrawn { kind, id }),
+            &mut out,
+        );
+        diff_keyed(
+            &self.choices,
+            choices,
+            |c| (c.kind, c.id.clone()),
+            |c| Event::ActionChosen(c.clone()),
+            |(kind, id)| Event::ChoiceWithdrawn(Withdrawn { kind, id }),
+            &mut out,
+        );
+        out
+    }
+}
+
+fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
+    Event::ObjectUnlisted(ObjectUnlisted {
+        source,
+        kind,
+        key: key.to_owned(),
+    })
+}
+
+/// New or changed items of `now` (sorted by id), then the ids of `base` it no longer has.
+fn diff_by_id<T: PartialEq>(
+    base: &BTreeMap<ObjectId, T>,
+    now: &[T],
+    id: impl Fn(&T) -> &ObjectId,
+    seen: impl Fn(&T) -> Event,
+    gone: impl Fn(&ObjectId) -> Event,
+    out: &mut Vec<Event>,
+) {
+    for item in now {
+        if base.get(id(item)) != Some(item) {
+            out.push(seen(item));
+        }
+    }
+    let mut now_ids = now.iter().map(&id).peekable();
+    for old in base.keys() {
+        while now_ids.next_if(|n| *n < old).is_some() {}
+        if now_ids.peek() != Some(&old) {
+            out.push(gone(old));
+        }
+    }
+}
+
+/// New or changed items of `now`, then the keys of `base` it no longer has.
+fn diff_keyed<T: PartialEq>(
+    base: &BTreeMap<EntryKey, T>,
+    now: &[T],
+    key: impl Fn(&T) -> EntryKey,
+    seen: impl Fn(&T) -> Event,
+    gone: impl Fn(EntryKey) -> Event,
+    out: &mut Vec<Event>,
+) {
+    let mut now_keys = std::collections::HashSet::with_capacity(now.len());
+    for item in now {
+        let k = key(item);
+        if base.get(&k) != Some(item) {
+            out.push(seen(item));
+        }
+        now_keys.insert(k);
+    }
+    for old in base.keys() {
+        if !now_keys.contains(old) {
+            out.push(gone(old.clone()));
+        }
+    }
+}
+
+/// Why a run's chain cannot be read back from the log.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("run {0} has no RunStarted event")]
+    NotStarted(RunId),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A run's `RunStarted`, read from its first event.
+pub fn started_of(
+    store: &dyn crate::store::EventStore,
+    run: RunId,
+) -> Result<Option<RunStarted>, crate::store::StoreError> {
+    let Some(first) = store.run_seqs(run)?.first().copied() else {
+        return Ok(None);
+    };
+    Ok(match store.read_event(first)?.map(|e| e.event) {
+        Some(Event::RunStarted(s)) => Some(s),
+        _ => None,
+    })
+}
+
+/// How far [`fold`] reads the last run of the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Through {
+    /// Its inputs only: the state is the run's complete inputs.
+    Inputs,
+    /// Its outcomes too: the state is the base its next run records against.
+    Outcomes,
+}
+
+/// Folds the chain that ends at `run` — its full run, then every run after it up to `run` —
+/// from the log.
+pub fn fold(
+    store: &dyn crate::store::EventStore,
+    run: RunId,
+    through: Through,
+) -> Result<ChainState, ReadError> {
+    use crate::event::EventKind;
+    // Back from the run to its full run, then forward.
+    let mut chain = Vec::new();
+    let mut at = run;
+    loop {
+        let started = started_of(store, at)?.ok_or(ReadError::NotStarted(at))?;
+        let base = started.base;
+        chain.push((at, started));
+        match base {
+            Some(b) if chain.len() <= MAX_CHAIN * 4 => at = b,
+            Some(_) => return Err(ChainError::NoFullRun { run }.into()),
+            None => break,
+        }
+    }
+    let mut state: Option<ChainState> = None;
+    while let Some((r, started)) = chain.pop() {
+        let mut s = ChainState::begin(state.take(), r, started)?;
+        let outcomes = r != run || through == Through::Outcomes;
+        let keep = move |k: EventKind| {
+            use EventKind::*;
+            match k {
+                UserSeen | GroupSeen | ObjectUnlisted | ObjectDeleted | DeletionWithdrawn
+                | ActionChosen | ChoiceWithdrawn => true,
+                Imported | Planned => outcomes,
+                _ => false,
+            }
+        };
+        store.visit_run(r, &keep, &mut |env| s.take(env.event))?;
+        state = Some(s);
+    }
+    Ok(state.expect("the chain holds at least the run itself"))
+}

@@ -1,0 +1,190 @@
+//! A run's complete inputs and complete report, rebuilt from the log: for a full run, what it
+//! recorded; for an incremental run, its chain folded from the last full run (checked against
+//! the run's digest of its inputs), decided again for the entries it did not record.
+
+use std::collections::HashMap;
+
+use engine::chain::{self, ChainState, EntryKey, LastOutcome, Through};
+use engine::decide::{self, Chosen, Inputs};
+use engine::event::{EntryOutcome, EventKind, RunStarted, RunStatus};
+use engine::plan::Plan;
+use engine::projection::{Projection, Report, RunInputs, RunInputsFold};
+use engine::store::EventStore;
+use engine::RunId;
+
+/// Why a run's inputs cannot be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("run {0} is not in the log")]
+    NoSuchRun(RunId),
+    #[error("run {run}: its inputs rebuilt from the log (full run {full} and the runs after it) do not match the digest it recorded: the log was edited, or a run of its chain is damaged; `roster verify` checks the log")]
+    DigestMismatch { run: RunId, full: RunId },
+    #[error("run {run}: {reason}")]
+    Malformed { run: RunId, reason: String },
+    #[error(transparent)]
+    Store(#[from] engine::StoreError),
+}
+
+/// An incremental run rebuilt: its complete inputs, chosen and decided again.
+pub struct Rebuilt {
+    /// The complete inputs; the deleted objects and choices folded from the chain, in the
+    /// order choosing again gives them.
+    pub inputs: RunInputs,
+    /// The selection and deleted objects resolved again from the inputs.
+    pub chosen: Chosen,
+    /// The plan decided from the folded choices.
+    pub plan: Plan,
+    /// The last outcome the chain recorded for each entry before this run.
+    pub last: HashMap<EntryKey, LastOutcome>,
+    pub full: RunId,
+}
+
+impl Rebuilt {
+    /// The entries this run should have recorded: the plan's worth recording.
+    pub fn expected_records(&self) -> Vec<EntryOutcome> {
+        self.plan
+            .entries
+            .iter()
+            .filter(|e| chain::worth_recording(e, self.last.get(&(e.kind, e.id.clone()))))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Rebuilds an incremental run (`started.base` is set): folds its chain, checks its digest,
+/// chooses and decides again.
+pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildError> {
+    let malformed = |reason: String| RebuildError::Malformed { run, reason };
+    let state: ChainState = chain::fold(store, run, Through::Inputs).map_err(|e| match e {
+        chain::ReadError::Store(s) => RebuildError::Store(s),
+        other => malformed(other.to_string()),
+    })?;
+    let started = state.started.clone();
+    let snapshot = state.snapshot().map_err(|e| malformed(e.to_string()))?;
+    check_digest(run, state.full, &started, &snapshot, &state.server)?;
+    let decide_from = Inputs {
+        tenant: &started.tenant_id,
+        snapshot: &snapshot,
+        server: &state.server,
+        options: &started.options,
+        baseline: started.baseline.as_ref(),
+    };
+    let chosen = decide::choose(&decide_from, &started.selection);
+    let place = |items: Vec<EntryKey>| -> HashMap<EntryKey, usize> {
+        items.into_iter().enumerate().map(|(i, k)| (k, i)).collect()
+    };
+    let choice_order = place(
+        chosen
+            .choices
+            .as_ref()
+            .map(|c| c.iter().map(|c| (c.kind, c.id.clone())).collect())
+            .unwrap_or_default(),
+    );
+    let deleted_order = place(
+        chosen
+            .deleted
+            .iter()
+            .map(|d| (d.kind, d.id.clone()))
+            .collect(),
+    );
+    let inputs = state
+        .inputs(
+            |k| choice_order.get(k).copied(),
+            |k| deleted_order.get(k).copied(),
+        )
+        .map_err(|e| malformed(e.to_string()))?;
+    let plan = decide::decide(&decide_from, &inputs.deleted, &inputs.choices, None).plan;
+    let full = state.full;
+    Ok(Rebuilt {
+        inputs,
+        chosen,
+        plan,
+        last: state.into_outcomes(),
+        full,
+    })
+}
+
+/// Refuses inputs whose digest is not the one the run recorded (runs before version 3
+/// recorded none).
+pub fn check_digest(
+    run: RunId,
+    full: RunId,
+    started: &RunStarted,
+    snapshot: &engine::model::TenantSnapshot,
+    server: &engine::model::ServerState,
+) -> Result<(), RebuildError> {
+    match &started.inputs_digest {
+        Some(d)
+            if *d
+                != chain::inputs_digest(snapshot, server, &started.selection, &started.options) =>
+        {
+            Err(RebuildError::DigestMismatch { run, full })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A run's complete inputs and its report with every entry: what a full run records; for an
+/// incremental run, its recorded entries with the others decided again, in the plan's order.
+pub fn inputs_and_report(
+    store: &dyn EventStore,
+    run: RunId,
+) -> Result<(RunInputs, Report), RebuildError> {
+    let started = chain::started_of(store, run)?.ok_or(RebuildError::NoSuchRun(run))?;
+    let mut report = Report::default();
+    let mut fold = RunInputsFold::default();
+    let incremental = started.base.is_some();
+    store.visit_run(
+        run,
+        &|k| Report::uses(k) || (!incremental && RunInputsFold::uses(k)),
+        &mut |env| {
+            if Report::uses(env.event.kind()) {
+                report.take(env.run, env.event.clone());
+            }
+            if !incremental && RunInputsFold::uses(env.event.kind()) {
+                fold.take(env.run, env.event);
+            }
+        },
+    )?;
+    if !incremental {
+        let inputs = fold.finish().map_err(|e| RebuildError::Malformed {
+            run,
+            reason: e.to_string(),
+        })?;
+        return Ok((inputs, report));
+    }
+    let rebuilt = rebuild(store, run)?;
+    if report.status == Some(RunStatus::Completed)
+        || (report.status == Some(RunStatus::Aborted) && !report.entries.is_empty())
+    {
+        report.entries = merge(rebuilt.plan.entries, std::mem::take(&mut report.entries));
+    }
+    Ok((rebuilt.inputs, report))
+}
+
+/// The plan's entries, each replaced by the recorded one for the same entry where there is one
+/// (what happened wins over what was decided: a failed write, say); recorded entries the plan
+/// lacks are kept at the end.
+pub fn merge(planned: Vec<EntryOutcome>, recorded: Vec<EntryOutcome>) -> Vec<EntryOutcome> {
+    let mut by_key: HashMap<EntryKey, EntryOutcome> = recorded
+        .into_iter()
+        .map(|e| ((e.kind, e.id.clone()), e))
+        .collect();
+    let mut out: Vec<EntryOutcome> = planned
+        .into_iter()
+        .map(|e| by_key.remove(&(e.kind, e.id.clone())).unwrap_or(e))
+        .collect();
+    let mut rest: Vec<EntryOutcome> = by_key.into_values().collect();
+    rest.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    out.extend(rest);
+    out
+}
+
+/// Whether events of this kind are an incremental run's inputs.
+pub fn is_input(kind: EventKind) -> bool {
+    RunInputsFold::uses(kind)
+        || matches!(
+            kind,
+            EventKind::ObjectUnlisted | EventKind::ChoiceWithdrawn | EventKind::DeletionWithdrawn
+        )
+}
