@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use engine::event::EntryOutcome;
 use engine::model::Kind;
-use engine::projection::{Projection, Report, RunInputs};
+use engine::projection::{Report, RunInputs};
 use engine::store::EventStore;
 use engine::{ObjectId, RunId};
 
@@ -127,16 +127,16 @@ fn outcome_line(e: &EntryOutcome) -> String {
 }
 
 pub fn diff_runs(store: &dyn EventStore, a: RunId, b: RunId) -> Result<RunDiff, DiffError> {
+    // Complete inputs and every entry, for incremental runs too (rebuilt from their chain).
     let load = |run: RunId| -> Result<(RunInputs, Report), DiffError> {
-        let events = store.read_run(run)?;
-        if events.is_empty() {
-            return Err(DiffError::NoSuchRun(run));
-        }
-        let inputs = RunInputs::fold(&events).map_err(|e| DiffError::Malformed {
-            run,
-            reason: e.to_string(),
-        })?;
-        Ok((inputs, Report::fold(&events)))
+        crate::rebuild::inputs_and_report(store, run).map_err(|e| match e {
+            crate::rebuild::RebuildError::NoSuchRun(r) => DiffError::NoSuchRun(r),
+            crate::rebuild::RebuildError::Store(s) => DiffError::Store(s),
+            other => DiffError::Malformed {
+                run,
+                reason: other.to_string(),
+            },
+        })
     };
     let (ia, ra) = load(a)?;
     let (ib, rb) = load(b)?;

@@ -1,0 +1,223 @@
+//! Incremental runs through the binary: a repeat records what changed, `report --all` gives
+//! every entry as a full run records them, `--full` records everything, and an edited input
+//! of an incremental run is caught by its digest.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const IMPORT: [&str; 7] = [
+    "import",
+    "contoso",
+    "--select-all",
+    "--check-deleted",
+    "--on-deleted",
+    "disable",
+    "--json",
+];
+
+/// A store with org `contoso` reading a copy of the demo tenant (at the returned path) and
+/// the demo server loaded.
+fn demo(r: &Roster) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("tenant.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            tenant.to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    (dir, tenant)
+}
+
+fn json(r: &Roster, code: i32, args: &[&str]) -> Value {
+    serde_json::from_str(&r.expect(code, args)).unwrap()
+}
+
+fn events_of(r: &Roster, run: &str) -> Vec<Value> {
+    r.expect(0, &["events", run])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_repeat_records_what_changed_and_report_all_gives_every_entry() {
+    let r = Roster::new();
+    let _tenant = demo(&r);
+    let first = json(&r, 3, &IMPORT);
+    let first_events = events_of(&r, first["run"].as_str().unwrap()).len();
+    // The second run records the deleted objects now found already disabled; the third, nothing.
+    json(&r, 3, &IMPORT);
+    let third = json(&r, 3, &IMPORT);
+    let run = third["run"].as_str().unwrap();
+    let events = events_of(&r, run);
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["RunStarted", "RunFinished"],
+        "{first_events} before"
+    );
+    let started = &events[0]["payload"];
+    assert!(started["base"].is_string() && started["inputsDigest"].is_string());
+    assert_eq!(third["entries"], Value::Array(vec![]));
+    assert_eq!(third["summary"]["unchanged"], 59);
+
+    // A full run over the same inputs records every entry: --all shows the same rows.
+    let full = json(&r, 3, &[&IMPORT[..], &["--full"]].concat());
+    let full_run = full["run"].as_str().unwrap();
+    assert!(events_of(&r, full_run)[0]["payload"].get("base").is_none());
+    let all = json(&r, 0, &["report", run, "--all", "--json"]);
+    assert_eq!(all["entries"], full["entries"]);
+    assert_eq!(all["summary"], full["summary"]);
+    assert_eq!(
+        r.expect(0, &["report", run, "--all", "--format", "csv"])
+            .replace(run, "RUN"),
+        r.expect(0, &["report", full_run, "--format", "csv"])
+            .replace(full_run, "RUN")
+    );
+    let table = r.expect(0, &["report", run]);
+    assert!(
+        table.contains("66 entries as before are not listed"),
+        "{table}"
+    );
+
+    for run in ["last", "last~1", "last~2", "last~3"] {
+        r.expect(0, &["replay", run]);
+    }
+    r.expect(0, &["verify"]);
+    // The deleted objects of an incremental run are rebuilt from its chain.
+    assert_eq!(
+        json(&r, 0, &["deleted", "last~1", "--json"]),
+        json(&r, 0, &["deleted", "last", "--json"])
+    );
+}
+
+#[test]
+fn a_changed_tenant_is_recorded_by_difference_and_diffed_replayed() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    json(&r, 3, &IMPORT);
+    json(&r, 3, &IMPORT);
+    // Between runs: one user moves department, one is disabled, one is gone for good.
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&tenant).unwrap()).unwrap();
+    let users = t["users"].as_array_mut().unwrap();
+    let find = |users: &Vec<Value>, name: &str| {
+        users.iter().position(|u| u["displayName"] == name).unwrap()
+    };
+    let i = find(users, "Adele Vance");
+    users[i]["department"] = "Marketing".into();
+    let i = find(users, "Alex Wilber");
+    users[i]["accountEnabled"] = false.into();
+    let i = find(users, "Lee Gu");
+    users.remove(i);
+    std::fs::write(&tenant, serde_json::to_vec(&t).unwrap()).unwrap();
+
+    let changed = json(&r, 3, &IMPORT);
+    let run = changed["run"].as_str().unwrap();
+    let types: Vec<String> = events_of(&r, run)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    let count = |t: &str| types.iter().filter(|x| *x == t).count();
+    // Two users changed, one unlisted; the outcomes that differ (Adele updated, Alex skipped,
+    // Lee's server user disabled as missing) and nothing else.
+    assert_eq!(count("UserSeen"), 2, "{types:?}");
+    assert_eq!(count("ObjectUnlisted"), 1, "{types:?}");
+    assert!(
+        count("Imported") >= 3 && count("Imported") < 10,
+        "{types:?}"
+    );
+    let outcomes: Vec<(String, String)> = changed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("Adele Vance", "updated"),
+        ("Alex Wilber", "skipped"),
+        ("Lee Gu", "disabled"),
+    ] {
+        assert!(
+            outcomes.contains(&(expected.0.into(), expected.1.into())),
+            "{outcomes:?}"
+        );
+    }
+    r.expect(0, &["replay", run]);
+    let diff = r.expect(0, &["diff", "last~1", "last"]);
+    assert!(
+        diff.contains("Lee Gu") && diff.contains("Marketing"),
+        "{diff}"
+    );
+    let history = r.expect(0, &["server", "show", "AdeleV@contoso.com", "--history"]);
+    assert!(history.contains("Updated successfully"), "{history}");
+}
+
+#[test]
+fn an_edited_input_of_an_incremental_run_is_refused_by_name() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    json(&r, 3, &IMPORT);
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&tenant).unwrap()).unwrap();
+    t["users"][0]["department"] = "Marketing".into();
+    std::fs::write(&tenant, serde_json::to_vec(&t).unwrap()).unwrap();
+    let run = json(&r, 3, &IMPORT)["run"].as_str().unwrap().to_owned();
+    let head = json(&r, 0, &["verify", "--json"])["head"]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    {
+        // The attacker rewrites the recorded department and recomputes the chain after it.
+        let store = engine::SledStore::open(&r.store.path().join("db")).unwrap();
+        let last = engine::EventStore::head(&store).seq.0;
+        let mut prev = engine::event::Hash::GENESIS;
+        let mut rewriting = false;
+        for seq in 1..=last {
+            let (_, record) = store.tamper().read(engine::Seq(seq));
+            let mut record = String::from_utf8(record).unwrap();
+            if record.contains(&run) && record.contains("\"department\":\"Marketing\"") {
+                record = record.replacen("\"Marketing\"", "\"Sales\"", 1);
+                rewriting = true;
+            }
+            let hash = engine::event::Hash::chain(&prev, record.as_bytes());
+            if rewriting {
+                store
+                    .tamper()
+                    .write(engine::Seq(seq), hash, record.as_bytes());
+            }
+            prev = hash;
+        }
+        assert!(rewriting);
+        engine::EventStore::flush(&store).unwrap();
+    }
+    // The chain was recomputed, so only the noted head and the digest tell.
+    r.expect(0, &["verify"]);
+    r.expect(1, &["verify", "--head", &head]);
+    let (code, _, err) = r.run(&["replay", &run]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&run) && err.contains("do not match the digest"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
