@@ -217,7 +217,14 @@ pub fn execute(
     let Chosen { deleted, choices } = chosen;
     let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
     lap("chose: the selection and the deleted objects");
-    let digest = chain::inputs_digest(&snapshot, &server, &req.selection, &req.options);
+    let fingerprint = snapshot.fingerprint();
+    let digest = chain::inputs_digest(
+        &snapshot,
+        &fingerprint,
+        &server,
+        &req.selection,
+        &req.options,
+    );
     // An incremental run's inputs: what differs from its base. The base's outcomes stay, to
     // tell which outcomes differ; the rest of it goes.
     let (differences, last_outcomes) = match base.take() {
@@ -266,7 +273,7 @@ pub fn execute(
                 let info = SourceInfo {
                     kind: source.kind(),
                     location: source.location(),
-                    fingerprint: snapshot.fingerprint(),
+                    fingerprint: fingerprint.clone(),
                     completeness: snapshot.completeness,
                     problems: loaded.problems.clone(),
                     listed: Some(Listed {

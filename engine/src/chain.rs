@@ -67,10 +67,12 @@ pub fn worth_recording(entry: &EntryOutcome, last: Option<&LastOutcome>) -> bool
 }
 
 /// SHA-256 of a run's complete inputs in canonical form: the tenant snapshot (its
-/// fingerprint: every object, sorted by id), the server's users and groups (sorted by
-/// case-folded key), the selection and the options, as JSON.
+/// fingerprint — SHA-256 of every object, sorted by id — and its completeness), the server's
+/// users and groups (sorted by case-folded key), the selection and the options, as JSON.
+/// `fingerprint` is `snapshot.fingerprint()`, which the caller has already computed.
 pub fn inputs_digest(
     snapshot: &TenantSnapshot,
+    fingerprint: &str,
     server: &ServerState,
     selection: &SelectionSpec,
     options: &RunOptions,
@@ -87,7 +89,7 @@ pub fn inputs_digest(
     }
     let mut w = HashWriter(Sha256::new());
     w.0.update(b"roster inputs 1\n");
-    w.0.update(snapshot.fingerprint().as_bytes());
+    w.0.update(fingerprint.as_bytes());
     w.0.update(format!("\n{:?}\n", snapshot.completeness).as_bytes());
     let users: Vec<&ServerUser> = server.users().collect();
     let groups: Vec<&ServerGroup> = server.groups().collect();

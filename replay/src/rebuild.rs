@@ -116,7 +116,13 @@ pub fn check_digest(
     match &started.inputs_digest {
         Some(d)
             if *d
-                != chain::inputs_digest(snapshot, server, &started.selection, &started.options) =>
+                != chain::inputs_digest(
+                    snapshot,
+                    &snapshot.fingerprint(),
+                    server,
+                    &started.selection,
+                    &started.options,
+                ) =>
         {
             Err(RebuildError::DigestMismatch { run, full })
         }
