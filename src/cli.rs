@@ -48,6 +48,8 @@ pub enum Command {
     Deleted(RunRef),
     /// Apply a reviewed dry run: import exactly its plan, or refuse (exit 4) if it went stale
     Apply(RunRef),
+    /// Repeat the org's last import (its selection and options), once or every DURATION
+    Sync(SyncArgs),
     /// Re-derive a run from its recorded inputs; exit 0 iff identical to what it recorded
     Replay(RunRef),
     /// Check the whole log: hash chain, sequence, runs; name the first bad event
@@ -469,6 +471,21 @@ pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Organization whose last import to repeat
+    pub org: String,
+    /// Record everything (a full run), not only what differs from the org's last run
+    #[arg(long)]
+    pub full: bool,
+    /// Repeat every DURATION (e.g. 40m, 1h, 90s) until SIGINT or SIGTERM; one summary line per cycle
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+    /// Refuse a cycle that would disable or delete more objects than this [default: the last import's]
+    #[arg(long, value_name = "N")]
+    pub max_deletions: Option<u32>,
 }
 
 #[derive(Debug, Args)]

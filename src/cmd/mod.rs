@@ -30,6 +30,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Plan(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::DryRun),
         Command::Import(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::Apply),
         Command::Apply(a) => run::apply(&ctx, &a.run),
+        Command::Sync(a) => run::sync(&ctx, &a),
         Command::Demo => run::demo(&ctx),
         Command::Runs(a) => run::runs(&ctx, &a),
         Command::Report(a) => run::report(&ctx, &a.run, a.format, a.all),

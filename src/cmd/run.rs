@@ -8,7 +8,7 @@ use app::runs::{self, RunFilter};
 use engine::event::{ActionOverride, DeletedAction, Mode, RunOptions, RunStatus, SelectionSpec};
 
 use super::usage;
-use crate::cli::{Format, RunArgs, RunsArgs};
+use crate::cli::{Format, RunArgs, RunsArgs, SyncArgs};
 use crate::context::Ctx;
 use crate::render::{self, out, out_json, say, ReportView};
 use crate::{Exit, Quiet};
@@ -112,11 +112,7 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
 /// Prints a run's report and turns its end into an exit code.
 fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit> {
     say(&render::warnings(&result.problems));
-    let (status, reason) = match &result.end {
-        RunEnd::Completed => (RunStatus::Completed, None),
-        RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
-        RunEnd::Aborted(why) => (RunStatus::Aborted, Some(why.clone())),
-    };
+    let (status, reason) = run_status(result);
     let recorded;
     let entries = if all || result.base.is_none() {
         &result.entries
@@ -232,4 +228,152 @@ pub fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
         out(&render::deleted_table(&view.rows))?;
     }
     Ok(Exit::Ok)
+}
+
+/// `sync ORG`: the org's last import repeated once (printed as an import is), or with
+/// `--every` once per interval until SIGINT/SIGTERM — one summary line per cycle on stderr and,
+/// with `--json`, one report per run on stdout. A failing cycle is reported and the next one
+/// still runs; the store is opened for each cycle and let go after it.
+pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
+    let request = app::sync::SyncRequest {
+        org: a.org.clone(),
+        full: a.full,
+        max_deletions: a.max_deletions,
+    };
+    let Some(every) = a.every.as_deref() else {
+        let store = ctx.open_store()?;
+        let (org, result) = render::with_progress(&ctx.app.stats, || {
+            app::sync::sync_once(&ctx.app, &store, &request)
+        })?;
+        return print_run(ctx, &org.name, &result, false);
+    };
+    let every = parse_duration(every)?;
+    // Bad usage ends it before the loop: there must be an import to repeat.
+    app::sync::last_import(&ctx.open_store()?, &a.org)?;
+    let signals = stop_signals()?;
+    loop {
+        let started = std::time::Instant::now();
+        let cycle = ctx
+            .open_store()
+            .and_then(|store| Ok(app::sync::sync_once(&ctx.app, &store, &request)?));
+        match cycle {
+            Ok((org, result)) => {
+                say(&render::sync_line(
+                    ctx.app.clock.now(),
+                    &org.name,
+                    &result,
+                    started.elapsed(),
+                ));
+                if ctx.json {
+                    let recorded = result.recorded_entries();
+                    render::out_json_line(&render::report_json(&run_view(
+                        &org.name, &result, &recorded,
+                    )))?;
+                }
+            }
+            Err(e) => say(&render::sync_failed(ctx.app.clock.now(), &a.org, &e)),
+        }
+        match signals.recv_timeout(every) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            // A signal (or the listener gone): the cycle that ran is finished; stop.
+            _ => break,
+        }
+    }
+    say("sync stopped\n");
+    Ok(Exit::Ok)
+}
+
+/// The first SIGINT or SIGTERM is sent on the returned channel (the run under way finishes);
+/// a second one ends the process at once (the run it interrupts is closed as aborted when the
+/// store is next opened).
+fn stop_signals() -> Result<std::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut term, mut int) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    })?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let mut received = 0;
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                received += 1;
+                if received > 1 {
+                    std::process::exit(130);
+                }
+                let _ = tx.send(());
+            }
+        })
+    });
+    Ok(rx)
+}
+
+/// `40m`, `1h30m`, `90s`, `2d`: at least one second.
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let bad = || {
+        usage(format!(
+            "--every {s:?}: expected a duration like 40m, 1h, 1h30m or 90s"
+        ))
+    };
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+fn run_view<'a>(
+    org: &'a str,
+    result: &RunResult,
+    entries: &'a [engine::event::EntryOutcome],
+) -> ReportView<'a> {
+    let (status, _) = run_status(result);
+    ReportView {
+        run: result.run,
+        org,
+        mode: result.mode,
+        entries,
+        summary: result.summary(),
+        base: result.base,
+        all: false,
+        status: Some(status),
+        reason: None,
+    }
+}
+
+fn run_status(result: &RunResult) -> (RunStatus, Option<String>) {
+    match &result.end {
+        RunEnd::Completed => (RunStatus::Completed, None),
+        RunEnd::Refused(r) => (RunStatus::Refused, Some(r.to_string())),
+        RunEnd::Aborted(why) => (RunStatus::Aborted, Some(why.clone())),
+    }
 }

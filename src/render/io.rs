@@ -16,8 +16,22 @@ pub fn out(s: &str) -> Result<()> {
 
 /// Writes `v` as pretty JSON to stdout, streamed: a large report is never one string.
 pub fn out_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    write_json(v, true)
+}
+
+/// Writes `v` as one line of JSON to stdout (JSON Lines: one object per line).
+pub fn out_json_line<T: Serialize + ?Sized>(v: &T) -> Result<()> {
+    write_json(v, false)
+}
+
+fn write_json<T: Serialize + ?Sized>(v: &T, pretty: bool) -> Result<()> {
     let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut stdout, v).map_err(|e| match e.io_error_kind() {
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut stdout, v)
+    } else {
+        serde_json::to_writer(&mut stdout, v)
+    };
+    written.map_err(|e| match e.io_error_kind() {
         Some(kind) => anyhow::Error::from(std::io::Error::from(kind)),
         None => anyhow::Error::from(e),
     })?;

@@ -4,7 +4,7 @@
 mod io;
 mod progress;
 
-pub use io::{out, out_json, say};
+pub use io::{out, out_json, out_json_line, say};
 pub use progress::with_progress;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
@@ -698,6 +698,43 @@ pub fn deleted_hint(run: RunId, deleted: usize) -> String {
     }
     format!(
         "{deleted} deleted objects found; `roster deleted {run}` lists them, `--action ID=disable|delete` acts on them.\n"
+    )
+}
+
+/// One cycle of `sync --every`, in one line: the run, how it ended, its counts, its time.
+pub fn sync_line(
+    at: chrono::DateTime<chrono::Utc>,
+    org: &str,
+    r: &app::run::RunResult,
+    took: std::time::Duration,
+) -> String {
+    let how = match &r.end {
+        app::run::RunEnd::Completed => "completed".to_owned(),
+        app::run::RunEnd::Refused(why) => format!("refused ({})", cell(&why.to_string())),
+        app::run::RunEnd::Aborted(why) => format!("aborted ({})", cell(why)),
+    };
+    let kind = if r.base.is_some() {
+        "incremental"
+    } else {
+        "full"
+    };
+    format!(
+        "{} sync {}: run {} {how} in {:.1} s ({kind}): {}\n",
+        at.format("%Y-%m-%dT%H:%M:%SZ"),
+        cell(org),
+        r.run,
+        took.as_secs_f64(),
+        summary_text(&r.summary())
+    )
+}
+
+/// A cycle of `sync --every` that failed; the next one still runs.
+pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Error) -> String {
+    format!(
+        "{} sync {}: failed: {}\n",
+        at.format("%Y-%m-%dT%H:%M:%SZ"),
+        cell(org),
+        cell(&e.to_string())
     )
 }
 

@@ -1,0 +1,147 @@
+//! `roster sync`: the last import repeated — once, or every interval until a signal — with
+//! the same selection re-resolved against the tenant as it is now, a failing cycle reported
+//! without ending the loop, and the store free for auditors between cycles.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// A store with org `contoso` reading a copy of the demo tenant, and the demo server loaded.
+fn demo(r: &Roster) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("tenant.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            tenant.to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    (dir, tenant)
+}
+
+/// Adds a user to the tenant file.
+fn add_user(tenant: &std::path::Path, n: u32) {
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(tenant).unwrap()).unwrap();
+    t["users"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": format!("00000000-0000-4000-8000-{n:012}"),
+        "displayName": format!("New Hire {n}"),
+        "userPrincipalName": format!("new.hire{n}@contoso.com"),
+        "accountEnabled": true,
+        "userType": "Member",
+    }));
+    std::fs::write(tenant, serde_json::to_vec(&t).unwrap()).unwrap();
+}
+
+#[test]
+fn sync_repeats_the_last_import_with_its_selection_resolved_again() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    let (code, _, err) = r.run(&["sync", "contoso"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no import to repeat") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    r.expect(
+        3,
+        &[
+            "import",
+            "contoso",
+            "--select-all",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+    );
+    // A new hire appears in Entra ID: the repeated --select-all brings them in.
+    add_user(&tenant, 1);
+    let out: Value = serde_json::from_str(&r.expect(3, &["sync", "contoso", "--json"])).unwrap();
+    // Recorded: the new hire, and the deleted objects now found already disabled.
+    let entries = out["entries"].as_array().unwrap();
+    let added: Vec<&Value> = entries.iter().filter(|e| e["outcome"] == "added").collect();
+    assert_eq!(added.len(), 1, "{entries:?}");
+    assert_eq!(added[0]["name"], "New Hire 1");
+    assert_eq!(out["summary"]["added"], 1);
+    let events = r.expect(0, &["events", "last"]);
+    assert!(events.contains("\"selectAll\":true") && events.contains("\"onDeleted\":\"disable\""));
+    r.expect(0, &["replay", "last"]);
+}
+
+#[test]
+fn sync_every_runs_until_a_signal_and_survives_a_failing_cycle() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    r.expect(3, &["import", "contoso", "--select-all"]);
+    let good = std::fs::read(&tenant).unwrap();
+    // The first cycle cannot read the tenant.
+    std::fs::write(&tenant, b"{ not json").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["sync", "contoso", "--every", "1s", "--json"])
+        .env("ROSTER_STORE", r.store.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = |stream: Box<dyn std::io::Read + Send>| {
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let stdout = lines(Box::new(child.stdout.take().unwrap()));
+    let stderr = lines(Box::new(child.stderr.take().unwrap()));
+    let wait = Duration::from_secs(60);
+
+    let first = stderr.recv_timeout(wait).unwrap();
+    assert!(first.contains("sync contoso: failed:"), "{first}");
+    // Between cycles the store is free: an auditor's read does not wait for the daemon.
+    r.expect(0, &["runs"]);
+    std::fs::write(&tenant, &good).unwrap();
+    add_user(&tenant, 2);
+    let report: Value = serde_json::from_str(&stdout.recv_timeout(wait).unwrap()).unwrap();
+    assert_eq!(report["entries"][0]["name"], "New Hire 2");
+    let line = stderr.recv_timeout(wait).unwrap();
+    assert!(
+        line.contains("completed") && line.contains("1 added"),
+        "{line}"
+    );
+    // The next cycle finds nothing new.
+    let report: Value = serde_json::from_str(&stdout.recv_timeout(wait).unwrap()).unwrap();
+    assert_eq!(report["entries"], Value::Array(vec![]));
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = stderr.iter().collect();
+    assert!(rest.iter().any(|l| l == "sync stopped"), "{rest:?}");
+    r.expect(0, &["verify"]);
+}
