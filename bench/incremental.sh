@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Incremental runs at tenant scale: the first import, an unchanged repeat, a repeat after 1 %
+# of the users changed, replay of the last run of the chain, and N unchanged syncs — time,
+# peak RSS and store growth, side by side in one run.
+#
+#   bench/incremental.sh [--users N] [--syncs N] [--work DIR]
+set -euo pipefail
+users=100000 syncs=10 work=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --users) users=$2; shift 2 ;;
+    --syncs) syncs=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+cd "$(dirname "$0")/.."
+cargo build --release -q -p roster
+roster=$PWD/target/release/roster
+work=${work:-$(mktemp -d)}
+mkdir -p "$work"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)" >&2
+if [ ! -f "$work/tenant.json" ]; then
+  "$roster" fixture generate --users "$users" --groups $((users / 10)) --members-per-group 20 --seed 1 \
+    --out "$work/tenant.json" --server-out "$work/server.json" --linked 0.5 2>/dev/null
+fi
+cp "$work/tenant.json" "$work/original.json"
+# 1 % of the users changed: every 100th user moves department.
+python3 - "$work/original.json" "$work/changed.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+for i, u in enumerate(t["users"]):
+    if i % 100 == 0:
+        u["department"] = "Moved " + str(i)
+json.dump(t, open(sys.argv[2], "w"))
+PY
+store=$work/inc-store
+rm -rf "$store"
+export ROSTER_STORE=$store
+"$roster" org add bench --fixture "$work/tenant.json" >/dev/null
+"$roster" server load "$work/server.json" 2>/dev/null
+sel=(bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000 --json)
+size() { du -sk "$store" | awk '{print $1}'; }
+measure() { # NAME ARGS...: time, peak RSS, store growth
+  local name=$1; shift
+  local before t; before=$(size); t=$(mktemp)
+  /usr/bin/time -f "%e %M" -o "$t" "$@" > /dev/null 2>&1 || true
+  read -r secs kb < <(tail -n 1 "$t"); rm -f "$t"
+  printf '| %s | %.2f | %d | %+.1f |\n' "$name" "$secs" $((kb / 1024)) "$(echo "($(size) - $before) / 1024" | bc -l)"
+}
+echo "| command | s | peak RSS MiB | store growth MB |"
+echo "|---|---:|---:|---:|"
+measure "first import (full)" "$roster" import "${sel[@]}"
+measure "repeat (deleted objects now already disabled)" "$roster" import "${sel[@]}"
+measure "unchanged repeat" "$roster" import "${sel[@]}"
+measure "unchanged repeat, --full" "$roster" import "${sel[@]}" --full
+measure "unchanged repeat after a full run" "$roster" import "${sel[@]}"
+cp "$work/changed.json" "$work/tenant.json"
+measure "repeat after 1 % of users changed" "$roster" import "${sel[@]}"
+cp "$work/original.json" "$work/tenant.json"
+measure "replay of that run (chain of 3 after the full run)" "$roster" replay last
+measure "report --all of that run" "$roster" report last~0 --all --format csv
+before=$(size)
+start=$(date +%s.%N)
+for _ in $(seq 1 "$syncs"); do "$roster" sync bench >/dev/null 2>&1 || true; done
+echo
+echo "- $syncs unchanged syncs: $(echo "($(date +%s.%N) - $start) / $syncs" | bc -l | cut -c1-5) s each, store growth $(echo "($(size) - $before) / 1024" | bc -l | cut -c1-5) MB in all"
+echo "- events in the log: $("$roster" verify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')"
