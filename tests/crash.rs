@@ -35,6 +35,33 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let (work, template, loaded) = generated(3000, 300);
+    kills_converge(&work, &template, &loaded, kills);
+}
+
+/// The same kills during an incremental import: the store holds a completed dry run of the
+/// same selection, which the import (and every rerun) records its differences against.
+#[test]
+fn incremental_imports_killed_at_any_moment_converge_too() {
+    let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(12, |n: u32| (n / 3).max(1));
+    let (work, template, loaded) = generated(3000, 300);
+    let plan: Vec<&str> = [&["plan"][..], &IMPORT[1..]].concat();
+    assert_eq!(roster(&template, &plan).0, 3);
+    let probe = work.path().join("probe");
+    copy_dir(&template, &probe);
+    assert_eq!(roster(&probe, &IMPORT).0, 3);
+    let started = roster(&probe, &["events", "last"]).1;
+    assert!(
+        started.lines().next().unwrap().contains("\"base\""),
+        "the import is incremental"
+    );
+    kills_converge(&work, &template, &loaded, kills);
+}
+
+fn kills_converge(work: &tempfile::TempDir, template: &Path, loaded: &ServerState, kills: u32) {
+    let (template, loaded) = (template.to_owned(), loaded.clone());
 
     // The uninterrupted run, and how long it takes.
     let reference_store = work.path().join("reference");
