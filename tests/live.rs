@@ -34,24 +34,7 @@ fn a_live_tenant_searches_and_plans_exactly_like_its_fixture() {
     let fake = Fake::start(&fixtures().join("demo/tenant.json"), &faulty());
     let r = Roster::new();
     r.add_live("live", &fake);
-    r.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "fixture",
-            "--fixture",
-            fixtures().join("demo/tenant.json").to_str().unwrap(),
-        ],
-    );
-    r.expect(
-        0,
-        &[
-            "server",
-            "load",
-            fixtures().join("demo/server.json").to_str().unwrap(),
-        ],
-    );
+    r.add_demo("fixture", &fixtures().join("demo/tenant.json"));
     assert_eq!(
         r.expect(0, &["search", "live", "--json"]),
         r.expect(0, &["search", "fixture", "--json"])

@@ -18,24 +18,7 @@ fn demo_server_file() -> (tempfile::TempDir, std::path::PathBuf) {
 
 fn demo() -> Roster {
     let r = Roster::new();
-    r.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "contoso",
-            "--fixture",
-            fixtures().join("demo/tenant.json").to_str().unwrap(),
-        ],
-    );
-    r.expect(
-        0,
-        &[
-            "server",
-            "load",
-            fixtures().join("demo/server.json").to_str().unwrap(),
-        ],
-    );
+    r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
     r
 }
 

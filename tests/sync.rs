@@ -12,29 +12,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// A store with org `contoso` reading a copy of the demo tenant, and the demo server loaded.
 fn demo(r: &Roster) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let tenant = dir.path().join("tenant.json");
-    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
-    r.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "contoso",
-            "--fixture",
-            tenant.to_str().unwrap(),
-        ],
-    );
-    r.expect(
-        0,
-        &[
-            "server",
-            "load",
-            fixtures().join("demo/server.json").to_str().unwrap(),
-        ],
-    );
+    let (dir, tenant) = demo_tenant_copy();
+    r.add_demo("contoso", &tenant);
     (dir, tenant)
 }
 

@@ -115,10 +115,34 @@ impl Roster {
         out
     }
 
+    /// Adds org `name` reading the fixture `tenant`, and loads the demo server.
+    pub fn add_demo(&self, name: &str, tenant: &Path) {
+        self.expect(
+            0,
+            &["org", "add", name, "--fixture", tenant.to_str().unwrap()],
+        );
+        self.expect(
+            0,
+            &[
+                "server",
+                "load",
+                fixtures().join("demo/server.json").to_str().unwrap(),
+            ],
+        );
+    }
+
     pub fn add_live(&self, name: &str, fake: &Fake) {
         let args = add_live_args(name, TENANT, fake);
         self.expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
     }
+}
+
+/// A copy of the demo tenant in a directory of its own, for a test to change between runs.
+pub fn demo_tenant_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("tenant.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    (dir, tenant)
 }
 
 /// `org add NAME` for a live org of `tenant` reading `fake` with a client secret.
