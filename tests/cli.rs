@@ -2,14 +2,11 @@
 //! contract, reports read back from the log equal to what the run printed, the demo, and the
 //! server left untouched by dry runs.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use assert_cmd::Command;
+use common::{fixtures, rewrite_and_rechain};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 struct Session {
     store: tempfile::TempDir,
@@ -426,30 +423,12 @@ fn replay_shows_what_a_rewritten_log_claims_against_what_its_inputs_decide() {
         .as_str()
         .unwrap()
         .to_owned();
-    {
-        // The attacker: rewrite Adele's outcome and recompute the whole chain after it.
-        let store = engine::SledStore::open(&s.store.path().join("db")).unwrap();
-        let head = engine::EventStore::head(&store).seq.0;
-        let mut prev = engine::event::Hash::GENESIS;
-        let mut rewriting = false;
-        for seq in 1..=head {
-            let (_, record) = store.tamper().read(engine::Seq(seq));
-            let mut record = String::from_utf8(record).unwrap();
-            if record.contains("\"Adele Vance\",\"outcome\":\"added\"") {
-                record = record.replacen("\"outcome\":\"added\"", "\"outcome\":\"skipped\"", 1);
-                rewriting = true;
-            }
-            let hash = engine::event::Hash::chain(&prev, record.as_bytes());
-            if rewriting {
-                store
-                    .tamper()
-                    .write(engine::Seq(seq), hash, record.as_bytes());
-            }
-            prev = hash;
-        }
-        assert!(rewriting);
-        engine::EventStore::flush(&store).unwrap();
-    }
+    // The attacker: rewrite Adele's outcome and recompute the whole chain after it.
+    assert!(rewrite_and_rechain(s.store.path(), |record| {
+        record
+            .contains("\"Adele Vance\",\"outcome\":\"added\"")
+            .then(|| record.replacen("\"outcome\":\"added\"", "\"outcome\":\"skipped\"", 1))
+    }));
     s.run(&["verify"], 0);
     s.run(&["verify", "--head", &head], 1);
     let out = s.cmd(&["replay", "last"]).output().unwrap();

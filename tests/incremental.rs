@@ -165,30 +165,11 @@ fn an_edited_input_of_an_incremental_run_is_refused_by_name() {
         .as_str()
         .unwrap()
         .to_owned();
-    {
-        // The attacker rewrites the recorded department and recomputes the chain after it.
-        let store = engine::SledStore::open(&r.store.path().join("db")).unwrap();
-        let last = engine::EventStore::head(&store).seq.0;
-        let mut prev = engine::event::Hash::GENESIS;
-        let mut rewriting = false;
-        for seq in 1..=last {
-            let (_, record) = store.tamper().read(engine::Seq(seq));
-            let mut record = String::from_utf8(record).unwrap();
-            if record.contains(&run) && record.contains("\"department\":\"Marketing\"") {
-                record = record.replacen("\"Marketing\"", "\"Sales\"", 1);
-                rewriting = true;
-            }
-            let hash = engine::event::Hash::chain(&prev, record.as_bytes());
-            if rewriting {
-                store
-                    .tamper()
-                    .write(engine::Seq(seq), hash, record.as_bytes());
-            }
-            prev = hash;
-        }
-        assert!(rewriting);
-        engine::EventStore::flush(&store).unwrap();
-    }
+    // The attacker rewrites the recorded department and recomputes the chain after it.
+    assert!(rewrite_and_rechain(r.store.path(), |record| {
+        (record.contains(&run) && record.contains("\"department\":\"Marketing\""))
+            .then(|| record.replacen("\"Marketing\"", "\"Sales\"", 1))
+    }));
     // The chain was recomputed, so only the noted head and the digest tell.
     r.expect(0, &["verify"]);
     r.expect(1, &["verify", "--head", &head]);

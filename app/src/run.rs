@@ -467,30 +467,45 @@ fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> 
     Ok(())
 }
 
+/// The org's completed runs, newest first, each with its `RunStarted`: what the base of an
+/// incremental run and the shrink guard's baseline are looked for in.
+fn completed_runs<'s>(
+    store: &'s SledStore,
+    org: &'s OrgConfig,
+) -> Result<impl Iterator<Item = Result<(RunId, RunStarted)>> + 's> {
+    let runs = store.runs()?;
+    Ok(runs.into_iter().rev().filter_map(move |run| {
+        let found = (|| -> Result<Option<(RunId, RunStarted)>> {
+            let seqs = store.run_seqs(run)?;
+            let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+                return Ok(None);
+            };
+            let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event)
+            else {
+                return Ok(None);
+            };
+            if started.org != org.name || started.tenant_id != org.tenant_id {
+                return Ok(None);
+            }
+            let completed = matches!(
+                store.read_event(*last)?.map(|e| e.event),
+                Some(Event::RunFinished(RunFinished {
+                    status: RunStatus::Completed,
+                    ..
+                }))
+            );
+            Ok(completed.then_some((run, started)))
+        })();
+        found.transpose()
+    }))
+}
+
 /// The org's last completed run: the base of its next run.
 fn last_completed_run(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
-    for run in store.runs()?.into_iter().rev() {
-        let seqs = store.run_seqs(run)?;
-        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
-            continue;
-        };
-        let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event) else {
-            continue;
-        };
-        if started.org != org.name || started.tenant_id != org.tenant_id {
-            continue;
-        }
-        if matches!(
-            store.read_event(*last)?.map(|e| e.event),
-            Some(Event::RunFinished(RunFinished {
-                status: RunStatus::Completed,
-                ..
-            }))
-        ) {
-            return Ok(Some(run));
-        }
-    }
-    Ok(None)
+    completed_runs(store, org)?
+        .next()
+        .transpose()
+        .map(|r| r.map(|(run, _)| run))
 }
 
 fn chain_error(e: chain::ReadError) -> Error {
@@ -506,26 +521,10 @@ fn chain_error(e: chain::ReadError) -> Error {
 /// The org's last completed run that listed its tenant completely, with what it listed
 /// (runs before the listing-shrink guard recorded no counts, and are passed over).
 fn last_complete_read(store: &SledStore, org: &OrgConfig) -> Result<Option<Baseline>> {
-    for run in store.runs()?.into_iter().rev() {
-        let seqs = store.run_seqs(run)?;
-        let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
-            continue;
-        };
-        let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event) else {
-            continue;
-        };
-        if started.org != org.name || started.tenant_id != org.tenant_id {
-            continue;
-        }
-        let completed = matches!(
-            store.read_event(*last)?.map(|e| e.event),
-            Some(Event::RunFinished(RunFinished {
-                status: RunStatus::Completed,
-                ..
-            }))
-        );
+    for found in completed_runs(store, org)? {
+        let (run, started) = found?;
         let complete = started.source.completeness.users && started.source.completeness.groups;
-        if let (true, true, Some(listed)) = (completed, complete, started.source.listed) {
+        if let (true, Some(listed)) = (complete, started.source.listed) {
             return Ok(Some(Baseline { run, listed }));
         }
     }

@@ -137,6 +137,35 @@ impl Roster {
     }
 }
 
+/// The attacker's tool: rewrites the first stored record `edit` changes (it returns the new
+/// record, or `None` to leave one alone) and recomputes the hash chain from there on, as
+/// someone with write access to the store could. Returns whether a record was rewritten.
+pub fn rewrite_and_rechain(store: &Path, edit: impl Fn(&str) -> Option<String>) -> bool {
+    let store = engine::SledStore::open(&store.join("db")).unwrap();
+    let last = engine::EventStore::head(&store).seq.0;
+    let mut prev = engine::event::Hash::GENESIS;
+    let mut rewriting = false;
+    for seq in 1..=last {
+        let (_, record) = store.tamper().read(engine::Seq(seq));
+        let mut record = String::from_utf8(record).unwrap();
+        if !rewriting {
+            if let Some(edited) = edit(&record) {
+                record = edited;
+                rewriting = true;
+            }
+        }
+        let hash = engine::event::Hash::chain(&prev, record.as_bytes());
+        if rewriting {
+            store
+                .tamper()
+                .write(engine::Seq(seq), hash, record.as_bytes());
+        }
+        prev = hash;
+    }
+    engine::EventStore::flush(&store).unwrap();
+    rewriting
+}
+
 /// A copy of the demo tenant in a directory of its own, for a test to change between runs.
 pub fn demo_tenant_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
