@@ -103,15 +103,23 @@ pub fn execute(
     }
     let target_info = target.info();
     let baseline = last_complete_read(store, org)?;
-    // The base an incremental run records against, folded from the log; none for a full run.
-    let mut base = if req.full {
-        None
-    } else {
-        match last_completed_run(store, org)? {
-            Some(run) => Some(chain::fold(store, run, Through::Outcomes).map_err(chain_error)?),
-            None => None,
+    let phase = std::time::Instant::now();
+    let lap = |what: &str| {
+        // Time per step, for `ROSTER_LOG=app=debug` and the benchmarks (which measure memory
+        // from outside, with GNU time).
+        tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
+    };
+    // The base an incremental run records against, folded from the log first (folded while
+    // the tenant is read, it only competes with that read for the two cores, and the peak
+    // memory is the sum of both); none for a full run.
+    let base = match (req.full, last_completed_run(store, org)?) {
+        (false, Some(run)) => {
+            let base = chain::fold(store, run, Through::Outcomes, chain::Keep::Digests)
+                .map_err(chain_error)?;
+            lap("folded the base's chain");
+            Some(base)
         }
-        .filter(|b| b.length < chain::MAX_CHAIN)
+        _ => None,
     };
     let started = |source_info: SourceInfo| RunStarted {
         org: org.name.clone(),
@@ -129,12 +137,6 @@ pub fn execute(
         inputs_digest: None,
     };
 
-    let phase = std::time::Instant::now();
-    let lap = |what: &str| {
-        // Time per step, for `ROSTER_LOG=app=debug` and the benchmarks (which measure memory
-        // from outside, with GNU time).
-        tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
-    };
     // The tenant and the server are read at once: neither depends on the other, and on a
     // large tenant each takes about a second. A failed tenant read still wins: it is recorded.
     let shared: &dyn Target = target;
@@ -199,6 +201,7 @@ pub fn execute(
     }
     let server = server?;
     lap("read the tenant and loaded the server");
+    let mut base = base.filter(|b| b.length < chain::MAX_CHAIN);
     // Only a complete read is recorded by difference: "no longer listed" needs a whole list.
     if snapshot.completeness != Completeness::COMPLETE {
         base = None;
@@ -217,25 +220,7 @@ pub fn execute(
     let Chosen { deleted, choices } = chosen;
     let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
     lap("chose: the selection and the deleted objects");
-    let fingerprint = snapshot.fingerprint();
-    let digest = chain::inputs_digest(
-        &snapshot,
-        &fingerprint,
-        &server,
-        &req.selection,
-        &req.options,
-    );
-    // An incremental run's inputs: what differs from its base. The base's outcomes stay, to
-    // tell which outcomes differ; the rest of it goes.
-    let (differences, last_outcomes) = match base.take() {
-        Some(b) => {
-            let diffs = b.differences(&snapshot, &server, &deleted, &choices);
-            lap("compared with the base");
-            (Some((b.run, diffs)), Some(b.into_outcomes()))
-        }
-        None => (None, None),
-    };
-    let base_run = differences.as_ref().map(|(run, _)| *run);
+    let base_run = base.as_ref().map(|b| b.run);
     // What the run records before deciding is known now; its outcomes at least one per
     // choice. A run that cannot fit is refused before it writes anything (a second check,
     // once the plan is known, comes before any outcome or server change).
@@ -268,7 +253,26 @@ pub fn execute(
             };
             let (deleted, choices) = (&deleted, &choices);
             let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
-            let recorded = (|| -> Result<()> {
+            let recorded = (|| -> Result<_> {
+                // What the run records of its inputs, computed while the planner runs: the
+                // digest of them all, and an incremental run's differences from its base
+                // (the base's outcomes stay, to tell which outcomes differ; the rest goes).
+                let fingerprint = snapshot.fingerprint();
+                let digest = chain::inputs_digest(
+                    &snapshot,
+                    &fingerprint,
+                    &server,
+                    &req.selection,
+                    &req.options,
+                );
+                let (differences, last_outcomes) = match base.take() {
+                    Some(b) => {
+                        let diffs = b.differences(&snapshot, &server, deleted, choices);
+                        lap("compared with the base");
+                        (Some(diffs), Some(b.into_outcomes()))
+                    }
+                    None => (None, None),
+                };
                 // 1. observe
                 let info = SourceInfo {
                     kind: source.kind(),
@@ -300,7 +304,7 @@ pub fn execute(
                             .map(|c| Cow::Owned(Event::ActionChosen(c)));
                         store.commit_stream(run, clock.now(), &mut chosen, &[])?;
                     }
-                    Some((_, diffs)) => {
+                    Some(diffs) => {
                         let is_choice = |e: &Event| {
                             matches!(e, Event::ActionChosen(_) | Event::ChoiceWithdrawn(_))
                         };
@@ -315,14 +319,14 @@ pub fn execute(
                     }
                 }
                 lap("recorded the choices");
-                Ok(())
+                Ok(last_outcomes)
             })();
             let decided = planner
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (decided, recorded)
         });
-        recorded?;
+        let last_outcomes = recorded?;
         let Decided {
             plan: decided,
             stale,

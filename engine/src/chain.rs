@@ -97,6 +97,110 @@ pub fn inputs_digest(
     hex::encode(w.0.finalize())
 }
 
+/// Server records (users or groups) as digests, by case-folded login or name.
+type RecordDigests = BTreeMap<String, [u8; 16]>;
+
+/// How a fold keeps the Entra objects it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Whole, to rebuild a run's complete inputs (replay, `report --all`).
+    Whole,
+    /// As 16-byte digests of their canonical JSON: enough to tell what a new read changed, in
+    /// a fraction of the memory (a run records against its base this way).
+    Digests,
+}
+
+/// The objects of one listing (or the choices, the deleted objects), by key, as a fold keeps
+/// them.
+#[derive(Debug, Clone)]
+enum Objects<T, K = ObjectId> {
+    Whole(BTreeMap<K, T>),
+    Digests(BTreeMap<K, [u8; 16]>),
+}
+
+/// The first 16 bytes of SHA-256 over an object's canonical JSON.
+fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut w, item).expect("objects serialize");
+    let mut out = [0; 16];
+    out.copy_from_slice(&w.0.finalize()[..16]);
+    out
+}
+
+impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
+    fn new(keep: Keep) -> Self {
+        match keep {
+            Keep::Whole => Objects::Whole(BTreeMap::new()),
+            Keep::Digests => Objects::Digests(BTreeMap::new()),
+        }
+    }
+
+    fn insert(&mut self, id: K, item: T) {
+        match self {
+            Objects::Whole(m) => {
+                m.insert(id, item);
+            }
+            Objects::Digests(m) => {
+                m.insert(id, object_digest(&item));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &K) {
+        match self {
+            Objects::Whole(m) => {
+                m.remove(id);
+            }
+            Objects::Digests(m) => {
+                m.remove(id);
+            }
+        }
+    }
+
+    /// Whether `item` is new or differs from the object kept under its id.
+    fn differs(&self, id: &K, item: &T) -> bool {
+        match self {
+            Objects::Whole(m) => m.get(id) != Some(item),
+            Objects::Digests(m) => m.get(id) != Some(&object_digest(item)),
+        }
+    }
+
+    fn ids(&self) -> Vec<&K> {
+        match self {
+            Objects::Whole(m) => m.keys().collect(),
+            Objects::Digests(m) => m.keys().collect(),
+        }
+    }
+
+    fn values(&self) -> Vec<T> {
+        match self {
+            Objects::Whole(m) => m.values().cloned().collect(),
+            Objects::Digests(_) => {
+                unreachable!("a chain folded as digests is never turned into inputs")
+            }
+        }
+    }
+
+    fn entries(&self) -> Vec<(&K, &T)> {
+        match self {
+            Objects::Whole(m) => m.iter().collect(),
+            Objects::Digests(_) => {
+                unreachable!("a chain folded as digests is never turned into inputs")
+            }
+        }
+    }
+}
+
 /// Why a chain cannot be folded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -121,13 +225,17 @@ pub struct ChainState {
     /// Runs folded, the full run included.
     pub length: usize,
     pub started: RunStarted,
-    users: BTreeMap<ObjectId, EntraUser>,
-    groups: BTreeMap<ObjectId, EntraGroup>,
-    deleted_users: BTreeMap<ObjectId, DeletedItem>,
-    deleted_groups: BTreeMap<ObjectId, DeletedItem>,
+    keep: Keep,
+    users: Objects<EntraUser>,
+    groups: Objects<EntraGroup>,
+    deleted_users: Objects<DeletedItem>,
+    deleted_groups: Objects<DeletedItem>,
     pub server: ServerState,
-    choices: BTreeMap<EntryKey, ActionChosen>,
-    deleted: BTreeMap<EntryKey, ObjectDeleted>,
+    /// The server's records as digests by case-folded key, once a chain folded as digests is
+    /// complete (see [`ChainState::compact`]): the whole records are let go.
+    server_digests: Option<(RecordDigests, RecordDigests)>,
+    choices: Objects<ActionChosen, EntryKey>,
+    deleted: Objects<ObjectDeleted, EntryKey>,
     outcomes: HashMap<EntryKey, LastOutcome>,
 }
 
@@ -138,6 +246,7 @@ impl ChainState {
         chain: Option<ChainState>,
         run: RunId,
         started: RunStarted,
+        keep: Keep,
     ) -> Result<ChainState, ChainError> {
         match (started.base, chain) {
             (None, _) => Ok(ChainState {
@@ -145,13 +254,15 @@ impl ChainState {
                 full: run,
                 length: 1,
                 started,
-                users: BTreeMap::new(),
-                groups: BTreeMap::new(),
-                deleted_users: BTreeMap::new(),
-                deleted_groups: BTreeMap::new(),
+                keep,
+                users: Objects::new(keep),
+                groups: Objects::new(keep),
+                deleted_users: Objects::new(keep),
+                deleted_groups: Objects::new(keep),
                 server: ServerState::default(),
-                choices: BTreeMap::new(),
-                deleted: BTreeMap::new(),
+                server_digests: None,
+                choices: Objects::new(keep),
+                deleted: Objects::new(keep),
                 outcomes: HashMap::new(),
             }),
             (Some(base), Some(mut chain)) if chain.run == base => {
@@ -241,6 +352,23 @@ impl ChainState {
         }
     }
 
+    /// A chain folded as digests, made smaller once complete: the server's records become
+    /// digests too (no op needs them any more).
+    fn compact(&mut self) {
+        if self.keep == Keep::Digests && self.server_digests.is_none() {
+            let server = std::mem::take(&mut self.server);
+            let users = server
+                .users()
+                .map(|u| (crate::ids::fold_case(&u.login), object_digest(u)))
+                .collect();
+            let groups = server
+                .groups()
+                .map(|g| (crate::ids::fold_case(&g.name), object_digest(g)))
+                .collect();
+            self.server_digests = Some((users, groups));
+        }
+    }
+
     /// The last outcome the chain recorded for each entry, the rest of the state let go.
     pub fn into_outcomes(self) -> HashMap<EntryKey, LastOutcome> {
         self.outcomes
@@ -251,14 +379,16 @@ impl ChainState {
         self.outcomes.get(key)
     }
 
-    /// The tenant snapshot folded so far (the run's, once its inputs are folded).
+    /// The tenant snapshot folded so far (the run's, once its inputs are folded). Only a chain
+    /// folded with [`Keep::Whole`] holds one.
     pub fn snapshot(&self) -> Result<TenantSnapshot, InputsError> {
+        debug_assert_eq!(self.keep, Keep::Whole);
         Ok(TenantSnapshot::new(
             self.started.tenant_id.clone(),
-            self.users.values().cloned().collect(),
-            self.groups.values().cloned().collect(),
-            self.deleted_users.values().cloned().collect(),
-            self.deleted_groups.values().cloned().collect(),
+            self.users.values(),
+            self.groups.values(),
+            self.deleted_users.values(),
+            self.deleted_groups.values(),
             self.started.source.completeness,
         )?)
     }
@@ -271,12 +401,15 @@ impl ChainState {
         order: impl Fn(&EntryKey) -> Option<usize>,
         deleted_order: impl Fn(&EntryKey) -> Option<usize>,
     ) -> Result<RunInputs, InputsError> {
-        fn ordered<T: Clone>(
-            items: &BTreeMap<EntryKey, T>,
+        fn ordered<T: serde::Serialize + PartialEq + Clone>(
+            items: &Objects<T, EntryKey>,
             order: impl Fn(&EntryKey) -> Option<usize>,
         ) -> Vec<T> {
-            let mut keyed: Vec<(Option<usize>, &EntryKey, &T)> =
-                items.iter().map(|(k, v)| (order(k), k, v)).collect();
+            let mut keyed: Vec<(Option<usize>, &EntryKey, &T)> = items
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (order(k), k, v))
+                .collect();
             // Ordered first, by their place; the rest after, by key.
             keyed.sort_by(|a, b| match (a.0, b.0) {
                 (Some(x), Some(y)) => x.cmp(&y),
@@ -338,7 +471,10 @@ impl ChainState {
             |id| unlisted(Listing::DeletedItems, Kind::Group, id.as_str()),
             &mut out,
         );
-        self.server.differences(server, &mut out);
+        match &self.server_digests {
+            None => self.server.differences(server, &mut out),
+            Some((users, groups)) => server_differences(users, groups, server, &mut out),
+        }
         diff_keyed(
             &self.deleted,
             deleted,
@@ -359,6 +495,39 @@ impl ChainState {
     }
 }
 
+/// [`ServerState::differences`] against a server kept as digests.
+fn server_differences(
+    users: &RecordDigests,
+    groups: &RecordDigests,
+    now: &ServerState,
+    out: &mut Vec<Event>,
+) {
+    let mut now_users = std::collections::HashSet::new();
+    for u in now.users() {
+        let key = crate::ids::fold_case(&u.login);
+        if users.get(&key) != Some(&object_digest(u)) {
+            out.push(Event::UserSeen(UserSeen::Server { user: u.clone() }));
+        }
+        now_users.insert(key);
+    }
+    // The login as the base recorded it is not kept: the case-folded key names the record
+    // just as well (`ServerState` keys records by it).
+    for key in users.keys().filter(|k| !now_users.contains(*k)) {
+        out.push(unlisted(Listing::Server, Kind::User, key));
+    }
+    let mut now_groups = std::collections::HashSet::new();
+    for g in now.groups() {
+        let key = crate::ids::fold_case(&g.name);
+        if groups.get(&key) != Some(&object_digest(g)) {
+            out.push(Event::GroupSeen(GroupSeen::Server { group: g.clone() }));
+        }
+        now_groups.insert(key);
+    }
+    for key in groups.keys().filter(|k| !now_groups.contains(*k)) {
+        out.push(unlisted(Listing::Server, Kind::Group, key));
+    }
+}
+
 fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
     Event::ObjectUnlisted(ObjectUnlisted {
         source,
@@ -368,8 +537,8 @@ fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
 }
 
 /// New or changed items of `now` (sorted by id), then the ids of `base` it no longer has.
-fn diff_by_id<T: PartialEq>(
-    base: &BTreeMap<ObjectId, T>,
+fn diff_by_id<T: serde::Serialize + PartialEq + Clone>(
+    base: &Objects<T>,
     now: &[T],
     id: impl Fn(&T) -> &ObjectId,
     seen: impl Fn(&T) -> Event,
@@ -377,12 +546,12 @@ fn diff_by_id<T: PartialEq>(
     out: &mut Vec<Event>,
 ) {
     for item in now {
-        if base.get(id(item)) != Some(item) {
+        if base.differs(id(item), item) {
             out.push(seen(item));
         }
     }
     let mut now_ids = now.iter().map(&id).peekable();
-    for old in base.keys() {
+    for old in base.ids() {
         while now_ids.next_if(|n| *n < old).is_some() {}
         if now_ids.peek() != Some(&old) {
             out.push(gone(old));
@@ -391,8 +560,8 @@ fn diff_by_id<T: PartialEq>(
 }
 
 /// New or changed items of `now`, then the keys of `base` it no longer has.
-fn diff_keyed<T: PartialEq>(
-    base: &BTreeMap<EntryKey, T>,
+fn diff_keyed<T: serde::Serialize + PartialEq + Clone>(
+    base: &Objects<T, EntryKey>,
     now: &[T],
     key: impl Fn(&T) -> EntryKey,
     seen: impl Fn(&T) -> Event,
@@ -402,12 +571,12 @@ fn diff_keyed<T: PartialEq>(
     let mut now_keys = std::collections::HashSet::with_capacity(now.len());
     for item in now {
         let k = key(item);
-        if base.get(&k) != Some(item) {
+        if base.differs(&k, item) {
             out.push(seen(item));
         }
         now_keys.insert(k);
     }
-    for old in base.keys() {
+    for old in base.ids() {
         if !now_keys.contains(old) {
             out.push(gone(old.clone()));
         }
@@ -454,6 +623,7 @@ pub fn fold(
     store: &dyn crate::store::EventStore,
     run: RunId,
     through: Through,
+    keep: Keep,
 ) -> Result<ChainState, ReadError> {
     use crate::event::EventKind;
     // Back from the run to its full run, then forward.
@@ -471,9 +641,9 @@ pub fn fold(
     }
     let mut state: Option<ChainState> = None;
     while let Some((r, started)) = chain.pop() {
-        let mut s = ChainState::begin(state.take(), r, started)?;
+        let mut s = ChainState::begin(state.take(), r, started, keep)?;
         let outcomes = r != run || through == Through::Outcomes;
-        let keep = move |k: EventKind| {
+        let wanted = move |k: EventKind| {
             use EventKind::*;
             match k {
                 UserSeen | GroupSeen | ObjectUnlisted | ObjectDeleted | DeletionWithdrawn
@@ -482,8 +652,12 @@ pub fn fold(
                 _ => false,
             }
         };
-        store.visit_run(r, &keep, &mut |env| s.take(env.event))?;
+        store.visit_run(r, &wanted, &mut |env| s.take(env.event))?;
         state = Some(s);
     }
-    Ok(state.expect("the chain holds at least the run itself"))
+    let mut state = state.expect("the chain holds at least the run itself");
+    if through == Through::Outcomes {
+        state.compact();
+    }
+    Ok(state)
 }

@@ -55,10 +55,11 @@ impl Rebuilt {
 /// chooses and decides again.
 pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildError> {
     let malformed = |reason: String| RebuildError::Malformed { run, reason };
-    let state: ChainState = chain::fold(store, run, Through::Inputs).map_err(|e| match e {
-        chain::ReadError::Store(s) => RebuildError::Store(s),
-        other => malformed(other.to_string()),
-    })?;
+    let state: ChainState =
+        chain::fold(store, run, Through::Inputs, chain::Keep::Whole).map_err(|e| match e {
+            chain::ReadError::Store(s) => RebuildError::Store(s),
+            other => malformed(other.to_string()),
+        })?;
     let started = state.started.clone();
     let snapshot = state.snapshot().map_err(|e| malformed(e.to_string()))?;
     check_digest(run, state.full, &started, &snapshot, &state.server)?;

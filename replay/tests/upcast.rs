@@ -87,7 +87,13 @@ fn a_version_2_log_verifies_replays_and_starts_chains() {
         let (inputs, report) = replay::rebuild::inputs_and_report(&store, run).unwrap();
         assert_eq!(inputs.started.base, None);
         assert!(report.entries.len() > 5);
-        let chain = engine::chain::fold(&store, run, engine::chain::Through::Outcomes).unwrap();
+        let chain = engine::chain::fold(
+            &store,
+            run,
+            engine::chain::Through::Outcomes,
+            engine::chain::Keep::Whole,
+        )
+        .unwrap();
         assert_eq!((chain.full, chain.length), (run, 1));
     }
 }
