@@ -17,7 +17,7 @@ use crate::ids::{ObjectId, RunId};
 use crate::model::{
     DeletedItem, EntraGroup, EntraUser, Kind, ServerGroup, ServerState, ServerUser, TenantSnapshot,
 };
-use crate::projection::{InputsError, RunInputs};
+use crate::projection::InputsError;
 
 /// The most runs a chain holds, its full run included: the run after it records in full.
 /// Bounds what replaying the last run of a chain reads (its full run and at most 63 sets of
@@ -182,9 +182,9 @@ impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
         }
     }
 
-    fn values(&self) -> Vec<T> {
+    fn into_values(self) -> Vec<T> {
         match self {
-            Objects::Whole(m) => m.values().cloned().collect(),
+            Objects::Whole(m) => m.into_values().collect(),
             Objects::Digests(_) => {
                 unreachable!("a chain folded as digests is never turned into inputs")
             }
@@ -379,52 +379,26 @@ impl ChainState {
         self.outcomes.get(key)
     }
 
-    /// The tenant snapshot folded so far (the run's, once its inputs are folded). Only a chain
-    /// folded with [`Keep::Whole`] holds one.
-    pub fn snapshot(&self) -> Result<TenantSnapshot, InputsError> {
+    /// The run's complete inputs taken apart, once they are folded (and the chain folded
+    /// whole): the snapshot and the server moved out, not copied.
+    pub fn into_parts(self) -> Result<Parts, InputsError> {
         debug_assert_eq!(self.keep, Keep::Whole);
-        Ok(TenantSnapshot::new(
+        let snapshot = TenantSnapshot::new(
             self.started.tenant_id.clone(),
-            self.users.values(),
-            self.groups.values(),
-            self.deleted_users.values(),
-            self.deleted_groups.values(),
+            self.users.into_values(),
+            self.groups.into_values(),
+            self.deleted_users.into_values(),
+            self.deleted_groups.into_values(),
             self.started.source.completeness,
-        )?)
-    }
-
-    /// The run's complete inputs, once its inputs are folded: its deleted objects and choices
-    /// in the order `order` gives them (the order choosing again produces; the rest after it,
-    /// by key), so that they compare with a full run's.
-    pub fn inputs(
-        &self,
-        order: impl Fn(&EntryKey) -> Option<usize>,
-        deleted_order: impl Fn(&EntryKey) -> Option<usize>,
-    ) -> Result<RunInputs, InputsError> {
-        fn ordered<T: serde::Serialize + PartialEq + Clone>(
-            items: &Objects<T, EntryKey>,
-            order: impl Fn(&EntryKey) -> Option<usize>,
-        ) -> Vec<T> {
-            let mut keyed: Vec<(Option<usize>, &EntryKey, &T)> = items
-                .entries()
-                .into_iter()
-                .map(|(k, v)| (order(k), k, v))
-                .collect();
-            // Ordered first, by their place; the rest after, by key.
-            keyed.sort_by(|a, b| match (a.0, b.0) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => a.1.cmp(b.1),
-            });
-            keyed.into_iter().map(|(_, _, v)| v.clone()).collect()
-        }
-        Ok(RunInputs {
-            started: self.started.clone(),
-            snapshot: self.snapshot()?,
-            server: self.server.clone(),
-            deleted: ordered(&self.deleted, deleted_order),
-            choices: ordered(&self.choices, order),
+        )?;
+        Ok(Parts {
+            started: self.started,
+            full: self.full,
+            snapshot,
+            server: self.server,
+            choices: self.choices,
+            deleted: self.deleted,
+            last: self.outcomes,
         })
     }
 
@@ -493,6 +467,51 @@ impl ChainState {
         );
         out
     }
+}
+
+/// A run's complete inputs rebuilt from its chain ([`ChainState::into_parts`]).
+pub struct Parts {
+    pub started: RunStarted,
+    /// The full run the chain starts from.
+    pub full: RunId,
+    pub snapshot: TenantSnapshot,
+    pub server: ServerState,
+    choices: Objects<ActionChosen, EntryKey>,
+    deleted: Objects<ObjectDeleted, EntryKey>,
+    /// The last outcome the chain recorded for each entry before the run.
+    pub last: HashMap<EntryKey, LastOutcome>,
+}
+
+impl Parts {
+    /// The run's choices in the order `order` gives them (the order choosing again produces;
+    /// the rest after it, by key), so that they compare with a full run's.
+    pub fn choices(&self, order: impl Fn(&EntryKey) -> Option<usize>) -> Vec<ActionChosen> {
+        ordered(&self.choices, order)
+    }
+
+    /// The run's deleted objects, ordered as [`Parts::choices`].
+    pub fn deleted(&self, order: impl Fn(&EntryKey) -> Option<usize>) -> Vec<ObjectDeleted> {
+        ordered(&self.deleted, order)
+    }
+}
+
+fn ordered<T: serde::Serialize + PartialEq + Clone>(
+    items: &Objects<T, EntryKey>,
+    order: impl Fn(&EntryKey) -> Option<usize>,
+) -> Vec<T> {
+    let mut keyed: Vec<(Option<usize>, &EntryKey, &T)> = items
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (order(k), k, v))
+        .collect();
+    // Ordered first, by their place; the rest after, by key.
+    keyed.sort_by(|a, b| match (a.0, b.0) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.1.cmp(b.1),
+    });
+    keyed.into_iter().map(|(_, _, v)| v.clone()).collect()
 }
 
 /// [`ServerState::differences`] against a server kept as digests.

@@ -60,17 +60,25 @@ pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildErr
             chain::ReadError::Store(s) => RebuildError::Store(s),
             other => malformed(other.to_string()),
         })?;
-    let started = state.started.clone();
-    let snapshot = state.snapshot().map_err(|e| malformed(e.to_string()))?;
-    check_digest(run, state.full, &started, &snapshot, &state.server)?;
-    let decide_from = Inputs {
-        tenant: &started.tenant_id,
-        snapshot: &snapshot,
-        server: &state.server,
-        options: &started.options,
-        baseline: started.baseline.as_ref(),
-    };
-    let chosen = decide::choose(&decide_from, &started.selection);
+    let parts = state.into_parts().map_err(|e| malformed(e.to_string()))?;
+    check_digest(
+        run,
+        parts.full,
+        &parts.started,
+        &parts.snapshot,
+        &parts.server,
+    )?;
+    let started = &parts.started;
+    let chosen = decide::choose(
+        &Inputs {
+            tenant: &started.tenant_id,
+            snapshot: &parts.snapshot,
+            server: &parts.server,
+            options: &started.options,
+            baseline: started.baseline.as_ref(),
+        },
+        &started.selection,
+    );
     let place = |items: Vec<EntryKey>| -> HashMap<EntryKey, usize> {
         items.into_iter().enumerate().map(|(i, k)| (k, i)).collect()
     };
@@ -88,19 +96,41 @@ pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildErr
             .map(|d| (d.kind, d.id.clone()))
             .collect(),
     );
-    let inputs = state
-        .inputs(
-            |k| choice_order.get(k).copied(),
-            |k| deleted_order.get(k).copied(),
-        )
-        .map_err(|e| malformed(e.to_string()))?;
-    let plan = decide::decide(&decide_from, &inputs.deleted, &inputs.choices, None).plan;
-    let full = state.full;
+    let choices = parts.choices(|k| choice_order.get(k).copied());
+    let deleted = parts.deleted(|k| deleted_order.get(k).copied());
+    let chain::Parts {
+        started,
+        full,
+        snapshot,
+        server,
+        last,
+        ..
+    } = parts;
+    let inputs = RunInputs {
+        started,
+        snapshot,
+        server,
+        deleted,
+        choices,
+    };
+    let plan = decide::decide(
+        &Inputs {
+            tenant: &inputs.started.tenant_id,
+            snapshot: &inputs.snapshot,
+            server: &inputs.server,
+            options: &inputs.started.options,
+            baseline: inputs.started.baseline.as_ref(),
+        },
+        &inputs.deleted,
+        &inputs.choices,
+        None,
+    )
+    .plan;
     Ok(Rebuilt {
         inputs,
         chosen,
         plan,
-        last: state.into_outcomes(),
+        last,
         full,
     })
 }
