@@ -622,3 +622,137 @@ fn each_cloud_has_its_own_hosts() {
         )
     );
 }
+
+/// Follows a delta read from `url` to its end: every change, and the deltaLink.
+async fn delta_read(c: &GraphClient, url: Url) -> (Vec<serde_json::Value>, Url) {
+    let mut changes = Vec::new();
+    let mut next = url;
+    loop {
+        let page: serde_json::Value = c.get_json(&next, Query::Plain, "delta").await.unwrap();
+        changes.extend(page["value"].as_array().unwrap().iter().cloned());
+        if let Some(n) = page["@odata.nextLink"].as_str() {
+            next = Url::parse(n).unwrap();
+        } else {
+            let link = page["@odata.deltaLink"]
+                .as_str()
+                .expect("a deltaLink ends it");
+            return (changes, Url::parse(link).unwrap());
+        }
+    }
+}
+
+/// The fake serves Graph's change tracking: a first delta read lists everything in pages and
+/// ends in a deltaLink; after the tenant is reloaded, the deltaLink answers exactly what
+/// changed (`@removed` `changed` for a user now in the recycle bin, `deleted` for one gone for
+/// good, `members@delta` for a group); `latest` skips to now; an expired token answers 410.
+#[test]
+fn the_fake_serves_delta_and_reloads_its_tenant() {
+    std::env::set_var("ROSTER_CLIENT_SECRET", SECRET);
+    let tenant_file = fixtures().join("demo/tenant.json");
+    let fake = start(
+        &tenant_file,
+        FakeConfig {
+            page_size: 2,
+            ..FakeConfig::default()
+        },
+    );
+    let tenant = read_tenant(&tenant_file).unwrap().snapshot.tenant_id;
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = secret_client(&fake, &tenant, dir.path());
+    let rt = runtime();
+    let mut t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&tenant_file).unwrap()).unwrap();
+    let users = t["users"].as_array().unwrap().len();
+
+    let (all, users_link) = rt.block_on(delta_read(
+        &c,
+        c.url("users/delta?$select=id,displayName,department"),
+    ));
+    assert_eq!(all.len(), users);
+    assert!(all.iter().all(|u| u.get("userPrincipalName").is_none()));
+    let (groups, groups_link) = rt.block_on(delta_read(&c, c.url("groups/delta")));
+    assert!(groups.iter().all(|g| g["members@delta"].is_array()));
+
+    // Nothing changed yet: an empty delta.
+    let (none, _) = rt.block_on(delta_read(&c, users_link.clone()));
+    assert_eq!(none, Vec::<serde_json::Value>::new());
+
+    // One user moves department, one is soft-deleted, one is gone for good; a group gains a member.
+    let list = t["users"].as_array_mut().unwrap();
+    list[0]["department"] = "Moved".into();
+    let moved = list[0]["id"].clone();
+    let soft = list.remove(1);
+    let hard = list.remove(1);
+    let mut bin = soft.clone();
+    bin["deletedDateTime"] = "2026-11-28T10:00:00Z".into();
+    t["deletedUsers"].as_array_mut().unwrap().push(bin);
+    let group = t["groups"][0]["id"].clone();
+    t["groups"][0]["members"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"@odata.type": "#microsoft.graph.user", "id": moved}));
+    let reloader = fake.reloader();
+    assert_eq!(
+        reloader
+            .reload(&serde_json::to_vec(&t).unwrap(), "changed")
+            .unwrap(),
+        2
+    );
+
+    let (changed, _) = rt.block_on(delta_read(&c, users_link.clone()));
+    let removed = |id: &serde_json::Value| {
+        changed
+            .iter()
+            .find(|u| u["id"] == *id)
+            .map(|u| u["@removed"]["reason"].clone())
+    };
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert_eq!(
+        changed.iter().find(|u| u["id"] == moved).unwrap()["department"],
+        "Moved"
+    );
+    assert_eq!(removed(&soft["id"]), Some("changed".into()));
+    assert_eq!(removed(&hard["id"]), Some("deleted".into()));
+    let (group_changes, _) = rt.block_on(delta_read(&c, groups_link));
+    let g = group_changes.iter().find(|g| g["id"] == group).unwrap();
+    let members = g["members@delta"].as_array().unwrap();
+    assert!(members
+        .iter()
+        .any(|m| m["id"] == moved && m.get("@removed").is_none()));
+
+    // Told over HTTP (as `roster fake-graph` is on SIGHUP): the original tenant again, a third
+    // version; the changes since the second are the reverse.
+    let answer: serde_json::Value = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/_fake/reload", fake.base_url))
+            .body(std::fs::read(&tenant_file).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(answer["version"], 3);
+    let (back, _) = rt.block_on(delta_read(&c, users_link.clone()));
+    assert_eq!(
+        back,
+        Vec::<serde_json::Value>::new(),
+        "version 1 and 3 are the same tenant"
+    );
+
+    // `latest` answers no change and a link to now.
+    let (latest, _) = rt.block_on(delta_read(&c, c.url("users/delta?$deltatoken=latest")));
+    assert!(latest.is_empty());
+
+    // An expired token is answered as Graph answers it.
+    reloader.expire_delta();
+    let err = rt
+        .block_on(c.get_json::<serde_json::Value>(&users_link, Query::Plain, "delta"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("410") && err.contains("syncStateNotFound"),
+        "{err}"
+    );
+}

@@ -49,9 +49,28 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
             .as_deref()
             .map(|v| serde_json::from_str(v).unwrap_or_else(|_| v.into())),
     };
-    let fake = FakeGraph::start(&bytes, &a.tenant.display().to_string(), config, a.addr)?;
+    let origin = a.tenant.display().to_string();
+    let fake = FakeGraph::start(&bytes, &origin, config, a.addr)?;
     out(&format!("{}\n", fake.base_url))?;
     say(&render::fake_serving(&a.tenant, &fake.base_url));
+    // SIGHUP reloads the tenant file: a new version of the tenant, which delta tokens see.
+    let reloading = fake.reloader();
+    let tenant = a.tenant.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut hangup = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    })?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            while hangup.recv().await.is_some() {
+                let reloaded = adapters::fixture::read_input(&tenant, "tenant fixture")
+                    .and_then(|bytes| reloading.reload(&bytes, &origin));
+                say(&render::fake_reloaded(&tenant, reloaded));
+            }
+        })
+    });
     fake.wait();
     Ok(Exit::Ok)
 }

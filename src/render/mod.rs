@@ -899,6 +899,21 @@ pub fn restored(r: &app::backup::Restored, store: &std::path::Path) -> String {
 }
 
 /// `roster fake-graph`, on stderr once it serves (stdout has its URL).
+/// `fake-graph` reloaded its tenant file (SIGHUP), or could not.
+pub fn fake_reloaded(tenant: &std::path::Path, reloaded: adapters::Result<u64>) -> String {
+    match reloaded {
+        Ok(version) => format!(
+            "fake-graph: reloaded {} (version {version})\n",
+            cell(&tenant.display().to_string())
+        ),
+        Err(e) => format!(
+            "fake-graph: cannot reload {}, still serving the previous version: {}\n",
+            cell(&tenant.display().to_string()),
+            cell(&e.to_string())
+        ),
+    }
+}
+
 pub fn fake_serving(tenant: &std::path::Path, url: &str) -> String {
     format!(
         "fake-graph: serving {} on {url} until killed\n",

@@ -63,6 +63,22 @@ impl Directory {
         })
     }
 
+    pub(super) fn users(&self) -> &[Value] {
+        &self.users
+    }
+
+    pub(super) fn groups(&self) -> &[Value] {
+        &self.groups
+    }
+
+    pub(super) fn deleted_users(&self) -> &[Value] {
+        &self.deleted_users
+    }
+
+    pub(super) fn deleted_groups(&self) -> &[Value] {
+        &self.deleted_groups
+    }
+
     /// A member as Graph lists it: the object with its `@odata.type`.
     pub(super) fn member_object(&self, reference: &Value) -> Value {
         let id = id_of(reference);
@@ -104,9 +120,11 @@ impl Directory {
 impl State {
     pub(super) fn route(&self, req: &Request<'_>) -> Answer {
         let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
-        let d = &self.dir;
+        let d = self.dir();
+        let d = &*d;
         let collection = |items: Vec<&Value>, context: &str| self.collection(items, req, context);
         match (req.method, segments.as_slice()) {
+            ("GET", [kind @ ("users" | "groups"), "delta"]) => self.delta(kind, req),
             ("GET", ["users"]) => collection(d.users.iter().collect(), "users"),
             ("GET", ["groups"]) => collection(d.groups.iter().collect(), "groups"),
             ("GET", [kind @ ("users" | "groups"), "$count"]) => {
@@ -178,12 +196,13 @@ impl State {
 
     pub(super) fn single(&self, id: &str, kind: &str) -> Answer {
         let id = id.to_ascii_lowercase();
-        match self.dir.index.get(&id) {
+        let dir = self.dir();
+        match dir.index.get(&id) {
             Some((k, i)) if *k == kind => {
                 let obj = if kind == "user" {
-                    &self.dir.users[*i]
+                    &dir.users[*i]
                 } else {
-                    &self.dir.groups[*i]
+                    &dir.groups[*i]
                 };
                 let mut o = obj.clone();
                 o["@odata.context"] =

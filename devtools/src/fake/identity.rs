@@ -97,7 +97,7 @@ pub(super) fn tenant_ok(state: &State, path: &str) -> bool {
     path.trim_start_matches('/')
         .split('/')
         .next()
-        .is_some_and(|t| t.eq_ignore_ascii_case(&state.dir.tenant))
+        .is_some_and(|t| t.eq_ignore_ascii_case(&state.dir().tenant))
 }
 
 pub(super) fn device_code(state: &State, path: &str, body: &Bytes) -> Response {

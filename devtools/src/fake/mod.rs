@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -26,6 +26,7 @@ use adapters::wire::{BatchRequest, BatchResponse, BatchResponseItem};
 
 mod batch;
 mod budget;
+mod delta;
 mod directory;
 mod faults;
 mod identity;
@@ -165,7 +166,8 @@ struct Counters {
 
 struct State {
     config: FakeConfig,
-    dir: Directory,
+    /// The tenant served, and its earlier versions (for delta tokens).
+    versions: RwLock<delta::Versions>,
     base: String,
     counters: Counters,
     /// (window start, units spent in it)
@@ -274,6 +276,16 @@ async fn handle(
     if path == "/_fake/stats" {
         return axum::Json(state.stats()).into_response();
     }
+    if method == Method::POST && path == "/_fake/reload" {
+        return match Directory::load(&body, "the reloaded tenant") {
+            Ok(dir) => axum::Json(json!({"version": state.replace(dir)})).into_response(),
+            Err(e) => graph_error(StatusCode::BAD_REQUEST, "BadRequest", &e.to_string()),
+        };
+    }
+    if method == Method::POST && path == "/_fake/expire-delta" {
+        state.expire_delta();
+        return axum::Json(json!({"expired": true})).into_response();
+    }
     if method == Method::POST && path.ends_with("/oauth2/v2.0/devicecode") {
         return device_code(&state, &path, &body);
     }
@@ -358,7 +370,7 @@ impl FakeGraph {
         let base_url = format!("http://{local}");
         let state = Arc::new(State {
             config,
-            dir,
+            versions: RwLock::new(delta::Versions::new(dir)),
             base: base_url.clone(),
             counters: Counters::default(),
             window: Mutex::new((Instant::now(), 0)),
@@ -412,11 +424,37 @@ impl FakeGraph {
         self.state.stats()
     }
 
+    /// What changes the tenant served while the fake runs (another thread may hold it).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            state: self.state.clone(),
+        }
+    }
+
     /// Blocks until the server stops (it does not, unless the process is killed).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Changes the tenant a running fake serves.
+#[derive(Clone)]
+pub struct Reloader {
+    state: Arc<State>,
+}
+
+impl Reloader {
+    /// Serves `fixture` (tenant JSON bytes) from now on, as a new version of the tenant: delta
+    /// tokens issued before it answer the changes. Returns the version's number.
+    pub fn reload(&self, fixture: &[u8], origin: &str) -> Result<u64> {
+        Ok(self.state.replace(Directory::load(fixture, origin)?))
+    }
+
+    /// Makes every delta token issued so far unknown (answered 410 `syncStateNotFound`).
+    pub fn expire_delta(&self) {
+        self.state.expire_delta();
     }
 }
 
