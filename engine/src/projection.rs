@@ -158,6 +158,9 @@ pub struct RunInfo {
     pub status: Option<RunStatus>,
     pub summary: Summary,
     pub applied_from: Option<RunId>,
+    /// The base of an incremental run (absent for a full run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<RunId>,
 }
 
 impl RunInfo {
@@ -177,6 +180,7 @@ impl RunInfo {
                         status: None,
                         summary: Summary::default(),
                         applied_from: s.applied_from,
+                        base: s.base,
                     })
                 }
                 (Event::Planned(e) | Event::Imported(e), Some(i)) => i.summary.count(e.outcome),
