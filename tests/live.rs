@@ -234,6 +234,45 @@ fn a_recording_is_a_fixture_that_plans_the_same() {
             &["plan", "rec", "--select-all", "--check-deleted", "--json"]
         ))
     );
+    // Nesting survives the recording: every group's direct members, nested groups as groups,
+    // are the original fixture's (devices aside).
+    let direct = |file: &std::path::Path| -> Vec<(String, Vec<(String, String)>)> {
+        let t: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let mut groups: Vec<(String, Vec<(String, String)>)> = t["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let mut members: Vec<(String, String)> = g["members"]
+                    .as_array()
+                    .map(|m| {
+                        m.iter()
+                            .map(|m| {
+                                (
+                                    // The demo fixture leaves out the type of some users.
+                                    m["@odata.type"]
+                                        .as_str()
+                                        .unwrap_or("#microsoft.graph.user")
+                                        .to_owned(),
+                                    m["id"].as_str().unwrap().to_owned(),
+                                )
+                            })
+                            .filter(|(t, _)| t.ends_with(".user") || t.ends_with(".group"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                members.sort();
+                (g["id"].as_str().unwrap().to_owned(), members)
+            })
+            .collect();
+        groups.sort();
+        groups
+    };
+    let original = direct(&fixtures().join("demo/tenant.json"));
+    assert!(original
+        .iter()
+        .any(|(_, m)| m.iter().any(|(t, _)| t.ends_with(".group"))));
+    assert_eq!(direct(&recorded), original);
     // Anonymized: no name, UPN or mail survives, and the tenant's shape does.
     let text = std::fs::read_to_string(&anonymous).unwrap();
     for real in [

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use engine::model::{Completeness, TenantSnapshot};
+use engine::model::{Completeness, DirectMembers, TenantSnapshot};
 use engine::{ObjectId, TenantId};
 
 use crate::bounded::{io_reason, read_regular_file};
@@ -120,7 +120,7 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
         .groups
         .into_iter()
         .zip(transitive)
-        .map(|(g, members)| g.into_entra(members))
+        .map(|(g, (members, nested))| g.into_entra(members, nested))
         .collect();
     let snapshot = TenantSnapshot::new(
         file.tenant_id,
@@ -134,16 +134,17 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
     Ok(Loaded { snapshot, problems })
 }
 
-/// Each group's transitive member users, from direct members. Cycles (which Entra does not
-/// allow, but a hand-made fixture might hold) are cut; unknown members are reported and skipped.
-/// The Graph source resolves what `/groups/{id}/members` returned with the same function.
+/// Each group's transitive member users, from direct members, and its direct members when
+/// groups are among them. Cycles (which Entra does not allow, but a hand-made fixture might
+/// hold) are cut; unknown members are reported and skipped. The Graph source resolves what
+/// `/groups/{id}/members` returned with the same function.
 pub(crate) fn resolve_nesting(
     groups: &[GraphGroup],
     direct: &[&[GraphMember]],
     users: &HashSet<&ObjectId>,
     group_ids: &HashSet<&ObjectId>,
     problems: &mut Vec<String>,
-) -> Vec<Vec<ObjectId>> {
+) -> Vec<(Vec<ObjectId>, Option<DirectMembers>)> {
     let index: HashMap<&ObjectId, usize> =
         groups.iter().enumerate().map(|(i, g)| (&g.id, i)).collect();
     // Classify every direct member once.
@@ -187,12 +188,20 @@ pub(crate) fn resolve_nesting(
             }
             out.sort();
             out.dedup();
-            out
+            let nested = (!member_groups[start].is_empty()).then(|| DirectMembers {
+                users: member_users[start].clone(),
+                groups: member_groups[start]
+                    .iter()
+                    .map(|&i| groups[i].id.clone())
+                    .collect(),
+            });
+            (out, nested)
         })
         .collect()
 }
 
-/// The fixture form of a snapshot (what `roster record` writes): transitive members as direct.
+/// The fixture form of a snapshot (what `roster record` writes): each group's direct members,
+/// nested groups as groups.
 pub fn to_tenant_file(snapshot: &TenantSnapshot) -> TenantFile {
     TenantFile {
         tenant_id: snapshot.tenant_id.clone(),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use engine::model::{DeletedItem, EntraGroup, EntraUser, UserType};
+use engine::model::{DeletedItem, DirectMembers, EntraGroup, EntraUser, UserType};
 use engine::ObjectId;
 
 /// The `$select` list for users: every attribute the decision rules use.
@@ -176,8 +176,13 @@ impl GraphUser {
 }
 
 impl GraphGroup {
-    /// Converts to an engine group whose transitive member users are `member_users`.
-    pub fn into_entra(self, member_users: Vec<ObjectId>) -> EntraGroup {
+    /// Converts to an engine group whose transitive member users are `member_users`, and whose
+    /// direct members are `nested` when groups are among them.
+    pub fn into_entra(
+        self,
+        member_users: Vec<ObjectId>,
+        nested: Option<DirectMembers>,
+    ) -> EntraGroup {
         EntraGroup {
             id: self.id,
             display_name: self.display_name,
@@ -188,10 +193,12 @@ impl GraphGroup {
             security_enabled: self.security_enabled.unwrap_or(false),
             membership_rule: self.membership_rule,
             member_users,
+            nested,
         }
     }
 
-    /// The fixture form of an engine group: its transitive users as direct members.
+    /// The fixture form of an engine group: its direct members — nested groups as groups, when
+    /// it has them; else its users.
     pub fn from_entra(g: &EntraGroup) -> GraphGroup {
         GraphGroup {
             id: g.id.clone(),
@@ -202,15 +209,21 @@ impl GraphGroup {
             mail_enabled: Some(g.mail_enabled),
             security_enabled: Some(g.security_enabled),
             membership_rule: g.membership_rule.clone(),
-            members: Some(
-                g.member_users
-                    .iter()
-                    .map(|id| GraphMember {
-                        odata_type: Some("#microsoft.graph.user".into()),
-                        id: id.clone(),
-                    })
-                    .collect(),
-            ),
+            members: Some({
+                let member = |kind: &str, id: &ObjectId| GraphMember {
+                    odata_type: Some(format!("#microsoft.graph.{kind}")),
+                    id: id.clone(),
+                };
+                match &g.nested {
+                    None => g.member_users.iter().map(|id| member("user", id)).collect(),
+                    Some(direct) => direct
+                        .users
+                        .iter()
+                        .map(|id| member("user", id))
+                        .chain(direct.groups.iter().map(|id| member("group", id)))
+                        .collect(),
+                }
+            }),
         }
     }
 }

@@ -65,7 +65,7 @@ fn group_pages_classify_every_type() {
     let groups: Vec<_> = page
         .value
         .into_iter()
-        .map(|g| g.into_entra(vec![]))
+        .map(|g| g.into_entra(vec![], None))
         .collect();
     assert_eq!(groups[0].group_type().label(), "M365 Group");
     assert_eq!(groups[1].group_type().label(), "Distribution Group");

@@ -108,7 +108,20 @@ pub struct EntraGroup {
     pub mail_enabled: bool,
     pub security_enabled: bool,
     pub membership_rule: Option<String>,
+    /// Every user in the group, nested groups resolved: what the import rules use.
     pub member_users: Vec<ObjectId>,
+    /// The direct members, for a group that has groups among them (`None`: the direct members
+    /// are `member_users`). What a change to the membership applies to, and what a recording
+    /// writes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<DirectMembers>,
+}
+
+/// A group's direct members, users and groups, as `/groups/{id}/members` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DirectMembers {
+    pub users: Vec<ObjectId>,
+    pub groups: Vec<ObjectId>,
 }
 
 impl EntraGroup {
@@ -213,6 +226,12 @@ impl TenantSnapshot {
         for g in &mut groups {
             g.member_users.sort();
             g.member_users.dedup();
+            if let Some(n) = &mut g.nested {
+                n.users.sort();
+                n.users.dedup();
+                n.groups.sort();
+                n.groups.dedup();
+            }
         }
         Ok(TenantSnapshot {
             tenant_id,

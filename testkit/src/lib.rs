@@ -63,6 +63,7 @@ pub fn group(n: u32, name: &str, members: &[u32]) -> EntraGroup {
         security_enabled: true,
         membership_rule: None,
         member_users: members.iter().map(|m| oid(*m)).collect(),
+        nested: None,
     }
 }
 

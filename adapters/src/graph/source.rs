@@ -148,7 +148,7 @@ impl GraphSource {
         let entra_groups: Vec<_> = groups
             .into_iter()
             .zip(transitive)
-            .map(|(g, users)| g.into_entra(users))
+            .map(|(g, (users, nested))| g.into_entra(users, nested))
             .collect();
         let snapshot = TenantSnapshot::new(
             self.tenant.clone(),
