@@ -497,3 +497,47 @@ fn a_huge_lifetime_from_the_sign_in_service_is_bounded() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// `roster fake-graph` reloads its tenant file on SIGHUP (a new version of the tenant, which
+/// delta tokens see), and keeps serving the previous one when the file is broken.
+#[test]
+fn fake_graph_reloads_its_tenant_on_sighup() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("tenant.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["fake-graph", "--tenant"])
+        .arg(&tenant)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut hangup = |expect: &str| {
+        let status = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            let line = stderr.next().expect("fake-graph says what it did").unwrap();
+            if line.contains("reload") {
+                assert!(line.contains(expect), "{line}");
+                return;
+            }
+        }
+    };
+    hangup("(version 2)");
+    std::fs::write(&tenant, b"{ broken").unwrap();
+    hangup("still serving the previous version");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &tenant).unwrap();
+    hangup("(version 3)");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -51,9 +51,8 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
     };
     let origin = a.tenant.display().to_string();
     let fake = FakeGraph::start(&bytes, &origin, config, a.addr)?;
-    out(&format!("{}\n", fake.base_url))?;
-    say(&render::fake_serving(&a.tenant, &fake.base_url));
     // SIGHUP reloads the tenant file: a new version of the tenant, which delta tokens see.
+    // Listened for before the base URL is printed: whoever reads it may send one at once.
     let reloading = fake.reloader();
     let tenant = a.tenant.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,6 +70,8 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
             }
         })
     });
+    out(&format!("{}\n", fake.base_url))?;
+    say(&render::fake_serving(&a.tenant, &fake.base_url));
     fake.wait();
     Ok(Exit::Ok)
 }
