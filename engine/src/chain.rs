@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::event::{
     ActionChosen, EntryOutcome, Event, GroupSeen, Listing, ObjectDeleted, ObjectUnlisted, Outcome,
@@ -77,17 +77,7 @@ pub fn inputs_digest(
     selection: &SelectionSpec,
     options: &RunOptions,
 ) -> String {
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut w = HashWriter(Sha256::new());
+    let mut w = crate::model::HashWriter::default();
     w.0.update(b"roster inputs 1\n");
     w.0.update(fingerprint.as_bytes());
     w.0.update(format!("\n{:?}\n", snapshot.completeness).as_bytes());
@@ -120,17 +110,7 @@ enum Objects<T, K = ObjectId> {
 
 /// The first 16 bytes of SHA-256 over an object's canonical JSON.
 fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut w = HashWriter(Sha256::new());
+    let mut w = crate::model::HashWriter::default();
     serde_json::to_writer(&mut w, item).expect("objects serialize");
     let mut out = [0; 16];
     out.copy_from_slice(&w.0.finalize()[..16]);

@@ -180,6 +180,20 @@ impl Completeness {
     };
 }
 
+/// SHA-256 over what is written into it: JSON hashed as it is serialized, never held whole.
+#[derive(Default)]
+pub(crate) struct HashWriter(pub(crate) sha2::Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Everything read from one tenant for one run, sorted by id, ids unique per collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantSnapshot {
@@ -261,17 +275,7 @@ impl TenantSnapshot {
     /// fixture or from Graph, have the same fingerprint.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
-        struct HashWriter(sha2::Sha256);
-        impl std::io::Write for HashWriter {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.update(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut w = HashWriter(sha2::Sha256::new());
+        let mut w = HashWriter::default();
         serde_json::to_writer(
             &mut w,
             &(
