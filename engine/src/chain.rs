@@ -87,8 +87,8 @@ pub fn inputs_digest(
     hex::encode(w.0.finalize())
 }
 
-/// Server records (users or groups) as digests, by case-folded login or name.
-type RecordDigests = BTreeMap<String, [u8; 16]>;
+/// The server's users and groups as digests, by case-folded login or name.
+type ServerDigests = (Objects<ServerUser, String>, Objects<ServerGroup, String>);
 
 /// How a fold keeps the Entra objects it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub struct ChainState {
     pub server: ServerState,
     /// The server's records as digests by case-folded key, once a chain folded as digests is
     /// complete (see [`ChainState::compact`]): the whole records are let go.
-    server_digests: Option<(RecordDigests, RecordDigests)>,
+    server_digests: Option<ServerDigests>,
     choices: Objects<ActionChosen, EntryKey>,
     deleted: Objects<ObjectDeleted, EntryKey>,
     outcomes: HashMap<EntryKey, LastOutcome>,
@@ -336,16 +336,7 @@ impl ChainState {
     /// digests too (no op needs them any more).
     fn compact(&mut self) {
         if self.keep == Keep::Digests && self.server_digests.is_none() {
-            let server = std::mem::take(&mut self.server);
-            let users = server
-                .users()
-                .map(|u| (crate::ids::fold_case(&u.login), object_digest(u)))
-                .collect();
-            let groups = server
-                .groups()
-                .map(|g| (crate::ids::fold_case(&g.name), object_digest(g)))
-                .collect();
-            self.server_digests = Some((users, groups));
+            self.server_digests = Some(server_digests(&std::mem::take(&mut self.server)));
         }
     }
 
@@ -393,42 +384,64 @@ impl ChainState {
         choices: &'a [ActionChosen],
     ) -> Vec<Event> {
         let mut out = Vec::new();
-        diff_by_id(
+        diff_keyed(
             &self.users,
             &snapshot.users,
-            |u| &u.id,
+            |u| u.id.clone(),
             |u| Event::UserSeen(UserSeen::Entra { user: u.clone() }),
             |id| unlisted(Listing::Entra, Kind::User, id.as_str()),
             &mut out,
         );
-        diff_by_id(
+        diff_keyed(
             &self.groups,
             &snapshot.groups,
-            |g| &g.id,
+            |g| g.id.clone(),
             |g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() }),
             |id| unlisted(Listing::Entra, Kind::Group, id.as_str()),
             &mut out,
         );
-        diff_by_id(
+        diff_keyed(
             &self.deleted_users,
             &snapshot.deleted_users,
-            |d| &d.id,
+            |d| d.id.clone(),
             |d| Event::UserSeen(UserSeen::DeletedItems { user: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::User, id.as_str()),
             &mut out,
         );
-        diff_by_id(
+        diff_keyed(
             &self.deleted_groups,
             &snapshot.deleted_groups,
-            |d| &d.id,
+            |d| d.id.clone(),
             |d| Event::GroupSeen(GroupSeen::DeletedItems { group: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::Group, id.as_str()),
             &mut out,
         );
-        match &self.server_digests {
-            None => self.server.differences(server, &mut out),
-            Some((users, groups)) => server_differences(users, groups, server, &mut out),
-        }
+        // The server's records by case-folded key (the login as the base recorded it is not
+        // kept: the key names the record just as well).
+        let computed;
+        let (users, groups) = match &self.server_digests {
+            Some(d) => d,
+            None => {
+                computed = server_digests(&self.server);
+                &computed
+            }
+        };
+        diff_keyed(
+            users,
+            server.users(),
+            |u| crate::ids::fold_case(&u.login),
+            |u| Event::UserSeen(UserSeen::Server { user: u.clone() }),
+            |key| unlisted(Listing::Server, Kind::User, &key),
+            &mut out,
+        );
+        diff_keyed(
+            groups,
+            server.groups(),
+            |g| crate::ids::fold_case(&g.name),
+            |g| Event::GroupSeen(GroupSeen::Server { group: g.clone() }),
+            |key| unlisted(Listing::Server, Kind::Group, &key),
+            &mut out,
+        );
         diff_keyed(
             &self.deleted,
             deleted,
@@ -494,37 +507,23 @@ fn ordered<T: serde::Serialize + PartialEq + Clone>(
     keyed.into_iter().map(|(_, _, v)| v.clone()).collect()
 }
 
-/// [`ServerState::differences`] against a server kept as digests.
-fn server_differences(
-    users: &RecordDigests,
-    groups: &RecordDigests,
-    now: &ServerState,
-    out: &mut Vec<Event>,
-) {
-    let mut now_users = std::collections::HashSet::new();
-    for u in now.users() {
-        let key = crate::ids::fold_case(&u.login);
-        if users.get(&key) != Some(&object_digest(u)) {
-            out.push(Event::UserSeen(UserSeen::Server { user: u.clone() }));
-        }
-        now_users.insert(key);
-    }
-    // The login as the base recorded it is not kept: the case-folded key names the record
-    // just as well (`ServerState` keys records by it).
-    for key in users.keys().filter(|k| !now_users.contains(*k)) {
-        out.push(unlisted(Listing::Server, Kind::User, key));
-    }
-    let mut now_groups = std::collections::HashSet::new();
-    for g in now.groups() {
-        let key = crate::ids::fold_case(&g.name);
-        if groups.get(&key) != Some(&object_digest(g)) {
-            out.push(Event::GroupSeen(GroupSeen::Server { group: g.clone() }));
-        }
-        now_groups.insert(key);
-    }
-    for key in groups.keys().filter(|k| !now_groups.contains(*k)) {
-        out.push(unlisted(Listing::Server, Kind::Group, key));
-    }
+/// A server's records as digests, by case-folded login or name.
+fn server_digests(server: &ServerState) -> ServerDigests {
+    let fold = crate::ids::fold_case;
+    (
+        Objects::Digests(
+            server
+                .users()
+                .map(|u| (fold(&u.login), object_digest(u)))
+                .collect(),
+        ),
+        Objects::Digests(
+            server
+                .groups()
+                .map(|g| (fold(&g.name), object_digest(g)))
+                .collect(),
+        ),
+    )
 }
 
 fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
@@ -535,39 +534,20 @@ fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
     })
 }
 
-/// New or changed items of `now` (sorted by id), then the ids of `base` it no longer has.
-fn diff_by_id<T: serde::Serialize + PartialEq + Clone>(
-    base: &Objects<T>,
-    now: &[T],
-    id: impl Fn(&T) -> &ObjectId,
-    seen: impl Fn(&T) -> Event,
-    gone: impl Fn(&ObjectId) -> Event,
-    out: &mut Vec<Event>,
-) {
-    for item in now {
-        if base.differs(id(item), item) {
-            out.push(seen(item));
-        }
-    }
-    let mut now_ids = now.iter().map(&id).peekable();
-    for old in base.ids() {
-        while now_ids.next_if(|n| *n < old).is_some() {}
-        if now_ids.peek() != Some(&old) {
-            out.push(gone(old));
-        }
-    }
-}
-
 /// New or changed items of `now`, then the keys of `base` it no longer has.
-fn diff_keyed<T: serde::Serialize + PartialEq + Clone>(
-    base: &Objects<T, EntryKey>,
-    now: &[T],
-    key: impl Fn(&T) -> EntryKey,
+fn diff_keyed<'n, K, T>(
+    base: &Objects<T, K>,
+    now: impl IntoIterator<Item = &'n T>,
+    key: impl Fn(&T) -> K,
     seen: impl Fn(&T) -> Event,
-    gone: impl Fn(EntryKey) -> Event,
+    gone: impl Fn(K) -> Event,
     out: &mut Vec<Event>,
-) {
-    let mut now_keys = std::collections::HashSet::with_capacity(now.len());
+) where
+    K: Ord + Clone + std::hash::Hash,
+    T: serde::Serialize + PartialEq + Clone + 'n,
+{
+    let now = now.into_iter();
+    let mut now_keys = std::collections::HashSet::with_capacity(now.size_hint().0);
     for item in now {
         let k = key(item);
         if base.differs(&k, item) {

@@ -658,43 +658,6 @@ impl ServerState {
         self.groups.remove(&fold_case(name));
     }
 
-    /// The events that turn `self` into `now`, record by record: `UserSeen`/`GroupSeen`
-    /// (source server) for every record new or changed, `ObjectUnlisted` for every record gone.
-    pub fn differences(&self, now: &ServerState, out: &mut Vec<crate::event::Event>) {
-        use crate::event::{Event, GroupSeen, Listing, ObjectUnlisted, UserSeen};
-        let unlisted = |kind: Kind, key: &str| {
-            Event::ObjectUnlisted(ObjectUnlisted {
-                source: Listing::Server,
-                kind,
-                key: key.to_owned(),
-            })
-        };
-        for (key, u) in &now.users {
-            if self.users.get(key) != Some(u) {
-                out.push(Event::UserSeen(UserSeen::Server {
-                    user: (**u).clone(),
-                }));
-            }
-        }
-        for (key, u) in &self.users {
-            if !now.users.contains_key(key) {
-                out.push(unlisted(Kind::User, &u.login));
-            }
-        }
-        for (key, g) in &now.groups {
-            if self.groups.get(key) != Some(g) {
-                out.push(Event::GroupSeen(GroupSeen::Server {
-                    group: (**g).clone(),
-                }));
-            }
-        }
-        for (key, g) in &self.groups {
-            if !now.groups.contains_key(key) {
-                out.push(unlisted(Kind::Group, &g.name));
-            }
-        }
-    }
-
     /// Applies `op` and returns the records it wrote. Ops on objects that are not there
     /// change nothing: applying is total, a store never fails halfway through a plan.
     pub fn apply(&mut self, op: &ServerOp) -> Vec<KeyWrite> {
