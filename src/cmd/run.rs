@@ -112,7 +112,6 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
 /// Prints a run's report and turns its end into an exit code.
 fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit> {
     say(&render::warnings(&result.problems));
-    let (status, reason) = run_status(result);
     let recorded;
     let entries = if all || result.base.is_none() {
         &result.entries
@@ -120,16 +119,11 @@ fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit
         recorded = result.recorded_entries();
         &recorded
     };
+    let reason = run_status(result).1;
     let view = ReportView {
-        run: result.run,
-        org,
-        mode: result.mode,
-        entries,
-        summary: result.summary(),
-        base: result.base,
         all,
-        status: Some(status),
         reason: reason.as_deref(),
+        ..run_view(org, result, entries)
     };
     if ctx.json {
         out_json(&render::report_json(&view))?;

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::directory::{project, Directory};
+use super::directory::{project, select_fields, Directory};
 use super::*;
 
 /// Versions kept for delta tokens; a token older than these answers 410.
@@ -74,14 +74,7 @@ impl State {
         let (mut token, mut skip) = (None, None);
         for (k, v) in &req.query {
             match k.as_str() {
-                "$select" => {
-                    select = Some(
-                        v.split(',')
-                            .map(|s| s.trim().to_owned())
-                            .filter(|s| !s.is_empty())
-                            .collect(),
-                    )
-                }
+                "$select" => select = Some(select_fields(v)),
                 "$deltatoken" => token = Some(v.clone()),
                 "$skiptoken" => skip = Some(v.clone()),
                 "$top" => {}
@@ -95,7 +88,7 @@ impl State {
                 }
             }
         }
-        let (now_version, now) = self.versions.read().unwrap().current();
+        let now_version = self.versions.read().unwrap().current().0;
         // A page of a delta already under way: from which version, to which, from where.
         let (from, to, offset) = match (&token, &skip) {
             (Some(t), _) if t == "latest" => {
@@ -124,7 +117,6 @@ impl State {
             },
         };
         drop(versions);
-        let _ = now;
         let changes = changes(kind, from_dir.as_deref(), &to_dir, select.as_deref());
         self.delta_page(kind, req, changes, to, Some((from, offset)))
     }

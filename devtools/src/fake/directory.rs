@@ -227,14 +227,7 @@ impl State {
         let mut count = false;
         for (k, v) in &req.query {
             match k.as_str() {
-                "$select" => {
-                    select = Some(
-                        v.split(',')
-                            .map(|s| s.trim().to_owned())
-                            .filter(|s| !s.is_empty())
-                            .collect(),
-                    )
-                }
+                "$select" => select = Some(select_fields(v)),
                 "$top" => match v.parse::<usize>() {
                     Ok(n) if (1..=999).contains(&n) => top = Some(n),
                     _ => {
@@ -348,6 +341,14 @@ impl State {
         body.insert("value".into(), Value::Array(page));
         Answer::Json(StatusCode::OK, Value::Object(body), vec![])
     }
+}
+
+/// The fields a `$select` names.
+pub(super) fn select_fields(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 pub(super) fn strip(mut v: Value, key: &str) -> Value {
