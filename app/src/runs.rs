@@ -250,7 +250,8 @@ pub fn report_all(store: &SledStore, run: RunId) -> Result<Report> {
 /// rebuilt from the log).
 pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
     if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {
-        let (inputs, _) = replay::rebuild::inputs_and_report(store, run)?;
+        // The inputs alone: the deleted objects need no plan.
+        let (inputs, ..) = replay::rebuild::rebuild_inputs(store, run)?;
         let mut view = DeletedView::default();
         let events = inputs
             .deleted

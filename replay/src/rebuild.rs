@@ -54,6 +54,36 @@ impl Rebuilt {
 /// Rebuilds an incremental run (`started.base` is set): folds its chain, checks its digest,
 /// chooses and decides again.
 pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildError> {
+    let (inputs, chosen, last, full) = rebuild_inputs(store, run)?;
+    let plan = decide::decide(
+        &Inputs {
+            tenant: &inputs.started.tenant_id,
+            snapshot: &inputs.snapshot,
+            server: &inputs.server,
+            options: &inputs.started.options,
+            baseline: inputs.started.baseline.as_ref(),
+        },
+        &inputs.deleted,
+        &inputs.choices,
+        None,
+    )
+    .plan;
+    Ok(Rebuilt {
+        inputs,
+        chosen,
+        plan,
+        last,
+        full,
+    })
+}
+
+/// An incremental run's complete inputs (its chain folded, its digest checked, its choices and
+/// deleted objects in the order choosing again gives them), the choices made again, the
+/// chain's last outcomes before it, and its full run — without planning it.
+pub fn rebuild_inputs(
+    store: &dyn EventStore,
+    run: RunId,
+) -> Result<(RunInputs, Chosen, HashMap<EntryKey, LastOutcome>, RunId), RebuildError> {
     let malformed = |reason: String| RebuildError::Malformed { run, reason };
     let state: ChainState =
         chain::fold(store, run, Through::Inputs, chain::Keep::Whole).map_err(|e| match e {
@@ -113,26 +143,7 @@ pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildErr
         deleted,
         choices,
     };
-    let plan = decide::decide(
-        &Inputs {
-            tenant: &inputs.started.tenant_id,
-            snapshot: &inputs.snapshot,
-            server: &inputs.server,
-            options: &inputs.started.options,
-            baseline: inputs.started.baseline.as_ref(),
-        },
-        &inputs.deleted,
-        &inputs.choices,
-        None,
-    )
-    .plan;
-    Ok(Rebuilt {
-        inputs,
-        chosen,
-        plan,
-        last,
-        full,
-    })
+    Ok((inputs, chosen, last, full))
 }
 
 /// Refuses inputs whose digest is not the one the run recorded (runs before version 3
