@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use engine::event::DeltaLinks;
 use engine::model::{Completeness, DirectMembers, TenantSnapshot};
-use engine::{ObjectId, TenantId};
+use engine::{ObjectId, RunId, TenantId};
 
 use crate::bounded::{io_reason, read_regular_file};
 use crate::error::{Error, Result};
@@ -34,6 +35,18 @@ pub struct TenantFile {
 pub struct Loaded {
     pub snapshot: TenantSnapshot,
     pub problems: Vec<String>,
+    /// Graph's change tracking as of this read (live sources only).
+    pub tracking: Tracking,
+}
+
+/// What a read knows of Graph's change tracking.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tracking {
+    /// Where the next read resumes; `None` when the source does not track changes, or the read
+    /// could not learn where.
+    pub links: Option<DeltaLinks>,
+    /// The run whose links this read followed (it read only the changes); `None`: a whole read.
+    pub since: Option<RunId>,
 }
 
 /// Largest fixture accepted: far above any real tenant's size, far below what would exhaust memory.
@@ -131,7 +144,11 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
         Completeness::COMPLETE,
     )
     .map_err(|e| Error::bad_input(format!("{origin}: {e}; ids must be unique")))?;
-    Ok(Loaded { snapshot, problems })
+    Ok(Loaded {
+        snapshot,
+        problems,
+        tracking: Tracking::default(),
+    })
 }
 
 /// Each group's transitive member users, from direct members, and its direct members when

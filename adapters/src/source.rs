@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::event::SourceKind;
+use engine::event::{DeltaLinks, SourceKind};
+use engine::model::{EntraGroup, EntraUser};
+use engine::RunId;
 
 use crate::error::Result;
 use crate::fixture::{read_tenant, Loaded};
@@ -14,6 +16,29 @@ pub trait TenantSource {
     /// The fixture path or Graph base URL, for the log.
     fn location(&self) -> String;
     fn read(&self) -> Result<Loaded>;
+
+    /// Whether the source can read only what changed since an earlier read (Graph delta).
+    fn tracks_changes(&self) -> bool {
+        false
+    }
+
+    /// Reads the tenant as it is now from what changed since `base` was read; a source that
+    /// cannot (or whose change tracking fails) reads the whole tenant, saying so in the
+    /// problems.
+    fn read_changes(&self, base: Mirror) -> Result<Loaded> {
+        drop(base);
+        self.read()
+    }
+}
+
+/// An earlier read of the tenant, as the log holds it: the base run's Entra users and groups
+/// and the change-tracking links its read ended with.
+#[derive(Debug, Clone)]
+pub struct Mirror {
+    pub run: RunId,
+    pub users: Vec<EntraUser>,
+    pub groups: Vec<EntraGroup>,
+    pub links: DeltaLinks,
 }
 
 /// A recorded or hand-made tenant fixture file.

@@ -28,7 +28,7 @@ use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 use adapters::clock::Clock;
 use adapters::error::{Error, Result};
 use adapters::org::OrgConfig;
-use adapters::source::TenantSource;
+use adapters::source::{Mirror, TenantSource};
 use adapters::target::Target;
 
 /// What the admin asked for.
@@ -112,10 +112,31 @@ pub fn execute(
     // The base an incremental run records against, folded from the log first (folded while
     // the tenant is read, it only competes with that read for the two cores, and the peak
     // memory is the sum of both); none for a full run.
+    // A source that tracks changes (Graph delta) reads only what changed since the base, when
+    // the base's read left links to resume from: the base's Entra objects are then folded
+    // whole, and handed to the source to apply the changes to.
+    let mut mirror = None;
     let base = match (req.full, last_completed_run(store, org)?) {
-        (false, Some(run)) => {
-            let base = chain::fold(store, run, Through::Outcomes, chain::Keep::Digests)
-                .map_err(chain_error)?;
+        (false, Some((run, started))) => {
+            let links = started
+                .source
+                .delta_links
+                .clone()
+                .filter(|_| resumable(source, &started.source));
+            let keep = match links {
+                Some(_) => chain::Keep::Whole,
+                None => chain::Keep::Digests,
+            };
+            let mut base = chain::fold(store, run, Through::Outcomes, keep).map_err(chain_error)?;
+            if let Some(links) = links {
+                let (users, groups) = base.take_entra();
+                mirror = Some(Mirror {
+                    run,
+                    users,
+                    groups,
+                    links,
+                });
+            }
             lap("folded the base's chain");
             Some(base)
         }
@@ -146,7 +167,10 @@ pub fn execute(
             lap("loaded the server");
             server
         });
-        let read = source.read();
+        let read = match mirror {
+            Some(base) => source.read_changes(base),
+            None => source.read(),
+        };
         lap("read the tenant");
         let server = server
             .join()
@@ -171,6 +195,8 @@ pub fn execute(
                 },
                 problems: Vec::new(),
                 listed: None,
+                delta_links: None,
+                changes_since: None,
             };
             let events = [
                 Event::RunStarted(started(info)),
@@ -284,6 +310,8 @@ pub fn execute(
                         users: u32::try_from(snapshot.users.len()).unwrap_or(u32::MAX),
                         groups: u32::try_from(snapshot.groups.len()).unwrap_or(u32::MAX),
                     }),
+                    delta_links: loaded.tracking.links.clone(),
+                    changes_since: loaded.tracking.since,
                 };
                 let mut first = started(info);
                 first.base = base_run;
@@ -505,11 +533,17 @@ fn completed_runs<'s>(
 }
 
 /// The org's last completed run: the base of its next run.
-fn last_completed_run(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
-    completed_runs(store, org)?
-        .next()
-        .transpose()
-        .map(|r| r.map(|(run, _)| run))
+fn last_completed_run(store: &SledStore, org: &OrgConfig) -> Result<Option<(RunId, RunStarted)>> {
+    completed_runs(store, org)?.next().transpose()
+}
+
+/// Whether `source` can resume reading changes where the base's read left off: the same
+/// Graph endpoint, after a complete read.
+fn resumable(source: &dyn TenantSource, base: &SourceInfo) -> bool {
+    source.tracks_changes()
+        && base.kind == engine::event::SourceKind::Graph
+        && base.location == source.location()
+        && base.completeness == Completeness::COMPLETE
 }
 
 fn chain_error(e: chain::ReadError) -> Error {

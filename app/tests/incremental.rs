@@ -6,10 +6,10 @@
 use adapters::clock::FixedClock;
 use adapters::fixture::Loaded;
 use adapters::org::{OrgConfig, OrgSource};
-use adapters::source::SnapshotSource;
+use adapters::source::{Mirror, SnapshotSource, TenantSource};
 use adapters::target::EmbeddedTarget;
 use app::run::{execute, RunEnd, RunRequest, RunResult};
-use engine::event::{DeletedAction, Mode, RunOptions, SelectionSpec};
+use engine::event::{DeletedAction, DeltaLinks, Mode, RunOptions, SelectionSpec, SourceKind};
 use engine::SledStore;
 use proptest::prelude::*;
 use replay::rebuild::inputs_and_report;
@@ -104,12 +104,51 @@ fn request(step: &Step, full: bool) -> RunRequest {
     }
 }
 
+/// A source that tracks changes as Graph does: it hands out links after every read, and keeps
+/// the base a run gives it to read changes from (the step's world is what it then reads).
+struct Tracking {
+    inner: SnapshotSource,
+    given: std::cell::RefCell<Option<Mirror>>,
+}
+
+impl TenantSource for Tracking {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Graph
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn read(&self) -> adapters::Result<Loaded> {
+        let mut loaded = self.inner.read()?;
+        loaded.tracking.links = Some(DeltaLinks {
+            users: "users/delta?$deltatoken=1".into(),
+            groups: "groups/delta?$deltatoken=1".into(),
+        });
+        Ok(loaded)
+    }
+
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    fn read_changes(&self, base: Mirror) -> adapters::Result<Loaded> {
+        let mut loaded = self.read()?;
+        loaded.tracking.since = Some(base.run);
+        *self.given.borrow_mut() = Some(base);
+        Ok(loaded)
+    }
+}
+
+/// Runs `step`; the incremental store's source tracks changes, and the base it was given to
+/// read changes from (if any) is returned too.
 fn run(
     store: &SledStore,
     step: &Step,
     full: bool,
     clock: &FixedClock,
-) -> adapters::Result<RunResult> {
+) -> (adapters::Result<RunResult>, Option<Mirror>) {
     if step.edit_server {
         store.replace_server_state(&step.world.server).unwrap();
     }
@@ -117,21 +156,30 @@ fn run(
         loaded: Loaded {
             snapshot: step.world.snapshot.clone(),
             problems: vec![],
+            tracking: Default::default(),
         },
         location: "memory".into(),
     };
-    execute(
+    let tracking = Tracking {
+        inner: source.clone(),
+        given: Default::default(),
+    };
+    let source: &dyn TenantSource = if full { &source } else { &tracking };
+    let result = execute(
         store,
         &org(),
-        &source,
+        source,
         &mut EmbeddedTarget::new(store),
         &request(step, full),
         clock,
-    )
+    );
+    (result, tracking.given.into_inner())
 }
 
-/// Incremental runs made by the property's cases: the property must exercise them.
+/// Incremental runs made by the property's cases, and bases handed to the source to read
+/// changes from: the property must exercise them.
 static INCREMENTAL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MIRRORS_GIVEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
@@ -144,8 +192,15 @@ fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
     }
     let mut incremental_runs = 0;
     for (i, step) in steps.iter().enumerate() {
-        let a = run(&incremental, step, false, &clock);
-        let b = run(&full, step, true, &clock);
+        let (a, mirror) = run(&incremental, step, false, &clock);
+        let (b, _) = run(&full, step, true, &clock);
+        // Reading changes starts from the base run's Entra objects, exactly as it read them.
+        if let Some(m) = mirror {
+            let (inputs, _) = inputs_and_report(&incremental, m.run).unwrap();
+            prop_assert_eq!(&m.users, &inputs.snapshot.users, "step {}", i);
+            prop_assert_eq!(&m.groups, &inputs.snapshot.groups, "step {}", i);
+            MIRRORS_GIVEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let (a, b) = match (a, b) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(a), Err(b)) => {
@@ -207,4 +262,6 @@ fn the_chains_hold_incremental_runs() {
     a_chain_of_incremental_runs_equals_full_runs();
     let made = INCREMENTAL_RUNS.load(std::sync::atomic::Ordering::Relaxed);
     assert!(made > 20, "only {made} incremental runs");
+    let given = MIRRORS_GIVEN.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(given > 20, "only {given} reads of changes");
 }

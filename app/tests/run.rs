@@ -21,6 +21,7 @@ fn source(w: &World) -> SnapshotSource {
         loaded: Loaded {
             snapshot: w.snapshot.clone(),
             problems: vec![],
+            tracking: Default::default(),
         },
         location: "memory".into(),
     }

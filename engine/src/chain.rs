@@ -171,6 +171,23 @@ impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
         }
     }
 
+    /// The objects kept whole, moved out; what stays are their digests.
+    fn take_whole(&mut self) -> Vec<T> {
+        match self {
+            Objects::Whole(m) => {
+                let whole = std::mem::take(m);
+                *self = Objects::Digests(
+                    whole
+                        .iter()
+                        .map(|(k, v)| (k.clone(), object_digest(v)))
+                        .collect(),
+                );
+                whole.into_values().collect()
+            }
+            Objects::Digests(_) => Vec::new(),
+        }
+    }
+
     fn entries(&self) -> Vec<(&K, &T)> {
         match self {
             Objects::Whole(m) => m.iter().collect(),
@@ -338,6 +355,20 @@ impl ChainState {
         if self.keep == Keep::Digests && self.server_digests.is_none() {
             self.server_digests = Some(server_digests(&std::mem::take(&mut self.server)));
         }
+    }
+
+    /// The Entra users and groups of a chain folded whole, moved out (what reading only the
+    /// changes since the chain's last run applies them to); the rest of the state is left as a
+    /// chain folded as digests, to record the next run against.
+    pub fn take_entra(&mut self) -> (Vec<EntraUser>, Vec<EntraGroup>) {
+        let taken = (self.users.take_whole(), self.groups.take_whole());
+        self.deleted_users.take_whole();
+        self.deleted_groups.take_whole();
+        self.choices.take_whole();
+        self.deleted.take_whole();
+        self.keep = Keep::Digests;
+        self.compact();
+        taken
     }
 
     /// The last outcome the chain recorded for each entry, the rest of the state let go.

@@ -68,6 +68,11 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                         users: 46,
                         groups: 15,
                     }),
+                    delta_links: Some(DeltaLinks {
+                        users: "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=u1".into(),
+                        groups: "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g1".into(),
+                    }),
+                    changes_since: Some(RunId(uuid::Uuid::nil())),
                 },
                 target: TargetInfo::Embedded,
                 selection: SelectionSpec {

@@ -370,7 +370,7 @@ proptest! {
         let clock = clock();
         let mut runs = Vec::new();
         for (w, apply) in worlds.iter().zip(&modes) {
-            let source = SnapshotSource { loaded: Loaded { snapshot: w.snapshot.clone(), problems: vec![] }, location: "memory".into() };
+            let source = SnapshotSource { loaded: Loaded { snapshot: w.snapshot.clone(), problems: vec![], tracking: Default::default(), }, location: "memory".into() };
             let mut req = request(if *apply { Mode::Apply } else { Mode::DryRun });
             req.options = RunOptions { on_deleted: DeletedAction::Delete, ..w.options.clone() };
             if let Ok(r) = execute(&store, &org, &source, &mut EmbeddedTarget::new(&store), &req, &clock) {

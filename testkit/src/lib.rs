@@ -310,3 +310,93 @@ pub fn proptest_config(cases: u32) -> ProptestConfig {
     }
     config
 }
+
+/// A tenant fixture (Graph JSON, as `fixtures/demo/tenant.json`) changed the ways a tenant
+/// changes between two runs, one version after another: each version is the one before with
+/// users added, renamed, disabled, moved between groups, soft-deleted (into the recycle bin,
+/// out of their groups), restored, hard-deleted; groups nested and un-nested, edited and
+/// soft-deleted. The last version changes nothing. Every object is looked up by index, so any
+/// fixture with six users and four groups, one of them nesting another, will do.
+pub fn tenant_versions(first: &serde_json::Value) -> Vec<serde_json::Value> {
+    use serde_json::{json, Value};
+    fn users(t: &mut Value) -> &mut Vec<Value> {
+        t["users"].as_array_mut().expect("users")
+    }
+    fn groups(t: &mut Value) -> &mut Vec<Value> {
+        t["groups"].as_array_mut().expect("groups")
+    }
+    fn members(t: &mut Value, g: usize) -> &mut Vec<Value> {
+        let group = &mut groups(t)[g];
+        if group.get("members").is_none() {
+            group["members"] = json!([]);
+        }
+        group["members"].as_array_mut().expect("members")
+    }
+    fn leave_groups(t: &mut Value, id: &Value) {
+        for g in groups(t) {
+            if let Some(m) = g.get_mut("members").and_then(Value::as_array_mut) {
+                m.retain(|m| m["id"] != *id);
+            }
+        }
+    }
+    fn to_bin(t: &mut Value, list: &str, object: Value) {
+        let mut binned = json!({
+            "id": object["id"],
+            "displayName": object["displayName"],
+            "deletedDateTime": "2026-11-28T09:00:00Z",
+        });
+        if let Some(upn) = object.get("userPrincipalName") {
+            binned["userPrincipalName"] = upn.clone();
+        }
+        t[list].as_array_mut().expect("recycle bin").push(binned);
+    }
+    let member = |kind: &str, id: &Value| json!({"@odata.type": format!("#microsoft.graph.{kind}"), "id": id});
+
+    let mut out = vec![first.clone()];
+    // 2: one user added (into group 0), one renamed, one disabled, one moved from group 1 to
+    // group 2, one soft-deleted, one hard-deleted; group 3 nested in group 0.
+    let mut t = first.clone();
+    let added = json!({
+        "id": "0b0b0b0b-1111-4222-8333-444455556666",
+        "displayName": "Nora New",
+        "userPrincipalName": "NoraN@contoso.com",
+        "mail": "NoraN@contoso.com",
+        "department": "Sales",
+        "userType": "Member",
+        "accountEnabled": true,
+    });
+    users(&mut t).push(added.clone());
+    members(&mut t, 0).push(member("user", &added["id"]));
+    users(&mut t)[0]["displayName"] = json!("Renamed Person");
+    users(&mut t)[0]["userPrincipalName"] = json!("renamed.person@contoso.com");
+    users(&mut t)[1]["accountEnabled"] = json!(false);
+    let moved = users(&mut t)[2]["id"].clone();
+    members(&mut t, 1).retain(|m| m["id"] != moved);
+    members(&mut t, 2).push(member("user", &moved));
+    let soft = users(&mut t).remove(3);
+    leave_groups(&mut t, &soft["id"]);
+    to_bin(&mut t, "deletedUsers", soft.clone());
+    let hard = users(&mut t).remove(3);
+    leave_groups(&mut t, &hard["id"]);
+    let nested = groups(&mut t)[3]["id"].clone();
+    members(&mut t, 0).push(member("group", &nested));
+    out.push(t.clone());
+    // 3: the soft-deleted user restored (back in group 1); group 3 un-nested; group 1's
+    // description and a user's department edited; the last group soft-deleted.
+    t["deletedUsers"]
+        .as_array_mut()
+        .expect("recycle bin")
+        .retain(|u| u["id"] != soft["id"]);
+    users(&mut t).push(soft.clone());
+    members(&mut t, 1).push(member("user", &soft["id"]));
+    members(&mut t, 0).retain(|m| m["id"] != nested);
+    groups(&mut t)[1]["description"] = json!("Edited between runs");
+    users(&mut t)[4]["department"] = Value::Null;
+    let gone = groups(&mut t).pop().expect("a group");
+    leave_groups(&mut t, &gone["id"]);
+    to_bin(&mut t, "deletedGroups", gone);
+    out.push(t.clone());
+    // 4: nothing changed.
+    out.push(t);
+    out
+}

@@ -58,6 +58,29 @@ impl Fake {
     }
 }
 
+impl Fake {
+    /// Serves `tenant` from now on, as a new version (`POST /_fake/reload`).
+    pub fn reload(&self, tenant: &Path) {
+        self.post("reload", Some(tenant));
+    }
+
+    /// Expires every delta token issued so far (`POST /_fake/expire-delta`).
+    pub fn expire_delta(&self) {
+        self.post("expire-delta", None);
+    }
+
+    fn post(&self, what: &str, body: Option<&Path>) {
+        let mut curl = Command::new("curl");
+        curl.args(["-sf", "-X", "POST", &format!("{}/_fake/{what}", self.url)]);
+        if let Some(file) = body {
+            curl.arg("--data-binary")
+                .arg(format!("@{}", file.display()));
+        }
+        let out = curl.output().unwrap();
+        assert!(out.status.success(), "POST /_fake/{what}: {out:?}");
+    }
+}
+
 impl Drop for Fake {
     fn drop(&mut self) {
         let _ = self.child.kill();

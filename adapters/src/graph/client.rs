@@ -292,7 +292,7 @@ impl GraphClient {
             .expect("relative Graph paths join")
     }
 
-    fn same_origin(&self, link: &Url) -> bool {
+    pub fn same_origin(&self, link: &Url) -> bool {
         link.scheme() == self.base.scheme()
             && link.host() == self.base.host()
             && link.port_or_known_default() == self.base.port_or_known_default()

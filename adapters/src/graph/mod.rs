@@ -1,6 +1,7 @@
 //! Microsoft Graph: the HTTP client ([`client`]) and the tenant source built on it ([`source`]).
 
 pub mod client;
+mod delta;
 pub mod source;
 
 pub use client::{GraphClient, GraphError, GraphStats, Query, RetryPolicy, StatsSnapshot};

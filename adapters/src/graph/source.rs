@@ -19,9 +19,10 @@ use engine::model::{Completeness, TenantSnapshot};
 use engine::{ObjectId, TenantId};
 
 use crate::error::{Error, Result};
-use crate::fixture::{resolve_nesting, Loaded};
+use crate::fixture::{resolve_nesting, tenant_from_file, Loaded, TenantFile, Tracking};
 use crate::graph::client::{parse_retry_after, GraphClient, GraphError, Query};
-use crate::source::TenantSource;
+use crate::graph::delta;
+use crate::source::{Mirror, TenantSource};
 use crate::wire::{
     BatchRequestItem, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page, DELETED_SELECT,
     GROUP_SELECT, USER_SELECT,
@@ -29,6 +30,14 @@ use crate::wire::{
 
 /// Requests per `$batch`: Graph's limit.
 pub const BATCH_SIZE: usize = 20;
+
+/// The recycle bins as read, and what that read leaves incomplete.
+struct RecycleBins {
+    deleted_users: Vec<engine::model::DeletedItem>,
+    deleted_groups: Vec<engine::model::DeletedItem>,
+    completeness: Completeness,
+    problems: Vec<String>,
+}
 
 pub struct GraphSource {
     client: GraphClient,
@@ -63,47 +72,14 @@ impl GraphSource {
             Query::Plain,
             "listing groups",
         );
-        let deleted_users = c.list::<GraphDeletedItem>(
-            c.url(&format!(
-                "directory/deletedItems/microsoft.graph.user?$select={DELETED_SELECT}&$top=999"
-            )),
-            Query::Plain,
-            "listing deleted users",
-        );
-        let deleted_groups = c.list::<GraphDeletedItem>(
-            c.url(&format!(
-                "directory/deletedItems/microsoft.graph.group?$select={DELETED_SELECT}&$top=999"
-            )),
-            Query::Plain,
-            "listing deleted groups",
-        );
         let started = std::time::Instant::now();
-        let (users, groups, deleted_users, deleted_groups) =
-            tokio::join!(users, groups, deleted_users, deleted_groups);
+        let (users, groups, bins) = tokio::join!(users, groups, self.recycle_bins());
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "listed users, groups and recycle bins"
         );
         let (users, groups) = (users?, groups?);
-
-        let mut problems = Vec::new();
-        let mut completeness = Completeness::COMPLETE;
-        let mut recycle_bin = |r: std::result::Result<Vec<GraphDeletedItem>, GraphError>,
-                               what: &str| match r {
-            Ok(items) => items.into_iter().map(Into::into).collect(),
-            Err(GraphError::Auth(e)) => {
-                problems.push(format!("could not read {what}: {e}"));
-                completeness.deleted_items = false;
-                Vec::new()
-            }
-            Err(e) => {
-                problems.push(format!("could not read {what}: {e}; objects deleted in Entra ID will show as missing instead of soft-deleted"));
-                completeness.deleted_items = false;
-                Vec::new()
-            }
-        };
-        let deleted_users = recycle_bin(deleted_users, "the deleted users");
-        let deleted_groups = recycle_bin(deleted_groups, "the deleted groups");
+        let mut read = bins;
 
         let mut entra_users = Vec::with_capacity(users.len());
         for u in users {
@@ -123,18 +99,18 @@ impl GraphSource {
         // A listed group whose members could not be read (Graph answered 404: deleted while
         // it was read, or a replica that has not caught up) is left out of this run. That is an
         // incomplete read of the groups, never evidence that the group is gone: no group
-        // counts as missing, so nothing is disabled or deleted for it.
+        // counts as missing from the listing, so nothing is disabled or deleted for it.
         let (groups, direct): (Vec<GraphGroup>, Vec<Vec<GraphMember>>) = groups
             .into_iter()
             .filter_map(|g| match members.remove(&g.id) {
                 Some(m) => Some((g, m)),
                 None => {
-                    problems.push(format!(
+                    read.problems.push(format!(
                         "group {} ({}): its members could not be read (not found); it is left out of this run, and no group counts as missing from the listing",
                         g.display_name.as_deref().unwrap_or("?"),
                         g.id
                     ));
-                    completeness.groups = false;
+                    read.completeness.groups = false;
                     None
                 }
             })
@@ -143,7 +119,7 @@ impl GraphSource {
             let user_ids: HashSet<&ObjectId> = entra_users.iter().map(|u| &u.id).collect();
             let group_ids: HashSet<&ObjectId> = groups.iter().map(|g| &g.id).collect();
             let direct: Vec<&[GraphMember]> = direct.iter().map(Vec::as_slice).collect();
-            resolve_nesting(&groups, &direct, &user_ids, &group_ids, &mut problems)
+            resolve_nesting(&groups, &direct, &user_ids, &group_ids, &mut read.problems)
         };
         let entra_groups: Vec<_> = groups
             .into_iter()
@@ -154,9 +130,9 @@ impl GraphSource {
             self.tenant.clone(),
             entra_users,
             entra_groups,
-            deleted_users,
-            deleted_groups,
-            completeness,
+            read.deleted_users,
+            read.deleted_groups,
+            read.completeness,
         )
         .map_err(|e| GraphError::Rejected {
             what: "reading the tenant".into(),
@@ -164,7 +140,146 @@ impl GraphSource {
             code: "Duplicate".into(),
             message: e.to_string(),
         })?;
-        Ok(Loaded { snapshot, problems })
+        Ok(Loaded {
+            snapshot,
+            problems: read.problems,
+            tracking: Tracking::default(),
+        })
+    }
+
+    /// Reads the whole tenant, and where Graph's change tracking resumes from: the links are
+    /// asked for first (`$deltatoken=latest`), so a change made while the tenant is listed is
+    /// read again next time rather than missed. A failure to get them is a problem, not a
+    /// failure: the next run reads the whole tenant again.
+    pub async fn enumerate_tracked(&self) -> std::result::Result<Loaded, GraphError> {
+        let c = &self.client;
+        let (users, groups) = delta::latest(c);
+        let (users, groups) = tokio::join!(
+            delta::read(c, users, "starting to track user changes"),
+            delta::read(c, groups, "starting to track group changes")
+        );
+        let links = match (users, groups) {
+            (Ok(u), Ok(g)) => Ok(delta::links(u, g)),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        let mut loaded = self.enumerate().await?;
+        match links {
+            Ok(links) => loaded.tracking.links = Some(links),
+            Err(e) => loaded.problems.push(format!(
+                "cannot track changes ({e}); the next run reads the whole tenant again"
+            )),
+        }
+        Ok(loaded)
+    }
+
+    /// Reads what changed since `base` was read, applied to its users and groups; the recycle
+    /// bins are read whole (they are small, and they tell a soft deletion from a hard one).
+    /// Any failure fails the read — never a partial tenant (the caller reads it whole instead).
+    pub async fn changes(&self, base: Mirror) -> std::result::Result<Loaded, GraphError> {
+        let c = &self.client;
+        let users_link = delta::checked_link(c, &base.links.users, "reading user changes")?;
+        let groups_link = delta::checked_link(c, &base.links.groups, "reading group changes")?;
+        let (users, groups, bins) = tokio::join!(
+            delta::read(c, users_link, "reading user changes"),
+            delta::read(c, groups_link, "reading group changes"),
+            self.recycle_bins()
+        );
+        let (users, groups) = (users?, groups?);
+        tracing::debug!(
+            users = users.items.len(),
+            groups = groups.items.len(),
+            "read the changes"
+        );
+        let base_users = base.users.iter().map(GraphUser::from_entra).collect();
+        let base_groups = base.groups.iter().map(GraphGroup::from_entra).collect();
+        drop(base.users);
+        drop(base.groups);
+        let now_users = delta::apply_users(base_users, &users.items)?;
+        let now_groups = delta::apply_groups(base_groups, &groups.items, &now_users)?;
+        let file = TenantFile {
+            tenant_id: self.tenant.clone(),
+            users: now_users,
+            groups: now_groups,
+            deleted_users: Vec::new(),
+            deleted_groups: Vec::new(),
+        };
+        let mut loaded =
+            tenant_from_file(file, "the changes read").map_err(|e| GraphError::Rejected {
+                what: "applying the changes".into(),
+                status: 200,
+                code: "UnexpectedObject".into(),
+                message: e.to_string(),
+            })?;
+        let mut snapshot = loaded.snapshot;
+        snapshot = TenantSnapshot::new(
+            snapshot.tenant_id,
+            snapshot.users,
+            snapshot.groups,
+            bins.deleted_users,
+            bins.deleted_groups,
+            bins.completeness,
+        )
+        .map_err(|e| GraphError::Rejected {
+            what: "reading the tenant".into(),
+            status: 200,
+            code: "Duplicate".into(),
+            message: e.to_string(),
+        })?;
+        loaded.snapshot = snapshot;
+        loaded.problems.extend(bins.problems);
+        loaded.tracking = Tracking {
+            links: Some(delta::links(users, groups)),
+            since: Some(base.run),
+        };
+        Ok(loaded)
+    }
+
+    /// Both recycle bins. A bin that cannot be read is a problem, not a failure: soft-deleted
+    /// objects then show as missing, which is still true evidence, and the read says it is
+    /// incomplete.
+    async fn recycle_bins(&self) -> RecycleBins {
+        let c = &self.client;
+        let (users, groups) = tokio::join!(
+            c.list::<GraphDeletedItem>(
+                c.url(&format!(
+                    "directory/deletedItems/microsoft.graph.user?$select={DELETED_SELECT}&$top=999"
+                )),
+                Query::Plain,
+                "listing deleted users",
+            ),
+            c.list::<GraphDeletedItem>(
+                c.url(&format!(
+                    "directory/deletedItems/microsoft.graph.group?$select={DELETED_SELECT}&$top=999"
+                )),
+                Query::Plain,
+                "listing deleted groups",
+            )
+        );
+        let mut problems = Vec::new();
+        let mut completeness = Completeness::COMPLETE;
+        let mut bin = |r: std::result::Result<Vec<GraphDeletedItem>, GraphError>, what: &str| {
+            match r {
+                Ok(items) => items.into_iter().map(Into::into).collect(),
+                Err(GraphError::Auth(e)) => {
+                    problems.push(format!("could not read {what}: {e}"));
+                    completeness.deleted_items = false;
+                    Vec::new()
+                }
+                Err(e) => {
+                    problems.push(format!("could not read {what}: {e}; objects deleted in Entra ID will show as missing instead of soft-deleted"));
+                    completeness.deleted_items = false;
+                    Vec::new()
+                }
+            }
+        };
+        let deleted_users = bin(users, "the deleted users");
+        let deleted_groups = bin(groups, "the deleted groups");
+        RecycleBins {
+            deleted_users,
+            deleted_groups,
+            completeness,
+            problems,
+        }
     }
 
     /// Each group's direct members; a group missing from the map was deleted meanwhile.
@@ -320,13 +435,42 @@ impl TenantSource for LiveSource {
     }
 
     fn read(&self) -> Result<Loaded> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the HTTP runtime", e))?;
-        runtime
-            .block_on(self.source.enumerate())
+        runtime()?
+            .block_on(self.source.enumerate_tracked())
             .map_err(Error::from)
     }
+
+    fn tracks_changes(&self) -> bool {
+        true
+    }
+
+    /// The changes since `base`; when they cannot be read (an expired token, a listing that
+    /// did not complete), the whole tenant, saying why in the problems.
+    fn read_changes(&self, base: Mirror) -> Result<Loaded> {
+        let run = base.run;
+        runtime()?.block_on(async {
+            match self.source.changes(base).await {
+                Ok(loaded) => Ok(loaded),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the changes failed; reading the whole tenant");
+                    let mut loaded = self.source.enumerate_tracked().await?;
+                    loaded.problems.insert(
+                        0,
+                        format!(
+                            "could not read only the changes since run {run} ({e}); read the whole tenant instead"
+                        ),
+                    );
+                    Ok(loaded)
+                }
+            }
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the HTTP runtime", e))
 }

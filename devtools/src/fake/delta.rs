@@ -1,6 +1,7 @@
 //! Change tracking as Graph serves it: `/users/delta` and `/groups/delta` (groups with
 //! `members@delta`), `@odata.nextLink` pages ending in an `@odata.deltaLink`, `@removed` with
 //! reason `changed` (now in the recycle bin) or `deleted` (gone for good), `$deltatoken=latest`,
+//! an updated object as its id and changed properties only (Graph promises at least those),
 //! and a token the fake no longer knows answered `410 Gone` with `syncStateNotFound`, as Graph
 //! answers an expired one. The tenant can be reloaded while the fake runs: every load is a
 //! version, a delta token names the version it was issued at, and the changes served are the
@@ -59,13 +60,13 @@ impl State {
         v.current().0
     }
 
-    /// Forgets every version but the current one: every delta token issued before answers 410.
+    /// Forgets every version: every delta token issued so far answers 410 (the tenant served
+    /// stays the same, as a new version).
     pub(super) fn expire_delta(&self) {
         let mut v = self.versions.write().unwrap();
-        while v.list.len() > 1 {
-            v.list.pop_front();
-            v.first += 1;
-        }
+        let current = v.current().1;
+        v.first += v.list.len() as u64;
+        v.list = VecDeque::from([current]);
     }
 
     /// `GET /users/delta` or `/groups/delta`.
@@ -223,7 +224,11 @@ fn changes(
         let id = id_of(o);
         listed.insert(id.clone());
         let old = before_by_id.get(&id).copied();
-        let mut value = shown(o);
+        // An updated object comes as Graph may send it: its id and only what changed.
+        let mut value = match old {
+            Some(b) => changed_only(&shown(b), shown(o)),
+            None => shown(o),
+        };
         if groups {
             let members_now = member_refs(to, &id);
             let members_before = from.map(|f| member_refs(f, &id)).unwrap_or_default();
@@ -265,6 +270,25 @@ fn changes(
         out.push(json!({"id": id, "@removed": {"reason": reason}}));
     }
     out
+}
+
+/// `now` as the properties that differ from `before` (a property gone is `null`), with its id.
+fn changed_only(before: &Value, now: Value) -> Value {
+    let (Some(b), Value::Object(n)) = (before.as_object(), &now) else {
+        return now;
+    };
+    let mut out = Map::new();
+    for (k, v) in n {
+        if k == "id" || k.starts_with('@') || b.get(k) != Some(v) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    for k in b.keys() {
+        if !n.contains_key(k) {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    Value::Object(out)
 }
 
 /// A group's direct members as (`@odata.type`, id), sorted.

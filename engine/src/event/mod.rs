@@ -186,6 +186,22 @@ pub struct SourceInfo {
     /// How many users and groups the tenant listed (recorded since the listing-shrink guard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed: Option<Listed>,
+    /// Graph's change-tracking links as of this read: the next run of the org reads only what
+    /// changed since (live orgs, after a complete read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_links: Option<DeltaLinks>,
+    /// The run whose delta links this read followed: it asked Graph only for the changes since
+    /// that run's read, and applied them to that run's inputs. `None`: the whole tenant was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes_since: Option<RunId>,
+}
+
+/// Where Graph's change tracking (`/users/delta`, `/groups/delta` with members) resumes: the
+/// `@odata.deltaLink` of each. Cursors, not credentials: they read nothing without a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaLinks {
+    pub users: String,
+    pub groups: String,
 }
 
 /// How many users and groups a read listed.
