@@ -53,3 +53,33 @@ print(f"fake-graph saw: {d['graphRequests']} Graph requests ({d['httpRequests']}
 print(f"wall time {secs:.1f} s; resource units spent per second: {d['resourceUnits'] / secs:.0f}")
 PY
 python3 -c "import json,sys; print('summary:', json.load(open(sys.argv[1]))['summary'])" "$work/import.json"
+
+# Incremental: a sync with nothing changed, then one after 1 % of the users changed (their
+# department), each reading only the changes through Graph delta.
+measure() { # $1: label
+  local before after start end
+  before=$(curl -s "$url/_fake/stats")
+  start=$(date +%s.%N)
+  /usr/bin/time -f "%e s, peak RSS %M KB" -o "$work/time.txt" "$roster" sync live --json \
+    > "$work/sync.json" 2> "$work/sync.err" || true
+  end=$(date +%s.%N)
+  after=$(curl -s "$url/_fake/stats")
+  python3 - "$1" "$before" "$after" "$start" "$end" "$(tail -n 1 "$work/time.txt")" "$work/sync.err" <<'PY'
+import json, sys
+label, b, a = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+secs = float(sys.argv[5]) - float(sys.argv[4])
+d = {k: a[k] - b[k] for k in a}
+line = open(sys.argv[7]).read().strip().splitlines()[-1:]
+print(f"{label}: {sys.argv[6]}; {d['graphRequests']} Graph requests, {d['resourceUnits']} resource units, {d['throttled']} answered 429; {' '.join(line)}")
+PY
+}
+measure "sync, nothing changed"
+python3 - "$work/tenant-$users.json" "$work/tenant-changed.json" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+for u in t["users"][::100]:
+    u["department"] = "Changed " + str(u.get("department"))
+json.dump(t, open(sys.argv[2], "w"))
+PY
+curl -sf -X POST --data-binary @"$work/tenant-changed.json" "$url/_fake/reload" > /dev/null
+measure "sync, 1 % of the users changed"

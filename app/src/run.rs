@@ -69,6 +69,8 @@ pub struct RunResult {
     pub base: Option<RunId>,
     /// Per entry, whether the run recorded its outcome (a full run records every one).
     pub recorded: Vec<bool>,
+    /// The run whose Graph delta links the read followed (it read only the changes).
+    pub changes_since: Option<RunId>,
 }
 
 impl RunResult {
@@ -397,6 +399,7 @@ pub fn execute(
             stale: stale.clone(),
             base: base_run,
             recorded,
+            changes_since: loaded.tracking.since,
         };
 
         if let Some(refusal) = decided.refusal {

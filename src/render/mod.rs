@@ -713,10 +713,11 @@ pub fn sync_line(
         app::run::RunEnd::Refused(why) => format!("refused ({})", cell(&why.to_string())),
         app::run::RunEnd::Aborted(why) => format!("aborted ({})", cell(why)),
     };
-    let kind = if r.base.is_some() {
-        "incremental"
-    } else {
-        "full"
+    let kind = match (r.base.is_some(), r.changes_since.is_some()) {
+        (true, true) => "incremental, changes read",
+        (true, false) => "incremental",
+        (false, true) => "full, changes read",
+        (false, false) => "full",
     };
     format!(
         "{} sync {}: run {} {how} in {:.1} s ({kind}): {}\n",

@@ -190,10 +190,18 @@ impl GraphSource {
             groups = groups.items.len(),
             "read the changes"
         );
-        let base_users = base.users.iter().map(GraphUser::from_entra).collect();
-        let base_groups = base.groups.iter().map(GraphGroup::from_entra).collect();
-        drop(base.users);
-        drop(base.groups);
+        // Converted one by one, each object let go once converted: never two copies of the
+        // tenant at once.
+        let base_users = base
+            .users
+            .into_iter()
+            .map(|u| GraphUser::from_entra(&u))
+            .collect();
+        let base_groups = base
+            .groups
+            .into_iter()
+            .map(|g| GraphGroup::from_entra(&g))
+            .collect();
         let now_users = delta::apply_users(base_users, &users.items)?;
         let now_groups = delta::apply_groups(base_groups, &groups.items, &now_users)?;
         let file = TenantFile {

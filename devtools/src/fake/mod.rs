@@ -398,12 +398,18 @@ impl FakeGraph {
                         .tap_io(|tcp| {
                             let _ = tcp.set_nodelay(true);
                         });
-                    let app = axum::Router::new().fallback(
-                        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                            let state = served.clone();
-                            async move { handle(state, method, uri, headers, body).await }
-                        },
-                    );
+                    // A reloaded tenant is as large as a fixture may be (axum refuses bodies
+                    // over 2 MB unless told).
+                    let app = axum::Router::new()
+                        .fallback(
+                            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                                let state = served.clone();
+                                async move { handle(state, method, uri, headers, body).await }
+                            },
+                        )
+                        .layer(axum::extract::DefaultBodyLimit::max(
+                            adapters::fixture::MAX_FIXTURE_BYTES as usize,
+                        ));
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = rx.await;
