@@ -471,6 +471,8 @@ pub enum Format {
     Table,
     Json,
     Csv,
+    /// One self-contained HTML page, for auditors (`> report.html`)
+    Html,
 }
 
 #[derive(Debug, Args)]

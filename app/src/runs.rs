@@ -267,3 +267,70 @@ pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
         &store.read_run_where(run, &|t| DeletedView::uses(t))?,
     ))
 }
+
+/// Everything the report page shows of a run (`report RUN --format html`).
+#[derive(Debug, Clone)]
+pub struct ReportPage {
+    pub started: engine::event::RunStarted,
+    pub info: RunInfo,
+    pub report: Report,
+    /// Every entry is listed (an incremental run's unrecorded entries decided again).
+    pub all: bool,
+    pub deleted: DeletedView,
+    pub position: LogPosition,
+}
+
+/// Where a run sits in the log, and whether the log verifies up to it.
+#[derive(Debug, Clone)]
+pub struct LogPosition {
+    pub first: engine::Seq,
+    pub last: engine::Seq,
+    /// The hash of the run's last event: what the chain after it builds on.
+    pub last_hash: engine::event::Hash,
+    /// How many events verified (every event up to the run's last), or why the log does not.
+    pub verified: std::result::Result<u64, String>,
+}
+
+/// Gathers a run's report page: its start, summary, entries (every entry with `all`), deleted
+/// objects and place in the log, verifying the log up to its last event.
+pub fn report_page(store: &SledStore, run: RunId, all: bool) -> Result<ReportPage> {
+    let seqs = store.run_seqs(run)?;
+    let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+        return Err(Error::bad_input(format!("run {run} has no events")));
+    };
+    let started = engine::chain::started_of(store, run)?
+        .ok_or_else(|| Error::bad_input(format!("run {run} has no RunStarted event")))?;
+    let info = run_info(store, run)?
+        .ok_or_else(|| Error::bad_input(format!("run {run} has no RunStarted event")))?;
+    let report = if all {
+        report_all(store, run)?
+    } else {
+        report(store, run)?
+    };
+    let last_hash = store
+        .read_event(last)?
+        .map(|e| e.hash)
+        .ok_or_else(|| Error::bad_input(format!("run {run}: its last event cannot be read")))?;
+    let verified = replay::verify(
+        store,
+        &replay::VerifyOptions {
+            until: Some(last),
+            ..Default::default()
+        },
+    )
+    .map(|v| v.events)
+    .map_err(|e| e.to_string());
+    Ok(ReportPage {
+        started,
+        info,
+        report,
+        all,
+        deleted: deleted(store, run)?,
+        position: LogPosition {
+            first,
+            last,
+            last_hash,
+            verified,
+        },
+    })
+}

@@ -193,21 +193,26 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
 pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Result<Exit> {
     let store = ctx.open_store()?;
     let run = runs::resolve_run(&store, run_arg)?;
+    let format = format.unwrap_or(if ctx.json {
+        Format::Json
+    } else {
+        Format::Table
+    });
+    if format == Format::Html {
+        out(&render::report_html(&runs::report_page(&store, run, all)?))?;
+        return Ok(Exit::Ok);
+    }
     let report = if all {
         runs::report_all(&store, run)?
     } else {
         runs::report(&store, run)?
     };
     let view = ReportView::from_report(run, &report, all);
-    let format = format.unwrap_or(if ctx.json {
-        Format::Json
-    } else {
-        Format::Table
-    });
     match format {
         Format::Table => out(&render::report_table(&view))?,
         Format::Json => out_json(&render::report_json(&view))?,
         Format::Csv => out(&render::report_csv(&view)?)?,
+        Format::Html => unreachable!("answered above"),
     }
     Ok(Exit::Ok)
 }

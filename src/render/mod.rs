@@ -1,8 +1,11 @@
 //! Output: human tables, JSON for scripts, CSV for spreadsheets, and the lines said on
 //! stderr. Only this module knows how things look and where they go; commands hand it data.
 
+mod html;
 mod io;
 mod progress;
+
+pub use html::report_html;
 
 pub use io::{out, out_json, out_json_line, say};
 pub use progress::with_progress;
