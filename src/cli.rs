@@ -50,6 +50,9 @@ pub enum Command {
     Apply(RunRef),
     /// Repeat the org's last import (its selection and options), once or every DURATION
     Sync(SyncArgs),
+    /// The import wizard in the terminal: pick an org, tick users and groups, choose what
+    /// happens to deleted objects, import, read the results
+    Wizard(WizardArgs),
     /// Re-derive a run from its recorded inputs; exit 0 iff identical to what it recorded
     Replay(RunRef),
     /// Check the whole log: hash chain, sequence, runs; name the first bad event
@@ -488,6 +491,12 @@ pub struct SyncArgs {
     /// Refuse a cycle that would disable or delete more objects than this [default: the last import's]
     #[arg(long, value_name = "N")]
     pub max_deletions: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct WizardArgs {
+    /// Organization to start with (else the first; the wizard lists them all)
+    pub org: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod cli;
 mod cmd;
 mod context;
 mod render;
+mod wizard;
 
 use std::io::Write;
 use std::process::ExitCode;

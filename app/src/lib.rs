@@ -15,6 +15,7 @@ pub mod orgs;
 pub mod run;
 pub mod runs;
 pub mod server;
+pub mod session;
 pub mod sync;
 
 pub use context::{Context, Opened};

@@ -31,6 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Import(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::Apply),
         Command::Apply(a) => run::apply(&ctx, &a.run),
         Command::Sync(a) => run::sync(&ctx, &a),
+        Command::Wizard(a) => crate::wizard::run(&ctx, a.org.as_deref()),
         Command::Demo => run::demo(&ctx),
         Command::Runs(a) => run::runs(&ctx, &a),
         Command::Report(a) => run::report(&ctx, &a.run, a.format, a.all),

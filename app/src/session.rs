@@ -1,0 +1,92 @@
+//! The wizard's session: an org's tenant and the server read once, so that the search page,
+//! the deleted-objects page and the dry-run preview answer from memory — and write nothing.
+//! The import itself is an ordinary run ([`crate::runs::plan_or_import`]), which reads both
+//! again: what it records is exactly what `roster import` with the same selection records.
+
+use engine::decide::{self, Inputs};
+use engine::event::{EntryOutcome, ObjectDeleted, RunOptions, SelectionSpec};
+use engine::model::{ServerState, TenantSnapshot};
+use engine::plan::Refusal;
+use engine::search::SearchView;
+use engine::SledStore;
+
+use adapters::org::OrgConfig;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+pub struct Session {
+    pub org: OrgConfig,
+    pub snapshot: TenantSnapshot,
+    pub server: ServerState,
+    /// Non-fatal oddities met while reading the tenant.
+    pub problems: Vec<String>,
+}
+
+/// What a dry run of a selection would do, decided in memory (nothing recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    pub entries: Vec<EntryOutcome>,
+    pub refusal: Option<Refusal>,
+}
+
+/// Reads `org`'s tenant and the server (the server from `store`, which the caller may close
+/// before the tenant is read: a live tenant can take a while).
+pub fn open(ctx: &Context, store: &SledStore, org: &str) -> Result<Session> {
+    let org = crate::orgs::get(store, org)?;
+    let server = crate::server::state(ctx, Some(store))?;
+    read(ctx, org, server)
+}
+
+/// Reads `org`'s tenant; `server` is the server as read before.
+pub fn read(ctx: &Context, org: OrgConfig, server: ServerState) -> Result<Session> {
+    let loaded = org.source(&ctx.source_env())?.read()?;
+    if loaded.snapshot.tenant_id != org.tenant_id {
+        return Err(Error::bad_input(format!(
+            "the tenant read is {}, not org {}'s tenant {}",
+            loaded.snapshot.tenant_id, org.name, org.tenant_id
+        )));
+    }
+    Ok(Session {
+        org,
+        snapshot: loaded.snapshot,
+        server,
+        problems: loaded.problems,
+    })
+}
+
+impl Session {
+    /// Every user and group, as the search page lists them.
+    pub fn search_view(&self) -> SearchView {
+        SearchView::from_snapshot(&self.snapshot)
+    }
+
+    fn inputs<'a>(&'a self, options: &'a RunOptions) -> Inputs<'a> {
+        Inputs {
+            tenant: &self.org.tenant_id,
+            snapshot: &self.snapshot,
+            server: &self.server,
+            options,
+            baseline: None,
+        }
+    }
+
+    /// The objects deleted in Entra ID that still exist on the server.
+    pub fn deleted(&self) -> Vec<ObjectDeleted> {
+        engine::plan::find_deleted(&self.org.tenant_id, &self.snapshot, &self.server)
+    }
+
+    /// What importing `selection` with `options` would do, decided as a run decides it.
+    pub fn preview(&self, selection: &SelectionSpec, options: &RunOptions) -> Result<Preview> {
+        let inputs = self.inputs(options);
+        let chosen = decide::choose(&inputs, selection);
+        let choices = chosen
+            .choices
+            .map_err(|e| Error::bad_input(e.to_string()))?;
+        let decided = decide::decide(&inputs, &chosen.deleted, &choices, None);
+        Ok(Preview {
+            entries: decided.plan.entries,
+            refusal: decided.plan.refusal,
+        })
+    }
+}

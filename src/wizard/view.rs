@@ -1,0 +1,535 @@
+//! Drawing the wizard: one function per page, overlays (help, the right-click menu, the
+//! preview, a question) on top. Everything from the tenant goes through `render::cell`
+//! (control characters escaped, bounded) before it reaches the terminal.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use engine::event::{DeletedAction, Mode};
+
+use super::state::{Ask, Screen, Wizard, MENU};
+use crate::render::{cell, outcome_label, summary_text};
+
+/// Colours, or none (`NO_COLOR`): then only bold and reverse video mark things.
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    pub colour: bool,
+}
+
+impl Theme {
+    fn accent(self) -> Style {
+        if self.colour {
+            Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        }
+    }
+
+    fn error(self) -> Style {
+        if self.colour {
+            Style::default().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD)
+        }
+    }
+
+    fn cursor(self) -> Style {
+        Style::default().add_modifier(Modifier::REVERSED)
+    }
+
+    fn dim(self) -> Style {
+        if self.colour {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default()
+        }
+    }
+}
+
+const SPINNER: [&str; 4] = ["|", "/", "-", "\\"];
+
+pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
+    let [title, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(2),
+    ])
+    .areas(f.area());
+    let (step, name) = match w.screen {
+        Screen::Orgs | Screen::Reading => (1, "Organization"),
+        Screen::Search => (2, "Users and groups"),
+        Screen::Deleted => (3, "Deleted objects"),
+        Screen::Importing | Screen::Results => (4, "Results"),
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled("roster wizard", theme.accent()),
+            Span::raw(format!(" — step {step} of 4: {name}")),
+            Span::styled(
+                w.org_name()
+                    .filter(|_| w.screen != Screen::Orgs)
+                    .map(|o| format!("   org {}", cell(o)))
+                    .unwrap_or_default(),
+                theme.dim(),
+            ),
+        ])),
+        title,
+    );
+    let keys = match w.screen {
+        Screen::Orgs => "↑/↓ choose  Enter sign in and read  c check deleted objects  n New…  ? help  q quit",
+        Screen::Reading | Screen::Importing => "please wait…  Ctrl-C quit",
+        Screen::Search if w.editing => "type to search  Enter search now  Ctrl-U clear  Esc leave the field",
+        Screen::Search => "/ search  Space tick  a select all  i invert  p preview  Enter import/next  Esc back  ? help",
+        Screen::Deleted => "Space mark  g ignore  d disable  x delete  Enter import  Esc back  ? help",
+        Screen::Results => "↑/↓ scroll  f filter by result  Enter or q close",
+    };
+    let status = if w.status.is_empty() {
+        Line::from(Span::styled(keys, theme.dim()))
+    } else {
+        Line::from(Span::styled(cell(&w.status), theme.error()))
+    };
+    let counts = match w.screen {
+        Screen::Search => format!(
+            "{} of {} shown · {} ticked",
+            w.shown.len(),
+            w.rows.len(),
+            w.ticked.len()
+        ),
+        Screen::Deleted => {
+            let removing = w
+                .deleted
+                .iter()
+                .filter(|d| d.action != DeletedAction::Ignore)
+                .count();
+            format!(
+                "{} deleted objects · {removing} to disable or delete (at most {} at once)",
+                w.deleted.len(),
+                engine::event::RunOptions::default().max_deletions
+            )
+        }
+        _ => String::new(),
+    };
+    f.render_widget(Paragraph::new(vec![Line::from(counts), status]), footer);
+
+    match w.screen {
+        Screen::Orgs => orgs(f, body, w, theme),
+        Screen::Reading | Screen::Importing => busy(f, body, w, theme, tick),
+        Screen::Search => search(f, body, w, theme),
+        Screen::Deleted => deleted(f, body, w, theme),
+        Screen::Results => results(f, body, w, theme),
+    }
+    if let Some(ask) = w.ask {
+        let text = match ask {
+            Ask::Quit => {
+                "Quit? The ticked entries and chosen actions will be lost. (y/n)".to_owned()
+            }
+            Ask::Delete => {
+                "Delete the marked objects from the server for good when importing? (y/n)"
+                    .to_owned()
+            }
+        };
+        popup(f, body, "Confirm", vec![Line::from(text)], 64, 5);
+    }
+    if w.help {
+        help(f, body);
+    }
+}
+
+fn popup(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16, height: u16) {
+    let w = width.min(area.width);
+    let h = height.min(area.height);
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(title.to_owned()),
+        ),
+        r,
+    );
+}
+
+fn help(f: &mut Frame, area: Rect) {
+    let lines = [
+        "Everywhere: ? help · Esc one step back · q quit (asks when ticks would be lost) · Ctrl-C quit at once",
+        "Organization: ↑/↓ choose · c check deleted objects · n New… (name, Tab, fixture file) · Enter read",
+        "Search: / search (Enter search now, Ctrl-U clear, Esc leave) · Space tick · a select all · i invert",
+        "        (of the rows shown; the right mouse button opens the same menu, a click ticks)",
+        "        p preview the dry run · Enter import, or Next when deleted objects were found",
+        "Deleted objects: Space mark · g ignore · d disable · x delete (asks) · Enter import",
+        "Results: f filter by result · Enter or q close",
+        "Nothing is written before the final Enter; an import, once started, finishes.",
+        "",
+        "Any key closes this help.",
+    ]
+    .into_iter()
+    .map(Line::from)
+    .collect();
+    popup(f, area, "Help", lines, 100, 14);
+}
+
+/// Scrolls `offset` as little as possible to keep `selected` among the `height - 1` rows
+/// under the header; returns the state for the rows from `offset` on (only those on screen are
+/// built: at 100k rows, drawing stays cheap).
+fn window(selected: usize, offset: &mut usize, height: u16) -> (usize, TableState) {
+    let rows = usize::from(height.saturating_sub(1)).max(1);
+    if selected < *offset {
+        *offset = selected;
+    } else if selected >= *offset + rows {
+        *offset = selected + 1 - rows;
+    }
+    (
+        rows,
+        TableState::default().with_selected(Some(selected - *offset)),
+    )
+}
+
+fn orgs(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme) {
+    let [list, options] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
+    let rows: Vec<Row> = w
+        .orgs
+        .iter()
+        .map(|o| Row::new(vec![cell(&o.name), cell(&o.source)]))
+        .chain(std::iter::once(Row::new(vec![
+            "New…".to_owned(),
+            "press n: a tenant fixture file".to_owned(),
+        ])))
+        .collect();
+    let mut state = TableState::default().with_selected(Some(w.org));
+    f.render_stateful_widget(
+        Table::new(rows, [Constraint::Length(24), Constraint::Min(20)])
+            .header(Row::new(vec!["Organization", "Source"]).style(theme.accent()))
+            .row_highlight_style(theme.cursor())
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title("Pick an organization"),
+            ),
+        list,
+        &mut state,
+    );
+    let check = if w.check_deleted { "[x]" } else { "[ ]" };
+    let mut lines = vec![Line::from(format!(
+        "{check} Check deleted objects (c): find objects deleted in Entra ID that still exist on the server"
+    ))];
+    if let Some(form) = &w.new_org {
+        let mark = |on: bool| if on { "▸" } else { " " };
+        lines = vec![
+            Line::from(format!(
+                "{} Name: {}",
+                mark(!form.on_path),
+                cell(&form.name)
+            )),
+            Line::from(format!(
+                "{} Tenant fixture file: {}",
+                mark(form.on_path),
+                cell(&form.path)
+            )),
+        ];
+    }
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(
+            if w.new_org.is_some() {
+                "New organization (Tab switches, Enter adds, Esc cancels)"
+            } else {
+                "Options"
+            },
+        )),
+        options,
+    );
+}
+
+fn busy(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme, tick: usize) {
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(vec![
+            Span::styled(
+                format!(" {} ", SPINNER[tick % SPINNER.len()]),
+                theme.accent(),
+            ),
+            Span::raw(cell(&w.busy)),
+        ]),
+    ];
+    if let Some(sign_in) = &w.sign_in {
+        lines.push(Line::from(""));
+        lines.push(Line::from(Span::styled(cell(sign_in), theme.accent())));
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+fn search(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
+    let [field, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(area);
+    let field_style = if w.editing {
+        theme.cursor()
+    } else {
+        Style::default()
+    };
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::raw("Search: "),
+            Span::styled(
+                format!("{}{}", cell(&w.query), if w.editing { "_" } else { "" }),
+                field_style,
+            ),
+            Span::styled(
+                if w.query.is_empty() && !w.editing {
+                    "  (press / to search; empty shows everything)"
+                } else {
+                    ""
+                },
+                theme.dim(),
+            ),
+        ])),
+        field,
+    );
+    // The top border, then the header.
+    w.table_top = table.y + 2;
+    let (visible, mut state) = window(
+        w.cursor,
+        &mut w.table_offset,
+        table.height.saturating_sub(1),
+    );
+    let rows: Vec<Row> = w
+        .shown
+        .iter()
+        .skip(w.table_offset)
+        .take(visible)
+        .map(|&i| {
+            let r = &w.rows[i];
+            let tick = if w.ticked.contains(&r.id) {
+                "[x]"
+            } else {
+                "[ ]"
+            };
+            Row::new(vec![
+                Cell::from(tick),
+                Cell::from(cell(&r.name)),
+                Cell::from(cell(&r.row_type)),
+                Cell::from(cell(r.department.as_deref().unwrap_or(""))),
+                Cell::from(cell(
+                    r.description.as_deref().or(r.upn.as_deref()).unwrap_or(""),
+                )),
+            ])
+        })
+        .collect();
+    f.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(3),
+                Constraint::Percentage(30),
+                Constraint::Length(21),
+                Constraint::Percentage(20),
+                Constraint::Min(10),
+            ],
+        )
+        .header(
+            Row::new(vec!["", "Name", "Type", "Department", "Description"]).style(theme.accent()),
+        )
+        .row_highlight_style(theme.cursor())
+        .block(Block::default().borders(Borders::TOP)),
+        table,
+        &mut state,
+    );
+    if let Some(menu) = w.menu {
+        let r = Rect {
+            x: menu.x.min(area.right().saturating_sub(20)),
+            y: menu.y.min(area.bottom().saturating_sub(4)),
+            width: 20.min(area.width),
+            height: 4.min(area.height),
+        };
+        let items: Vec<Line> = MENU
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == menu.item {
+                    Line::styled(m.to_string(), theme.cursor())
+                } else {
+                    Line::from(m.to_string())
+                }
+            })
+            .collect();
+        f.render_widget(Clear, r);
+        f.render_widget(
+            Paragraph::new(items).block(Block::default().borders(Borders::ALL)),
+            r,
+        );
+    }
+    if let Some(preview) = &w.preview {
+        let lines =
+            match preview {
+                Err(msg) => vec![Line::from(cell(msg))],
+                Ok(p) => {
+                    let mut lines = Vec::new();
+                    if let Some(why) = &p.refusal {
+                        lines.push(Line::styled(
+                            format!("Refused: {}", cell(why)),
+                            theme.error(),
+                        ));
+                    }
+                    let summary = engine::event::Summary::of(&p.entries);
+                    lines.push(Line::from(format!("Would do: {}", summary_text(&summary))));
+                    lines.push(Line::from(""));
+                    for e in p.entries.iter().filter(|e| {
+                        e.op.is_some() || e.outcome != engine::event::Outcome::Unchanged
+                    }) {
+                        lines.push(Line::from(format!(
+                            "{:<28} {:<6} {:<26} {}",
+                            cell(&e.name),
+                            e.kind.as_str(),
+                            outcome_label(e.outcome, Mode::DryRun),
+                            cell(&e.detail)
+                        )));
+                    }
+                    lines.push(Line::from(""));
+                    lines.push(Line::styled(
+                        "Nothing was written. Any key closes the preview.",
+                        theme.dim(),
+                    ));
+                    lines
+                }
+            };
+        popup(
+            f,
+            area,
+            "Dry run of the ticked entries",
+            lines,
+            area.width.saturating_sub(4),
+            area.height.saturating_sub(2),
+        );
+    }
+}
+
+fn deleted(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
+    let mut offset = 0;
+    let (visible, mut state) = window(w.deleted_cursor, &mut offset, area.height.saturating_sub(1));
+    let rows: Vec<Row> = w
+        .deleted
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|d| {
+            let o = &d.object;
+            Row::new(vec![
+                if d.marked { "*" } else { " " }.to_owned(),
+                cell(&o.name),
+                o.kind.as_str().to_owned(),
+                o.evidence.as_str().to_owned(),
+                o.deleted_at
+                    .map(|t| t.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default(),
+                d.action.as_str().to_owned(),
+            ])
+        })
+        .collect();
+    f.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(1),
+                Constraint::Percentage(35),
+                Constraint::Length(6),
+                Constraint::Length(13),
+                Constraint::Length(11),
+                Constraint::Min(8),
+            ],
+        )
+        .header(
+            Row::new(vec!["", "Name", "Kind", "Evidence", "Deleted at", "Action"])
+                .style(theme.accent()),
+        )
+        .row_highlight_style(theme.cursor())
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title("Deleted in Entra ID, still on the server: choose what happens to each"),
+        ),
+        area,
+        &mut state,
+    );
+}
+
+fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
+    let Some(r) = w.results.clone() else { return };
+    let [head, table] = Layout::vertical([Constraint::Length(3), Constraint::Min(2)]).areas(area);
+    let summary = engine::event::Summary::of(&r.entries);
+    let filter = match w.filter {
+        Some(o) => format!("   showing: {} only (f)", o.as_str()),
+        None => String::new(),
+    };
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(vec![
+                Span::styled(
+                    match r.mode {
+                        Mode::Apply => "Import results",
+                        Mode::DryRun => "Dry run",
+                    },
+                    theme.accent(),
+                ),
+                Span::raw(format!(" — run {} — {}", r.run, cell(&r.status))),
+            ]),
+            Line::from(format!("Summary: {}{filter}", summary_text(&summary))),
+            Line::from(Span::styled(
+                if r.problems.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "{} warnings while reading the tenant (roster report {} shows the run)",
+                        r.problems.len(),
+                        r.run
+                    )
+                },
+                theme.dim(),
+            )),
+        ]),
+        head,
+    );
+    let shown = w.results_shown();
+    let mut offset = 0;
+    let (visible, mut state) = window(
+        w.results_cursor,
+        &mut offset,
+        table.height.saturating_sub(1),
+    );
+    let rows: Vec<Row> = shown
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|e| {
+            Row::new(vec![
+                cell(&e.name),
+                e.kind.as_str().to_owned(),
+                outcome_label(e.outcome, r.mode).to_owned(),
+                cell(&e.detail),
+            ])
+        })
+        .collect();
+    f.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Percentage(25),
+                Constraint::Length(6),
+                Constraint::Length(26),
+                Constraint::Min(10),
+            ],
+        )
+        .header(Row::new(vec!["Name", "Kind", "Result", "Details"]).style(theme.accent()))
+        .row_highlight_style(theme.cursor())
+        .block(Block::default().borders(Borders::TOP)),
+        table,
+        &mut state,
+    );
+}
