@@ -81,12 +81,16 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
         title,
     );
     let keys = match w.screen {
-        Screen::Orgs => "↑/↓ choose  Enter sign in and read  c check deleted objects  n New…  ? help  q quit",
-        Screen::Reading | Screen::Importing => "please wait…  Ctrl-C quit",
-        Screen::Search if w.editing => "type to search  Enter search now  Ctrl-U clear  Esc leave the field",
-        Screen::Search => "/ search  Space tick  a select all  i invert  p preview  Enter import/next  Esc back  ? help",
-        Screen::Deleted => "Space mark  g ignore  d disable  x delete  Enter import  Esc back  ? help",
-        Screen::Results => "↑/↓ scroll  f filter by result  Enter or q close",
+        Screen::Orgs => "↑/↓ choose · Enter read · c deleted objects · n New… · ? help · q quit",
+        Screen::Reading | Screen::Importing => "please wait… · Ctrl-C quit",
+        Screen::Search if w.editing => {
+            "type · Enter search now · Ctrl-U clear · Esc leave the field"
+        }
+        Screen::Search => {
+            "/ search · Space tick · a all · i invert · p preview · Enter next · ? help"
+        }
+        Screen::Deleted => "Space mark · g ignore · d disable · x delete · Enter import · Esc back",
+        Screen::Results => "↑/↓ scroll · f filter by result · Enter or q close",
     };
     let status = if w.status.is_empty() {
         Line::from(Span::styled(keys, theme.dim()))
@@ -161,22 +165,26 @@ fn popup(f: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16, h
 }
 
 fn help(f: &mut Frame, area: Rect) {
-    let lines = [
-        "Everywhere: ? help · Esc one step back · q quit (asks when ticks would be lost) · Ctrl-C quit at once",
-        "Organization: ↑/↓ choose · c check deleted objects · n New… (name, Tab, fixture file) · Enter read",
-        "Search: / search (Enter search now, Ctrl-U clear, Esc leave) · Space tick · a select all · i invert",
-        "        (of the rows shown; the right mouse button opens the same menu, a click ticks)",
-        "        p preview the dry run · Enter import, or Next when deleted objects were found",
-        "Deleted objects: Space mark · g ignore · d disable · x delete (asks) · Enter import",
+    let lines: Vec<Line> = [
+        "Everywhere: ? help · Esc one step back · Ctrl-C quit at once",
+        "  q quit (asks when ticks or actions would be lost)",
+        "Organization: ↑/↓ choose · c check deleted objects · Enter read",
+        "  n New…: a name, Tab, a tenant fixture file, Enter",
+        "Search: / search (Enter search now · Ctrl-U clear · Esc leave)",
+        "  Space tick · a select all · i invert (of the rows shown;",
+        "  the right mouse button opens the same menu, a click ticks)",
+        "  p preview the dry run · Enter import, or next to deleted objects",
+        "Deleted objects: Space mark · g ignore · d disable · x delete",
+        "  (asks) · Enter import",
         "Results: f filter by result · Enter or q close",
-        "Nothing is written before the final Enter; an import, once started, finishes.",
-        "",
+        "Nothing is written before the final Enter; an import finishes.",
         "Any key closes this help.",
     ]
     .into_iter()
     .map(Line::from)
     .collect();
-    popup(f, area, "Help", lines, 100, 14);
+    let height = lines.len() as u16 + 2;
+    popup(f, area, "Help", lines, 72, height);
 }
 
 /// Scrolls `offset` as little as possible to keep `selected` among the `height - 1` rows
@@ -221,7 +229,7 @@ fn orgs(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme) {
     );
     let check = if w.check_deleted { "[x]" } else { "[ ]" };
     let mut lines = vec![Line::from(format!(
-        "{check} Check deleted objects (c): find objects deleted in Entra ID that still exist on the server"
+        "{check} Check deleted objects (c): deleted in Entra ID, still on the server"
     ))];
     if let Some(form) = &w.new_org {
         let mark = |on: bool| if on { "▸" } else { " " };
@@ -532,4 +540,116 @@ fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
         table,
         &mut state,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wizard::state::{Done, PreviewView, ResultsView};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    /// The screen as text, 80×24 (the smallest terminal the wizard promises to stay usable in).
+    fn screen(w: &mut Wizard) -> String {
+        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        t.draw(|f| draw(f, w, Theme { colour: false }, 0)).unwrap();
+        let buf = t.backend().buffer();
+        (0..buf.area.height)
+            .map(|y| {
+                let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+                line.trim_end().to_owned()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn press(w: &mut Wizard, text: &str) {
+        for c in text.chars() {
+            let code = match c {
+                '\n' => KeyCode::Enter,
+                c => KeyCode::Char(c),
+            };
+            w.key(KeyEvent::new(code, KeyModifiers::NONE));
+        }
+    }
+
+    #[test]
+    fn each_page_as_drawn() {
+        let mut w = crate::wizard::state::tests::on_search();
+        let orgs = {
+            let mut o = Wizard::new(w.orgs.clone(), None);
+            screen(&mut o)
+        };
+        insta::assert_snapshot!("1_organizations", orgs);
+        let reading = {
+            let mut r = Wizard::new(w.orgs.clone(), None);
+            press(&mut r, "\n");
+            r.done(Done::SignIn(
+                "To sign in, open https://microsoft.com/devicelogin and enter the code FAKE-1234 (this screen waits and checks).".into(),
+            ));
+            screen(&mut r)
+        };
+        insta::assert_snapshot!("1_reading_and_signing_in", reading);
+        press(&mut w, "  ");
+        insta::assert_snapshot!("2_search", screen(&mut w));
+        press(&mut w, "/golf\n");
+        insta::assert_snapshot!("2_search_narrowed", screen(&mut w));
+        w.menu = Some(crate::wizard::state::Menu {
+            x: 20,
+            y: 8,
+            item: 1,
+        });
+        insta::assert_snapshot!("2_search_menu", screen(&mut w));
+        w.menu = None;
+        press(&mut w, "a");
+        w.preview = Some(Ok(PreviewView {
+            entries: vec![],
+            refusal: None,
+        }));
+        press(&mut w, "z");
+        press(&mut w, "p");
+        w.done(Done::Preview(Ok(PreviewView {
+            entries: vec![],
+            refusal: Some(
+                "it would disable or delete 60 objects, more than --max-deletions 50".into(),
+            ),
+        })));
+        insta::assert_snapshot!("2_preview_refused", screen(&mut w));
+        press(&mut w, "z\n");
+        press(&mut w, "  dx");
+        insta::assert_snapshot!("3_deleted_asking", screen(&mut w));
+        press(&mut w, "y");
+        insta::assert_snapshot!("3_deleted", screen(&mut w));
+        press(&mut w, "?");
+        insta::assert_snapshot!("help", screen(&mut w));
+        press(&mut w, "z");
+        let entries = vec![engine::event::EntryOutcome {
+            kind: engine::model::Kind::User,
+            id: engine::ObjectId::parse("0b0b0b0b-1111-4222-8333-444455556666").unwrap(),
+            name: "Adele Vance".into(),
+            outcome: engine::event::Outcome::Added,
+            reason: None,
+            detail: "login AdeleV@contoso.com".into(),
+            changes: vec![],
+            op: None,
+        }];
+        w.done(Done::Imported(Ok(ResultsView {
+            run: "01a22302-9520-7290-90fd-b2d5378b5f71".into(),
+            mode: Mode::Apply,
+            entries,
+            status: "completed".into(),
+            problems: vec![],
+        })));
+        insta::assert_snapshot!("4_results", screen(&mut w));
+    }
+
+    #[test]
+    fn text_from_the_tenant_is_escaped_on_screen() {
+        let mut w = crate::wizard::state::tests::on_search();
+        w.rows[0].name = "evil\u{1b}[2J\u{7}name".into();
+        let s = screen(&mut w);
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{7}'), "{s}");
+        assert!(s.contains("evil"), "{s}");
+    }
 }
