@@ -1,0 +1,275 @@
+//! `roster wizard` as an admin meets it: the real binary in a pseudo-terminal, driven by
+//! keystrokes. An import made by ticking boxes is recorded exactly as `roster import` with the
+//! same selection records it: the same entries, the same server. Without a terminal, the
+//! wizard says which commands do the same and exits 2.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A child process on a pseudo-terminal of 100×30, and everything it wrote, escape sequences
+/// removed.
+struct Pty {
+    child: Child,
+    master: std::fs::File,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    fn spawn(store: &std::path::Path, args: &[&str]) -> Pty {
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two descriptors we then own; no other pointer is kept.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roster"));
+        cmd.args(args)
+            .env("ROSTER_STORE", store)
+            .env("TERM", "xterm-256color")
+            .env("NO_COLOR", "1")
+            .env("ROSTER_LOG", "off")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec: a new session whose
+        // controlling terminal is the pseudo-terminal.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop(cmd);
+        let master = std::fs::File::from(master);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (mut reader, into) = (master.try_clone().unwrap(), seen.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty {
+            child,
+            master,
+            seen,
+        }
+    }
+
+    /// The screen as the terminal shows it now: what was written, replayed on a 100×30 grid
+    /// (cursor moves, clears, text; styles ignored) — enough of a terminal for ratatui's output.
+    fn screen(&self) -> String {
+        let raw = String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned();
+        let (rows, cols) = (30usize, 100usize);
+        let mut grid = vec![vec![' '; cols]; rows];
+        let (mut r, mut c) = (0usize, 0usize);
+        let mut chars = raw.chars().peekable();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '\u{1b}' if chars.peek() == Some(&'[') => {
+                    chars.next();
+                    let mut params = String::new();
+                    let mut end = ' ';
+                    for ch in chars.by_ref() {
+                        if ('@'..='~').contains(&ch) {
+                            end = ch;
+                            break;
+                        }
+                        params.push(ch);
+                    }
+                    let nums: Vec<usize> = params
+                        .trim_start_matches('?')
+                        .split(';')
+                        .map(|n| n.parse().unwrap_or(0))
+                        .collect();
+                    match end {
+                        'H' | 'f' => {
+                            r = nums.first().copied().unwrap_or(1).max(1) - 1;
+                            c = nums.get(1).copied().unwrap_or(1).max(1) - 1;
+                        }
+                        'J' => grid = vec![vec![' '; cols]; rows],
+                        'K' if r < rows => grid[r][c.min(cols)..].fill(' '),
+                        'h' | 'l' if params.starts_with("?1049") => {
+                            grid = vec![vec![' '; cols]; rows];
+                        }
+                        _ => {}
+                    }
+                }
+                '\u{1b}' => {
+                    chars.next();
+                }
+                '\r' => c = 0,
+                '\n' => r += 1,
+                ch if ch.is_control() => {}
+                ch => {
+                    if r < rows && c < cols {
+                        grid[r][c] = ch;
+                    }
+                    c += 1;
+                }
+            }
+        }
+        grid.into_iter()
+            .map(|l| l.into_iter().collect::<String>().trim_end().to_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits until the screen shows `what`.
+    #[track_caller]
+    fn wait_for(&self, what: &str) {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(what) {
+                return;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what:?} never appeared; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        for b in keys.bytes() {
+            self.master.write_all(&[b]).unwrap();
+            self.master.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(15));
+        }
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(r: &Roster, args: &[&str]) -> Value {
+    let (_, out, err) = r.run(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}\n{err}"))
+}
+
+#[test]
+fn an_import_through_the_wizard_is_recorded_as_roster_import_records_it() {
+    let (wizard, cli) = (Roster::new(), Roster::new());
+    for r in [&wizard, &cli] {
+        r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
+    }
+    // What the search shows for "sales", by id: what the wizard ticks below.
+    let ids: Vec<String> = json(&wizard, &["search", "contoso", "sales", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let n = ids.len();
+    let mut pty = Pty::spawn(wizard.store.path(), &["wizard"]);
+    pty.wait_for("step 1 of 4");
+    pty.send("\r");
+    pty.wait_for("61 of 61 shown");
+    // Search "sales", select all it shows.
+    pty.send("/sales\r");
+    pty.wait_for(&format!("{n} of 61 shown · 0 ticked"));
+    pty.send("a");
+    pty.wait_for(&format!("{n} of 61 shown · {n} ticked"));
+    // Next: the deleted objects; the first two marked and disabled, the third deleted.
+    pty.send("\r");
+    pty.wait_for("step 3 of 4");
+    pty.send("  d");
+    pty.wait_for("2 to disable or delete");
+    pty.send("x");
+    pty.wait_for("(y/n)");
+    pty.send("y");
+    pty.wait_for("3 to disable or delete");
+    pty.send("\r");
+    pty.wait_for("Import results");
+    pty.wait_for("completed");
+    pty.send("q");
+    let status = pty.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    // The same selection as commands: the rows the search showed, by id; the same actions.
+    let deleted = json(&wizard, &["deleted", "last", "--json"]);
+    let actions: Vec<String> = deleted
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .zip(["disable", "disable", "delete"])
+        .map(|(d, a)| format!("{}={a}", d["id"].as_str().unwrap()))
+        .collect();
+    let mut args = vec!["import", "contoso", "--check-deleted", "--json"];
+    for id in &ids {
+        args.extend(["--select", id]);
+    }
+    for a in &actions {
+        args.extend(["--action", a]);
+    }
+    let by_cli = json(&cli, &args);
+    let by_wizard = json(&wizard, &["report", "last", "--json"]);
+    assert_eq!(by_wizard["entries"], by_cli["entries"]);
+    assert_eq!(by_wizard["summary"], by_cli["summary"]);
+    assert_eq!(
+        wizard.expect(0, &["server", "dump"]),
+        cli.expect(0, &["server", "dump"])
+    );
+    // The run records the ticks as ids, and the actions, as the command line does.
+    let started = |r: &Roster| -> Value {
+        let events = r.expect(0, &["events", "last"]);
+        let first: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+        first["payload"].clone()
+    };
+    let (w, c) = (started(&wizard), started(&cli));
+    assert_eq!(w["selection"], c["selection"]);
+    assert_eq!(w["options"], c["options"]);
+    assert_eq!(w["inputsDigest"], c["inputsDigest"]);
+    wizard.expect(0, &["replay", "last"]);
+    wizard.expect(0, &["verify"]);
+}
+
+#[test]
+fn without_a_terminal_the_wizard_names_the_commands() {
+    let r = Roster::new();
+    r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
+    let (code, out, err) = r.run(&["wizard"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("needs a terminal") && err.contains("roster import ORG"),
+        "{err}"
+    );
+    let (code, _, err) = r.run_with(&["wizard"], &[("TERM", "dumb")]);
+    assert_eq!(code, 2, "{err}");
+}
