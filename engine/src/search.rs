@@ -56,9 +56,12 @@ impl SearchRow {
     /// an empty term matches everything.
     pub fn matches(&self, term: &str) -> bool {
         let term = term.trim().to_lowercase();
-        if term.is_empty() {
-            return true;
-        }
+        term.is_empty() || self.matches_lowercase(&term, &mut String::new())
+    }
+
+    /// [`SearchRow::matches`] for a term already trimmed, lowercased and not empty; `scratch`
+    /// holds each field lowercased (reused: no allocation per row).
+    fn matches_lowercase(&self, term: &str, scratch: &mut String) -> bool {
         [
             Some(&self.name),
             self.upn.as_ref(),
@@ -68,8 +71,31 @@ impl SearchRow {
         ]
         .into_iter()
         .flatten()
-        .any(|field| field.to_lowercase().contains(&term))
+        .any(|field| {
+            if field.is_ascii() {
+                scratch.clear();
+                scratch.extend(field.chars().map(|c| c.to_ascii_lowercase()));
+                scratch.contains(term)
+            } else {
+                field.to_lowercase().contains(term)
+            }
+        })
     }
+}
+
+/// The indexes of the rows that match `term` (every row for an empty one), in order: the
+/// wizard's search field, answered as it is typed.
+pub fn narrow(rows: &[SearchRow], term: &str) -> Vec<usize> {
+    let term = term.trim().to_lowercase();
+    if term.is_empty() {
+        return (0..rows.len()).collect();
+    }
+    let mut scratch = String::new();
+    rows.iter()
+        .enumerate()
+        .filter(|(_, r)| r.matches_lowercase(&term, &mut scratch))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Which rows a search shows.

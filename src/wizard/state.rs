@@ -333,14 +333,7 @@ impl Wizard {
 
     /// Narrows the rows shown to those matching the query.
     pub fn apply_search(&mut self) {
-        let q = self.query.trim().to_lowercase();
-        self.shown = self
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| q.is_empty() || r.matches(&q))
-            .map(|(i, _)| i)
-            .collect();
+        self.shown = engine::search::narrow(&self.rows, &self.query);
         self.cursor = self.cursor.min(self.shown.len().saturating_sub(1));
     }
 
