@@ -15,6 +15,7 @@ use engine::SledStore;
 use crate::error::Result;
 use crate::run::{recover, Recovered};
 
+#[derive(Clone)]
 pub struct Context {
     pub store_dir: PathBuf,
     /// A JSON server file to target instead of the embedded server.

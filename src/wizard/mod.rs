@@ -63,8 +63,12 @@ fn list_orgs(ctx: &Ctx) -> Result<Vec<OrgRow>> {
         Err(app::Error::Store(engine::StoreError::NoStore { .. })) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    Ok(app::orgs::list(&store)?
-        .into_iter()
+    Ok(org_rows(app::orgs::list(&store)?))
+}
+
+/// The orgs as the first page lists them.
+fn org_rows(orgs: Vec<adapters::org::OrgConfig>) -> Vec<OrgRow> {
+    orgs.into_iter()
         .map(|o| OrgRow {
             source: match &o.source {
                 OrgSource::Fixture { path } => format!("fixture {}", path.display()),
@@ -72,7 +76,7 @@ fn list_orgs(ctx: &Ctx) -> Result<Vec<OrgRow>> {
             },
             name: o.name,
         })
-        .collect())
+        .collect()
 }
 
 fn event_loop(
@@ -136,13 +140,8 @@ fn drain(rx: &Receiver<Done>, w: &mut Wizard) {
 /// The use cases' context, its device-code prompt shown on the wizard's screen.
 fn worker_context(ctx: &Ctx, tx: Sender<Done>) -> app::Context {
     let tx = Mutex::new(tx);
-    let a = &ctx.app;
     app::Context {
-        store_dir: a.store_dir.clone(),
-        server_file: a.server_file.clone(),
         holder: "roster wizard".into(),
-        started_by: a.started_by.clone(),
-        clock: a.clock.clone(),
         prompt: Arc::new(move |p: &adapters::auth::DevicePrompt| {
             let text = format!(
                 "To sign in, open {} and enter the code {} (this screen waits and checks).",
@@ -150,7 +149,7 @@ fn worker_context(ctx: &Ctx, tx: Sender<Done>) -> app::Context {
             );
             let _ = tx.lock().map(|tx| tx.send(Done::SignIn(text)));
         }),
-        stats: a.stats.clone(),
+        ..ctx.app.clone()
     }
 }
 
@@ -170,7 +169,7 @@ impl Worker {
         &self,
         work: impl FnOnce(&app::Context, &Arc<Mutex<Option<Session>>>) -> Done + Send + 'static,
     ) -> std::thread::JoinHandle<()> {
-        let ctx = clone_context(&self.ctx);
+        let ctx = self.ctx.clone();
         let tx = self.tx.clone();
         let session = self.session.clone();
         std::thread::spawn(move || {
@@ -219,18 +218,6 @@ impl Worker {
         self.spawn(move |ctx, _| {
             Done::Imported(import(ctx, &org, selection, options).map_err(message))
         })
-    }
-}
-
-fn clone_context(a: &app::Context) -> app::Context {
-    app::Context {
-        store_dir: a.store_dir.clone(),
-        server_file: a.server_file.clone(),
-        holder: a.holder.clone(),
-        started_by: a.started_by.clone(),
-        clock: a.clock.clone(),
-        prompt: a.prompt.clone(),
-        stats: a.stats.clone(),
     }
 }
 
@@ -293,14 +280,5 @@ fn add_fixture(ctx: &app::Context, name: &str, path: &str) -> app::Result<Vec<Or
     let fixture = app::orgs::read_fixture(ctx, name, std::path::Path::new(path))?;
     let store = ctx.open(Opening::CreateIfMissing)?.store;
     app::orgs::add_fixture(&store, &fixture)?;
-    Ok(app::orgs::list(&store)?
-        .into_iter()
-        .map(|o| OrgRow {
-            source: match &o.source {
-                OrgSource::Fixture { path } => format!("fixture {}", path.display()),
-                OrgSource::Graph(_) => format!("live, tenant {}", o.tenant_id),
-            },
-            name: o.name,
-        })
-        .collect())
+    Ok(org_rows(app::orgs::list(&store)?))
 }
