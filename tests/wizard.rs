@@ -25,6 +25,10 @@ struct Pty {
 
 impl Pty {
     fn spawn(store: &std::path::Path, args: &[&str]) -> Pty {
+        Pty::spawn_with(store, args, true)
+    }
+
+    fn spawn_with(store: &std::path::Path, args: &[&str], no_color: bool) -> Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
             ws_row: 30,
@@ -50,8 +54,8 @@ impl Pty {
         cmd.args(args)
             .env("ROSTER_STORE", store)
             .env("TERM", "xterm-256color")
-            .env("NO_COLOR", "1")
             .env("ROSTER_LOG", "off")
+            .env_remove("NO_COLOR")
             .stdin(Stdio::from(slave.try_clone().unwrap()))
             .stdout(Stdio::from(slave.try_clone().unwrap()))
             .stderr(Stdio::from(slave));
@@ -63,6 +67,9 @@ impl Pty {
                 libc::ioctl(0, libc::TIOCSCTTY, 0);
                 Ok(())
             });
+        }
+        if no_color {
+            cmd.env("NO_COLOR", "1");
         }
         let child = cmd.spawn().unwrap();
         drop(cmd);
@@ -159,6 +166,25 @@ impl Pty {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Everything written, as it was written.
+    fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
+    }
+
+    /// Resizes the terminal, as a window manager does (the kernel signals SIGWINCH).
+    fn resize(&self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(rc, 0, "TIOCSWINSZ");
     }
 
     fn send(&mut self, keys: &str) {
@@ -272,4 +298,65 @@ fn without_a_terminal_the_wizard_names_the_commands() {
     );
     let (code, _, err) = r.run_with(&["wizard"], &[("TERM", "dumb")]);
     assert_eq!(code, 2, "{err}");
+}
+
+/// *New…* with a tenant id adds a live org: the device-code sign-in is shown on the wizard's
+/// screen and polled while it waits (here `fake-graph` approves after two polls), then the
+/// tenant is read through Graph onto the search page.
+#[test]
+fn a_live_org_is_added_and_signed_in_on_screen() {
+    let fake = Fake::start(
+        &fixtures().join("demo/tenant.json"),
+        &["--approve-after", "2"],
+    );
+    let r = Roster::new();
+    let store = r.store.path().join("new");
+    let mut pty = Pty::spawn(&store, &["wizard"]);
+    pty.wait_for("step 1 of 4");
+    pty.send("n");
+    pty.wait_for("New organization");
+    pty.send(&format!("contoso\r{TENANT}\r\r{}\r", fake.url));
+    pty.wait_for("Signing in to tenant");
+    pty.wait_for("enter the code FAKE-");
+    pty.wait_for("live, tenant");
+    pty.send("\r");
+    pty.wait_for("61 of 61 shown");
+    pty.send("q");
+    assert!(pty.child.wait().unwrap().success());
+    // The org is saved as `org add --tenant` saves it, its token cached (0600), no secret.
+    let orgs = r.run_with(&["--store", store.to_str().unwrap(), "org", "list"], &[]);
+    assert!(orgs.1.contains("contoso"), "{orgs:?}");
+    assert!(store.join("tokens/contoso.json").exists());
+}
+
+/// Colours only without `NO_COLOR`; a smaller window is redrawn to its size (80×24).
+#[test]
+fn colours_follow_no_color_and_a_resize_redraws() {
+    let r = Roster::new();
+    r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
+    for no_color in [false, true] {
+        let mut pty = Pty::spawn_with(r.store.path(), &["wizard"], no_color);
+        pty.wait_for("step 1 of 4");
+        // Any foreground colour set (SGR 38;5;N: the title's cyan, the hints' grey).
+        let coloured = pty.raw().contains("\u{1b}[38;5;");
+        assert_eq!(coloured, !no_color, "colour with NO_COLOR={no_color}");
+        if no_color {
+            pty.resize(24, 80);
+            // Redrawn at the new size: the key hints on the 24th line, nothing past column 80.
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let screen = pty.screen();
+                let lines: Vec<&str> = screen.lines().collect();
+                if lines.get(23).is_some_and(|l| l.contains("q quit"))
+                    && lines.iter().all(|l| l.chars().count() <= 80)
+                {
+                    break;
+                }
+                assert!(Instant::now() < until, "not redrawn at 80x24:\n{screen}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        pty.send("q");
+        assert!(pty.child.wait().unwrap().success());
+    }
 }

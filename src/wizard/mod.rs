@@ -205,6 +205,16 @@ impl Worker {
                     Done::OrgAdded(add_fixture(ctx, &name, &path).map_err(message))
                 });
             }
+            Effect::AddLive {
+                name,
+                tenant,
+                client_id,
+                url,
+            } => {
+                self.spawn(move |ctx, _| {
+                    Done::OrgAdded(add_live(ctx, &name, &tenant, client_id, url).map_err(message))
+                });
+            }
             Effect::Import { .. } | Effect::Quit => unreachable!("handled by the loop"),
         }
     }
@@ -276,9 +286,37 @@ fn import(
     })
 }
 
-fn add_fixture(ctx: &app::Context, name: &str, path: &str) -> app::Result<Vec<OrgRow>> {
+fn add_fixture(ctx: &app::Context, name: &str, path: &str) -> app::Result<(Vec<OrgRow>, String)> {
     let fixture = app::orgs::read_fixture(ctx, name, std::path::Path::new(path))?;
     let store = ctx.open(Opening::CreateIfMissing)?.store;
     app::orgs::add_fixture(&store, &fixture)?;
-    Ok(org_rows(app::orgs::list(&store)?))
+    Ok((org_rows(app::orgs::list(&store)?), name.to_owned()))
+}
+
+/// As `roster org add NAME --tenant ID [--client-id ID] [--graph-url URL --login-url URL]`
+/// with device-code sign-in, the code shown on the wizard's screen.
+fn add_live(
+    ctx: &app::Context,
+    name: &str,
+    tenant: &str,
+    client_id: Option<String>,
+    url: Option<String>,
+) -> app::Result<(Vec<OrgRow>, String)> {
+    let guid = |what: &str, v: &str| {
+        engine::TenantId::parse(v)
+            .map_err(|_| app::Error::bad_input(format!("{what} {v:?} is not a GUID")))
+    };
+    let a = app::orgs::AddGraphOrg {
+        name: name.to_owned(),
+        tenant: guid("tenant id", tenant)?,
+        client_id: client_id.map(|c| guid("client id", &c)).transpose()?,
+        auth: adapters::auth::AuthMode::DeviceCode,
+        client_secret_file: None,
+        cloud: adapters::auth::Cloud::Global,
+        graph_url: url.clone(),
+        login_url: url,
+    };
+    let store = ctx.open(Opening::CreateIfMissing)?.store;
+    app::orgs::add_graph(ctx, &store, &a)?;
+    Ok((org_rows(app::orgs::list(&store)?), name.to_owned()))
 }

@@ -57,6 +57,16 @@ pub enum Effect {
         name: String,
         path: String,
     },
+    /// Add a live org: sign in (device code, shown on screen), check the tenant, save it.
+    AddLive {
+        name: String,
+        tenant: String,
+        /// The app's client id; blank: Microsoft's public client.
+        client_id: Option<String>,
+        /// Graph and sign-in root (a test endpoint such as `roster fake-graph`); blank:
+        /// Microsoft's global cloud.
+        url: Option<String>,
+    },
     Quit,
 }
 
@@ -66,7 +76,8 @@ pub enum Done {
     Read(Result<Read, String>),
     Preview(Result<PreviewView, String>),
     Imported(Result<ResultsView, String>),
-    OrgAdded(Result<Vec<OrgRow>, String>),
+    /// The orgs now, and the name of the one added.
+    OrgAdded(Result<(Vec<OrgRow>, String), String>),
     /// A device-code sign-in waits for the admin: where to go, the code to enter.
     SignIn(String),
 }
@@ -104,13 +115,36 @@ pub struct DeletedRow {
     pub marked: bool,
 }
 
-/// The *New…* form: an org name and a fixture path.
+/// The *New…* form: a name, then a tenant fixture file or a tenant id (a live tenant: then
+/// an optional client id and an optional Graph URL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewOrg {
-    pub name: String,
-    pub path: String,
-    /// Editing the path (else the name).
-    pub on_path: bool,
+    pub fields: [String; 4],
+    /// The field being edited.
+    pub at: usize,
+}
+
+pub const NEW_ORG_FIELDS: [&str; 4] = [
+    "Name",
+    "Tenant fixture file, or tenant id",
+    "Client id (live; blank: Microsoft's public client)",
+    "Graph URL (live; blank: Microsoft's cloud)",
+];
+
+impl NewOrg {
+    /// Whether the second field names a live tenant (a GUID) rather than a file.
+    pub fn is_live(&self) -> bool {
+        engine::TenantId::parse(self.fields[1].trim()).is_ok()
+    }
+
+    /// The fields that apply: a fixture needs two, a live tenant four.
+    pub fn used(&self) -> usize {
+        if self.is_live() {
+            4
+        } else {
+            2
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,28 +337,45 @@ impl Wizard {
 
     fn new_org_key(&mut self, k: KeyEvent) -> Option<Effect> {
         let form = self.new_org.as_mut().expect("the form is open");
-        let field = if form.on_path {
-            &mut form.path
-        } else {
-            &mut form.name
-        };
+        let used = form.used();
         match k.code {
             KeyCode::Esc => self.new_org = None,
-            KeyCode::Tab | KeyCode::BackTab => form.on_path = !form.on_path,
+            KeyCode::Tab | KeyCode::Down => form.at = (form.at + 1) % used,
+            KeyCode::BackTab | KeyCode::Up => form.at = (form.at + used - 1) % used,
             KeyCode::Backspace => {
-                field.pop();
+                form.fields[form.at].pop();
             }
-            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => field.clear(),
-            KeyCode::Char(c) => field.push(c),
-            KeyCode::Enter if !form.on_path => form.on_path = true,
+            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                form.fields[form.at].clear()
+            }
+            KeyCode::Char(c) => form.fields[form.at].push(c),
+            KeyCode::Enter if form.at + 1 < used => form.at += 1,
             KeyCode::Enter => {
-                let (name, path) = (form.name.trim().to_owned(), form.path.trim().to_owned());
-                if name.is_empty() || path.is_empty() {
-                    self.status = "Give the organization a name and a tenant fixture file.".into();
+                let f: Vec<String> = form.fields.iter().map(|f| f.trim().to_owned()).collect();
+                if f[0].is_empty() || f[1].is_empty() {
+                    self.status =
+                        "Give the organization a name and a tenant fixture file or tenant id."
+                            .into();
                     return None;
                 }
+                let live = form.is_live();
                 self.new_org = None;
-                return Some(Effect::AddFixture { name, path });
+                if !live {
+                    return Some(Effect::AddFixture {
+                        name: f[0].clone(),
+                        path: f[1].clone(),
+                    });
+                }
+                let optional = |s: &String| (!s.is_empty()).then(|| s.clone());
+                self.screen = Screen::Reading;
+                self.busy = format!("Signing in to tenant {} for org {}…", f[1], f[0]);
+                self.sign_in = None;
+                return Some(Effect::AddLive {
+                    name: f[0].clone(),
+                    tenant: f[1].clone(),
+                    client_id: optional(&f[2]),
+                    url: optional(&f[3]),
+                });
             }
             _ => {}
         }
@@ -593,11 +644,17 @@ impl Wizard {
     pub fn done(&mut self, d: Done) {
         match d {
             Done::SignIn(text) => self.sign_in = Some(text),
-            Done::OrgAdded(Ok(orgs)) => {
+            Done::OrgAdded(Ok((orgs, added))) => {
                 self.orgs = orgs;
-                self.org = self.orgs.len().saturating_sub(1);
+                self.org = self.orgs.iter().position(|o| o.name == added).unwrap_or(0);
+                self.screen = Screen::Orgs;
+                self.sign_in = None;
             }
-            Done::OrgAdded(Err(e)) => self.status = e,
+            Done::OrgAdded(Err(e)) => {
+                self.screen = Screen::Orgs;
+                self.sign_in = None;
+                self.status = e;
+            }
             Done::Read(Ok(read)) => {
                 self.rows = read.rows;
                 self.deleted = read
@@ -906,7 +963,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_new_org_is_a_name_and_a_fixture() {
+    fn a_new_org_is_a_fixture_or_a_live_tenant() {
         let mut w = Wizard::new(vec![], None);
         assert_eq!(w.key(key(KeyCode::Enter)), None);
         assert!(w.status.contains("press n"));
@@ -922,5 +979,32 @@ pub(crate) mod tests {
             })
         );
         assert!(w.new_org.is_none());
+        // A tenant id makes it live: a client id (blank) and a Graph URL follow.
+        keys(&mut w, "nlive");
+        w.key(key(KeyCode::Enter));
+        keys(&mut w, "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11");
+        assert!(w.new_org.as_ref().unwrap().is_live());
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        keys(&mut w, "http://127.0.0.1:9");
+        assert_eq!(
+            w.key(key(KeyCode::Enter)),
+            Some(Effect::AddLive {
+                name: "live".into(),
+                tenant: "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11".into(),
+                client_id: None,
+                url: Some("http://127.0.0.1:9".into()),
+            })
+        );
+        assert_eq!(w.screen, Screen::Reading, "signing in shows progress");
+        w.done(Done::SignIn(
+            "To sign in, open … and enter the code X".into(),
+        ));
+        assert!(w.sign_in.is_some());
+        w.done(Done::OrgAdded(Err("sign-in was declined".into())));
+        assert_eq!(
+            (w.screen, w.status.as_str()),
+            (Screen::Orgs, "sign-in was declined")
+        );
     }
 }

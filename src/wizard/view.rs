@@ -10,7 +10,7 @@ use ratatui::Frame;
 
 use engine::event::{DeletedAction, Mode};
 
-use super::state::{Ask, Screen, Wizard, MENU};
+use super::state::{Ask, Screen, Wizard, MENU, NEW_ORG_FIELDS};
 use crate::render::{cell, outcome_label, summary_text};
 
 /// Colours, or none (`NO_COLOR`): then only bold and reverse video mark things.
@@ -204,7 +204,9 @@ fn window(selected: usize, offset: &mut usize, height: u16) -> (usize, TableStat
 }
 
 fn orgs(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme) {
-    let [list, options] = Layout::vertical([Constraint::Min(3), Constraint::Length(3)]).areas(area);
+    let form = w.new_org.as_ref().map_or(1, |f| f.used() as u16);
+    let [list, options] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(form + 2)]).areas(area);
     let rows: Vec<Row> = w
         .orgs
         .iter()
@@ -232,24 +234,21 @@ fn orgs(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme) {
         "{check} Check deleted objects (c): deleted in Entra ID, still on the server"
     ))];
     if let Some(form) = &w.new_org {
-        let mark = |on: bool| if on { "▸" } else { " " };
-        lines = vec![
-            Line::from(format!(
-                "{} Name: {}",
-                mark(!form.on_path),
-                cell(&form.name)
-            )),
-            Line::from(format!(
-                "{} Tenant fixture file: {}",
-                mark(form.on_path),
-                cell(&form.path)
-            )),
-        ];
+        lines = NEW_ORG_FIELDS
+            .iter()
+            .zip(&form.fields)
+            .take(form.used())
+            .enumerate()
+            .map(|(i, (label, value))| {
+                let mark = if i == form.at { "▸" } else { " " };
+                Line::from(format!("{mark} {label}: {}", cell(value)))
+            })
+            .collect();
     }
     f.render_widget(
         Paragraph::new(lines).block(Block::default().borders(Borders::TOP).title(
             if w.new_org.is_some() {
-                "New organization (Tab switches, Enter adds, Esc cancels)"
+                "New organization (Tab or Enter: next field; Enter on the last adds; Esc cancels)"
             } else {
                 "Options"
             },
