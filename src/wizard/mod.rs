@@ -102,6 +102,7 @@ fn event_loop(
         }
         if !event::poll(Duration::from_millis(100))? {
             tick = tick.wrapping_add(1);
+            w.progress = progress(&ctx.app.stats.snapshot());
             continue;
         }
         let effect = match event::read()? {
@@ -129,6 +130,25 @@ fn event_loop(
             Some(other) => worker.start(other),
         }
     }
+}
+
+/// Graph's counters as a line, once a live read has started.
+fn progress(s: &adapters::graph::StatsSnapshot) -> String {
+    if s.requests == 0 {
+        return String::new();
+    }
+    let held = if s.held_ms > 0 {
+        format!(
+            ", held back {:.1} s by throttling",
+            s.held_ms as f64 / 1000.0
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "Graph: {} objects in {} pages, {} requests{held}",
+        s.objects, s.pages, s.requests
+    )
 }
 
 fn drain(rx: &Receiver<Done>, w: &mut Wizard) {

@@ -175,6 +175,8 @@ pub struct Wizard {
     pub new_org: Option<NewOrg>,
     /// What is being read or imported, for the progress line.
     pub busy: String,
+    /// How far a live read has come (Graph's counters), under the progress line.
+    pub progress: String,
     pub sign_in: Option<String>,
 
     pub rows: Vec<SearchRow>,

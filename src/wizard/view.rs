@@ -268,6 +268,12 @@ fn busy(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme, tick: usize) {
             Span::raw(cell(&w.busy)),
         ]),
     ];
+    if !w.progress.is_empty() {
+        lines.push(Line::from(Span::styled(
+            format!("   {}", w.progress),
+            theme.dim(),
+        )));
+    }
     if let Some(sign_in) = &w.sign_in {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(cell(sign_in), theme.accent())));
@@ -469,7 +475,7 @@ fn deleted(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
 
 fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
     let Some(r) = w.results.clone() else { return };
-    let [head, table] = Layout::vertical([Constraint::Length(3), Constraint::Min(2)]).areas(area);
+    let [head, table] = Layout::vertical([Constraint::Length(4), Constraint::Min(2)]).areas(area);
     let summary = engine::event::Summary::of(&r.entries);
     let filter = match w.filter {
         Some(o) => format!("   showing: {} only (f)", o.as_str()),
@@ -485,8 +491,9 @@ fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
                     },
                     theme.accent(),
                 ),
-                Span::raw(format!(" — run {} — {}", r.run, cell(&r.status))),
+                Span::raw(format!(" — run {}", r.run)),
             ]),
+            Line::from(format!("Status: {}", cell(&r.status))),
             Line::from(format!("Summary: {}{filter}", summary_text(&summary))),
             Line::from(Span::styled(
                 if r.problems.is_empty() {
@@ -500,7 +507,8 @@ fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
                 },
                 theme.dim(),
             )),
-        ]),
+        ])
+        .wrap(Wrap { trim: false }),
         head,
     );
     let shown = w.results_shown();
@@ -641,6 +649,21 @@ mod tests {
             problems: vec![],
         })));
         insta::assert_snapshot!("4_results", screen(&mut w));
+        // A refusal (the deletion guard) is the run's status, on screen.
+        w.done(Done::Imported(Ok(ResultsView {
+            run: "01a22302-9520-7290-90fd-b2d5378b5f72".into(),
+            mode: Mode::Apply,
+            entries: vec![],
+            status: "refused: it would disable or delete 60 objects, more than --max-deletions 50"
+                .into(),
+            problems: vec![],
+        })));
+        insta::assert_snapshot!("4_results_refused", screen(&mut w));
+        // A live read under way: its progress.
+        let mut r = Wizard::new(w.orgs.clone(), None);
+        press(&mut r, "\n");
+        r.progress = "Graph: 1200 objects in 13 pages, 14 requests".into();
+        insta::assert_snapshot!("1_reading_progress", screen(&mut r));
     }
 
     #[test]
