@@ -77,6 +77,14 @@ pub enum Command {
     /// Tenant fixtures for tests and benchmarks
     #[command(subcommand)]
     Fixture(FixtureCommand),
+    /// Print a shell completion script (e.g. `roster completions bash > ~/.local/share/bash-completion/completions/roster`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print roster's man page (roff; e.g. `roster manpage > ~/.local/share/man/man1/roster.1`)
+    Manpage,
 }
 
 #[derive(Debug, Subcommand)]

@@ -52,6 +52,13 @@ impl Session {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Runs a command expected to fail with `code`; its stderr.
+    fn run_err(&self, args: &[&str], code: i32) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         self.run(args, 0)
     }
@@ -423,6 +430,14 @@ fn replay_shows_what_a_rewritten_log_claims_against_what_its_inputs_decide() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The head as noted: all of it, or its first 16 digits (upper case too); not fewer.
+    let noted = s.json(&["verify", "--head", &head[..16].to_uppercase()], 0);
+    assert_eq!(
+        noted["notedHeadAt"],
+        s.json(&["verify", "--head", &head], 0)["notedHeadAt"]
+    );
+    assert!(noted["notedHeadAt"].is_u64(), "{noted}");
+    s.run(&["verify", "--head", &head[..15]], 2);
     // The attacker: rewrite Adele's outcome and recompute the whole chain after it.
     assert!(rewrite_and_rechain(s.store.path(), |record| {
         record
@@ -431,9 +446,66 @@ fn replay_shows_what_a_rewritten_log_claims_against_what_its_inputs_decide() {
     }));
     s.run(&["verify"], 0);
     s.run(&["verify", "--head", &head], 1);
+    s.run(&["verify", "--head", &head[..16]], 1);
     let out = s.cmd(&["replay", "last"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     let run = text.split_whitespace().nth(1).unwrap().to_owned();
     insta::assert_snapshot!("replay_differences", text.replace(&run, "[run]"));
+}
+
+/// `--on-deleted` without `--check-deleted` is refused as `--action` without it is: one line
+/// saying why, exit 2, nothing recorded.
+#[test]
+fn deleted_object_options_need_check_deleted() {
+    let s = Session::demo();
+    let before = s.json(&["runs"], 0);
+    for extra in [
+        &["--on-deleted", "delete"][..],
+        &["--on-deleted", "disable"][..],
+        &["--action", "Omar Haddad=delete"][..],
+    ] {
+        let args = [&["import", "contoso", "--select-all"][..], extra].concat();
+        let err = s.run_err(&args, 2);
+        assert!(err.contains("needs --check-deleted"), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // `ignore` is what not checking does anyway.
+    s.run(
+        &["plan", "contoso", "--select-all", "--on-deleted", "ignore"],
+        3,
+    );
+    let after = s.json(&["runs"], 0);
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        before.as_array().unwrap().len() + 1
+    );
+}
+
+/// Shell completions for every shell clap knows, and a man page, generated from the command
+/// line itself: they name every command (the wizard included); the bash script parses.
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let s = Session::demo();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let script = s.ok(&["completions", shell]);
+        for cmd in ["wizard", "import", "verify", "report"] {
+            assert!(script.contains(cmd), "{shell}: {cmd}");
+        }
+        if shell == "bash" {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("roster.bash");
+            std::fs::write(&file, &script).unwrap();
+            let ok = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&file)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "the bash completion script parses");
+        }
+    }
+    let man = s.ok(&["manpage"]);
+    assert!(man.contains(".TH roster 1"), "{man}");
+    assert!(man.contains("wizard") && man.contains("completions"));
+    s.run(&["completions", "tcsh"], 2);
 }

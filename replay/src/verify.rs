@@ -20,7 +20,7 @@ use engine::{RunId, Seq, StoreError};
 #[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// A head noted earlier: it must still be in the chain.
-    pub noted_head: Option<Hash>,
+    pub noted_head: Option<NotedHead>,
     /// Stop after this event (replay verifies up to the run it replays).
     pub until: Option<Seq>,
 }
@@ -38,6 +38,39 @@ pub struct Verified {
     pub repairs: Vec<Seq>,
 }
 
+/// A chain head noted earlier: its 64 hexadecimal digits, or a prefix of at least 16 of them
+/// (as an auditor copies it from a printout); a prefix must name one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotedHead(String);
+
+impl NotedHead {
+    /// The shortest prefix accepted: 64 bits, far beyond any log's length to collide by chance.
+    pub const MIN_DIGITS: usize = 16;
+
+    /// `None` unless `s` is 16 to 64 hexadecimal digits (either case).
+    pub fn parse(s: &str) -> Option<NotedHead> {
+        let s = s.trim().to_ascii_lowercase();
+        (s.len() >= Self::MIN_DIGITS && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(NotedHead(s))
+    }
+
+    fn matches(&self, hash: &Hash) -> bool {
+        hash.to_hex().starts_with(&self.0)
+    }
+}
+
+impl From<Hash> for NotedHead {
+    fn from(h: Hash) -> Self {
+        NotedHead(h.to_hex())
+    }
+}
+
+impl std::fmt::Display for NotedHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// The first event that does not verify.
@@ -48,7 +81,13 @@ pub enum VerifyError {
         reason: String,
     },
     #[error("the noted head {0} is not in the log: events up to it were changed or removed")]
-    HeadNotFound(Hash),
+    HeadNotFound(NotedHead),
+    #[error("the noted head {prefix} names more than one event ({first} and {second}); give more of its digits")]
+    AmbiguousHead {
+        prefix: NotedHead,
+        first: Seq,
+        second: Seq,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -152,7 +191,14 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
             }
             _ => {}
         }
-        if opts.noted_head == Some(raw.hash) {
+        if let Some(noted) = opts.noted_head.as_ref().filter(|n| n.matches(&raw.hash)) {
+            if let Some(first) = noted_head_at {
+                return Err(VerifyError::AmbiguousHead {
+                    prefix: noted.clone(),
+                    first,
+                    second: raw.seq,
+                });
+            }
             noted_head_at = Some(raw.seq);
         }
         runs_by_seq.push(header.run);
@@ -173,7 +219,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
         ));
     }
     check_run_index(store, &runs_by_seq, opts.until)?;
-    if let Some(noted) = opts.noted_head {
+    if let Some(noted) = opts.noted_head.clone() {
         if noted_head_at.is_none() {
             return Err(VerifyError::HeadNotFound(noted));
         }

@@ -152,7 +152,8 @@ fn an_untouched_log_verifies_and_every_run_replays_identically() {
             store
                 .run_seqs(runs[0])
                 .map(|s| read_raw(&store, s.last().unwrap().0).0)
-                .unwrap(),
+                .unwrap()
+                .into(),
         ),
         until: None,
     };
@@ -275,12 +276,12 @@ fn a_recomputed_chain_is_caught_by_a_noted_head_and_by_replay() {
     let with_head = verify(
         &store,
         &VerifyOptions {
-            noted_head: Some(noted),
+            noted_head: Some(noted.into()),
             until: None,
         },
     );
     assert!(
-        matches!(with_head, Err(VerifyError::HeadNotFound(h)) if h == noted),
+        matches!(with_head, Err(VerifyError::HeadNotFound(ref h)) if *h == noted.into()),
         "{with_head:?}"
     );
     let r = replay_run(&store, runs[1]).unwrap();

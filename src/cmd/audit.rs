@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use app::runs::resolve_run;
-use engine::event::{Event, Hash};
+use engine::event::Event;
 use engine::{EventStore, Seq};
 use replay::{VerifyError, VerifyOptions};
 
@@ -16,9 +16,9 @@ use crate::{Exit, Quiet};
 
 pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
     let noted_head = match head {
-        Some(h) => Some(Hash::from_hex(h).ok_or_else(|| {
+        Some(h) => Some(replay::verify::NotedHead::parse(h).ok_or_else(|| {
             usage(format!(
-                "--head {h:?}: expected the 64 hexadecimal digits `roster verify` printed"
+                "--head {h:?}: expected the chain head `roster verify` printed — its 64 hexadecimal digits, or at least the first 16"
             ))
         })?),
         None => None,

@@ -105,3 +105,23 @@ pub fn generate(a: &GenerateArgs) -> Result<Exit> {
     ));
     Ok(Exit::Ok)
 }
+
+/// `roster completions SHELL`: the completion script, generated from the command line's
+/// definition, on stdout.
+pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
+    use clap::CommandFactory;
+    let mut cmd = crate::cli::Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "roster", &mut script);
+    out(&String::from_utf8_lossy(&script))?;
+    Ok(Exit::Ok)
+}
+
+/// `roster manpage`: roster(1) in roff, generated from the command line's definition.
+pub fn manpage() -> Result<Exit> {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page)?;
+    out(&String::from_utf8_lossy(&page))?;
+    Ok(Exit::Ok)
+}

@@ -45,5 +45,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Server(c) => server::server(&ctx, c),
         Command::FakeGraph(a) => dev::fake_graph(&a),
         Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => dev::generate(&a),
+        Command::Completions { shell } => dev::completions(shell),
+        Command::Manpage => dev::manpage(),
     }
 }

@@ -83,6 +83,12 @@ fn parse_actions(raw: &[String]) -> Result<Vec<ActionOverride>> {
 
 fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
     let actions = parse_actions(&a.action)?;
+    let on_deleted = a.on_deleted.as_deref().and_then(DeletedAction::parse);
+    if !a.check_deleted && on_deleted.is_some_and(|d| d != DeletedAction::Ignore) {
+        return Err(usage(
+            "--on-deleted needs --check-deleted: deleted objects are only looked for with it",
+        ));
+    }
     Ok(RunRequest {
         mode,
         selection: SelectionSpec {
@@ -93,11 +99,7 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         },
         options: RunOptions {
             check_deleted: a.check_deleted,
-            on_deleted: a
-                .on_deleted
-                .as_deref()
-                .and_then(DeletedAction::parse)
-                .unwrap_or_default(),
+            on_deleted: on_deleted.unwrap_or_default(),
             actions,
             max_deletions: a.max_deletions,
             allow_empty_source: a.allow_empty_source,
