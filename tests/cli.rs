@@ -509,3 +509,35 @@ fn completions_and_the_man_page_cover_every_command() {
     assert!(man.contains("wizard") && man.contains("completions"));
     s.run(&["completions", "tcsh"], 2);
 }
+
+/// `--server-file` is never ignored silently: a command that uses the server refuses a file
+/// that is not there; one that does not read the server says it has no effect.
+#[test]
+fn a_server_file_is_refused_or_said_to_have_no_effect() {
+    let s = Session::demo();
+    let missing = s.store.path().join("no-such-server.json");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        &[
+            "--server-file",
+            missing,
+            "import",
+            "contoso",
+            "--select-all",
+        ][..],
+        &["--server-file", missing, "server", "dump"][..],
+    ] {
+        let err = s.run_err(args, 2);
+        assert!(
+            err.contains("cannot read server state: no such file"),
+            "{err}"
+        );
+    }
+    for args in [
+        &["--server-file", missing, "search", "contoso", "adele"][..],
+        &["--server-file", missing, "runs"][..],
+    ] {
+        let err = s.run_err(args, 0);
+        assert!(err.contains("has no effect here"), "{args:?}: {err}");
+    }
+}

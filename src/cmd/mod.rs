@@ -17,8 +17,30 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// Whether a command reads or writes the server: the only ones `--server-file` changes.
+fn uses_server(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Plan(_)
+            | Command::Import(_)
+            | Command::Apply(_)
+            | Command::Sync(_)
+            | Command::Wizard(_)
+            | Command::Server(_)
+    )
+}
+
 pub fn dispatch(cli: Cli) -> Result<Exit> {
     let ctx = Ctx::new(&cli);
+    if let Some(file) = &cli.server_file {
+        if !uses_server(&cli.command) {
+            // Never ignored silently: this command reads only the log (or the tenant).
+            crate::render::say(&format!(
+                "note: --server-file {} has no effect here: this command does not read the server\n",
+                crate::render::cell(&file.display().to_string())
+            ));
+        }
+    }
     match cli.command {
         Command::Org(OrgCommand::Add(a)) => org::add(&ctx, &a),
         Command::Org(OrgCommand::Login { name }) => org::login(&ctx, &name),
