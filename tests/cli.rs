@@ -541,3 +541,34 @@ fn a_server_file_is_refused_or_said_to_have_no_effect() {
         assert!(err.contains("has no effect here"), "{args:?}: {err}");
     }
 }
+
+/// A server file written by another tool: `entra` is informational — absent, `null`, `{}` or
+/// partial — and is accepted; the link is `entraId` + `tenantId`.
+#[test]
+fn a_server_file_with_empty_or_partial_entra_attributes_loads() {
+    let s = Session::demo();
+    let file = s.store.path().join("other-tool.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "users": [
+                {"login": "local1", "authType": "local", "entra": {}},
+                {"login": "local2", "authType": "local", "entra": null},
+                {"login": "AdeleV@contoso.com", "authType": "entra",
+                 "entraId": "81cc897f-de9f-5e28-bccb-3cd17e637d0d",
+                 "tenantId": "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11",
+                 "entra": {"department": "Sales"}}
+            ],
+            "groups": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    s.ok(&["server", "load", file.to_str().unwrap()]);
+    let dump = s.json(&["server", "dump"], 0);
+    assert_eq!(dump["users"].as_array().unwrap().len(), 3, "{dump}");
+    // The linked user is recognised by its link, and its attributes brought up to date.
+    let plan = s.json(&["plan", "contoso", "--select", "Adele Vance"], 0);
+    let adele = &plan["entries"][0];
+    assert_eq!(adele["outcome"], "updated", "{plan}");
+}

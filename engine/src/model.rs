@@ -336,32 +336,38 @@ impl AuthType {
 }
 
 /// The Entra attributes kept on an imported server user (the user's "Microsoft Entra ID" tab).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Informational: every attribute is optional (a server file written by another tool may
+/// carry `"entra": {}`); the link to Entra is `entraId` + `tenantId`, never this. roster
+/// writes them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct EntraAttributes {
-    pub id: ObjectId,
-    pub user_principal_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
     pub display_name: Option<String>,
     pub given_name: Option<String>,
     pub surname: Option<String>,
     pub mail: Option<String>,
     pub department: Option<String>,
     pub job_title: Option<String>,
-    pub user_type: UserType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<UserType>,
 }
 
 impl From<&EntraUser> for EntraAttributes {
     fn from(u: &EntraUser) -> Self {
         EntraAttributes {
-            id: u.id.clone(),
-            user_principal_name: u.user_principal_name.clone(),
+            id: Some(u.id.clone()),
+            user_principal_name: Some(u.user_principal_name.clone()),
             display_name: u.display_name.clone(),
             given_name: u.given_name.clone(),
             surname: u.surname.clone(),
             mail: u.mail.clone(),
             department: u.department.clone(),
             job_title: u.job_title.clone(),
-            user_type: u.user_type,
+            user_type: Some(u.user_type),
         }
     }
 }

@@ -599,8 +599,10 @@ fn user_changes(old: &ServerUser, new: &ServerUser) -> Vec<Change> {
             changes.push(change(field, opt(&a), opt(&b)));
         }
     }
-    let user_type =
-        |a: Option<&EntraAttributes>| a.map_or(Value::Null, |a| a.user_type.label().into());
+    let user_type = |a: Option<&EntraAttributes>| {
+        a.and_then(|a| a.user_type)
+            .map_or(Value::Null, |t| t.label().into())
+    };
     if user_type(oa) != user_type(na) {
         changes.push(change("entra.userType", user_type(oa), user_type(na)));
     }

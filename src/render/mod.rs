@@ -405,17 +405,14 @@ pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
     }
     if let Some(a) = &u.entra {
         for (k, v) in [
-            (
-                "Entra: userPrincipalName",
-                Some(a.user_principal_name.as_str()),
-            ),
+            ("Entra: userPrincipalName", a.user_principal_name.as_deref()),
             ("Entra: displayName", a.display_name.as_deref()),
             ("Entra: givenName", a.given_name.as_deref()),
             ("Entra: surname", a.surname.as_deref()),
             ("Entra: mail", a.mail.as_deref()),
             ("Entra: department", a.department.as_deref()),
             ("Entra: jobTitle", a.job_title.as_deref()),
-            ("Entra: userType", Some(a.user_type.label())),
+            ("Entra: userType", a.user_type.map(|t| t.label())),
         ] {
             t.add_row(vec![k.to_owned(), text(v)]);
         }
