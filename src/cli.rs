@@ -443,7 +443,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
-    #[arg(required_unless_present = "since", conflicts_with = "since")]
+    #[arg(conflicts_with = "since")]
     pub run: Option<String>,
     /// The whole log from this sequence number on
     #[arg(long, value_name = "SEQ")]

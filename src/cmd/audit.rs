@@ -80,6 +80,11 @@ pub fn replay(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
 }
 
 pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Exit> {
+    if run_arg.is_none() && since.is_none() {
+        return Err(usage(
+            "give a run (`roster events last`, a run id or a prefix of it), or `--since SEQ` for the whole log from event SEQ on (`--since 1`: all of it)",
+        ));
+    }
     let store = ctx.open_store()?;
     let mut stdout = std::io::stdout().lock();
     let mut emit = |env: &engine::Envelope| -> Result<()> {

@@ -130,9 +130,17 @@ fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit
     if ctx.json {
         out_json(&render::report_json(&view))?;
     } else {
-        out(&render::report_table(&view))?;
+        // A refusal or an abort is explained once, on stderr, below.
+        let table = ReportView {
+            reason: None,
+            ..view
+        };
+        out(&render::report_table(&table))?;
         if result.mode == Mode::DryRun {
             say(&render::deleted_hint(result.run, result.deleted.len()));
+            if result.end == RunEnd::Completed {
+                say(&render::apply_hint(result.run));
+            }
         }
     }
     match &result.end {

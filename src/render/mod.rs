@@ -93,7 +93,7 @@ pub fn search_table(rows: &[&SearchRow]) -> String {
             r.id.to_string(),
         ]);
     }
-    format!("{t}\n{} entries\n", rows.len())
+    format!("{t}\n{}\n", count(rows.len(), "entry", "entries"))
 }
 
 /// The seed's wording: what the wizard shows for each entry.
@@ -241,8 +241,9 @@ pub fn report_table(r: &ReportView<'_>) -> String {
         .sum::<u64>();
     if let (Some(base), false, true) = (r.base, r.all, counted > listed) {
         out.push_str(&format!(
-            "Incremental run (base {base}): {} entries as before are not listed; `roster report {} --all` lists every entry\n",
-            counted - listed,
+            "Incremental run (base {base}): {} as before {} not listed; `roster report {} --all` lists every entry\n",
+            count((counted - listed) as usize, "entry", "entries"),
+            if counted - listed == 1 { "is" } else { "are" },
             r.run
         ));
     }
@@ -455,10 +456,10 @@ pub fn replay_text(r: &replay::Replayed) -> String {
     }
     if r.identical() {
         out.push_str(&format!(
-            "Run {} replays identically ({}): the same deleted objects, the same choices and the same decisions for {} entries.\n",
+            "Run {} replays identically ({}): the same deleted objects, the same choices and the same decisions for {}.\n",
             r.run,
             r.mode.as_str(),
-            r.entries
+            count(r.entries, "entry", "entries")
         ));
     } else {
         let t = differences_table(
@@ -697,7 +698,8 @@ pub fn deleted_hint(run: RunId, deleted: usize) -> String {
         return String::new();
     }
     format!(
-        "{deleted} deleted objects found; `roster deleted {run}` lists them, `--action ID=disable|delete` acts on them.\n"
+        "{} found; `roster deleted {run}` lists them, `--action ID=disable|delete` acts on them.\n",
+        count(deleted, "deleted object", "deleted objects")
     )
 }
 
@@ -740,7 +742,23 @@ pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Err
 }
 
 pub fn refused(run: RunId, why: &engine::plan::Refusal) -> String {
-    format!("error: run {run} refused, nothing was changed: {why}\n")
+    let why = why
+        .to_string()
+        .replace("`roster deleted RUN`", &format!("`roster deleted {run}`"));
+    format!(
+        "error: run {run} refused, nothing was changed: {}\n",
+        cell(&why)
+    )
+}
+
+/// After a dry run: how to import exactly what it showed.
+pub fn apply_hint(run: RunId) -> String {
+    format!("Nothing was changed. `roster apply {run}` imports exactly this plan (or refuses if it went stale).\n")
+}
+
+/// `3 entries`, `1 entry`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn aborted(run: RunId, why: &str) -> String {
@@ -759,7 +777,7 @@ pub fn runs_list(runs: &[RunInfo], filtered: bool) -> String {
 /// After `roster demo`: where its store is, and what to try next.
 pub fn demo_hint(dir: &std::path::Path) -> String {
     format!(
-        "\nDemo store: {dir}\nExplore it: roster --store {dir} runs | report last | deleted last | server show AllanD@contoso.com\n",
+        "\nDemo store: {dir}\nExplore it, one command a line:\n  roster --store {dir} runs\n  roster --store {dir} report last\n  roster --store {dir} deleted last\n  roster --store {dir} server show AllanD@contoso.com\nor once for this shell: export ROSTER_STORE={dir}\n",
         dir = dir.display()
     )
 }
@@ -813,8 +831,11 @@ pub fn verified(
     repairs: &[(engine::Seq, engine::event::LogRepaired)],
 ) -> String {
     let mut text = format!(
-        "The log verifies: {} events in {} runs; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
-        v.events, v.runs, v.head.hash, v.head.seq
+        "The log verifies: {} in {}; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
+        count(v.events as usize, "event", "events"),
+        count(v.runs, "run", "runs"),
+        v.head.hash,
+        v.head.seq
     );
     if let Some(at) = v.noted_head_at {
         text.push_str(&format!(
