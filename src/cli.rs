@@ -25,6 +25,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub server_file: Option<PathBuf>,
 
+    /// Fail at once when another roster process holds the store, instead of waiting for it
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -20,6 +20,8 @@ pub struct Ctx {
     pub json: bool,
     /// Whether the store was named (`--store` or `$ROSTER_STORE`), or is the default one.
     pub store_named: bool,
+    /// `--no-wait`: a store held by another process fails at once.
+    pub no_wait: bool,
 }
 
 impl Ctx {
@@ -47,21 +49,28 @@ impl Ctx {
             },
             json: cli.json,
             store_named,
+            no_wait: cli.no_wait,
         }
     }
 
     /// The store, which must exist: reading commands never create one.
     pub fn open_store(&self) -> Result<SledStore> {
-        self.open(Opening::Existing)
+        self.open(Opening::Existing, false)
+    }
+
+    /// The store for a command that only reads it (an auditor's): while another process holds
+    /// it, waits — saying once for whom — unless `--no-wait`.
+    pub fn read_store(&self) -> Result<SledStore> {
+        self.open(Opening::Existing, !self.no_wait)
     }
 
     /// The store, started in a new or empty directory if there is none yet.
     pub fn create_store(&self) -> Result<SledStore> {
-        self.open(Opening::CreateIfMissing)
+        self.open(Opening::CreateIfMissing, false)
     }
 
-    fn open(&self, opening: Opening) -> Result<SledStore> {
-        let opened = self.app.open(opening).map_err(|e| match e {
+    fn open(&self, opening: Opening, wait: bool) -> Result<SledStore> {
+        let opened = self.open_waiting(opening, wait).map_err(|e| match e {
             app::Error::Store(
                 e @ (engine::StoreError::InUse { .. }
                 | engine::StoreError::NoStore { .. }
@@ -74,6 +83,30 @@ impl Ctx {
         })?;
         render::say(&render::recovered(&opened.recovered));
         Ok(opened.store)
+    }
+}
+
+impl Ctx {
+    /// Opens the store; with `wait`, while another roster process holds it (an import, a sync
+    /// cycle), waits for it, saying once for whom.
+    fn open_waiting(&self, opening: Opening, wait: bool) -> app::Result<app::Opened> {
+        let mut said = false;
+        loop {
+            match self.app.open(opening) {
+                Err(app::Error::Store(engine::StoreError::InUse { dir, holder })) if wait => {
+                    if !said {
+                        render::say(&format!(
+                            "waiting for the store in {}: it is in use by {}; --no-wait fails at once instead\n",
+                            render::cell(&dir),
+                            render::cell(&holder)
+                        ));
+                        said = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 }
 

@@ -800,3 +800,42 @@ fn a_linked_server_file_is_written_through_its_link_and_leftovers_are_cleared() 
     );
     assert!(!leftover.exists(), "the leftover is removed");
 }
+
+/// An auditor's read waits while an import holds the store, saying once for whom, and then
+/// reads; `--no-wait` fails at once. An import turned away does not wait (see above).
+#[test]
+fn a_reading_command_waits_for_the_store_unless_told_not_to() {
+    let r = demo();
+    let held = engine::store::StoreLock::acquire(r.store.path(), "roster import contoso").unwrap();
+    let (code, _, err) = r.run(&["--no-wait", "runs"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by"), "{err}");
+    let reader = {
+        let store = r.store.path().to_owned();
+        std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_roster"))
+                .args(["runs", "--json"])
+                .env("ROSTER_STORE", store)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        !reader.is_finished(),
+        "the read waits while the store is held"
+    );
+    drop(held);
+    let out = reader.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.matches("waiting for the store").count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(err.contains("roster import contoso"), "{err}");
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(runs.is_array());
+}

@@ -23,7 +23,7 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
         })?),
         None => None,
     };
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     match replay::verify(
         &store,
         &VerifyOptions {
@@ -57,7 +57,7 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
 }
 
 pub fn replay(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let run = resolve_run(&store, run_arg)?;
     let replayed = match replay::replay_run(&store, run) {
         Ok(r) => r,
@@ -85,7 +85,7 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
             "give a run (`roster events last`, a run id or a prefix of it), or `--since SEQ` for the whole log from event SEQ on (`--since 1`: all of it)",
         ));
     }
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let mut stdout = std::io::stdout().lock();
     let mut emit = |env: &engine::Envelope| -> Result<()> {
         serde_json::to_writer(&mut stdout, &replay::export::event_line(env))?;
@@ -110,7 +110,7 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
 }
 
 pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let (a, b) = (resolve_run(&store, a)?, resolve_run(&store, b)?);
     let d = replay::diff::diff_runs(&store, a, b).map_err(|e| match e {
         replay::diff::DiffError::Store(e) => anyhow::Error::from(e),
@@ -125,7 +125,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 }
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let contents = app::backup::backup(&store, ctx.app.clock.as_ref(), path)?;
     if ctx.json {
         out_json(&contents)?;

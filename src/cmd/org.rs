@@ -79,7 +79,7 @@ fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
 }
 
 pub fn list(ctx: &Ctx) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let orgs = orgs::list(&store)?;
     if ctx.json {
         out_json(&orgs)?;

@@ -190,7 +190,7 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
             .map(|v| parse_bound("--until", v, true))
             .transpose()?,
     };
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let infos = runs::runs(&store, &filter)?;
     if ctx.json {
         out_json(&infos)?;
@@ -201,7 +201,7 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
 }
 
 pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let run = runs::resolve_run(&store, run_arg)?;
     let format = format.unwrap_or(if ctx.json {
         Format::Json
@@ -228,7 +228,7 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
 }
 
 pub fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
-    let store = ctx.open_store()?;
+    let store = ctx.read_store()?;
     let run = runs::resolve_run(&store, run_arg)?;
     let view = runs::deleted(&store, run)?;
     if ctx.json {

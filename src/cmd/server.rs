@@ -29,7 +29,7 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
             let log = if history {
                 match &store {
                     Some(_) => None,
-                    None => Some(ctx.open_store()?),
+                    None => Some(ctx.read_store()?),
                 }
             } else {
                 None
@@ -54,6 +54,6 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
 fn embedded(ctx: &Ctx) -> Result<Option<engine::SledStore>> {
     Ok(match &ctx.app.server_file {
         Some(_) => None,
-        None => Some(ctx.open_store()?),
+        None => Some(ctx.read_store()?),
     })
 }
