@@ -181,3 +181,44 @@ fn an_edited_input_of_an_incremental_run_is_refused_by_name() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// `diff` of two imports: a user back from the recycle bin is *restored*, not new; outcomes
+/// that only follow from the first import's changes (added → unchanged) are counted, not listed.
+#[test]
+fn diff_says_restored_and_leaves_out_what_the_first_import_settled() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    json(&r, 3, &IMPORT);
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&tenant).unwrap()).unwrap();
+    let bin = t["deletedUsers"].as_array_mut().unwrap();
+    let i = bin
+        .iter()
+        .position(|u| u["displayName"] == "Pat Kelly")
+        .unwrap();
+    let mut pat = bin.remove(i);
+    pat.as_object_mut().unwrap().remove("deletedDateTime");
+    pat["userPrincipalName"] = "PatK@contoso.com".into();
+    pat["accountEnabled"] = true.into();
+    t["users"].as_array_mut().unwrap().push(pat);
+    std::fs::write(&tenant, serde_json::to_vec(&t).unwrap()).unwrap();
+    json(&r, 3, &IMPORT);
+    let d = json(&r, 0, &["diff", "last~1", "last", "--json"]);
+    let names = |k: &str| -> Vec<String> {
+        d[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("restored"), ["Pat Kelly"], "{d}");
+    assert!(names("appeared").is_empty(), "{d}");
+    assert!(d["settled"].as_u64().unwrap() > 40, "{d}");
+    let outcomes = names("outcomes");
+    assert!(outcomes.len() < 10, "{outcomes:?}");
+    assert!(outcomes.contains(&"Pat Kelly".to_owned()), "{outcomes:?}");
+    let text = r.expect(0, &["diff", "last~1", "last"]);
+    assert!(
+        text.contains("Restored in Entra ID") && text.contains("as A left them"),
+        "{text}"
+    );
+}

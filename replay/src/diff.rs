@@ -1,5 +1,6 @@
 //! `roster diff RUN_A RUN_B`: what changed between two imports of the same org — objects that
-//! appeared in, disappeared from, or changed in Entra ID, and entries whose outcome differs.
+//! appeared in (or were restored to), disappeared from, or changed in Entra ID, and entries
+//! whose outcome differs in meaning (not merely settled by the first run's change).
 
 use std::collections::BTreeMap;
 
@@ -47,9 +48,15 @@ pub struct RunDiff {
     pub b: RunId,
     pub org: String,
     pub appeared: Vec<ObjectRef>,
+    /// In A's recycle bin, listed again in B: restored in Entra ID.
+    pub restored: Vec<ObjectRef>,
     pub disappeared: Vec<ObjectRef>,
     pub changed: Vec<Changed>,
+    /// Outcomes whose meaning differs; not those A's change settled (below).
     pub outcomes: Vec<OutcomeChange>,
+    /// Entries A changed on the server that B found as A left them (added, updated or
+    /// disabled → unchanged; deleted → no longer there): counted, not listed.
+    pub settled: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,11 +165,20 @@ pub fn diff_runs(store: &dyn EventStore, a: RunId, b: RunId) -> Result<RunDiff, 
         v.sort_by_key(|o| (o.kind, o.name.to_lowercase()));
         v
     };
-    let appeared = ob
-        .iter()
-        .filter(|(k, _)| !oa.contains_key(*k))
-        .map(|(k, (n, _))| reference(k, n))
-        .collect();
+    // Listed in B, not in A: restored if A found it in a recycle bin, else new.
+    let in_bin_a = |(kind, id): &(Kind, ObjectId)| match kind {
+        Kind::User => ia.snapshot.deleted_users.iter().any(|d| d.id == *id),
+        Kind::Group => ia.snapshot.deleted_groups.iter().any(|d| d.id == *id),
+    };
+    let mut restored = Vec::new();
+    let mut appeared = Vec::new();
+    for (k, (n, _)) in ob.iter().filter(|(k, _)| !oa.contains_key(*k)) {
+        if in_bin_a(k) {
+            restored.push(reference(k, n));
+        } else {
+            appeared.push(reference(k, n));
+        }
+    }
     let disappeared = oa
         .iter()
         .filter(|(k, _)| !ob.contains_key(*k))
@@ -192,12 +208,17 @@ pub fn diff_runs(store: &dyn EventStore, a: RunId, b: RunId) -> Result<RunDiff, 
             .unwrap_or_default()
     };
     keys.sort_by_key(|k| (k.0, name_of(k)));
+    let mut settled = 0;
     let outcomes = keys
         .into_iter()
         .filter_map(|k| {
             let (x, y) = (ea.get(k), eb.get(k));
             let same = matches!((x, y), (Some(x), Some(y)) if x.outcome == y.outcome && x.changes == y.changes);
             if same {
+                return None;
+            }
+            if x.is_some_and(|x| settles(x, y.copied())) {
+                settled += 1;
                 return None;
             }
             let name = x.or(y).map(|e| e.name.as_str()).unwrap_or_default();
@@ -210,8 +231,20 @@ pub fn diff_runs(store: &dyn EventStore, a: RunId, b: RunId) -> Result<RunDiff, 
         b,
         org: ia.started.org,
         appeared: by_name(appeared),
+        restored: by_name(restored),
         disappeared: by_name(disappeared),
         changed,
         outcomes,
+        settled,
     })
+}
+
+/// Whether B's outcome for an entry is only the consequence of A's change: what A added,
+/// updated or disabled is unchanged in B; what A deleted is no longer an entry.
+fn settles(a: &EntryOutcome, b: Option<&EntryOutcome>) -> bool {
+    use engine::event::Outcome::*;
+    matches!(
+        (a.outcome, b.map(|b| b.outcome)),
+        (Added | Updated | Disabled, Some(Unchanged)) | (Deleted, None)
+    )
 }

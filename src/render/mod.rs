@@ -506,6 +506,10 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
         format!("{title} ({}):\n{t}\n", items.len())
     };
     out.push_str(&list("Appeared in Entra ID", &d.appeared));
+    out.push_str(&list(
+        "Restored in Entra ID (from the recycle bin)",
+        &d.restored,
+    ));
     out.push_str(&list("Disappeared from Entra ID", &d.disappeared));
     if !d.changed.is_empty() {
         let mut t = table(&["Name", "Kind", "Changed attributes"]);
@@ -547,7 +551,15 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
             d.outcomes.len()
         ));
     }
+    if d.settled > 0 {
+        out.push_str(&format!(
+            "{} that run A changed on the server, run B found as A left {} (not listed).\n",
+            count(d.settled, "entry", "entries"),
+            if d.settled == 1 { "it" } else { "them" }
+        ));
+    }
     if d.appeared.is_empty()
+        && d.restored.is_empty()
         && d.disappeared.is_empty()
         && d.changed.is_empty()
         && d.outcomes.is_empty()
