@@ -839,3 +839,50 @@ fn a_reading_command_waits_for_the_store_unless_told_not_to() {
     let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(runs.is_array());
 }
+
+/// A database file damaged on disk (a byte flipped in sled's snapshot) is said in one plain
+/// line — nothing could be verified, restore from a backup — exit 1, no library log noise and
+/// no colour codes on a stderr that is not a terminal.
+#[test]
+fn a_damaged_database_file_is_said_in_one_plain_line() {
+    let r = demo();
+    r.expect(3, &["import", "contoso", "--select-all"]);
+    let snap = std::fs::read_dir(r.store.path().join("db"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snap."))
+        })
+        .expect("sled wrote a snapshot");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&snap, bytes).unwrap();
+    // As an admin runs it: no ROSTER_LOG set.
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("verify")
+        .env("ROSTER_STORE", r.store.path())
+        .env_remove("ROSTER_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("database file itself is damaged")
+            && err.contains("nothing in it could be checked"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    // Asked-for log lines, written to a pipe or a file: no colour codes either.
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("verify")
+        .env("ROSTER_STORE", r.store.path())
+        .env("ROSTER_LOG", "trace")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.lines().count() > 1, "log lines were written: {err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
