@@ -89,6 +89,8 @@ pub enum Command {
     },
     /// Print roster's man page (roff; e.g. `roster manpage > ~/.local/share/man/man1/roster.1`)
     Manpage,
+    /// Which store and which server this shell's commands use, and what the store holds
+    Store,
 }
 
 #[derive(Debug, Subcommand)]

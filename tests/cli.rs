@@ -572,3 +572,23 @@ fn a_server_file_with_empty_or_partial_entra_attributes_loads() {
     let adele = &plan["entries"][0];
     assert_eq!(adele["outcome"], "updated", "{plan}");
 }
+
+/// `roster store` says which store and server this shell uses, and what the store holds; it
+/// never creates one.
+#[test]
+fn store_says_where_the_commands_read_and_write() {
+    let s = Session::demo();
+    let text = s.ok(&["store"]);
+    assert!(text.contains(s.store.path().to_str().unwrap()), "{text}");
+    assert!(
+        text.contains("embedded server") && text.contains("1 org (contoso)"),
+        "{text}"
+    );
+    let j = s.json(&["store"], 0);
+    assert_eq!(j["exists"], true);
+    assert_eq!(j["contents"]["orgs"][0], "contoso");
+    let nowhere = s.store.path().join("not-a-store-yet");
+    let text = s.ok(&["--store", nowhere.to_str().unwrap(), "store"]);
+    assert!(text.contains("nothing yet"), "{text}");
+    assert!(!nowhere.exists(), "nothing was created");
+}

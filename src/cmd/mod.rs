@@ -69,5 +69,6 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => dev::generate(&a),
         Command::Completions { shell } => dev::completions(shell),
         Command::Manpage => dev::manpage(),
+        Command::Store => org::store(&ctx),
     }
 }

@@ -89,6 +89,78 @@ pub fn list(ctx: &Ctx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `roster store`: where the commands of this shell read and write — the store (and why that
+/// one: `--store`, `$ROSTER_STORE` or the default) and the server target — and what the store
+/// holds. Never creates a store.
+pub fn store(ctx: &Ctx) -> Result<Exit> {
+    let dir = &ctx.app.store_dir;
+    let why = if ctx.store_named {
+        "named by --store or $ROSTER_STORE"
+    } else {
+        "the default; --store DIR or $ROSTER_STORE name another"
+    };
+    let target = match &ctx.app.server_file {
+        Some(f) => format!("the server file {}", render::cell(&f.display().to_string())),
+        None => "the embedded server in the store".to_owned(),
+    };
+    let held = match ctx.app.open(engine::store::Opening::Existing) {
+        Ok(opened) => {
+            let store = opened.store;
+            let orgs = orgs::list(&store)?;
+            let runs = app::runs::runs(&store, &Default::default())?;
+            let head = engine::EventStore::head(&store);
+            Some(serde_json::json!({
+                "orgs": orgs.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+                "runs": runs.len(),
+                "events": head.seq.0,
+                "head": head.hash.to_string(),
+            }))
+        }
+        Err(app::Error::Store(engine::StoreError::NoStore { .. })) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if ctx.json {
+        out_json(&serde_json::json!({
+            "store": dir.display().to_string(),
+            "named": ctx.store_named,
+            "exists": held.is_some(),
+            "target": target,
+            "contents": held,
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    let mut text = format!(
+        "Store: {} ({why})\nServer: {target}\n",
+        render::cell(&dir.display().to_string())
+    );
+    match held {
+        Some(h) => text.push_str(&format!(
+            "Holds: {} ({}), {}, {}; chain head {}\n",
+            render::count(h["orgs"].as_array().map_or(0, Vec::len), "org", "orgs"),
+            h["orgs"]
+                .as_array()
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|n| n.as_str())
+                        .map(render::cell)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            render::count(h["runs"].as_u64().unwrap_or(0) as usize, "run", "runs"),
+            render::count(
+                h["events"].as_u64().unwrap_or(0) as usize,
+                "event",
+                "events"
+            ),
+            h["head"].as_str().unwrap_or_default()
+        )),
+        None => text.push_str("Holds: nothing yet — no store there (adding an org starts one)\n"),
+    }
+    out(&text)?;
+    Ok(Exit::Ok)
+}
+
 pub fn remove(ctx: &Ctx, name: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
     orgs::remove(&ctx.app, &store, name)?;
