@@ -380,39 +380,53 @@ fn search(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
         );
     }
     if let Some(preview) = &w.preview {
-        let lines =
-            match preview {
-                Err(msg) => vec![Line::from(cell(msg))],
-                Ok(p) => {
-                    let mut lines = Vec::new();
-                    if let Some(why) = &p.refusal {
-                        lines.push(Line::styled(
-                            format!("Refused: {}", cell(why)),
-                            theme.error(),
-                        ));
-                    }
-                    let summary = engine::event::Summary::of(&p.entries);
-                    lines.push(Line::from(format!("Would do: {}", summary_text(&summary))));
-                    lines.push(Line::from(""));
-                    for e in p.entries.iter().filter(|e| {
-                        e.op.is_some() || e.outcome != engine::event::Outcome::Unchanged
-                    }) {
-                        lines.push(Line::from(format!(
-                            "{:<28} {:<6} {:<26} {}",
-                            cell(&e.name),
-                            e.kind.as_str(),
-                            outcome_label(e.outcome, Mode::DryRun),
-                            cell(&e.detail)
-                        )));
-                    }
-                    lines.push(Line::from(""));
+        let lines = match preview {
+            Err(msg) => vec![Line::from(cell(msg))],
+            Ok(p) => {
+                let mut lines = Vec::new();
+                if let Some(why) = &p.refusal {
                     lines.push(Line::styled(
-                        "Nothing was written. Any key closes the preview.",
+                        format!("Refused: {}", cell(why)),
+                        theme.error(),
+                    ));
+                }
+                let summary = engine::event::Summary::of(&p.entries);
+                lines.push(Line::from(format!("Would do: {}", summary_text(&summary))));
+                lines.push(Line::from(""));
+                // What would change, as many as the popup can show (at 100k ticks,
+                // drawing every one would stall the screen); the summary counts them all.
+                let shown = usize::from(area.height.saturating_sub(8)).max(1);
+                let changing: Vec<_> = p
+                    .entries
+                    .iter()
+                    .filter(|e| e.op.is_some() || e.outcome != engine::event::Outcome::Unchanged)
+                    .collect();
+                for e in changing.iter().take(shown) {
+                    lines.push(Line::from(format!(
+                        "{:<28} {:<6} {:<26} {}",
+                        cell(&e.name),
+                        e.kind.as_str(),
+                        outcome_label(e.outcome, Mode::DryRun),
+                        cell(&e.detail)
+                    )));
+                }
+                if changing.len() > shown {
+                    lines.push(Line::styled(
+                        format!(
+                            "… and {} more (`roster plan` lists every entry)",
+                            changing.len() - shown
+                        ),
                         theme.dim(),
                     ));
-                    lines
                 }
-            };
+                lines.push(Line::from(""));
+                lines.push(Line::styled(
+                    "Nothing was written. Any key closes the preview.",
+                    theme.dim(),
+                ));
+                lines
+            }
+        };
         popup(
             f,
             area,
@@ -664,6 +678,29 @@ mod tests {
         press(&mut r, "\n");
         r.progress = "Graph: 1200 objects in 13 pages, 14 requests".into();
         insta::assert_snapshot!("1_reading_progress", screen(&mut r));
+    }
+
+    /// A preview of 100,000 ticks draws what fits and says how many more there are.
+    #[test]
+    fn a_large_preview_shows_what_fits_and_counts_the_rest() {
+        let mut w = crate::wizard::state::tests::on_search();
+        let entry = engine::event::EntryOutcome {
+            kind: engine::model::Kind::User,
+            id: engine::ObjectId::parse("0b0b0b0b-1111-4222-8333-444455556666").unwrap(),
+            name: "Someone".into(),
+            outcome: engine::event::Outcome::Added,
+            reason: None,
+            detail: String::new(),
+            changes: vec![],
+            op: None,
+        };
+        w.preview = Some(Ok(PreviewView {
+            entries: vec![entry; 100_000],
+            refusal: None,
+        }));
+        let s = screen(&mut w);
+        assert!(s.contains("Would do: 100000 added"), "{s}");
+        assert!(s.contains("more (`roster plan` lists every entry)"), "{s}");
     }
 
     #[test]
