@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-const IMPORT: [&str; 7] = [
-    "import",
-    "contoso",
-    "--select-all",
-    "--check-deleted",
-    "--on-deleted",
-    "disable",
-    "--json",
-];
-
 fn demo(r: &Roster) -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, tenant) = demo_tenant_copy();
     r.add_demo("contoso", &tenant);

@@ -566,15 +566,6 @@ fn a_live_org_reads_only_the_changes_and_decides_as_its_fixture() {
     let server = fixtures().join("demo/server.json");
     live.expect(0, &["server", "load", server.to_str().unwrap()]);
     fixture.add_demo("contoso", &fixture_tenant);
-    let import = [
-        "import",
-        "contoso",
-        "--select-all",
-        "--check-deleted",
-        "--on-deleted",
-        "disable",
-        "--json",
-    ];
     let started = |r: &Roster| -> Value {
         let events = r.expect(0, &["events", "last"]);
         serde_json::from_str::<Value>(events.lines().next().unwrap()).unwrap()["payload"].clone()
@@ -588,7 +579,7 @@ fn a_live_org_reads_only_the_changes_and_decides_as_its_fixture() {
             fake.reload(&path(i));
             std::fs::copy(path(i), &fixture_tenant).unwrap();
         }
-        let (a, b) = (live.run(&import), fixture.run(&import));
+        let (a, b) = (live.run(&IMPORT), fixture.run(&IMPORT));
         assert_eq!(a.0, b.0, "version {}: {a:?} {b:?}", i + 1);
         let (a_out, b_out): (Value, Value) = (
             serde_json::from_str(&a.1).unwrap(),

@@ -174,15 +174,7 @@ fn the_report_page_holds_the_run_and_escapes_the_tenant() {
     assert!(html.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;Adele&quot;"));
 
     // An import that disables the deleted objects: every deleted object with its evidence.
-    r.run(&[
-        "import",
-        "contoso",
-        "--select-all",
-        "--check-deleted",
-        "--on-deleted",
-        "disable",
-        "--json",
-    ]);
+    r.run(&IMPORT);
     let (html, page) = check_page(&r, "last");
     assert!(html.contains("<title>Import results"));
     let deleted = json(&r, &["deleted", "last", "--json"]);

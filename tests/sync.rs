@@ -41,17 +41,7 @@ fn sync_repeats_the_last_import_with_its_selection_resolved_again() {
         err.contains("no import to repeat") && err.trim().lines().count() == 1,
         "{err}"
     );
-    r.expect(
-        3,
-        &[
-            "import",
-            "contoso",
-            "--select-all",
-            "--check-deleted",
-            "--on-deleted",
-            "disable",
-        ],
-    );
+    r.expect(3, &IMPORT);
     // A new hire appears in Entra ID: the repeated --select-all brings them in.
     add_user(&tenant, 1);
     let out: Value = serde_json::from_str(&r.expect(3, &["sync", "contoso", "--json"])).unwrap();

@@ -765,14 +765,10 @@ fn the_fake_serves_delta_and_reloads_its_tenant() {
 /// source read the whole tenant instead, and say so.
 #[test]
 fn changes_read_through_delta_equal_each_versions_fixture() {
-    use adapters::fixture::parse_tenant;
     use adapters::graph::LiveSource;
     use adapters::source::{Mirror, TenantSource};
     std::env::set_var("ROSTER_CLIENT_SECRET", SECRET);
-    let tenant_file = fixtures().join("demo/tenant.json");
-    let first: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&tenant_file).unwrap()).unwrap();
-    let versions = testkit::tenant_versions(&first);
+    let (tenant_file, first, versions) = demo_versions();
     let fake = start(
         &tenant_file,
         FakeConfig {
@@ -784,11 +780,7 @@ fn changes_read_through_delta_equal_each_versions_fixture() {
             ..FakeConfig::default()
         },
     );
-    let expected = |v: &serde_json::Value| {
-        parse_tenant(&serde_json::to_vec(v).unwrap(), "version")
-            .unwrap()
-            .snapshot
-    };
+    let expected = snapshot_of;
     let tenant = expected(&first).tenant_id;
     let dir = tempfile::tempdir().unwrap();
     let (client, stats) = secret_client(&fake, &tenant, dir.path());
@@ -867,14 +859,10 @@ fn changes_read_through_delta_equal_each_versions_fixture() {
 /// reads the whole tenant too.
 #[test]
 fn a_change_listing_that_fails_is_never_applied_in_part() {
-    use adapters::fixture::parse_tenant;
     use adapters::graph::LiveSource;
     use adapters::source::{Mirror, TenantSource};
     std::env::set_var("ROSTER_CLIENT_SECRET", SECRET);
-    let tenant_file = fixtures().join("demo/tenant.json");
-    let first: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&tenant_file).unwrap()).unwrap();
-    let versions = testkit::tenant_versions(&first);
+    let (tenant_file, first, versions) = demo_versions();
     let fake = start(
         &tenant_file,
         FakeConfig {
@@ -884,11 +872,7 @@ fn a_change_listing_that_fails_is_never_applied_in_part() {
             ..FakeConfig::default()
         },
     );
-    let snapshot = |v: &serde_json::Value| {
-        parse_tenant(&serde_json::to_vec(v).unwrap(), "version")
-            .unwrap()
-            .snapshot
-    };
+    let snapshot = snapshot_of;
     let base = snapshot(&first);
     let dir = tempfile::tempdir().unwrap();
     let (client, _) = secret_client(&fake, &base.tenant_id, dir.path());
@@ -928,4 +912,19 @@ fn a_change_listing_that_fails_is_never_applied_in_part() {
         "{:?}",
         read.problems
     );
+}
+
+/// The demo tenant's file, its JSON, and the versions `testkit::tenant_versions` changes it into.
+fn demo_versions() -> (PathBuf, serde_json::Value, Vec<serde_json::Value>) {
+    let file = fixtures().join("demo/tenant.json");
+    let first: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let versions = testkit::tenant_versions(&first);
+    (file, first, versions)
+}
+
+/// The snapshot a tenant version's fixture reads as.
+fn snapshot_of(v: &serde_json::Value) -> engine::model::TenantSnapshot {
+    adapters::fixture::parse_tenant(&serde_json::to_vec(v).unwrap(), "version")
+        .unwrap()
+        .snapshot
 }

@@ -14,6 +14,18 @@ pub const TENANT: &str = "3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11";
 pub const SECRET: &str = "s3cr3t-V4lue~with.special_chars";
 pub const CLIENT: &str = "0b9f8e7d-6c5b-4a39-8281-706f5e4d3c2b";
 
+/// The demo's import as the tests run it: every user and group, deleted objects disabled,
+/// the report as JSON.
+pub const IMPORT: [&str; 7] = [
+    "import",
+    "contoso",
+    "--select-all",
+    "--check-deleted",
+    "--on-deleted",
+    "disable",
+    "--json",
+];
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }

@@ -217,8 +217,11 @@ pub(crate) fn apply_groups(
         group.members = Some(members);
         groups.insert(id, group);
     }
-    let present: HashSet<&ObjectId> = users.iter().map(|u| &u.id).chain(groups.keys()).collect();
-    let present: HashSet<ObjectId> = present.into_iter().cloned().collect();
+    let present: HashSet<ObjectId> = users
+        .iter()
+        .map(|u| u.id.clone())
+        .chain(groups.keys().cloned())
+        .collect();
     Ok(groups
         .into_values()
         .map(|mut g| {

@@ -33,8 +33,8 @@ pub const BATCH_SIZE: usize = 20;
 
 /// The recycle bins as read, and what that read leaves incomplete.
 struct RecycleBins {
-    deleted_users: Vec<engine::model::DeletedItem>,
-    deleted_groups: Vec<engine::model::DeletedItem>,
+    deleted_users: Vec<GraphDeletedItem>,
+    deleted_groups: Vec<GraphDeletedItem>,
     completeness: Completeness,
     problems: Vec<String>,
 }
@@ -130,8 +130,8 @@ impl GraphSource {
             self.tenant.clone(),
             entra_users,
             entra_groups,
-            read.deleted_users,
-            read.deleted_groups,
+            read.deleted_users.into_iter().map(Into::into).collect(),
+            read.deleted_groups.into_iter().map(Into::into).collect(),
             read.completeness,
         )
         .map_err(|e| GraphError::Rejected {
@@ -208,8 +208,8 @@ impl GraphSource {
             tenant_id: self.tenant.clone(),
             users: now_users,
             groups: now_groups,
-            deleted_users: Vec::new(),
-            deleted_groups: Vec::new(),
+            deleted_users: bins.deleted_users,
+            deleted_groups: bins.deleted_groups,
         };
         let mut loaded =
             tenant_from_file(file, "the changes read").map_err(|e| GraphError::Rejected {
@@ -218,22 +218,8 @@ impl GraphSource {
                 code: "UnexpectedObject".into(),
                 message: e.to_string(),
             })?;
-        let mut snapshot = loaded.snapshot;
-        snapshot = TenantSnapshot::new(
-            snapshot.tenant_id,
-            snapshot.users,
-            snapshot.groups,
-            bins.deleted_users,
-            bins.deleted_groups,
-            bins.completeness,
-        )
-        .map_err(|e| GraphError::Rejected {
-            what: "reading the tenant".into(),
-            status: 200,
-            code: "Duplicate".into(),
-            message: e.to_string(),
-        })?;
-        loaded.snapshot = snapshot;
+        // Users and groups are whole (every change applied); the recycle bins as read.
+        loaded.snapshot.completeness = bins.completeness;
         loaded.problems.extend(bins.problems);
         loaded.tracking = Tracking {
             links: Some(delta::links(users, groups)),
@@ -267,7 +253,7 @@ impl GraphSource {
         let mut completeness = Completeness::COMPLETE;
         let mut bin = |r: std::result::Result<Vec<GraphDeletedItem>, GraphError>, what: &str| {
             match r {
-                Ok(items) => items.into_iter().map(Into::into).collect(),
+                Ok(items) => items,
                 Err(GraphError::Auth(e)) => {
                     problems.push(format!("could not read {what}: {e}"));
                     completeness.deleted_items = false;
