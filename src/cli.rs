@@ -75,7 +75,7 @@ pub enum Command {
     /// Import the bundled demo tenant into a fresh demo store and print the report
     Demo,
     /// Serve a tenant fixture as a fake Microsoft Graph on loopback (prints its base URL first)
-    FakeGraph(FakeGraphArgs),
+    FakeGraph(Box<FakeGraphArgs>),
     /// Save an org's tenant as a fixture that `org add --fixture` accepts (nothing secret in it)
     Record(RecordArgs),
     /// Tenant fixtures for tests and benchmarks
@@ -240,6 +240,14 @@ pub struct FakeGraphArgs {
     /// Device code: what the admin does in the browser
     #[arg(long, value_enum, default_value_t = DeviceArg::Approve, help_heading = "Sign-in endpoints")]
     pub device: DeviceArg,
+    /// Device code: the administrator's user principal name, in the ID token
+    #[arg(
+        long,
+        value_name = "UPN",
+        default_value = "admin@fake-graph.example",
+        help_heading = "Sign-in endpoints"
+    )]
+    pub signed_in: String,
     /// Device code polling interval in seconds
     #[arg(
         long,

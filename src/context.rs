@@ -46,6 +46,7 @@ impl Ctx {
                 clock: Arc::new(SystemClock),
                 prompt: prompt(),
                 stats: Arc::default(),
+                stop: Default::default(),
             },
             json: cli.json,
             store_named,
@@ -120,15 +121,43 @@ fn holder() -> String {
     format!("roster {words}")
 }
 
-/// Who is recorded as starting runs.
+/// Who is recorded as starting runs: the operating-system account of the process's real uid
+/// (not `$USER`, which anyone can set), as `name (uid N)`, or `uid N` when it has no name.
 pub fn started_by() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".into())
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    match account_name(uid) {
+        Some(name) => format!("{} (uid {uid})", engine::text::printable(&name)),
+        None => format!("uid {uid}"),
+    }
+}
+
+/// The account name of `uid` from the system's user database (`getpwuid_r`).
+fn account_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: passwd is plain data; getpwuid_r writes into it and into buf (of the length
+    // given), and sets found to it or to null.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut found,
+        );
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(pwd.pw_name).to_string_lossy();
+        (!name.is_empty()).then(|| name.chars().take(64).collect())
+    }
 }
 
 /// Shows the device-code sign-in on stderr: stdout stays data.
 fn prompt() -> Prompt {
-    Arc::new(|p: &DevicePrompt| render::say(&render::device_prompt(p)))
+    Arc::new(|p: &DevicePrompt| {
+        render::progress::suspend(|| render::say(&render::device_prompt(p)))
+    })
 }

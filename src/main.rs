@@ -100,15 +100,21 @@ fn main() -> ExitCode {
     // Libraries' own log lines (sled's, on a write error) stay out of the way unless asked
     // for with ROSTER_LOG: roster says what went wrong in its own one line. Colour only on a
     // terminal, and never under NO_COLOR.
+    // Progress events (engine::PROGRESS) feed the spinner, whatever ROSTER_LOG says.
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    use tracing_subscriber::prelude::*;
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_env_filter(
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
                 .unwrap_or_else(|_| "warn,sled=off".into()),
-        )
-        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
-        .init();
+        );
+    let steps =
+        render::progress::Steps.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target() == engine::PROGRESS
+        }));
+    tracing_subscriber::registry().with(log).with(steps).init();
     match cmd::dispatch(cli) {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,

@@ -69,7 +69,12 @@ fn a_live_tenant_searches_and_plans_exactly_like_its_fixture() {
 fn device_code_sign_in_from_the_command_line() {
     let fake = Fake::start(
         &fixtures().join("tenants/graph-docs.json"),
-        &["--approve-after", "1"],
+        &[
+            "--approve-after",
+            "1",
+            "--signed-in",
+            "megan.admin@contoso.example",
+        ],
     );
     let r = Roster::new();
     let tenant = "dd1c2e8f-3a4b-4c5d-8e6f-7a8b9c0d1e2f";
@@ -105,6 +110,41 @@ fn device_code_sign_in_from_the_command_line() {
     // The refresh token is cached: no prompt this time.
     let (_, _, err) = r.run(&["search", "docs", "golf"]);
     assert!(!err.contains("To sign in"), "{err}");
+
+    // A run records who started it — the real uid's account, whatever $USER says — and the
+    // administrator who signed in, from the ID token; runs, report and the HTML page show both.
+    let (code, _, err) = r.run_with(
+        &["plan", "docs", "--select-all", "--json"],
+        &[("USER", "mallory")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    let run = &runs[0];
+    let uid = unsafe { libc::getuid() };
+    let by = run["startedBy"].as_str().unwrap();
+    assert!(
+        by.ends_with(&format!("(uid {uid})")) && !by.contains("mallory"),
+        "{run}"
+    );
+    assert_eq!(run["signedInAs"], "megan.admin@contoso.example", "{run}");
+    let id = run["run"].as_str().unwrap();
+    let report = r.expect(0, &["report", id]);
+    assert!(
+        report.contains(&format!(
+            "Started by {by}, signed in to Entra ID as megan.admin@contoso.example"
+        )),
+        "{report}"
+    );
+    let table = r.expect(0, &["runs"]);
+    assert!(table.contains("megan.admin@contoso.example"), "{table}");
+    let page = r.expect(0, &["report", id, "--format", "html"]);
+    assert!(
+        page.contains("<dt>Signed in to Entra ID as</dt><dd>megan.admin@contoso.example</dd>"),
+        "{page}"
+    );
+    // Who signed in is not a secret, but the tokens still stay in the cache only.
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(cached.contains("megan.admin@contoso.example"));
     r.expect(0, &["org", "logout", "docs"]);
     assert!(!cache.exists());
     r.expect(2, &["org", "logout", "nope"]);
@@ -615,4 +655,39 @@ fn a_live_org_reads_only_the_changes_and_decides_as_its_fixture() {
         live.expect(0, &["replay", run]);
     }
     live.expect(0, &["verify"]);
+}
+
+/// Ctrl-C while a live tenant is read: the read is given up at once, the run is recorded as
+/// aborted, one line says that nothing was changed, and the log verifies.
+#[test]
+fn ctrl_c_while_reading_a_live_tenant_says_nothing_was_changed() {
+    let fake = Fake::start(
+        &fixtures().join("demo/tenant.json"),
+        &["--page-size", "2", "--latency-ms", "300"],
+    );
+    let r = Roster::new();
+    r.add_live("live", &fake);
+    r.add_demo("fixture", &fixtures().join("demo/tenant.json"));
+    let before = r.expect(0, &["server", "dump"]);
+    let child = r.spawn(&["import", "live", "--select-all"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error: run ")
+            && lines[0].ends_with(
+                " aborted: interrupted (Ctrl-C) while reading the tenant; nothing was changed on the server"
+            ),
+        "{err}"
+    );
+    assert_eq!(r.expect(0, &["server", "dump"]), before);
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "aborted", "{runs}");
+    r.expect(0, &["verify"]);
 }

@@ -181,6 +181,8 @@ fn transcript(cmd_file: &Path) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(&words[1..])
             .env("ROSTER_STORE", store.path())
+            // Who started a run is the real uid's account, not $USER: the transcripts are
+            // recorded as root, as the suite runs (README).
             .env("USER", "admin")
             .env("NO_COLOR", "1")
             .env_remove("ROSTER_LOG")

@@ -360,3 +360,85 @@ fn colours_follow_no_color_and_a_resize_redraws() {
         assert!(pty.child.wait().unwrap().success());
     }
 }
+
+/// A long command on a terminal names the step it is at (reading, planning, applying) on a
+/// spinner that is gone when it ends; through a pipe, no progress is written at all.
+#[test]
+fn progress_names_each_step_on_a_terminal_only() {
+    let r = Roster::new();
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("big.json");
+    r.expect(
+        0,
+        &[
+            "fixture",
+            "generate",
+            "--users",
+            "20000",
+            "--groups",
+            "200",
+            "--out",
+            tenant.to_str().unwrap(),
+        ],
+    );
+    r.expect(
+        0,
+        &["org", "add", "big", "--fixture", tenant.to_str().unwrap()],
+    );
+    let mut pty = Pty::spawn(r.store.path(), &["plan", "big", "--select-all", "--json"]);
+    assert!(pty.child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let raw = pty.raw();
+    assert!(
+        ["reading the tenant", "planning 20", "recording the plan"]
+            .iter()
+            .any(|step| raw.contains(step)),
+        "no step shown:\n{}",
+        &raw[..raw.len().min(2000)]
+    );
+    // The spinner is cleared: the screen ends with the output, not a step.
+    let screen = pty.screen();
+    assert!(!screen.contains("planning 20"), "{screen}");
+
+    let (code, _, err) = r.run(&["plan", "big", "--select-all", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "progress written to a pipe: {err}");
+}
+
+/// A device-code sign-in needed while a run reads the tenant: the spinner is taken off the
+/// screen first, so the prompt stands whole on its own line.
+#[test]
+fn a_device_code_prompt_is_not_mixed_with_the_spinner() {
+    let fake = Fake::start(
+        &fixtures().join("demo/tenant.json"),
+        &["--approve-after", "3"],
+    );
+    let r = Roster::new();
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "live",
+            "--tenant",
+            TENANT,
+            "--graph-url",
+            &fake.url,
+            "--login-url",
+            &fake.url,
+        ],
+    );
+    r.expect(0, &["org", "logout", "live"]);
+    let mut pty = Pty::spawn(r.store.path(), &["plan", "live", "--select-all"]);
+    pty.wait_for("enter the code FAKE-");
+    assert!(pty.child.wait().unwrap().success());
+    let screen = pty.screen();
+    let prompt = screen
+        .lines()
+        .find(|l| l.contains("enter the code FAKE-"))
+        .unwrap();
+    assert!(
+        prompt.starts_with("To sign in, open ") && !prompt.contains("reading"),
+        "{screen}"
+    );
+}

@@ -187,6 +187,11 @@ pub trait TokenSource: Send + Sync {
         &'a self,
         stale: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>>;
+    /// Whom the tokens act for, once signed in: the administrator's user principal name
+    /// (device code) or the application (client secret); `None` if unknown.
+    fn signed_in_as(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Everything needed to sign in to one org.
@@ -210,6 +215,9 @@ struct CachedToken {
     access_token: Secret,
     expires_at: DateTime<Utc>,
     refresh_token: Option<Secret>,
+    /// Who signed in (device code): the ID token's `preferred_username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_in_as: Option<String>,
 }
 
 impl fmt::Debug for CachedToken {
@@ -228,6 +236,9 @@ struct TokenResponse {
     expires_in: Option<serde_json::Value>,
     #[serde(default)]
     refresh_token: Option<Secret>,
+    /// Sent for a delegated sign-in that asked for `openid`: who signed in.
+    #[serde(default)]
+    id_token: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -370,7 +381,7 @@ impl Authenticator {
         match self.settings.mode {
             AuthMode::ClientSecret => format!("{graph}/.default"),
             AuthMode::DeviceCode => {
-                format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All offline_access")
+                format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All offline_access openid profile")
             }
         }
     }
@@ -553,12 +564,18 @@ impl Authenticator {
         let refresh_token = t
             .refresh_token
             .or_else(|| state.as_ref().and_then(|s| s.refresh_token.clone()));
+        let signed_in_as = t
+            .id_token
+            .as_ref()
+            .and_then(|id| signed_in_user(id.expose()))
+            .or_else(|| state.as_ref().and_then(|s| s.signed_in_as.clone()));
         let cached = CachedToken {
             tenant: self.settings.tenant.to_string(),
             client_id: self.settings.client_id.clone(),
             access_token: t.access_token,
             expires_at: Utc::now() + chrono::Duration::seconds(lifetime as i64),
             refresh_token,
+            signed_in_as,
         };
         save_cache(&self.settings.cache_file, &cached)?;
         *state = Some(cached);
@@ -582,6 +599,25 @@ impl Authenticator {
     }
 }
 
+/// The user an ID token names (`preferred_username`, else `upn`), read without checking its
+/// signature: it came straight from the sign-in service over TLS, and it is recorded for the
+/// audit, never trusted for access. Bounded, printable, or `None`.
+fn signed_in_user(id_token: &str) -> Option<String> {
+    use base64::Engine as _;
+    if id_token.len() > 16 * 1024 {
+        return None;
+    }
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let name = ["preferred_username", "upn"]
+        .iter()
+        .find_map(|c| claims.get(*c)?.as_str().filter(|s| !s.is_empty()))?;
+    Some(engine::text::printable(&name.chars().take(256).collect::<String>()).into_owned())
+}
+
 fn transport(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timed out"
@@ -593,6 +629,13 @@ fn transport(e: &reqwest::Error) -> &'static str {
 }
 
 impl TokenSource for Authenticator {
+    fn signed_in_as(&self) -> Option<String> {
+        match self.settings.mode {
+            AuthMode::ClientSecret => Some(format!("application {}", self.settings.client_id)),
+            AuthMode::DeviceCode => self.state.try_lock().ok()?.as_ref()?.signed_in_as.clone(),
+        }
+    }
+
     fn token(&self) -> Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + '_>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;

@@ -29,6 +29,9 @@ pub enum Error {
         #[source]
         cause: std::io::Error,
     },
+    /// The admin asked the run to stop (Ctrl-C) while it read the tenant.
+    #[error("interrupted (Ctrl-C) while reading the tenant; nothing was changed on the server")]
+    Interrupted,
     /// The server file is held by another run.
     #[error("the server file {} is in use by {holder}; wait for it to finish (or stop it) and try again", .path.display())]
     InUse { path: PathBuf, holder: String },
@@ -74,7 +77,7 @@ impl Error {
     /// Whether reading the tenant failed (signing in included): the run is recorded as
     /// aborted and nothing is changed.
     pub fn is_source_failure(&self) -> bool {
-        matches!(self, Error::Auth(_) | Error::Graph(_))
+        matches!(self, Error::Auth(_) | Error::Graph(_) | Error::Interrupted)
     }
 }
 

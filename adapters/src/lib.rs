@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod fixture;
 pub mod graph;
+pub mod interrupt;
 pub mod org;
 pub mod record;
 pub mod source;

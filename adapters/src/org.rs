@@ -14,6 +14,7 @@ use engine::{SledStore, TenantId};
 use crate::auth::{AuthMode, AuthSettings, Authenticator, Cloud, Prompt, SecretSource};
 use crate::error::{Error, Result};
 use crate::graph::{GraphClient, GraphSource, GraphStats, LiveSource, Query, RetryPolicy};
+use crate::interrupt::Interrupt;
 use crate::source::{FixtureSource, TenantSource};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +89,8 @@ pub struct SourceEnv {
     /// Counters the caller can watch (progress, benchmarks).
     pub stats: Arc<GraphStats>,
     pub policy: RetryPolicy,
+    /// Ctrl-C: a live read under way is given up.
+    pub stop: Interrupt,
 }
 
 impl SourceEnv {
@@ -97,6 +100,7 @@ impl SourceEnv {
             prompt,
             stats: Arc::default(),
             policy: RetryPolicy::from_env(),
+            stop: Interrupt::default(),
         }
     }
 }
@@ -111,6 +115,7 @@ impl OrgConfig {
                     GraphClient::new(&g.graph_root()?, auth, env.policy, env.stats.clone());
                 Ok(Box::new(LiveSource {
                     source: GraphSource::new(client, self.tenant_id.clone()),
+                    stop: env.stop.clone(),
                 }))
             }
         }

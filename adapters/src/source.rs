@@ -17,6 +17,12 @@ pub trait TenantSource {
     fn location(&self) -> String;
     fn read(&self) -> Result<Loaded>;
 
+    /// Whom the source read the tenant as, once it read: the administrator who signed in to
+    /// Graph, or the application; `None` for a file.
+    fn signed_in_as(&self) -> Option<String> {
+        None
+    }
+
     /// Whether the source can read only what changed since an earlier read (Graph delta).
     fn tracks_changes(&self) -> bool {
         false
@@ -65,6 +71,7 @@ impl TenantSource for FixtureSource {
     }
 
     fn read(&self) -> Result<Loaded> {
+        tracing::info!(target: engine::PROGRESS, "reading the tenant file");
         read_tenant(&self.path)
     }
 }

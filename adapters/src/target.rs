@@ -21,6 +21,7 @@ use crate::bounded::io_reason;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fixture::{from_json, read_input};
+use crate::interrupt::Interrupt;
 
 /// Entries committed per atomic batch by the embedded target.
 const BATCH: usize = 1024;
@@ -50,6 +51,7 @@ pub trait Target: Sync {
         clock: &dyn Clock,
         state: &mut ServerState,
         entries: Vec<EntryOutcome>,
+        stop: &Interrupt,
     ) -> Result<Applied>;
 }
 
@@ -80,18 +82,24 @@ impl Target for EmbeddedTarget<'_> {
         clock: &dyn Clock,
         state: &mut ServerState,
         entries: Vec<EntryOutcome>,
+        stop: &Interrupt,
     ) -> Result<Applied> {
-        let entries = record_imported(store, run, clock, entries, |batch| {
+        let total = entries.len();
+        let entries = record_imported(store, run, clock, entries, stop, |batch| {
             batch
                 .iter()
                 .filter_map(|e| e.op.as_ref())
                 .flat_map(|op| state.apply(op))
                 .collect()
         })?;
-        Ok(Applied {
-            entries,
-            failure: None,
-        })
+        let failure = (entries.len() < total).then(|| {
+            format!(
+                "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
+                entries.len(),
+                total - entries.len()
+            )
+        });
+        Ok(Applied { entries, failure })
     }
 }
 
@@ -183,10 +191,17 @@ impl Target for FileTarget {
         clock: &dyn Clock,
         state: &mut ServerState,
         mut entries: Vec<EntryOutcome>,
+        stop: &Interrupt,
     ) -> Result<Applied> {
         let changes: Vec<&EntryOutcome> = entries.iter().filter(|e| e.op.is_some()).collect();
         let failure = if changes.is_empty() {
             None
+        } else if stop.requested() {
+            // The file is written whole or not at all: asked to stop first, it is not.
+            Some(format!(
+                "{}: interrupted (Ctrl-C) before the server file was written; nothing was changed",
+                self.path.display()
+            ))
         } else {
             let mut next = state.clone();
             for e in &changes {
@@ -244,7 +259,10 @@ impl Target for FileTarget {
                 entry.op = None;
             }
         }
-        let entries = record_imported(store, run, clock, entries, |_| Vec::new())?;
+        // Every entry is recorded, applied or failed: the file was written whole or not at all.
+        let entries = record_imported(store, run, clock, entries, &Interrupt::default(), |_| {
+            Vec::new()
+        })?;
         Ok(Applied { entries, failure })
     }
 }
@@ -261,6 +279,7 @@ fn record_imported(
     run: RunId,
     clock: &dyn Clock,
     entries: Vec<EntryOutcome>,
+    stop: &Interrupt,
     mut writes_for: impl FnMut(&[EntryOutcome]) -> Vec<KeyWrite>,
 ) -> Result<Vec<EntryOutcome>> {
     let total = entries.len();
@@ -276,6 +295,10 @@ fn record_imported(
         let mut head = store.head();
         let mut done = 0;
         while done < total {
+            tracing::info!(target: "roster::progress", "applying: {done} of {total} entries");
+            if stop.requested() {
+                break;
+            }
             let n = BATCH.min(total - done);
             let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
             let writes = writes_for(&batch);
@@ -295,7 +318,11 @@ fn record_imported(
         drop(to_writer);
         writer
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        // Stopped early, the entries not applied are still at the front: they were neither
+        // applied nor recorded.
+        ring.drain(..total - done);
+        Ok::<(), Error>(())
     })?;
     Ok(Vec::from(ring))
 }

@@ -837,7 +837,10 @@ fn changes_read_through_delta_equal_each_versions_fixture() {
     let last = versions.last().unwrap();
     let base = mirror(&loaded, 99);
     drop(rt);
-    let live = LiveSource { source };
+    let live = LiveSource {
+        source,
+        stop: Default::default(),
+    };
     let whole = live.read_changes(base).unwrap();
     assert_eq!(whole.snapshot, expected(last));
     assert_eq!(whole.tracking.since, None);
@@ -891,6 +894,7 @@ fn a_change_listing_that_fails_is_never_applied_in_part() {
         .unwrap();
     let live = LiveSource {
         source: GraphSource::new(client, base.tenant_id.clone()),
+        stop: Default::default(),
     };
     let read = live
         .read_changes(Mirror {

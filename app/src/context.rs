@@ -7,6 +7,7 @@ use std::sync::Arc;
 use adapters::auth::Prompt;
 use adapters::clock::Clock;
 use adapters::graph::GraphStats;
+use adapters::interrupt::Interrupt;
 use adapters::org::SourceEnv;
 use adapters::target::{EmbeddedTarget, FileTarget, Target};
 use engine::store::Opening;
@@ -29,6 +30,8 @@ pub struct Context {
     pub prompt: Prompt,
     /// What reading a live tenant has cost so far: a caller can show it while a run reads.
     pub stats: Arc<GraphStats>,
+    /// Ctrl-C: asks a run under way to stop at its next safe point.
+    pub stop: Interrupt,
 }
 
 /// A store opened, and what opening it found left over from a process that stopped early.
@@ -50,6 +53,7 @@ impl Context {
     pub fn source_env(&self) -> SourceEnv {
         let mut env = SourceEnv::new(&self.store_dir, self.prompt.clone());
         env.stats = self.stats.clone();
+        env.stop = self.stop.clone();
         env
     }
 

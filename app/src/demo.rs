@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         clock: ctx.clock.clone(),
         prompt: ctx.prompt.clone(),
         stats: ctx.stats.clone(),
+        stop: ctx.stop.clone(),
     };
     let store = demo.open(Opening::CreateIfMissing)?.store;
     std::fs::write(

@@ -27,6 +27,7 @@ use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 
 use adapters::clock::Clock;
 use adapters::error::{Error, Result};
+use adapters::interrupt::Interrupt;
 use adapters::org::OrgConfig;
 use adapters::source::{Mirror, TenantSource};
 use adapters::target::Target;
@@ -71,6 +72,9 @@ pub struct RunResult {
     pub recorded: Vec<bool>,
     /// The run whose Graph delta links the read followed (it read only the changes).
     pub changes_since: Option<RunId>,
+    /// Who started the run, and whom Graph was read as, as recorded.
+    pub started_by: String,
+    pub signed_in_as: Option<String>,
 }
 
 impl RunResult {
@@ -89,7 +93,8 @@ impl RunResult {
     }
 }
 
-/// Runs the wizard once: plan (dry run) or plan and apply (import).
+/// Runs the wizard once: plan (dry run) or plan and apply (import). `stop` asked for (Ctrl-C)
+/// ends the run at its next safe point, recorded as aborted with what it did and did not do.
 pub fn execute(
     store: &SledStore,
     org: &OrgConfig,
@@ -97,6 +102,7 @@ pub fn execute(
     target: &mut dyn Target,
     req: &RunRequest,
     clock: &dyn Clock,
+    stop: &Interrupt,
 ) -> Result<RunResult> {
     if !req.options.check_deleted && !req.options.actions.is_empty() {
         return Err(Error::bad_input(
@@ -118,6 +124,8 @@ pub fn execute(
     // the base's read left links to resume from: the base's Entra objects are then folded
     // whole, and handed to the source to apply the changes to.
     let mut mirror = None;
+    let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
+    step("reading the org's last run from the log");
     let base = match (req.full, last_completed_run(store, org)?) {
         (false, Some((run, started))) => {
             let links = started
@@ -163,6 +171,7 @@ pub fn execute(
     // The tenant and the server are read at once: neither depends on the other, and on a
     // large tenant each takes about a second. A failed tenant read still wins: it is recorded.
     let shared: &dyn Target = target;
+    step("reading the tenant and the server");
     let (read, server) = std::thread::scope(|scope| {
         let server = scope.spawn(|| {
             let server = shared.load();
@@ -174,6 +183,11 @@ pub fn execute(
             None => source.read(),
         };
         lap("read the tenant");
+        // Asked to stop while a file was read: the run stops as a read cut short would.
+        let read = read.and_then(|loaded| match stop.requested() {
+            true => Err(Error::Interrupted),
+            false => Ok(loaded),
+        });
         let server = server
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -199,6 +213,7 @@ pub fn execute(
                 listed: None,
                 delta_links: None,
                 changes_since: None,
+                signed_in_as: source.signed_in_as(),
             };
             let events = [
                 Event::RunStarted(started(info)),
@@ -229,6 +244,7 @@ pub fn execute(
     }
     let server = server?;
     lap("read the tenant and loaded the server");
+    step("choosing: the selection and the deleted objects");
     let mut base = base.filter(|b| b.length < chain::MAX_CHAIN);
     // Only a complete read is recorded by difference: "no longer listed" needs a whole list.
     if snapshot.completeness != Completeness::COMPLETE {
@@ -266,6 +282,10 @@ pub fn execute(
     // both only read the snapshot and the server, and on a large tenant each takes seconds.
     let at = clock.now();
     let run = clock.new_run_id(at);
+    step(&format!(
+        "planning {} entries, recording what was read",
+        choices.len()
+    ));
     let outcome = (|| -> Result<RunResult> {
         let (decided, recorded) = std::thread::scope(|scope| {
             let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
@@ -314,6 +334,7 @@ pub fn execute(
                     }),
                     delta_links: loaded.tracking.links.clone(),
                     changes_since: loaded.tracking.since,
+                    signed_in_as: source.signed_in_as(),
                 };
                 let mut first = started(info);
                 first.base = base_run;
@@ -400,6 +421,8 @@ pub fn execute(
             base: base_run,
             recorded,
             changes_since: loaded.tracking.since,
+            started_by: req.started_by.clone(),
+            signed_in_as: source.signed_in_as(),
         };
 
         if let Some(refusal) = decided.refusal {
@@ -409,6 +432,13 @@ pub fn execute(
                 Some(refusal.to_string()),
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
+        }
+
+        // Asked to stop before anything was decided for good: nothing is planned or applied.
+        if stop.requested() {
+            let why = "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server".to_owned();
+            finish(RunStatus::Aborted, Summary::default(), Some(why.clone()))?;
+            return Ok(result(Vec::new(), Vec::new(), RunEnd::Aborted(why)));
         }
 
         // 3. decide: every outcome of a full run; an incremental run's worth recording.
@@ -422,6 +452,7 @@ pub fn execute(
         };
         match req.mode {
             Mode::DryRun => {
+                step("recording the plan");
                 // One entry copied at a time, as it is encoded: never the whole plan twice.
                 let mut planned = decided
                     .entries
@@ -446,7 +477,7 @@ pub fn execute(
                         aside.push((i, e));
                     }
                 }
-                let applied = target.import(store, run, clock, &mut state, given)?;
+                let applied = target.import(store, run, clock, &mut state, given, stop)?;
                 lap("applied");
                 let mut entries = Vec::with_capacity(recorded.len());
                 let (mut applied_entries, mut aside) =

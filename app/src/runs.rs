@@ -107,6 +107,7 @@ fn run_against(
         target(file, &mut embedded),
         request,
         ctx.clock.as_ref(),
+        &ctx.stop,
     )?;
     Ok((org.clone(), result))
 }

@@ -172,6 +172,7 @@ fn run(
         &mut EmbeddedTarget::new(store),
         &request(step, full),
         clock,
+        &Default::default(),
     );
     (result, tracking.given.into_inner())
 }

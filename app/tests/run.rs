@@ -68,6 +68,7 @@ fn run_embedded(store: &SledStore, w: &World, req: &RunRequest) -> adapters::Res
         &mut EmbeddedTarget::new(store),
         req,
         &clock(),
+        &Default::default(),
     )
 }
 
@@ -152,7 +153,7 @@ proptest! {
         let before = std::fs::read(&path).unwrap();
         let source = source(&w);
         let mut target = FileTarget::open(&path, "test").unwrap();
-        let _ = execute(&store, &org(), &source, &mut target, &req, &clock());
+        let _ = execute(&store, &org(), &source, &mut target, &req, &clock(), &Default::default());
         prop_assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
@@ -179,7 +180,7 @@ proptest! {
         write_server_file(&path, &w.server).unwrap();
         let file_store = SledStore::temporary().unwrap();
         let source = source(&w);
-        execute(&file_store, &org(), &source, &mut FileTarget::open(&path, "test").unwrap(), &req, &clock()).unwrap();
+        execute(&file_store, &org(), &source, &mut FileTarget::open(&path, "test").unwrap(), &req, &clock(), &Default::default()).unwrap();
         prop_assert_eq!(read_server_file(&path).unwrap(), expected);
 
         if first.end == RunEnd::Completed {
@@ -240,9 +241,10 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
             clock: &dyn adapters::clock::Clock,
             state: &mut ServerState,
             entries: Vec<engine::event::EntryOutcome>,
+            stop: &adapters::interrupt::Interrupt,
         ) -> adapters::Result<Applied> {
             std::fs::write(&self.path, "{\"users\": [], \"groups\": []}\n").unwrap();
-            self.inner.import(store, run, clock, state, entries)
+            self.inner.import(store, run, clock, state, entries, stop)
         }
     }
 
@@ -261,7 +263,16 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
         path: path.clone(),
     };
     let req = request(&w, Mode::Apply, DeletedAction::Ignore);
-    let result = execute(&store, &org(), &source(&w), &mut target, &req, &clock()).unwrap();
+    let result = execute(
+        &store,
+        &org(),
+        &source(&w),
+        &mut target,
+        &req,
+        &clock(),
+        &Default::default(),
+    )
+    .unwrap();
     match &result.end {
         RunEnd::Aborted(why) => assert!(why.contains("changed since this run read it"), "{why}"),
         other => panic!("{other:?}"),
@@ -271,4 +282,160 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
         std::fs::read_to_string(&path).unwrap(),
         "{\"users\": [], \"groups\": []}\n"
     );
+}
+
+/// Ctrl-C while an import applies: the batch being written is finished, the rest is neither
+/// applied nor recorded, and the run ends aborted saying how far it got. The server holds
+/// exactly what the log says, and the next import does the rest.
+#[test]
+fn ctrl_c_during_an_import_stops_between_batches_and_records_what_was_done() {
+    use adapters::clock::Clock;
+    use adapters::interrupt::Interrupt;
+    use adapters::target::{Applied, Target};
+    use engine::event::TargetInfo;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// The clock, pressing Ctrl-C when the import asks the time for its second batch.
+    struct CtrlCAtSecondBatch {
+        inner: FixedClock,
+        importing: Arc<AtomicBool>,
+        calls: AtomicUsize,
+        stop: Interrupt,
+    }
+    impl Clock for CtrlCAtSecondBatch {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            if self.importing.load(Ordering::SeqCst)
+                && self.calls.fetch_add(1, Ordering::SeqCst) == 1
+            {
+                self.stop.request();
+            }
+            self.inner.now()
+        }
+        fn new_run_id(&self, at: chrono::DateTime<chrono::Utc>) -> engine::RunId {
+            self.inner.new_run_id(at)
+        }
+    }
+    /// The embedded server, saying when the import begins.
+    struct Watched<'s> {
+        inner: EmbeddedTarget<'s>,
+        importing: Arc<AtomicBool>,
+    }
+    impl Target for Watched<'_> {
+        fn info(&self) -> TargetInfo {
+            self.inner.info()
+        }
+        fn load(&self) -> adapters::Result<ServerState> {
+            self.inner.load()
+        }
+        fn import(
+            &mut self,
+            store: &SledStore,
+            run: engine::RunId,
+            clock: &dyn Clock,
+            state: &mut ServerState,
+            entries: Vec<engine::event::EntryOutcome>,
+            stop: &Interrupt,
+        ) -> adapters::Result<Applied> {
+            self.importing.store(true, Ordering::SeqCst);
+            self.inner.import(store, run, clock, state, entries, stop)
+        }
+    }
+
+    let users = (1..=3000)
+        .map(|i| testkit::user(i, &format!("user{i}@contoso.com")))
+        .collect();
+    let w = World {
+        snapshot: testkit::snapshot(users, vec![]),
+        server: ServerState::default(),
+        choices: vec![],
+        options: RunOptions::default(),
+    };
+    let store = SledStore::temporary().unwrap();
+    let stop = Interrupt::default();
+    let importing = Arc::new(AtomicBool::new(false));
+    let clock = CtrlCAtSecondBatch {
+        inner: clock(),
+        importing: importing.clone(),
+        calls: AtomicUsize::new(0),
+        stop: stop.clone(),
+    };
+    let mut target = Watched {
+        inner: EmbeddedTarget::new(&store),
+        importing,
+    };
+    let req = request(&w, Mode::Apply, DeletedAction::Ignore);
+    let result = execute(
+        &store,
+        &org(),
+        &source(&w),
+        &mut target,
+        &req,
+        &clock,
+        &stop,
+    )
+    .unwrap();
+    match &result.end {
+        RunEnd::Aborted(why) => assert_eq!(
+            why,
+            "interrupted (Ctrl-C) after 2048 of 3000 entries were applied and recorded; the other 952 were not applied"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(result.entries.len(), 2048);
+    assert!(result.entries.iter().all(|e| e.outcome == Outcome::Added));
+    // The server holds what the log says was done, and nothing else.
+    assert_eq!(store.server_state().unwrap().users().len(), 2048);
+    let report = Report::fold(&store.read_run(result.run).unwrap());
+    assert_eq!(report.entries, result.entries);
+    assert_eq!(report.status, Some(engine::event::RunStatus::Aborted));
+
+    // The next import finishes the work.
+    let again = run_embedded(&store, &w, &req).unwrap();
+    assert_eq!(again.end, RunEnd::Completed);
+    assert_eq!(store.server_state().unwrap().users().len(), 3000);
+    assert_eq!(
+        again
+            .entries
+            .iter()
+            .filter(|e| e.outcome == Outcome::Added)
+            .count(),
+        952
+    );
+}
+
+/// Ctrl-C before anything was applied (while the tenant was read): the run is recorded as
+/// aborted, and nothing is planned, applied or changed.
+#[test]
+fn ctrl_c_before_anything_is_applied_changes_nothing() {
+    let w = World {
+        snapshot: testkit::snapshot(vec![testkit::user(1, "ann@contoso.com")], vec![]),
+        server: ServerState::default(),
+        choices: vec![],
+        options: RunOptions::default(),
+    };
+    let store = SledStore::temporary().unwrap();
+    let stop = adapters::interrupt::Interrupt::default();
+    stop.request();
+    let req = request(&w, Mode::Apply, DeletedAction::Ignore);
+    let err = execute(
+        &store,
+        &org(),
+        &source(&w),
+        &mut EmbeddedTarget::new(&store),
+        &req,
+        &clock(),
+        &stop,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string().split_once(": ").unwrap().1,
+        "interrupted (Ctrl-C) while reading the tenant; nothing was changed on the server"
+    );
+    assert!((store.server_state().unwrap().users().len() == 0));
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    let report = Report::fold(&store.read_run(runs[0]).unwrap());
+    assert!(report.entries.is_empty());
+    assert_eq!(report.status, Some(engine::event::RunStatus::Aborted));
 }

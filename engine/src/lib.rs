@@ -25,3 +25,7 @@ pub use store::{EventStore, SledStore, StoreError};
 
 /// The version recorded in every `RunStarted`.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `tracing` target of progress events: one per long step (`reading the tenant`,
+/// `applying: 2048 of 100000 entries`), which the binary shows as a spinner on a terminal.
+pub const PROGRESS: &str = "roster::progress";

@@ -49,6 +49,9 @@ pub struct Report {
     pub base: Option<RunId>,
     /// The counts `RunFinished` recorded: every entry, listed or not.
     pub finished: Option<Summary>,
+    /// Who started the run, and whom Graph was read as (see `RunStarted`).
+    pub started_by: String,
+    pub signed_in_as: Option<String>,
 }
 
 impl Projection for Report {
@@ -64,6 +67,8 @@ impl Projection for Report {
                 self.org = s.org;
                 self.mode = Some(s.mode);
                 self.base = s.base;
+                self.started_by = s.started_by;
+                self.signed_in_as = s.source.signed_in_as;
             }
             Event::Planned(e) | Event::Imported(e) => self.entries.push(e),
             Event::RunFinished(f) => {
@@ -152,6 +157,9 @@ pub struct RunInfo {
     pub org: String,
     pub mode: Mode,
     pub started_by: String,
+    /// Whom Graph was read as (a live org's runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// `None` while a run is unfinished (interrupted, or still going).
@@ -175,6 +183,7 @@ impl RunInfo {
                         org: s.org.clone(),
                         mode: s.mode,
                         started_by: s.started_by.clone(),
+                        signed_in_as: s.source.signed_in_as.clone(),
                         started_at: env.time,
                         finished_at: None,
                         status: None,

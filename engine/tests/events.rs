@@ -73,6 +73,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                         groups: "https://graph.microsoft.com/v1.0/groups/delta?$deltatoken=g1".into(),
                     }),
                     changes_since: Some(RunId(uuid::Uuid::nil())),
+                    signed_in_as: Some("admin@contoso.com".into()),
                 },
                 target: TargetInfo::Embedded,
                 selection: SelectionSpec {

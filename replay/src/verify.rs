@@ -118,6 +118,9 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
         if opts.until.is_some_and(|u| raw.seq > u) {
             break;
         }
+        if raw.seq.0 % 16_384 == 0 {
+            tracing::info!(target: engine::PROGRESS, "verifying the log: {} events", raw.seq.0);
+        }
         let expected = prev.seq.next();
         let header = decode_header(&raw.record);
         let run = header.as_ref().ok().map(|h| h.run);

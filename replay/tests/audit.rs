@@ -72,6 +72,7 @@ fn demo_store(dir: &Path) -> (SledStore, Vec<RunId>) {
         &mut EmbeddedTarget::new(&store),
         &request(Mode::DryRun),
         &clock,
+        &Default::default(),
     )
     .unwrap();
     let b = execute(
@@ -81,6 +82,7 @@ fn demo_store(dir: &Path) -> (SledStore, Vec<RunId>) {
         &mut EmbeddedTarget::new(&store),
         &request(Mode::Apply),
         &clock,
+        &Default::default(),
     )
     .unwrap();
     store.flush().unwrap();
@@ -374,7 +376,7 @@ proptest! {
             let source = SnapshotSource { loaded: Loaded { snapshot: w.snapshot.clone(), problems: vec![], tracking: Default::default(), }, location: "memory".into() };
             let mut req = request(if *apply { Mode::Apply } else { Mode::DryRun });
             req.options = RunOptions { on_deleted: DeletedAction::Delete, ..w.options.clone() };
-            if let Ok(r) = execute(&store, &org, &source, &mut EmbeddedTarget::new(&store), &req, &clock) {
+            if let Ok(r) = execute(&store, &org, &source, &mut EmbeddedTarget::new(&store), &req, &clock, &Default::default()) {
                 runs.push(r.run);
             }
         }

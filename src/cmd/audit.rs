@@ -24,13 +24,16 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
         None => None,
     };
     let store = ctx.read_store()?;
-    match replay::verify(
-        &store,
-        &VerifyOptions {
-            noted_head,
-            until: None,
-        },
-    ) {
+    let verified = render::progress::working("verifying the log", || {
+        replay::verify(
+            &store,
+            &VerifyOptions {
+                noted_head,
+                until: None,
+            },
+        )
+    });
+    match verified {
         Ok(v) => {
             let mut repairs = Vec::new();
             for seq in &v.repairs {
@@ -59,7 +62,10 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
 pub fn replay(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     let store = ctx.read_store()?;
     let run = resolve_run(&store, run_arg)?;
-    let replayed = match replay::replay_run(&store, run) {
+    let replayed = render::progress::working(&format!("replaying run {run}"), || {
+        replay::replay_run(&store, run)
+    });
+    let replayed = match replayed {
         Ok(r) => r,
         Err(replay::ReplayError::Store(e)) => return Err(e.into()),
         Err(e) => {
@@ -112,7 +118,10 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
 pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
     let store = ctx.read_store()?;
     let (a, b) = (resolve_run(&store, a)?, resolve_run(&store, b)?);
-    let d = replay::diff::diff_runs(&store, a, b).map_err(|e| match e {
+    let d = render::progress::working(&format!("comparing runs {a} and {b}"), || {
+        replay::diff::diff_runs(&store, a, b)
+    })
+    .map_err(|e| match e {
         replay::diff::DiffError::Store(e) => anyhow::Error::from(e),
         other => usage(other.to_string()),
     })?;
@@ -126,7 +135,9 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let contents = app::backup::backup(&store, ctx.app.clock.as_ref(), path)?;
+    let contents = render::progress::working("backing up the log", || {
+        app::backup::backup(&store, ctx.app.clock.as_ref(), path)
+    })?;
     if ctx.json {
         out_json(&contents)?;
     } else {
@@ -136,14 +147,16 @@ pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
 }
 
 pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
-    let (_store, restored) = app::backup::restore(
-        || {
-            ctx.app
-                .open(engine::store::Opening::CreateIfMissing)
-                .map(|o| o.store)
-        },
-        path,
-    )?;
+    let (_store, restored) = render::progress::working("restoring the log", || {
+        app::backup::restore(
+            || {
+                ctx.app
+                    .open(engine::store::Opening::CreateIfMissing)
+                    .map(|o| o.store)
+            },
+            path,
+        )
+    })?;
     if ctx.json {
         out_json(&restored.contents)?;
     } else {

@@ -44,6 +44,7 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         forbid: a.forbid.clone(),
         not_found: a.not_found.clone(),
         oversize_every: a.oversize_every,
+        signed_in: a.signed_in.clone(),
         expires_in: a
             .expires_in
             .as_deref()

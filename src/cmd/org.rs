@@ -209,8 +209,10 @@ pub fn record(ctx: &Ctx, a: &RecordArgs) -> Result<Exit> {
     let org = orgs::get(&ctx.open_store()?, &a.org)?;
     let loaded = render::with_progress(&ctx.app.stats, || orgs::read(&ctx.app, &org))?;
     say(&render::warnings(&loaded.problems));
-    write_recording(&a.out, &loaded.snapshot, a.anonymize)
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
+    render::progress::working("writing the recording", || {
+        write_recording(&a.out, &loaded.snapshot, a.anonymize)
+    })
+    .with_context(|| format!("cannot write {}", a.out.display()))?;
     say(&render::recorded(
         &a.org,
         &loaded.snapshot,

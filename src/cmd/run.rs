@@ -18,6 +18,7 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     // A server file is checked (and locked) before the store is opened.
     let file = ctx.app.file_target()?;
     let store = ctx.open_store()?;
+    stop_at_ctrl_c(ctx)?;
     let (org, result) = render::with_progress(&ctx.app.stats, || {
         runs::plan_or_import(&ctx.app, &store, file, &a.org, &request)
     })?;
@@ -27,6 +28,7 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
 pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
     let reviewed = runs::resolve_run(&store, run_arg)?;
+    stop_at_ctrl_c(ctx)?;
     let (org, result) =
         render::with_progress(&ctx.app.stats, || runs::apply(&ctx.app, &store, reviewed))?;
     if !result.stale.is_empty() && !ctx.json {
@@ -43,6 +45,7 @@ pub fn demo(ctx: &Ctx) -> Result<Exit> {
             .unwrap_or_else(|| std::path::PathBuf::from("."))
             .join("roster-demo")
     };
+    stop_at_ctrl_c(ctx)?;
     let (_store, org, result) =
         render::with_progress(&ctx.app.stats, || app::demo::run(&ctx.app, &dir))?;
     let exit = print_run(ctx, &org.name, &result, false)?;
@@ -251,6 +254,7 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     };
     let Some(every) = a.every.as_deref() else {
         let store = ctx.open_store()?;
+        stop_at_ctrl_c(ctx)?;
         let (org, result) = render::with_progress(&ctx.app.stats, || {
             app::sync::sync_once(&ctx.app, &store, &request)
         })?;
@@ -290,6 +294,19 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     }
     say("sync stopped\n");
     Ok(Exit::Ok)
+}
+
+/// Ctrl-C (or SIGTERM) during one run asks it to stop at its next safe point: it says in one
+/// line what was and was not changed. A second one ends the process at once.
+fn stop_at_ctrl_c(ctx: &Ctx) -> Result<()> {
+    let signals = stop_signals()?;
+    let stop = ctx.app.stop.clone();
+    std::thread::spawn(move || {
+        if signals.recv().is_ok() {
+            stop.request();
+        }
+    });
+    Ok(())
 }
 
 /// The first SIGINT or SIGTERM is sent on the returned channel (the run under way finishes);
@@ -362,7 +379,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 
 fn run_view<'a>(
     org: &'a str,
-    result: &RunResult,
+    result: &'a RunResult,
     entries: &'a [engine::event::EntryOutcome],
 ) -> ReportView<'a> {
     let (status, _) = run_status(result);
@@ -376,6 +393,8 @@ fn run_view<'a>(
         all: false,
         status: Some(status),
         reason: None,
+        started_by: Some(&result.started_by),
+        signed_in_as: result.signed_in_as.as_deref(),
     }
 }
 

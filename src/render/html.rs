@@ -166,6 +166,9 @@ pub fn report_html(page: &ReportPage) -> String {
         },
     );
     row("Started by", esc(&s.started_by));
+    if let Some(who) = &s.source.signed_in_as {
+        row("Signed in to Entra ID as", esc(who));
+    }
     row(
         "Started",
         page.info

@@ -3,7 +3,7 @@
 
 mod html;
 mod io;
-mod progress;
+pub mod progress;
 
 pub use html::report_html;
 
@@ -182,6 +182,9 @@ pub struct ReportView<'a> {
     pub all: bool,
     pub status: Option<RunStatus>,
     pub reason: Option<&'a str>,
+    /// Who started the run and whom Graph was read as, for a report read from the log.
+    pub started_by: Option<&'a str>,
+    pub signed_in_as: Option<&'a str>,
 }
 
 impl<'a> ReportView<'a> {
@@ -196,7 +199,21 @@ impl<'a> ReportView<'a> {
             all,
             status: r.status,
             reason: r.reason.as_deref(),
+            started_by: Some(&r.started_by),
+            signed_in_as: r.signed_in_as.as_deref(),
         }
+    }
+}
+
+/// `root (uid 0)`, and `, signed in to Entra ID as admin@contoso.com` for a live org's run.
+pub fn started_by_text(started_by: &str, signed_in_as: Option<&str>) -> String {
+    match signed_in_as {
+        Some(who) => format!(
+            "{}, signed in to Entra ID as {}",
+            cell(started_by),
+            cell(who)
+        ),
+        None => cell(started_by),
     }
 }
 
@@ -208,6 +225,12 @@ pub fn report_table(r: &ReportView<'_>) -> String {
         (Mode::Apply, _) => "Import results",
     };
     out.push_str(&format!("{what} for org {}, run {}\n", cell(r.org), r.run));
+    if let Some(by) = r.started_by {
+        out.push_str(&format!(
+            "Started by {}\n",
+            started_by_text(by, r.signed_in_as)
+        ));
+    }
     if !r.entries.is_empty() {
         let mut t = table(&["Name", "Kind", "Result", "Details"]);
         for e in r.entries {
@@ -353,7 +376,7 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
             r.run.to_string(),
             cell(&r.org),
             r.mode.as_str().to_owned(),
-            cell(&r.started_by),
+            started_by_text(&r.started_by, r.signed_in_as.as_deref()),
             r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             r.status
                 .map(|s| s.as_str())

@@ -143,6 +143,20 @@ impl Roster {
         (out.status.code().unwrap_or(-1), stdout, stderr)
     }
 
+    /// Starts a command without waiting for it (stdout and stderr piped).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_STORE", self.store.path())
+            .env("ROSTER_CLIENT_SECRET", SECRET)
+            .env("ROSTER_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     #[track_caller]
     pub fn expect(&self, code: i32, args: &[&str]) -> String {
         let (c, out, err) = self.run(args);

@@ -256,6 +256,11 @@ impl GraphClient {
         &self.base
     }
 
+    /// Whom this client's tokens act for, once it signed in (see [`TokenSource::signed_in_as`]).
+    pub fn signed_in_as(&self) -> Option<String> {
+        self.auth.signed_in_as()
+    }
+
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
     }

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::fixture::{resolve_nesting, tenant_from_file, Loaded, TenantFile, Tracking};
 use crate::graph::client::{parse_retry_after, GraphClient, GraphError, Query};
 use crate::graph::delta;
+use crate::interrupt::Interrupt;
 use crate::source::{Mirror, TenantSource};
 use crate::wire::{
     BatchRequestItem, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page, DELETED_SELECT,
@@ -412,6 +413,20 @@ async fn members_batch(
 /// A tenant read through Graph by the synchronous parts of roster.
 pub struct LiveSource {
     pub source: GraphSource,
+    /// Ctrl-C: a read under way is given up (nothing of it is applied).
+    pub stop: Interrupt,
+}
+
+impl LiveSource {
+    /// Runs a read on its own runtime, given up when a stop is asked for.
+    fn block_on<T>(&self, read: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        runtime()?.block_on(async {
+            tokio::select! {
+                read = read => read,
+                () = self.stop.asked() => Err(Error::Interrupted),
+            }
+        })
+    }
 }
 
 impl TenantSource for LiveSource {
@@ -429,20 +444,22 @@ impl TenantSource for LiveSource {
     }
 
     fn read(&self) -> Result<Loaded> {
-        runtime()?
-            .block_on(self.source.enumerate_tracked())
-            .map_err(Error::from)
+        self.block_on(async { self.source.enumerate_tracked().await.map_err(Error::from) })
     }
 
     fn tracks_changes(&self) -> bool {
         true
     }
 
+    fn signed_in_as(&self) -> Option<String> {
+        self.source.client.signed_in_as()
+    }
+
     /// The changes since `base`; when they cannot be read (an expired token, a listing that
     /// did not complete), the whole tenant, saying why in the problems.
     fn read_changes(&self, base: Mirror) -> Result<Loaded> {
         let run = base.run;
-        runtime()?.block_on(async {
+        self.block_on(async {
             match self.source.changes(base).await {
                 Ok(loaded) => Ok(loaded),
                 Err(e) => {

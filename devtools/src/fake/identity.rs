@@ -30,6 +30,7 @@ impl State {
         if let Some(r) = with_refresh {
             body["refresh_token"] = r.into();
             body["scope"] = "User.Read.All GroupMember.Read.All Group.Read.All".into();
+            body["id_token"] = self.id_token().into();
         }
         (
             StatusCode::OK,
@@ -37,6 +38,23 @@ impl State {
             body.to_string(),
         )
             .into_response()
+    }
+
+    /// An ID token for the administrator who signed in, shaped as the identity platform's
+    /// (header, claims, signature; unsigned here: roster reads it only to record who).
+    fn id_token(&self) -> String {
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.",
+            b64(json!({"typ": "JWT", "alg": "none"})),
+            b64(json!({
+                "ver": "2.0",
+                "tid": self.dir().tenant,
+                "preferred_username": self.config.signed_in,
+                "name": "Fake Graph Administrator",
+            })),
+        )
     }
 
     pub(super) fn authorized(&self, headers: &HeaderMap) -> bool {

@@ -104,6 +104,9 @@ pub struct FakeConfig {
     /// Answer Graph requests under these path prefixes (after `/v1.0/`) with 404, as Graph
     /// answers for an object deleted while it is read.
     pub not_found: Vec<String>,
+    /// The administrator a device-code sign-in signs in as: the ID token's
+    /// `preferred_username`.
+    pub signed_in: String,
 }
 
 impl Default for FakeConfig {
@@ -136,6 +139,7 @@ impl Default for FakeConfig {
             forbid: Vec::new(),
             not_found: Vec::new(),
             expires_in: None,
+            signed_in: "admin@fake-graph.example".into(),
         }
     }
 }

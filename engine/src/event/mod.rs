@@ -194,6 +194,10 @@ pub struct SourceInfo {
     /// that run's read, and applied them to that run's inputs. `None`: the whole tenant was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes_since: Option<RunId>,
+    /// Whom Graph was read as: the administrator who signed in (their user principal name,
+    /// from the sign-in's ID token) or `application CLIENT_ID`. `None` for a fixture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_as: Option<String>,
 }
 
 /// Where Graph's change tracking (`/users/delta`, `/groups/delta` with members) resumes: the
@@ -310,7 +314,8 @@ pub struct RunStarted {
     pub org: String,
     pub tenant_id: TenantId,
     pub mode: Mode,
-    /// The operating-system user who started the run.
+    /// The operating-system account that started the run: `name (uid N)` from the process's
+    /// real uid (runs recorded before that hold `$USER`).
     pub started_by: String,
     pub engine_version: String,
     pub source: SourceInfo,
