@@ -51,10 +51,18 @@ events_in() { ROSTER_STORE=$1 "$roster" verify --json | python3 -c 'import json,
 run_events() { ROSTER_STORE=$1 "$roster" events "$2" | wc -l; }
 
 for rep in $(seq 1 "$reps"); do
-  rm -rf "$work/dry" "$work/store" "$work/floor"
+  rm -rf "$work/dry" "$work/store" "$work/floor" "$work/table" "$work/tty"
   cp -r "$work/template" "$work/dry"
   cp -r "$work/template" "$work/store"
+  cp -r "$work/template" "$work/table"
+  cp -r "$work/template" "$work/tty"
   measure plan "$work/dry" "$roster" plan bench --select-all --check-deleted --max-deletions 1000000 --json
+  # The paths a person takes: the table into a pipe (every entry, streamed), and on a
+  # terminal (a pseudo-terminal from script(1): the summary and what needs attention).
+  measure import-table "$work/table" "$roster" import bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000
+  if command -v script > /dev/null; then
+    measure import-terminal "$work/tty" script -qec "$roster import bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000" /dev/null
+  fi
   measure import "$work/store" "$roster" import bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000 --json
   first_events=$(events_in "$work/store")
   measure import-again "$work/store" "$roster" import bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000 --json
@@ -79,7 +87,7 @@ for line in open(sys.argv[1]):
 med = {k: (statistics.median(s for s, _ in v), statistics.median(m for _, m in v)) for k, v in rows.items()}
 print("| command | median s | median peak RSS MiB | runs |")
 print("|---|---:|---:|---:|")
-for k in ["floor", "plan", "import", "import-again", "replay", "verify", "report-csv", "server-load"]:
+for k in ["floor", "plan", "import", "import-table", "import-terminal", "import-again", "replay", "verify", "report-csv", "server-load"]:
     if k in med:
         s, kb = med[k]
         print(f"| {k} | {s:.2f} | {kb/1024:.0f} | {len(rows[k])} |")
@@ -87,6 +95,10 @@ ev_import, ev_log, ev_run = med["events-import"][0], med["events-log"][0], med["
 print()
 print(f"- events written by the first import: {ev_import:.0f}; in the log after both imports: {ev_log:.0f}")
 print(f"- import / floor: {med['import'][0] / med['floor'][0]:.2f} (target <= 2)")
+if "import-table" in med:
+    print(f"- import, table into a pipe / --json: {med['import-table'][0] / med['import'][0]:.2f} time, {med['import-table'][1] / med['import'][1]:.2f} peak RSS")
+if "import-terminal" in med:
+    print(f"- import, on a terminal / --json: {med['import-terminal'][0] / med['import'][0]:.2f} time, {med['import-terminal'][1] / med['import'][1]:.2f} peak RSS")
 print(f"- import again / import: {med['import-again'][0] / med['import'][0]:.2f} (target <= 0.5)")
 print(f"- replay: {ev_run / med['replay'][0]:,.0f} events/s over {ev_run:.0f} events (target >= 400,000)")
 print(f"- verify: {ev_log / med['verify'][0]:,.0f} events/s over {ev_log:.0f} events (target >= 400,000)")

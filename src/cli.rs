@@ -29,6 +29,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_wait: bool,
 
+    /// Tables keep every column (ids too) on a narrow terminal
+    #[arg(long, global = true)]
+    pub wide: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -22,6 +22,8 @@ pub struct Ctx {
     pub store_named: bool,
     /// `--no-wait`: a store held by another process fails at once.
     pub no_wait: bool,
+    /// `--wide`: tables keep their Id column on a narrow terminal.
+    pub wide: bool,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
             json: cli.json,
             store_named,
             no_wait: cli.no_wait,
+            wide: cli.wide,
         }
     }
 

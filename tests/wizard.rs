@@ -442,3 +442,110 @@ fn a_device_code_prompt_is_not_mixed_with_the_spinner() {
         "{screen}"
     );
 }
+
+/// On a terminal of 100 columns, every table fits (long cells wrapped, ids left out of the
+/// search and deleted tables unless `--wide`, a run id never cut), and so does `--help`.
+#[test]
+fn tables_and_help_fit_a_100_column_terminal() {
+    use unicode_width::UnicodeWidthStr;
+    let r = Roster::new();
+    r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
+    r.run(&[
+        "import",
+        "contoso",
+        "--select-all",
+        "--check-deleted",
+        "--on-deleted",
+        "disable",
+    ]);
+    let run = json(&r, &["runs", "--json"])[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for args in [
+        vec!["report", "last"],
+        vec!["runs"],
+        vec!["search", "contoso"],
+        vec!["deleted", "last"],
+        vec!["import", "--help"],
+    ] {
+        let pty = Pty::spawn(r.store.path(), &args);
+        let mut pty = pty;
+        assert!(pty.child.wait().unwrap().success(), "{args:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let raw = pty.raw();
+        let text = strip_escapes(&raw);
+        // A carriage return draws over the line (the spinner): each part is measured.
+        for line in text.lines().flat_map(|l| l.split('\r')) {
+            assert!(
+                line.width() <= 100,
+                "{args:?}: a line of {} columns:\n{line}",
+                line.width()
+            );
+        }
+        match args[0] {
+            "runs" => assert!(text.contains(&run), "{text}"),
+            "search" | "deleted" => {
+                assert!(text.contains("with --wide or --json"), "{text}");
+                assert!(
+                    !text.contains("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"),
+                    "{text}"
+                );
+            }
+            // Only what needs attention, and how to see the rest.
+            "report" => {
+                assert!(text.contains("Summary:"), "{text}");
+                assert!(
+                    text.contains("65 of 66 entries shown (1 unchanged or ignored); every one:"),
+                    "{text}"
+                );
+                assert!(!text.contains("already up to date"), "{text}");
+            }
+            _ => {}
+        }
+        pty.child.kill().ok();
+    }
+    // --wide keeps the ids; a pipe gets every column, unwrapped.
+    let wide = Pty::spawn(r.store.path(), &["--wide", "search", "contoso", "Adams"]);
+    let mut wide = wide;
+    assert!(wide.child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(wide.raw().contains("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"));
+    let piped = r.expect(0, &["search", "contoso"]);
+    assert!(piped.contains("6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"));
+    assert!(
+        piped.lines().any(|l| l.width() > 100),
+        "a pipe is not fitted"
+    );
+}
+
+/// What a terminal shows of `s`: escape sequences (CSI, OSC) left out.
+fn strip_escapes(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.peek() == Some(&'\\')) {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}

@@ -200,7 +200,7 @@ pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Exit> {
     if ctx.json {
         out_json(&rows)?;
     } else {
-        out(&render::search_table(&rows))?;
+        out(&render::search_table(&rows, render::show_ids(ctx.wide)))?;
     }
     Ok(Exit::Ok)
 }

@@ -138,7 +138,7 @@ fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit
             reason: None,
             ..view
         };
-        out(&render::report_table(&table))?;
+        render::out_with(|w| render::write_report_table(w, &table, render::terminal_width()))?;
         if result.mode == Mode::DryRun {
             say(&render::deleted_hint(result.run, result.deleted.len()));
             if result.end == RunEnd::Completed {
@@ -222,7 +222,9 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
     };
     let view = ReportView::from_report(run, &report, all);
     match format {
-        Format::Table => out(&render::report_table(&view))?,
+        Format::Table => {
+            render::out_with(|w| render::write_report_table(w, &view, render::terminal_width()))?
+        }
         Format::Json => out_json(&render::report_json(&view))?,
         Format::Csv => out(&render::report_csv(&view)?)?,
         Format::Html => unreachable!("answered above"),
@@ -237,7 +239,10 @@ pub fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     if ctx.json {
         out_json(&view.rows)?;
     } else {
-        out(&render::deleted_table(&view.rows))?;
+        out(&render::deleted_table(
+            &view.rows,
+            render::show_ids(ctx.wide),
+        ))?;
     }
     Ok(Exit::Ok)
 }

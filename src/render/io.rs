@@ -14,6 +14,14 @@ pub fn out(s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Lets `write` write to stdout, buffered: a large table is written as it is made.
+pub fn out_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    write(&mut stdout)?;
+    stdout.flush()?;
+    Ok(())
+}
+
 /// Writes `v` as pretty JSON to stdout, streamed: a large report is never one string.
 pub fn out_json<T: Serialize + ?Sized>(v: &T) -> Result<()> {
     write_json(v, true)

@@ -4,10 +4,11 @@
 mod html;
 mod io;
 pub mod progress;
+mod stream;
 
 pub use html::report_html;
 
-pub use io::{out, out_json, out_json_line, say};
+pub use io::{out, out_json, out_json_line, out_with, say};
 pub use progress::with_progress;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
@@ -20,12 +21,30 @@ use engine::projection::{DeletedRow, Report, RunInfo};
 use engine::search::SearchRow;
 use engine::RunId;
 
+/// A table in roster's look: fitted to the terminal's width when stdout is one (long cells
+/// wrapped), left whole when it is not (a pipe, a file).
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().map(Cell::new));
+    if let Some(width) = terminal_width() {
+        t.set_width(width);
+    }
     t
+}
+
+/// Keeps column `i` unwrapped (an id is copied whole from a table): the others wrap instead.
+fn unwrapped(t: &mut Table, i: usize) {
+    if let Some(column) = t.column_mut(i) {
+        column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+    }
+}
+
+/// Whether a table shows its Id column: always through a pipe or with `--wide`; on a terminal
+/// only when it is wide enough for ids beside the rest (`--json` always has them).
+pub fn show_ids(wide: bool) -> bool {
+    wide || terminal_width().is_none_or(|w| w >= 160)
 }
 
 /// The most characters of one value a table shows; `--json` shows it whole. (A table's cost
@@ -81,19 +100,28 @@ pub fn warnings(problems: &[String]) -> String {
 
 const MAX_WARNINGS: usize = 20;
 
-pub fn search_table(rows: &[&SearchRow]) -> String {
-    let mut t = table(&["Name", "Type", "Department", "Description", "UPN", "Id"]);
+pub fn search_table(rows: &[&SearchRow], ids: bool) -> String {
+    let header = ["Name", "Type", "Department", "Description", "UPN", "Id"];
+    let mut t = table(&header[..if ids { 6 } else { 5 }]);
     for r in rows {
-        t.add_row(vec![
+        let mut row = vec![
             cell(&r.name),
             r.row_type.as_str().to_owned(),
             text(r.department.as_deref()),
             text(r.description.as_deref()),
             text(r.upn.as_deref()),
-            r.id.to_string(),
-        ]);
+        ];
+        if ids {
+            row.push(r.id.to_string());
+        }
+        t.add_row(row);
     }
-    format!("{t}\n{}\n", count(rows.len(), "entry", "entries"))
+    unwrapped(&mut t, 5);
+    let hidden = match ids {
+        true => "",
+        false => " (ids with --wide or --json)",
+    };
+    format!("{t}\n{}{hidden}\n", count(rows.len(), "entry", "entries"))
 }
 
 /// The seed's wording: what the wizard shows for each entry.
@@ -217,33 +245,83 @@ pub fn started_by_text(started_by: &str, signed_in_as: Option<&str>) -> String {
     }
 }
 
-pub fn report_table(r: &ReportView<'_>) -> String {
-    let mut out = String::new();
+/// Entries a report shows on a terminal at most: the ones that need attention first; a pipe
+/// gets every one.
+const TERMINAL_ROWS: usize = 100;
+
+/// The report as a table on `out`: on a terminal of `width` columns, the entries that need
+/// attention (failures, conflicts, skips, then changes; at most [`TERMINAL_ROWS`]) fitted to
+/// it, and the command that lists the rest; elsewhere every entry, written as it is made.
+pub fn write_report_table(
+    out: &mut (impl std::io::Write + ?Sized),
+    r: &ReportView<'_>,
+    terminal: Option<u16>,
+) -> std::io::Result<()> {
     let what = match (r.mode, r.status) {
         (_, Some(RunStatus::Refused)) => "Refused (nothing was changed)",
         (Mode::DryRun, _) => "Dry run (nothing was changed)",
         (Mode::Apply, _) => "Import results",
     };
-    out.push_str(&format!("{what} for org {}, run {}\n", cell(r.org), r.run));
+    writeln!(out, "{what} for org {}, run {}", cell(r.org), r.run)?;
     if let Some(by) = r.started_by {
-        out.push_str(&format!(
-            "Started by {}\n",
-            started_by_text(by, r.signed_in_as)
-        ));
+        writeln!(out, "Started by {}", started_by_text(by, r.signed_in_as))?;
     }
-    if !r.entries.is_empty() {
-        let mut t = table(&["Name", "Kind", "Result", "Details"]);
-        for e in r.entries {
-            let mut details = vec![cell(&e.detail)];
-            details.extend(e.changes.iter().map(change_text));
-            t.add_row(vec![
-                cell(&e.name),
-                e.kind.as_str().to_owned(),
-                outcome_label(e.outcome, r.mode).to_owned(),
-                details.join("\n"),
-            ]);
+    const HEADER: [&str; 4] = ["Name", "Kind", "Result", "Details"];
+    let row = |e: &EntryOutcome| -> Vec<String> {
+        let mut details = vec![cell(&e.detail)];
+        details.extend(e.changes.iter().map(change_text));
+        vec![
+            cell(&e.name),
+            e.kind.as_str().to_owned(),
+            outcome_label(e.outcome, r.mode).to_owned(),
+            details.join("\n"),
+        ]
+    };
+    match terminal {
+        Some(width) if !r.entries.is_empty() => {
+            let mut shown: Vec<&EntryOutcome> = r
+                .entries
+                .iter()
+                .filter(|e| attention(e.outcome).is_some())
+                .collect();
+            shown.sort_by_key(|e| attention(e.outcome));
+            let needing = shown.len();
+            shown.truncate(TERMINAL_ROWS);
+            if !shown.is_empty() {
+                let mut t = table(&HEADER);
+                t.set_width(width);
+                for e in &shown {
+                    t.add_row(row(e));
+                }
+                writeln!(out, "{t}")?;
+            }
+            if shown.len() < r.entries.len() {
+                let settled = r.entries.len() - needing;
+                writeln!(
+                    out,
+                    "{} of {} shown{}; every one:\n  roster report {} | less",
+                    shown.len(),
+                    count(r.entries.len(), "entry", "entries"),
+                    match settled {
+                        0 => String::new(),
+                        n => format!(" ({n} unchanged or ignored)"),
+                    },
+                    r.run
+                )?;
+            }
         }
-        out.push_str(&format!("{t}\n"));
+        _ if !r.entries.is_empty() => {
+            let mut columns = stream::Columns::new(&HEADER);
+            for e in r.entries {
+                columns.measure(&row(e));
+            }
+            columns.write_header(out, &HEADER)?;
+            for e in r.entries {
+                columns.write_row(out, &row(e))?;
+            }
+            columns.write_footer(out)?;
+        }
+        _ => {}
     }
     let status = match r.status {
         Some(RunStatus::Completed) => "completed".to_owned(),
@@ -253,24 +331,48 @@ pub fn report_table(r: &ReportView<'_>) -> String {
         },
         None => "unfinished (interrupted)".to_owned(),
     };
-    out.push_str(&format!(
-        "Summary: {} ({status})\n",
-        summary_text(&r.summary)
-    ));
+    writeln!(out, "Summary: {} ({status})", summary_text(&r.summary))?;
     let listed = r.entries.len() as u64;
     let counted = Outcome::ALL
         .iter()
         .map(|o| u64::from(r.summary.get(*o)))
         .sum::<u64>();
     if let (Some(base), false, true) = (r.base, r.all, counted > listed) {
-        out.push_str(&format!(
-            "Incremental run (base {base}): {} as before {} not listed; `roster report {} --all` lists every entry\n",
+        writeln!(
+            out,
+            "Incremental run (base {base}): {} as before {} not listed; `roster report {} --all` lists every entry",
             count((counted - listed) as usize, "entry", "entries"),
             if counted - listed == 1 { "is" } else { "are" },
             r.run
-        ));
+        )?;
     }
-    out
+    Ok(())
+}
+
+/// How soon an entry with this outcome needs the admin's eye on a terminal; `None`: it does
+/// not (nothing to do, nothing done).
+fn attention(outcome: Outcome) -> Option<u8> {
+    Some(match outcome {
+        Outcome::Failed => 0,
+        Outcome::Conflict => 1,
+        Outcome::Skipped => 2,
+        Outcome::Deleted => 3,
+        Outcome::Disabled => 4,
+        Outcome::Updated => 5,
+        Outcome::Added => 6,
+        Outcome::Unchanged | Outcome::Ignored => return None,
+    })
+}
+
+/// The width of the terminal stdout is, or `None` when it is not one (a pipe, a file).
+pub fn terminal_width() -> Option<u16> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(cols, _)| cols.max(40))
 }
 
 #[derive(Serialize)]
@@ -338,13 +440,14 @@ pub fn report_csv(r: &ReportView<'_>) -> anyhow::Result<String> {
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
-pub fn deleted_table(rows: &[DeletedRow]) -> String {
+pub fn deleted_table(rows: &[DeletedRow], ids: bool) -> String {
     if rows.is_empty() {
         return "No deleted objects were found on the server.\n".into();
     }
-    let mut t = table(&["Name", "Kind", "Evidence", "Deleted at", "Action", "Id"]);
+    let header = ["Name", "Kind", "Evidence", "Deleted at", "Action", "Id"];
+    let mut t = table(&header[..if ids { 6 } else { 5 }]);
     for r in rows {
-        t.add_row(vec![
+        let mut row = vec![
             cell(&r.name),
             r.kind.as_str().to_owned(),
             r.evidence.as_str().to_owned(),
@@ -352,10 +455,17 @@ pub fn deleted_table(rows: &[DeletedRow]) -> String {
                 .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default(),
             r.action.map(|a| a.as_str()).unwrap_or("ignore").to_owned(),
-            r.id.to_string(),
-        ]);
+        ];
+        if ids {
+            row.push(r.id.to_string());
+        }
+        t.add_row(row);
     }
-    format!("{t}\n")
+    unwrapped(&mut t, 5);
+    match ids {
+        true => format!("{t}\n"),
+        false => format!("{t}\nIds with --wide or --json.\n"),
+    }
 }
 
 pub fn runs_table(runs: &[RunInfo]) -> String {
@@ -371,6 +481,7 @@ pub fn runs_table(runs: &[RunInfo]) -> String {
         "Status",
         "Summary",
     ]);
+    unwrapped(&mut t, 0);
     for r in runs {
         t.add_row(vec![
             r.run.to_string(),
