@@ -103,6 +103,14 @@ pub enum OrgCommand {
     Add(OrgAddArgs),
     /// List organizations
     List,
+    /// Point a fixture org at another fixture file of its tenant (its runs stay its own)
+    Set {
+        /// Org name
+        name: String,
+        /// The tenant fixture (Graph JSON) to read from now on
+        #[arg(long, value_name = "TENANT.json")]
+        fixture: PathBuf,
+    },
     /// Remove an organization (its runs stay in the log; its sign-in is forgotten)
     Remove {
         /// Org name
@@ -545,6 +553,16 @@ pub enum ServerCommand {
     Load {
         /// Server state JSON file
         file: PathBuf,
+    },
+    /// Enable a server user now (undo a disable without waiting for Entra), recorded in the log
+    Enable {
+        /// Login
+        login: String,
+    },
+    /// Disable a server user now, recorded in the log
+    Disable {
+        /// Login
+        login: String,
     },
     /// Show one server user's properties
     Show {

@@ -5,7 +5,7 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{fixtures, rewrite_and_rechain};
+use common::{fixtures, rewrite_and_rechain, IMPORT};
 use serde_json::Value;
 
 struct Session {
@@ -591,4 +591,148 @@ fn store_says_where_the_commands_read_and_write() {
     let text = s.ok(&["--store", nowhere.to_str().unwrap(), "store"]);
     assert!(text.contains("nothing yet"), "{text}");
     assert!(!nowhere.exists(), "nothing was created");
+}
+
+/// `server enable` undoes a disable at once, without waiting for Entra: the change and who
+/// made it are one event of their own, shown in the user's history, replayed, verified; asked
+/// again, nothing is recorded; a server file or an unknown login is refused.
+#[test]
+fn an_admin_enables_a_disabled_user_and_the_log_says_who() {
+    let s = Session::demo();
+    s.run(&IMPORT, 3);
+    let dump = s.json(&["server", "dump"], 0);
+    let login = dump["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["enabled"] == false && u["entraId"].is_string())
+        .expect("the import disabled a deleted user")["login"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = s.json(&["verify"], 0)["events"].as_u64().unwrap();
+
+    let said = s.run_err(&["server", "enable", &login], 0);
+    assert!(
+        said.contains(&format!(
+            "{login} is enabled on the server; recorded as run "
+        )),
+        "{said}"
+    );
+    let run = said.split("recorded as run ").nth(1).unwrap()[..36].to_owned();
+    let user = s.json(&["server", "show", &login, "--history"], 0);
+    assert_eq!(user["user"]["enabled"], true, "{user}");
+    let last = user["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["run"], run.as_str(), "{user}");
+    let uid = unsafe { libc::getuid() };
+    assert!(
+        last["startedBy"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("(uid {uid})")),
+        "{last}"
+    );
+    assert_eq!(
+        last["detail"],
+        format!("an administrator's action: roster server enable {login}")
+    );
+    assert_eq!(last["changes"][0]["from"], false);
+    assert_eq!(last["changes"][0]["to"], true);
+    // One event, under a run of its own; it verifies and replays; `runs` lists imports only.
+    assert_eq!(
+        s.json(&["verify"], 0)["events"].as_u64().unwrap(),
+        events + 1
+    );
+    let replayed = s.ok(&["replay", &run]);
+    assert!(
+        replayed.contains("an administrator's action, not an import"),
+        "{replayed}"
+    );
+    assert!(replayed.contains("replays identically"), "{replayed}");
+    let lines = s.ok(&["events", &run]);
+    assert_eq!(lines.lines().count(), 1);
+    assert!(lines.contains("\"type\":\"ServerEdited\""), "{lines}");
+    assert_eq!(s.json(&["runs"], 0).as_array().unwrap().len(), 1);
+
+    // Again: nothing to do, nothing recorded.
+    let again = s.run_err(&["server", "enable", &login], 0);
+    assert!(
+        again.contains("already is enabled; nothing changed or recorded"),
+        "{again}"
+    );
+    assert_eq!(
+        s.json(&["verify"], 0)["events"].as_u64().unwrap(),
+        events + 1
+    );
+    // And back: disable is recorded the same way.
+    s.run_err(&["server", "disable", &login], 0);
+    assert_eq!(s.json(&["server", "show", &login], 0)["enabled"], false);
+
+    let file = s.store.path().join("server.json");
+    let refused = s.run_err(
+        &[
+            "--server-file",
+            file.to_str().unwrap(),
+            "server",
+            "enable",
+            &login,
+        ],
+        2,
+    );
+    assert!(refused.contains("changes the embedded server"), "{refused}");
+    let unknown = s.run_err(&["server", "enable", "nobody@contoso.com"], 2);
+    assert!(unknown.contains("no server user with login"), "{unknown}");
+    assert_eq!(
+        s.json(&["verify"], 0)["events"].as_u64().unwrap(),
+        events + 2
+    );
+}
+
+/// `org set` points a fixture org at another file of its tenant, keeping its runs; another
+/// tenant's file, a live org or an unknown org is refused and nothing changes.
+#[test]
+fn org_set_repoints_a_fixture_org_to_a_file_of_its_tenant() {
+    let s = Session::demo();
+    s.run(&IMPORT, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let moved = dir.path().join("moved.json");
+    std::fs::copy(fixtures().join("demo/tenant.json"), &moved).unwrap();
+    let said = s.run_err(
+        &[
+            "org",
+            "set",
+            "contoso",
+            "--fixture",
+            moved.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert!(said.contains("Org contoso now reads fixture"), "{said}");
+    let orgs = s.json(&["org", "list"], 0);
+    assert!(orgs.to_string().contains("moved.json"), "{orgs}");
+    // The next import reads the new file and goes on from the org's runs.
+    s.run(&["import", "contoso", "--select-all"], 3);
+    assert_eq!(s.json(&["runs"], 0).as_array().unwrap().len(), 2);
+
+    let other = fixtures().join("tenants/graph-docs.json");
+    let refused = s.run_err(
+        &[
+            "org",
+            "set",
+            "contoso",
+            "--fixture",
+            other.to_str().unwrap(),
+        ],
+        2,
+    );
+    assert!(refused.contains("is not org contoso's tenant"), "{refused}");
+    let unknown = s.run_err(
+        &["org", "set", "nope", "--fixture", moved.to_str().unwrap()],
+        2,
+    );
+    assert!(unknown.contains("unknown org"), "{unknown}");
+    assert!(s
+        .json(&["org", "list"], 0)
+        .to_string()
+        .contains("moved.json"));
 }

@@ -205,6 +205,14 @@ pub fn add_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
     Ok(())
 }
 
+/// Saves `org` over the org of the same name, which must exist.
+pub fn replace_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
+    get_org(store, &org.name)?;
+    let bytes = serde_json::to_vec(org).expect("org configs serialize");
+    store.put_org(&org.name, &bytes)?;
+    Ok(())
+}
+
 pub fn get_org(store: &SledStore, name: &str) -> Result<OrgConfig> {
     match store.org(name)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {

@@ -50,6 +50,36 @@ pub fn add_fixture(store: &SledStore, fixture: &FixtureOrg) -> Result<()> {
     Ok(())
 }
 
+/// Points a fixture org at another fixture file of the same tenant (a newer recording, a
+/// moved file), keeping its name and its runs. The file is read and checked first; a live
+/// org, or a fixture of another tenant, is refused and nothing changes.
+pub fn set_fixture(
+    ctx: &Context,
+    store: &SledStore,
+    name: &str,
+    fixture: &Path,
+) -> Result<FixtureOrg> {
+    let current = org::get_org(store, name)?;
+    if !matches!(current.source, OrgSource::Fixture { .. }) {
+        return Err(Error::bad_input(format!(
+            "org {name:?} reads a live tenant, not a fixture; `roster org remove {name}` and `roster org add` change its settings"
+        )));
+    }
+    let mut set = read_fixture(ctx, name, fixture)?;
+    if set.org.tenant_id != current.tenant_id {
+        return Err(Error::bad_input(format!(
+            "{}: tenant {} is not org {name}'s tenant {}; an org keeps its tenant (add another org for this one)",
+            fixture.display(),
+            set.org.tenant_id,
+            current.tenant_id
+        )));
+    }
+    set.org.added_at = current.added_at;
+    org::replace_org(store, &set.org)?;
+    store.flush()?;
+    Ok(set)
+}
+
 /// A live org to add: its tenant and app registration, and how to sign in.
 #[derive(Debug, Clone)]
 pub struct AddGraphOrg {

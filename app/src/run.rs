@@ -633,7 +633,7 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
         let Some(last) = seqs.last() else { continue };
         let finished = matches!(
             store.read_event(*last)?.map(|e| e.event),
-            Some(Event::RunFinished(_) | Event::LogRepaired(_))
+            Some(Event::RunFinished(_) | Event::LogRepaired(_) | Event::ServerEdited(_))
         );
         if finished {
             continue;

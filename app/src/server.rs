@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use adapters::target::{read_server_file, write_server_file};
-use engine::model::{ServerState, ServerUser};
-use engine::{EventStore, SledStore};
+use engine::event::{Change, Event, ServerEdited};
+use engine::model::{ServerOp, ServerState, ServerUser};
+use engine::{EventStore, RunId, SledStore};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -79,4 +80,69 @@ pub fn show(
         state,
         history,
     })
+}
+
+/// What `server enable|disable` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edited {
+    /// The change, recorded under a run id of its own.
+    Recorded { run: RunId, login: String },
+    /// The user already was so: nothing changed, nothing recorded.
+    Already { login: String },
+}
+
+/// Refuses `server enable|disable` with `--server-file`: a server file is the admin's own to
+/// edit; only the embedded server's changes are recorded with it.
+pub fn embedded_only(ctx: &Context, verb: &str) -> Result<()> {
+    match &ctx.server_file {
+        Some(file) => Err(Error::bad_input(format!(
+            "server {verb} changes the embedded server; {} is a server file of yours to edit (leave out --server-file)",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Enables or disables a user of the embedded server, outside any import: the change and the
+/// `ServerEdited` event recording it (who, what, the op) are one atomic batch, flushed. An
+/// import later decides from the server as it then is; Entra is not asked.
+pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool) -> Result<Edited> {
+    let verb = if enabled { "enable" } else { "disable" };
+    embedded_only(ctx, verb)?;
+    let mut state = store.server_state()?;
+    let Some(user) = state.user(login) else {
+        return Err(Error::bad_input(format!(
+            "no server user with login {login:?}; `roster server dump` lists them"
+        )));
+    };
+    let login = user.login.clone();
+    if user.enabled == enabled {
+        return Ok(Edited::Already { login });
+    }
+    let op = ServerOp::SetUserEnabled {
+        login: login.clone(),
+        enabled,
+    };
+    let writes = state.apply(&op);
+    let event = Event::ServerEdited(ServerEdited {
+        by: ctx.started_by.clone(),
+        action: format!("{verb} {login}"),
+        op,
+        changes: vec![Change {
+            field: "enabled".into(),
+            from: (!enabled).into(),
+            to: enabled.into(),
+        }],
+    });
+    store.check_room_for_run(1, writes.len() as u64)?;
+    let at = ctx.clock.now();
+    let run = ctx.clock.new_run_id(at);
+    store.commit_stream(
+        run,
+        at,
+        &mut std::iter::once(std::borrow::Cow::Owned(event)),
+        &writes,
+    )?;
+    store.flush()?;
+    Ok(Edited::Recorded { run, login })
 }

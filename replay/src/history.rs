@@ -45,8 +45,26 @@ pub fn user_history(
     let mut items = Vec::new();
     for run in store.runs()? {
         let events = store.read_run_where(run, &|k| {
-            matches!(k, EventKind::RunStarted | EventKind::Imported)
+            matches!(
+                k,
+                EventKind::RunStarted | EventKind::Imported | EventKind::ServerEdited
+            )
         })?;
+        // An administrator's change outside any import (`server enable|disable`).
+        if let Some((env, Event::ServerEdited(e))) = events.first().map(|e| (e, &e.event)) {
+            if op_mentions(&e.op, &login) {
+                items.push(HistoryItem {
+                    run,
+                    time: env.time,
+                    org: String::new(),
+                    started_by: e.by.clone(),
+                    outcome: Outcome::Updated,
+                    detail: format!("an administrator's action: roster server {}", e.action),
+                    changes: e.changes.clone(),
+                });
+            }
+            continue;
+        }
         let Some(Event::RunStarted(started)) = events.first().map(|e| &e.event) else {
             continue;
         };

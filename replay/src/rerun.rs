@@ -6,7 +6,8 @@
 
 use engine::compare::{compare_entries, EntryDifference};
 use engine::decide::{self, Chosen, Inputs};
-use engine::event::{ActionChosen, Event, Mode, ObjectDeleted, RunStatus};
+use engine::event::{ActionChosen, Change, Event, Mode, ObjectDeleted, RunStatus, ServerEdited};
+use engine::model::ServerOp;
 use engine::plan::Plan;
 use engine::projection::{Projection, Report, RunInputs, RunInputsFold};
 use engine::store::EventStore;
@@ -107,6 +108,50 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
     })
 }
 
+/// An administrator's action (`server enable|disable LOGIN`) decided again from what was asked:
+/// the op and the change it records must be the ones the action makes.
+fn compare_edit(run: RunId, e: &ServerEdited) -> Replayed {
+    let asked = e.action.split_once(' ').and_then(|(verb, login)| {
+        let enabled = match verb {
+            "enable" => true,
+            "disable" => false,
+            _ => return None,
+        };
+        Some((
+            ServerOp::SetUserEnabled {
+                login: login.to_owned(),
+                enabled,
+            },
+            vec![Change {
+                field: "enabled".into(),
+                from: (!enabled).into(),
+                to: enabled.into(),
+            }],
+        ))
+    });
+    let differences = match asked {
+        Some((op, changes)) if op == e.op && changes == e.changes => Vec::new(),
+        _ => vec![Difference {
+            entry: format!("server {}", e.action),
+            recorded: serde_json::to_string(&(&e.op, &e.changes)).unwrap_or_default(),
+            replayed: match asked {
+                Some(a) => serde_json::to_string(&a).unwrap_or_default(),
+                None => "an action roster does not know".into(),
+            },
+        }],
+    };
+    Replayed {
+        run,
+        mode: Mode::Apply,
+        entries: 1,
+        differences,
+        note: Some(format!(
+            "an administrator's action, not an import: `roster server {}` by {}",
+            e.action, e.by
+        )),
+    }
+}
+
 /// What the run's inputs decide when decided again.
 struct DecidedAgain {
     inputs: RunInputs,
@@ -176,6 +221,11 @@ fn compare_incremental(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
 
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
+    if let Some(first) = store.run_seqs(run)?.first() {
+        if let Some(Event::ServerEdited(e)) = store.read_event(*first)?.map(|e| e.event) {
+            return Ok(compare_edit(run, &e));
+        }
+    }
     if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {
         return compare_incremental(store, run);
     }

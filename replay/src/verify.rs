@@ -158,15 +158,20 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
         }
         match (header.kind(), finished.get(&header.run)) {
             // A repair of the store is recorded on its own: its run holds that one event.
-            (Some(EventKind::LogRepaired), None) => {
+            (Some(kind), None) if kind.is_whole_run() => {
                 finished.insert(header.run, true);
-                repairs.push(raw.seq);
+                if kind == EventKind::LogRepaired {
+                    repairs.push(raw.seq);
+                }
             }
-            (Some(EventKind::LogRepaired), Some(_)) => {
+            (Some(kind), Some(_)) if kind.is_whole_run() => {
                 return Err(bad(
                     raw.seq,
                     run,
-                    "LogRepaired inside a run: a repair is recorded under a run of its own",
+                    format!(
+                        "{} inside a run: it is recorded under a run of its own",
+                        kind.name()
+                    ),
                 ))
             }
             (Some(EventKind::RunStarted), None) => {

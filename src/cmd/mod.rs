@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Org(OrgCommand::Logout { name }) => org::logout(&ctx, &name),
         Command::Org(OrgCommand::List) => org::list(&ctx),
         Command::Org(OrgCommand::Remove { name }) => org::remove(&ctx, &name),
+        Command::Org(OrgCommand::Set { name, fixture }) => org::set(&ctx, &name, &fixture),
         Command::Search(a) => org::search(&ctx, &a),
         Command::Record(a) => org::record(&ctx, &a),
         Command::Plan(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::DryRun),

@@ -161,6 +161,13 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+pub fn set(ctx: &Ctx, name: &str, fixture: &std::path::Path) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let set = orgs::set_fixture(&ctx.app, &store, name, fixture)?;
+    say(&render::org_set(&set, fixture));
+    Ok(Exit::Ok)
+}
+
 pub fn remove(ctx: &Ctx, name: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
     orgs::remove(&ctx.app, &store, name)?;

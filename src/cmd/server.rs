@@ -19,6 +19,8 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
             say(&render::server_loaded(&state, &file));
             Ok(Exit::Ok)
         }
+        ServerCommand::Enable { login } => set_enabled(ctx, &login, true),
+        ServerCommand::Disable { login } => set_enabled(ctx, &login, false),
         ServerCommand::Dump => {
             let store = embedded(ctx)?;
             out_json(&app::server::state(&ctx.app, store.as_ref())?)?;
@@ -48,6 +50,15 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+fn set_enabled(ctx: &Ctx, login: &str, enabled: bool) -> Result<Exit> {
+    // Refused before a store is opened.
+    app::server::embedded_only(&ctx.app, if enabled { "enable" } else { "disable" })?;
+    let store = ctx.open_store()?;
+    let edited = app::server::set_enabled(&ctx.app, &store, login, enabled)?;
+    say(&render::edited(&edited, enabled));
+    Ok(Exit::Ok)
 }
 
 /// The store, when the embedded server is the target (no `--server-file`).

@@ -780,6 +780,18 @@ pub fn org_added_from_fixture(added: &app::orgs::FixtureOrg, given: &std::path::
     )
 }
 
+/// `roster org set`.
+pub fn org_set(set: &app::orgs::FixtureOrg, given: &std::path::Path) -> String {
+    format!(
+        "Org {} now reads fixture {}: tenant {}, {} users, {} groups; its runs stay its own.\n",
+        cell(&set.org.name),
+        cell(&given.display().to_string()),
+        set.org.tenant_id,
+        set.loaded.snapshot.users.len(),
+        set.loaded.snapshot.groups.len(),
+    )
+}
+
 /// `roster org add --tenant`.
 pub fn org_added_live(org: &adapters::org::OrgConfig, auth: adapters::auth::AuthMode) -> String {
     let how = match auth {
@@ -947,6 +959,21 @@ pub enum ShownJson<'a> {
         user: Option<&'a ServerUser>,
         history: &'a [replay::history::HistoryItem],
     },
+}
+
+/// `server enable|disable`: what was done, and where it is recorded.
+pub fn edited(e: &app::server::Edited, enabled: bool) -> String {
+    let state = if enabled { "enabled" } else { "disabled" };
+    match e {
+        app::server::Edited::Recorded { run, login } => format!(
+            "{} is {state} on the server; recorded as run {run} (`roster server show {} --history`).\n",
+            cell(login),
+            cell(login)
+        ),
+        app::server::Edited::Already { login } => {
+            format!("{} already is {state}; nothing changed or recorded.\n", cell(login))
+        }
+    }
 }
 
 pub fn shown_json(shown: &app::server::Shown) -> ShownJson<'_> {

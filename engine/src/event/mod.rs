@@ -64,6 +64,10 @@ pub enum Event {
     /// The store's tail was torn (a write error, a full disk) and cut back to its last verified
     /// prefix. Recorded on its own, under a run id of its own, when the store was next opened.
     LogRepaired(LogRepaired),
+    /// An administrator changed the embedded server outside any import (`roster server
+    /// enable|disable LOGIN`). Recorded on its own, under a run id of its own, in the same
+    /// atomic batch as the change.
+    ServerEdited(ServerEdited),
 }
 
 /// Which event a record holds, without its payload: what readers filter on.
@@ -83,10 +87,11 @@ pub enum EventKind {
     ServerWriteIntended,
     RunFinished,
     LogRepaired,
+    ServerEdited,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::RunStarted,
         EventKind::UserSeen,
         EventKind::GroupSeen,
@@ -101,6 +106,7 @@ impl EventKind {
         EventKind::ServerWriteIntended,
         EventKind::RunFinished,
         EventKind::LogRepaired,
+        EventKind::ServerEdited,
     ];
 
     /// The name the stored record gives it (`"type"`): part of the format, never changed.
@@ -120,7 +126,13 @@ impl EventKind {
             EventKind::ServerWriteIntended => "ServerWriteIntended",
             EventKind::RunFinished => "RunFinished",
             EventKind::LogRepaired => "LogRepaired",
+            EventKind::ServerEdited => "ServerEdited",
         }
+    }
+
+    /// An event that is a run by itself: recorded alone, under a run id of its own.
+    pub fn is_whole_run(self) -> bool {
+        matches!(self, EventKind::LogRepaired | EventKind::ServerEdited)
     }
 
     /// The kind a stored name stands for; `None` for a name this roster does not know.
@@ -146,6 +158,7 @@ impl Event {
             Event::ServerWriteIntended(_) => EventKind::ServerWriteIntended,
             Event::RunFinished(_) => EventKind::RunFinished,
             Event::LogRepaired(_) => EventKind::LogRepaired,
+            Event::ServerEdited(_) => EventKind::ServerEdited,
         }
     }
 
@@ -667,6 +680,19 @@ pub struct LogRepaired {
     pub reason: String,
     /// Whether the embedded server's records were rebuilt from the log (the run had changed it).
     pub server_rebuilt: bool,
+}
+
+/// See [`Event::ServerEdited`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerEdited {
+    /// Who did it: the operating-system account, as `RunStarted.startedBy`.
+    pub by: String,
+    /// What the administrator asked, as typed: `enable LOGIN`, `disable LOGIN`.
+    pub action: String,
+    /// The change made, applied as an import's ops are (`ServerState::apply`).
+    pub op: ServerOp,
+    pub changes: Vec<Change>,
 }
 
 /// A SHA-256 digest chaining an event to all the events before it.

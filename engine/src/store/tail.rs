@@ -275,10 +275,8 @@ impl SledStore {
                 .and_then(|e| decode_header(&e.record).ok())
                 .is_some_and(|h| {
                     h.run == last.run
-                        && matches!(
-                            h.kind(),
-                            Some(EventKind::RunFinished | EventKind::LogRepaired)
-                        )
+                        && h.kind()
+                            .is_some_and(|k| k == EventKind::RunFinished || k.is_whole_run())
                 }))
     }
 
