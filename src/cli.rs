@@ -426,15 +426,15 @@ pub struct RunArgs {
     /// Look for objects deleted in Entra ID that still exist on the server
     #[arg(long)]
     pub check_deleted: bool,
-    /// Action for every deleted object: ignore (default), disable, or delete
+    /// Action for every deleted object: ignore, disable, or delete [default: the config file's, else ignore]
     #[arg(long, value_name = "ACTION", value_parser = ["ignore", "disable", "delete"])]
     pub on_deleted: Option<String>,
     /// Action for one deleted object, by id, login or name (repeatable)
     #[arg(long, value_name = "ID=ACTION")]
     pub action: Vec<String>,
-    /// Refuse the run if it would disable or delete more objects than this
-    #[arg(long, value_name = "N", default_value_t = 50)]
-    pub max_deletions: u32,
+    /// Refuse the run if it would disable or delete more objects than this [default: the config file's, else 50]
+    #[arg(long, value_name = "N")]
+    pub max_deletions: Option<u32>,
     /// Accept a tenant that returns no users although server users are linked to it
     #[arg(long)]
     pub allow_empty_source: bool,

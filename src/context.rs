@@ -12,14 +12,21 @@ use engine::store::Opening;
 use engine::SledStore;
 
 use crate::cli::Cli;
+use crate::config::Config;
 use crate::render;
+use crate::UsageError;
 
 pub struct Ctx {
     pub app: app::Context,
     /// `--json`: machine-readable output on stdout.
     pub json: bool,
-    /// Whether the store was named (`--store` or `$ROSTER_STORE`), or is the default one.
+    /// Whether the store was named on this command (`--store` or `$ROSTER_STORE`); the demo
+    /// uses its own store unless it was.
     pub store_named: bool,
+    /// What named the store: `--store`, `$ROSTER_STORE`, `the config file …`, or `the default`.
+    pub store_from: String,
+    /// The config file's settings (empty when there is none).
+    pub config: Config,
     /// `--no-wait`: a store held by another process fails at once.
     pub no_wait: bool,
     /// `--wide`: tables keep their Id column on a narrow terminal.
@@ -27,22 +34,32 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(cli: &Cli) -> Ctx {
+    /// The context of one command: flags first, then the environment, then the config file.
+    pub fn new(cli: &Cli) -> Result<Ctx, UsageError> {
+        let config = Config::load()?;
         let from_env = std::env::var_os("ROSTER_STORE").filter(|d| !d.is_empty());
-        let store_named = cli.store.is_some() || from_env.is_some();
-        let store_dir = cli
-            .store
-            .clone()
-            .or(from_env.map(PathBuf::from))
-            .unwrap_or_else(|| {
+        let in_config = || {
+            let path = config.path.as_deref().unwrap_or(std::path::Path::new(""));
+            format!("the config file {}", path.display())
+        };
+        let (store_dir, store_from) = match (&cli.store, from_env, &config.store) {
+            (Some(dir), _, _) => (dir.clone(), "--store".to_owned()),
+            (None, Some(dir), _) => (PathBuf::from(dir), "$ROSTER_STORE".to_owned()),
+            (None, None, Some(dir)) => (dir.clone(), in_config()),
+            (None, None, None) => (
                 dirs::data_dir()
                     .unwrap_or_else(|| PathBuf::from("."))
-                    .join("roster")
-            });
-        Ctx {
+                    .join("roster"),
+                "the default".to_owned(),
+            ),
+        };
+        let store_named = matches!(store_from.as_str(), "--store" | "$ROSTER_STORE");
+        let server_file = cli.server_file.clone().or(config.server_file.clone());
+        let wide = cli.wide || config.defaults.wide.unwrap_or(false);
+        Ok(Ctx {
             app: app::Context {
                 store_dir,
-                server_file: cli.server_file.clone(),
+                server_file,
                 holder: holder(),
                 started_by: started_by(),
                 clock: Arc::new(SystemClock),
@@ -52,9 +69,11 @@ impl Ctx {
             },
             json: cli.json,
             store_named,
+            store_from,
+            config,
             no_wait: cli.no_wait,
-            wide: cli.wide,
-        }
+            wide,
+        })
     }
 
     /// The store, which must exist: reading commands never create one.

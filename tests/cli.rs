@@ -736,3 +736,99 @@ fn org_set_repoints_a_fixture_org_to_a_file_of_its_tenant() {
         .to_string()
         .contains("moved.json"));
 }
+
+/// The config file sets the store, and run defaults, once; the environment and flags win; a
+/// config roster cannot use is one line naming the file and the line, exit 2.
+#[test]
+fn a_config_file_sets_the_store_and_defaults_and_flags_win() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("roster");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        "# roster's settings\nstore = \"store\"\n\n[defaults]\non-deleted = \"disable\"\nmax-deletions = 3\n",
+    )
+    .unwrap();
+    let roster = |args: &[&str]| {
+        let out = Command::cargo_bin("roster")
+            .unwrap()
+            .args(args)
+            .env_remove("ROSTER_STORE")
+            .env_remove("ROSTER_CONFIG")
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let tenant = fixtures().join("demo/tenant.json");
+    let server = fixtures().join("demo/server.json");
+    assert_eq!(
+        roster(&[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            tenant.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
+    assert!(
+        dir.join("store/roster-store").exists(),
+        "the config's store, relative to it"
+    );
+    assert_eq!(roster(&["server", "load", server.to_str().unwrap()]).0, 0);
+    let (_, out, _) = roster(&["store"]);
+    assert!(out.contains("(named by the config file "), "{out}");
+    assert!(
+        out.contains(&format!("Config: {}", dir.join("config.toml").display())),
+        "{out}"
+    );
+
+    // The config's defaults: deleted objects disabled, at most 3 (the demo has 5: refused).
+    let (code, _, err) = roster(&["import", "contoso", "--select-all", "--check-deleted"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("5 ") && err.contains("3"), "{err}");
+    // A flag wins.
+    let (code, out, err) = roster(&[
+        "import",
+        "contoso",
+        "--select-all",
+        "--check-deleted",
+        "--max-deletions",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["summary"]["disabled"], 5, "{report}");
+
+    // The environment wins over the file.
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("roster")
+        .unwrap()
+        .arg("store")
+        .env("ROSTER_STORE", other.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(named by $ROSTER_STORE)"));
+
+    std::fs::write(
+        dir.join("config.toml"),
+        "store = \"store\"\nmax-deletions = 3\n",
+    )
+    .unwrap();
+    let (code, _, err) = roster(&["runs"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("config.toml: line 2: unknown field `max-deletions`"),
+        "{err}"
+    );
+}

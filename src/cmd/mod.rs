@@ -31,7 +31,7 @@ fn uses_server(command: &Command) -> bool {
 }
 
 pub fn dispatch(cli: Cli) -> Result<Exit> {
-    let ctx = Ctx::new(&cli);
+    let ctx = Ctx::new(&cli)?;
     if let Some(file) = &cli.server_file {
         if !uses_server(&cli.command) {
             // Never ignored silently: this command reads only the log (or the tenant).

@@ -94,10 +94,15 @@ pub fn list(ctx: &Ctx) -> Result<Exit> {
 /// holds. Never creates a store.
 pub fn store(ctx: &Ctx) -> Result<Exit> {
     let dir = &ctx.app.store_dir;
-    let why = if ctx.store_named {
-        "named by --store or $ROSTER_STORE"
-    } else {
-        "the default; --store DIR or $ROSTER_STORE name another"
+    let why = match ctx.store_from.as_str() {
+        "the default" => {
+            "the default; --store DIR, $ROSTER_STORE or the config file name another".to_owned()
+        }
+        from => format!("named by {}", render::cell(from)),
+    };
+    let config = match &ctx.config.path {
+        Some(p) => render::cell(&p.display().to_string()),
+        None => "none (settings can be kept in $XDG_CONFIG_HOME/roster/config.toml)".to_owned(),
     };
     let target = match &ctx.app.server_file {
         Some(f) => format!("the server file {}", render::cell(&f.display().to_string())),
@@ -123,6 +128,8 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
         out_json(&serde_json::json!({
             "store": dir.display().to_string(),
             "named": ctx.store_named,
+            "storeFrom": ctx.store_from,
+            "config": ctx.config.path.as_ref().map(|p| p.display().to_string()),
             "exists": held.is_some(),
             "target": target,
             "contents": held,
@@ -130,7 +137,7 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     let mut text = format!(
-        "Store: {} ({why})\nServer: {target}\n",
+        "Store: {} ({why})\nServer: {target}\nConfig: {config}\n",
         render::cell(&dir.display().to_string())
     );
     match held {

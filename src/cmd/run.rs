@@ -92,6 +92,17 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
             "--on-deleted needs --check-deleted: deleted objects are only looked for with it",
         ));
     }
+    // The config file's default applies to a run that looks for deleted objects.
+    let defaults = &ctx.config.defaults;
+    let on_deleted = on_deleted.or_else(|| {
+        a.check_deleted
+            .then(|| {
+                defaults
+                    .on_deleted
+                    .and_then(|d| DeletedAction::parse(d.as_str()))
+            })
+            .flatten()
+    });
     Ok(RunRequest {
         mode,
         selection: SelectionSpec {
@@ -104,7 +115,10 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
             check_deleted: a.check_deleted,
             on_deleted: on_deleted.unwrap_or_default(),
             actions,
-            max_deletions: a.max_deletions,
+            max_deletions: a
+                .max_deletions
+                .or(defaults.max_deletions)
+                .unwrap_or(RunOptions::default().max_deletions),
             allow_empty_source: a.allow_empty_source,
         },
         started_by: ctx.app.started_by.clone(),
