@@ -274,8 +274,8 @@ fn a_recording_is_a_fixture_that_plans_the_same() {
             &["plan", "rec", "--select-all", "--check-deleted", "--json"]
         ))
     );
-    // Nesting survives the recording: every group's direct members, nested groups as groups,
-    // are the original fixture's (devices aside).
+    // The recording is the tenant: every group's direct members, nested groups as groups and
+    // devices as devices, are the original fixture's.
     let direct = |file: &std::path::Path| -> Vec<(String, Vec<(String, String)>)> {
         let t: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
         let mut groups: Vec<(String, Vec<(String, String)>)> = t["groups"]
@@ -297,7 +297,6 @@ fn a_recording_is_a_fixture_that_plans_the_same() {
                                     m["id"].as_str().unwrap().to_owned(),
                                 )
                             })
-                            .filter(|(t, _)| t.ends_with(".user") || t.ends_with(".group"))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -309,9 +308,11 @@ fn a_recording_is_a_fixture_that_plans_the_same() {
         groups
     };
     let original = direct(&fixtures().join("demo/tenant.json"));
-    assert!(original
-        .iter()
-        .any(|(_, m)| m.iter().any(|(t, _)| t.ends_with(".group"))));
+    for kind in [".group", ".device"] {
+        assert!(original
+            .iter()
+            .any(|(_, m)| m.iter().any(|(t, _)| t.ends_with(kind))));
+    }
     assert_eq!(direct(&recorded), original);
     // Anonymized: no name, UPN or mail survives, and the tenant's shape does.
     let text = std::fs::read_to_string(&anonymous).unwrap();

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use engine::event::DeltaLinks;
-use engine::model::{Completeness, DirectMembers, TenantSnapshot};
+use engine::model::{Completeness, DirectMembers, OtherMember, TenantSnapshot};
 use engine::{ObjectId, RunId, TenantId};
 
 use crate::bounded::{io_reason, read_regular_file};
@@ -167,6 +167,7 @@ pub(crate) fn resolve_nesting(
     // Classify every direct member once.
     let mut member_users: Vec<Vec<ObjectId>> = vec![Vec::new(); groups.len()];
     let mut member_groups: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
+    let mut member_others: Vec<Vec<OtherMember>> = vec![Vec::new(); groups.len()];
     for (gi, members) in direct.iter().enumerate() {
         for m in members.iter() {
             let is_user = users.contains(&m.id);
@@ -178,7 +179,17 @@ pub(crate) fn resolve_nesting(
                 (MemberType::Group | MemberType::Unknown, _, true) => {
                     member_groups[gi].push(index[&m.id])
                 }
-                (MemberType::Other, ..) => {}
+                (MemberType::Other, ..) => member_others[gi].push(OtherMember {
+                    // Bounded: a type name is short; a hostile one is cut.
+                    odata_type: m
+                        .odata_type
+                        .as_deref()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(100)
+                        .collect(),
+                    id: m.id.clone(),
+                }),
                 _ => problems.push(format!(
                     "group {} ({}): member {} is not a user or group of the tenant; ignored",
                     groups[gi].display_name.as_deref().unwrap_or("?"),
@@ -205,13 +216,15 @@ pub(crate) fn resolve_nesting(
             }
             out.sort();
             out.dedup();
-            let nested = (!member_groups[start].is_empty()).then(|| DirectMembers {
-                users: member_users[start].clone(),
-                groups: member_groups[start]
-                    .iter()
-                    .map(|&i| groups[i].id.clone())
-                    .collect(),
-            });
+            let nested = (!member_groups[start].is_empty() || !member_others[start].is_empty())
+                .then(|| DirectMembers {
+                    users: member_users[start].clone(),
+                    groups: member_groups[start]
+                        .iter()
+                        .map(|&i| groups[i].id.clone())
+                        .collect(),
+                    other: std::mem::take(&mut member_others[start]),
+                });
             (out, nested)
         })
         .collect()

@@ -221,6 +221,10 @@ impl GraphGroup {
                         .iter()
                         .map(|id| member("user", id))
                         .chain(direct.groups.iter().map(|id| member("group", id)))
+                        .chain(direct.other.iter().map(|o| GraphMember {
+                            odata_type: Some(o.odata_type.clone()),
+                            id: o.id.clone(),
+                        }))
                         .collect(),
                 }
             }),

@@ -110,18 +110,31 @@ pub struct EntraGroup {
     pub membership_rule: Option<String>,
     /// Every user in the group, nested groups resolved: what the import rules use.
     pub member_users: Vec<ObjectId>,
-    /// The direct members, for a group that has groups among them (`None`: the direct members
-    /// are `member_users`). What a change to the membership applies to, and what a recording
-    /// writes back.
+    /// The direct members, for a group that has groups or other objects (devices, service
+    /// principals, contacts) among them (`None`: the direct members are `member_users`). What a
+    /// change to the membership applies to, and what a recording writes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nested: Option<DirectMembers>,
 }
 
-/// A group's direct members, users and groups, as `/groups/{id}/members` lists them.
+/// A group's direct members, as `/groups/{id}/members` lists them: users, groups, and the
+/// other objects roster does not import (kept so that a recording is the tenant).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DirectMembers {
     pub users: Vec<ObjectId>,
     pub groups: Vec<ObjectId>,
+    /// Members that are neither users nor groups (recorded since device members were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other: Vec<OtherMember>,
+}
+
+/// A direct member that is not a user or a group: a device, a service principal, a contact.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OtherMember {
+    /// Graph's `@odata.type`, e.g. `#microsoft.graph.device`.
+    #[serde(rename = "type")]
+    pub odata_type: String,
+    pub id: ObjectId,
 }
 
 impl EntraGroup {
@@ -245,6 +258,8 @@ impl TenantSnapshot {
                 n.users.dedup();
                 n.groups.sort();
                 n.groups.dedup();
+                n.other.sort();
+                n.other.dedup();
             }
         }
         Ok(TenantSnapshot {
