@@ -566,9 +566,16 @@ pub fn history_table(items: &[replay::history::HistoryItem]) -> String {
         t.add_row(vec![
             i.run.to_string(),
             i.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-            cell(&i.org),
+            // An administrator's action outside any import has no org.
+            match i.org.as_str() {
+                "" => "—".to_owned(),
+                org => cell(org),
+            },
             cell(&i.started_by),
-            outcome_label(i.outcome, Mode::Apply).to_owned(),
+            match i.org.as_str() {
+                "" => "Changed by an administrator".to_owned(),
+                _ => outcome_label(i.outcome, Mode::Apply).to_owned(),
+            },
             details.join("\n"),
         ]);
     }
