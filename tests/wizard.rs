@@ -450,14 +450,7 @@ fn tables_and_help_fit_a_100_column_terminal() {
     use unicode_width::UnicodeWidthStr;
     let r = Roster::new();
     r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
-    r.run(&[
-        "import",
-        "contoso",
-        "--select-all",
-        "--check-deleted",
-        "--on-deleted",
-        "disable",
-    ]);
+    r.run(&IMPORT);
     let run = json(&r, &["runs", "--json"])[0]["run"]
         .as_str()
         .unwrap()
