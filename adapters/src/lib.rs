@@ -15,6 +15,7 @@ pub mod graph;
 pub mod interrupt;
 pub mod org;
 pub mod record;
+pub mod scim;
 pub mod source;
 pub mod target;
 pub mod wire;

@@ -1,0 +1,375 @@
+//! A SCIM 2.0 service (RFC 7643/7644) as the server's directory: how roster's server records
+//! map to SCIM resources, and reading the directory (Users and Groups, paged). Writing it —
+//! the `--scim` target — builds on this (issue 16).
+//!
+//! Only the core User and Group schemas and the enterprise extension are used, so that any
+//! stock service stores what roster writes, and the service alone says which objects roster
+//! linked from which tenant:
+//!
+//! - a user: `userName` = login, `externalId` = Entra object id, `active` = enabled,
+//!   `displayName`, `name.givenName`/`familyName`, `emails` (work, primary) = mail, `title`,
+//!   `userType`; the enterprise extension's `department`, and its `organization` = the tenant
+//!   id. A user is linked when both `externalId` and `organization` are GUIDs.
+//! - a group: `displayName` = name, `externalId` = `TENANT/OBJECT` (groups have no extension),
+//!   `members` by SCIM id. SCIM groups hold no description, type or active flag.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use url::Url;
+
+use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerState, ServerUser, UserType};
+use engine::{ObjectId, TenantId};
+
+use crate::auth::Secret;
+use crate::error::{Error, Result};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// Resources asked per page (`count`); a service may send fewer.
+const PAGE: usize = 100;
+/// The most resources of one type read: past it, the directory is refused as too large.
+const MAX_RESOURCES: usize = 5_000_000;
+/// The largest response body read.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// The SCIM User resource for `u` (without `id`: the service assigns it).
+pub fn user_resource(u: &ServerUser) -> Value {
+    let entra = u.entra.as_ref();
+    let mut r = Map::new();
+    r.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_USER]));
+    r.insert("userName".into(), json!(u.login));
+    if let Some(id) = &u.entra_id {
+        r.insert("externalId".into(), json!(id.as_str()));
+    }
+    r.insert("active".into(), json!(u.enabled));
+    if let Some(name) = &u.display_name {
+        r.insert("displayName".into(), json!(name));
+    }
+    let given = entra.and_then(|e| e.given_name.as_ref());
+    let family = entra.and_then(|e| e.surname.as_ref());
+    if given.is_some() || family.is_some() {
+        let mut name = Map::new();
+        if let Some(g) = given {
+            name.insert("givenName".into(), json!(g));
+        }
+        if let Some(f) = family {
+            name.insert("familyName".into(), json!(f));
+        }
+        r.insert("name".into(), Value::Object(name));
+    }
+    if let Some(mail) = &u.email {
+        r.insert(
+            "emails".into(),
+            json!([{"value": mail, "type": "work", "primary": true}]),
+        );
+    }
+    if let Some(title) = entra.and_then(|e| e.job_title.as_ref()) {
+        r.insert("title".into(), json!(title));
+    }
+    if let Some(t) = entra.and_then(|e| e.user_type) {
+        r.insert("userType".into(), json!(t.label()));
+    }
+    let mut ext = Map::new();
+    if let Some(d) = &u.department {
+        ext.insert("department".into(), json!(d));
+    }
+    if let Some(t) = &u.tenant_id {
+        ext.insert("organization".into(), json!(t.to_string()));
+    }
+    r.insert(ENTERPRISE_USER.into(), Value::Object(ext));
+    Value::Object(r)
+}
+
+/// The SCIM Group resource for `g`, its members given by their SCIM ids.
+pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
+    let mut r = Map::new();
+    r.insert("schemas".into(), json!([GROUP_SCHEMA]));
+    r.insert("displayName".into(), json!(g.name));
+    if let (Some(t), Some(id)) = (&g.tenant_id, &g.entra_id) {
+        r.insert("externalId".into(), json!(format!("{t}/{id}")));
+    }
+    r.insert(
+        "members".into(),
+        Value::Array(member_ids.iter().map(|id| json!({"value": id})).collect()),
+    );
+    Value::Object(r)
+}
+
+/// A user read from the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimUser {
+    pub id: String,
+    /// `meta.version`, for `If-Match`.
+    pub version: Option<String>,
+    pub user: ServerUser,
+}
+
+/// A group read from the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimGroup {
+    pub id: String,
+    pub version: Option<String>,
+    pub group: ServerGroup,
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn owned(v: Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+
+/// The id and version every resource carries.
+fn id_and_version(v: &Value, what: &str) -> std::result::Result<(String, Option<String>), String> {
+    let id = str_at(v, "id").ok_or_else(|| format!("a {what} without an id"))?;
+    let version = v
+        .get("meta")
+        .and_then(|m| str_at(m, "version"))
+        .map(str::to_owned);
+    Ok((id.to_owned(), version))
+}
+
+/// A SCIM User resource as a server user: linked to Entra when its `externalId` and its
+/// enterprise `organization` are an object id and a tenant id; else a local user.
+pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
+    let (id, version) = id_and_version(v, "User")?;
+    let login = str_at(v, "userName").ok_or_else(|| format!("User {id} has no userName"))?;
+    let ext = v.get(ENTERPRISE_USER);
+    let tenant = ext
+        .and_then(|e| str_at(e, "organization"))
+        .and_then(|t| t.parse::<TenantId>().ok());
+    let object = str_at(v, "externalId").and_then(|e| e.parse::<ObjectId>().ok());
+    let (entra_id, tenant_id) = match (object, tenant) {
+        (Some(o), Some(t)) => (Some(o), Some(t)),
+        _ => (None, None),
+    };
+    let display_name = owned(str_at(v, "displayName"));
+    let emails = v.get("emails").and_then(Value::as_array);
+    let email = emails
+        .and_then(|e| {
+            e.iter()
+                .find(|m| m.get("primary") == Some(&Value::Bool(true)))
+                .or(e.first())
+        })
+        .and_then(|m| str_at(m, "value"))
+        .map(str::to_owned);
+    let department = owned(ext.and_then(|e| str_at(e, "department")));
+    let name = v.get("name");
+    let entra = entra_id.as_ref().map(|oid| EntraAttributes {
+        id: Some(oid.clone()),
+        user_principal_name: Some(login.to_owned()),
+        display_name: display_name.clone(),
+        given_name: owned(name.and_then(|n| str_at(n, "givenName"))),
+        surname: owned(name.and_then(|n| str_at(n, "familyName"))),
+        mail: email.clone(),
+        department: department.clone(),
+        job_title: owned(str_at(v, "title")),
+        user_type: match str_at(v, "userType") {
+            Some("Member") => Some(UserType::Member),
+            Some("Guest") => Some(UserType::Guest),
+            _ => None,
+        },
+    });
+    Ok(ScimUser {
+        id,
+        version,
+        user: ServerUser {
+            login: login.to_owned(),
+            display_name,
+            email,
+            department,
+            auth_type: if entra_id.is_some() {
+                AuthType::Entra
+            } else {
+                AuthType::Local
+            },
+            entra_id,
+            tenant_id,
+            enabled: v.get("active").and_then(Value::as_bool).unwrap_or(true),
+            entra,
+        },
+    })
+}
+
+/// A SCIM Group resource as a server group, its members' SCIM ids turned into logins (members
+/// that are not users of the directory — nested groups — are left out). Linked when its
+/// `externalId` is `TENANT/OBJECT`.
+pub fn group_from_resource(
+    v: &Value,
+    logins: &HashMap<String, String>,
+) -> std::result::Result<ScimGroup, String> {
+    let (id, version) = id_and_version(v, "Group")?;
+    let name = str_at(v, "displayName").ok_or_else(|| format!("Group {id} has no displayName"))?;
+    let link = str_at(v, "externalId")
+        .and_then(|e| e.split_once('/'))
+        .and_then(|(t, o)| Some((t.parse::<TenantId>().ok()?, o.parse::<ObjectId>().ok()?)));
+    let mut members: Vec<String> = v
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| str_at(m, "value"))
+        .filter_map(|id| logins.get(id).cloned())
+        .collect();
+    members.sort();
+    Ok(ScimGroup {
+        id,
+        version,
+        group: ServerGroup {
+            name: name.to_owned(),
+            description: None,
+            group_type: String::new(),
+            entra_id: link.as_ref().map(|(_, o)| o.clone()),
+            tenant_id: link.map(|(t, _)| t),
+            enabled: true,
+            members,
+        },
+    })
+}
+
+/// The service's directory as roster's server state, with each record's SCIM id and version.
+#[derive(Debug, Clone, Default)]
+pub struct ScimDirectory {
+    pub state: ServerState,
+    pub users: Vec<ScimUser>,
+    pub groups: Vec<ScimGroup>,
+}
+
+/// A SCIM service: its base URL (the one `ServiceProviderConfig`, `Users` and `Groups` hang
+/// from) and the bearer token, never printed.
+pub struct ScimClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<Secret>,
+}
+
+impl ScimClient {
+    pub fn new(base: &Url, token: Option<Secret>) -> ScimClient {
+        let mut base = base.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        ScimClient {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("an HTTP client with these settings builds"),
+            base,
+            token,
+        }
+    }
+
+    /// GET `path` (relative to the base) as JSON.
+    async fn get(&self, path: &str) -> Result<Value> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| Error::bad_input(format!("SCIM URL {}{path}: {e}", self.base)))?;
+        let mut req = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/scim+json");
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t.expose());
+        }
+        let resp = req.send().await.map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot reach the SCIM service at {}",
+                    url.origin().ascii_serialization()
+                ),
+                std::io::Error::other(if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                }),
+            )
+        })?;
+        let status = resp.status();
+        let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
+            .await
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let detail = str_at(&body, "detail").unwrap_or_default();
+            return Err(Error::bad_input(format!(
+                "the SCIM service answered {} to GET {path}{}{}",
+                status.as_u16(),
+                if detail.is_empty() { "" } else { ": " },
+                engine::text::printable(detail)
+            )));
+        }
+        Ok(body)
+    }
+
+    /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).
+    pub async fn list(&self, kind: &str) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut start = 1usize;
+        loop {
+            let page = self
+                .get(&format!("{kind}?startIndex={start}&count={PAGE}"))
+                .await?;
+            let resources = page
+                .get("Resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = page
+                .get("totalResults")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
+            let got = resources.len();
+            all.extend(resources);
+            if all.len() > MAX_RESOURCES {
+                return Err(Error::bad_input(format!(
+                    "the SCIM service lists more than {MAX_RESOURCES} {kind}"
+                )));
+            }
+            if got == 0 || all.len() >= total {
+                return Ok(all);
+            }
+            start += got;
+        }
+    }
+
+    /// The whole directory: users first (groups name their members by SCIM id).
+    pub async fn load(&self) -> Result<ScimDirectory> {
+        let bad = |e: String| Error::bad_input(format!("the SCIM service's directory: {e}"));
+        let users: Vec<ScimUser> = self
+            .list("Users")
+            .await?
+            .iter()
+            .map(user_from_resource)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?;
+        let logins: HashMap<String, String> = users
+            .iter()
+            .map(|u| (u.id.clone(), u.user.login.clone()))
+            .collect();
+        let groups: Vec<ScimGroup> = self
+            .list("Groups")
+            .await?
+            .iter()
+            .map(|g| group_from_resource(g, &logins))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?;
+        let state = ServerState::from_parts(
+            users.iter().map(|u| u.user.clone()).collect(),
+            groups.iter().map(|g| g.group.clone()).collect(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(ScimDirectory {
+            state,
+            users,
+            groups,
+        })
+    }
+}
