@@ -109,11 +109,17 @@ impl SecretSource {
     }
 }
 
-/// Reads a secret file, refusing one that anybody may read.
+/// Reads a client secret file, refusing one that anybody may read.
 pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
+    read_private_file(path, "client secret")
+}
+
+/// Reads a secret (`what`: "client secret", "SCIM token") from a file only its owner may
+/// read: trimmed, at most 64 KiB, not empty.
+pub fn read_private_file(path: &Path, what: &str) -> Result<Secret, AuthError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         AuthError::Config(format!(
-            "{}: cannot read the client secret file: {}",
+            "{}: cannot read the {what} file: {}",
             path.display(),
             crate::bounded::io_reason(&e)
         ))
@@ -124,7 +130,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
         let mode = meta.permissions().mode();
         if mode & 0o004 != 0 {
             return Err(AuthError::Config(format!(
-                "{}: the client secret file is world-readable (mode {:o}); run `chmod 600 {}`",
+                "{}: the {what} file is world-readable (mode {:o}); run `chmod 600 {}`",
                 path.display(),
                 mode & 0o777,
                 path.display()
@@ -136,7 +142,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| {
             AuthError::Config(format!(
-                "{}: cannot read the client secret file: {}",
+                "{}: cannot read the {what} file: {}",
                 path.display(),
                 crate::bounded::io_reason(&e)
             ))
@@ -144,7 +150,7 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
     let secret = text.trim();
     if secret.is_empty() {
         return Err(AuthError::Config(format!(
-            "{}: the client secret file is empty",
+            "{}: the {what} file is empty",
             path.display()
         )));
     }

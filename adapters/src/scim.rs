@@ -233,6 +233,65 @@ pub fn group_from_resource(
     })
 }
 
+/// The environment variable holding the SCIM service's bearer token.
+pub const TOKEN_ENV: &str = "ROSTER_SCIM_TOKEN";
+
+/// The SCIM bearer token: from `--scim-token-file` (a file only its owner may read), else
+/// `ROSTER_SCIM_TOKEN`, else none (a service that asks for none).
+pub fn token(file: Option<&std::path::Path>) -> Result<Option<Secret>> {
+    if let Some(path) = file {
+        return crate::auth::read_private_file(path, "SCIM token")
+            .map(Some)
+            .map_err(|e| Error::bad_input(e.to_string()));
+    }
+    Ok(std::env::var(TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .map(Secret::new))
+}
+
+/// What the service says it supports (`/ServiceProviderConfig`, RFC 7643 §5): what the
+/// writes may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub patch: bool,
+    /// `maxOperations` and `maxPayloadSize`, when bulk requests are supported.
+    pub bulk: Option<(u64, u64)>,
+    /// `maxResults`, when filtering is supported.
+    pub filter: Option<u64>,
+    /// Whether resources carry versions (`If-Match`).
+    pub etag: bool,
+}
+
+impl ServiceConfig {
+    pub fn from_json(v: &Value) -> ServiceConfig {
+        let supported = |key: &str| {
+            v.get(key)
+                .and_then(|f| f.get("supported"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let number = |key: &str, field: &str| {
+            v.get(key)
+                .and_then(|f| f.get(field))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        ServiceConfig {
+            patch: supported("patch"),
+            bulk: supported("bulk").then(|| {
+                (
+                    number("bulk", "maxOperations"),
+                    number("bulk", "maxPayloadSize"),
+                )
+            }),
+            filter: supported("filter").then(|| number("filter", "maxResults")),
+            etag: supported("etag"),
+        }
+    }
+}
+
 /// The service's directory as roster's server state, with each record's SCIM id and version.
 #[derive(Debug, Clone, Default)]
 pub struct ScimDirectory {
@@ -307,6 +366,13 @@ impl ScimClient {
             )));
         }
         Ok(body)
+    }
+
+    /// What the service supports.
+    pub async fn service_config(&self) -> Result<ServiceConfig> {
+        Ok(ServiceConfig::from_json(
+            &self.get("ServiceProviderConfig").await?,
+        ))
     }
 
     /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).

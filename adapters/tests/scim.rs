@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use adapters::auth::Secret;
-use adapters::scim::{group_resource, user_resource, ScimClient};
+use adapters::scim::{group_resource, user_resource, ScimClient, ServiceConfig};
 use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerUser, UserType};
 use serde_json::Value;
 use url::Url;
@@ -29,7 +29,7 @@ impl Drop for Scim {
 }
 
 fn scim2_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("ROSTER_SCIM2_SERVER") {
+    if let Some(p) = std::env::var_os("ROSTER_SCIM2_SERVER").filter(|p| !p.is_empty()) {
         return p.into();
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/bin/scim2-server");
@@ -46,6 +46,10 @@ fn scim2_server() -> PathBuf {
 
 impl Scim {
     fn start() -> Scim {
+        Scim::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Scim {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -60,6 +64,7 @@ impl Scim {
                 "--bearer-token",
                 TOKEN,
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -215,4 +220,70 @@ fn the_directory_reads_back_as_written_across_pages() {
     let e = rt.block_on(wrong.load()).unwrap_err().to_string();
     assert!(e.contains("answered 401"), "{e}");
     assert!(!e.contains(TOKEN) && !e.contains("nope"), "{e}");
+}
+
+/// What the service supports is read from its `ServiceProviderConfig`: a stock scim2-server
+/// offers everything; one configured without PATCH, bulk, filter or ETags says so.
+#[test]
+fn the_service_provider_config_says_what_the_writes_may_use() {
+    let rt = rt();
+    let scim = Scim::start();
+    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    assert_eq!(
+        rt.block_on(client.service_config()).unwrap(),
+        ServiceConfig {
+            patch: true,
+            bulk: Some((1000, 1_048_576)),
+            filter: Some(1000),
+            etag: true,
+        }
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("spc.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": false},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": false, "maxResults": 0},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": false},
+            "authenticationSchemes": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let bare = Scim::start_with(&["--service-provider-config", file.to_str().unwrap()]);
+    let client = ScimClient::new(&bare.url, Some(Secret::new(TOKEN)));
+    assert_eq!(
+        rt.block_on(client.service_config()).unwrap(),
+        ServiceConfig {
+            patch: false,
+            bulk: None,
+            filter: None,
+            etag: false,
+        }
+    );
+}
+
+/// The token comes from a file only its owner may read (else it is refused, saying how to fix
+/// it), or from `ROSTER_SCIM_TOKEN`.
+#[test]
+fn a_token_file_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "  s3cret-token\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = adapters::scim::token(Some(&file)).unwrap_err().to_string();
+    assert!(
+        e.contains("the SCIM token file is world-readable") && e.contains("chmod 600"),
+        "{e}"
+    );
+    assert!(!e.contains("s3cret"), "{e}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = adapters::scim::token(Some(&file)).unwrap().unwrap();
+    assert_eq!(t.expose(), "s3cret-token");
 }
