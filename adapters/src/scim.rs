@@ -292,6 +292,64 @@ impl ServiceConfig {
     }
 }
 
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// Tries of one write the service answered 429 or 503 (it said to come back later).
+const WRITE_TRIES: u32 = 4;
+/// The longest wait between them, whatever `Retry-After` says.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A PATCH request's body (RFC 7644 §3.5.2): lower-case `op`s.
+pub fn patch_body(operations: Vec<Value>) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": operations})
+}
+
+/// `replace` of attributes: `{"op": "replace", "value": {…}}`.
+pub fn replace(value: Value) -> Value {
+    json!({"op": "replace", "value": value})
+}
+
+/// Adds members by SCIM id.
+pub fn add_members(ids: &[String]) -> Value {
+    json!({"op": "add", "path": "members", "value": ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()})
+}
+
+/// Removes one member by SCIM id: `members[value eq "ID"]`.
+pub fn remove_member(id: &str) -> Value {
+    json!({"op": "remove", "path": format!("members[value eq {}]", Value::String(id.to_owned()))})
+}
+
+/// A resource the service wrote: its id and new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub id: String,
+    pub version: Option<String>,
+}
+
+/// Why the service did not make a write: what the entry's outcome says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// 409 `uniqueness`: another resource holds the name — a conflict, never overwritten.
+    #[error("the SCIM service already holds another resource with that name: {0}")]
+    Conflict(String),
+    /// 412: the resource changed since it was read (`If-Match`): read it again.
+    #[error("the SCIM resource changed since it was read")]
+    Stale,
+    /// 404: the resource is gone.
+    #[error("the SCIM resource is gone")]
+    Gone,
+    /// Any other refusal, with the service's `scimType` and `detail`.
+    #[error("the SCIM service refused ({status}{}): {detail}", .scim_type.as_deref().map(|t| format!(", {t}")).unwrap_or_default())]
+    Refused {
+        status: u16,
+        scim_type: Option<String>,
+        detail: String,
+    },
+    /// The service could not be reached, or kept answering 429/503.
+    #[error("the SCIM service cannot be reached: {0}")]
+    Unreachable(String),
+}
+
 /// The service's directory as roster's server state, with each record's SCIM id and version.
 #[derive(Debug, Clone, Default)]
 pub struct ScimDirectory {
@@ -366,6 +424,142 @@ impl ScimClient {
             )));
         }
         Ok(body)
+    }
+
+    /// Sends a write (`POST`, `PATCH`, `DELETE`) to `path`, with `If-Match` when a version is
+    /// known, retrying while the service answers 429 or 503 (waiting its `Retry-After`, at most
+    /// [`MAX_WAIT`], [`WRITE_TRIES`] times). The body of a 2xx answer, if any.
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<&Value>,
+    ) -> std::result::Result<Option<Value>, WriteError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| WriteError::Unreachable(format!("{path}: {e}")))?;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let mut req = self.http.request(method.clone(), url.clone());
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t.expose());
+            }
+            if let Some(v) = version {
+                req = req.header(reqwest::header::IF_MATCH, v);
+            }
+            if let Some(b) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
+                    .body(b.to_string());
+            }
+            let resp = req.send().await.map_err(|e| {
+                WriteError::Unreachable(
+                    if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "connection failed"
+                    }
+                    .into(),
+                )
+            })?;
+            let status = resp.status().as_u16();
+            let wait = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::graph::client::parse_retry_after);
+            let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
+                .await
+                .unwrap_or_default();
+            let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
+            if (200..300).contains(&status) {
+                return Ok(answer);
+            }
+            if matches!(status, 429 | 503) && tries < WRITE_TRIES {
+                tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1)).min(MAX_WAIT)).await;
+                continue;
+            }
+            let field = |k: &str| {
+                answer.as_ref().and_then(|a| str_at(a, k)).map(|s| {
+                    engine::text::printable(s)
+                        .chars()
+                        .take(500)
+                        .collect::<String>()
+                })
+            };
+            return Err(match (status, field("scimType").as_deref()) {
+                (409, _) => WriteError::Conflict(field("detail").unwrap_or_default()),
+                (412, _) => WriteError::Stale,
+                (404, _) => WriteError::Gone,
+                (429 | 503, _) => WriteError::Unreachable(format!("it kept answering {status}")),
+                _ => WriteError::Refused {
+                    status,
+                    scim_type: field("scimType"),
+                    detail: field("detail").unwrap_or_default(),
+                },
+            });
+        }
+    }
+
+    /// `POST` a new resource of `kind` (`Users`, `Groups`).
+    pub async fn create(
+        &self,
+        kind: &str,
+        body: &Value,
+    ) -> std::result::Result<Written, WriteError> {
+        let answer = self
+            .write(reqwest::Method::POST, kind, None, Some(body))
+            .await?
+            .unwrap_or(Value::Null);
+        let (id, version) = id_and_version(&answer, kind).map_err(|e| WriteError::Refused {
+            status: 201,
+            scim_type: None,
+            detail: format!("the service's answer: {e}"),
+        })?;
+        Ok(Written { id, version })
+    }
+
+    /// `PATCH` a resource with `operations`; its new version, when the service says.
+    pub async fn patch(
+        &self,
+        kind: &str,
+        id: &str,
+        version: Option<&str>,
+        operations: Vec<Value>,
+    ) -> std::result::Result<Option<String>, WriteError> {
+        let answer = self
+            .write(
+                reqwest::Method::PATCH,
+                &format!("{kind}/{id}"),
+                version,
+                Some(&patch_body(operations)),
+            )
+            .await?;
+        Ok(answer.and_then(|a| {
+            a.get("meta")
+                .and_then(|m| str_at(m, "version"))
+                .map(str::to_owned)
+        }))
+    }
+
+    /// `DELETE` a resource.
+    pub async fn delete(
+        &self,
+        kind: &str,
+        id: &str,
+        version: Option<&str>,
+    ) -> std::result::Result<(), WriteError> {
+        self.write(
+            reqwest::Method::DELETE,
+            &format!("{kind}/{id}"),
+            version,
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// What the service supports.

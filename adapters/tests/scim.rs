@@ -287,3 +287,98 @@ fn a_token_file_must_be_private() {
     let t = adapters::scim::token(Some(&file)).unwrap().unwrap();
     assert_eq!(t.expose(), "s3cret-token");
 }
+
+/// The writes as a stock service answers them: a user created, a second with its userName a
+/// conflict; disabled with `active: false` under its version, a stale version refused; a member
+/// removed with `members[value eq "…"]` and added back; deleted, then gone.
+#[test]
+fn writes_are_answered_as_rfc_7644_says() {
+    use adapters::scim::{add_members, remove_member, replace, WriteError};
+    let rt = rt();
+    let scim = Scim::start();
+    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    rt.block_on(async {
+        let ann = linked(1, "ann@contoso.com", false);
+        let made = client.create("Users", &user_resource(&ann)).await.unwrap();
+        assert!(made.version.is_some());
+        let again = client
+            .create("Users", &user_resource(&ann))
+            .await
+            .unwrap_err();
+        assert!(matches!(again, WriteError::Conflict(_)), "{again:?}");
+
+        let v = client
+            .patch(
+                "Users",
+                &made.id,
+                made.version.as_deref(),
+                vec![replace(serde_json::json!({"active": false}))],
+            )
+            .await
+            .unwrap();
+        let stale = client
+            .patch(
+                "Users",
+                &made.id,
+                made.version.as_deref(),
+                vec![replace(serde_json::json!({"active": true}))],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(stale, WriteError::Stale);
+        let dir = client.load().await.unwrap();
+        assert!(!dir.state.user("ann@contoso.com").unwrap().enabled);
+        // The write moved the version on; the service said which when it answered with a body.
+        assert_ne!(dir.users[0].version, made.version);
+        if v.is_some() {
+            assert_eq!(dir.users[0].version, v);
+        }
+
+        let group = ServerGroup {
+            name: "Sales".into(),
+            description: None,
+            group_type: String::new(),
+            entra_id: Some("00000000-0000-4000-8000-100000000002".parse().unwrap()),
+            tenant_id: Some(testkit::tenant()),
+            enabled: true,
+            members: vec![],
+        };
+        let g = client
+            .create(
+                "Groups",
+                &group_resource(&group, std::slice::from_ref(&made.id)),
+            )
+            .await
+            .unwrap();
+        client
+            .patch("Groups", &g.id, None, vec![remove_member(&made.id)])
+            .await
+            .unwrap();
+        let members =
+            |d: &adapters::scim::ScimDirectory| d.state.group("Sales").unwrap().members.clone();
+        assert!(members(&client.load().await.unwrap()).is_empty());
+        client
+            .patch(
+                "Groups",
+                &g.id,
+                None,
+                vec![add_members(std::slice::from_ref(&made.id))],
+            )
+            .await
+            .unwrap();
+        assert_eq!(members(&client.load().await.unwrap()), ["ann@contoso.com"]);
+
+        client.delete("Users", &made.id, None).await.unwrap();
+        assert_eq!(
+            client.delete("Users", &made.id, None).await.unwrap_err(),
+            WriteError::Gone
+        );
+        assert!(client
+            .load()
+            .await
+            .unwrap()
+            .state
+            .user("ann@contoso.com")
+            .is_none());
+    });
+}
