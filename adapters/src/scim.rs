@@ -562,6 +562,21 @@ impl ScimClient {
         .map(|_| ())
     }
 
+    /// The resources of `kind` whose `attribute` equals `value` (a filter: `userName eq "…"`,
+    /// `externalId eq "…"`): how a rerun finds what an interrupted run already created.
+    pub async fn find(&self, kind: &str, attribute: &str, value: &str) -> Result<Vec<Value>> {
+        let filter = format!("{attribute} eq {}", Value::String(value.to_owned()));
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", &filter)
+            .finish();
+        let page = self.get(&format!("{kind}?{query}")).await?;
+        Ok(page
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// What the service supports.
     pub async fn service_config(&self) -> Result<ServiceConfig> {
         Ok(ServiceConfig::from_json(

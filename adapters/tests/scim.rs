@@ -368,6 +368,27 @@ fn writes_are_answered_as_rfc_7644_says() {
             .unwrap();
         assert_eq!(members(&client.load().await.unwrap()), ["ann@contoso.com"]);
 
+        // A rerun finds what an interrupted run created: by userName, and by externalId.
+        let by_name = client
+            .find("Users", "userName", "ann@contoso.com")
+            .await
+            .unwrap();
+        let by_link = client
+            .find(
+                "Users",
+                "externalId",
+                "00000000-0000-4000-8000-000000000001",
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_name.len(), 1);
+        assert_eq!(by_name, by_link);
+        assert!(client
+            .find("Users", "userName", "bob\" or 1 eq \"1")
+            .await
+            .unwrap()
+            .is_empty());
+
         client.delete("Users", &made.id, None).await.unwrap();
         assert_eq!(
             client.delete("Users", &made.id, None).await.unwrap_err(),
