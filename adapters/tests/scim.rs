@@ -148,17 +148,7 @@ fn the_directory_reads_back_as_written_across_pages() {
     let mut users: Vec<ServerUser> = (1..=230)
         .map(|n| linked(n, &format!("user{n}@contoso.com"), n == 7))
         .collect();
-    users.push(ServerUser {
-        login: "admin.local".into(),
-        display_name: Some("Local admin".into()),
-        email: None,
-        department: None,
-        auth_type: AuthType::Local,
-        entra_id: None,
-        tenant_id: None,
-        enabled: true,
-        entra: None,
-    });
+    users.push(testkit::local_user("admin.local"));
     let mut ids = std::collections::HashMap::new();
     rt.block_on(async {
         for u in &users {
