@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use engine::event::DeletedAction;
+
 use crate::UsageError;
 
 /// The longest config file read: a config is a few lines.
@@ -34,27 +36,9 @@ pub struct Defaults {
     /// `--max-deletions`.
     pub max_deletions: Option<u32>,
     /// `--on-deleted`, for a run with `--check-deleted` that does not say.
-    pub on_deleted: Option<OnDeleted>,
+    pub on_deleted: Option<DeletedAction>,
     /// `--wide`.
     pub wide: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnDeleted {
-    Ignore,
-    Disable,
-    Delete,
-}
-
-impl OnDeleted {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnDeleted::Ignore => "ignore",
-            OnDeleted::Disable => "disable",
-            OnDeleted::Delete => "delete",
-        }
-    }
 }
 
 impl Config {
@@ -128,7 +112,7 @@ mod tests {
         let c = Config::read(&path).unwrap();
         assert_eq!(c.store, Some(dir.path().join("store")));
         assert_eq!(c.defaults.max_deletions, Some(7));
-        assert_eq!(c.defaults.on_deleted, Some(OnDeleted::Disable));
+        assert_eq!(c.defaults.on_deleted, Some(DeletedAction::Disable));
 
         std::fs::write(&path, "store = \"s\"\n\n[defaults]\nmax-deletion = 7\n").unwrap();
         let e = Config::read(&path).unwrap_err().0;

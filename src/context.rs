@@ -20,11 +20,8 @@ pub struct Ctx {
     pub app: app::Context,
     /// `--json`: machine-readable output on stdout.
     pub json: bool,
-    /// Whether the store was named on this command (`--store` or `$ROSTER_STORE`); the demo
-    /// uses its own store unless it was.
-    pub store_named: bool,
-    /// What named the store: `--store`, `$ROSTER_STORE`, `the config file …`, or `the default`.
-    pub store_from: String,
+    /// What named the store.
+    pub store_from: StoreFrom,
     /// The config file's settings (empty when there is none).
     pub config: Config,
     /// `--no-wait`: a store held by another process fails at once.
@@ -33,27 +30,57 @@ pub struct Ctx {
     pub wide: bool,
 }
 
+/// What named the store a command uses: a flag wins over the environment, which wins over
+/// the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFrom {
+    Flag,
+    Env,
+    Config,
+    Default,
+}
+
+impl StoreFrom {
+    /// Named on this command (`--store` or `$ROSTER_STORE`): the demo uses its own store
+    /// unless it was.
+    pub fn on_the_command(self) -> bool {
+        matches!(self, StoreFrom::Flag | StoreFrom::Env)
+    }
+
+    /// `--store`, `$ROSTER_STORE`, `the config file PATH` or `the default`.
+    pub fn describe(self, config: &Config) -> String {
+        match self {
+            StoreFrom::Flag => "--store".into(),
+            StoreFrom::Env => "$ROSTER_STORE".into(),
+            StoreFrom::Config => format!(
+                "the config file {}",
+                config
+                    .path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+            ),
+            StoreFrom::Default => "the default".into(),
+        }
+    }
+}
+
 impl Ctx {
     /// The context of one command: flags first, then the environment, then the config file.
     pub fn new(cli: &Cli) -> Result<Ctx, UsageError> {
         let config = Config::load()?;
         let from_env = std::env::var_os("ROSTER_STORE").filter(|d| !d.is_empty());
-        let in_config = || {
-            let path = config.path.as_deref().unwrap_or(std::path::Path::new(""));
-            format!("the config file {}", path.display())
-        };
         let (store_dir, store_from) = match (&cli.store, from_env, &config.store) {
-            (Some(dir), _, _) => (dir.clone(), "--store".to_owned()),
-            (None, Some(dir), _) => (PathBuf::from(dir), "$ROSTER_STORE".to_owned()),
-            (None, None, Some(dir)) => (dir.clone(), in_config()),
+            (Some(dir), _, _) => (dir.clone(), StoreFrom::Flag),
+            (None, Some(dir), _) => (PathBuf::from(dir), StoreFrom::Env),
+            (None, None, Some(dir)) => (dir.clone(), StoreFrom::Config),
             (None, None, None) => (
                 dirs::data_dir()
                     .unwrap_or_else(|| PathBuf::from("."))
                     .join("roster"),
-                "the default".to_owned(),
+                StoreFrom::Default,
             ),
         };
-        let store_named = matches!(store_from.as_str(), "--store" | "$ROSTER_STORE");
         let server_file = cli.server_file.clone().or(config.server_file.clone());
         let wide = cli.wide || config.defaults.wide.unwrap_or(false);
         Ok(Ctx {
@@ -68,7 +95,6 @@ impl Ctx {
                 stop: Default::default(),
             },
             json: cli.json,
-            store_named,
             store_from,
             config,
             no_wait: cli.no_wait,

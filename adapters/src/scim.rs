@@ -383,32 +383,41 @@ impl ScimClient {
         }
     }
 
+    /// A request to the service: SCIM's media type accepted, the token (if any) as bearer.
+    fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .request(method, url.clone())
+            .header(reqwest::header::ACCEPT, "application/scim+json");
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        }
+    }
+
     /// GET `path` (relative to the base) as JSON.
     async fn get(&self, path: &str) -> Result<Value> {
         let url = self
             .base
             .join(path)
             .map_err(|e| Error::bad_input(format!("SCIM URL {}{path}: {e}", self.base)))?;
-        let mut req = self
-            .http
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/scim+json");
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose());
-        }
-        let resp = req.send().await.map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot reach the SCIM service at {}",
-                    url.origin().ascii_serialization()
-                ),
-                std::io::Error::other(if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "connection failed"
-                }),
-            )
-        })?;
+        let resp = self
+            .request(reqwest::Method::GET, &url)
+            .send()
+            .await
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot reach the SCIM service at {}",
+                        url.origin().ascii_serialization()
+                    ),
+                    std::io::Error::other(if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "connection failed"
+                    }),
+                )
+            })?;
         let status = resp.status();
         let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
             .await
@@ -443,10 +452,7 @@ impl ScimClient {
         let mut tries = 0;
         loop {
             tries += 1;
-            let mut req = self.http.request(method.clone(), url.clone());
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t.expose());
-            }
+            let mut req = self.request(method.clone(), &url);
             if let Some(v) = version {
                 req = req.header(reqwest::header::IF_MATCH, v);
             }

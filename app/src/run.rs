@@ -631,10 +631,11 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
     for run in store.runs()? {
         let seqs = store.run_seqs(run)?;
         let Some(last) = seqs.last() else { continue };
-        let finished = matches!(
-            store.read_event(*last)?.map(|e| e.event),
-            Some(Event::RunFinished(_) | Event::LogRepaired(_) | Event::ServerEdited(_))
-        );
+        // A run ends with RunFinished, or is one event by itself (LogRepaired, ServerEdited).
+        let finished = store
+            .read_event(*last)?
+            .map(|e| e.event.kind())
+            .is_some_and(|k| k == EventKind::RunFinished || k.is_whole_run());
         if finished {
             continue;
         }

@@ -56,6 +56,36 @@ fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
     }
 }
 
+/// A target that does something (another program writing, a watcher noting the time) just
+/// before the run imports into it.
+struct BeforeImport<T, F> {
+    inner: T,
+    before: F,
+}
+
+impl<T: adapters::target::Target, F: FnMut() + Sync> adapters::target::Target
+    for BeforeImport<T, F>
+{
+    fn info(&self) -> engine::event::TargetInfo {
+        self.inner.info()
+    }
+    fn load(&self) -> adapters::Result<ServerState> {
+        self.inner.load()
+    }
+    fn import(
+        &mut self,
+        store: &SledStore,
+        run: engine::RunId,
+        clock: &dyn adapters::clock::Clock,
+        state: &mut ServerState,
+        entries: Vec<engine::event::EntryOutcome>,
+        stop: &adapters::interrupt::Interrupt,
+    ) -> adapters::Result<adapters::target::Applied> {
+        (self.before)();
+        self.inner.import(store, run, clock, state, entries, stop)
+    }
+}
+
 fn clock() -> FixedClock {
     FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap())
 }
@@ -219,35 +249,6 @@ fn bad_selection_writes_nothing() {
 /// run ends aborted, every change recorded as not applied, and the other program's file stays.
 #[test]
 fn a_server_file_changed_since_it_was_read_is_not_written_over() {
-    use adapters::target::{Applied, Target};
-    use engine::event::TargetInfo;
-
-    /// The file target, with another program writing the file just before the run writes.
-    struct ChangedUnderneath {
-        inner: FileTarget,
-        path: std::path::PathBuf,
-    }
-    impl Target for ChangedUnderneath {
-        fn info(&self) -> TargetInfo {
-            self.inner.info()
-        }
-        fn load(&self) -> adapters::Result<ServerState> {
-            self.inner.load()
-        }
-        fn import(
-            &mut self,
-            store: &SledStore,
-            run: engine::RunId,
-            clock: &dyn adapters::clock::Clock,
-            state: &mut ServerState,
-            entries: Vec<engine::event::EntryOutcome>,
-            stop: &adapters::interrupt::Interrupt,
-        ) -> adapters::Result<Applied> {
-            std::fs::write(&self.path, "{\"users\": [], \"groups\": []}\n").unwrap();
-            self.inner.import(store, run, clock, state, entries, stop)
-        }
-    }
-
     let w = World {
         snapshot: testkit::snapshot(vec![testkit::user(1, "ann@contoso.com")], vec![]),
         server: ServerState::default(),
@@ -258,9 +259,10 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
     let path = dir.path().join("server.json");
     write_server_file(&path, &w.server).unwrap();
     let store = SledStore::temporary().unwrap();
-    let mut target = ChangedUnderneath {
+    // Another program writes the file just before the run writes it.
+    let mut target = BeforeImport {
         inner: FileTarget::open(&path, "test").unwrap(),
-        path: path.clone(),
+        before: || std::fs::write(&path, "{\"users\": [], \"groups\": []}\n").unwrap(),
     };
     let req = request(&w, Mode::Apply, DeletedAction::Ignore);
     let result = execute(
@@ -291,8 +293,6 @@ fn a_server_file_changed_since_it_was_read_is_not_written_over() {
 fn ctrl_c_during_an_import_stops_between_batches_and_records_what_was_done() {
     use adapters::clock::Clock;
     use adapters::interrupt::Interrupt;
-    use adapters::target::{Applied, Target};
-    use engine::event::TargetInfo;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -316,32 +316,6 @@ fn ctrl_c_during_an_import_stops_between_batches_and_records_what_was_done() {
             self.inner.new_run_id(at)
         }
     }
-    /// The embedded server, saying when the import begins.
-    struct Watched<'s> {
-        inner: EmbeddedTarget<'s>,
-        importing: Arc<AtomicBool>,
-    }
-    impl Target for Watched<'_> {
-        fn info(&self) -> TargetInfo {
-            self.inner.info()
-        }
-        fn load(&self) -> adapters::Result<ServerState> {
-            self.inner.load()
-        }
-        fn import(
-            &mut self,
-            store: &SledStore,
-            run: engine::RunId,
-            clock: &dyn Clock,
-            state: &mut ServerState,
-            entries: Vec<engine::event::EntryOutcome>,
-            stop: &Interrupt,
-        ) -> adapters::Result<Applied> {
-            self.importing.store(true, Ordering::SeqCst);
-            self.inner.import(store, run, clock, state, entries, stop)
-        }
-    }
-
     let users = (1..=3000)
         .map(|i| testkit::user(i, &format!("user{i}@contoso.com")))
         .collect();
@@ -360,9 +334,10 @@ fn ctrl_c_during_an_import_stops_between_batches_and_records_what_was_done() {
         calls: AtomicUsize::new(0),
         stop: stop.clone(),
     };
-    let mut target = Watched {
+    // The embedded server, saying when the import begins.
+    let mut target = BeforeImport {
         inner: EmbeddedTarget::new(&store),
-        importing,
+        before: || importing.store(true, Ordering::SeqCst),
     };
     let req = request(&w, Mode::Apply, DeletedAction::Ignore);
     let result = execute(

@@ -10,7 +10,7 @@ use engine::TenantId;
 
 use super::usage;
 use crate::cli::{AuthArg, CloudArg, OrgAddArgs, RecordArgs, SearchArgs, TypeArg};
-use crate::context::Ctx;
+use crate::context::{Ctx, StoreFrom};
 use crate::render::{self, out, out_json, say};
 use crate::Exit;
 
@@ -94,11 +94,12 @@ pub fn list(ctx: &Ctx) -> Result<Exit> {
 /// holds. Never creates a store.
 pub fn store(ctx: &Ctx) -> Result<Exit> {
     let dir = &ctx.app.store_dir;
-    let why = match ctx.store_from.as_str() {
-        "the default" => {
+    let from = ctx.store_from.describe(&ctx.config);
+    let why = match ctx.store_from {
+        StoreFrom::Default => {
             "the default; --store DIR, $ROSTER_STORE or the config file name another".to_owned()
         }
-        from => format!("named by {}", render::cell(from)),
+        _ => format!("named by {}", render::cell(&from)),
     };
     let config = match &ctx.config.path {
         Some(p) => render::cell(&p.display().to_string()),
@@ -127,8 +128,8 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
     if ctx.json {
         out_json(&serde_json::json!({
             "store": dir.display().to_string(),
-            "named": ctx.store_named,
-            "storeFrom": ctx.store_from,
+            "named": ctx.store_from.on_the_command(),
+            "storeFrom": from,
             "config": ctx.config.path.as_ref().map(|p| p.display().to_string()),
             "exists": held.is_some(),
             "target": target,

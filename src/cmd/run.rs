@@ -38,7 +38,7 @@ pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
 }
 
 pub fn demo(ctx: &Ctx) -> Result<Exit> {
-    let dir = if ctx.store_named {
+    let dir = if ctx.store_from.on_the_command() {
         ctx.app.store_dir.clone()
     } else {
         dirs::data_dir()
@@ -94,15 +94,7 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
     }
     // The config file's default applies to a run that looks for deleted objects.
     let defaults = &ctx.config.defaults;
-    let on_deleted = on_deleted.or_else(|| {
-        a.check_deleted
-            .then(|| {
-                defaults
-                    .on_deleted
-                    .and_then(|d| DeletedAction::parse(d.as_str()))
-            })
-            .flatten()
-    });
+    let on_deleted = on_deleted.or(defaults.on_deleted.filter(|_| a.check_deleted));
     Ok(RunRequest {
         mode,
         selection: SelectionSpec {
