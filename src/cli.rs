@@ -22,8 +22,16 @@ pub struct Cli {
     pub json: bool,
 
     /// Target a JSON server state file instead of the embedded server in the store
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "scim")]
     pub server_file: Option<PathBuf>,
+
+    /// Target a SCIM 2.0 service (its base URL, the one /Users hangs from) instead of the embedded server
+    #[arg(long, global = true, value_name = "URL")]
+    pub scim: Option<String>,
+
+    /// The SCIM service's bearer token, in a file only you may read [default: $ROSTER_SCIM_TOKEN]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub scim_token_file: Option<PathBuf>,
 
     /// Fail at once when another roster process holds the store, instead of waiting for it
     #[arg(long, global = true)]

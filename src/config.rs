@@ -22,6 +22,10 @@ pub struct Config {
     pub store: Option<PathBuf>,
     /// A server state file to target instead of the embedded server (`--server-file`).
     pub server_file: Option<PathBuf>,
+    /// A SCIM service to target instead of the embedded server (`--scim`).
+    pub scim: Option<String>,
+    /// The file holding the SCIM service's token (`--scim-token-file`).
+    pub scim_token_file: Option<PathBuf>,
     #[serde(default)]
     pub defaults: Defaults,
     /// The file it was read from, if any.
@@ -83,13 +87,22 @@ impl Config {
             )))
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut config.store, &mut config.server_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut config.store,
+            &mut config.server_file,
+            &mut config.scim_token_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = dir.join(&*p);
             }
+        }
+        if config.server_file.is_some() && config.scim.is_some() {
+            return Err(UsageError(format!(
+                "config {shown}: server-file and scim both name the server; keep one"
+            )));
         }
         config.path = Some(path.to_owned());
         Ok(config)

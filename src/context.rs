@@ -81,12 +81,26 @@ impl Ctx {
                 StoreFrom::Default,
             ),
         };
-        let server_file = cli.server_file.clone().or(config.server_file.clone());
+        // A server named by a flag wins over the config file's, whichever kind it is.
+        let server = match (&cli.server_file, &cli.scim) {
+            (Some(file), _) => app::Server::File(file.clone()),
+            (None, Some(url)) => app::Server::Scim(url.clone()),
+            (None, None) => match (&config.server_file, &config.scim) {
+                (Some(file), _) => app::Server::File(file.clone()),
+                (None, Some(url)) => app::Server::Scim(url.clone()),
+                (None, None) => app::Server::Embedded,
+            },
+        };
+        let scim_token_file = cli
+            .scim_token_file
+            .clone()
+            .or(config.scim_token_file.clone());
         let wide = cli.wide || config.defaults.wide.unwrap_or(false);
         Ok(Ctx {
             app: app::Context {
                 store_dir,
-                server_file,
+                server,
+                scim_token_file,
                 holder: holder(),
                 started_by: started_by(),
                 clock: Arc::new(SystemClock),

@@ -29,6 +29,10 @@ pub enum Error {
         #[source]
         cause: std::io::Error,
     },
+    /// The SCIM service (`--scim`) failed or could not be reached: what roster asked, and
+    /// what the service said.
+    #[error("{0}")]
+    Service(String),
     /// The admin asked the run to stop (Ctrl-C) while it read the tenant.
     #[error("interrupted (Ctrl-C) while reading the tenant; nothing was changed on the server")]
     Interrupted,

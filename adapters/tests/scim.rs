@@ -1,47 +1,17 @@
-//! The SCIM mapping and directory reading against a real SCIM service: `scim2-server` (PyPI),
-//! started on loopback, one per test. `.ci/run` installs it into `.ci/venv`; elsewhere, set
-//! `ROSTER_SCIM2_SERVER` to its executable or put it on PATH.
-
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+//! The SCIM mapping and the client against a real SCIM service: `scim2-server` (PyPI), started
+//! on loopback, one per test (`testkit::scim`).
 
 use adapters::auth::Secret;
 use adapters::scim::{group_resource, user_resource, ScimClient, ServiceConfig};
 use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerUser, UserType};
 use serde_json::Value;
+use testkit::scim::TOKEN;
 use url::Url;
 
-const TOKEN: &str = "scim-test-token";
-
-/// A `scim2-server` on a free loopback port, stopped when dropped.
+/// A `scim2-server` (`testkit::scim`), and how these tests write to it directly.
 struct Scim {
-    child: Child,
+    _server: testkit::scim::Scim,
     url: Url,
-}
-
-impl Drop for Scim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn scim2_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("ROSTER_SCIM2_SERVER").filter(|p| !p.is_empty()) {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/bin/scim2-server");
-    if venv.exists() {
-        return venv;
-    }
-    let on_path = PathBuf::from("scim2-server");
-    assert!(
-        Command::new(&on_path).arg("--help").output().is_ok_and(|o| o.status.success()),
-        "scim2-server is not installed: python3 -m venv .ci/venv && .ci/venv/bin/pip install scim2-server (.ci/run does), or set ROSTER_SCIM2_SERVER"
-    );
-    on_path
 }
 
 impl Scim {
@@ -50,35 +20,12 @@ impl Scim {
     }
 
     fn start_with(extra: &[&str]) -> Scim {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(scim2_server())
-            .args([
-                "--hostname",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--bearer-token",
-                TOKEN,
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url: Url = format!("http://127.0.0.1:{port}/v2/").parse().unwrap();
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < until, "scim2-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
+        let server = testkit::scim::Scim::start_with(extra);
+        let url = server.url.parse().unwrap();
+        Scim {
+            _server: server,
+            url,
         }
-        Scim { child, url }
     }
 
     /// POSTs a resource; its SCIM id.
@@ -379,6 +326,33 @@ fn writes_are_answered_as_rfc_7644_says() {
             .unwrap()
             .is_empty());
 
+        // A refusal keeps the service's status, scimType and detail, in one line.
+        let refused = client
+            .patch(
+                "Users",
+                &made.id,
+                None,
+                vec![serde_json::json!({"op": "replace", "path": "active", "value": "maybe"})],
+            )
+            .await
+            .unwrap_err();
+        let WriteError::Refused {
+            status: 400,
+            scim_type: Some(t),
+            detail,
+        } = &refused
+        else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(t, "invalidValue");
+        assert!(
+            !detail.contains('\n') && detail.contains("active"),
+            "{detail}"
+        );
+        assert!(refused
+            .to_string()
+            .starts_with("the SCIM service refused (400, invalidValue): "));
+
         client.delete("Users", &made.id, None).await.unwrap();
         assert_eq!(
             client.delete("Users", &made.id, None).await.unwrap_err(),
@@ -392,4 +366,213 @@ fn writes_are_answered_as_rfc_7644_says() {
             .user("ann@contoso.com")
             .is_none());
     });
+}
+
+/// The PATCH of a changed user names only what differs: a `replace` per changed or new
+/// attribute (by path, the extension's by its URN), a `remove` per attribute gone.
+#[test]
+fn a_user_patch_replaces_what_changed_and_removes_what_is_gone() {
+    use adapters::scim::target::user_patch;
+    let old = linked(3, "ann@contoso.com", false);
+    assert!(user_patch(&old, &old).is_empty());
+    let mut new = old.clone();
+    new.login = "ann.smith@contoso.com".into();
+    new.department = Some("Legal".into());
+    new.entra.as_mut().unwrap().job_title = None;
+    let ops = user_patch(&old, &new);
+    let has = |op: &str, path: &str| ops.iter().any(|o| o["op"] == op && o["path"] == path);
+    assert!(has("replace", "userName"), "{ops:?}");
+    assert!(has(
+        "replace",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+    ));
+    assert!(has("remove", "title"), "{ops:?}");
+    assert_eq!(ops.len(), 3, "{ops:?}");
+}
+
+mod target {
+    use super::*;
+    use adapters::clock::FixedClock;
+    use adapters::interrupt::Interrupt;
+    use adapters::scim::target::ScimTarget;
+    use adapters::target::Target;
+    use engine::event::{EntryOutcome, Outcome, Reason};
+    use engine::model::{Kind, ServerOp, ServerState};
+    use engine::{RunId, SledStore};
+
+    fn put(user: &ServerUser, outcome: Outcome) -> EntryOutcome {
+        EntryOutcome {
+            kind: Kind::User,
+            id: user.entra_id.clone().unwrap(),
+            name: user.login.clone(),
+            outcome,
+            detail: String::new(),
+            reason: None,
+            changes: Vec::new(),
+            op: Some(ServerOp::PutUser {
+                previous_login: None,
+                user: Box::new(user.clone()),
+            }),
+        }
+    }
+
+    /// A resource changed on the service after the run read it (412 on `If-Match`) is read
+    /// again: changed where roster does not look, the write goes ahead under the new version;
+    /// changed where it looks, the entry fails and the service keeps the other change. A
+    /// userName another resource took meanwhile is a conflict (409); a refusal fails the entry
+    /// with the service's words.
+    #[test]
+    fn a_service_that_changed_since_the_read_is_read_again_or_the_entry_fails() {
+        let rt = rt();
+        let scim = Scim::start();
+        let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+        let (ann, bob) = (
+            linked(1, "ann@contoso.com", false),
+            linked(2, "bob@contoso.com", false),
+        );
+        let (ann_id, bob_id) = rt.block_on(async {
+            (
+                scim.post(&client_http(), "Users", &user_resource(&ann))
+                    .await,
+                scim.post(&client_http(), "Users", &user_resource(&bob))
+                    .await,
+            )
+        });
+        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut state = target.load().unwrap();
+
+        // Meanwhile: ann's nickName (not mapped) and bob's displayName (mapped) change, and a
+        // user named cy appears.
+        rt.block_on(async {
+            let nick = adapters::scim::patch_body(vec![
+                serde_json::json!({"op": "replace", "path": "nickName", "value": "A"}),
+            ]);
+            let name = adapters::scim::patch_body(vec![
+                serde_json::json!({"op": "replace", "path": "displayName", "value": "Robert"}),
+            ]);
+            for (id, body) in [(&ann_id, nick), (&bob_id, name)] {
+                let resp = client_http()
+                    .patch(scim.url.join(&format!("Users/{id}")).unwrap())
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/scim+json")
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success());
+            }
+            scim.post(
+                &client_http(),
+                "Users",
+                &user_resource(&ServerUser {
+                    auth_type: AuthType::Local,
+                    entra_id: None,
+                    tenant_id: None,
+                    entra: None,
+                    ..linked(3, "cy@contoso.com", false)
+                }),
+            )
+            .await;
+        });
+
+        let mut ann2 = ann.clone();
+        ann2.department = Some("Legal".into());
+        let mut bob2 = bob.clone();
+        bob2.department = Some("Legal".into());
+        let cy = linked(3, "cy@contoso.com", false);
+        let applied = run_import(
+            &mut target,
+            &mut state,
+            vec![
+                put(&ann2, Outcome::Updated),
+                put(&bob2, Outcome::Updated),
+                put(&cy, Outcome::Added),
+            ],
+        );
+        assert_eq!(applied.failure, None);
+        let outcomes: Vec<(Outcome, Option<Reason>)> = applied
+            .entries
+            .iter()
+            .map(|e| (e.outcome, e.reason))
+            .collect();
+        assert_eq!(
+            outcomes[0],
+            (Outcome::Updated, None),
+            "{:?}",
+            applied.entries[0]
+        );
+        assert_eq!(outcomes[1], (Outcome::Failed, Some(Reason::WriteFailed)));
+        assert!(
+            applied.entries[1]
+                .detail
+                .contains("changed on the SCIM service"),
+            "{}",
+            applied.entries[1].detail
+        );
+        assert_eq!(outcomes[2], (Outcome::Conflict, Some(Reason::NameTaken)));
+
+        let dir = rt.block_on(client.load()).unwrap();
+        let held = |login: &str| {
+            dir.users
+                .iter()
+                .find(|u| u.user.login == login)
+                .map(|u| u.user.clone())
+        };
+        assert_eq!(
+            held("ann@contoso.com").unwrap().department.as_deref(),
+            Some("Legal")
+        );
+        assert_eq!(
+            held("bob@contoso.com").unwrap().display_name.as_deref(),
+            Some("Robert")
+        );
+        assert!(
+            held("cy@contoso.com").unwrap().entra_id.is_none(),
+            "the local cy is never overwritten"
+        );
+    }
+
+    fn client_http() -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// Imports `entries` into `target` as a run would, recording into a store of its own.
+    fn run_import(
+        target: &mut ScimTarget,
+        state: &mut ServerState,
+        entries: Vec<EntryOutcome>,
+    ) -> adapters::target::Applied {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        let clock = FixedClock::new(chrono::Utc::now());
+        let run = RunId(uuid::Uuid::now_v7());
+        target
+            .import(&store, run, &clock, state, entries, &Interrupt::default())
+            .unwrap()
+    }
+
+    /// A service that stops answering stops the run: what was written is recorded, the rest
+    /// is not applied and says so.
+    #[test]
+    fn a_service_that_stops_answering_stops_the_run_with_what_was_done() {
+        let scim = Scim::start();
+        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut state = target.load().unwrap();
+        drop(scim);
+        let users: Vec<ServerUser> = (1..=3)
+            .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
+            .collect();
+        let applied = run_import(
+            &mut target,
+            &mut state,
+            users.iter().map(|u| put(u, Outcome::Added)).collect(),
+        );
+        assert!(applied.entries.is_empty(), "{:?}", applied.entries);
+        let why = applied.failure.unwrap();
+        assert!(
+            why.contains("stopped answering") && why.contains("after 0 of 3 entries"),
+            "{why}"
+        );
+        assert!(!why.contains(TOKEN));
+    }
 }

@@ -9,7 +9,9 @@ use adapters::clock::Clock;
 use adapters::graph::GraphStats;
 use adapters::interrupt::Interrupt;
 use adapters::org::SourceEnv;
+use adapters::scim::target::ScimTarget;
 use adapters::target::{EmbeddedTarget, FileTarget, Target};
+use engine::event::TargetInfo;
 use engine::store::Opening;
 use engine::SledStore;
 
@@ -19,8 +21,10 @@ use crate::run::{recover, Recovered};
 #[derive(Clone)]
 pub struct Context {
     pub store_dir: PathBuf,
-    /// A JSON server file to target instead of the embedded server.
-    pub server_file: Option<PathBuf>,
+    /// The server runs change and the `server` commands read.
+    pub server: Server,
+    /// Where the SCIM token is (`--scim-token-file`); else `ROSTER_SCIM_TOKEN`.
+    pub scim_token_file: Option<PathBuf>,
     /// Who holds the locks this process takes (the command, as typed).
     pub holder: String,
     /// Who is recorded as starting runs.
@@ -32,6 +36,53 @@ pub struct Context {
     pub stats: Arc<GraphStats>,
     /// Ctrl-C: asks a run under way to stop at its next safe point.
     pub stop: Interrupt,
+}
+
+/// Which server: the embedded one, a server file, or a SCIM service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Server {
+    /// The server directory kept in the store.
+    #[default]
+    Embedded,
+    /// A JSON server state file (`--server-file`).
+    File(PathBuf),
+    /// A SCIM 2.0 service (`--scim URL`).
+    Scim(String),
+}
+
+impl Server {
+    /// The server a run records it targets: what `info` of its target says once opened.
+    pub fn of(info: &TargetInfo) -> Server {
+        match info {
+            TargetInfo::Embedded => Server::Embedded,
+            TargetInfo::File { path } => Server::File(PathBuf::from(path)),
+            TargetInfo::Scim { url } => Server::Scim(url.clone()),
+        }
+    }
+
+    /// As the admin would name it on the command line.
+    pub fn describe(&self) -> String {
+        match self {
+            Server::Embedded => "the embedded server (no --server-file or --scim)".into(),
+            Server::File(path) => format!("--server-file {}", path.display()),
+            Server::Scim(url) => format!("--scim {url}"),
+        }
+    }
+
+    /// Whether this names the same server as `other` (a SCIM URL as the service spells it).
+    pub fn same_as(&self, other: &Server) -> bool {
+        match (self, other) {
+            (Server::Scim(a), Server::Scim(b)) => {
+                let norm = |u: &str| {
+                    adapters::scim::target::parse_url(u)
+                        .map(|u| u.to_string())
+                        .unwrap_or(u.to_owned())
+                };
+                norm(a).trim_end_matches('/') == norm(b).trim_end_matches('/')
+            }
+            _ => self == other,
+        }
+    }
 }
 
 /// A store opened, and what opening it found left over from a process that stopped early.
@@ -57,22 +108,38 @@ impl Context {
         env
     }
 
-    /// The server file named with the context, locked for as long as it is held.
-    pub fn file_target(&self) -> Result<Option<FileTarget>> {
-        Ok(match &self.server_file {
-            Some(path) => Some(FileTarget::open(path, &self.holder)?),
-            None => None,
+    /// The server named with the context, when it is not the embedded one: a server file
+    /// (locked for as long as it is held) or a SCIM service (what it supports read).
+    pub fn outside_target(&self) -> Result<Option<Box<dyn Target>>> {
+        self.open_target(&self.server)
+    }
+
+    /// Opens `server`, when it is not the embedded one.
+    pub fn open_target(&self, server: &Server) -> Result<Option<Box<dyn Target>>> {
+        Ok(match server {
+            Server::Embedded => None,
+            Server::File(path) => Some(Box::new(FileTarget::open(path, &self.holder)?)),
+            Server::Scim(url) => {
+                let token = adapters::scim::token(self.scim_token_file.as_deref())?;
+                Some(Box::new(ScimTarget::open(url, token)?))
+            }
         })
+    }
+
+    /// Whether the server keeps a group's description and type (a SCIM service does not).
+    pub fn keeps_group_details(&self) -> bool {
+        !matches!(self.server, Server::Scim(_))
     }
 }
 
-/// The target a run changes: the server file if one is given, else the embedded server.
+/// The target a run changes: the server outside the store if one is given, else the embedded
+/// server.
 pub fn target<'a>(
-    file: &'a mut Option<FileTarget>,
+    outside: &'a mut Option<Box<dyn Target>>,
     embedded: &'a mut EmbeddedTarget<'_>,
 ) -> &'a mut dyn Target {
-    match file.as_mut() {
-        Some(t) => t,
+    match outside.as_mut() {
+        Some(t) => t.as_mut(),
         None => embedded,
     }
 }

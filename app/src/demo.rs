@@ -43,7 +43,8 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
     std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
     let demo = Context {
         store_dir: dir.to_owned(),
-        server_file: None,
+        server: crate::context::Server::Embedded,
+        scim_token_file: None,
         holder: ctx.holder.clone(),
         started_by: ctx.started_by.clone(),
         clock: ctx.clock.clone(),

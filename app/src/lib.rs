@@ -18,5 +18,5 @@ pub mod server;
 pub mod session;
 pub mod sync;
 
-pub use context::{Context, Opened};
+pub use context::{Context, Opened, Server};
 pub use error::{Error, Result};

@@ -258,6 +258,7 @@ pub fn execute(
             server: &server,
             options: &req.options,
             baseline: baseline.as_ref(),
+            group_details: target_info.keeps_group_details(),
         },
         &req.selection,
     );
@@ -298,6 +299,7 @@ pub fn execute(
                 server: &server,
                 options: &req.options,
                 baseline: baseline.as_ref(),
+                group_details: target_info.keeps_group_details(),
             };
             let (deleted, choices) = (&deleted, &choices);
             let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
@@ -648,8 +650,9 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
     Ok(closed)
 }
 
-/// An interrupted run that recorded the intent to write a server file (`ServerWriteIntended`)
-/// is settled by the file itself: if it holds what the run meant to write, the changes the
+/// An interrupted run that wrote to a SCIM service says how many of the changes it intended it
+/// did not confirm. An interrupted run that recorded the intent to write a server file
+/// (`ServerWriteIntended`) is settled by the file itself: if it holds what the run meant to write, the changes the
 /// run intended are recorded as `Imported` (the ones it had not recorded yet), attributed to
 /// it; if it holds what the run read, nothing was applied; anything else cannot be told and is
 /// said so. Returns the reason to close the run with, or `None` for a run without an intent.
@@ -664,7 +667,25 @@ fn settle_server_write(store: &SledStore, run: RunId, clock: &dyn Clock) -> Resu
         Event::ServerWriteIntended(w) => Some(w.clone()),
         _ => None,
     }) else {
-        return Ok(None);
+        // A SCIM service is written change by change after each batch's intent: what was
+        // intended and not confirmed may or may not be on it. The next run reads it as it is.
+        let confirmed: std::collections::HashSet<(engine::model::Kind, &engine::ObjectId)> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Imported(i) => Some((i.kind, &i.id)),
+                _ => None,
+            })
+            .collect();
+        let unconfirmed = events
+            .iter()
+            .filter(|e| match &e.event {
+                Event::ChangeIntended(i) => !confirmed.contains(&(i.kind, &i.id)),
+                _ => false,
+            })
+            .count();
+        return Ok((unconfirmed > 0).then(|| format!(
+            "interrupted while writing to the server: {unconfirmed} intended changes were not confirmed and may or may not have been made; the next import reads the server as it is and decides from that; closed when the store was next opened"
+        )));
     };
     let path = std::path::Path::new(&intent.path);
     let now = std::fs::read(path)

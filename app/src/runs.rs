@@ -5,26 +5,26 @@
 use chrono::{DateTime, Utc};
 
 use adapters::org::{self, OrgConfig};
-use adapters::target::{EmbeddedTarget, FileTarget};
-use engine::event::{Event, Mode, RunStatus, TargetInfo};
+use adapters::target::{EmbeddedTarget, Target};
+use engine::event::{Event, Mode, RunStatus};
 use engine::projection::{DeletedView, Projection, Report, RunInfo};
 use engine::{EventStore, RunId, SledStore};
 
-use crate::context::{target, Context};
+use crate::context::{target, Context, Server};
 use crate::error::{Error, Result};
 use crate::run::{execute, RunRequest, RunResult};
 
-/// Plans (a dry run) or imports for `org` what `request` asks, against `file` (opened with
-/// [`Context::file_target`]) or else the embedded server. Returns the org read, and the run.
+/// Plans (a dry run) or imports for `org` what `request` asks, against `outside` (opened with
+/// [`Context::outside_target`]) or else the embedded server. Returns the org read, and the run.
 pub fn plan_or_import(
     ctx: &Context,
     store: &SledStore,
-    mut file: Option<FileTarget>,
+    mut outside: Option<Box<dyn Target>>,
     org: &str,
     request: &RunRequest,
 ) -> Result<(OrgConfig, RunResult)> {
     let org = org::get_org(store, org)?;
-    run_against(ctx, store, &org, &mut file, request)
+    run_against(ctx, store, &org, &mut outside, request)
 }
 
 /// Applies the reviewed dry run `reviewed`: an import with its selection and options that
@@ -55,24 +55,14 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
             org.name, org.tenant_id, started.tenant_id
         )));
     }
-    let mut file = match (&started.target, &ctx.server_file) {
-        (TargetInfo::File { path }, None) => {
-            Some(FileTarget::open(std::path::Path::new(path), &ctx.holder)?)
-        }
-        (TargetInfo::File { path }, Some(given)) if std::path::Path::new(path) == given => {
-            Some(FileTarget::open(given, &ctx.holder)?)
-        }
-        (TargetInfo::Embedded, None) => None,
-        _ => {
-            return Err(Error::bad_input(format!(
-                "dry run {reviewed} was planned against {}; apply it against the same server",
-                match &started.target {
-                    TargetInfo::Embedded => "the embedded server (no --server-file)".to_owned(),
-                    TargetInfo::File { path } => format!("--server-file {path}"),
-                }
-            )))
-        }
-    };
+    let planned = Server::of(&started.target);
+    if ctx.server != Server::Embedded && !ctx.server.same_as(&planned) {
+        return Err(Error::bad_input(format!(
+            "dry run {reviewed} was planned against {}; apply it against the same server",
+            planned.describe()
+        )));
+    }
+    let mut outside = ctx.open_target(&planned)?;
     let request = RunRequest {
         mode: Mode::Apply,
         selection: started.selection.clone(),
@@ -86,7 +76,7 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
         ),
         full: false,
     };
-    run_against(ctx, store, &org, &mut file, &request)
+    run_against(ctx, store, &org, &mut outside, &request)
 }
 
 /// The one wiring of a run: the org's source, the target, [`execute`].
@@ -94,7 +84,7 @@ fn run_against(
     ctx: &Context,
     store: &SledStore,
     org: &OrgConfig,
-    file: &mut Option<FileTarget>,
+    outside: &mut Option<Box<dyn Target>>,
     request: &RunRequest,
 ) -> Result<(OrgConfig, RunResult)> {
     let mut embedded = EmbeddedTarget::new(store);
@@ -104,7 +94,7 @@ fn run_against(
         store,
         org,
         source.as_ref(),
-        target(file, &mut embedded),
+        target(outside, &mut embedded),
         request,
         ctx.clock.as_ref(),
         &ctx.stop,

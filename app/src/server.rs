@@ -8,7 +8,7 @@ use engine::event::{Change, Event, ServerEdited};
 use engine::model::{ServerOp, ServerState, ServerUser};
 use engine::{EventStore, RunId, SledStore};
 
-use crate::context::Context;
+use crate::context::{Context, Server};
 use crate::error::{Error, Result};
 
 /// A server state file, read and checked (before any store is opened: bad input writes
@@ -18,29 +18,49 @@ pub fn read_state(file: &Path) -> Result<ServerState> {
 }
 
 /// Replaces the target's directory (the server file, or the embedded server) with `state`.
+/// A SCIM service is refused: it is changed by imports only, each recorded.
 pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Result<()> {
-    match (&ctx.server_file, store) {
-        (Some(target), _) => write_server_file(target, state).map_err(|e| {
+    match (&ctx.server, store) {
+        (Server::File(target), _) => write_server_file(target, state).map_err(|e| {
             Error::Adapters(adapters::Error::io(
                 format!("cannot write {}", target.display()),
                 e,
             ))
         })?,
-        (None, Some(store)) => {
+        (Server::Scim(url), _) => return Err(scim_refused("load", url)),
+        (Server::Embedded, Some(store)) => {
             store.replace_server_state(state)?;
             store.flush()?;
         }
-        (None, None) => unreachable!("the embedded server is loaded into an open store"),
+        (Server::Embedded, None) => {
+            unreachable!("the embedded server is loaded into an open store")
+        }
     }
     Ok(())
 }
 
-/// The target's directory: the server file's, or the embedded server's.
+/// `server load|enable|disable` against a SCIM service: refused, nothing sent.
+fn scim_refused(verb: &str, url: &str) -> Error {
+    Error::bad_input(format!(
+        "server {verb} does not write to a SCIM service ({url}): roster changes it only by imports, each recorded; leave out --scim to {verb} the embedded server"
+    ))
+}
+
+/// Whether the `server` commands need the store for the server (the embedded one).
+pub fn in_store(ctx: &Context) -> bool {
+    ctx.server == Server::Embedded
+}
+
+/// The target's directory: the server file's, the SCIM service's, or the embedded server's.
 pub fn state(ctx: &Context, store: Option<&SledStore>) -> Result<ServerState> {
-    Ok(match (&ctx.server_file, store) {
-        (Some(path), _) => read_server_file(path)?,
-        (None, Some(store)) => store.server_state()?,
-        (None, None) => unreachable!("the embedded server is read from an open store"),
+    Ok(match (&ctx.server, store) {
+        (Server::File(path), _) => read_server_file(path)?,
+        (Server::Scim(_), _) => match ctx.outside_target()? {
+            Some(target) => target.load()?,
+            None => unreachable!("a SCIM server opens as a target"),
+        },
+        (Server::Embedded, Some(store)) => store.server_state()?,
+        (Server::Embedded, None) => unreachable!("the embedded server is read from an open store"),
     })
 }
 
@@ -91,15 +111,17 @@ pub enum Edited {
     Already { login: String },
 }
 
-/// Refuses `server enable|disable` with `--server-file`: a server file is the admin's own to
-/// edit; only the embedded server's changes are recorded with it.
+/// Refuses `server enable|disable` with `--server-file` or `--scim`: a server file is the
+/// admin's own to edit, a SCIM service is changed by imports; only the embedded server's
+/// changes are recorded with it.
 pub fn embedded_only(ctx: &Context, verb: &str) -> Result<()> {
-    match &ctx.server_file {
-        Some(file) => Err(Error::bad_input(format!(
+    match &ctx.server {
+        Server::File(file) => Err(Error::bad_input(format!(
             "server {verb} changes the embedded server; {} is a server file of yours to edit (leave out --server-file)",
             file.display()
         ))),
-        None => Ok(()),
+        Server::Scim(url) => Err(scim_refused(verb, url)),
+        Server::Embedded => Ok(()),
     }
 }
 

@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 
 pub struct Session {
     pub org: OrgConfig,
+    /// Whether the server keeps a group's description and type (a SCIM service does not).
+    pub group_details: bool,
     pub snapshot: TenantSnapshot,
     pub server: ServerState,
     /// Non-fatal oddities met while reading the tenant.
@@ -48,6 +50,7 @@ pub fn read(ctx: &Context, org: OrgConfig, server: ServerState) -> Result<Sessio
         )));
     }
     Ok(Session {
+        group_details: ctx.keeps_group_details(),
         org,
         snapshot: loaded.snapshot,
         server,
@@ -68,6 +71,7 @@ impl Session {
             server: &self.server,
             options,
             baseline: None,
+            group_details: self.group_details,
         }
     }
 

@@ -3,11 +3,10 @@
 //! same guards. The loop (`--every`) is the caller's: each cycle opens the store, syncs once
 //! and lets the store go, so that auditors can read between cycles.
 
-use adapters::target::FileTarget;
-use engine::event::{Mode, RunStarted, TargetInfo};
+use engine::event::{Mode, RunStarted};
 use engine::{EventStore, SledStore};
 
-use crate::context::Context;
+use crate::context::{Context, Server};
 use crate::error::{Error, Result};
 use crate::run::{RunRequest, RunResult};
 
@@ -35,20 +34,17 @@ pub fn last_import(store: &SledStore, org: &str) -> Result<RunStarted> {
     )))
 }
 
-/// Repeats the org's last import once, against the server it imported into (or the server
-/// file given with `--server-file`).
+/// Repeats the org's last import once, against the server it imported into (or the one given
+/// with `--server-file` or `--scim`).
 pub fn sync_once(
     ctx: &Context,
     store: &SledStore,
     request: &SyncRequest,
 ) -> Result<(adapters::org::OrgConfig, RunResult)> {
     let last = last_import(store, &request.org)?;
-    let file = match (&ctx.server_file, &last.target) {
-        (Some(given), _) => Some(FileTarget::open(given, &ctx.holder)?),
-        (None, TargetInfo::File { path }) => {
-            Some(FileTarget::open(std::path::Path::new(path), &ctx.holder)?)
-        }
-        (None, TargetInfo::Embedded) => None,
+    let outside = match &ctx.server {
+        Server::Embedded => ctx.open_target(&Server::of(&last.target))?,
+        given => ctx.open_target(given)?,
     };
     let mut options = last.options.clone();
     if let Some(n) = request.max_deletions {
@@ -63,5 +59,5 @@ pub fn sync_once(
         reviewed: None,
         full: request.full,
     };
-    crate::runs::plan_or_import(ctx, store, file, &request.org, &run)
+    crate::runs::plan_or_import(ctx, store, outside, &request.org, &run)
 }

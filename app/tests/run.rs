@@ -161,6 +161,7 @@ proptest! {
             choices: &inputs.choices,
             options: &inputs.started.options,
             baseline: None,
+            group_details: true,
         });
         prop_assert_eq!(&again.deleted, &inputs.deleted);
         if result.end == RunEnd::Completed {

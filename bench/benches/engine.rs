@@ -91,6 +91,7 @@ fn planner(c: &mut Criterion, i: &Inputs) {
                 choices: &choices,
                 options: &options,
                 baseline: None,
+                group_details: true,
             })
         })
     });

@@ -26,6 +26,8 @@ pub struct Inputs<'a> {
     pub options: &'a RunOptions,
     /// What the org's last complete read listed, if known (the shrink guard).
     pub baseline: Option<&'a Baseline>,
+    /// Whether the server keeps a group's description and type (see [`PlanInput`]).
+    pub group_details: bool,
 }
 
 /// The choose step: the deleted objects found, and every choice made — or why the admin's
@@ -104,6 +106,7 @@ pub fn decide(
         choices,
         options: inputs.options,
         baseline: inputs.baseline,
+        group_details: inputs.group_details,
     });
     let stale = match reviewed {
         Some(r) => compare_entries(r.entries, &plan.entries),

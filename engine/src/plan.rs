@@ -39,6 +39,10 @@ pub struct PlanInput<'a> {
     pub options: &'a RunOptions,
     /// What the org's last complete read listed, if known.
     pub baseline: Option<&'a Baseline>,
+    /// Whether the server keeps a group's description and type
+    /// ([`crate::event::TargetInfo::keeps_group_details`]): when it does not, they are
+    /// neither written nor compared.
+    pub group_details: bool,
 }
 
 /// A listing that shrank to under this share of the last complete read's is suspect.
@@ -182,6 +186,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         choices,
         options,
         baseline,
+        group_details,
     } = input;
     let mut w = Working::new(tenant, server);
     // One entry per choice, plus the members of selected groups: sized for the first part,
@@ -274,7 +279,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .partition(|f| f.is_ok_and(|g| w.linked_group(&g.id).is_some()));
     for found in linked_groups.into_iter().chain(new_groups) {
         let entry = match found {
-            Ok(g) => decide_group(tenant, g, &user_index, &w),
+            Ok(g) => decide_group(tenant, g, &user_index, &w, group_details),
             Err(c) => not_in_snapshot(c),
         };
         w.push(entry, &mut entries);
@@ -753,6 +758,7 @@ fn decide_group(
     g: &EntraGroup,
     users: &HashMap<&ObjectId, &EntraUser>,
     w: &Working<'_>,
+    group_details: bool,
 ) -> EntryOutcome {
     let mut members: Vec<(String, String)> = g
         .member_users
@@ -764,10 +770,12 @@ fn decide_group(
     members.sort_unstable();
     members.dedup_by(|a, b| a.0 == b.0);
     let members: Vec<String> = members.into_iter().map(|(_, login)| login).collect();
+    let label = g.group_type().label();
+    // What the server cannot keep is neither written nor compared.
     let desired = ServerGroup {
         name: g.name().to_owned(),
-        description: g.description.clone(),
-        group_type: g.group_type().label().to_owned(),
+        description: g.description.clone().filter(|_| group_details),
+        group_type: if group_details { label } else { "" }.to_owned(),
         entra_id: Some(g.id.clone()),
         tenant_id: Some(tenant.clone()),
         enabled: true,
@@ -782,7 +790,7 @@ fn decide_group(
         &g.id,
         g.name(),
         Outcome::Added,
-        format!("{}, {count}", desired.group_type),
+        format!("{label}, {count}"),
     );
     match w.linked_group(&g.id) {
         Some(old) => {
@@ -829,7 +837,7 @@ fn decide_group(
             }
             if e.changes.is_empty() {
                 e.outcome = Outcome::Unchanged;
-                e.detail = format!("{}, {count}; already up to date", desired.group_type);
+                e.detail = format!("{label}, {count}; already up to date");
             } else {
                 e.outcome = Outcome::Updated;
                 let previous_name = (old.name != desired.name).then(|| old.name.clone());

@@ -46,6 +46,7 @@ struct Case {
     choices: Vec<ActionChosen>,
     options: RunOptions,
     baseline: Option<engine::event::Baseline>,
+    group_details: bool,
 }
 
 impl Case {
@@ -56,6 +57,7 @@ impl Case {
             choices,
             options: RunOptions::default(),
             baseline: None,
+            group_details: true,
         }
     }
     fn check_deleted(mut self, max_deletions: u32) -> Self {
@@ -77,6 +79,7 @@ impl Case {
             choices: &self.choices,
             options: &self.options,
             baseline: self.baseline.as_ref(),
+            group_details: self.group_details,
         })
     }
 }
@@ -370,6 +373,46 @@ fn a_linked_group_is_updated_and_a_local_group_of_the_same_name_conflicts() {
              ~type: Security Group -> M365 Group
              ~members: [] -> ["ann@contoso.com"]
            conflict group Eng: group name "Eng" exists on the server and is not linked to Entra ID"#,
+    );
+}
+
+/// Against a server that keeps no group description or type (a SCIM service), they are
+/// neither compared nor written: only the name, the link and the members decide.
+#[test]
+fn a_server_without_group_details_compares_and_writes_none() {
+    let mut all = group(101, "All", &[1]);
+    all.group_types = vec!["Unified".into()];
+    all.mail_enabled = true;
+    all.description = Some("Everyone".into());
+    let mut held = server_group("All", Some((tenant(), 101)), &["ann@contoso.com"]);
+    held.description = None;
+    held.group_type = String::new();
+    let mut case = Case::new(
+        snapshot(
+            vec![user(1, "ann@contoso.com")],
+            vec![all, group(100, "Eng", &[1])],
+        ),
+        server(vec![linked(&user(1, "ann@contoso.com"))], vec![held]),
+        vec![import(Kind::Group, 100), import(Kind::Group, 101)],
+    );
+    case.group_details = false;
+    let plan = check(
+        &case,
+        r#"unchanged user Ann: login ann@contoso.com; already up to date
+           unchanged group All: M365 Group, 1 member; already up to date
+           added group Eng: Security Group, 1 member"#,
+    );
+    let after = applied(&case.server, &plan);
+    let eng = after.group("Eng").unwrap();
+    assert_eq!(
+        (eng.description.as_deref(), eng.group_type.as_str()),
+        (None, "")
+    );
+    // The same server, where group details are kept, is updated.
+    case.group_details = true;
+    assert_eq!(
+        case.plan().entries[1].outcome,
+        engine::event::Outcome::Updated
     );
 }
 

@@ -23,6 +23,7 @@ fn decide(w: &World, server: &ServerState) -> Plan {
         choices: &w.choices,
         options: &w.options,
         baseline: None,
+        group_details: true,
     })
 }
 

@@ -62,6 +62,7 @@ pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildErr
             server: &inputs.server,
             options: &inputs.started.options,
             baseline: inputs.started.baseline.as_ref(),
+            group_details: inputs.started.target.keeps_group_details(),
         },
         &inputs.deleted,
         &inputs.choices,
@@ -106,6 +107,7 @@ pub fn rebuild_inputs(
             server: &parts.server,
             options: &started.options,
             baseline: started.baseline.as_ref(),
+            group_details: started.target.keeps_group_details(),
         },
         &started.selection,
     );

@@ -175,6 +175,7 @@ fn decide_again(inputs: RunInputs) -> DecidedAgain {
         server: &inputs.server,
         options: &started.options,
         baseline: started.baseline.as_ref(),
+        group_details: started.target.keeps_group_details(),
     };
     let Chosen { deleted, choices } = decide::choose(&decide_from, &started.selection);
     let plan = decide::decide(&decide_from, &deleted, &inputs.choices, None).plan;

@@ -32,12 +32,17 @@ fn uses_server(command: &Command) -> bool {
 
 pub fn dispatch(cli: Cli) -> Result<Exit> {
     let ctx = Ctx::new(&cli)?;
-    if let Some(file) = &cli.server_file {
+    let named = match (&cli.server_file, &cli.scim) {
+        (Some(file), _) => Some(format!("--server-file {}", file.display())),
+        (None, Some(url)) => Some(format!("--scim {url}")),
+        (None, None) => None,
+    };
+    if let Some(named) = named {
         if !uses_server(&cli.command) {
             // Never ignored silently: this command reads only the log (or the tenant).
             crate::render::say(&format!(
-                "note: --server-file {} has no effect here: this command does not read the server\n",
-                crate::render::cell(&file.display().to_string())
+                "note: {} has no effect here: this command does not read the server\n",
+                crate::render::cell(&named)
             ));
         }
     }

@@ -105,9 +105,12 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
         Some(p) => render::cell(&p.display().to_string()),
         None => "none (settings can be kept in $XDG_CONFIG_HOME/roster/config.toml)".to_owned(),
     };
-    let target = match &ctx.app.server_file {
-        Some(f) => format!("the server file {}", render::cell(&f.display().to_string())),
-        None => "the embedded server in the store".to_owned(),
+    let target = match &ctx.app.server {
+        app::Server::File(f) => {
+            format!("the server file {}", render::cell(&f.display().to_string()))
+        }
+        app::Server::Scim(url) => format!("the SCIM service at {}", render::cell(url)),
+        app::Server::Embedded => "the embedded server in the store".to_owned(),
     };
     let held = match ctx.app.open(engine::store::Opening::Existing) {
         Ok(opened) => {

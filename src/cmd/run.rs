@@ -15,12 +15,13 @@ use crate::{Exit, Quiet};
 
 pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     let request = request_from(ctx, a, mode)?;
-    // A server file is checked (and locked) before the store is opened.
-    let file = ctx.app.file_target()?;
+    // A server file is checked (and locked), a SCIM service asked what it supports, before
+    // the store is opened.
+    let outside = ctx.app.outside_target()?;
     let store = ctx.open_store()?;
     stop_at_ctrl_c(ctx)?;
     let (org, result) = render::with_progress(&ctx.app.stats, || {
-        runs::plan_or_import(&ctx.app, &store, file, &a.org, &request)
+        runs::plan_or_import(&ctx.app, &store, outside, &a.org, &request)
     })?;
     print_run(ctx, &org.name, &result, a.all)
 }

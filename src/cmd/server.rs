@@ -11,9 +11,9 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
     match c {
         ServerCommand::Load { file } => {
             let state = app::server::read_state(&file)?;
-            let store = match &ctx.app.server_file {
-                Some(_) => None,
-                None => Some(ctx.create_store()?),
+            let store = match app::server::in_store(&ctx.app) {
+                false => None,
+                true => Some(ctx.create_store()?),
             };
             app::server::load(&ctx.app, store.as_ref(), &state)?;
             say(&render::server_loaded(&state, &file));
@@ -61,10 +61,10 @@ fn set_enabled(ctx: &Ctx, login: &str, enabled: bool) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// The store, when the embedded server is the target (no `--server-file`).
+/// The store, when the embedded server is the target (no `--server-file` or `--scim`).
 fn embedded(ctx: &Ctx) -> Result<Option<engine::SledStore>> {
-    Ok(match &ctx.app.server_file {
-        Some(_) => None,
-        None => Some(ctx.read_store()?),
+    Ok(match app::server::in_store(&ctx.app) {
+        false => None,
+        true => Some(ctx.read_store()?),
     })
 }

@@ -222,6 +222,7 @@ pub fn report_html(page: &ReportPage) -> String {
         match &s.target {
             TargetInfo::Embedded => "the embedded server".into(),
             TargetInfo::File { path } => format!("server file <code>{}</code>", esc(path)),
+            TargetInfo::Scim { url } => format!("the SCIM service <code>{}</code>", esc(url)),
         },
     );
     let sel = &s.selection;

@@ -291,7 +291,7 @@ fn import(
         reviewed: None,
         full: false,
     };
-    let (_, r) = app::runs::plan_or_import(ctx, &store, ctx.file_target()?, org, &request)?;
+    let (_, r) = app::runs::plan_or_import(ctx, &store, ctx.outside_target()?, org, &request)?;
     let status = match &r.end {
         app::run::RunEnd::Completed => "completed".to_owned(),
         app::run::RunEnd::Refused(why) => format!("refused: {why}"),

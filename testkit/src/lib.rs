@@ -4,6 +4,8 @@
 //! struct update syntax; strategies generate small, collision-prone worlds (shared logins,
 //! other tenants, half-linked servers) where the planner's rules meet each other.
 
+pub mod scim;
+
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;

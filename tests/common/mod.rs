@@ -2,6 +2,7 @@
 //! store to run commands against, both cleaned up when dropped.
 #![allow(dead_code)]
 
+pub mod scim;
 pub mod store;
 
 use std::io::{BufRead, BufReader};

@@ -50,6 +50,7 @@ fn main() {
             choices: &choices,
             options: &options,
             baseline: None,
+            group_details: true,
         });
         println!("{} entries in {:?}", p.entries.len(), start.elapsed());
     }

@@ -251,6 +251,17 @@ pub enum TargetInfo {
     Embedded,
     /// A server state file (`--server-file`).
     File { path: String },
+    /// A SCIM 2.0 service (`--scim`): its base URL.
+    Scim { url: String },
+}
+
+impl TargetInfo {
+    /// Whether the server keeps a group's description and type. A SCIM group has no place for
+    /// them, so a plan against a SCIM service neither writes nor compares them: else every
+    /// run would "update" every group.
+    pub fn keeps_group_details(&self) -> bool {
+        !matches!(self, TargetInfo::Scim { .. })
+    }
 }
 
 /// The admin's selection, as typed: the search term, the picks, and the right-click actions.

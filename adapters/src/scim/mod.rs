@@ -1,6 +1,6 @@
 //! A SCIM 2.0 service (RFC 7643/7644) as the server's directory: how roster's server records
-//! map to SCIM resources, and reading the directory (Users and Groups, paged). Writing it —
-//! the `--scim` target — builds on this (issue 16).
+//! map to SCIM resources, and the client that reads and writes them. The `--scim` target,
+//! which makes a run's decisions on the service, is [`target`].
 //!
 //! Only the core User and Group schemas and the enterprise extension are used, so that any
 //! stock service stores what roster writes, and the service alone says which objects roster
@@ -11,7 +11,10 @@
 //!   `userType`; the enterprise extension's `department`, and its `organization` = the tenant
 //!   id. A user is linked when both `externalId` and `organization` are GUIDs.
 //! - a group: `displayName` = name, `externalId` = `TENANT/OBJECT` (groups have no extension),
-//!   `members` by SCIM id. SCIM groups hold no description, type or active flag.
+//!   `TENANT/OBJECT/disabled` once disabled (SCIM groups have no `active`), `members` by SCIM
+//!   id. SCIM groups hold no description or type.
+
+pub mod target;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,8 +93,8 @@ pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
     let mut r = Map::new();
     r.insert("schemas".into(), json!([GROUP_SCHEMA]));
     r.insert("displayName".into(), json!(g.name));
-    if let (Some(t), Some(id)) = (&g.tenant_id, &g.entra_id) {
-        r.insert("externalId".into(), json!(format!("{t}/{id}")));
+    if let Some(link) = group_link(g) {
+        r.insert("externalId".into(), json!(link));
     }
     r.insert(
         "members".into(),
@@ -99,6 +102,18 @@ pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
     );
     Value::Object(r)
 }
+
+/// A linked group's `externalId`: `TENANT/OBJECT`, and `/disabled` after it once disabled.
+pub fn group_link(g: &ServerGroup) -> Option<String> {
+    let (t, id) = (g.tenant_id.as_ref()?, g.entra_id.as_ref()?);
+    Some(match g.enabled {
+        true => format!("{t}/{id}"),
+        false => format!("{t}/{id}/{DISABLED}"),
+    })
+}
+
+/// What ends a disabled group's `externalId`.
+const DISABLED: &str = "disabled";
 
 /// A user read from the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +130,8 @@ pub struct ScimGroup {
     pub id: String,
     pub version: Option<String>,
     pub group: ServerGroup,
+    /// The SCIM ids of its members that are users of the directory.
+    pub member_ids: Vec<String>,
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -206,18 +223,29 @@ pub fn group_from_resource(
 ) -> std::result::Result<ScimGroup, String> {
     let (id, version) = id_and_version(v, "Group")?;
     let name = str_at(v, "displayName").ok_or_else(|| format!("Group {id} has no displayName"))?;
-    let link = str_at(v, "externalId")
-        .and_then(|e| e.split_once('/'))
-        .and_then(|(t, o)| Some((t.parse::<TenantId>().ok()?, o.parse::<ObjectId>().ok()?)));
-    let mut members: Vec<String> = v
+    let link = str_at(v, "externalId").and_then(|e| {
+        let mut parts = e.split('/');
+        let tenant = parts.next()?.parse::<TenantId>().ok()?;
+        let object = parts.next()?.parse::<ObjectId>().ok()?;
+        let enabled = match parts.next() {
+            None => true,
+            Some(DISABLED) => false,
+            Some(_) => return None,
+        };
+        parts.next().is_none().then_some((tenant, object, enabled))
+    });
+    let member_ids: Vec<String> = v
         .get("members")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|m| str_at(m, "value"))
-        .filter_map(|id| logins.get(id).cloned())
+        .filter(|id| logins.contains_key(*id))
+        .map(str::to_owned)
         .collect();
-    members.sort();
+    let mut members: Vec<String> = member_ids.iter().map(|id| logins[id].clone()).collect();
+    // In the planner's order: by login as logins compare, then as written.
+    members.sort_by_cached_key(|m| (engine::ids::fold_case(m), m.clone()));
     Ok(ScimGroup {
         id,
         version,
@@ -225,11 +253,12 @@ pub fn group_from_resource(
             name: name.to_owned(),
             description: None,
             group_type: String::new(),
-            entra_id: link.as_ref().map(|(_, o)| o.clone()),
-            tenant_id: link.map(|(t, _)| t),
-            enabled: true,
+            entra_id: link.as_ref().map(|(_, o, _)| o.clone()),
+            tenant_id: link.as_ref().map(|(t, ..)| t.clone()),
+            enabled: link.is_none_or(|(.., enabled)| enabled),
             members,
         },
+        member_ids,
     })
 }
 
@@ -358,6 +387,19 @@ pub struct ScimDirectory {
     pub groups: Vec<ScimGroup>,
 }
 
+/// The service did not answer: where, and why in a word (never the token, never a path).
+fn unreachable(url: &Url, e: &reqwest::Error) -> Error {
+    Error::Service(format!(
+        "cannot reach the SCIM service at {}: {}",
+        url.origin().ascii_serialization(),
+        if e.is_timeout() {
+            "timed out"
+        } else {
+            "connection failed"
+        }
+    ))
+}
+
 /// A SCIM service: its base URL (the one `ServiceProviderConfig`, `Users` and `Groups` hang
 /// from) and the bearer token, never printed.
 pub struct ScimClient {
@@ -397,6 +439,14 @@ impl ScimClient {
 
     /// GET `path` (relative to the base) as JSON.
     async fn get(&self, path: &str) -> Result<Value> {
+        match self.get_status(path).await? {
+            (_, Ok(body)) => Ok(body),
+            (_, Err(e)) => Err(e),
+        }
+    }
+
+    /// GET `path`: the status, and the body or the error that status means.
+    async fn get_status(&self, path: &str) -> Result<(u16, Result<Value>)> {
         let url = self
             .base
             .join(path)
@@ -405,34 +455,44 @@ impl ScimClient {
             .request(reqwest::Method::GET, &url)
             .send()
             .await
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "cannot reach the SCIM service at {}",
-                        url.origin().ascii_serialization()
-                    ),
-                    std::io::Error::other(if e.is_timeout() {
-                        "timed out"
-                    } else {
-                        "connection failed"
-                    }),
-                )
-            })?;
+            .map_err(|e| unreachable(&url, &e))?;
         let status = resp.status();
         let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let detail = str_at(&body, "detail").unwrap_or_default();
-            return Err(Error::bad_input(format!(
-                "the SCIM service answered {} to GET {path}{}{}",
-                status.as_u16(),
-                if detail.is_empty() { "" } else { ": " },
-                engine::text::printable(detail)
-            )));
+        if status.is_success() {
+            return Ok((status.as_u16(), Ok(body)));
         }
-        Ok(body)
+        let detail = str_at(&body, "detail").unwrap_or_default();
+        let said = format!(
+            "the SCIM service at {} answered {} to GET {}{}{}",
+            self.base,
+            status.as_u16(),
+            path.split('?').next().unwrap_or_default(),
+            if detail.is_empty() { "" } else { ": " },
+            engine::text::printable(&detail.chars().take(500).collect::<String>())
+        );
+        let error = match status.as_u16() {
+            401 | 403 => Error::bad_input(format!(
+                "{said}; check the token (--scim-token-file FILE or {TOKEN_ENV})"
+            )),
+            404 if path == "ServiceProviderConfig" => Error::bad_input(format!(
+                "{said}; is {} the service's SCIM base URL (the one /Users and /Groups hang from)?",
+                self.base
+            )),
+            _ => Error::Service(said),
+        };
+        Ok((status.as_u16(), Err(error)))
+    }
+
+    /// One resource (`Users/ID`), or `None` when the service says it is gone.
+    pub async fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>> {
+        match self.get_status(&format!("{kind}/{id}")).await? {
+            (_, Ok(v)) => Ok(Some(v)),
+            (404, Err(_)) => Ok(None),
+            (_, Err(e)) => Err(e),
+        }
     }
 
     /// Sends a write (`POST`, `PATCH`, `DELETE`) to `path`, with `If-Match` when a version is

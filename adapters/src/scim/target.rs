@@ -1,0 +1,669 @@
+//! The `--scim` target: a run's decisions made on a SCIM service, one request per change, and
+//! recorded so that a run killed at any moment leaves a log that verifies and a rerun that
+//! converges.
+//!
+//! How each server op is written (DESIGN.md's "SCIM target"):
+//! - a new user or group: `POST` (a group with its members by SCIM id);
+//! - a changed user: `PATCH` `replace`/`remove` of the attributes that differ (a rename is a
+//!   `replace` of `userName`: the SCIM id, and so every membership, stays);
+//! - enable / disable: `PATCH` `replace` `active` (boolean) for a user; for a group, whose
+//!   schema has no `active`, the `externalId` marked `/disabled` (its members stay);
+//! - a changed group: `PATCH` `replace` of `displayName` / `externalId`, members `add`ed, and
+//!   removed one by one with `members[value eq "ID"]`;
+//! - a removal: `DELETE` (a user is first taken out of the groups that list it).
+//!
+//! Every write carries `If-Match` with the version the run read, when the service versions
+//! its resources. A `412` re-reads the resource: if nothing roster maps changed, the write is
+//! sent again with the new version; else the entry fails, to be decided again by the next run.
+//! A `409` is a conflict, never overwritten. A refusal fails the entry with the service's
+//! `scimType` and `detail`. A service that cannot be reached stops the run: what was done is
+//! recorded, the rest is not applied.
+//!
+//! Crash safety: SCIM writes cannot be in one atomic batch with the log, so, like the server
+//! file, the run records its intent first — a `ChangeIntended` per change of the next
+//! [`BATCH`] entries, flushed — then writes, then records the entries' `Imported` events. A run
+//! killed between the two is closed as aborted when the store is next opened, naming the
+//! changes it did not confirm; the next run reads the service as it is (what the killed run
+//! created is there, linked, and is never created twice) and decides from that.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+use url::Url;
+
+use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
+use engine::ids::fold_case;
+use engine::model::{ServerGroup, ServerOp, ServerState, ServerUser};
+use engine::{EventStore, RunId, SledStore};
+
+use super::{
+    group_from_resource, group_link, remove_member, replace, user_from_resource, user_resource,
+    ScimClient, ScimDirectory, WriteError, ENTERPRISE_USER,
+};
+use crate::auth::Secret;
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
+use crate::target::{Applied, Target};
+
+/// Entries whose intent is recorded (and flushed) before their writes are sent.
+const BATCH: usize = 256;
+
+/// A SCIM service as the run's server.
+pub struct ScimTarget {
+    /// The base URL, as recorded (never with credentials in it).
+    url: Url,
+    client: ScimClient,
+    runtime: tokio::runtime::Runtime,
+    /// The directory as [`Target::load`] read it: each record's SCIM id and version.
+    read: Mutex<Option<ScimDirectory>>,
+}
+
+/// Checks a `--scim` URL: `https`, or `http` to this machine only (the token would cross the
+/// network in clear), no credentials, query or fragment in it.
+pub fn parse_url(given: &str) -> Result<Url> {
+    // Said back without what it must not say: credentials given in it.
+    let shown = match Url::parse(given.trim()) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => given.chars().take(200).collect(),
+    };
+    let bad =
+        |why: &str| Error::bad_input(format!("--scim {}: {why}", engine::text::printable(&shown)));
+    let url = Url::parse(given.trim())
+        .map_err(|e| bad(&format!("not a URL ({e}); give the service's SCIM base URL, like https://app.example.com/scim/v2")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Err(bad(
+            "http would send the token in clear; use https (http is accepted only to this machine)",
+        )),
+        _ => return Err(bad("the SCIM base URL must be https://…")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials do not belong in the URL; give the token with --scim-token-file FILE or ROSTER_SCIM_TOKEN",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("the SCIM base URL has no query or fragment"));
+    }
+    Ok(url)
+}
+
+impl ScimTarget {
+    /// Opens the service at `url` (checked with [`parse_url`]) and reads what it supports: one
+    /// without PATCH is refused, since disabling a user and changing a group's members need it.
+    pub fn open(url: &str, token: Option<Secret>) -> Result<ScimTarget> {
+        let url = parse_url(url)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the HTTP runtime", e))?;
+        let client = ScimClient::new(&url, token);
+        let config = runtime.block_on(client.service_config())?;
+        if !config.patch {
+            return Err(Error::bad_input(format!(
+                "the SCIM service at {url} does not support PATCH (its ServiceProviderConfig says so); roster needs PATCH to disable users and change group members"
+            )));
+        }
+        Ok(ScimTarget {
+            url,
+            client,
+            runtime,
+            read: Mutex::new(None),
+        })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+impl Target for ScimTarget {
+    fn info(&self) -> TargetInfo {
+        TargetInfo::Scim {
+            url: self.url.to_string(),
+        }
+    }
+
+    fn load(&self) -> Result<ServerState> {
+        let directory = self.runtime.block_on(self.client.load())?;
+        let state = directory.state.clone();
+        *self.read.lock().unwrap_or_else(|p| p.into_inner()) = Some(directory);
+        Ok(state)
+    }
+
+    fn import(
+        &mut self,
+        store: &SledStore,
+        run: RunId,
+        clock: &dyn Clock,
+        state: &mut ServerState,
+        entries: Vec<EntryOutcome>,
+        stop: &Interrupt,
+    ) -> Result<Applied> {
+        let directory = self
+            .read
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                Error::Service("the SCIM directory was not read before the import".into())
+            })?;
+        let mut ids = Ids::from(directory);
+        let total = entries.len();
+        let mut done: Vec<EntryOutcome> = Vec::with_capacity(total);
+        let mut failure = None;
+        let mut pending = entries.into_iter().peekable();
+        while pending.peek().is_some() && failure.is_none() {
+            tracing::info!(target: "roster::progress", "applying: {} of {total} entries", done.len());
+            let batch: Vec<EntryOutcome> = pending.by_ref().take(BATCH).collect();
+            // The intent first, flushed: what this batch is about to change.
+            let mut intended = batch
+                .iter()
+                .filter(|e| e.op.is_some())
+                .map(|e| Cow::Owned(Event::ChangeIntended(e.clone())))
+                .peekable();
+            if intended.peek().is_some() {
+                store.commit_stream(run, clock.now(), &mut intended, &[])?;
+                store.flush()?;
+            }
+            let mut written = Vec::with_capacity(batch.len());
+            for mut entry in batch {
+                if stop.requested() {
+                    failure = Some(format!(
+                        "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
+                        done.len() + written.len(),
+                        total - done.len() - written.len()
+                    ));
+                    break;
+                }
+                let Some(op) = entry.op.clone() else {
+                    written.push(entry);
+                    continue;
+                };
+                match self.runtime.block_on(ids.write(&self.client, state, &op)) {
+                    Ok(()) => {
+                        state.apply_quietly(&op);
+                    }
+                    Err(WriteError::Unreachable(why)) => {
+                        failure = Some(format!(
+                            "the SCIM service at {} stopped answering ({why}) after {} of {total} entries were applied and recorded; the other {} were not applied; run the import again when it answers",
+                            self.url,
+                            done.len() + written.len(),
+                            total - done.len() - written.len()
+                        ));
+                        break;
+                    }
+                    Err(refused) => not_applied(&mut entry, &refused),
+                }
+                written.push(entry);
+            }
+            let events: Vec<Event> = written.into_iter().map(Event::Imported).collect();
+            let mut recorded = events.iter().map(Cow::Borrowed);
+            store.commit_stream(run, clock.now(), &mut recorded, &[])?;
+            done.extend(events.into_iter().filter_map(|e| match e {
+                Event::Imported(entry) => Some(entry),
+                _ => None,
+            }));
+            if stop.requested() && failure.is_none() && pending.peek().is_some() {
+                failure = Some(format!(
+                    "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
+                    done.len(),
+                    total - done.len()
+                ));
+            }
+        }
+        Ok(Applied {
+            entries: done,
+            failure,
+        })
+    }
+}
+
+/// An entry the service did not take: what it says instead.
+fn not_applied(entry: &mut EntryOutcome, why: &WriteError) {
+    match why {
+        WriteError::Conflict(detail) => {
+            entry.outcome = Outcome::Conflict;
+            entry.reason = Some(Reason::NameTaken);
+            entry.detail = format!(
+                "the SCIM service holds another resource with that name (409 uniqueness){}{}; it is never overwritten",
+                if detail.is_empty() { "" } else { ": " },
+                detail
+            );
+        }
+        WriteError::Stale => {
+            entry.outcome = Outcome::Failed;
+            entry.reason = Some(Reason::WriteFailed);
+            entry.detail = "not applied: it changed on the SCIM service since this run read it; the next run decides it from what the service holds".into();
+        }
+        WriteError::Gone => {
+            entry.outcome = Outcome::Failed;
+            entry.reason = Some(Reason::WriteFailed);
+            entry.detail =
+                "not applied: it was removed from the SCIM service since this run read it".into();
+        }
+        other => {
+            entry.outcome = Outcome::Failed;
+            entry.reason = Some(Reason::WriteFailed);
+            entry.detail = format!("not applied: {other}");
+        }
+    }
+    entry.changes.clear();
+    entry.op = None;
+}
+
+/// A resource's SCIM id and the version last seen.
+#[derive(Debug, Clone)]
+struct Held {
+    id: String,
+    version: Option<String>,
+}
+
+/// A group's SCIM id, version, and the SCIM ids of its user members.
+#[derive(Debug, Clone)]
+struct HeldGroup {
+    held: Held,
+    members: Vec<String>,
+}
+
+/// What the run knows of the service as it writes: records by login and name (as they
+/// compare), kept up to date with every write.
+struct Ids {
+    users: HashMap<String, Held>,
+    groups: HashMap<String, HeldGroup>,
+}
+
+impl From<ScimDirectory> for Ids {
+    fn from(d: ScimDirectory) -> Ids {
+        Ids {
+            users: d
+                .users
+                .into_iter()
+                .map(|u| {
+                    let held = Held {
+                        id: u.id,
+                        version: u.version,
+                    };
+                    (fold_case(&u.user.login), held)
+                })
+                .collect(),
+            groups: d
+                .groups
+                .into_iter()
+                .map(|g| {
+                    let held = HeldGroup {
+                        held: Held {
+                            id: g.id,
+                            version: g.version,
+                        },
+                        members: g.member_ids,
+                    };
+                    (fold_case(&g.group.name), held)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Attributes of a resource, each by its PATCH path: `name.givenName`, the extension's as
+/// `URN:attribute`.
+fn flatten(resource: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let Some(map) = resource.as_object() else {
+        return out;
+    };
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("schemas", _) => {}
+            ("name", Value::Object(sub)) => {
+                out.extend(sub.iter().map(|(k, v)| (format!("name.{k}"), v.clone())))
+            }
+            (ENTERPRISE_USER, Value::Object(sub)) => out.extend(
+                sub.iter()
+                    .map(|(k, v)| (format!("{ENTERPRISE_USER}:{k}"), v.clone())),
+            ),
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    out
+}
+
+/// The PATCH operations that turn `old` into `new`: a `replace` per attribute that differs or
+/// is new, a `remove` per attribute `new` no longer has.
+pub fn user_patch(old: &ServerUser, new: &ServerUser) -> Vec<Value> {
+    let (old, new) = (flatten(&user_resource(old)), flatten(&user_resource(new)));
+    let before: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let after: HashMap<&str, &Value> = new.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut ops: Vec<Value> = new
+        .iter()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(&v))
+        .map(|(k, v)| json!({"op": "replace", "path": k, "value": v}))
+        .collect();
+    ops.extend(
+        old.iter()
+            .filter(|(k, _)| !after.contains_key(k.as_str()))
+            .map(|(k, _)| json!({"op": "remove", "path": k})),
+    );
+    ops
+}
+
+impl Ids {
+    /// Makes `op` on the service; `state` is the server as it stands before `op`.
+    async fn write(
+        &mut self,
+        client: &ScimClient,
+        state: &ServerState,
+        op: &ServerOp,
+    ) -> std::result::Result<(), WriteError> {
+        match op {
+            ServerOp::PutUser {
+                previous_login,
+                user,
+            } => {
+                let from = previous_login.as_deref().unwrap_or(&user.login);
+                let key = [fold_case(from), fold_case(&user.login)]
+                    .into_iter()
+                    .find(|k| self.users.contains_key(k));
+                match (key, state.user(from).or_else(|| state.user(&user.login))) {
+                    (Some(key), Some(old)) => {
+                        let ops = user_patch(old, user);
+                        let held = self.users[&key].clone();
+                        let version = self
+                            .patch_fresh(client, "Users", &held, old_user_is(old), ops)
+                            .await?;
+                        self.users.remove(&key);
+                        self.users.insert(
+                            fold_case(&user.login),
+                            Held {
+                                id: held.id,
+                                version,
+                            },
+                        );
+                    }
+                    _ => {
+                        let written = client.create("Users", &user_resource(user)).await?;
+                        self.users.insert(
+                            fold_case(&user.login),
+                            Held {
+                                id: written.id,
+                                version: written.version,
+                            },
+                        );
+                    }
+                }
+            }
+            ServerOp::SetUserEnabled { login, enabled } => {
+                let (key, held) = self.user(login)?;
+                let old = state.user(login).ok_or(WriteError::Gone)?;
+                let ops = vec![json!({"op": "replace", "path": "active", "value": enabled})];
+                let version = self
+                    .patch_fresh(client, "Users", &held, old_user_is(old), ops)
+                    .await?;
+                self.users.insert(key, Held { version, ..held });
+            }
+            ServerOp::RemoveUser { login } => {
+                let (key, held) = self.user(login)?;
+                // Out of every group first: a service need not drop a deleted user's
+                // memberships itself, and the embedded server's removal does.
+                let listing: Vec<String> = self
+                    .groups
+                    .iter()
+                    .filter(|(_, g)| g.members.contains(&held.id))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for group in listing {
+                    let g = self.groups[&group].clone();
+                    let old = state
+                        .groups()
+                        .find(|s| fold_case(&s.name) == group)
+                        .cloned();
+                    let version = self
+                        .patch_fresh(
+                            client,
+                            "Groups",
+                            &g.held,
+                            old_group_is(old, &self.logins()),
+                            vec![remove_member(&held.id)],
+                        )
+                        .await?;
+                    let entry = self.groups.get_mut(&group).expect("listed above");
+                    entry.held.version = version;
+                    entry.members.retain(|m| m != &held.id);
+                }
+                match client
+                    .delete("Users", &held.id, held.version.as_deref())
+                    .await
+                {
+                    Ok(()) | Err(WriteError::Gone) => {}
+                    Err(WriteError::Stale) => {
+                        // Changed since it was read: removed only if roster's view of it holds.
+                        let now = client
+                            .get_resource("Users", &held.id)
+                            .await
+                            .map_err(|e| WriteError::Unreachable(e.to_string()))?;
+                        let same = match (&now, state.user(login)) {
+                            (Some(v), Some(old)) => {
+                                user_from_resource(v).is_ok_and(|u| &u.user == old)
+                            }
+                            _ => false,
+                        };
+                        if !same {
+                            return Err(WriteError::Stale);
+                        }
+                        let version = now
+                            .as_ref()
+                            .and_then(|v| v.pointer("/meta/version"))
+                            .and_then(Value::as_str);
+                        match client.delete("Users", &held.id, version).await {
+                            Ok(()) | Err(WriteError::Gone) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.users.remove(&key);
+            }
+            ServerOp::PutGroup {
+                previous_name,
+                group,
+            } => {
+                let from = previous_name.as_deref().unwrap_or(&group.name);
+                let key = [fold_case(from), fold_case(&group.name)]
+                    .into_iter()
+                    .find(|k| self.groups.contains_key(k));
+                let wanted: Vec<String> = group
+                    .members
+                    .iter()
+                    .filter_map(|login| self.users.get(&fold_case(login)))
+                    .map(|h| h.id.clone())
+                    .collect();
+                match (key, state.group(from).or_else(|| state.group(&group.name))) {
+                    (Some(key), Some(old)) => {
+                        let held = self.groups[&key].clone();
+                        let mut ops = Vec::new();
+                        if old.name != group.name {
+                            ops.push(replace(json!({"displayName": group.name})));
+                        }
+                        if group_link(old) != group_link(group) {
+                            ops.push(replace(json!({"externalId": group_link(group)})));
+                        }
+                        let added: Vec<String> = wanted
+                            .iter()
+                            .filter(|id| !held.members.contains(id))
+                            .cloned()
+                            .collect();
+                        if !added.is_empty() {
+                            ops.push(super::add_members(&added));
+                        }
+                        ops.extend(
+                            held.members
+                                .iter()
+                                .filter(|id| !wanted.contains(id))
+                                .map(|id| remove_member(id)),
+                        );
+                        let version = match ops.is_empty() {
+                            true => held.held.version.clone(),
+                            false => {
+                                self.patch_fresh(
+                                    client,
+                                    "Groups",
+                                    &held.held,
+                                    old_group_is(Some(old.clone()), &self.logins()),
+                                    ops,
+                                )
+                                .await?
+                            }
+                        };
+                        self.groups.remove(&key);
+                        self.groups.insert(
+                            fold_case(&group.name),
+                            HeldGroup {
+                                held: Held {
+                                    id: held.held.id,
+                                    version,
+                                },
+                                members: wanted,
+                            },
+                        );
+                    }
+                    _ => {
+                        let written = client
+                            .create("Groups", &super::group_resource(group, &wanted))
+                            .await?;
+                        self.groups.insert(
+                            fold_case(&group.name),
+                            HeldGroup {
+                                held: Held {
+                                    id: written.id,
+                                    version: written.version,
+                                },
+                                members: wanted,
+                            },
+                        );
+                    }
+                }
+            }
+            ServerOp::SetGroupEnabled { name, enabled } => {
+                let key = fold_case(name);
+                let held = self.groups.get(&key).cloned().ok_or(WriteError::Gone)?;
+                let old = state.group(name).ok_or(WriteError::Gone)?;
+                let now = ServerGroup {
+                    enabled: *enabled,
+                    ..old.clone()
+                };
+                let ops = vec![replace(json!({"externalId": group_link(&now)}))];
+                let version = self
+                    .patch_fresh(
+                        client,
+                        "Groups",
+                        &held.held,
+                        old_group_is(Some(old.clone()), &self.logins()),
+                        ops,
+                    )
+                    .await?;
+                self.groups.get_mut(&key).expect("held").held.version = version;
+            }
+            ServerOp::RemoveGroup { name } => {
+                let key = fold_case(name);
+                let held = self.groups.get(&key).cloned().ok_or(WriteError::Gone)?;
+                match client
+                    .delete("Groups", &held.held.id, held.held.version.as_deref())
+                    .await
+                {
+                    Ok(()) | Err(WriteError::Gone) => {}
+                    Err(e) => return Err(e),
+                }
+                self.groups.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn user(&self, login: &str) -> std::result::Result<(String, Held), WriteError> {
+        let key = fold_case(login);
+        let held = self.users.get(&key).cloned().ok_or(WriteError::Gone)?;
+        Ok((key, held))
+    }
+
+    /// SCIM id → login, for reading a group's members.
+    fn logins(&self) -> HashMap<String, String> {
+        self.users
+            .iter()
+            .map(|(login, h)| (h.id.clone(), login.clone()))
+            .collect()
+    }
+
+    /// `PATCH`es a resource under the version the run read. Answered 412 (it changed since),
+    /// the resource is read again: if `unchanged` still holds of it — nothing roster maps
+    /// changed — the patch is sent again under its new version; else the entry fails. The new
+    /// version, when the service says.
+    async fn patch_fresh(
+        &self,
+        client: &ScimClient,
+        kind: &str,
+        held: &Held,
+        unchanged: impl Fn(&Value) -> bool,
+        ops: Vec<Value>,
+    ) -> std::result::Result<Option<String>, WriteError> {
+        match client
+            .patch(kind, &held.id, held.version.as_deref(), ops.clone())
+            .await
+        {
+            Err(WriteError::Stale) => {
+                let now = client
+                    .get_resource(kind, &held.id)
+                    .await
+                    .map_err(|e| WriteError::Unreachable(e.to_string()))?
+                    .ok_or(WriteError::Gone)?;
+                if !unchanged(&now) {
+                    return Err(WriteError::Stale);
+                }
+                let version = now.pointer("/meta/version").and_then(Value::as_str);
+                client.patch(kind, &held.id, version, ops).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Whether a user resource read again is still `old`, in roster's terms.
+fn old_user_is(old: &ServerUser) -> impl Fn(&Value) -> bool + '_ {
+    move |v| user_from_resource(v).is_ok_and(|u| &u.user == old)
+}
+
+/// Whether a group resource read again is still `old`, in roster's terms.
+fn old_group_is(
+    old: Option<ServerGroup>,
+    logins: &HashMap<String, String>,
+) -> impl Fn(&Value) -> bool {
+    let logins = logins.clone();
+    move |v| {
+        let Some(old) = &old else { return false };
+        // The run's logins are kept as they compare (folded): members compare so too.
+        let mut members: Vec<String> = old.members.iter().map(|m| fold_case(m)).collect();
+        members.sort();
+        group_from_resource(v, &logins).is_ok_and(|g| {
+            let mut now = g.group.members;
+            now.sort();
+            g.group.name == old.name
+                && g.group.entra_id == old.entra_id
+                && g.group.tenant_id == old.tenant_id
+                && g.group.enabled == old.enabled
+                && now == members
+        })
+    }
+}
