@@ -399,7 +399,9 @@ fn a_bad_token_url_or_service_is_refused_in_one_line_and_changes_nothing() {
         .unwrap();
         testkit::scim::Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()])
     };
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, i32, &str)> = vec![
+    // The flags, the environment, the exit code, and what the one line says.
+    type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["--scim".into(), url.clone()],
             vec![("ROSTER_SCIM_TOKEN", "wrong-token")],
