@@ -236,10 +236,13 @@ fn writes_are_answered_as_rfc_7644_says() {
     let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
     rt.block_on(async {
         let ann = linked(1, "ann@contoso.com", false);
-        let made = client.create("Users", &user_resource(&ann)).await.unwrap();
+        let made = client
+            .create("Users", &user_resource(&ann), ("userName", &ann.login))
+            .await
+            .unwrap();
         assert!(made.version.is_some());
         let again = client
-            .create("Users", &user_resource(&ann))
+            .create("Users", &user_resource(&ann), ("userName", &ann.login))
             .await
             .unwrap_err();
         assert!(matches!(again, WriteError::Conflict(_)), "{again:?}");
@@ -284,6 +287,7 @@ fn writes_are_answered_as_rfc_7644_says() {
             .create(
                 "Groups",
                 &group_resource(&group, std::slice::from_ref(&made.id)),
+                ("displayName", "Sales"),
             )
             .await
             .unwrap();
@@ -574,5 +578,192 @@ mod target {
             "{why}"
         );
         assert!(!why.contains(TOKEN));
+    }
+}
+
+/// A loopback proxy in front of the real service that answers some requests itself, as a
+/// busy or failing service would: `faults` maps "METHOD kind" (`POST Users`, `GET Users`) to the
+/// answers to give, in turn — `503` / `429` before the request reaches the service, `500` after
+/// it did (the service made the change; the answer is lost).
+mod faulty {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+
+    pub struct Proxy {
+        pub url: String,
+        pub seen: Arc<Mutex<Vec<String>>>,
+        _rt: tokio::runtime::Runtime,
+    }
+
+    pub fn start(service: &str, faults: &[(&str, &[u16])]) -> Proxy {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let faults: Arc<Mutex<HashMap<String, Vec<u16>>>> = Arc::new(Mutex::new(
+            faults
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
+        ));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let upstream = service.trim_end_matches("/v2/").to_owned();
+        let http = reqwest::Client::new();
+        let (log, plan) = (seen.clone(), faults.clone());
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (http, upstream, log, plan) =
+                    (http.clone(), upstream.clone(), log.clone(), plan.clone());
+                async move {
+                    let kind = uri.path().split('/').nth(2).unwrap_or_default().to_owned();
+                    let key = format!("{method} {kind}");
+                    let fault = {
+                        let mut plan = plan.lock().unwrap();
+                        plan.get_mut(&key)
+                            .and_then(|f| (!f.is_empty()).then(|| f.remove(0)))
+                    };
+                    log.lock().unwrap().push(format!(
+                        "{key}{}",
+                        fault.map(|f| format!(" -> {f}")).unwrap_or_default()
+                    ));
+                    let refuse = |code: u16| {
+                        let mut h = HeaderMap::new();
+                        h.insert("retry-after", "0".parse().unwrap());
+                        (StatusCode::from_u16(code).unwrap(), h, Bytes::new())
+                    };
+                    if let Some(code @ (429 | 503)) = fault {
+                        return refuse(code);
+                    }
+                    let mut req = http.request(
+                        reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
+                        format!("{upstream}{uri}"),
+                    );
+                    for name in ["authorization", "content-type", "if-match", "accept"] {
+                        if let Some(v) = headers.get(name) {
+                            req = req.header(name, v.to_str().unwrap());
+                        }
+                    }
+                    let resp = req.body(body).send().await.unwrap();
+                    let status = resp.status().as_u16();
+                    let bytes = resp.bytes().await.unwrap();
+                    match fault {
+                        Some(code) => refuse(code),
+                        None => (
+                            StatusCode::from_u16(status).unwrap(),
+                            HeaderMap::new(),
+                            bytes,
+                        ),
+                    }
+                }
+            },
+        );
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Proxy {
+            url: format!("http://127.0.0.1:{port}/v2/"),
+            seen,
+            _rt: rt,
+        }
+    }
+}
+
+/// Throttling (429, 503 with `Retry-After`) and server errors are waited out, reading and
+/// writing. A create answered 500 after the service made it is found, not made twice; a PATCH
+/// answered 502 after the service made it is sent again, refused as stale (412), and the
+/// resource read again already holds it: done, not failed.
+#[test]
+fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
+    use adapters::clock::FixedClock;
+    use adapters::interrupt::Interrupt;
+    use adapters::scim::target::ScimTarget;
+    use adapters::target::Target;
+    use engine::event::{EntryOutcome, Outcome};
+    use engine::model::{Kind, ServerOp};
+
+    let scim = Scim::start();
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[
+            ("GET Users", &[503, 429]),
+            ("POST Users", &[500]),
+            ("PATCH Users", &[502]),
+        ],
+    );
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let users: Vec<ServerUser> = (1..=2)
+        .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
+        .collect();
+    let mut entries: Vec<EntryOutcome> = users
+        .iter()
+        .map(|u| EntryOutcome {
+            kind: Kind::User,
+            id: u.entra_id.clone().unwrap(),
+            name: u.login.clone(),
+            outcome: Outcome::Added,
+            detail: String::new(),
+            reason: None,
+            changes: Vec::new(),
+            op: Some(ServerOp::PutUser {
+                previous_login: None,
+                user: Box::new(u.clone()),
+            }),
+        })
+        .collect();
+    let mut disabled = entries[0].clone();
+    disabled.outcome = Outcome::Disabled;
+    disabled.op = Some(ServerOp::SetUserEnabled {
+        login: users[0].login.clone(),
+        enabled: false,
+    });
+    entries.push(disabled);
+    let dir = tempfile::tempdir().unwrap();
+    let store = engine::SledStore::open(&dir.path().join("db")).unwrap();
+    let applied = target
+        .import(
+            &store,
+            engine::RunId(uuid::Uuid::now_v7()),
+            &FixedClock::new(chrono::Utc::now()),
+            &mut state,
+            entries,
+            &Interrupt::default(),
+        )
+        .unwrap();
+    assert_eq!(applied.failure, None);
+    let outcomes: Vec<Outcome> = applied.entries.iter().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Added, Outcome::Added, Outcome::Disabled],
+        "{:?}",
+        applied.entries
+    );
+
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    let logins: Vec<(&str, bool)> = held
+        .users
+        .iter()
+        .map(|u| (u.user.login.as_str(), u.user.enabled))
+        .collect();
+    assert_eq!(logins.len(), 2, "each user made once: {logins:?}");
+    assert!(
+        logins.contains(&("u1@contoso.com", false)) && logins.contains(&("u2@contoso.com", true))
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    for expected in [
+        "GET Users -> 503",
+        "GET Users -> 429",
+        "POST Users -> 500",
+        "PATCH Users -> 502",
+    ] {
+        assert!(seen.iter().any(|s| s == expected), "{expected}: {seen:?}");
     }
 }

@@ -43,7 +43,7 @@ impl Service {
             for u in state.users() {
                 let written = self
                     .client
-                    .create("Users", &user_resource(u))
+                    .create("Users", &user_resource(u), ("userName", &u.login))
                     .await
                     .unwrap();
                 ids.insert(engine::ids::fold_case(&u.login), written.id);
@@ -55,7 +55,11 @@ impl Service {
                     .map(|m| ids[&engine::ids::fold_case(m)].clone())
                     .collect();
                 self.client
-                    .create("Groups", &group_resource(g, &members))
+                    .create(
+                        "Groups",
+                        &group_resource(g, &members),
+                        ("displayName", &g.name),
+                    )
                     .await
                     .unwrap();
             }

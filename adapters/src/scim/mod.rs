@@ -27,6 +27,7 @@ use engine::{ObjectId, TenantId};
 
 use crate::auth::Secret;
 use crate::error::{Error, Result};
+use crate::graph::client::RetryPolicy;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -323,10 +324,15 @@ impl ServiceConfig {
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
-/// Tries of one write the service answered 429 or 503 (it said to come back later).
-const WRITE_TRIES: u32 = 4;
-/// The longest wait between them, whatever `Retry-After` says.
-const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Which answers a request is sent again for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// 429 and 503: the service did not take the request; sending it again is safe.
+    Throttled,
+    /// Those, and any other server error: for a read, or a write that the same request
+    /// repeated leaves the same (PATCH, DELETE).
+    ServerErrors,
+}
 
 /// A PATCH request's body (RFC 7644 §3.5.2): lower-case `op`s.
 pub fn patch_body(operations: Vec<Value>) -> Value {
@@ -387,25 +393,15 @@ pub struct ScimDirectory {
     pub groups: Vec<ScimGroup>,
 }
 
-/// The service did not answer: where, and why in a word (never the token, never a path).
-fn unreachable(url: &Url, e: &reqwest::Error) -> Error {
-    Error::Service(format!(
-        "cannot reach the SCIM service at {}: {}",
-        url.origin().ascii_serialization(),
-        if e.is_timeout() {
-            "timed out"
-        } else {
-            "connection failed"
-        }
-    ))
-}
-
 /// A SCIM service: its base URL (the one `ServiceProviderConfig`, `Users` and `Groups` hang
 /// from) and the bearer token, never printed.
 pub struct ScimClient {
     http: reqwest::Client,
     base: Url,
     token: Option<Secret>,
+    /// How throttling and server errors are waited out: Graph's policy
+    /// ([`RetryPolicy::from_env`]).
+    policy: RetryPolicy,
 }
 
 impl ScimClient {
@@ -416,12 +412,12 @@ impl ScimClient {
         }
         ScimClient {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
                 .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .expect("an HTTP client with these settings builds"),
             base,
             token,
+            policy: RetryPolicy::from_env(),
         }
     }
 
@@ -445,35 +441,27 @@ impl ScimClient {
         }
     }
 
-    /// GET `path`: the status, and the body or the error that status means.
+    /// GET `path`: the status, and the body or the error that status means. Throttling and
+    /// server errors are waited out within the retry policy's bounds.
     async fn get_status(&self, path: &str) -> Result<(u16, Result<Value>)> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| Error::bad_input(format!("SCIM URL {}{path}: {e}", self.base)))?;
-        let resp = self
-            .request(reqwest::Method::GET, &url)
-            .send()
+        let (status, body) = self
+            .send(reqwest::Method::GET, path, None, None, Retry::ServerErrors)
             .await
-            .map_err(|e| unreachable(&url, &e))?;
-        let status = resp.status();
-        let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
-            .await
-            .unwrap_or_default();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok((status.as_u16(), Ok(body)));
+            .map_err(Error::Service)?;
+        let body = body.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok((status, Ok(body)));
         }
         let detail = str_at(&body, "detail").unwrap_or_default();
         let said = format!(
             "the SCIM service at {} answered {} to GET {}{}{}",
             self.base,
-            status.as_u16(),
+            status,
             path.split('?').next().unwrap_or_default(),
             if detail.is_empty() { "" } else { ": " },
             engine::text::printable(&detail.chars().take(500).collect::<String>())
         );
-        let error = match status.as_u16() {
+        let error = match status {
             401 | 403 => Error::bad_input(format!(
                 "{said}; check the token (--scim-token-file FILE or {TOKEN_ENV})"
             )),
@@ -483,7 +471,7 @@ impl ScimClient {
             )),
             _ => Error::Service(said),
         };
-        Ok((status.as_u16(), Err(error)))
+        Ok((status, Err(error)))
     }
 
     /// One resource (`Users/ID`), or `None` when the service says it is gone.
@@ -495,24 +483,26 @@ impl ScimClient {
         }
     }
 
-    /// Sends a write (`POST`, `PATCH`, `DELETE`) to `path`, with `If-Match` when a version is
-    /// known, retrying while the service answers 429 or 503 (waiting its `Retry-After`, at most
-    /// [`MAX_WAIT`], [`WRITE_TRIES`] times). The body of a 2xx answer, if any.
-    async fn write(
+    /// Sends a request to `path` (relative to the base), with `If-Match` when a version is
+    /// known, and reads the answer (bounded). Sent again, within the retry policy's bounds,
+    /// while the service answers 429 or 503 (waiting its `Retry-After`) and, with
+    /// [`Retry::ServerErrors`], any other 5xx (backing off). The last status and body; `Err`
+    /// when the service cannot be reached at all (why, in a few words).
+    async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         version: Option<&str>,
         body: Option<&Value>,
-    ) -> std::result::Result<Option<Value>, WriteError> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|e| WriteError::Unreachable(format!("{path}: {e}")))?;
-        let mut tries = 0;
+        retry: Retry,
+    ) -> std::result::Result<(u16, Option<Value>), String> {
+        let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
+        let policy = &self.policy;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
         loop {
-            tries += 1;
-            let mut req = self.request(method.clone(), &url);
+            attempt += 1;
+            let mut req = self.request(method.clone(), &url).timeout(policy.timeout);
             if let Some(v) = version {
                 req = req.header(reqwest::header::IF_MATCH, v);
             }
@@ -522,17 +512,18 @@ impl ScimClient {
                     .body(b.to_string());
             }
             let resp = req.send().await.map_err(|e| {
-                WriteError::Unreachable(
+                format!(
+                    "cannot reach the SCIM service at {}: {}",
+                    url.origin().ascii_serialization(),
                     if e.is_timeout() {
                         "timed out"
                     } else {
                         "connection failed"
                     }
-                    .into(),
                 )
             })?;
             let status = resp.status().as_u16();
-            let wait = resp
+            let asked = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
@@ -541,45 +532,99 @@ impl ScimClient {
                 .await
                 .unwrap_or_default();
             let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
-            if (200..300).contains(&status) {
-                return Ok(answer);
-            }
-            if matches!(status, 429 | 503) && tries < WRITE_TRIES {
-                tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1)).min(MAX_WAIT)).await;
-                continue;
-            }
-            let field = |k: &str| {
-                answer.as_ref().and_then(|a| str_at(a, k)).map(|s| {
-                    engine::text::printable(s)
-                        .chars()
-                        .take(500)
-                        .collect::<String>()
-                })
+            let again = match status {
+                429 | 503 => true,
+                500..=599 => retry == Retry::ServerErrors && status != 501,
+                _ => false,
             };
-            return Err(match (status, field("scimType").as_deref()) {
-                (409, _) => WriteError::Conflict(field("detail").unwrap_or_default()),
-                (412, _) => WriteError::Stale,
-                (404, _) => WriteError::Gone,
-                (429 | 503, _) => WriteError::Unreachable(format!("it kept answering {status}")),
-                _ => WriteError::Refused {
-                    status,
-                    scim_type: field("scimType"),
-                    detail: field("detail").unwrap_or_default(),
-                },
-            });
+            let wait = asked
+                .unwrap_or_else(|| policy.backoff(attempt))
+                .min(policy.max_delay);
+            if !again || attempt >= policy.max_attempts || waited + wait > policy.max_total_wait {
+                return Ok((status, answer));
+            }
+            tracing::debug!(status, ?wait, "the SCIM service asked to come back later");
+            tokio::time::sleep(wait).await;
+            waited += wait;
         }
     }
 
-    /// `POST` a new resource of `kind` (`Users`, `Groups`).
+    /// Sends a write (`POST`, `PATCH`, `DELETE`) to `path` (see [`ScimClient::send`]); the
+    /// body of a 2xx answer, if any, else why not.
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> std::result::Result<Option<Value>, WriteError> {
+        let (status, answer) = self
+            .send(method, path, version, body, retry)
+            .await
+            .map_err(WriteError::Unreachable)?;
+        if (200..300).contains(&status) {
+            return Ok(answer);
+        }
+        let field = |k: &str| {
+            answer.as_ref().and_then(|a| str_at(a, k)).map(|s| {
+                engine::text::printable(s)
+                    .chars()
+                    .take(500)
+                    .collect::<String>()
+            })
+        };
+        Err(match status {
+            409 => WriteError::Conflict(field("detail").unwrap_or_default()),
+            412 => WriteError::Stale,
+            404 => WriteError::Gone,
+            429 | 503 => WriteError::Unreachable(format!("it kept answering {status}")),
+            _ => WriteError::Refused {
+                status,
+                scim_type: field("scimType"),
+                detail: field("detail").unwrap_or_default(),
+            },
+        })
+    }
+
+    /// `POST` a new resource of `kind` (`Users`, `Groups`), which `key` (`userName`,
+    /// `displayName` and its value) finds. A server error may come after the service made it:
+    /// before it is sent again, the service is asked whether it holds it — never created twice.
     pub async fn create(
         &self,
         kind: &str,
         body: &Value,
+        key: (&str, &str),
     ) -> std::result::Result<Written, WriteError> {
-        let answer = self
-            .write(reqwest::Method::POST, kind, None, Some(body))
-            .await?
-            .unwrap_or(Value::Null);
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            match self
+                .write(
+                    reqwest::Method::POST,
+                    kind,
+                    None,
+                    Some(body),
+                    Retry::Throttled,
+                )
+                .await
+            {
+                Err(WriteError::Refused { status, .. })
+                    if (500..600).contains(&status) && attempt < self.policy.max_attempts =>
+                {
+                    tokio::time::sleep(self.policy.backoff(attempt)).await;
+                    let (attr, value) = key;
+                    let found = self
+                        .find(kind, attr, value)
+                        .await
+                        .map_err(|e| WriteError::Unreachable(e.to_string()))?;
+                    if let Some(made) = found.first() {
+                        break made.clone();
+                    }
+                }
+                other => break other?.unwrap_or(Value::Null),
+            }
+        };
         let (id, version) = id_and_version(&answer, kind).map_err(|e| WriteError::Refused {
             status: 201,
             scim_type: None,
@@ -602,6 +647,7 @@ impl ScimClient {
                 &format!("{kind}/{id}"),
                 version,
                 Some(&patch_body(operations)),
+                Retry::ServerErrors,
             )
             .await?;
         Ok(answer.and_then(|a| {
@@ -623,6 +669,7 @@ impl ScimClient {
             &format!("{kind}/{id}"),
             version,
             None,
+            Retry::ServerErrors,
         )
         .await
         .map(|_| ())

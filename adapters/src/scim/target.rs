@@ -382,8 +382,12 @@ impl Ids {
                     (Some(key), Some(old)) => {
                         let ops = user_patch(old, user);
                         let held = self.users[&key].clone();
+                        let (before, after) = (
+                            Holds::User(Box::new(old.clone())),
+                            Holds::User(user.clone()),
+                        );
                         let version = self
-                            .patch_fresh(client, "Users", &held, old_user_is(old), ops)
+                            .patch_fresh(client, "Users", &held, (before, after), ops)
                             .await?;
                         self.users.remove(&key);
                         self.users.insert(
@@ -395,7 +399,9 @@ impl Ids {
                         );
                     }
                     _ => {
-                        let written = client.create("Users", &user_resource(user)).await?;
+                        let written = client
+                            .create("Users", &user_resource(user), ("userName", &user.login))
+                            .await?;
                         self.users.insert(
                             fold_case(&user.login),
                             Held {
@@ -410,8 +416,16 @@ impl Ids {
                 let (key, held) = self.user(login)?;
                 let old = state.user(login).ok_or(WriteError::Gone)?;
                 let ops = vec![json!({"op": "replace", "path": "active", "value": enabled})];
+                let now = ServerUser {
+                    enabled: *enabled,
+                    ..old.clone()
+                };
+                let changed = (
+                    Holds::User(Box::new(old.clone())),
+                    Holds::User(Box::new(now)),
+                );
                 let version = self
-                    .patch_fresh(client, "Users", &held, old_user_is(old), ops)
+                    .patch_fresh(client, "Users", &held, changed, ops)
                     .await?;
                 self.users.insert(key, Held { version, ..held });
             }
@@ -427,16 +441,20 @@ impl Ids {
                     .collect();
                 for group in listing {
                     let g = self.groups[&group].clone();
-                    let old = state
-                        .groups()
-                        .find(|s| fold_case(&s.name) == group)
-                        .cloned();
+                    let Some(old) = state.groups().find(|s| fold_case(&s.name) == group) else {
+                        continue;
+                    };
+                    let before = Holds::group(old, &g.members);
+                    let mut after = before.clone();
+                    if let Holds::Group { members, .. } = &mut after {
+                        members.retain(|m| m != &held.id);
+                    }
                     let version = self
                         .patch_fresh(
                             client,
                             "Groups",
                             &g.held,
-                            old_group_is(old, &self.logins()),
+                            (before, after),
                             vec![remove_member(&held.id)],
                         )
                         .await?;
@@ -518,14 +536,12 @@ impl Ids {
                         let version = match ops.is_empty() {
                             true => held.held.version.clone(),
                             false => {
-                                self.patch_fresh(
-                                    client,
-                                    "Groups",
-                                    &held.held,
-                                    old_group_is(Some(old.clone()), &self.logins()),
-                                    ops,
-                                )
-                                .await?
+                                let changed = (
+                                    Holds::group(old, &held.members),
+                                    Holds::group(group, &wanted),
+                                );
+                                self.patch_fresh(client, "Groups", &held.held, changed, ops)
+                                    .await?
                             }
                         };
                         self.groups.remove(&key);
@@ -542,7 +558,11 @@ impl Ids {
                     }
                     _ => {
                         let written = client
-                            .create("Groups", &super::group_resource(group, &wanted))
+                            .create(
+                                "Groups",
+                                &super::group_resource(group, &wanted),
+                                ("displayName", &group.name),
+                            )
                             .await?;
                         self.groups.insert(
                             fold_case(&group.name),
@@ -566,14 +586,12 @@ impl Ids {
                     ..old.clone()
                 };
                 let ops = vec![replace(json!({"externalId": group_link(&now)}))];
+                let changed = (
+                    Holds::group(old, &held.members),
+                    Holds::group(&now, &held.members),
+                );
                 let version = self
-                    .patch_fresh(
-                        client,
-                        "Groups",
-                        &held.held,
-                        old_group_is(Some(old.clone()), &self.logins()),
-                        ops,
-                    )
+                    .patch_fresh(client, "Groups", &held.held, changed, ops)
                     .await?;
                 self.groups.get_mut(&key).expect("held").held.version = version;
             }
@@ -608,15 +626,16 @@ impl Ids {
     }
 
     /// `PATCH`es a resource under the version the run read. Answered 412 (it changed since),
-    /// the resource is read again: if `unchanged` still holds of it — nothing roster maps
-    /// changed — the patch is sent again under its new version; else the entry fails. The new
-    /// version, when the service says.
+    /// the resource is read again: if it already holds what the patch makes (an earlier try
+    /// the service made but whose answer was lost), that is done; if it still holds what the
+    /// run read — nothing roster maps changed — the patch is sent again under its new version;
+    /// else the entry fails. The new version, when the service says.
     async fn patch_fresh(
         &self,
         client: &ScimClient,
         kind: &str,
         held: &Held,
-        unchanged: impl Fn(&Value) -> bool,
+        (before, after): (Holds, Holds),
         ops: Vec<Value>,
     ) -> std::result::Result<Option<String>, WriteError> {
         match client
@@ -629,41 +648,60 @@ impl Ids {
                     .await
                     .map_err(|e| WriteError::Unreachable(e.to_string()))?
                     .ok_or(WriteError::Gone)?;
-                if !unchanged(&now) {
-                    return Err(WriteError::Stale);
+                let logins = self.logins();
+                let version = now
+                    .pointer("/meta/version")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                if after.is(&now, &logins) {
+                    Ok(version)
+                } else if before.is(&now, &logins) {
+                    client.patch(kind, &held.id, version.as_deref(), ops).await
+                } else {
+                    Err(WriteError::Stale)
                 }
-                let version = now.pointer("/meta/version").and_then(Value::as_str);
-                client.patch(kind, &held.id, version, ops).await
             }
             other => other,
         }
     }
 }
 
-/// Whether a user resource read again is still `old`, in roster's terms.
-fn old_user_is(old: &ServerUser) -> impl Fn(&Value) -> bool + '_ {
-    move |v| user_from_resource(v).is_ok_and(|u| &u.user == old)
+/// What a resource holds, in roster's terms: what one read again is compared with.
+#[derive(Debug, Clone)]
+enum Holds {
+    User(Box<ServerUser>),
+    /// A group: its name, its `externalId` (link and disabled mark), its user members' ids.
+    Group {
+        name: String,
+        link: Option<String>,
+        members: Vec<String>,
+    },
 }
 
-/// Whether a group resource read again is still `old`, in roster's terms.
-fn old_group_is(
-    old: Option<ServerGroup>,
-    logins: &HashMap<String, String>,
-) -> impl Fn(&Value) -> bool {
-    let logins = logins.clone();
-    move |v| {
-        let Some(old) = &old else { return false };
-        // The run's logins are kept as they compare (folded): members compare so too.
-        let mut members: Vec<String> = old.members.iter().map(|m| fold_case(m)).collect();
-        members.sort();
-        group_from_resource(v, &logins).is_ok_and(|g| {
-            let mut now = g.group.members;
-            now.sort();
-            g.group.name == old.name
-                && g.group.entra_id == old.entra_id
-                && g.group.tenant_id == old.tenant_id
-                && g.group.enabled == old.enabled
-                && now == members
-        })
+impl Holds {
+    fn group(g: &ServerGroup, members: &[String]) -> Holds {
+        Holds::Group {
+            name: g.name.clone(),
+            link: group_link(g),
+            members: members.to_vec(),
+        }
+    }
+
+    /// Whether `resource` holds this; `logins` tells the directory's users by SCIM id.
+    fn is(&self, resource: &Value, logins: &HashMap<String, String>) -> bool {
+        match self {
+            Holds::User(u) => user_from_resource(resource).is_ok_and(|now| now.user == **u),
+            Holds::Group {
+                name,
+                link,
+                members,
+            } => group_from_resource(resource, logins).is_ok_and(|now| {
+                let mut ids = now.member_ids;
+                ids.sort();
+                let mut want = members.clone();
+                want.sort();
+                &now.group.name == name && &group_link(&now.group) == link && ids == want
+            }),
+        }
     }
 }
