@@ -189,6 +189,11 @@ fn demo_imports_into_scim_decide_and_end_as_into_the_embedded_server() {
         }
     }
     assert_eq!(scim.run(&["verify"]).0, 0);
+    // The log records the service's URL, never its token.
+    let events = scim.expect(0, &["events", "--since", "1"]);
+    assert!(events.contains(&format!("\"url\":\"{}\"", service.scim.url)));
+    assert!(!events.contains(testkit::scim::TOKEN));
+    assert!(!scim.printed.borrow().contains(testkit::scim::TOKEN));
     let (code, out, err) = service.run(&scim, &["replay", "last"]);
     assert_eq!(code, 0, "{out}{err}");
 
