@@ -491,6 +491,7 @@ mod target {
                 put(&ann2, Outcome::Updated),
                 put(&bob2, Outcome::Updated),
                 put(&cy, Outcome::Added),
+                put(&linked(4, "dee@contoso.com", false), Outcome::Added),
             ],
         );
         assert_eq!(applied.failure, None);
@@ -513,7 +514,9 @@ mod target {
             "{}",
             applied.entries[1].detail
         );
+        // cy and dee went in one bulk request: cy's operation was refused (409), dee's made.
         assert_eq!(outcomes[2], (Outcome::Conflict, Some(Reason::NameTaken)));
+        assert_eq!(outcomes[3], (Outcome::Added, None));
 
         let dir = rt.block_on(client.load()).unwrap();
         let held = |login: &str| {
@@ -675,7 +678,8 @@ mod faulty {
 }
 
 /// Throttling (429, 503 with `Retry-After`) and server errors are waited out, reading and
-/// writing. A create answered 500 after the service made it is found, not made twice; a PATCH
+/// writing. A create (alone, or in a bulk request) answered 500 after the service made it is
+/// found, not made twice; a PATCH
 /// answered 502 after the service made it is sent again, refused as stale (412), and the
 /// resource read again already holds it: done, not failed.
 #[test]
@@ -692,13 +696,14 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
         scim.url.as_str(),
         &[
             ("GET Users", &[503, 429]),
+            ("POST Bulk", &[500]),
             ("POST Users", &[500]),
             ("PATCH Users", &[502]),
         ],
     );
     let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
     let mut state = target.load().unwrap();
-    let users: Vec<ServerUser> = (1..=2)
+    let users: Vec<ServerUser> = (1..=3)
         .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
         .collect();
     let mut entries: Vec<EntryOutcome> = users
@@ -723,7 +728,8 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
         login: users[0].login.clone(),
         enabled: false,
     });
-    entries.push(disabled);
+    // u1 and u2 are made by one bulk request, u3 alone after the disable.
+    entries.insert(2, disabled);
     let dir = tempfile::tempdir().unwrap();
     let store = engine::SledStore::open(&dir.path().join("db")).unwrap();
     let applied = target
@@ -740,7 +746,12 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     let outcomes: Vec<Outcome> = applied.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,
-        [Outcome::Added, Outcome::Added, Outcome::Disabled],
+        [
+            Outcome::Added,
+            Outcome::Added,
+            Outcome::Disabled,
+            Outcome::Added
+        ],
         "{:?}",
         applied.entries
     );
@@ -753,7 +764,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
         .iter()
         .map(|u| (u.user.login.as_str(), u.user.enabled))
         .collect();
-    assert_eq!(logins.len(), 2, "each user made once: {logins:?}");
+    assert_eq!(logins.len(), 3, "each user made once: {logins:?}");
     assert!(
         logins.contains(&("u1@contoso.com", false)) && logins.contains(&("u2@contoso.com", true))
     );
@@ -761,6 +772,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     for expected in [
         "GET Users -> 503",
         "GET Users -> 429",
+        "POST Bulk -> 500",
         "POST Users -> 500",
         "PATCH Users -> 502",
     ] {

@@ -323,6 +323,43 @@ impl ServiceConfig {
 }
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+
+/// One operation of a bulk response: made (its id from `location`, its version), refused, or
+/// `None` when the answer does not say.
+fn bulk_result(op: &Value) -> Option<std::result::Result<Written, WriteError>> {
+    let status: u16 = match op.get("status")? {
+        Value::String(s) => s.trim().parse().ok()?,
+        Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+        _ => return None,
+    };
+    if (200..300).contains(&status) {
+        let id = str_at(op, "location")
+            .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+            .map(str::to_owned)?;
+        let version = owned(str_at(op, "version"));
+        return Some(Ok(Written { id, version }));
+    }
+    let response = op.get("response");
+    let field = |k: &str| {
+        response.and_then(|r| str_at(r, k)).map(|s| {
+            engine::text::printable(s)
+                .chars()
+                .take(500)
+                .collect::<String>()
+        })
+    };
+    Some(Err(match status {
+        409 => WriteError::Conflict(field("detail").unwrap_or_default()),
+        // Throttled or failing inside the bulk: not settled; looked for and sent alone.
+        429 | 500..=599 => return None,
+        _ => WriteError::Refused {
+            status,
+            scim_type: field("scimType"),
+            detail: field("detail").unwrap_or_default(),
+        },
+    }))
+}
 
 /// Which answers a request is sent again for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,6 +668,73 @@ impl ScimClient {
             detail: format!("the service's answer: {e}"),
         })?;
         Ok(Written { id, version })
+    }
+
+    /// Creates `items` — resources of `kind`, each with the filter that finds it (`userName`,
+    /// `displayName` and its value) — in one `/Bulk` request (RFC 7644 §3.7), each answered on
+    /// its own; the service is asked to go on past errors. An item the answer does not settle
+    /// (the request failed as a whole, which may come after the service made some) is looked
+    /// for, and created alone if it is not there: never made twice. One result per item.
+    pub async fn create_many(
+        &self,
+        kind: &str,
+        items: &[(Value, (String, String))],
+    ) -> Vec<std::result::Result<Written, WriteError>> {
+        let operations: Vec<Value> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (data, _))| {
+                json!({"method": "POST", "path": format!("/{kind}"), "bulkId": i.to_string(), "data": data})
+            })
+            .collect();
+        let request = json!({"schemas": [BULK_REQUEST], "Operations": operations});
+        let mut results: Vec<Option<std::result::Result<Written, WriteError>>> =
+            (0..items.len()).map(|_| None).collect();
+        let answer = self
+            .write(
+                reqwest::Method::POST,
+                "Bulk",
+                None,
+                Some(&request),
+                Retry::Throttled,
+            )
+            .await;
+        if let Ok(Some(answer)) = answer {
+            for op in answer
+                .get("Operations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(i) = str_at(op, "bulkId").and_then(|b| b.parse::<usize>().ok()) else {
+                    continue;
+                };
+                let Some(slot) = results.get_mut(i) else {
+                    continue;
+                };
+                *slot = bulk_result(op);
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for ((body, (attr, value)), result) in items.iter().zip(results) {
+            out.push(match result {
+                Some(r) => r,
+                None => match self.find(kind, attr, value).await {
+                    Ok(found) => match found.first() {
+                        Some(made) => id_and_version(made, kind)
+                            .map(|(id, version)| Written { id, version })
+                            .map_err(|e| WriteError::Refused {
+                                status: 200,
+                                scim_type: None,
+                                detail: format!("the service's answer: {e}"),
+                            }),
+                        None => self.create(kind, body, (attr, value)).await,
+                    },
+                    Err(e) => Err(WriteError::Unreachable(e.to_string())),
+                },
+            });
+        }
+        out
     }
 
     /// `PATCH` a resource with `operations`; its new version, when the service says.

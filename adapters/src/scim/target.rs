@@ -59,7 +59,19 @@ pub struct ScimTarget {
     runtime: tokio::runtime::Runtime,
     /// The directory as [`Target::load`] read it: each record's SCIM id and version.
     read: Mutex<Option<ScimDirectory>>,
+    /// Bulk requests' limits, when the service takes them: new records are sent together.
+    bulk: Option<BulkLimits>,
 }
+
+/// How much one bulk request may carry: the service's limits, and roster's own.
+#[derive(Debug, Clone, Copy)]
+struct BulkLimits {
+    operations: usize,
+    bytes: usize,
+}
+
+/// The most operations roster puts in one bulk request, whatever the service allows.
+const MAX_BULK: usize = 200;
 
 /// Checks a `--scim` URL: `https`, or `http` to this machine only (the token would cross the
 /// network in clear), no credentials, query or fragment in it.
@@ -118,16 +130,34 @@ impl ScimTarget {
                 "the SCIM service at {url} does not support PATCH (its ServiceProviderConfig says so); roster needs PATCH to disable users and change group members"
             )));
         }
+        let bulk = config.bulk.and_then(|(operations, bytes)| {
+            let limits = BulkLimits {
+                operations: usize::try_from(operations).ok()?.min(MAX_BULK),
+                // Room for the request's own wrapping.
+                bytes: usize::try_from(bytes).ok()?.saturating_mul(9) / 10,
+            };
+            (limits.operations > 1 && limits.bytes > 0).then_some(limits)
+        });
         Ok(ScimTarget {
             url,
             client,
             runtime,
             read: Mutex::new(None),
+            bulk,
         })
     }
 
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// Why a run stopped: the service stopped answering after `done` of `total` entries.
+    fn stopped_answering(&self, why: &str, done: usize, total: usize) -> String {
+        format!(
+            "the SCIM service at {} stopped answering ({why}) after {done} of {total} entries were applied and recorded; the other {} were not applied; run the import again when it answers",
+            self.url,
+            total - done
+        )
     }
 }
 
@@ -181,7 +211,8 @@ impl Target for ScimTarget {
                 store.flush()?;
             }
             let mut written = Vec::with_capacity(batch.len());
-            for mut entry in batch {
+            let mut rest = batch.into_iter().peekable();
+            while let Some(mut entry) = rest.next() {
                 if stop.requested() {
                     failure = Some(format!(
                         "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
@@ -194,17 +225,66 @@ impl Target for ScimTarget {
                     written.push(entry);
                     continue;
                 };
+                // New records of one kind, one after another, go in one bulk request.
+                if let (Some(limits), Some(first)) = (self.bulk, ids.creation(state, &op)) {
+                    let mut together = vec![(entry, first)];
+                    let mut bytes = together[0].1.body.to_string().len();
+                    while together.len() < limits.operations {
+                        let next = rest
+                            .peek()
+                            .and_then(|e| e.op.as_ref())
+                            .and_then(|op| ids.creation(state, op))
+                            .filter(|c| c.kind == together[0].1.kind);
+                        let Some(next) = next else { break };
+                        bytes += next.body.to_string().len() + 100;
+                        if bytes > limits.bytes {
+                            break;
+                        }
+                        together.extend(rest.next().map(|e| (e, next)));
+                    }
+                    if together.len() > 1 {
+                        let kind = together[0].1.kind;
+                        let items: Vec<(Value, (String, String))> = together
+                            .iter()
+                            .map(|(_, c)| (c.body.clone(), (c.filter.to_owned(), c.name.clone())))
+                            .collect();
+                        let results = self.runtime.block_on(self.client.create_many(kind, &items));
+                        for ((mut entry, creation), result) in together.into_iter().zip(results) {
+                            match result {
+                                Ok(made) => {
+                                    ids.created(creation, made);
+                                    if let Some(op) = &entry.op {
+                                        state.apply_quietly(op);
+                                    }
+                                }
+                                // Not known to be made: left unrecorded, its intent unconfirmed.
+                                Err(WriteError::Unreachable(why)) => {
+                                    failure.get_or_insert(why);
+                                    continue;
+                                }
+                                Err(refused) => not_applied(&mut entry, &refused),
+                            }
+                            written.push(entry);
+                        }
+                        if let Some(why) = failure.take() {
+                            failure = Some(self.stopped_answering(
+                                &why,
+                                done.len() + written.len(),
+                                total,
+                            ));
+                            break;
+                        }
+                        continue;
+                    }
+                    entry = together.pop().expect("the first entry is there").0;
+                }
                 match self.runtime.block_on(ids.write(&self.client, state, &op)) {
                     Ok(()) => {
                         state.apply_quietly(&op);
                     }
                     Err(WriteError::Unreachable(why)) => {
-                        failure = Some(format!(
-                            "the SCIM service at {} stopped answering ({why}) after {} of {total} entries were applied and recorded; the other {} were not applied; run the import again when it answers",
-                            self.url,
-                            done.len() + written.len(),
-                            total - done.len() - written.len()
-                        ));
+                        failure =
+                            Some(self.stopped_answering(&why, done.len() + written.len(), total));
                         break;
                     }
                     Err(refused) => not_applied(&mut entry, &refused),
@@ -264,6 +344,22 @@ fn not_applied(entry: &mut EntryOutcome, why: &WriteError) {
     }
     entry.changes.clear();
     entry.op = None;
+}
+
+/// A record to create: its resource, and how to find it again (the filter and the name).
+struct Creation {
+    kind: &'static str,
+    body: Value,
+    filter: &'static str,
+    name: String,
+    /// A group's members, by SCIM id.
+    members: Vec<String>,
+}
+
+impl Creation {
+    fn key(&self) -> (&str, &str) {
+        (self.filter, &self.name)
+    }
 }
 
 /// A resource's SCIM id and the version last seen.
@@ -399,16 +495,9 @@ impl Ids {
                         );
                     }
                     _ => {
-                        let written = client
-                            .create("Users", &user_resource(user), ("userName", &user.login))
-                            .await?;
-                        self.users.insert(
-                            fold_case(&user.login),
-                            Held {
-                                id: written.id,
-                                version: written.version,
-                            },
-                        );
+                        let new = self.creation(state, op).ok_or(WriteError::Gone)?;
+                        let written = client.create(new.kind, &new.body, new.key()).await?;
+                        self.created(new, written);
                     }
                 }
             }
@@ -503,12 +592,7 @@ impl Ids {
                 let key = [fold_case(from), fold_case(&group.name)]
                     .into_iter()
                     .find(|k| self.groups.contains_key(k));
-                let wanted: Vec<String> = group
-                    .members
-                    .iter()
-                    .filter_map(|login| self.users.get(&fold_case(login)))
-                    .map(|h| h.id.clone())
-                    .collect();
+                let wanted = self.member_ids(group);
                 match (key, state.group(from).or_else(|| state.group(&group.name))) {
                     (Some(key), Some(old)) => {
                         let held = self.groups[&key].clone();
@@ -557,23 +641,9 @@ impl Ids {
                         );
                     }
                     _ => {
-                        let written = client
-                            .create(
-                                "Groups",
-                                &super::group_resource(group, &wanted),
-                                ("displayName", &group.name),
-                            )
-                            .await?;
-                        self.groups.insert(
-                            fold_case(&group.name),
-                            HeldGroup {
-                                held: Held {
-                                    id: written.id,
-                                    version: written.version,
-                                },
-                                members: wanted,
-                            },
-                        );
+                        let new = self.creation(state, op).ok_or(WriteError::Gone)?;
+                        let written = client.create(new.kind, &new.body, new.key()).await?;
+                        self.created(new, written);
                     }
                 }
             }
@@ -609,6 +679,81 @@ impl Ids {
             }
         }
         Ok(())
+    }
+
+    /// What creating the record `op` puts is, when `op` makes one the service does not hold
+    /// yet (a new user or group); `None` for any other op.
+    fn creation(&self, state: &ServerState, op: &ServerOp) -> Option<Creation> {
+        match op {
+            ServerOp::PutUser {
+                previous_login,
+                user,
+            } => {
+                let from = previous_login.as_deref().unwrap_or(&user.login);
+                let held = self.users.contains_key(&fold_case(from))
+                    || self.users.contains_key(&fold_case(&user.login));
+                let known = state.user(from).or_else(|| state.user(&user.login));
+                (!(held && known.is_some())).then(|| Creation {
+                    kind: "Users",
+                    body: user_resource(user),
+                    filter: "userName",
+                    name: user.login.clone(),
+                    members: Vec::new(),
+                })
+            }
+            ServerOp::PutGroup {
+                previous_name,
+                group,
+            } => {
+                let from = previous_name.as_deref().unwrap_or(&group.name);
+                let held = self.groups.contains_key(&fold_case(from))
+                    || self.groups.contains_key(&fold_case(&group.name));
+                let known = state.group(from).or_else(|| state.group(&group.name));
+                (!(held && known.is_some())).then(|| {
+                    let members = self.member_ids(group);
+                    Creation {
+                        kind: "Groups",
+                        body: super::group_resource(group, &members),
+                        filter: "displayName",
+                        name: group.name.clone(),
+                        members,
+                    }
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Keeps what the service made of `new`.
+    fn created(&mut self, new: Creation, written: super::Written) {
+        let held = Held {
+            id: written.id,
+            version: written.version,
+        };
+        match new.kind {
+            "Users" => {
+                self.users.insert(fold_case(&new.name), held);
+            }
+            _ => {
+                self.groups.insert(
+                    fold_case(&new.name),
+                    HeldGroup {
+                        held,
+                        members: new.members,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The SCIM ids of `group`'s members the service holds.
+    fn member_ids(&self, group: &ServerGroup) -> Vec<String> {
+        group
+            .members
+            .iter()
+            .filter_map(|login| self.users.get(&fold_case(login)))
+            .map(|h| h.id.clone())
+            .collect()
     }
 
     fn user(&self, login: &str) -> std::result::Result<(String, Held), WriteError> {
