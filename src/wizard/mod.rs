@@ -45,6 +45,19 @@ pub fn run(ctx: &Ctx, start: Option<&str>) -> Result<Exit> {
         }
     }
     let mut wizard = Wizard::new(orgs, start);
+    wizard.target = match &ctx.app.server {
+        app::Server::Embedded => None,
+        app::Server::File(path) => Some(format!("server file {}", path.display())),
+        // The host is what tells services apart; the title line has little room.
+        app::Server::Scim(url) => Some(match adapters::scim::target::parse_url(url) {
+            Ok(u) => format!(
+                "SCIM {}{}",
+                u.host_str().unwrap_or_default(),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ),
+            Err(_) => format!("SCIM {url}"),
+        }),
+    };
     let theme = view::Theme {
         colour: std::env::var_os("NO_COLOR").is_none(),
     };

@@ -169,6 +169,9 @@ pub const MENU: [&str; 2] = ["Select all", "Invert selection"];
 #[derive(Debug, Clone, Default)]
 pub struct Wizard {
     pub screen: Screen,
+    /// The server imported into, when it is not the embedded one (`--server-file`, `--scim`),
+    /// as the title line names it.
+    pub target: Option<String>,
     pub orgs: Vec<OrgRow>,
     pub org: usize,
     pub check_deleted: bool,

@@ -73,7 +73,18 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
             Span::styled(
                 w.org_name()
                     .filter(|_| w.screen != Screen::Orgs)
-                    .map(|o| format!("   org {}", cell(o)))
+                    // With a server to name, the arrow says what "org" would.
+                    .map(|o| match w.target {
+                        None => format!("   org {}", cell(o)),
+                        Some(_) => format!("   {}", cell(o)),
+                    })
+                    .unwrap_or_default(),
+                theme.dim(),
+            ),
+            Span::styled(
+                w.target
+                    .as_deref()
+                    .map(|t| format!(" → {}", cell(t)))
                     .unwrap_or_default(),
                 theme.dim(),
             ),
@@ -701,6 +712,16 @@ mod tests {
         let s = screen(&mut w);
         assert!(s.contains("Would do: 100000 added"), "{s}");
         assert!(s.contains("more (`roster plan` lists every entry)"), "{s}");
+    }
+
+    #[test]
+    fn the_title_names_a_server_that_is_not_the_embedded_one() {
+        let mut w = crate::wizard::state::tests::on_search();
+        assert!(!screen(&mut w).lines().next().unwrap().contains('→'));
+        w.target = Some("SCIM 127.0.0.1:8080".into());
+        let s = screen(&mut w);
+        let title = s.lines().next().unwrap();
+        assert!(title.contains("→ SCIM 127.0.0.1:8080"), "{title}");
     }
 
     #[test]
