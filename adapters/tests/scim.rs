@@ -779,3 +779,115 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
         assert!(seen.iter().any(|s| s == expected), "{expected}: {seen:?}");
     }
 }
+
+/// A service that cannot filter cannot be asked whether a create answered 500 was made: the
+/// create is not sent again (the entry fails, saying so), so nothing is made twice, and the
+/// next read finds what the service holds.
+#[test]
+fn without_a_filter_a_create_answered_500_is_not_sent_again() {
+    use adapters::clock::FixedClock;
+    use adapters::interrupt::Interrupt;
+    use adapters::scim::target::ScimTarget;
+    use adapters::target::Target;
+    use engine::event::{EntryOutcome, Outcome};
+    use engine::model::{Kind, ServerOp};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spc = dir.path().join("spc.json");
+    std::fs::write(
+        &spc,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": false, "maxResults": 1000},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": true},
+            "authenticationSchemes": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let scim = Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()]);
+    let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[500])]);
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let ann = linked(1, "ann@contoso.com", false);
+    let entry = EntryOutcome {
+        kind: Kind::User,
+        id: ann.entra_id.clone().unwrap(),
+        name: ann.login.clone(),
+        outcome: Outcome::Added,
+        detail: String::new(),
+        reason: None,
+        changes: Vec::new(),
+        op: Some(ServerOp::PutUser {
+            previous_login: None,
+            user: Box::new(ann.clone()),
+        }),
+    };
+    let store = engine::SledStore::open(&dir.path().join("db")).unwrap();
+    let applied = target
+        .import(
+            &store,
+            engine::RunId(uuid::Uuid::now_v7()),
+            &FixedClock::new(chrono::Utc::now()),
+            &mut state,
+            vec![entry],
+            &Interrupt::default(),
+        )
+        .unwrap();
+    assert_eq!(applied.entries[0].outcome, Outcome::Failed);
+    assert!(
+        applied.entries[0].detail.contains("(500"),
+        "{}",
+        applied.entries[0].detail
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|s| s.starts_with("POST Users")).count(),
+        1,
+        "{seen:?}"
+    );
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    assert_eq!(held.users.len(), 1, "made once, and read by the next run");
+}
+
+/// A service whose pages stop short of the total it announces (scim2-server configured with
+/// `maxResults: 0` answers every page empty) is refused: a partial directory is never decided.
+#[test]
+fn pages_that_stop_short_of_the_total_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spc = dir.path().join("spc.json");
+    std::fs::write(
+        &spc,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": false, "maxResults": 0},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": false},
+            "authenticationSchemes": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let scim = Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()]);
+    let rt = rt();
+    rt.block_on(scim.post(
+        &reqwest::Client::new(),
+        "Users",
+        &user_resource(&linked(1, "ann@contoso.com", false)),
+    ));
+    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    let e = rt.block_on(client.load()).unwrap_err().to_string();
+    assert!(
+        e.contains("says it holds 1 Users, but its pages stopped after 0"),
+        "{e}"
+    );
+}

@@ -417,6 +417,10 @@ pub enum WriteError {
         scim_type: Option<String>,
         detail: String,
     },
+    /// A bulk request failed as a whole, and the service cannot be asked whether it made this
+    /// one (it does not filter): not sent again.
+    #[error("the SCIM bulk request failed, and whether the service made this one cannot be told (it does not filter); the next run reads the service")]
+    Unsettled,
     /// The service could not be reached, or kept answering 429/503.
     #[error("the SCIM service cannot be reached: {0}")]
     Unreachable(String),
@@ -439,6 +443,9 @@ pub struct ScimClient {
     /// How throttling and server errors are waited out: Graph's policy
     /// ([`RetryPolicy::from_env`]).
     policy: RetryPolicy,
+    /// Whether the service filters (`userName eq "…"`): what finds a resource whose create
+    /// was answered with a server error. Without it, such a create is not sent again.
+    filters: std::sync::atomic::AtomicBool,
 }
 
 impl ScimClient {
@@ -455,6 +462,7 @@ impl ScimClient {
             base,
             token,
             policy: RetryPolicy::from_env(),
+            filters: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -647,7 +655,9 @@ impl ScimClient {
                 .await
             {
                 Err(WriteError::Refused { status, .. })
-                    if (500..600).contains(&status) && attempt < self.policy.max_attempts =>
+                    if (500..600).contains(&status)
+                        && attempt < self.policy.max_attempts
+                        && self.can_find() =>
                 {
                     tokio::time::sleep(self.policy.backoff(attempt)).await;
                     let (attr, value) = key;
@@ -719,6 +729,8 @@ impl ScimClient {
         for ((body, (attr, value)), result) in items.iter().zip(results) {
             out.push(match result {
                 Some(r) => r,
+                // Whether the service made it cannot be asked: not sent again.
+                None if !self.can_find() => Err(WriteError::Unsettled),
                 None => match self.find(kind, attr, value).await {
                     Ok(found) => match found.first() {
                         Some(made) => id_and_version(made, kind)
@@ -796,9 +808,17 @@ impl ScimClient {
 
     /// What the service supports.
     pub async fn service_config(&self) -> Result<ServiceConfig> {
-        Ok(ServiceConfig::from_json(
-            &self.get("ServiceProviderConfig").await?,
-        ))
+        let config = ServiceConfig::from_json(&self.get("ServiceProviderConfig").await?);
+        self.filters.store(
+            config.filter.is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(config)
+    }
+
+    /// Whether a resource can be looked for by a filter (the service said so, or was not asked).
+    fn can_find(&self) -> bool {
+        self.filters.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).
@@ -825,8 +845,17 @@ impl ScimClient {
                     "the SCIM service lists more than {MAX_RESOURCES} {kind}"
                 )));
             }
-            if got == 0 || all.len() >= total {
+            if all.len() >= total {
                 return Ok(all);
+            }
+            if got == 0 {
+                // Pages that stop short of what the service says it holds: a partial
+                // directory would be decided as if the rest were not there.
+                return Err(Error::Service(format!(
+                    "the SCIM service at {} says it holds {total} {kind}, but its pages stopped after {}; roster does not decide from a partial directory",
+                    self.base,
+                    all.len()
+                )));
             }
             start += got;
         }
