@@ -49,7 +49,7 @@ use crate::interrupt::Interrupt;
 use crate::target::{Applied, Target};
 
 /// Entries whose intent is recorded (and flushed) before their writes are sent.
-const BATCH: usize = 256;
+const BATCH: usize = 1000;
 
 /// A SCIM service as the run's server.
 pub struct ScimTarget {
@@ -211,8 +211,8 @@ impl Target for ScimTarget {
                 store.flush()?;
             }
             let mut written = Vec::with_capacity(batch.len());
-            let mut rest = batch.into_iter().peekable();
-            while let Some(mut entry) = rest.next() {
+            let mut rest = std::collections::VecDeque::from(batch);
+            while let Some(mut entry) = rest.pop_front() {
                 if stop.requested() {
                     failure = Some(format!(
                         "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
@@ -225,44 +225,59 @@ impl Target for ScimTarget {
                     written.push(entry);
                     continue;
                 };
-                // New records of one kind, one after another, go in one bulk request.
+                // New records of one kind, one after another (entries that change nothing
+                // may be among them), go in one bulk request. The entries stay in their order.
                 if let (Some(limits), Some(first)) = (self.bulk, ids.creation(state, &op)) {
-                    let mut together = vec![(entry, first)];
-                    let mut bytes = together[0].1.body.to_string().len();
-                    while together.len() < limits.operations {
-                        let next = rest
-                            .peek()
-                            .and_then(|e| e.op.as_ref())
-                            .and_then(|op| ids.creation(state, op))
-                            .filter(|c| c.kind == together[0].1.kind);
-                        let Some(next) = next else { break };
-                        bytes += next.body.to_string().len() + 100;
+                    let kind = first.kind;
+                    let mut bytes = first.body.to_string().len();
+                    let mut together = vec![(entry, Some(first))];
+                    let mut creations = 1;
+                    while creations < limits.operations {
+                        let Some(next) = rest.front() else { break };
+                        let Some(op) = &next.op else {
+                            together.extend(rest.pop_front().map(|e| (e, None)));
+                            continue;
+                        };
+                        let Some(new) = ids.creation(state, op).filter(|c| c.kind == kind) else {
+                            break;
+                        };
+                        bytes += new.body.to_string().len() + 100;
                         if bytes > limits.bytes {
                             break;
                         }
-                        together.extend(rest.next().map(|e| (e, next)));
+                        together.extend(rest.pop_front().map(|e| (e, Some(new))));
+                        creations += 1;
                     }
-                    if together.len() > 1 {
-                        let kind = together[0].1.kind;
+                    if creations > 1 {
                         let items: Vec<(Value, (String, String))> = together
                             .iter()
-                            .map(|(_, c)| (c.body.clone(), (c.filter.to_owned(), c.name.clone())))
+                            .filter_map(|(_, c)| c.as_ref())
+                            .map(|c| (c.body.clone(), (c.filter.to_owned(), c.name.clone())))
                             .collect();
-                        let results = self.runtime.block_on(self.client.create_many(kind, &items));
-                        for ((mut entry, creation), result) in together.into_iter().zip(results) {
-                            match result {
-                                Ok(made) => {
+                        let mut results = self
+                            .runtime
+                            .block_on(self.client.create_many(kind, &items))
+                            .into_iter();
+                        for (mut entry, creation) in together {
+                            let Some(creation) = creation else {
+                                written.push(entry);
+                                continue;
+                            };
+                            match results.next() {
+                                Some(Ok(made)) => {
                                     ids.created(creation, made);
                                     if let Some(op) = &entry.op {
                                         state.apply_quietly(op);
                                     }
                                 }
-                                // Not known to be made: left unrecorded, its intent unconfirmed.
-                                Err(WriteError::Unreachable(why)) => {
-                                    failure.get_or_insert(why);
-                                    continue;
+                                // Not known to be made: this and the rest are left unrecorded,
+                                // their intent unconfirmed (what is recorded stays in order).
+                                Some(Err(WriteError::Unreachable(why))) => {
+                                    failure = Some(why);
+                                    break;
                                 }
-                                Err(refused) => not_applied(&mut entry, &refused),
+                                Some(Err(refused)) => not_applied(&mut entry, &refused),
+                                None => break,
                             }
                             written.push(entry);
                         }
@@ -276,7 +291,13 @@ impl Target for ScimTarget {
                         }
                         continue;
                     }
-                    entry = together.pop().expect("the first entry is there").0;
+                    // One new record alone: written as any other change; the entries taken
+                    // with it go back to be seen in their turn.
+                    let mut taken = together.into_iter().map(|(e, _)| e);
+                    entry = taken.next().expect("the first entry is there");
+                    for e in taken.rev() {
+                        rest.push_front(e);
+                    }
                 }
                 match self.runtime.block_on(ids.write(&self.client, state, &op)) {
                     Ok(()) => {
