@@ -513,3 +513,54 @@ fn a_bad_token_url_or_service_is_refused_in_one_line_and_changes_nothing() {
     }
     assert!(service.directory().users.is_empty());
 }
+
+/// A reviewed dry run is applied, and a sync repeated, against the service the run was made
+/// for, without `--scim` (the token given again); `apply` against another server is refused.
+/// The run's report, `store` and the HTML page name the service.
+#[test]
+fn apply_and_sync_go_back_to_the_service_the_run_was_made_for() {
+    let service = Service::start();
+    let r = Roster::new();
+    let tenant = fixtures().join("demo/tenant.json");
+    r.expect(
+        0,
+        &[
+            "org",
+            "add",
+            "contoso",
+            "--fixture",
+            tenant.to_str().unwrap(),
+        ],
+    );
+    let token = [("ROSTER_SCIM_TOKEN", testkit::scim::TOKEN)];
+    let (code, _, err) = service.run(&r, &["plan", "contoso", "--select-all"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        service.directory().users.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    let (code, _, err) = r.run_with(
+        &["--server-file", "elsewhere.json", "apply", "last"],
+        &token,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("apply it against the same server"), "{err}");
+    let (code, out, err) = r.run_with(&["apply", "last", "--json"], &token);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(service.directory().users.len(), 43, "{out}");
+
+    let (code, out, err) = r.run_with(&["sync", "contoso", "--json"], &token);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"unchanged\":"), "{out}");
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 3);
+
+    let html = r.expect(0, &["report", "last", "--format", "html"]);
+    assert!(html.contains(&format!(
+        "the SCIM service <code>{}</code>",
+        service.scim.url
+    )));
+    let (_, store, _) = service.run(&r, &["store"]);
+    assert!(store.contains("the SCIM service at"), "{store}");
+}
