@@ -385,25 +385,13 @@ fn a_bad_token_url_or_service_is_refused_in_one_line_and_changes_nothing() {
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
-    let no_patch = {
-        let spc = dir.path().join("spc.json");
-        std::fs::write(
-            &spc,
-            serde_json::json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-                "patch": {"supported": false},
-                "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-                "filter": {"supported": true, "maxResults": 100},
-                "changePassword": {"supported": false},
-                "sort": {"supported": false},
-                "etag": {"supported": false},
-                "authenticationSchemes": []
-            })
-            .to_string(),
-        )
-        .unwrap();
-        testkit::scim::Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()])
-    };
+    let no_patch = testkit::scim::Scim::start_offering(testkit::scim::Offers {
+        patch: false,
+        bulk: false,
+        filter: true,
+        max_results: 100,
+        etag: false,
+    });
     // The flags, the environment, the exit code, and what the one line says.
     type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, i32, &'a str);
     let cases: Vec<Case> = vec![

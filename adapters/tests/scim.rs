@@ -2,10 +2,20 @@
 //! on loopback, one per test (`testkit::scim`).
 
 use adapters::auth::Secret;
-use adapters::scim::{group_resource, user_resource, ScimClient, ServiceConfig};
+use adapters::clock::FixedClock;
+use adapters::interrupt::Interrupt;
+use adapters::scim::target::{user_patch, ScimTarget};
+use adapters::scim::{
+    add_members, group_resource, remove_member, replace, user_resource, ScimClient, ServiceConfig,
+    WriteError,
+};
+use adapters::target::Target;
+use engine::event::{EntryOutcome, Outcome, Reason};
 use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerUser, UserType};
+use engine::model::{Kind, ServerOp, ServerState};
+use engine::{RunId, SledStore};
 use serde_json::Value;
-use testkit::scim::TOKEN;
+use testkit::scim::{Offers, TOKEN};
 use url::Url;
 
 /// A `scim2-server` (`testkit::scim`), and how these tests write to it directly.
@@ -16,11 +26,15 @@ struct Scim {
 
 impl Scim {
     fn start() -> Scim {
-        Scim::start_with(&[])
+        Scim::on(testkit::scim::Scim::start())
     }
 
-    fn start_with(extra: &[&str]) -> Scim {
-        let server = testkit::scim::Scim::start_with(extra);
+    /// A service whose `ServiceProviderConfig` offers only `offers`.
+    fn offering(offers: Offers) -> Scim {
+        Scim::on(testkit::scim::Scim::start_offering(offers))
+    }
+
+    fn on(server: testkit::scim::Scim) -> Scim {
         let url = server.url.parse().unwrap();
         Scim {
             _server: server,
@@ -175,24 +189,13 @@ fn the_service_provider_config_says_what_the_writes_may_use() {
             etag: true,
         }
     );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("spc.json");
-    std::fs::write(
-        &file,
-        serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-            "patch": {"supported": false},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-            "filter": {"supported": false, "maxResults": 0},
-            "changePassword": {"supported": false},
-            "sort": {"supported": false},
-            "etag": {"supported": false},
-            "authenticationSchemes": []
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let bare = Scim::start_with(&["--service-provider-config", file.to_str().unwrap()]);
+    let bare = Scim::offering(Offers {
+        patch: false,
+        bulk: false,
+        filter: false,
+        max_results: 0,
+        etag: false,
+    });
     let client = ScimClient::new(&bare.url, Some(Secret::new(TOKEN)));
     assert_eq!(
         rt.block_on(client.service_config()).unwrap(),
@@ -230,7 +233,6 @@ fn a_token_file_must_be_private() {
 /// removed with `members[value eq "…"]` and added back; deleted, then gone.
 #[test]
 fn writes_are_answered_as_rfc_7644_says() {
-    use adapters::scim::{add_members, remove_member, replace, WriteError};
     let rt = rt();
     let scim = Scim::start();
     let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
@@ -376,7 +378,6 @@ fn writes_are_answered_as_rfc_7644_says() {
 /// attribute (by path, the extension's by its URN), a `remove` per attribute gone.
 #[test]
 fn a_user_patch_replaces_what_changed_and_removes_what_is_gone() {
-    use adapters::scim::target::user_patch;
     let old = linked(3, "ann@contoso.com", false);
     assert!(user_patch(&old, &old).is_empty());
     let mut new = old.clone();
@@ -394,37 +395,51 @@ fn a_user_patch_replaces_what_changed_and_removes_what_is_gone() {
     assert_eq!(ops.len(), 3, "{ops:?}");
 }
 
+/// An entry that puts `user` on the server, decided `outcome`.
+fn put(user: &ServerUser, outcome: Outcome) -> EntryOutcome {
+    EntryOutcome {
+        kind: Kind::User,
+        id: user.entra_id.clone().unwrap(),
+        name: user.login.clone(),
+        outcome,
+        detail: String::new(),
+        reason: None,
+        changes: Vec::new(),
+        op: Some(ServerOp::PutUser {
+            previous_login: None,
+            user: Box::new(user.clone()),
+        }),
+    }
+}
+
+/// A resource changed on the service after the run read it (412 on `If-Match`) is read
+/// again: changed where roster does not look, the write goes ahead under the new version;
+/// changed where it looks, the entry fails and the service keeps the other change. A
+/// userName another resource took meanwhile is a conflict (409); a refusal fails the entry
+/// with the service's words.
+/// Imports `entries` into `target` as a run would, recording into a store of its own.
+fn run_import(
+    target: &mut ScimTarget,
+    state: &mut ServerState,
+    entries: Vec<EntryOutcome>,
+) -> adapters::target::Applied {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&dir.path().join("db")).unwrap();
+    let clock = FixedClock::new(chrono::Utc::now());
+    let run = RunId(uuid::Uuid::now_v7());
+    target
+        .import(&store, run, &clock, state, entries, &Interrupt::default())
+        .unwrap()
+}
+
 mod target {
     use super::*;
-    use adapters::clock::FixedClock;
-    use adapters::interrupt::Interrupt;
-    use adapters::scim::target::ScimTarget;
-    use adapters::target::Target;
-    use engine::event::{EntryOutcome, Outcome, Reason};
-    use engine::model::{Kind, ServerOp, ServerState};
-    use engine::{RunId, SledStore};
-
-    fn put(user: &ServerUser, outcome: Outcome) -> EntryOutcome {
-        EntryOutcome {
-            kind: Kind::User,
-            id: user.entra_id.clone().unwrap(),
-            name: user.login.clone(),
-            outcome,
-            detail: String::new(),
-            reason: None,
-            changes: Vec::new(),
-            op: Some(ServerOp::PutUser {
-                previous_login: None,
-                user: Box::new(user.clone()),
-            }),
-        }
-    }
 
     /// A resource changed on the service after the run read it (412 on `If-Match`) is read
     /// again: changed where roster does not look, the write goes ahead under the new version;
     /// changed where it looks, the entry fails and the service keeps the other change. A
-    /// userName another resource took meanwhile is a conflict (409); a refusal fails the entry
-    /// with the service's words.
+    /// userName another resource took meanwhile is a conflict (409), alone or in a bulk
+    /// request.
     #[test]
     fn a_service_that_changed_since_the_read_is_read_again_or_the_entry_fails() {
         let rt = rt();
@@ -541,21 +556,6 @@ mod target {
 
     fn client_http() -> reqwest::Client {
         reqwest::Client::new()
-    }
-
-    /// Imports `entries` into `target` as a run would, recording into a store of its own.
-    fn run_import(
-        target: &mut ScimTarget,
-        state: &mut ServerState,
-        entries: Vec<EntryOutcome>,
-    ) -> adapters::target::Applied {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(&dir.path().join("db")).unwrap();
-        let clock = FixedClock::new(chrono::Utc::now());
-        let run = RunId(uuid::Uuid::now_v7());
-        target
-            .import(&store, run, &clock, state, entries, &Interrupt::default())
-            .unwrap()
     }
 
     /// A service that stops answering stops the run: what was written is recorded, the rest
@@ -684,13 +684,6 @@ mod faulty {
 /// resource read again already holds it: done, not failed.
 #[test]
 fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
-    use adapters::clock::FixedClock;
-    use adapters::interrupt::Interrupt;
-    use adapters::scim::target::ScimTarget;
-    use adapters::target::Target;
-    use engine::event::{EntryOutcome, Outcome};
-    use engine::model::{Kind, ServerOp};
-
     let scim = Scim::start();
     let proxy = faulty::start(
         scim.url.as_str(),
@@ -706,22 +699,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     let users: Vec<ServerUser> = (1..=3)
         .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
         .collect();
-    let mut entries: Vec<EntryOutcome> = users
-        .iter()
-        .map(|u| EntryOutcome {
-            kind: Kind::User,
-            id: u.entra_id.clone().unwrap(),
-            name: u.login.clone(),
-            outcome: Outcome::Added,
-            detail: String::new(),
-            reason: None,
-            changes: Vec::new(),
-            op: Some(ServerOp::PutUser {
-                previous_login: None,
-                user: Box::new(u.clone()),
-            }),
-        })
-        .collect();
+    let mut entries: Vec<EntryOutcome> = users.iter().map(|u| put(u, Outcome::Added)).collect();
     let mut disabled = entries[0].clone();
     disabled.outcome = Outcome::Disabled;
     disabled.op = Some(ServerOp::SetUserEnabled {
@@ -730,18 +708,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     });
     // u1 and u2 are made by one bulk request, u3 alone after the disable.
     entries.insert(2, disabled);
-    let dir = tempfile::tempdir().unwrap();
-    let store = engine::SledStore::open(&dir.path().join("db")).unwrap();
-    let applied = target
-        .import(
-            &store,
-            engine::RunId(uuid::Uuid::now_v7()),
-            &FixedClock::new(chrono::Utc::now()),
-            &mut state,
-            entries,
-            &Interrupt::default(),
-        )
-        .unwrap();
+    let applied = run_import(&mut target, &mut state, entries);
     assert_eq!(applied.failure, None);
     let outcomes: Vec<Outcome> = applied.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(
@@ -785,59 +752,18 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
 /// next read finds what the service holds.
 #[test]
 fn without_a_filter_a_create_answered_500_is_not_sent_again() {
-    use adapters::clock::FixedClock;
-    use adapters::interrupt::Interrupt;
-    use adapters::scim::target::ScimTarget;
-    use adapters::target::Target;
-    use engine::event::{EntryOutcome, Outcome};
-    use engine::model::{Kind, ServerOp};
-
-    let dir = tempfile::tempdir().unwrap();
-    let spc = dir.path().join("spc.json");
-    std::fs::write(
-        &spc,
-        serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-            "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-            "filter": {"supported": false, "maxResults": 1000},
-            "changePassword": {"supported": false},
-            "sort": {"supported": false},
-            "etag": {"supported": true},
-            "authenticationSchemes": []
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let scim = Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()]);
+    let scim = Scim::offering(Offers {
+        patch: true,
+        bulk: false,
+        filter: false,
+        max_results: 1000,
+        etag: true,
+    });
     let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[500])]);
     let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
     let mut state = target.load().unwrap();
     let ann = linked(1, "ann@contoso.com", false);
-    let entry = EntryOutcome {
-        kind: Kind::User,
-        id: ann.entra_id.clone().unwrap(),
-        name: ann.login.clone(),
-        outcome: Outcome::Added,
-        detail: String::new(),
-        reason: None,
-        changes: Vec::new(),
-        op: Some(ServerOp::PutUser {
-            previous_login: None,
-            user: Box::new(ann.clone()),
-        }),
-    };
-    let store = engine::SledStore::open(&dir.path().join("db")).unwrap();
-    let applied = target
-        .import(
-            &store,
-            engine::RunId(uuid::Uuid::now_v7()),
-            &FixedClock::new(chrono::Utc::now()),
-            &mut state,
-            vec![entry],
-            &Interrupt::default(),
-        )
-        .unwrap();
+    let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
     assert_eq!(applied.entries[0].outcome, Outcome::Failed);
     assert!(
         applied.entries[0].detail.contains("(500"),
@@ -860,24 +786,13 @@ fn without_a_filter_a_create_answered_500_is_not_sent_again() {
 /// `maxResults: 0` answers every page empty) is refused: a partial directory is never decided.
 #[test]
 fn pages_that_stop_short_of_the_total_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let spc = dir.path().join("spc.json");
-    std::fs::write(
-        &spc,
-        serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-            "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-            "filter": {"supported": false, "maxResults": 0},
-            "changePassword": {"supported": false},
-            "sort": {"supported": false},
-            "etag": {"supported": false},
-            "authenticationSchemes": []
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let scim = Scim::start_with(&["--service-provider-config", spc.to_str().unwrap()]);
+    let scim = Scim::offering(Offers {
+        patch: true,
+        bulk: false,
+        filter: false,
+        max_results: 0,
+        etag: false,
+    });
     let rt = rt();
     rt.block_on(scim.post(
         &reqwest::Client::new(),

@@ -11,9 +11,40 @@ use std::time::{Duration, Instant};
 /// The bearer token every test service asks for.
 pub const TOKEN: &str = "scim-test-token";
 
+/// What a service says it supports in its `ServiceProviderConfig` (RFC 7643 §5), for a
+/// `scim2-server` started with [`Scim::start_offering`].
+#[derive(Debug, Clone, Copy)]
+pub struct Offers {
+    pub patch: bool,
+    pub bulk: bool,
+    pub filter: bool,
+    /// `filter.maxResults`: scim2-server also answers pages of at most this many.
+    pub max_results: u64,
+    pub etag: bool,
+}
+
+impl Offers {
+    pub fn json(&self) -> String {
+        let supported = |on: bool| serde_json::json!({"supported": on});
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": supported(self.patch),
+            "bulk": {"supported": self.bulk, "maxOperations": if self.bulk { 1000 } else { 0 }, "maxPayloadSize": if self.bulk { 1 << 20 } else { 0 }},
+            "filter": {"supported": self.filter, "maxResults": self.max_results},
+            "changePassword": supported(false),
+            "sort": supported(false),
+            "etag": supported(self.etag),
+            "authenticationSchemes": []
+        })
+        .to_string()
+    }
+}
+
 /// A `scim2-server` on a free loopback port, stopped when dropped.
 pub struct Scim {
     child: Child,
+    /// Where its `ServiceProviderConfig` file is, when it was given one.
+    _config: Option<tempfile::TempDir>,
     pub port: u16,
     /// The SCIM base URL, ending in `/v2/`.
     pub url: String,
@@ -49,6 +80,16 @@ impl Scim {
         Scim::start_with(&[])
     }
 
+    /// Started with a `ServiceProviderConfig` that offers only `offers`.
+    pub fn start_offering(offers: Offers) -> Scim {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("service-provider-config.json");
+        std::fs::write(&file, offers.json()).unwrap();
+        let mut scim = Scim::start_with(&["--service-provider-config", file.to_str().unwrap()]);
+        scim._config = Some(dir);
+        scim
+    }
+
     /// Started with `extra` arguments (`--service-provider-config FILE`, ...).
     pub fn start_with(extra: &[&str]) -> Scim {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -77,6 +118,7 @@ impl Scim {
         }
         Scim {
             child,
+            _config: None,
             port,
             url: format!("http://127.0.0.1:{port}/v2/"),
         }

@@ -325,6 +325,13 @@ impl ServiceConfig {
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
+/// What an error answer says under `key` (`detail`, `scimType`): escaped, at most 500
+/// characters.
+fn said(answer: Option<&Value>, key: &str) -> Option<String> {
+    let text = str_at(answer?, key)?;
+    Some(engine::text::printable(text).chars().take(500).collect())
+}
+
 /// One operation of a bulk response: made (its id from `location`, its version), refused, or
 /// `None` when the answer does not say.
 fn bulk_result(op: &Value) -> Option<std::result::Result<Written, WriteError>> {
@@ -340,15 +347,7 @@ fn bulk_result(op: &Value) -> Option<std::result::Result<Written, WriteError>> {
         let version = owned(str_at(op, "version"));
         return Some(Ok(Written { id, version }));
     }
-    let response = op.get("response");
-    let field = |k: &str| {
-        response.and_then(|r| str_at(r, k)).map(|s| {
-            engine::text::printable(s)
-                .chars()
-                .take(500)
-                .collect::<String>()
-        })
-    };
+    let field = |k: &str| said(op.get("response"), k);
     Some(Err(match status {
         409 => WriteError::Conflict(field("detail").unwrap_or_default()),
         // Throttled or failing inside the bulk: not settled; looked for and sent alone.
@@ -497,24 +496,24 @@ impl ScimClient {
         if (200..300).contains(&status) {
             return Ok((status, Ok(body)));
         }
-        let detail = str_at(&body, "detail").unwrap_or_default();
-        let said = format!(
-            "the SCIM service at {} answered {} to GET {}{}{}",
+        let detail = said(Some(&body), "detail")
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        let answered = format!(
+            "the SCIM service at {} answered {} to GET {}{detail}",
             self.base,
             status,
             path.split('?').next().unwrap_or_default(),
-            if detail.is_empty() { "" } else { ": " },
-            engine::text::printable(&detail.chars().take(500).collect::<String>())
         );
         let error = match status {
             401 | 403 => Error::bad_input(format!(
-                "{said}; check the token (--scim-token-file FILE or {TOKEN_ENV})"
+                "{answered}; check the token (--scim-token-file FILE or {TOKEN_ENV})"
             )),
             404 if path == "ServiceProviderConfig" => Error::bad_input(format!(
-                "{said}; is {} the service's SCIM base URL (the one /Users and /Groups hang from)?",
+                "{answered}; is {} the service's SCIM base URL (the one /Users and /Groups hang from)?",
                 self.base
             )),
-            _ => Error::Service(said),
+            _ => Error::Service(answered),
         };
         Ok((status, Err(error)))
     }
@@ -611,14 +610,7 @@ impl ScimClient {
         if (200..300).contains(&status) {
             return Ok(answer);
         }
-        let field = |k: &str| {
-            answer.as_ref().and_then(|a| str_at(a, k)).map(|s| {
-                engine::text::printable(s)
-                    .chars()
-                    .take(500)
-                    .collect::<String>()
-            })
-        };
+        let field = |k: &str| said(answer.as_ref(), k);
         Err(match status {
             409 => WriteError::Conflict(field("detail").unwrap_or_default()),
             412 => WriteError::Stale,

@@ -490,38 +490,32 @@ impl Ids {
             ServerOp::PutUser {
                 previous_login,
                 user,
-            } => {
-                let from = previous_login.as_deref().unwrap_or(&user.login);
-                let key = [fold_case(from), fold_case(&user.login)]
-                    .into_iter()
-                    .find(|k| self.users.contains_key(k));
-                match (key, state.user(from).or_else(|| state.user(&user.login))) {
-                    (Some(key), Some(old)) => {
-                        let ops = user_patch(old, user);
-                        let held = self.users[&key].clone();
-                        let (before, after) = (
-                            Holds::User(Box::new(old.clone())),
-                            Holds::User(user.clone()),
-                        );
-                        let version = self
-                            .patch_fresh(client, "Users", &held, (before, after), ops)
-                            .await?;
-                        self.users.remove(&key);
-                        self.users.insert(
-                            fold_case(&user.login),
-                            Held {
-                                id: held.id,
-                                version,
-                            },
-                        );
-                    }
-                    _ => {
-                        let new = self.creation(state, op).ok_or(WriteError::Gone)?;
-                        let written = client.create(new.kind, &new.body, new.key()).await?;
-                        self.created(new, written);
-                    }
+            } => match self.held_user(state, previous_login.as_deref(), &user.login) {
+                Some((key, old)) => {
+                    let ops = user_patch(old, user);
+                    let held = self.users[&key].clone();
+                    let (before, after) = (
+                        Holds::User(Box::new(old.clone())),
+                        Holds::User(user.clone()),
+                    );
+                    let version = self
+                        .patch_fresh(client, "Users", &held, (before, after), ops)
+                        .await?;
+                    self.users.remove(&key);
+                    self.users.insert(
+                        fold_case(&user.login),
+                        Held {
+                            id: held.id,
+                            version,
+                        },
+                    );
                 }
-            }
+                _ => {
+                    let new = self.creation(state, op).ok_or(WriteError::Gone)?;
+                    let written = client.create(new.kind, &new.body, new.key()).await?;
+                    self.created(new, written);
+                }
+            },
             ServerOp::SetUserEnabled { login, enabled } => {
                 let (key, held) = self.user(login)?;
                 let old = state.user(login).ok_or(WriteError::Gone)?;
@@ -609,13 +603,9 @@ impl Ids {
                 previous_name,
                 group,
             } => {
-                let from = previous_name.as_deref().unwrap_or(&group.name);
-                let key = [fold_case(from), fold_case(&group.name)]
-                    .into_iter()
-                    .find(|k| self.groups.contains_key(k));
                 let wanted = self.member_ids(group);
-                match (key, state.group(from).or_else(|| state.group(&group.name))) {
-                    (Some(key), Some(old)) => {
+                match self.held_group(state, previous_name.as_deref(), &group.name) {
+                    Some((key, old)) => {
                         let held = self.groups[&key].clone();
                         let mut ops = Vec::new();
                         if old.name != group.name {
@@ -702,6 +692,35 @@ impl Ids {
         Ok(())
     }
 
+    /// The user a `PutUser` (from `previous` when renamed) changes, when the service holds
+    /// it: its key here, and the record as the run read it.
+    fn held_user<'s>(
+        &self,
+        state: &'s ServerState,
+        previous: Option<&str>,
+        login: &str,
+    ) -> Option<(String, &'s ServerUser)> {
+        let from = previous.unwrap_or(login);
+        let key = [fold_case(from), fold_case(login)]
+            .into_iter()
+            .find(|k| self.users.contains_key(k))?;
+        Some((key, state.user(from).or_else(|| state.user(login))?))
+    }
+
+    /// The group a `PutGroup` changes, when the service holds it (see [`Ids::held_user`]).
+    fn held_group<'s>(
+        &self,
+        state: &'s ServerState,
+        previous: Option<&str>,
+        name: &str,
+    ) -> Option<(String, &'s ServerGroup)> {
+        let from = previous.unwrap_or(name);
+        let key = [fold_case(from), fold_case(name)]
+            .into_iter()
+            .find(|k| self.groups.contains_key(k))?;
+        Some((key, state.group(from).or_else(|| state.group(name))?))
+    }
+
     /// What creating the record `op` puts is, when `op` makes one the service does not hold
     /// yet (a new user or group); `None` for any other op.
     fn creation(&self, state: &ServerState, op: &ServerOp) -> Option<Creation> {
@@ -710,11 +729,8 @@ impl Ids {
                 previous_login,
                 user,
             } => {
-                let from = previous_login.as_deref().unwrap_or(&user.login);
-                let held = self.users.contains_key(&fold_case(from))
-                    || self.users.contains_key(&fold_case(&user.login));
-                let known = state.user(from).or_else(|| state.user(&user.login));
-                (!(held && known.is_some())).then(|| Creation {
+                let held = self.held_user(state, previous_login.as_deref(), &user.login);
+                held.is_none().then(|| Creation {
                     kind: "Users",
                     body: user_resource(user),
                     filter: "userName",
@@ -726,11 +742,8 @@ impl Ids {
                 previous_name,
                 group,
             } => {
-                let from = previous_name.as_deref().unwrap_or(&group.name);
-                let held = self.groups.contains_key(&fold_case(from))
-                    || self.groups.contains_key(&fold_case(&group.name));
-                let known = state.group(from).or_else(|| state.group(&group.name));
-                (!(held && known.is_some())).then(|| {
+                let held = self.held_group(state, previous_name.as_deref(), &group.name);
+                held.is_none().then(|| {
                     let members = self.member_ids(group);
                     Creation {
                         kind: "Groups",
