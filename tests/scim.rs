@@ -68,16 +68,7 @@ fn demo_imports_into_scim_decide_and_end_as_into_the_embedded_server() {
     let tenant = fixtures().join("demo/tenant.json");
     let later = fixtures().join("scenarios/audit/tenant-later.json");
     for r in [&scim, &embedded] {
-        r.expect(
-            0,
-            &[
-                "org",
-                "add",
-                "contoso",
-                "--fixture",
-                tenant.to_str().unwrap(),
-            ],
-        );
+        r.add_org("contoso", &tenant);
     }
     let dir = tempfile::tempdir().unwrap();
     let start_file = dir.path().join("start.json");
@@ -200,16 +191,7 @@ fn demo_imports_into_scim_decide_and_end_as_into_the_embedded_server() {
     // The service alone says what roster linked from which tenant: a fresh store plans
     // exactly what the store that imported plans.
     let fresh = Roster::new();
-    fresh.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "contoso",
-            "--fixture",
-            later.to_str().unwrap(),
-        ],
-    );
+    fresh.add_org("contoso", &later);
     let plan = [
         "plan",
         "contoso",
@@ -357,16 +339,7 @@ fn a_bad_token_url_or_service_is_refused_in_one_line_and_changes_nothing() {
     let service = Service::start();
     let r = Roster::new();
     let tenant = fixtures().join("demo/tenant.json");
-    r.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "contoso",
-            "--fixture",
-            tenant.to_str().unwrap(),
-        ],
-    );
+    r.add_org("contoso", &tenant);
     let import = ["import", "contoso", "--select-all"];
     let url = service.scim.url.clone();
     let dead = {
@@ -510,16 +483,7 @@ fn apply_and_sync_go_back_to_the_service_the_run_was_made_for() {
     let service = Service::start();
     let r = Roster::new();
     let tenant = fixtures().join("demo/tenant.json");
-    r.expect(
-        0,
-        &[
-            "org",
-            "add",
-            "contoso",
-            "--fixture",
-            tenant.to_str().unwrap(),
-        ],
-    );
+    r.add_org("contoso", &tenant);
     let token = [("ROSTER_SCIM_TOKEN", testkit::scim::TOKEN)];
     let (code, _, err) = service.run(&r, &["plan", "contoso", "--select-all"]);
     assert_eq!(code, 0, "{err}");

@@ -165,12 +165,17 @@ impl Roster {
         out
     }
 
-    /// Adds org `name` reading the fixture `tenant`, and loads the demo server.
-    pub fn add_demo(&self, name: &str, tenant: &Path) {
+    /// Adds org `name` reading the fixture `tenant`.
+    pub fn add_org(&self, name: &str, tenant: &Path) {
         self.expect(
             0,
             &["org", "add", name, "--fixture", tenant.to_str().unwrap()],
         );
+    }
+
+    /// Adds org `name` reading the fixture `tenant`, and loads the demo server.
+    pub fn add_demo(&self, name: &str, tenant: &Path) {
+        self.add_org(name, tenant);
         self.expect(
             0,
             &[
