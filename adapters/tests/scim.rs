@@ -558,6 +558,38 @@ mod target {
         reqwest::Client::new()
     }
 
+    /// Ctrl-C during an import into a service stops it before the next change: what was
+    /// written is recorded, the rest is not sent.
+    #[test]
+    fn ctrl_c_stops_before_the_next_change_is_sent() {
+        let scim = Scim::start();
+        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut state = target.load().unwrap();
+        let users: Vec<ServerUser> = (1..=3)
+            .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
+            .collect();
+        let stop = Interrupt::default();
+        stop.request();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db")).unwrap();
+        let entries = users.iter().map(|u| put(u, Outcome::Added)).collect();
+        let clock = FixedClock::new(chrono::Utc::now());
+        let run = RunId(uuid::Uuid::now_v7());
+        let applied = target
+            .import(&store, run, &clock, &mut state, entries, &stop)
+            .unwrap();
+        assert!(applied.entries.is_empty());
+        let why = applied.failure.unwrap();
+        assert!(
+            why.starts_with("interrupted (Ctrl-C) after 0 of 3 entries"),
+            "{why}"
+        );
+        let held = rt()
+            .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+            .unwrap();
+        assert!(held.users.is_empty());
+    }
+
     /// A service that stops answering stops the run: what was written is recorded, the rest
     /// is not applied and says so.
     #[test]

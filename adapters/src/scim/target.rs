@@ -147,10 +147,6 @@ impl ScimTarget {
         })
     }
 
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
     /// Why a run stopped: the service stopped answering after `done` of `total` entries.
     fn stopped_answering(&self, why: &str, done: usize, total: usize) -> String {
         format!(
@@ -198,7 +194,7 @@ impl Target for ScimTarget {
         let mut failure = None;
         let mut pending = entries.into_iter().peekable();
         while pending.peek().is_some() && failure.is_none() {
-            tracing::info!(target: "roster::progress", "applying: {} of {total} entries", done.len());
+            tracing::info!(target: engine::PROGRESS, "applying: {} of {total} entries", done.len());
             let batch: Vec<EntryOutcome> = pending.by_ref().take(BATCH).collect();
             // The intent first, flushed: what this batch is about to change.
             let mut intended = batch
