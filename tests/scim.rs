@@ -516,3 +516,33 @@ fn apply_and_sync_go_back_to_the_service_the_run_was_made_for() {
     let (_, store, _) = service.run(&r, &["store"]);
     assert!(store.contains("the SCIM service at"), "{store}");
 }
+
+/// An import records its differences from the org's last run against the same server only:
+/// after an import into the embedded server, the first import into a service records
+/// everything; the next one records its differences from that one.
+#[test]
+fn a_run_is_based_only_on_a_run_against_the_same_server() {
+    let service = Service::start();
+    let r = Roster::new();
+    r.add_org("contoso", &fixtures().join("demo/tenant.json"));
+    let import = ["import", "contoso", "--select-all"];
+    r.expect(0, &import);
+    let base_of_last = |r: &Roster| {
+        let first = r.expect(0, &["events", "last"]);
+        let started: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        started["payload"]["base"].as_str().map(str::to_owned)
+    };
+    let runs = |r: &Roster| -> Vec<String> {
+        let all: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["run"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(service.run(&r, &import).0, 0);
+    assert_eq!(base_of_last(&r), None, "the embedded run is not its base");
+    let scim_run = runs(&r).last().cloned();
+    assert_eq!(service.run(&r, &import).0, 0);
+    assert_eq!(base_of_last(&r), scim_run);
+}

@@ -18,7 +18,7 @@ use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
     Baseline, EntryOutcome, Event, EventKind, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
-    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary,
+    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo,
 };
 use engine::model::Completeness;
 use engine::plan::Refusal;
@@ -126,7 +126,7 @@ pub fn execute(
     let mut mirror = None;
     let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
     step("reading the org's last run from the log");
-    let base = match (req.full, last_completed_run(store, org)?) {
+    let base = match (req.full, last_completed_run(store, org, &target_info)?) {
         (false, Some((run, started))) => {
             let links = started
                 .source
@@ -568,9 +568,20 @@ fn completed_runs<'s>(
     }))
 }
 
-/// The org's last completed run: the base of its next run.
-fn last_completed_run(store: &SledStore, org: &OrgConfig) -> Result<Option<(RunId, RunStarted)>> {
-    completed_runs(store, org)?.next().transpose()
+/// The org's last completed run against `target`: the base of its next run there. (A run
+/// against another server would be a base whose server differs in everything.)
+fn last_completed_run(
+    store: &SledStore,
+    org: &OrgConfig,
+    target: &TargetInfo,
+) -> Result<Option<(RunId, RunStarted)>> {
+    for found in completed_runs(store, org)? {
+        let (run, started) = found?;
+        if &started.target == target {
+            return Ok(Some((run, started)));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `source` can resume reading changes where the base's read left off: the same
