@@ -546,3 +546,45 @@ fn a_run_is_based_only_on_a_run_against_the_same_server() {
     assert_eq!(service.run(&r, &import).0, 0);
     assert_eq!(base_of_last(&r), scim_run);
 }
+
+/// The config file names the service and the token file once (`scim`, `scim-token-file`,
+/// relative to the file); naming both a server file and a service is refused.
+#[test]
+fn the_config_file_names_the_service_and_its_token_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let service = Service::start();
+    let r = Roster::new();
+    r.add_org("contoso", &fixtures().join("demo/tenant.json"));
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("scim-token");
+    std::fs::write(&token, testkit::scim::TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "scim = \"{}\"\nscim-token-file = \"scim-token\"\n",
+            service.scim.url
+        ),
+    )
+    .unwrap();
+    let env = [("ROSTER_CONFIG", config.to_str().unwrap())];
+    let (code, _, err) = r.run_with(&["import", "contoso", "--select-all"], &env);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(service.directory().users.len(), 43);
+
+    std::fs::write(
+        &config,
+        format!(
+            "scim = \"{}\"\nserver-file = \"s.json\"\n",
+            service.scim.url
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = r.run_with(&["runs"], &env);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("server-file and scim both name the server"),
+        "{err}"
+    );
+}
