@@ -75,6 +75,16 @@ fn demo_imports_into_scim_decide_and_end_as_into_the_embedded_server() {
     adapters::target::write_server_file(&start_file, &start).unwrap();
     embedded.expect(0, &["server", "load", start_file.to_str().unwrap()]);
 
+    let delete = [
+        "import",
+        "contoso",
+        "--select-all",
+        "--check-deleted",
+        "--on-deleted",
+        "delete",
+        "--json",
+        "--all",
+    ];
     let steps: [&[&str]; 5] = [
         &[
             "import",
@@ -103,26 +113,9 @@ fn demo_imports_into_scim_decide_and_end_as_into_the_embedded_server() {
             "--fixture",
             later.to_str().unwrap(),
         ],
-        &[
-            "import",
-            "contoso",
-            "--select-all",
-            "--check-deleted",
-            "--on-deleted",
-            "delete",
-            "--json",
-            "--all",
-        ],
-        &[
-            "import",
-            "contoso",
-            "--select-all",
-            "--check-deleted",
-            "--on-deleted",
-            "delete",
-            "--json",
-            "--all",
-        ],
+        &delete,
+        // The same again: nothing left to change.
+        &delete,
     ];
     for (i, step) in steps.into_iter().enumerate() {
         let (code, out, err) = service.run(&scim, step);

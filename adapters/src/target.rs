@@ -92,15 +92,26 @@ impl Target for EmbeddedTarget<'_> {
                 .flat_map(|op| state.apply(op))
                 .collect()
         })?;
-        let failure = (entries.len() < total).then(|| {
-            format!(
-                "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
-                entries.len(),
-                total - entries.len()
-            )
-        });
+        let failure = (entries.len() < total).then(|| interrupted_after(entries.len(), total));
         Ok(Applied { entries, failure })
     }
+}
+
+/// Why a target stopped when asked to (Ctrl-C): after `done` of `total` entries.
+pub fn interrupted_after(done: usize, total: usize) -> String {
+    format!(
+        "interrupted (Ctrl-C) after {done} of {total} entries were applied and recorded; the other {} were not applied",
+        total - done
+    )
+}
+
+/// Marks `entry` as not applied (`failed`, `WriteFailed`), saying `why`: it changed nothing.
+pub fn not_applied(entry: &mut EntryOutcome, why: &str) {
+    entry.outcome = Outcome::Failed;
+    entry.detail = format!("not applied: {why}");
+    entry.reason = Some(Reason::WriteFailed);
+    entry.changes.clear();
+    entry.op = None;
 }
 
 /// A server state JSON file (`--server-file`), locked for the run: an advisory lock beside it
@@ -252,11 +263,7 @@ impl Target for FileTarget {
         };
         if let Some(why) = &failure {
             for entry in entries.iter_mut().filter(|e| e.op.is_some()) {
-                entry.outcome = Outcome::Failed;
-                entry.detail = format!("not applied: {why}");
-                entry.reason = Some(Reason::WriteFailed);
-                entry.changes.clear();
-                entry.op = None;
+                not_applied(entry, why);
             }
         }
         // Every entry is recorded, applied or failed: the file was written whole or not at all.

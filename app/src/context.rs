@@ -60,6 +60,18 @@ impl Server {
         }
     }
 
+    /// The target a run against it records (a SCIM URL as given; the target says it as the
+    /// service spells it).
+    pub fn info(&self) -> TargetInfo {
+        match self {
+            Server::Embedded => TargetInfo::Embedded,
+            Server::File(path) => TargetInfo::File {
+                path: path.display().to_string(),
+            },
+            Server::Scim(url) => TargetInfo::Scim { url: url.clone() },
+        }
+    }
+
     /// As the admin would name it on the command line.
     pub fn describe(&self) -> String {
         match self {
@@ -128,7 +140,7 @@ impl Context {
 
     /// Whether the server keeps a group's description and type (a SCIM service does not).
     pub fn keeps_group_details(&self) -> bool {
-        !matches!(self.server, Server::Scim(_))
+        self.server.info().keeps_group_details()
     }
 }
 

@@ -27,7 +27,7 @@
 //! created is there, linked, and is never created twice) and decides from that.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
@@ -46,7 +46,7 @@ use crate::auth::Secret;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
-use crate::target::{Applied, Target};
+use crate::target::{interrupted_after, not_applied, Applied, Target};
 
 /// Entries whose intent is recorded (and flushed) before their writes are sent.
 const BATCH: usize = 1000;
@@ -195,6 +195,10 @@ impl Target for ScimTarget {
         let mut pending = entries.into_iter().peekable();
         while pending.peek().is_some() && failure.is_none() {
             tracing::info!(target: engine::PROGRESS, "applying: {} of {total} entries", done.len());
+            if stop.requested() {
+                failure = Some(interrupted_after(done.len(), total));
+                break;
+            }
             let batch: Vec<EntryOutcome> = pending.by_ref().take(BATCH).collect();
             // The intent first, flushed: what this batch is about to change.
             let mut intended = batch
@@ -207,106 +211,27 @@ impl Target for ScimTarget {
                 store.flush()?;
             }
             let mut written = Vec::with_capacity(batch.len());
-            let mut rest = std::collections::VecDeque::from(batch);
-            while let Some(mut entry) = rest.pop_front() {
+            let mut rest = VecDeque::from(batch);
+            while let Some(entry) = rest.pop_front() {
                 if stop.requested() {
-                    failure = Some(format!(
-                        "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
-                        done.len() + written.len(),
-                        total - done.len() - written.len()
-                    ));
+                    failure = Some(interrupted_after(done.len() + written.len(), total));
                     break;
                 }
-                let Some(op) = entry.op.clone() else {
-                    written.push(entry);
-                    continue;
+                let taken = match self.bulk {
+                    Some(limits) => together(&ids, state, limits, entry, &mut rest),
+                    None => Taken::Alone(Box::new(entry)),
                 };
-                // New records of one kind, one after another (entries that change nothing
-                // may be among them), go in one bulk request. The entries stay in their order.
-                if let (Some(limits), Some(first)) = (self.bulk, ids.creation(state, &op)) {
-                    let kind = first.kind;
-                    let mut bytes = first.body.to_string().len();
-                    let mut together = vec![(entry, Some(first))];
-                    let mut creations = 1;
-                    while creations < limits.operations {
-                        let Some(next) = rest.front() else { break };
-                        let Some(op) = &next.op else {
-                            together.extend(rest.pop_front().map(|e| (e, None)));
-                            continue;
-                        };
-                        let Some(new) = ids.creation(state, op).filter(|c| c.kind == kind) else {
-                            break;
-                        };
-                        bytes += new.body.to_string().len() + 100;
-                        if bytes > limits.bytes {
-                            break;
-                        }
-                        together.extend(rest.pop_front().map(|e| (e, Some(new))));
-                        creations += 1;
-                    }
-                    if creations > 1 {
-                        let items: Vec<(Value, (String, String))> = together
-                            .iter()
-                            .filter_map(|(_, c)| c.as_ref())
-                            .map(|c| (c.body.clone(), (c.filter.to_owned(), c.name.clone())))
-                            .collect();
-                        let mut results = self
-                            .runtime
-                            .block_on(self.client.create_many(kind, &items))
-                            .into_iter();
-                        for (mut entry, creation) in together {
-                            let Some(creation) = creation else {
-                                written.push(entry);
-                                continue;
-                            };
-                            match results.next() {
-                                Some(Ok(made)) => {
-                                    ids.created(creation, made);
-                                    if let Some(op) = &entry.op {
-                                        state.apply_quietly(op);
-                                    }
-                                }
-                                // Not known to be made: this and the rest are left unrecorded,
-                                // their intent unconfirmed (what is recorded stays in order).
-                                Some(Err(WriteError::Unreachable(why))) => {
-                                    failure = Some(why);
-                                    break;
-                                }
-                                Some(Err(refused)) => not_applied(&mut entry, &refused),
-                                None => break,
-                            }
-                            written.push(entry);
-                        }
-                        if let Some(why) = failure.take() {
-                            failure = Some(self.stopped_answering(
-                                &why,
-                                done.len() + written.len(),
-                                total,
-                            ));
-                            break;
-                        }
-                        continue;
-                    }
-                    // One new record alone: written as any other change; the entries taken
-                    // with it go back to be seen in their turn.
-                    let mut taken = together.into_iter().map(|(e, _)| e);
-                    entry = taken.next().expect("the first entry is there");
-                    for e in taken.rev() {
-                        rest.push_front(e);
-                    }
+                let wrote = match taken {
+                    Taken::Together(run) => self.write_together(&mut ids, state, run, &mut written),
+                    Taken::Alone(entry) => self
+                        .write_one(&mut ids, state, *entry)
+                        .map(|entry| written.push(entry)),
+                };
+                if let Err(why) = wrote {
+                    let at = done.len() + written.len();
+                    failure = Some(self.stopped_answering(&why, at, total));
+                    break;
                 }
-                match self.runtime.block_on(ids.write(&self.client, state, &op)) {
-                    Ok(()) => {
-                        state.apply_quietly(&op);
-                    }
-                    Err(WriteError::Unreachable(why)) => {
-                        failure =
-                            Some(self.stopped_answering(&why, done.len() + written.len(), total));
-                        break;
-                    }
-                    Err(refused) => not_applied(&mut entry, &refused),
-                }
-                written.push(entry);
             }
             let events: Vec<Event> = written.into_iter().map(Event::Imported).collect();
             let mut recorded = events.iter().map(Cow::Borrowed);
@@ -315,13 +240,6 @@ impl Target for ScimTarget {
                 Event::Imported(entry) => Some(entry),
                 _ => None,
             }));
-            if stop.requested() && failure.is_none() && pending.peek().is_some() {
-                failure = Some(format!(
-                    "interrupted (Ctrl-C) after {} of {total} entries were applied and recorded; the other {} were not applied",
-                    done.len(),
-                    total - done.len()
-                ));
-            }
         }
         Ok(Applied {
             entries: done,
@@ -330,8 +248,121 @@ impl Target for ScimTarget {
     }
 }
 
+impl ScimTarget {
+    /// Writes one entry's change: the entry as it then stands (failed if the service refused),
+    /// or why the service could not be reached (nothing known of the change).
+    fn write_one(
+        &self,
+        ids: &mut Ids,
+        state: &mut ServerState,
+        mut entry: EntryOutcome,
+    ) -> std::result::Result<EntryOutcome, String> {
+        let Some(op) = entry.op.clone() else {
+            return Ok(entry);
+        };
+        match self.runtime.block_on(ids.write(&self.client, state, &op)) {
+            Ok(()) => state.apply_quietly(&op),
+            Err(WriteError::Unreachable(why)) => return Err(why),
+            Err(refused) => refused_entry(&mut entry, &refused),
+        }
+        Ok(entry)
+    }
+
+    /// Creates the new records of `run` (see [`together`]) in one bulk request and adds its
+    /// entries to `written`, in order. A creation not known to be made stops it there: that
+    /// entry and the rest are left unrecorded, their intent unconfirmed; why, as `Err`.
+    fn write_together(
+        &self,
+        ids: &mut Ids,
+        state: &mut ServerState,
+        run: Vec<(EntryOutcome, Option<Creation>)>,
+        written: &mut Vec<EntryOutcome>,
+    ) -> std::result::Result<(), String> {
+        let kind = run
+            .iter()
+            .find_map(|(_, c)| c.as_ref().map(|c| c.kind))
+            .unwrap_or("Users");
+        let items: Vec<(Value, (String, String))> = run
+            .iter()
+            .filter_map(|(_, c)| c.as_ref())
+            .map(|c| (c.body.clone(), (c.filter.to_owned(), c.name.clone())))
+            .collect();
+        let mut results = self
+            .runtime
+            .block_on(self.client.create_many(kind, &items))
+            .into_iter();
+        for (mut entry, creation) in run {
+            if let Some(creation) = creation {
+                match results.next() {
+                    Some(Ok(made)) => {
+                        ids.created(creation, made);
+                        if let Some(op) = &entry.op {
+                            state.apply_quietly(op);
+                        }
+                    }
+                    Some(Err(WriteError::Unreachable(why))) => return Err(why),
+                    Some(Err(refused)) => refused_entry(&mut entry, &refused),
+                    None => return Err("the bulk request was not answered for every record".into()),
+                }
+            }
+            written.push(entry);
+        }
+        Ok(())
+    }
+}
+
+/// `first` and the entries after it in `rest` that go with it in one bulk request: new
+/// records of one kind one after another (entries that change nothing may be among them),
+/// within `limits`. Fewer than two new records: `first` alone, `rest` as it was.
+fn together(
+    ids: &Ids,
+    state: &ServerState,
+    limits: BulkLimits,
+    first: EntryOutcome,
+    rest: &mut VecDeque<EntryOutcome>,
+) -> Taken {
+    let Some(new) = first.op.as_ref().and_then(|op| ids.creation(state, op)) else {
+        return Taken::Alone(Box::new(first));
+    };
+    let kind = new.kind;
+    let mut bytes = new.body.to_string().len();
+    let mut run = vec![(first, Some(new))];
+    let mut creations = 1;
+    while creations < limits.operations {
+        let Some(next) = rest.front() else { break };
+        let Some(op) = &next.op else {
+            run.extend(rest.pop_front().map(|e| (e, None)));
+            continue;
+        };
+        let Some(new) = ids.creation(state, op).filter(|c| c.kind == kind) else {
+            break;
+        };
+        bytes += new.body.to_string().len() + 100;
+        if bytes > limits.bytes {
+            break;
+        }
+        run.extend(rest.pop_front().map(|e| (e, Some(new))));
+        creations += 1;
+    }
+    if creations > 1 {
+        return Taken::Together(run);
+    }
+    let mut taken = run.into_iter().map(|(e, _)| e);
+    let first = taken.next().expect("the first entry is there");
+    for e in taken.rev() {
+        rest.push_front(e);
+    }
+    Taken::Alone(Box::new(first))
+}
+
+/// What [`together`] took: a run of entries for one bulk request, or one entry alone.
+enum Taken {
+    Together(Vec<(EntryOutcome, Option<Creation>)>),
+    Alone(Box<EntryOutcome>),
+}
+
 /// An entry the service did not take: what it says instead.
-fn not_applied(entry: &mut EntryOutcome, why: &WriteError) {
+fn refused_entry(entry: &mut EntryOutcome, why: &WriteError) {
     match why {
         WriteError::Conflict(detail) => {
             entry.outcome = Outcome::Conflict;
@@ -341,26 +372,19 @@ fn not_applied(entry: &mut EntryOutcome, why: &WriteError) {
                 if detail.is_empty() { "" } else { ": " },
                 detail
             );
+            entry.changes.clear();
+            entry.op = None;
         }
-        WriteError::Stale => {
-            entry.outcome = Outcome::Failed;
-            entry.reason = Some(Reason::WriteFailed);
-            entry.detail = "not applied: it changed on the SCIM service since this run read it; the next run decides it from what the service holds".into();
-        }
-        WriteError::Gone => {
-            entry.outcome = Outcome::Failed;
-            entry.reason = Some(Reason::WriteFailed);
-            entry.detail =
-                "not applied: it was removed from the SCIM service since this run read it".into();
-        }
-        other => {
-            entry.outcome = Outcome::Failed;
-            entry.reason = Some(Reason::WriteFailed);
-            entry.detail = format!("not applied: {other}");
-        }
+        WriteError::Stale => not_applied(
+            entry,
+            "it changed on the SCIM service since this run read it; the next run decides it from what the service holds",
+        ),
+        WriteError::Gone => not_applied(
+            entry,
+            "it was removed from the SCIM service since this run read it",
+        ),
+        other => not_applied(entry, &other.to_string()),
     }
-    entry.changes.clear();
-    entry.op = None;
 }
 
 /// A record to create: its resource, and how to find it again (the filter and the name).
