@@ -633,6 +633,11 @@ mod faulty {
         _rt: tokio::runtime::Runtime,
     }
 
+    /// Not an answer: the request is passed on as it is.
+    pub const PASS: u16 = 0;
+    /// Not an answer: another client creates a user just before the request is passed on.
+    pub const CHANGE: u16 = 1;
+
     pub fn start(service: &str, faults: &[(&str, &[u16])]) -> Proxy {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -673,6 +678,24 @@ mod faulty {
                     if let Some(code @ (429 | 503)) = fault {
                         return refuse(code);
                     }
+                    if fault == Some(CHANGE) {
+                        // Another client writes first: a user more.
+                        let n = log.lock().unwrap().len();
+                        let user = super::user_resource(&super::linked(
+                            90_000 + n as u32,
+                            &format!("other{n}@contoso.com"),
+                            false,
+                        ));
+                        let made = http
+                            .post(format!("{upstream}/v2/Users"))
+                            .header("authorization", headers["authorization"].to_str().unwrap())
+                            .header("content-type", "application/scim+json")
+                            .body(user.to_string())
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(made.status().as_u16(), 201);
+                    }
                     let mut req = http.request(
                         reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap(),
                         format!("{upstream}{uri}"),
@@ -685,7 +708,7 @@ mod faulty {
                     let resp = req.body(body).send().await.unwrap();
                     let status = resp.status().as_u16();
                     let bytes = resp.bytes().await.unwrap();
-                    match fault {
+                    match fault.filter(|f| ![PASS, CHANGE].contains(f)) {
                         Some(code) => refuse(code),
                         None => (
                             StatusCode::from_u16(status).unwrap(),
@@ -837,4 +860,30 @@ fn pages_that_stop_short_of_the_total_are_refused() {
         e.contains("says it holds 1 Users, but its pages stopped after 0"),
         "{e}"
     );
+}
+
+/// Index paging is not a snapshot: a directory that changes while it is read (here, another
+/// client adds a user between two pages) is read again, and read whole, each user once.
+#[test]
+fn a_directory_that_changes_while_it_is_read_is_read_again() {
+    let rt = rt();
+    let scim = Scim::start();
+    let http = reqwest::Client::new();
+    rt.block_on(async {
+        for n in 1..=150 {
+            let u = linked(n, &format!("u{n}@contoso.com"), false);
+            scim.post(&http, "Users", &user_resource(&u)).await;
+        }
+    });
+    // The second page is asked after another client added a user.
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[("GET Users", &[faulty::PASS, faulty::CHANGE])],
+    );
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let dir = rt.block_on(client.load()).unwrap();
+    assert_eq!(dir.users.len(), 151);
+    let seen = proxy.seen.lock().unwrap().clone();
+    let listings = seen.iter().filter(|s| s.starts_with("GET Users")).count();
+    assert_eq!(listings, 4, "two pages, then two again: {seen:?}");
 }

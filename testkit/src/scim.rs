@@ -57,6 +57,24 @@ impl Drop for Scim {
     }
 }
 
+/// A loopback port free now and never handed out before in this process: the system hands a
+/// port freed by one test to the next, and a service that lost the race for it would leave
+/// its test talking to another test's service.
+fn free_port() -> u16 {
+    static HANDED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if HANDED.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
+}
+
 /// The `scim2-server` executable: `$ROSTER_SCIM2_SERVER`, the CI's virtual environment, or
 /// the one on PATH.
 pub fn scim2_server() -> PathBuf {
@@ -92,11 +110,7 @@ impl Scim {
 
     /// Started with `extra` arguments (`--service-provider-config FILE`, ...).
     pub fn start_with(extra: &[&str]) -> Scim {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(scim2_server())
             .args([
                 "--hostname",

@@ -38,6 +38,8 @@ pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListRespo
 const PAGE: usize = 100;
 /// The most resources of one type read: past it, the directory is refused as too large.
 const MAX_RESOURCES: usize = 5_000_000;
+/// Readings of a listing that changed while it was read, before roster gives up.
+const LIST_TRIES: u32 = 3;
 /// The largest response body read.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
@@ -814,8 +816,33 @@ impl ScimClient {
     }
 
     /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).
+    /// Index paging is not a snapshot: a directory that changes while it is read (another
+    /// client writing, or a request of a roster that was killed still being carried out) can
+    /// show a resource twice or not at all, so such a listing is read again, a few times.
     pub async fn list(&self, kind: &str) -> Result<Vec<Value>> {
+        for attempt in 1..=LIST_TRIES {
+            if let Some(all) = self.list_once(kind).await? {
+                return Ok(all);
+            }
+            tracing::debug!(
+                kind,
+                attempt,
+                "the SCIM directory changed while it was read"
+            );
+            tokio::time::sleep(self.policy.backoff(attempt)).await;
+        }
+        Err(Error::Service(format!(
+            "the SCIM service at {}: its {kind} kept changing while roster read them ({LIST_TRIES} tries); run again when nothing else writes to it",
+            self.base
+        )))
+    }
+
+    /// One listing; `None` when the directory changed while it was read: the total the
+    /// service announces moved, or a resource came twice.
+    async fn list_once(&self, kind: &str) -> Result<Option<Vec<Value>>> {
         let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut announced = None;
         let mut start = 1usize;
         loop {
             let page = self
@@ -830,15 +857,25 @@ impl ScimClient {
                 .get("totalResults")
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize;
+            if *announced.get_or_insert(total) != total {
+                return Ok(None);
+            }
             let got = resources.len();
-            all.extend(resources);
+            for resource in resources {
+                if let Some(id) = str_at(&resource, "id") {
+                    if !seen.insert(id.to_owned()) {
+                        return Ok(None);
+                    }
+                }
+                all.push(resource);
+            }
             if all.len() > MAX_RESOURCES {
                 return Err(Error::bad_input(format!(
                     "the SCIM service lists more than {MAX_RESOURCES} {kind}"
                 )));
             }
             if all.len() >= total {
-                return Ok(all);
+                return Ok(Some(all));
             }
             if got == 0 {
                 // Pages that stop short of what the service says it holds: a partial
