@@ -296,6 +296,9 @@ pub struct FakeGraphArgs {
     /// Answer sign-in with AADSTS65001 (no consent)
     #[arg(long, help_heading = "Sign-in endpoints")]
     pub deny_consent: bool,
+    /// Withhold this permission from the app (repeatable; e.g. Member.Read.Hidden: groups with hidden membership then list no members, as Graph does)
+    #[arg(long, value_name = "PERMISSION", help_heading = "Sign-in endpoints")]
+    pub deny_permission: Vec<String>,
     /// Answer Graph paths starting with this 403 Authorization_RequestDenied (repeatable; `groups` or `/v1.0/groups`)
     #[arg(
         long,

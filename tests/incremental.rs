@@ -189,6 +189,7 @@ fn diff_says_restored_and_leaves_out_what_the_first_import_settled() {
     pat.as_object_mut().unwrap().remove("deletedDateTime");
     pat["userPrincipalName"] = "PatK@contoso.com".into();
     pat["accountEnabled"] = true.into();
+    pat["userType"] = "Member".into();
     t["users"].as_array_mut().unwrap().push(pat);
     std::fs::write(&tenant, serde_json::to_vec(&t).unwrap()).unwrap();
     json(&r, 3, &IMPORT);

@@ -446,7 +446,10 @@ fn ten_million_empty_objects_are_refused_in_bounded_memory() {
         .expect("GNU time is installed (.ci/run installs it)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("users[0]: missing field `id`"), "{stderr}");
+    assert!(
+        stderr.contains("users[0]: a user without a valid id: id is missing"),
+        "{stderr}"
+    );
     let rss: u64 = stderr
         .lines()
         .last()

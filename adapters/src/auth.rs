@@ -99,7 +99,10 @@ impl SecretSource {
     pub fn load(&self) -> Result<Secret, AuthError> {
         match self {
             SecretSource::Env => match std::env::var(SECRET_ENV) {
-                Ok(s) if !s.trim().is_empty() => Ok(Secret(s.trim().to_owned())),
+                Ok(s) if !s.trim().is_empty() => {
+                    one_line_secret(s.trim(), SECRET_ENV, "client secret")?;
+                    Ok(Secret(s.trim().to_owned()))
+                }
                 _ => Err(AuthError::Config(format!(
                     "no client secret: set {SECRET_ENV}, or add the org with --client-secret-file FILE"
                 ))),
@@ -124,6 +127,13 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<Secret, AuthError> {
             crate::bounded::io_reason(&e)
         ))
     })?;
+    // Before its mode: `/dev/zero` is world-readable, and no chmod makes it a secret.
+    if !meta.is_file() {
+        return Err(AuthError::Config(format!(
+            "{}: the {what} file is not a regular file (a directory, a pipe, a device or a socket); give the path of a file holding the {what}",
+            path.display()
+        )));
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -154,7 +164,29 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<Secret, AuthError> {
             path.display()
         )));
     }
+    one_line_secret(
+        secret,
+        &format!("{}: the {what} file", path.display()),
+        what,
+    )?;
     Ok(Secret(secret.to_owned()))
+}
+
+/// Refuses a secret that holds a line break, a NUL or another control character: sent in a
+/// header or a form it would be cut or refused on the way, and reported as a network failure.
+/// `origin` names where it came from (a file, a variable); the secret itself is never said.
+pub fn one_line_secret(secret: &str, origin: &str, what: &str) -> Result<(), AuthError> {
+    match secret.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(AuthError::Config(format!(
+            "{origin} holds {} inside the {what}; a {what} is one line of printable characters: check that the right value was copied",
+            match c {
+                '\n' | '\r' => "a line break",
+                '\0' => "a NUL character",
+                _ => "a control character",
+            }
+        ))),
+    }
 }
 
 /// Why signing in failed.
@@ -198,6 +230,13 @@ pub trait TokenSource: Send + Sync {
     fn signed_in_as(&self) -> Option<String> {
         None
     }
+    /// Whether the tokens are known to carry `permission` (`Member.Read.Hidden`, say): named in
+    /// the scopes the sign-in service granted, or in the access token's `scp` / `roles`
+    /// claims. `false` when that is not known.
+    fn grants(&self, permission: &str) -> bool {
+        let _ = permission;
+        false
+    }
 }
 
 /// Everything needed to sign in to one org.
@@ -224,6 +263,10 @@ struct CachedToken {
     /// Who signed in (device code): the ID token's `preferred_username`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signed_in_as: Option<String>,
+    /// The permissions the tokens carry, as far as the sign-in service said (see
+    /// [`granted_permissions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    granted: Vec<String>,
 }
 
 impl fmt::Debug for CachedToken {
@@ -245,6 +288,9 @@ struct TokenResponse {
     /// Sent for a delegated sign-in that asked for `openid`: who signed in.
     #[serde(default)]
     id_token: Option<Secret>,
+    /// The scopes granted (delegated sign-ins).
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -387,7 +433,7 @@ impl Authenticator {
         match self.settings.mode {
             AuthMode::ClientSecret => format!("{graph}/.default"),
             AuthMode::DeviceCode => {
-                format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All offline_access openid profile")
+                format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All {graph}/Member.Read.Hidden offline_access openid profile")
             }
         }
     }
@@ -575,6 +621,7 @@ impl Authenticator {
             .as_ref()
             .and_then(|id| signed_in_user(id.expose()))
             .or_else(|| state.as_ref().and_then(|s| s.signed_in_as.clone()));
+        let granted = granted_permissions(t.scope.as_deref(), t.access_token.expose());
         let cached = CachedToken {
             tenant: self.settings.tenant.to_string(),
             client_id: self.settings.client_id.clone(),
@@ -582,6 +629,7 @@ impl Authenticator {
             expires_at: Utc::now() + chrono::Duration::seconds(lifetime as i64),
             refresh_token,
             signed_in_as,
+            granted,
         };
         save_cache(&self.settings.cache_file, &cached)?;
         *state = Some(cached);
@@ -634,7 +682,53 @@ fn transport(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// The permissions a token response grants: the scopes it lists (`https://graph…/X` or `X`),
+/// and the access token's `scp` (delegated) and `roles` (application) claims when it is a JWT
+/// (read without checking its signature: it says what Graph will allow, nothing is trusted on
+/// it but whether to expect hidden members to be listed). Bounded; unknown is empty.
+fn granted_permissions(scope: Option<&str>, access_token: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |p: &str| {
+        let name = p.rsplit('/').next().unwrap_or(p).trim();
+        if !name.is_empty() && name.len() <= 100 && out.len() < 500 {
+            out.push(name.to_owned());
+        }
+    };
+    scope
+        .unwrap_or_default()
+        .split_whitespace()
+        .for_each(&mut add);
+    let claims = (access_token.len() <= 64 << 10)
+        .then(|| access_token.split('.').nth(1))
+        .flatten()
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    if let Some(c) = claims {
+        if let Some(scp) = c.get("scp").and_then(|v| v.as_str()) {
+            scp.split_whitespace().for_each(&mut add);
+        }
+        if let Some(roles) = c.get("roles").and_then(|v| v.as_array()) {
+            roles.iter().filter_map(|r| r.as_str()).for_each(&mut add);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 impl TokenSource for Authenticator {
+    fn grants(&self, permission: &str) -> bool {
+        self.state.try_lock().ok().is_some_and(|s| {
+            s.as_ref()
+                .is_some_and(|t| t.granted.iter().any(|g| g.eq_ignore_ascii_case(permission)))
+        })
+    }
+
     fn signed_in_as(&self) -> Option<String> {
         match self.settings.mode {
             AuthMode::ClientSecret => Some(format!("application {}", self.settings.client_id)),

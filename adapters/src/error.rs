@@ -90,13 +90,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Longest message shown, in bytes: enough for any real explanation, bounded for hostile input.
 const MAX_MESSAGE_BYTES: usize = 1000;
 
-/// `msg` as one bounded line: control characters (newlines, escapes, NUL, DEL) are shown
-/// escaped, and a message longer than [`MAX_MESSAGE_BYTES`] once escaped is cut with an ellipsis.
+/// `msg` as one bounded line: control characters (newlines, escapes, NUL, DEL), bidi controls
+/// and invisible characters ([`engine::text::needs_escape`]) are shown escaped, and a message longer than [`MAX_MESSAGE_BYTES`] once escaped is cut with an ellipsis.
 pub fn one_line(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len().min(MAX_MESSAGE_BYTES + 4));
     let mut shown = 0;
     for c in msg.chars() {
-        let escaped = c.is_control().then(|| c.escape_default());
+        let escaped = engine::text::needs_escape(c).then(|| c.escape_default());
         let width = escaped.clone().map_or(c.len_utf8(), Iterator::count);
         if shown + width > MAX_MESSAGE_BYTES {
             out.push('…');
@@ -132,5 +132,6 @@ mod tests {
             );
         }
         assert!(one_line("\u{7f}").starts_with("\\u{7f}"));
+        assert_eq!(one_line("user \u{202e}nimda"), "user \\u{202e}nimda");
     }
 }

@@ -8,12 +8,12 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use engine::event::DeltaLinks;
-use engine::model::{Completeness, DirectMembers, OtherMember, TenantSnapshot};
+use engine::model::{Completeness, DirectMembers, EntraUser, OtherMember, TenantSnapshot};
 use engine::{ObjectId, RunId, TenantId};
 
 use crate::bounded::{io_reason, read_regular_file};
 use crate::error::{Error, Result};
-use crate::wire::{GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType};
+use crate::wire::{CheckedGroup, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType};
 
 /// The tenant fixture file (`TENANT.json`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -104,43 +104,115 @@ pub fn from_json<'a, T: Deserialize<'a>>(bytes: &'a [u8], origin: &str, what: &s
     })
 }
 
-/// Parses a tenant fixture from bytes; `origin` names it in errors.
+/// Parses a tenant fixture from bytes; `origin` names it in errors. Each object is checked
+/// as it is read (the first that lacks a value a decision depends on stops the read, naming
+/// it), and only its engine form is kept.
 pub fn parse_tenant(bytes: &[u8], origin: &str) -> Result<Loaded> {
-    let file: TenantFile = from_json(bytes, origin, "tenant fixture (Graph JSON)")?;
-    tenant_from_file(file, origin)
+    let file: ReadTenant = from_json(bytes, origin, "tenant fixture (Graph JSON)")?;
+    snapshot_of(
+        file.tenant_id,
+        file.users.into_iter().map(|u| u.0).collect(),
+        file.groups.into_iter().map(|g| g.0).collect(),
+        file.deleted_users,
+        file.deleted_groups,
+        origin,
+    )
 }
 
-/// Converts a parsed fixture into a snapshot, resolving group nesting.
+/// A tenant fixture as it is read: users and groups checked one by one.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadTenant {
+    tenant_id: TenantId,
+    #[serde(default)]
+    users: Vec<StrictUser>,
+    #[serde(default)]
+    groups: Vec<StrictGroup>,
+    #[serde(default)]
+    deleted_users: Vec<GraphDeletedItem>,
+    #[serde(default)]
+    deleted_groups: Vec<GraphDeletedItem>,
+}
+
+/// A fixture's user, refused where it is unless it converts ([`GraphUser::into_entra`]).
+struct StrictUser(EntraUser);
+
+impl<'de> Deserialize<'de> for StrictUser {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        GraphUser::deserialize(d)?
+            .into_entra()
+            .map(StrictUser)
+            .map_err(|e| serde::de::Error::custom(e.describe("user")))
+    }
+}
+
+/// A fixture's group, refused where it is unless its properties check
+/// ([`GraphGroup::checked`]).
+struct StrictGroup(CheckedGroup);
+
+impl<'de> Deserialize<'de> for StrictGroup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        GraphGroup::deserialize(d)?
+            .checked()
+            .map(StrictGroup)
+            .map_err(|e| serde::de::Error::custom(e.describe("group")))
+    }
+}
+
+/// Converts a parsed fixture into a snapshot, resolving group nesting. A fixture is a tenant
+/// as Graph returned it: an object without a value a decision depends on (`accountEnabled`,
+/// say) is refused, naming it — never read as a default.
 pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
-    let mut problems = Vec::new();
     let mut users = Vec::with_capacity(file.users.len());
     for (i, u) in file.users.into_iter().enumerate() {
-        let id = u.id.clone();
-        users.push(
-            u.into_entra()
-                .map_err(|e| Error::bad_input(format!("{origin}: users[{i}] (id {id}): {e}")))?,
-        );
+        users.push(u.into_entra().map_err(|e| {
+            Error::bad_input(format!("{origin}: users[{i}]: {}", e.describe("user")))
+        })?);
     }
+    let mut groups = Vec::with_capacity(file.groups.len());
+    for (i, g) in file.groups.into_iter().enumerate() {
+        groups.push(g.checked().map_err(|e| {
+            Error::bad_input(format!("{origin}: groups[{i}]: {}", e.describe("group")))
+        })?);
+    }
+    snapshot_of(
+        file.tenant_id,
+        users,
+        groups,
+        file.deleted_users,
+        file.deleted_groups,
+        origin,
+    )
+}
+
+/// The snapshot of checked users and groups, nesting resolved.
+fn snapshot_of(
+    tenant_id: TenantId,
+    users: Vec<EntraUser>,
+    groups: Vec<CheckedGroup>,
+    deleted_users: Vec<GraphDeletedItem>,
+    deleted_groups: Vec<GraphDeletedItem>,
+    origin: &str,
+) -> Result<Loaded> {
+    let mut problems = Vec::new();
     let user_ids: HashSet<&ObjectId> = users.iter().map(|u| &u.id).collect();
-    let group_ids: HashSet<&ObjectId> = file.groups.iter().map(|g| &g.id).collect();
-    let direct: Vec<&[GraphMember]> = file
-        .groups
+    let group_ids: HashSet<&ObjectId> = groups.iter().map(|g| &g.id).collect();
+    let direct: Vec<&[GraphMember]> = groups
         .iter()
         .map(|g| g.members.as_deref().unwrap_or(&[]))
         .collect();
-    let transitive = resolve_nesting(&file.groups, &direct, &user_ids, &group_ids, &mut problems);
-    let groups = file
-        .groups
+    let transitive = resolve_nesting(&groups, &direct, &user_ids, &group_ids, &mut problems);
+    let groups = groups
         .into_iter()
         .zip(transitive)
         .map(|(g, (members, nested))| g.into_entra(members, nested))
         .collect();
     let snapshot = TenantSnapshot::new(
-        file.tenant_id,
+        tenant_id,
         users,
         groups,
-        file.deleted_users.into_iter().map(Into::into).collect(),
-        file.deleted_groups.into_iter().map(Into::into).collect(),
+        deleted_users.into_iter().map(Into::into).collect(),
+        deleted_groups.into_iter().map(Into::into).collect(),
         Completeness::COMPLETE,
     )
     .map_err(|e| Error::bad_input(format!("{origin}: {e}; ids must be unique")))?;
@@ -156,7 +228,7 @@ pub fn tenant_from_file(file: TenantFile, origin: &str) -> Result<Loaded> {
 /// hold) are cut; unknown members are reported and skipped. The Graph source resolves what
 /// `/groups/{id}/members` returned with the same function.
 pub(crate) fn resolve_nesting(
-    groups: &[GraphGroup],
+    groups: &[CheckedGroup],
     direct: &[&[GraphMember]],
     users: &HashSet<&ObjectId>,
     group_ids: &HashSet<&ObjectId>,

@@ -6,6 +6,7 @@
 //! - Graph wire types never leave this crate (but for `devtools`' fake Graph, which speaks
 //!   them): they become engine types in [`wire`].
 
+pub mod address;
 pub mod auth;
 pub mod bounded;
 pub mod clock;

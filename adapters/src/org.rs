@@ -68,12 +68,18 @@ impl GraphOrg {
 
 /// An http(s) URL with nothing after the path.
 pub fn parse_root(s: &str, flag: &str) -> Result<Url> {
-    let url =
-        Url::parse(s).map_err(|e| Error::bad_input(format!("{flag} {s:?} is not a URL: {e}")))?;
+    let shown = crate::address::shown(s);
+    let url = Url::parse(s)
+        .map_err(|e| Error::bad_input(format!("{flag} {shown:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.cannot_be_a_base()
     {
         return Err(Error::bad_input(format!(
-            "{flag} {s:?}: expected an http(s) URL such as https://graph.microsoft.com"
+            "{flag} {shown:?}: expected an http(s) URL such as https://graph.microsoft.com"
+        )));
+    }
+    if crate::address::has_credentials(&url) {
+        return Err(Error::bad_input(format!(
+            "{flag} {shown:?}: credentials do not belong in the URL (roster signs in with the org's --auth)"
         )));
     }
     Ok(url)

@@ -28,7 +28,7 @@ fn rejects(origin: &str, bytes: &str, expect: &str) {
 
 #[test]
 fn malformed_tenants_are_rejected_naming_file_and_field() {
-    let u1 = r#"{"id": "00000000-0000-4000-8000-000000000001", "userPrincipalName": "a@x.com"}"#;
+    let u1 = r#"{"id": "00000000-0000-4000-8000-000000000001", "userPrincipalName": "a@x.com", "userType": "Member", "accountEnabled": true}"#;
     let cases = [
         ("", "the file is empty"),
         ("[1, 2]", "not a JSON object"),
@@ -40,22 +40,22 @@ fn malformed_tenants_are_rejected_naming_file_and_field() {
         ),
         (
             &tenant_json(r#"{"id": "nope", "userPrincipalName": "a@x.com"}"#, ""),
-            "users[0].id: object id \"nope\" is not a GUID",
+            "users[0]: a user without a valid id: id is a string, expected a GUID",
         ),
         (
             &tenant_json(r#"{"userPrincipalName": "a@x.com"}"#, ""),
-            "users[0]: missing field `id`",
+            "users[0]: a user without a valid id: id is missing",
         ),
         (
             &tenant_json(r#"{"id": "00000000-0000-4000-8000-000000000001"}"#, ""),
-            "users[0] (id 00000000-0000-4000-8000-000000000001): userPrincipalName is missing",
+            "users[0]: user 00000000-0000-4000-8000-000000000001: userPrincipalName is missing",
         ),
         (
             &tenant_json(
-                r#"{"id": "00000000-0000-4000-8000-000000000001", "userPrincipalName": "a@x.com", "accountEnabled": "yes"}"#,
+                r#"{"id": "00000000-0000-4000-8000-000000000001", "userPrincipalName": "a@x.com", "userType": "Member", "accountEnabled": "yes"}"#,
                 "",
             ),
-            "users[0].accountEnabled: invalid type: string",
+            "users[0]: user 00000000-0000-4000-8000-000000000001: accountEnabled is a string, expected true or false",
         ),
         (
             &tenant_json(
@@ -71,9 +71,9 @@ fn malformed_tenants_are_rejected_naming_file_and_field() {
         (
             &tenant_json(
                 "",
-                r#"{"id": "00000000-0000-4000-8000-000000000064", "groupTypes": "Unified"}"#,
+                r#"{"id": "00000000-0000-4000-8000-000000000064", "groupTypes": "Unified", "mailEnabled": false, "securityEnabled": true}"#,
             ),
-            "groups[0].groupTypes: invalid type: string",
+            "groups[0]: group 00000000-0000-4000-8000-000000000064: groupTypes is a string, expected a list of strings",
         ),
         (
             &tenant_json(
@@ -88,7 +88,7 @@ fn malformed_tenants_are_rejected_naming_file_and_field() {
                 "[".repeat(200),
                 "]".repeat(200)
             ),
-            "users[0][0]: invalid type",
+            "users[0][0]",
         ),
         ("{\"tenantId\": \"\u{0}\"}", "control character"),
         ("{\"tenantId\": \"\\u0000\"}", "is not a GUID"),
@@ -133,17 +133,17 @@ fn nesting_resolves_to_transitive_member_users() {
     let json = format!(
         r##"{{"tenantId": "{T}",
             "users": [
-              {{"id": "{u1}", "userPrincipalName": "a@x.com"}},
-              {{"id": "{u2}", "userPrincipalName": "b@x.com"}},
-              {{"id": "{u3}", "userPrincipalName": "c_y.com#EXT#@x.onmicrosoft.com"}}],
+              {{"id": "{u1}", "userPrincipalName": "a@x.com", "userType": "Member", "accountEnabled": true}},
+              {{"id": "{u2}", "userPrincipalName": "b@x.com", "userType": "Member", "accountEnabled": true}},
+              {{"id": "{u3}", "userPrincipalName": "c_y.com#EXT#@x.onmicrosoft.com", "userType": "Guest", "accountEnabled": true}}],
             "groups": [
-              {{"id": "{g1}", "displayName": "Outer", "securityEnabled": true,
+              {{"id": "{g1}", "displayName": "Outer", "groupTypes": [], "mailEnabled": false, "securityEnabled": true,
                 "members": [{{"@odata.type": "#microsoft.graph.user", "id": "{u1}"}},
                             {{"@odata.type": "#microsoft.graph.group", "id": "{g2}"}},
                             {{"@odata.type": "#microsoft.graph.device", "id": "{dev}"}}]}},
-              {{"id": "{g2}", "displayName": "Inner", "mailEnabled": true, "securityEnabled": true,
+              {{"id": "{g2}", "displayName": "Inner", "groupTypes": [], "mailEnabled": true, "securityEnabled": true,
                 "members": [{{"id": "{u2}"}}, {{"id": "{g3}"}}]}},
-              {{"id": "{g3}", "displayName": "Loop", "groupTypes": ["Unified"],
+              {{"id": "{g3}", "displayName": "Loop", "groupTypes": ["Unified"], "mailEnabled": true, "securityEnabled": false,
                 "members": [{{"id": "{u3}"}}, {{"id": "{g1}"}}, {{"id": "{ghost}"}}]}}]}}"##,
         u1 = oid(1),
         u2 = oid(2),

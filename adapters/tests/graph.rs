@@ -806,7 +806,7 @@ fn changes_read_through_delta_equal_each_versions_fixture() {
             .unwrap();
         let before = stats.snapshot();
         loaded = rt
-            .block_on(source.changes(mirror(&loaded, i as u128)))
+            .block_on(source.changes(mirror(&loaded, i as u128), &Default::default()))
             .unwrap();
         let after = stats.snapshot();
         assert_eq!(loaded.snapshot, expected(v), "version {}", i + 1);

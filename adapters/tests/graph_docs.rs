@@ -19,40 +19,75 @@ fn parse<T: DeserializeOwned>(name: &str) -> T {
 }
 
 #[test]
-fn users_list_pages_convert_to_engine_users() {
+fn users_listed_without_select_are_unreadable_never_defaulted() {
+    // The documented `GET /users` is not `$select`ed: Graph leaves out `accountEnabled` and
+    // `userType`. roster never reads them as "enabled" and "member": the users are unreadable.
     let page: Page<GraphUser> = parse("users.list-response.json");
     assert_eq!(page.next_link, None);
-    let users: Vec<_> = page
-        .value
-        .into_iter()
-        .map(|u| u.into_entra().unwrap())
-        .collect();
-    assert_eq!(users[0].name(), "Conf Room Adams");
+    let first = page.value[0].clone().into_entra().unwrap_err();
+    assert_eq!(first.name.as_deref(), Some("Conf Room Adams"));
+    assert_eq!(first.why, ConvertError::Missing("userType"));
     assert_eq!(
-        users[0].user_type,
-        engine::model::UserType::Member,
-        "no userType and no #EXT#: a member"
+        first.describe("user"),
+        "user Conf Room Adams (6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0): userType is missing"
     );
-    assert!(
-        users[0].account_enabled,
-        "accountEnabled absent (not $select'ed): enabled"
+    // With the properties roster `$select`s, the same object converts.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&doc("users.list-response.json")).unwrap();
+    v["value"][0]["userType"] = "Member".into();
+    let page: Page<GraphUser> = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(
+        page.value[0].clone().into_entra().unwrap_err().why,
+        ConvertError::Missing("accountEnabled")
     );
-    assert_eq!(users[1].user_principal_name, "admin@contoso.com");
-    assert_eq!(users[1].mail, None);
+    v["value"][0]["accountEnabled"] = serde_json::Value::Null;
+    let page: Page<GraphUser> = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(
+        page.value[0].clone().into_entra().unwrap_err().why,
+        ConvertError::Null("accountEnabled")
+    );
+    v["value"][0]["accountEnabled"] = "yes".into();
+    let page: Page<GraphUser> = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(
+        page.value[0].clone().into_entra().unwrap_err().why,
+        ConvertError::Wrong {
+            name: "accountEnabled",
+            kind: "a string"
+        }
+    );
+    v["value"][0]["accountEnabled"] = true.into();
+    let page: Page<GraphUser> = serde_json::from_value(v).unwrap();
+    let user = page.value[0].clone().into_entra().unwrap();
+    assert_eq!(user.name(), "Conf Room Adams");
+    assert!(user.account_enabled);
+    assert_eq!(
+        page.value[1]
+            .clone()
+            .into_entra()
+            .unwrap_err()
+            .id
+            .unwrap()
+            .as_str(),
+        "4562bcc8-c436-4f95-b7c0-4f8ce89dca5e"
+    );
 }
 
 #[test]
-fn a_guest_page_without_ids_is_rejected_naming_the_field() {
-    // The documented $count example is trimmed to four properties and has no id.
-    let err =
-        serde_json::from_slice::<Page<GraphUser>>(&doc("users.list-count-guest-response.json"))
-            .unwrap_err();
-    assert!(err.to_string().contains("missing field `id`"), "{err}");
-    // With its id, the same object is a guest, from its #EXT# UPN.
+fn a_guest_page_without_ids_keeps_every_object_and_names_what_is_missing() {
+    // The documented $count example is trimmed to four properties and has no id: the page
+    // reads, and the object is unreadable for want of its id.
+    let page: Page<GraphUser> =
+        serde_json::from_slice(&doc("users.list-count-guest-response.json")).unwrap();
+    let err = page.value[0].clone().into_entra().unwrap_err();
+    assert_eq!(err.why, ConvertError::Missing("id"));
+    assert_eq!(err.id, None);
+    // With its id and the properties roster selects, the same object is a guest.
     let mut v: serde_json::Value =
         serde_json::from_slice(&doc("users.list-count-guest-response.json")).unwrap();
     assert_eq!(v["@odata.count"], 1);
     v["value"][0]["id"] = "87d349ed-44d7-43e1-9a83-5f2406dee5bd".into();
+    v["value"][0]["userType"] = "Guest".into();
+    v["value"][0]["accountEnabled"] = true.into();
     let page: Page<GraphUser> = serde_json::from_value(v).unwrap();
     assert_eq!(page.count, Some(1));
     let guest = page.value[0].clone().into_entra().unwrap();
@@ -65,7 +100,7 @@ fn group_pages_classify_every_type() {
     let groups: Vec<_> = page
         .value
         .into_iter()
-        .map(|g| g.into_entra(vec![], None))
+        .map(|g| g.checked().unwrap().into_entra(vec![], None))
         .collect();
     assert_eq!(groups[0].group_type().label(), "M365 Group");
     assert_eq!(groups[1].group_type().label(), "Distribution Group");

@@ -140,7 +140,7 @@ fn names_with_control_characters_stay_on_one_line() {
 fn pathological_inputs() {
     let t = "11111111-1111-4111-8111-111111111111";
     let huge_name = format!(
-        r#"{{"tenantId": "{t}", "users": [{{"id": "{t}", "userPrincipalName": "a@x", "displayName": "{}"}}]}}"#,
+        r#"{{"tenantId": "{t}", "users": [{{"id": "{t}", "userPrincipalName": "a@x", "userType": "Member", "accountEnabled": true, "displayName": "{}"}}]}}"#,
         "x".repeat(20 << 20)
     );
     assert!(

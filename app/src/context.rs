@@ -77,7 +77,7 @@ impl Server {
         match self {
             Server::Embedded => "the embedded server (no --server-file or --scim)".into(),
             Server::File(path) => format!("--server-file {}", path.display()),
-            Server::Scim(url) => format!("--scim {url}"),
+            Server::Scim(url) => format!("--scim {}", adapters::address::shown(url)),
         }
     }
 

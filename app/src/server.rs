@@ -42,7 +42,8 @@ pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Re
 /// `server load|enable|disable` against a SCIM service: refused, nothing sent.
 fn scim_refused(verb: &str, url: &str) -> Error {
     Error::bad_input(format!(
-        "server {verb} does not write to a SCIM service ({url}): roster changes it only by imports, each recorded; leave out --scim to {verb} the embedded server"
+        "server {verb} does not write to a SCIM service ({}): roster changes it only by imports, each recorded; leave out --scim to {verb} the embedded server",
+        adapters::address::shown(url)
     ))
 }
 

@@ -473,6 +473,13 @@ pub enum ServerStateError {
     },
     #[error("{what}[{index}]: entraId is set but tenantId is missing; set both or neither")]
     HalfLinked { what: &'static str, index: usize },
+    #[error("{what}[{index}]: \"{key}\" holds a control or invisible character; a login or group name is printable text")]
+    Unprintable {
+        what: &'static str,
+        index: usize,
+        /// Escaped: the key as it may be shown.
+        key: String,
+    },
 }
 
 /// The server's directory: users keyed by case-folded login, groups by case-folded name.
@@ -535,6 +542,13 @@ fn index_records<T: Record>(records: Vec<T>) -> Result<BTreeMap<String, Arc<T>>,
     for (index, r) in records.into_iter().enumerate() {
         if r.key().trim().is_empty() {
             return Err(T::empty(index));
+        }
+        if r.key().chars().any(crate::text::needs_escape) {
+            return Err(ServerStateError::Unprintable {
+                what: T::LIST,
+                index,
+                key: crate::text::printable(r.key()).chars().take(200).collect(),
+            });
         }
         match r.link() {
             (Some(_), None) => {

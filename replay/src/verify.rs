@@ -36,6 +36,9 @@ pub struct Verified {
     pub noted_head_at: Option<Seq>,
     /// The `LogRepaired` events: where the store's torn end was cut back.
     pub repairs: Vec<Seq>,
+    /// Administrators' changes of the server outside runs (`ServerEdited`): each is a run of
+    /// its own in the log, but none is a run `roster runs` lists, so `runs` leaves them out.
+    pub edits: usize,
 }
 
 /// A chain head noted earlier: its 64 hexadecimal digits, or a prefix of at least 16 of them
@@ -107,6 +110,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     let mut finished: HashMap<RunId, bool> = HashMap::new();
     let mut noted_head_at = None;
     let mut repairs = Vec::new();
+    let mut edits = 0;
     for raw in store.raw_events(Seq(1)) {
         let raw = match raw {
             Ok(raw) => raw,
@@ -162,6 +166,8 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
                 finished.insert(header.run, true);
                 if kind == EventKind::LogRepaired {
                     repairs.push(raw.seq);
+                } else {
+                    edits += 1;
                 }
             }
             (Some(kind), Some(_)) if kind.is_whole_run() => {
@@ -241,10 +247,11 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     Ok(Verified {
         head: prev,
         events: prev.seq.0,
-        runs: finished.len() - repairs.len(),
+        runs: finished.len() - repairs.len() - edits,
         unfinished,
         noted_head_at,
         repairs,
+        edits,
     })
 }
 

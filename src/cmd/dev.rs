@@ -45,6 +45,7 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         not_found: a.not_found.clone(),
         oversize_every: a.oversize_every,
         signed_in: a.signed_in.clone(),
+        deny: a.deny_permission.clone(),
         expires_in: a
             .expires_in
             .as_deref()

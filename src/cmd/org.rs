@@ -109,7 +109,7 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
         app::Server::File(f) => {
             format!("the server file {}", render::cell(&f.display().to_string()))
         }
-        app::Server::Scim(url) => format!("the SCIM service at {}", render::cell(url)),
+        app::Server::Scim(url) => format!("the SCIM service at {}", adapters::address::shown(url)),
         app::Server::Embedded => "the embedded server in the store".to_owned(),
     };
     let held = match ctx.app.open(engine::store::Opening::Existing) {

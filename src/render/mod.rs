@@ -1010,8 +1010,15 @@ pub fn verified(
     v: &replay::Verified,
     repairs: &[(engine::Seq, engine::event::LogRepaired)],
 ) -> String {
+    let edits = match v.edits {
+        0 => String::new(),
+        n => format!(
+            " and {}",
+            count(n, "administrator's change", "administrators' changes")
+        ),
+    };
     let mut text = format!(
-        "The log verifies: {} in {}; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
+        "The log verifies: {} in {}{edits}; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
         count(v.events as usize, "event", "events"),
         count(v.runs, "run", "runs"),
         v.head.hash,
@@ -1044,6 +1051,7 @@ pub fn verified_json(
         "ok": true,
         "events": v.events,
         "runs": v.runs,
+        "edits": v.edits,
         "head": { "seq": v.head.seq.0, "hash": v.head.hash.to_hex() },
         "notedHeadAt": v.noted_head_at.map(|s| s.0),
         "unfinished": v.unfinished.iter().map(|r| r.to_string()).collect::<Vec<_>>(),

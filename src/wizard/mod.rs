@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, start: Option<&str>) -> Result<Exit> {
                 u.host_str().unwrap_or_default(),
                 u.port().map(|p| format!(":{p}")).unwrap_or_default()
             ),
-            Err(_) => format!("SCIM {url}"),
+            Err(_) => format!("SCIM {}", adapters::address::shown(url)),
         }),
     };
     let theme = view::Theme {

@@ -35,6 +35,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Per attempt, from sending to the whole body read.
     pub timeout: Duration,
+    /// Pages one listing follows, at most ([`MAX_PAGES`]).
+    pub max_pages: u64,
+    /// Time one listing takes, at most ([`MAX_LISTING`]).
+    pub max_listing: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -45,13 +49,16 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             timeout: Duration::from_secs(60),
+            max_pages: MAX_PAGES,
+            max_listing: MAX_LISTING,
         }
     }
 }
 
 impl RetryPolicy {
     /// The default policy, with `ROSTER_RETRY_ATTEMPTS`, `ROSTER_RETRY_MAX_WAIT_S`,
-    /// `ROSTER_RETRY_BASE_MS` and `ROSTER_HTTP_TIMEOUT_S` applied where set.
+    /// `ROSTER_RETRY_BASE_MS`, `ROSTER_HTTP_TIMEOUT_S`, `ROSTER_MAX_PAGES` and
+    /// `ROSTER_MAX_LISTING_S` applied where set.
     pub fn from_env() -> Self {
         let num = |name: &str| {
             std::env::var(name)
@@ -71,6 +78,12 @@ impl RetryPolicy {
         }
         if let Some(s) = num("ROSTER_HTTP_TIMEOUT_S") {
             p.timeout = Duration::from_secs_f64(s.max(0.001));
+        }
+        if let Some(n) = num("ROSTER_MAX_PAGES") {
+            p.max_pages = (n as u64).max(1);
+        }
+        if let Some(s) = num("ROSTER_MAX_LISTING_S") {
+            p.max_listing = Duration::from_secs_f64(s.max(0.001));
         }
         p
     }
@@ -156,11 +169,60 @@ pub enum GraphError {
     )]
     Loop { what: String },
     #[error(
-        "{what}: Graph sent a nextLink to another host ({link}); refusing to send the token there"
+        "{what}: Graph sent {kind} to another host ({}); refusing to send the token there", crate::address::shown(.link)
     )]
-    ForeignLink { what: String, link: String },
+    ForeignLink {
+        what: String,
+        /// `a nextLink`, `a deltaLink`, `the stored deltaLink`.
+        kind: &'static str,
+        link: String,
+    },
     #[error("{what}: Graph answered more than {} MiB in one response, more than roster reads; the listing cannot complete", .limit >> 20)]
     TooLarge { what: String, limit: usize },
+    /// A listing that went on past roster's bounds ([`ListingBound`]): an endless chain of
+    /// nextLinks is never followed for ever.
+    #[error("{what}: {why}; the listing cannot complete (see ROSTER_MAX_PAGES and ROSTER_MAX_LISTING_S)")]
+    Unbounded { what: String, why: String },
+    /// The run was asked to stop (Ctrl-C) while changes were applied.
+    #[error("interrupted (Ctrl-C)")]
+    Stopped,
+}
+
+/// The most pages one listing follows: 50,000 pages of up to 999 objects, far beyond a
+/// 1M-object tenant (whose change listings come in pages of a few hundred).
+pub const MAX_PAGES: u64 = 50_000;
+/// The longest one listing may take: half a day, far beyond reading a 1M-object tenant under
+/// Graph's throttling (an hour or two), far short of stalling `sync --every` for good.
+pub const MAX_LISTING: Duration = Duration::from_secs(12 * 3600);
+
+/// Bounds one listing: its pages, and the time since it started.
+pub struct ListingBound {
+    what: String,
+    pages: u64,
+    max_pages: u64,
+    started: std::time::Instant,
+    max_time: Duration,
+}
+
+impl ListingBound {
+    /// Counts a page about to be read; an error once the listing is past its bounds.
+    pub fn page(&mut self) -> Result<(), GraphError> {
+        self.pages += 1;
+        let why = if self.pages > self.max_pages {
+            format!("Graph kept sending nextLinks past {} pages", self.max_pages)
+        } else if self.started.elapsed() > self.max_time {
+            format!(
+                "the listing was still going after {} s",
+                self.max_time.as_secs()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(GraphError::Unbounded {
+            what: self.what.clone(),
+            why,
+        })
+    }
 }
 
 /// The most roster reads of one Graph response: a page of 999 objects, or a `$batch` of
@@ -259,6 +321,11 @@ impl GraphClient {
     /// Whom this client's tokens act for, once it signed in (see [`TokenSource::signed_in_as`]).
     pub fn signed_in_as(&self) -> Option<String> {
         self.auth.signed_in_as()
+    }
+
+    /// Whether the tokens are known to carry `permission` (see [`TokenSource::grants`]).
+    pub fn grants(&self, permission: &str) -> bool {
+        self.auth.grants(permission)
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -429,6 +496,17 @@ impl GraphClient {
         Ok(items)
     }
 
+    /// The bounds of one listing, from the policy (`ROSTER_MAX_PAGES`, `ROSTER_MAX_LISTING_S`).
+    pub fn listing_bound(&self, what: &str) -> ListingBound {
+        ListingBound {
+            what: what.to_owned(),
+            pages: 0,
+            max_pages: self.policy.max_pages,
+            started: std::time::Instant::now(),
+            max_time: self.policy.max_listing,
+        }
+    }
+
     /// Like [`GraphClient::list`], appending to `items`.
     pub async fn list_into<T: DeserializeOwned>(
         &self,
@@ -439,7 +517,9 @@ impl GraphClient {
     ) -> Result<(), GraphError> {
         let mut seen = HashSet::new();
         let mut next = Some(first);
+        let mut bound = self.listing_bound(what);
         while let Some(url) = next.take() {
+            bound.page()?;
             let page: Page<T> = self.get_json(&url, query, what).await?;
             self.count_page(page.value.len());
             items.extend(page.value);
@@ -472,6 +552,7 @@ impl GraphClient {
         if !self.same_origin(&url) {
             return Err(GraphError::ForeignLink {
                 what: what.to_owned(),
+                kind: "a nextLink",
                 link,
             });
         }

@@ -25,8 +25,8 @@ use crate::graph::delta;
 use crate::interrupt::Interrupt;
 use crate::source::{Mirror, TenantSource};
 use crate::wire::{
-    BatchRequestItem, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page, DELETED_SELECT,
-    GROUP_SELECT, USER_SELECT,
+    BatchRequestItem, CheckedGroup, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page,
+    Unreadable, DELETED_SELECT, GROUP_SELECT, USER_SELECT,
 };
 
 /// Requests per `$batch`: Graph's limit.
@@ -81,47 +81,84 @@ impl GraphSource {
         );
         let (users, groups) = (users?, groups?);
         let mut read = bins;
+        let mut said = Unreadables::default();
 
+        // An object without a value a decision depends on is left out, and its listing is
+        // incomplete: nothing counts as missing from it, so nothing is disabled or deleted for
+        // what could not be read.
         let mut entra_users = Vec::with_capacity(users.len());
         for u in users {
-            let id = u.id.clone();
-            entra_users.push(u.into_entra().map_err(|e| GraphError::Rejected {
-                what: "listing users".into(),
-                status: 200,
-                code: "UnexpectedUser".into(),
-                message: format!("user {id}: {e}"),
-            })?);
+            match u.into_entra() {
+                Ok(u) => entra_users.push(u),
+                Err(e) => {
+                    read.completeness.users = false;
+                    said.add("user", e, &mut read.problems);
+                }
+            }
         }
-        let mut members = self.direct_members(&groups).await?;
+        let mut checked = Vec::with_capacity(groups.len());
+        for g in groups {
+            match g.checked() {
+                Ok(g) => checked.push(g),
+                Err(e) => {
+                    read.completeness.groups = false;
+                    said.add("group", e, &mut read.problems);
+                }
+            }
+        }
+        let hidden_readable = self.client.grants(HIDDEN_MEMBERS);
+        let mut members = self.direct_members(&checked).await?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "read the members"
         );
-        // A listed group whose members could not be read (Graph answered 404: deleted while
-        // it was read, or a replica that has not caught up) is left out of this run. That is an
-        // incomplete read of the groups, never evidence that the group is gone: no group
-        // counts as missing from the listing, so nothing is disabled or deleted for it.
-        let (groups, direct): (Vec<GraphGroup>, Vec<Vec<GraphMember>>) = groups
-            .into_iter()
-            .filter_map(|g| match members.remove(&g.id) {
-                Some(m) => Some((g, m)),
-                None => {
-                    read.problems.push(format!(
-                        "group {} ({}): its members could not be read (not found); it is left out of this run, and no group counts as missing from the listing",
-                        g.display_name.as_deref().unwrap_or("?"),
-                        g.id
-                    ));
-                    read.completeness.groups = false;
-                    None
+        // A group whose members could not be read whole is left out of this run: Graph
+        // answered 404 (deleted while it was read, or a replica that has not caught up), or
+        // its membership is hidden and the app may not read it (a 403, or an empty list
+        // without `Member.Read.Hidden`: Graph leaves hidden members out). That is an
+        // incomplete read of the groups, never "zero members" and never evidence that the
+        // group is gone.
+        let mut left_out: HashSet<ObjectId> = HashSet::new();
+        let mut kept = Vec::with_capacity(checked.len());
+        for g in checked {
+            let read_whole = match members.remove(&g.id) {
+                None => Err("its members could not be read (not found)".to_owned()),
+                Some(Members::Forbidden) => Err(format!(
+                    "its membership is hidden and Graph refused to list it; grant the app {HIDDEN_MEMBERS}"
+                )),
+                Some(Members::Read(m))
+                    if m.is_empty() && g.hides_members() && !hidden_readable =>
+                {
+                    Err(format!(
+                        "its membership is hidden, and without {HIDDEN_MEMBERS} Graph lists none of it; grant the app {HIDDEN_MEMBERS}"
+                    ))
                 }
-            })
-            .unzip();
+                Some(Members::Read(m)) => Ok(m),
+            };
+            match read_whole {
+                Ok(m) => kept.push((g, m)),
+                Err(why) => {
+                    read.completeness.groups = false;
+                    read.problems.push(format!(
+                    "group {} ({}): {why}; it is left out of this run, and no group counts as missing from the listing",
+                    g.display_name.as_deref().unwrap_or("?"),
+                    g.id
+                ));
+                    left_out.insert(g.id);
+                }
+            }
+        }
+        // A group with an unreadable object among its members, directly or through a nested
+        // group, would lose that member on the server: it is left out too.
+        left_out.extend(said.ids.drain());
+        let (groups, direct) = leave_out_groups_with(kept, left_out, &mut read);
         let transitive = {
             let user_ids: HashSet<&ObjectId> = entra_users.iter().map(|u| &u.id).collect();
             let group_ids: HashSet<&ObjectId> = groups.iter().map(|g| &g.id).collect();
             let direct: Vec<&[GraphMember]> = direct.iter().map(Vec::as_slice).collect();
             resolve_nesting(&groups, &direct, &user_ids, &group_ids, &mut read.problems)
         };
+        said.finish(&mut read.problems);
         let entra_groups: Vec<_> = groups
             .into_iter()
             .zip(transitive)
@@ -175,8 +212,14 @@ impl GraphSource {
 
     /// Reads what changed since `base` was read, applied to its users and groups; the recycle
     /// bins are read whole (they are small, and they tell a soft deletion from a hard one).
-    /// Any failure fails the read — never a partial tenant (the caller reads it whole instead).
-    pub async fn changes(&self, base: Mirror) -> std::result::Result<Loaded, GraphError> {
+    /// Removals are confirmed before they count ([`delta::Removals`]), users that appear get
+    /// their groups read again, groups that appear their members. Any failure fails the read —
+    /// never a partial tenant (the caller reads it whole instead).
+    pub async fn changes(
+        &self,
+        base: Mirror,
+        stop: &Interrupt,
+    ) -> std::result::Result<Loaded, GraphError> {
         let c = &self.client;
         let users_link = delta::checked_link(c, &base.links.users, "reading user changes")?;
         let groups_link = delta::checked_link(c, &base.links.groups, "reading group changes")?;
@@ -191,24 +234,97 @@ impl GraphSource {
             groups = groups.items.len(),
             "read the changes"
         );
+        let mut problems = bins.problems;
+        let mut completeness = bins.completeness;
+        // What the recycle bins list is deleted, whatever the change listing said.
+        let binned: HashSet<ObjectId> = bins
+            .deleted_users
+            .iter()
+            .chain(&bins.deleted_groups)
+            .map(|d| d.id.clone())
+            .collect();
+        let user_removals = self
+            .confirm_removals(
+                delta::removed(&users.items, "reading user changes")?,
+                "users",
+                &binned,
+                &mut problems,
+            )
+            .await?;
+        let group_removals = self
+            .confirm_removals(
+                delta::removed(&groups.items, "reading group changes")?,
+                "groups",
+                &binned,
+                &mut problems,
+            )
+            .await?;
+        completeness.users &= user_removals.unconfirmed.is_empty();
+        completeness.groups &= group_removals.unconfirmed.is_empty();
+
         // Converted one by one, each object let go once converted: never two copies of the
         // tenant at once.
         let base_users = base
             .users
             .into_iter()
-            .map(|u| GraphUser::from_entra(&u))
+            .map(|u| (u.id.clone(), GraphUser::from_entra(&u)))
             .collect();
         let base_groups = base
             .groups
             .into_iter()
-            .map(|g| GraphGroup::from_entra(&g))
+            .map(|g| (g.id.clone(), GraphGroup::from_entra(&g)))
             .collect();
-        let now_users = delta::apply_users(base_users, &users.items)?;
-        let now_groups = delta::apply_groups(base_groups, &groups.items, &now_users)?;
+        let (mut now_users, users_appeared) =
+            delta::apply_users(base_users, &users.items, &user_removals, stop)?;
+        let (mut now_groups, groups_appeared) =
+            delta::apply_groups(base_groups, &groups.items, &group_removals, stop)?;
+        // The mirror checked against the evidence: an object the recycle bin lists is not in
+        // the directory, whatever the changes read said or left out.
+        let stale = |id: &ObjectId| binned.contains(id);
+        for (kind, gone) in [
+            ("user", take_out(&mut now_users, stale)),
+            ("group", take_out(&mut now_groups, stale)),
+        ] {
+            if !gone.is_empty() {
+                problems.push(format!(
+                    "{} {kind}s the recycle bin lists were still in the changes read; taken out",
+                    gone.len()
+                ));
+            }
+        }
+        // Graph's group changes do not say that a user deleted or restored left or joined
+        // its groups: those of a user that appeared are read again; a group that appeared
+        // has its members read whole.
+        let memberships = self.groups_of(&users_appeared).await?;
+        delta::add_memberships(&mut now_groups, &memberships);
+        if !groups_appeared.is_empty() {
+            let appeared: Vec<(ObjectId, bool)> = groups_appeared
+                .iter()
+                .map(|id| (id.clone(), false))
+                .collect();
+            let mut read = HashMap::new();
+            for chunk in appeared.chunks(BATCH_SIZE) {
+                read.extend(members_batch(c, chunk.to_vec()).await?);
+            }
+            for id in &groups_appeared {
+                match (now_groups.get_mut(id), read.remove(id)) {
+                    (Some(g), Some(Members::Read(m))) => g.members = Some(m),
+                    // Gone meanwhile, or refused: left as the changes said; the read is
+                    // incomplete so that nothing counts as missing from it.
+                    _ => {
+                        completeness.groups = false;
+                        problems.push(format!(
+                            "group {id}: its members could not be read again; the read is incomplete"
+                        ));
+                    }
+                }
+            }
+        }
+        delta::drop_absent_members(&mut now_groups, &now_users);
         let file = TenantFile {
             tenant_id: self.tenant.clone(),
-            users: now_users,
-            groups: now_groups,
+            users: now_users.into_values().collect(),
+            groups: now_groups.into_values().collect(),
             deleted_users: bins.deleted_users,
             deleted_groups: bins.deleted_groups,
         };
@@ -219,14 +335,101 @@ impl GraphSource {
                 code: "UnexpectedObject".into(),
                 message: e.to_string(),
             })?;
-        // Users and groups are whole (every change applied); the recycle bins as read.
-        loaded.snapshot.completeness = bins.completeness;
-        loaded.problems.extend(bins.problems);
+        // Users and groups are whole (every change applied, every removal confirmed), unless
+        // a removal could not be confirmed; the recycle bins as read.
+        loaded.snapshot.completeness = completeness;
+        loaded.problems.extend(problems);
         loaded.tracking = Tracking {
             links: Some(delta::links(users, groups)),
             since: Some(base.run),
         };
         Ok(loaded)
+    }
+
+    /// Which of the objects a change listing says were removed really are: in the recycle
+    /// bin, or answered 404 by Graph (`GET /users/{id}`, twenty per `$batch`). An object Graph
+    /// still serves, or that could not be asked about, is kept as it was: said in `problems`.
+    async fn confirm_removals(
+        &self,
+        removed: Vec<ObjectId>,
+        kind: &str,
+        binned: &HashSet<ObjectId>,
+        problems: &mut Vec<String>,
+    ) -> std::result::Result<delta::Removals, GraphError> {
+        let ask: Vec<ObjectId> = removed
+            .into_iter()
+            .filter(|id| !binned.contains(id))
+            .collect();
+        let mut removals = delta::Removals::default();
+        let what = format!("confirming the {kind} Graph's changes say were removed");
+        for chunk in ask.chunks(BATCH_SIZE) {
+            let paths: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("/{kind}/{id}?$select=id"))
+                .collect();
+            let answers = get_each(&self.client, &paths, &what).await?;
+            for (id, status) in chunk.iter().zip(answers) {
+                if status.0 != 404 {
+                    removals.unconfirmed.insert(id.clone());
+                }
+            }
+        }
+        if !removals.unconfirmed.is_empty() {
+            let mut ids: Vec<&ObjectId> = removals.unconfirmed.iter().collect();
+            ids.sort();
+            let named: Vec<String> = ids.iter().take(5).map(|id| id.to_string()).collect();
+            problems.push(format!(
+                "Graph's changes said {} {kind} were removed, but that could not be confirmed (Graph still serves them, or did not say): {}{}; they are kept as they were, and the read is incomplete (nothing counts as missing from it; the next run reads the whole tenant)",
+                ids.len(),
+                named.join(", "),
+                if ids.len() > 5 { ", …" } else { "" }
+            ));
+        }
+        Ok(removals)
+    }
+
+    /// The groups each of `users` belongs to directly (`/users/{id}/memberOf`, groups only).
+    async fn groups_of(
+        &self,
+        users: &[ObjectId],
+    ) -> std::result::Result<HashMap<ObjectId, Vec<ObjectId>>, GraphError> {
+        let c = &self.client;
+        let mut out = HashMap::with_capacity(users.len());
+        for chunk in users.chunks(BATCH_SIZE) {
+            let paths: Vec<String> = chunk.iter().map(member_of_path).collect();
+            let what = "reading the groups of users that appeared";
+            let answers = get_each(c, &paths, what).await?;
+            for (id, (status, body)) in chunk.iter().zip(answers) {
+                let what = format!("reading the groups of user {id}");
+                let mut groups: Vec<GraphMember> = Vec::new();
+                let next = match (status, body) {
+                    (200, Some(body)) => {
+                        let page: Page<GraphMember> =
+                            serde_json::from_value(body).map_err(|e| GraphError::Rejected {
+                                what: what.clone(),
+                                status: 200,
+                                code: "UnexpectedObject".into(),
+                                message: e.to_string(),
+                            })?;
+                        c.record_page(page.value.len());
+                        groups.extend(page.value);
+                        c.follow(page.next_link, &mut HashSet::new(), &what)?
+                    }
+                    // Deleted again meanwhile: it has no groups.
+                    (404, _) => continue,
+                    _ => Some(c.url(&member_of_path(id)[1..])),
+                };
+                if let Some(url) = next {
+                    match c.list_into(url, Query::Plain, &what, &mut groups).await {
+                        Ok(()) => {}
+                        Err(GraphError::NotFound { .. }) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                out.insert(id.clone(), groups.into_iter().map(|g| g.id).collect());
+            }
+        }
+        Ok(out)
     }
 
     /// Both recycle bins. A bin that cannot be read is a problem, not a failure: soft-deleted
@@ -280,9 +483,12 @@ impl GraphSource {
     /// Each group's direct members; a group missing from the map was deleted meanwhile.
     async fn direct_members(
         &self,
-        groups: &[GraphGroup],
-    ) -> std::result::Result<HashMap<ObjectId, Vec<GraphMember>>, GraphError> {
-        let ids: Vec<ObjectId> = groups.iter().map(|g| g.id.clone()).collect();
+        groups: &[CheckedGroup],
+    ) -> std::result::Result<HashMap<ObjectId, Members>, GraphError> {
+        let ids: Vec<(ObjectId, bool)> = groups
+            .iter()
+            .map(|g| (g.id.clone(), g.hides_members()))
+            .collect();
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         for chunk in ids.chunks(BATCH_SIZE) {
@@ -311,8 +517,160 @@ impl GraphSource {
     }
 }
 
+/// The permission without which Graph leaves the members of a group with hidden membership out.
+pub const HIDDEN_MEMBERS: &str = "Member.Read.Hidden";
+
+/// What reading one group's direct members gave.
+enum Members {
+    Read(Vec<GraphMember>),
+    /// Refused (403) for a group whose membership is hidden.
+    Forbidden,
+}
+
+/// The most unreadable objects a run's problems name one by one; the rest are counted.
+const NAMED_UNREADABLE: usize = 20;
+
+/// The objects a whole read could not read, said in its problems (the first few by name).
+#[derive(Default)]
+struct Unreadables {
+    ids: HashSet<ObjectId>,
+    count: usize,
+}
+
+impl Unreadables {
+    fn add(&mut self, kind: &str, e: Unreadable, problems: &mut Vec<String>) {
+        self.count += 1;
+        if self.count <= NAMED_UNREADABLE {
+            problems.push(format!(
+                "{}; it is left out of this run (a value roster decides on did not come, and is never assumed), and no {kind} counts as missing from the listing",
+                e.describe(kind)
+            ));
+        }
+        if let Some(id) = e.id {
+            self.ids.insert(id);
+        }
+    }
+
+    fn finish(&self, problems: &mut Vec<String>) {
+        if self.count > NAMED_UNREADABLE {
+            problems.push(format!(
+                "{} more objects could not be read and are left out of this run",
+                self.count - NAMED_UNREADABLE
+            ));
+        }
+    }
+}
+
+/// `groups` without those that list a left-out object (an unreadable user or group, or a
+/// group left out) among their direct members, nested groups followed to the end.
+fn leave_out_groups_with(
+    groups: Vec<(CheckedGroup, Vec<GraphMember>)>,
+    mut left_out: HashSet<ObjectId>,
+    read: &mut RecycleBins,
+) -> (Vec<CheckedGroup>, Vec<Vec<GraphMember>>) {
+    if left_out.is_empty() {
+        return groups.into_iter().unzip();
+    }
+    let mut keep = vec![true; groups.len()];
+    loop {
+        let mut more = false;
+        for (i, (g, members)) in groups.iter().enumerate() {
+            if keep[i] && members.iter().any(|m| left_out.contains(&m.id)) {
+                keep[i] = false;
+                more = true;
+                left_out.insert(g.id.clone());
+                read.completeness.groups = false;
+                read.problems.push(format!(
+                    "group {} ({}): an object among its members could not be read; it is left out of this run, so that no member is taken away for what was not read",
+                    g.display_name.as_deref().unwrap_or("?"),
+                    g.id
+                ));
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    groups
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(g, k)| k.then_some(g))
+        .unzip()
+}
+
 fn members_path(id: &ObjectId) -> String {
     format!("groups/{id}/members?$select=id&$top=999")
+}
+
+fn member_of_path(id: &ObjectId) -> String {
+    format!("/users/{id}/memberOf/microsoft.graph.group?$select=id&$top=999")
+}
+
+/// Takes the objects `gone` names out of `objects`; their ids.
+fn take_out<T>(
+    objects: &mut std::collections::BTreeMap<ObjectId, T>,
+    gone: impl Fn(&ObjectId) -> bool,
+) -> Vec<ObjectId> {
+    let ids: Vec<ObjectId> = objects.keys().filter(|id| gone(id)).cloned().collect();
+    for id in &ids {
+        objects.remove(id);
+    }
+    ids
+}
+
+/// GETs `paths` (up to twenty, relative to the version root) in one `$batch`; each answer's
+/// status and body, in order. Inner requests throttled or failing are sent again together
+/// after the longest `Retry-After`, within the client's policy; one never answered counts as
+/// a 503.
+async fn get_each(
+    client: &GraphClient,
+    paths: &[String],
+    what: &str,
+) -> std::result::Result<Vec<(u16, Option<serde_json::Value>)>, GraphError> {
+    let mut out: Vec<(u16, Option<serde_json::Value>)> = vec![(503, None); paths.len()];
+    let mut pending: Vec<usize> = (0..paths.len()).collect();
+    let mut round = 0;
+    while !pending.is_empty() && round < client.policy().max_attempts {
+        round += 1;
+        let requests = pending
+            .iter()
+            .map(|&i| BatchRequestItem {
+                id: i.to_string(),
+                method: "GET".into(),
+                url: paths[i].clone(),
+                headers: None,
+                body: None,
+            })
+            .collect();
+        let answer = client.batch(requests, what).await?;
+        let mut again = Vec::new();
+        let mut answered = HashSet::new();
+        let mut wait: Option<Duration> = None;
+        for r in answer.responses {
+            let Some(i) = r.id.parse::<usize>().ok().filter(|i| pending.contains(i)) else {
+                continue;
+            };
+            answered.insert(i);
+            match r.status {
+                429 | 500 | 502 | 503 | 504 => {
+                    client.record_retry(r.status == 429);
+                    if let Some(after) = r.header("Retry-After").and_then(parse_retry_after) {
+                        wait = Some(wait.map_or(after, |w: Duration| w.max(after)));
+                    }
+                    again.push(i);
+                }
+                status => out[i] = (status, r.body),
+            }
+        }
+        again.extend(pending.iter().copied().filter(|i| !answered.contains(i)));
+        if !again.is_empty() {
+            let delay = wait.unwrap_or_else(|| client.policy().backoff(round - 1));
+            client.hold(delay);
+            tokio::time::sleep(delay.min(Duration::from_secs(60))).await;
+        }
+        pending = again;
+    }
+    Ok(out)
 }
 
 /// First pages by `$batch`, then the rest of each group's pages one by one. Inner requests
@@ -321,8 +679,8 @@ fn members_path(id: &ObjectId) -> String {
 /// client's full retry policy.
 async fn members_batch(
     client: &GraphClient,
-    groups: Vec<ObjectId>,
-) -> std::result::Result<Vec<(ObjectId, Vec<GraphMember>)>, GraphError> {
+    groups: Vec<(ObjectId, bool)>,
+) -> std::result::Result<Vec<(ObjectId, Members)>, GraphError> {
     let mut first: HashMap<usize, Page<GraphMember>> = HashMap::new();
     let mut gone: HashSet<usize> = HashSet::new();
     let mut direct: Vec<usize> = Vec::new();
@@ -335,7 +693,7 @@ async fn members_batch(
             .map(|&i| BatchRequestItem {
                 id: i.to_string(),
                 method: "GET".into(),
-                url: format!("/{}", members_path(&groups[i])),
+                url: format!("/{}", members_path(&groups[i].0)),
                 headers: None,
                 body: None,
             })
@@ -380,7 +738,7 @@ async fn members_batch(
     }
     direct.extend(pending);
     let mut out = Vec::with_capacity(groups.len());
-    for (i, id) in groups.into_iter().enumerate() {
+    for (i, (id, hidden)) in groups.into_iter().enumerate() {
         if gone.contains(&i) {
             continue;
         }
@@ -402,10 +760,14 @@ async fn members_batch(
             {
                 Ok(()) => {}
                 Err(GraphError::NotFound { .. }) => continue,
+                Err(GraphError::Forbidden { .. }) if hidden => {
+                    out.push((id, Members::Forbidden));
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
-        out.push((id, members));
+        out.push((id, Members::Read(members)));
     }
     Ok(out)
 }
@@ -460,8 +822,9 @@ impl TenantSource for LiveSource {
     fn read_changes(&self, base: Mirror) -> Result<Loaded> {
         let run = base.run;
         self.block_on(async {
-            match self.source.changes(base).await {
+            match self.source.changes(base, &self.stop).await {
                 Ok(loaded) => Ok(loaded),
+                Err(GraphError::Stopped) => Err(Error::Interrupted),
                 Err(e) => {
                     tracing::debug!(error = %e, "reading the changes failed; reading the whole tenant");
                     let mut loaded = self.source.enumerate_tracked().await?;

@@ -276,11 +276,15 @@ pub fn token(file: Option<&std::path::Path>) -> Result<Option<Secret>> {
             .map(Some)
             .map_err(|e| Error::bad_input(e.to_string()));
     }
-    Ok(std::env::var(TOKEN_ENV)
+    let token = std::env::var(TOKEN_ENV)
         .ok()
         .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .map(Secret::new))
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &token {
+        crate::auth::one_line_secret(t, TOKEN_ENV, "SCIM token")
+            .map_err(|e| Error::bad_input(e.to_string()))?;
+    }
+    Ok(token.map(Secret::new))
 }
 
 /// What the service says it supports (`/ServiceProviderConfig`, RFC 7643 §5): what the
@@ -494,10 +498,18 @@ impl ScimClient {
             .send(reqwest::Method::GET, path, None, None, Retry::ServerErrors)
             .await
             .map_err(Error::Service)?;
-        let body = body.unwrap_or(Value::Null);
         if (200..300).contains(&status) {
-            return Ok((status, Ok(body)));
+            // A read answered with no JSON object is not an empty resource.
+            return match body {
+                Some(body @ Value::Object(_)) => Ok((status, Ok(body))),
+                _ => Err(Error::Service(format!(
+                    "the SCIM service at {} answered GET {} with {status} but no JSON object; is this the SCIM base URL?",
+                    self.base,
+                    path.split('?').next().unwrap_or_default()
+                ))),
+            };
         }
+        let body = body.unwrap_or(Value::Null);
         let detail = said(Some(&body), "detail")
             .map(|d| format!(": {d}"))
             .unwrap_or_default();
@@ -574,9 +586,27 @@ impl ScimClient {
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(crate::graph::client::parse_retry_after);
+            // An answer that cannot be read whole is no answer: never an empty one.
             let bytes = crate::bounded::body_bounded(resp, MAX_RESPONSE_BYTES)
                 .await
-                .unwrap_or_default();
+                .map_err(|e| {
+                    format!(
+                        "the SCIM service at {} {}",
+                        url.origin().ascii_serialization(),
+                        match e {
+                            crate::bounded::BodyError::TooLarge => format!(
+                                "answered more than {} MiB, more than roster reads",
+                                MAX_RESPONSE_BYTES >> 20
+                            ),
+                            crate::bounded::BodyError::Transport(e) if e.is_timeout() => {
+                                "timed out while sending its answer".to_owned()
+                            }
+                            crate::bounded::BodyError::Transport(_) => {
+                                "cut its answer short (the connection dropped)".to_owned()
+                            }
+                        }
+                    )
+                })?;
             let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
             let again = match status {
                 429 | 503 => true,

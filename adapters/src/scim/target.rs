@@ -77,16 +77,8 @@ const MAX_BULK: usize = 200;
 /// network in clear), no credentials, query or fragment in it.
 pub fn parse_url(given: &str) -> Result<Url> {
     // Said back without what it must not say: credentials given in it.
-    let shown = match Url::parse(given.trim()) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => given.chars().take(200).collect(),
-    };
-    let bad =
-        |why: &str| Error::bad_input(format!("--scim {}: {why}", engine::text::printable(&shown)));
+    let shown = crate::address::shown(given);
+    let bad = |why: &str| Error::bad_input(format!("--scim {shown}: {why}"));
     let url = Url::parse(given.trim())
         .map_err(|e| bad(&format!("not a URL ({e}); give the service's SCIM base URL, like https://app.example.com/scim/v2")))?;
     let loopback = match url.host() {
@@ -103,7 +95,7 @@ pub fn parse_url(given: &str) -> Result<Url> {
         )),
         _ => return Err(bad("the SCIM base URL must be https://…")),
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if crate::address::has_credentials(&url) {
         return Err(bad(
             "credentials do not belong in the URL; give the token with --scim-token-file FILE or ROSTER_SCIM_TOKEN",
         ));

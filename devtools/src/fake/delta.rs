@@ -218,6 +218,17 @@ fn changes(
         .iter()
         .map(|o| (id_of(o), o))
         .collect();
+    // As Graph: a group's changes do not report that a user deleted (soft or hard) left it,
+    // nor that a restored user joined it again. Those members' changes are left out.
+    let user_ids = |d: &Directory| -> HashSet<String> { d.users().iter().map(id_of).collect() };
+    let (users_now, users_before) = (user_ids(to), from.map(user_ids).unwrap_or_default());
+    let deleted_before: HashSet<String> = from
+        .map(|f| f.deleted_users().iter().map(id_of).collect())
+        .unwrap_or_default();
+    let silent = |id: &str| {
+        let (was, is) = (users_before.contains(id), users_now.contains(id));
+        (was && !is) || (!was && is && deleted_before.contains(id))
+    };
     let mut out = Vec::new();
     let mut listed = HashSet::new();
     for o in now {
@@ -234,13 +245,13 @@ fn changes(
             let members_before = from.map(|f| member_refs(f, &id)).unwrap_or_default();
             let mut delta: Vec<Value> = members_now
                 .iter()
-                .filter(|m| !members_before.contains(*m))
+                .filter(|m| !members_before.contains(*m) && (old.is_none() || !silent(&m.1)))
                 .map(|(t, m)| json!({"@odata.type": t, "id": m}))
                 .collect();
             delta.extend(
                 members_before
                     .iter()
-                    .filter(|m| !members_now.contains(*m))
+                    .filter(|m| !members_now.contains(*m) && !silent(&m.1))
                     .map(|(t, m)| json!({"@odata.type": t, "id": m, "@removed": {"reason": "deleted"}})),
             );
             let unchanged = old.is_some_and(|b| *b == *o) && delta.is_empty();

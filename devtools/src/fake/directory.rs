@@ -14,12 +14,16 @@ pub(super) struct Directory {
     index: HashMap<String, (&'static str, usize)>,
     /// group id → its direct member references
     members: HashMap<String, Vec<Value>>,
+    /// member id → the groups that list it directly (`/users/{id}/memberOf`)
+    member_of: HashMap<String, Vec<String>>,
 }
 
 impl Directory {
-    /// Loads a tenant fixture, checked as `roster org add` checks it.
+    /// Loads a tenant fixture of the shape `roster org add` reads. Its objects are served as
+    /// they are, even one roster would refuse (a user without `accountEnabled`, say): the fake
+    /// is also the hostile Graph the tests read from.
     pub(super) fn load(bytes: &[u8], origin: &str) -> Result<Directory> {
-        parse_tenant(bytes, origin)?;
+        from_json::<adapters::fixture::TenantFile>(bytes, origin, "tenant fixture (Graph JSON)")?;
         let raw: Value = from_json(bytes, origin, "tenant fixture (Graph JSON)")?;
         let list = |k: &str| {
             raw.get(k)
@@ -48,6 +52,12 @@ impl Directory {
         for (i, g) in groups.iter().enumerate() {
             index.insert(id_of(g), ("group", i));
         }
+        let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
+        for (group, refs) in &members {
+            for r in refs {
+                member_of.entry(id_of(r)).or_default().push(group.clone());
+            }
+        }
         Ok(Directory {
             tenant: raw
                 .get("tenantId")
@@ -60,7 +70,24 @@ impl Directory {
             deleted_groups: list("deletedGroups"),
             index,
             members,
+            member_of,
         })
+    }
+
+    /// Whether only an app granted `Member.Read.Hidden` is shown the group's members.
+    pub(super) fn hides_members(&self, group: &str) -> bool {
+        match self.index.get(group) {
+            Some(("group", i)) => self.groups[*i]
+                .get("visibility")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case("HiddenMembership")),
+            _ => false,
+        }
+    }
+
+    /// Whether `id` is a user of the tenant (not deleted).
+    pub(super) fn is_user(&self, id: &str) -> bool {
+        matches!(self.index.get(id), Some(("user", _)))
     }
 
     pub(super) fn users(&self) -> &[Value] {
@@ -141,13 +168,36 @@ impl State {
                 )
             }
             ("GET", ["users", id]) => self.single(id, "user"),
+            ("GET", ["users", id, "memberOf", cast @ ..]) => {
+                let id = id.to_ascii_lowercase();
+                if !d.is_user(&id) {
+                    return not_found(&id);
+                }
+                if !matches!(cast, [] | ["microsoft.graph.group"]) {
+                    return self.unexpected(req);
+                }
+                let items: Vec<Value> = d
+                    .member_of
+                    .get(&id)
+                    .map(|gs| {
+                        gs.iter()
+                            .map(|g| d.member_object(&serde_json::json!({"id": g})))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                collection(items.iter().collect(), "directoryObjects")
+            }
             ("GET", ["groups", id]) => self.single(id, "group"),
             ("GET", ["groups", id, rel @ ("members" | "transitiveMembers"), cast @ ..]) => {
                 let id = id.to_ascii_lowercase();
                 if !matches!(d.index.get(&id), Some(("group", _))) {
                     return not_found(&id);
                 }
-                let mut items = if *rel == "members" {
+                // Without Member.Read.Hidden, Graph leaves a hidden membership out.
+                let hidden = d.hides_members(&id) && !self.grants("Member.Read.Hidden");
+                let mut items = if hidden {
+                    Vec::new()
+                } else if *rel == "members" {
                     d.direct_members(&id)
                 } else {
                     d.transitive_members(&id)

@@ -9,8 +9,19 @@ pub(super) struct Device {
 }
 
 impl State {
+    /// An access token shaped as the identity platform's (a JWT, unsigned here) whose `scp`
+    /// and `roles` claims name the permissions granted: what roster reads to know whether a
+    /// group's hidden members will be listed.
     pub(super) fn issue_access(&self) -> String {
-        let t = random_token("fake-at-");
+        use base64::Engine as _;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let granted = self.granted();
+        // The header's place holds the fake's own mark, so tests can tell its tokens.
+        let t = format!(
+            "{}.{}.",
+            random_token("fake-at-"),
+            b64(json!({"scp": granted.join(" "), "roles": granted, "tid": self.dir().tenant})),
+        );
         self.access
             .lock()
             .unwrap()
@@ -29,7 +40,7 @@ impl State {
         });
         if let Some(r) = with_refresh {
             body["refresh_token"] = r.into();
-            body["scope"] = "User.Read.All GroupMember.Read.All Group.Read.All".into();
+            body["scope"] = self.granted().join(" ").into();
             body["id_token"] = self.id_token().into();
         }
         (

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use adapters::error::{Error, Result};
-use adapters::fixture::{from_json, parse_tenant};
+use adapters::fixture::from_json;
 use adapters::wire::{BatchRequest, BatchResponse, BatchResponseItem};
 
 mod batch;
@@ -107,7 +107,19 @@ pub struct FakeConfig {
     /// The administrator a device-code sign-in signs in as: the ID token's
     /// `preferred_username`.
     pub signed_in: String,
+    /// Permissions the app is *not* granted (`Member.Read.Hidden`): left out of the tokens'
+    /// `scp`/`roles` and the granted scopes, and Graph behaves as without them (a group with
+    /// hidden membership lists no members).
+    pub deny: Vec<String>,
 }
+
+/// The permissions the fake grants unless denied.
+pub const PERMISSIONS: [&str; 4] = [
+    "User.Read.All",
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "Member.Read.Hidden",
+];
 
 impl Default for FakeConfig {
     fn default() -> Self {
@@ -140,6 +152,7 @@ impl Default for FakeConfig {
             not_found: Vec::new(),
             expires_in: None,
             signed_in: "admin@fake-graph.example".into(),
+            deny: Vec::new(),
         }
     }
 }
@@ -184,6 +197,23 @@ struct State {
 }
 
 impl State {
+    /// Whether the app holds `permission` (every one of [`PERMISSIONS`] not denied).
+    fn grants(&self, permission: &str) -> bool {
+        PERMISSIONS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(permission))
+            && !self
+                .config
+                .deny
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(permission))
+    }
+
+    /// The permissions granted, space-separated.
+    fn granted(&self) -> Vec<&'static str> {
+        PERMISSIONS.into_iter().filter(|p| self.grants(p)).collect()
+    }
+
     fn stats(&self) -> FakeStats {
         let c = &self.counters;
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
