@@ -231,6 +231,11 @@ pub fn demo_tenant_copy() -> (tempfile::TempDir, PathBuf) {
 
 /// `org add NAME` for a live org of `tenant` reading `fake` with a client secret.
 pub fn add_live_args(name: &str, tenant: &str, fake: &Fake) -> Vec<String> {
+    add_live_args_at(name, tenant, &fake.url)
+}
+
+/// `org add NAME` for a live org of `tenant` reading the Graph at `url` with a client secret.
+pub fn add_live_args_at(name: &str, tenant: &str, url: &str) -> Vec<String> {
     [
         "org",
         "add",
@@ -242,9 +247,9 @@ pub fn add_live_args(name: &str, tenant: &str, fake: &Fake) -> Vec<String> {
         "--client-id",
         CLIENT,
         "--graph-url",
-        &fake.url,
+        url,
         "--login-url",
-        &fake.url,
+        url,
     ]
     .map(String::from)
     .to_vec()

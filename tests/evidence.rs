@@ -1,0 +1,400 @@
+//! Absence is not evidence: what Graph says becomes a fact only when it is whole and checked.
+//! Each test drives the binary against a hostile Graph on loopback — `roster fake-graph`
+//! serving a tenant roster would refuse as a file, or a proxy in front of it
+//! (`common/proxy.rs`) that makes answers up — and checks that nothing is added, disabled,
+//! deleted or taken out of a group on the word of an answer that is not whole.
+
+mod common;
+#[path = "common/proxy.rs"]
+mod proxy;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::{json, Value};
+
+const ADELE: &str = "81cc897f-de9f-5e28-bccb-3cd17e637d0d";
+const ALEX: &str = "d2e5a4b2-5104-563d-a9bf-cc8f2eba4878";
+const CARLOS: &str = "28b9523c-025a-53b9-9a68-4ffe6d9d33a0";
+const SANJAY: &str = "58cb1d3a-92b2-581a-baab-a222af06f73d";
+const ENGINEERING: &str = "8d0c38ba-c16d-5312-a273-29c7f17417a5";
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
+}
+
+fn user_mut<'a>(t: &'a mut Value, id: &str) -> &'a mut Value {
+    t["users"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["id"] == id)
+        .unwrap()
+}
+
+/// A store with the demo server loaded and a live org `contoso` reading Graph at `url`.
+fn live_demo(r: &Roster, url: &str) {
+    let args = add_live_args_at("contoso", TENANT, url);
+    r.expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+}
+
+/// The demo's import (deleted objects disabled), its JSON report and what it said on stderr.
+fn import(r: &Roster) -> (Value, String) {
+    let (code, out, err) = r.run(&IMPORT);
+    assert!(code == 0 || code == 3, "exit {code}\n{out}\n{err}");
+    (serde_json::from_str(&out).unwrap(), err)
+}
+
+fn outcome<'a>(report: &'a Value, id: &str) -> Option<&'a str> {
+    report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .and_then(|e| e["outcome"].as_str())
+}
+
+/// The embedded server as `server dump` gives it.
+fn server(r: &Roster) -> Value {
+    serde_json::from_str(&r.expect(0, &["server", "dump"])).unwrap()
+}
+
+fn server_user<'a>(s: &'a Value, login: &str) -> Option<&'a Value> {
+    s["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"].as_str().unwrap().eq_ignore_ascii_case(login))
+}
+
+fn group_members(s: &Value, name: &str) -> Vec<String> {
+    s["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == name)
+        .map(|g| {
+            g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_str().unwrap().to_lowercase())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The last run's source, as `events` shows its `RunStarted`.
+fn last_source(r: &Roster) -> Value {
+    let events = r.expect(0, &["events", "last"]);
+    let started: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    started["payload"]["source"].clone()
+}
+
+/// A whole read that finds `accountEnabled` left out or `null` never adds the user as
+/// enabled: the user is left out, the listing incomplete (so nobody counts as missing from
+/// it); and the same answer inside a change listing is not laid over what was known.
+#[test]
+fn a_user_whose_account_state_did_not_come_is_left_out_never_enabled() {
+    let (_dir, tenant) = demo_tenant_copy();
+    let mut t = read_json(&tenant);
+    user_mut(&mut t, CARLOS)
+        .as_object_mut()
+        .unwrap()
+        .remove("accountEnabled");
+    user_mut(&mut t, SANJAY)["accountEnabled"] = Value::Null;
+    write_json(&tenant, &t);
+    let fake = Fake::start(&tenant, &[]);
+    let r = Roster::new();
+    live_demo(&r, &fake.url);
+
+    let (report, err) = import(&r);
+    for (id, what) in [
+        (CARLOS, "accountEnabled is missing"),
+        (SANJAY, "accountEnabled is null"),
+    ] {
+        assert_eq!(outcome(&report, id), None, "{id} left out: {report}");
+        assert!(err.contains(what) && err.contains(id), "{what}: {err}");
+    }
+    assert!(server_user(&server(&r), "carlos.ruiz@contoso.com").is_none());
+    // The users listing is incomplete: Omar Haddad, missing from it, is not disabled.
+    assert!(
+        !report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "Omar Haddad"),
+        "{report}"
+    );
+    let source = last_source(&r);
+    assert_eq!(source["completeness"]["users"], false, "{source}");
+
+    // The tenant read whole again: a complete read, and the next runs read only the changes.
+    let (_dir2, good) = demo_tenant_copy();
+    fake.reload(&good);
+    let (report, _) = import(&r);
+    assert_eq!(outcome(&report, CARLOS), Some("skipped"), "{report}");
+    assert_eq!(last_source(&r)["completeness"]["users"], true);
+    // Adele, added and enabled, has `accountEnabled` taken away in Graph's changes (sent as
+    // null): the changes are not applied, the tenant is read whole, and she is left out —
+    // still enabled on the server as before, never "enabled" by default nor disabled.
+    let mut t = read_json(&good);
+    user_mut(&mut t, ADELE)
+        .as_object_mut()
+        .unwrap()
+        .remove("accountEnabled");
+    write_json(&good, &t);
+    fake.reload(&good);
+    let (report, err) = import(&r);
+    assert_eq!(outcome(&report, ADELE), None, "{report}");
+    assert!(err.contains("could not read only the changes"), "{err}");
+    assert!(err.contains("accountEnabled"), "{err}");
+    assert_eq!(
+        server_user(&server(&r), "AdeleV@contoso.com").unwrap()["enabled"],
+        true
+    );
+}
+
+/// A made-up `@removed` in Graph's user changes (Graph still serves the users) takes nobody
+/// out of a group and disables nobody, in this run or the next.
+#[test]
+fn a_made_up_removal_in_the_changes_is_confirmed_before_it_counts() {
+    let (_dir, tenant) = demo_tenant_copy();
+    let fake = Fake::start(&tenant, &[]);
+    let forge = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forging = forge.clone();
+    let proxy = proxy::Proxy::start(
+        &fake.url,
+        |_| None,
+        move |seen, body| {
+            let delta = seen.path.starts_with("/v1.0/users/delta")
+                && !seen.path.contains("deltatoken=latest")
+                && body.get("@odata.deltaLink").is_some();
+            if delta && forging.load(std::sync::atomic::Ordering::SeqCst) {
+                let value = body["value"].as_array_mut().unwrap();
+                value.push(json!({"id": ADELE, "@removed": {"reason": "deleted"}}));
+                value.push(json!({"id": ALEX, "@removed": {"reason": "changed"}}));
+            }
+        },
+    );
+    let r = Roster::new();
+    live_demo(&r, &proxy.url);
+    import(&r);
+    let before = server(&r);
+    assert!(group_members(&before, "Sales Team").contains(&"adelev@contoso.com".to_owned()));
+
+    forge.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (report, err) = import(&r);
+    assert_eq!(
+        last_source(&r)["changesSince"].is_string(),
+        true,
+        "read the changes"
+    );
+    assert!(
+        err.contains("could not be confirmed") && err.contains(ADELE) && err.contains(ALEX),
+        "{err}"
+    );
+    assert!(
+        !proxy.requests(&format!("users/{ADELE}")).is_empty()
+            || !proxy.requests("$batch").is_empty(),
+        "the removal was asked about"
+    );
+    for id in [ADELE, ALEX] {
+        assert!(
+            !matches!(outcome(&report, id), Some("disabled" | "deleted")),
+            "{report}"
+        );
+    }
+    assert_eq!(server(&r), before, "nothing changed on the server");
+    assert_eq!(last_source(&r)["completeness"]["users"], false);
+
+    // The next run, the forgery gone, reads the whole tenant (its base was incomplete) and
+    // still disables nobody.
+    forge.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (report, _) = import(&r);
+    assert!(last_source(&r)["changesSince"].is_null(), "a whole read");
+    for id in [ADELE, ALEX] {
+        assert!(
+            !matches!(outcome(&report, id), Some("disabled" | "deleted")),
+            "{report}"
+        );
+    }
+    assert_eq!(server(&r), before);
+}
+
+/// A user deleted and then restored in Entra ID: Graph's group changes say nothing of her
+/// memberships either time (the fake behaves as Graph here), and the sync reads her groups
+/// again, so that it ends where a whole read of the tenant ends.
+#[test]
+fn a_restored_user_gets_her_groups_back_under_sync() {
+    let (_dir, tenant) = demo_tenant_copy();
+    let fake = Fake::start(&tenant, &[]);
+    let proxy = proxy::Proxy::start(&fake.url, |_| None, |_, _| {});
+    let r = Roster::new();
+    live_demo(&r, &proxy.url);
+    import(&r);
+    let original = read_json(&tenant);
+
+    // Deleted: in the recycle bin, out of her groups.
+    let mut t = original.clone();
+    let users = t["users"].as_array_mut().unwrap();
+    let i = users.iter().position(|u| u["id"] == ADELE).unwrap();
+    let mut adele = users.remove(i);
+    adele["deletedDateTime"] = "2026-12-01T10:00:00Z".into();
+    t["deletedUsers"].as_array_mut().unwrap().push(adele);
+    for g in t["groups"].as_array_mut().unwrap() {
+        if let Some(m) = g["members"].as_array_mut() {
+            m.retain(|m| m["id"] != ADELE);
+        }
+    }
+    write_json(&tenant, &t);
+    fake.reload(&tenant);
+    let (_, out, err) = r.run(&["sync", "contoso", "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    assert_eq!(outcome(&report, ADELE), Some("disabled"), "{report}");
+    assert!(!group_members(&server(&r), "Sales Team").contains(&"adelev@contoso.com".to_owned()));
+
+    // Restored: back in the users and in her groups, which Graph's group changes do not say.
+    write_json(&tenant, &original);
+    fake.reload(&tenant);
+    let (_, out, err) = r.run(&["sync", "contoso", "--json"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}\n{err}"));
+    assert!(
+        last_source(&r)["changesSince"].is_string(),
+        "read the changes"
+    );
+    assert_eq!(outcome(&report, ADELE), Some("updated"), "{report}");
+    assert!(
+        !proxy
+            .requests(&format!("users/{ADELE}/memberOf"))
+            .is_empty()
+            || !proxy.requests("$batch").is_empty(),
+        "her groups were read again"
+    );
+    let now = server(&r);
+    for g in ["Sales Team", "All Company", "Golf Assist"] {
+        assert!(
+            group_members(&now, g).contains(&"adelev@contoso.com".to_owned()),
+            "{g}: {now}"
+        );
+    }
+    // A whole read plans nothing more: the sync ended where it ends.
+    let (_, out, _) = r.run(&[
+        "plan",
+        "contoso",
+        "--select-all",
+        "--check-deleted",
+        "--on-deleted",
+        "disable",
+        "--full",
+        "--json",
+    ]);
+    let plan: Value = serde_json::from_str(&out).unwrap();
+    let changes: Vec<&Value> = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e["outcome"].as_str(),
+                Some("added" | "updated" | "disabled" | "deleted")
+            )
+        })
+        .collect();
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+/// A group with hidden membership, read by an app without `Member.Read.Hidden`: Graph lists
+/// none of its members, and roster leaves the group out instead of emptying it on the server,
+/// naming the permission; with the permission, the group is read as any other.
+#[test]
+fn a_group_with_hidden_members_is_left_out_without_the_permission() {
+    let (_dir, tenant) = demo_tenant_copy();
+    let mut t = read_json(&tenant);
+    for g in t["groups"].as_array_mut().unwrap() {
+        if g["id"] == ENGINEERING {
+            g["visibility"] = "HiddenMembership".into();
+        }
+    }
+    write_json(&tenant, &t);
+    let fake = Fake::start(&tenant, &["--deny-permission", "Member.Read.Hidden"]);
+    let r = Roster::new();
+    live_demo(&r, &fake.url);
+    let before = group_members(&server(&r), "Engineering");
+    let (report, err) = import(&r);
+    assert_eq!(outcome(&report, ENGINEERING), None, "{report}");
+    assert!(err.contains("Member.Read.Hidden"), "{err}");
+    // Its members stay (Allan's login follows his rename in Entra ID, as memberships do).
+    assert_eq!(
+        group_members(&server(&r), "Engineering"),
+        ["alland@contoso.com"],
+        "{before:?}"
+    );
+    // The groups listing is incomplete: Legacy VPN, missing from it, is not disabled.
+    assert!(!report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "Legacy VPN"));
+
+    let granted = Fake::start(&tenant, &[]);
+    let r = Roster::new();
+    live_demo(&r, &granted.url);
+    let (report, _) = import(&r);
+    assert_eq!(outcome(&report, ENGINEERING), Some("updated"), "{report}");
+    assert!(group_members(&server(&r), "Engineering").len() > before.len());
+}
+
+/// A nextLink chain that never ends (every page new) is followed only so far: by pages, and
+/// by time. The run fails in one line, recorded as aborted, nothing changed.
+#[test]
+fn an_endless_paging_chain_is_given_up_within_its_bounds() {
+    let (_dir, tenant) = demo_tenant_copy();
+    let fake = Fake::start(&tenant, &[]);
+    let (upstream, first) = (fake.url.clone(), fake.url.clone());
+    let proxy = proxy::Proxy::start(
+        &fake.url,
+        move |seen| {
+            let n: u64 = seen.path.split("endless-").nth(1)?.parse().ok()?;
+            Some((
+                200,
+                json!({"value": [], "@odata.nextLink": format!("{upstream}/v1.0/users?$skiptoken=endless-{}", n + 1)}),
+            ))
+        },
+        move |seen, body| {
+            if seen.path.starts_with("/v1.0/users?") {
+                body["@odata.nextLink"] = format!("{first}/v1.0/users?$skiptoken=endless-1").into();
+            }
+        },
+    );
+    let r = Roster::new();
+    live_demo(&r, &proxy.url);
+    let before = server(&r);
+    for env in [("ROSTER_MAX_PAGES", "40"), ("ROSTER_MAX_LISTING_S", "1")] {
+        let (code, out, err) = r.run_with(&IMPORT, &[env]);
+        assert_eq!(code, 1, "{env:?}\n{out}\n{err}");
+        assert!(err.contains("listing users"), "{err}");
+        let why = if env.0 == "ROSTER_MAX_PAGES" {
+            "past 40 pages"
+        } else {
+            "still going after"
+        };
+        assert!(err.contains(why), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert_eq!(server(&r), before);
+    let runs = r.expect(0, &["runs", "--json"]);
+    assert!(runs.contains("aborted"), "{runs}");
+}
