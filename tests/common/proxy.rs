@@ -11,6 +11,7 @@ use serde_json::Value;
 
 /// A request as the proxy saw it: method, and path with its query (`/v1.0/users/delta?…`).
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct Seen {
     pub method: String,
     pub path: String,
