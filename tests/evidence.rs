@@ -397,3 +397,74 @@ fn an_endless_paging_chain_is_given_up_within_its_bounds() {
     let runs = r.expect(0, &["runs", "--json"]);
     assert!(runs.contains("aborted"), "{runs}");
 }
+
+/// A linked user follows Entra ID's account state: disabled on the server when Entra disables
+/// it, enabled again when Entra enables it — unless an administrator disabled it here
+/// (`roster server disable`), which no import undoes. Every run replays.
+#[test]
+fn a_linked_user_follows_entra_account_state_but_not_over_an_administrator() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo_tenant_copy();
+    r.add_demo("contoso", &tenant);
+    import(&r);
+    let enabled =
+        |r: &Roster, login: &str| server_user(&server(r), login).unwrap()["enabled"].clone();
+    assert_eq!(enabled(&r, "AdeleV@contoso.com"), true);
+
+    // Entra disables Adele: so does the import.
+    let mut t = read_json(&tenant);
+    user_mut(&mut t, ADELE)["accountEnabled"] = false.into();
+    write_json(&tenant, &t);
+    let (report, _) = import(&r);
+    assert_eq!(outcome(&report, ADELE), Some("disabled"), "{report}");
+    assert_eq!(enabled(&r, "AdeleV@contoso.com"), false);
+    r.expect(0, &["replay", "last"]);
+    // Entra enables her again: so does the import.
+    user_mut(&mut t, ADELE)["accountEnabled"] = true.into();
+    write_json(&tenant, &t);
+    let (report, _) = import(&r);
+    assert_eq!(outcome(&report, ADELE), Some("updated"), "{report}");
+    assert_eq!(enabled(&r, "AdeleV@contoso.com"), true);
+    r.expect(0, &["replay", "last"]);
+
+    // An administrator disables her here: imports leave her disabled, and say so.
+    r.expect(0, &["server", "disable", "AdeleV@contoso.com"]);
+    let dump = server(&r);
+    assert_eq!(
+        server_user(&dump, "AdeleV@contoso.com").unwrap()["disabledBy"],
+        "administrator"
+    );
+    let (report, _) = import(&r);
+    let adele = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == ADELE)
+        .expect("her outcome differs from the last run's: listed");
+    assert_eq!(adele["outcome"], "unchanged", "{adele}");
+    assert!(
+        adele["detail"]
+            .as_str()
+            .unwrap()
+            .contains("disabled on the server by an administrator"),
+        "{adele}"
+    );
+    assert_eq!(enabled(&r, "AdeleV@contoso.com"), false);
+    r.expect(0, &["replay", "last"]);
+    // Until the administrator enables her.
+    r.expect(0, &["server", "enable", "AdeleV@contoso.com"]);
+    assert!(server_user(&server(&r), "AdeleV@contoso.com").unwrap()["disabledBy"].is_null());
+    import(&r);
+    assert_eq!(enabled(&r, "AdeleV@contoso.com"), true);
+    let verify = r.expect(0, &["verify"]);
+    assert!(verify.contains("2 administrators' changes"), "{verify}");
+    for run in r
+        .expect(0, &["runs", "--json"])
+        .parse::<Value>()
+        .unwrap()
+        .as_array()
+        .unwrap()
+    {
+        r.expect(0, &["replay", run["run"].as_str().unwrap()]);
+    }
+}

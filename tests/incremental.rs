@@ -44,7 +44,7 @@ fn a_repeat_records_what_changed_and_report_all_gives_every_entry() {
     let started = &events[0]["payload"];
     assert!(started["base"].is_string() && started["inputsDigest"].is_string());
     assert_eq!(third["entries"], Value::Array(vec![]));
-    assert_eq!(third["summary"]["unchanged"], 59);
+    assert_eq!(third["summary"]["unchanged"], 60);
 
     // A full run over the same inputs records every entry: --all shows the same rows.
     let full = json(&r, 3, &[&IMPORT[..], &["--full"]].concat());
@@ -103,8 +103,9 @@ fn a_changed_tenant_is_recorded_by_difference_and_diffed_replayed() {
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
     let count = |t: &str| types.iter().filter(|x| *x == t).count();
-    // Two users changed, one unlisted; the outcomes that differ (Adele updated, Alex skipped,
-    // Lee's server user disabled as missing) and nothing else.
+    // Two users changed, one unlisted; the outcomes that differ (Adele updated, Alex — linked,
+    // now disabled in Entra ID — disabled, Lee's server user disabled as missing) and nothing
+    // else.
     assert_eq!(count("UserSeen"), 2, "{types:?}");
     assert_eq!(count("ObjectUnlisted"), 1, "{types:?}");
     assert!(
@@ -124,7 +125,7 @@ fn a_changed_tenant_is_recorded_by_difference_and_diffed_replayed() {
         .collect();
     for expected in [
         ("Adele Vance", "updated"),
-        ("Alex Wilber", "skipped"),
+        ("Alex Wilber", "disabled"),
         ("Lee Gu", "disabled"),
     ] {
         assert!(

@@ -77,6 +77,7 @@ fn linked(n: u32, login: &str, guest: bool) -> ServerUser {
         tenant_id: Some(testkit::tenant()),
         enabled: !n.is_multiple_of(5),
         entra: None,
+        disabled_by: None,
     };
     ServerUser {
         entra: Some(EntraAttributes {

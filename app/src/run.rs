@@ -18,7 +18,7 @@ use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
     Baseline, EntryOutcome, Event, EventKind, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
-    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo,
+    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo, DECISION_RULES,
 };
 use engine::model::Completeness;
 use engine::plan::Refusal;
@@ -166,6 +166,7 @@ pub fn execute(
         baseline,
         base: None,
         inputs_digest: None,
+        rules: DECISION_RULES,
     };
 
     // The tenant and the server are read at once: neither depends on the other, and on a
@@ -259,6 +260,7 @@ pub fn execute(
             options: &req.options,
             baseline: baseline.as_ref(),
             group_details: target_info.keeps_group_details(),
+            rules: DECISION_RULES,
         },
         &req.selection,
     );
@@ -300,6 +302,7 @@ pub fn execute(
                 options: &req.options,
                 baseline: baseline.as_ref(),
                 group_details: target_info.keeps_group_details(),
+                rules: DECISION_RULES,
             };
             let (deleted, choices) = (&deleted, &choices);
             let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));

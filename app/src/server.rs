@@ -5,7 +5,7 @@ use std::path::Path;
 
 use adapters::target::{read_server_file, write_server_file};
 use engine::event::{Change, Event, ServerEdited};
-use engine::model::{ServerOp, ServerState, ServerUser};
+use engine::model::{DisabledBy, ServerOp, ServerState, ServerUser};
 use engine::{EventStore, RunId, SledStore};
 
 use crate::context::{Context, Server};
@@ -139,23 +139,43 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
         )));
     };
     let login = user.login.clone();
-    if user.enabled == enabled {
+    // A disable is kept with who did it, so that an import does not enable the account again
+    // when Entra ID has it enabled; an enable lets Entra's state rule again.
+    let held = (!enabled).then_some(DisabledBy::Administrator);
+    if user.enabled == enabled && user.disabled_by == held {
         return Ok(Edited::Already { login });
     }
-    let op = ServerOp::SetUserEnabled {
-        login: login.clone(),
-        enabled,
+    let mut changes = Vec::new();
+    if user.enabled != enabled {
+        changes.push(Change {
+            field: "enabled".into(),
+            from: (!enabled).into(),
+            to: enabled.into(),
+        });
+    }
+    if user.disabled_by != held {
+        let by =
+            |d: Option<DisabledBy>| d.map_or(serde_json::Value::Null, |_| "administrator".into());
+        changes.push(Change {
+            field: "disabledBy".into(),
+            from: by(user.disabled_by),
+            to: by(held),
+        });
+    }
+    let op = ServerOp::PutUser {
+        previous_login: None,
+        user: Box::new(ServerUser {
+            enabled,
+            disabled_by: held,
+            ..user.clone()
+        }),
     };
     let writes = state.apply(&op);
     let event = Event::ServerEdited(ServerEdited {
         by: ctx.started_by.clone(),
         action: format!("{verb} {login}"),
         op,
-        changes: vec![Change {
-            field: "enabled".into(),
-            from: (!enabled).into(),
-            to: enabled.into(),
-        }],
+        changes,
     });
     store.check_room_for_run(1, writes.len() as u64)?;
     let at = ctx.clock.now();

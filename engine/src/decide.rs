@@ -28,6 +28,8 @@ pub struct Inputs<'a> {
     pub baseline: Option<&'a Baseline>,
     /// Whether the server keeps a group's description and type (see [`PlanInput`]).
     pub group_details: bool,
+    /// The decision rules (see [`PlanInput`]).
+    pub rules: u32,
 }
 
 /// The choose step: the deleted objects found, and every choice made — or why the admin's
@@ -107,6 +109,7 @@ pub fn decide(
         options: inputs.options,
         baseline: inputs.baseline,
         group_details: inputs.group_details,
+        rules: inputs.rules,
     });
     let stale = match reviewed {
         Some(r) => compare_entries(r.entries, &plan.entries),

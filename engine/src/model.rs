@@ -407,6 +407,17 @@ pub struct ServerUser {
     pub enabled: bool,
     #[serde(default)]
     pub entra: Option<EntraAttributes>,
+    /// Set when an administrator disabled the user on the server (`roster server disable`):
+    /// an import does not enable the account again when Entra ID has it enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_by: Option<DisabledBy>,
+}
+
+/// Who disabled a server user, when it was not roster following Entra ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DisabledBy {
+    Administrator,
 }
 
 /// A group in the Enterprise Server's directory; `members` are logins.
@@ -822,6 +833,7 @@ mod tests {
             tenant_id: None,
             enabled: true,
             entra: None,
+            disabled_by: None,
         }
     }
 

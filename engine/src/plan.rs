@@ -43,7 +43,14 @@ pub struct PlanInput<'a> {
     /// ([`crate::event::TargetInfo::keeps_group_details`]): when it does not, they are
     /// neither written nor compared.
     pub group_details: bool,
+    /// The decision rules the run is decided under ([`crate::event::DECISION_RULES`] for a
+    /// new run; a recorded run's own, so that replay decides it as it was decided).
+    pub rules: u32,
 }
+
+/// Since rules 2, a linked user whose Entra account is disabled is disabled on the server
+/// (before: skipped, left as it was).
+pub const RULES_ACCOUNT_STATE: u32 = 2;
 
 /// A listing that shrank to under this share of the last complete read's is suspect.
 const SHRINK_SUSPECT: u32 = 2;
@@ -187,6 +194,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         options,
         baseline,
         group_details,
+        rules,
     } = input;
     let mut w = Working::new(tenant, server);
     // One entry per choice, plus the members of selected groups: sized for the first part,
@@ -269,9 +277,14 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
     for found in linked_users.into_iter().chain(new_users) {
         let entry = match found {
-            Ok(u) => decide_user(tenant, u, &w),
+            Ok(u) => decide_user(tenant, u, &w, rules),
             Err(c) => not_in_snapshot(c),
         };
+        // A disable that follows Entra ID counts against --max-deletions like any other: a
+        // listing that says every account is disabled must not disable them all.
+        if entry.op.is_some() && entry.outcome == Outcome::Disabled {
+            removals += 1;
+        }
         w.push(entry, &mut entries);
     }
     let (linked_groups, new_groups): (Vec<_>, Vec<_>) = groups
@@ -558,6 +571,7 @@ fn desired_user(tenant: &TenantId, u: &EntraUser) -> ServerUser {
         tenant_id: Some(tenant.clone()),
         enabled: true,
         entra: Some(EntraAttributes::from(u)),
+        disabled_by: None,
     }
 }
 
@@ -691,7 +705,7 @@ fn conflict(
     };
 }
 
-fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcome {
+fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>, rules: u32) -> EntryOutcome {
     let mut e = entry(
         Kind::User,
         &u.id,
@@ -699,12 +713,24 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
         Outcome::Skipped,
         "account disabled in Entra ID",
     );
-    if !u.account_enabled {
+    let linked = w.linked_user(&u.id);
+    if !u.account_enabled && (rules < RULES_ACCOUNT_STATE || linked.is_none()) {
         e.reason = Some(Reason::AccountDisabled);
         return e;
     }
-    let desired = desired_user(tenant, u);
-    match w.linked_user(&u.id) {
+    let mut desired = desired_user(tenant, u);
+    if let Some(old) = linked.filter(|_| rules >= RULES_ACCOUNT_STATE) {
+        // The account follows Entra ID's: disabled when Entra's is, enabled again when it is
+        // enabled — unless an administrator disabled it here, which roster does not undo.
+        let held = !old.enabled && old.disabled_by.is_some();
+        desired.enabled = u.account_enabled && !held;
+        desired.disabled_by = if desired.enabled {
+            None
+        } else {
+            old.disabled_by
+        };
+    }
+    match linked {
         Some(old) => {
             if fold_case(&old.login) != fold_case(&desired.login) {
                 if let Some(holder) = w.state.user(&desired.login) {
@@ -719,15 +745,46 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>) -> EntryOutcom
                 }
             }
             e.changes = user_changes(old, &desired);
+            let disables = old.enabled && !desired.enabled;
             if e.changes.is_empty() {
                 e.outcome = Outcome::Unchanged;
-                e.detail = format!("login {}; already up to date", old.login);
+                e.detail = match (u.account_enabled, desired.enabled) {
+                    (false, _) => {
+                        e.reason = Some(Reason::AlreadyDisabled);
+                        format!(
+                            "login {}; account disabled in Entra ID, already disabled on the server",
+                            old.login
+                        )
+                    }
+                    (true, false) => {
+                        e.reason = Some(Reason::DisabledByAdministrator);
+                        format!(
+                            "login {}; disabled on the server by an administrator, left disabled (`roster server enable` enables it)",
+                            old.login
+                        )
+                    }
+                    (true, true) => format!("login {}; already up to date", old.login),
+                };
             } else {
-                e.outcome = Outcome::Updated;
+                e.outcome = if disables {
+                    e.reason = Some(Reason::AccountDisabled);
+                    Outcome::Disabled
+                } else {
+                    Outcome::Updated
+                };
                 e.detail = match e.changes.iter().find(|c| c.field == "login") {
                     Some(_) => format!("login renamed from {} to {}", old.login, desired.login),
                     None => format!("login {}", desired.login),
                 };
+                if disables {
+                    e.detail = format!(
+                        "account disabled in Entra ID; disabled on the server ({})",
+                        e.detail
+                    );
+                } else if !desired.enabled && old.disabled_by.is_some() {
+                    e.detail
+                        .push_str("; disabled on the server by an administrator, left disabled");
+                }
                 let previous_login = (old.login != desired.login).then(|| old.login.clone());
                 e.op = Some(ServerOp::PutUser {
                     previous_login,

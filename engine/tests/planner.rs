@@ -47,6 +47,7 @@ struct Case {
     options: RunOptions,
     baseline: Option<engine::event::Baseline>,
     group_details: bool,
+    rules: u32,
 }
 
 impl Case {
@@ -58,6 +59,7 @@ impl Case {
             options: RunOptions::default(),
             baseline: None,
             group_details: true,
+            rules: engine::event::DECISION_RULES,
         }
     }
     fn check_deleted(mut self, max_deletions: u32) -> Self {
@@ -80,6 +82,7 @@ impl Case {
             options: &self.options,
             baseline: self.baseline.as_ref(),
             group_details: self.group_details,
+            rules: self.rules,
         })
     }
 }
@@ -246,7 +249,7 @@ fn a_rename_onto_a_taken_login_is_a_conflict() {
 }
 
 #[test]
-fn disabled_accounts_are_skipped_and_the_server_is_untouched() {
+fn a_disabled_account_is_skipped_and_a_linked_one_is_disabled_with_it() {
     let off = engine::model::EntraUser {
         account_enabled: false,
         ..user(1, "ann@contoso.com")
@@ -259,17 +262,112 @@ fn disabled_accounts_are_skipped_and_the_server_is_untouched() {
         account_enabled: false,
         ..user(2, "bob@contoso.com")
     };
-    let case = Case::new(
-        snapshot(vec![off, bob_off], vec![]),
+    let mut case = Case::new(
+        snapshot(vec![off, bob_off.clone()], vec![]),
         server(vec![linked(&stale)], vec![]),
         vec![import(Kind::User, 1), import(Kind::User, 2)],
     );
+    // Not on the server: not imported. Linked: disabled, as every provisioning peer does (its
+    // other fields brought up to date on the way).
     let plan = check(
         &case,
-        "skipped user Bob: account disabled in Entra ID
+        "disabled user Bob: account disabled in Entra ID; disabled on the server (login bob@contoso.com)
+           ~department: Old -> null
+           ~enabled: true -> false
          skipped user Ann: account disabled in Entra ID",
     );
+    let after = applied(&case.server, &plan);
+    assert!(!after.user("bob@contoso.com").unwrap().enabled);
+    // Then: nothing more to do while Entra keeps it disabled.
+    case.server = after.clone();
+    check(
+        &case,
+        "unchanged user Bob: login bob@contoso.com; account disabled in Entra ID, already disabled on the server
+         skipped user Ann: account disabled in Entra ID",
+    );
+    // Enabled in Entra ID again: enabled here again.
+    case.snapshot = snapshot(vec![user(2, "bob@contoso.com")], vec![]);
+    case.choices = vec![import(Kind::User, 2)];
+    let plan = check(
+        &case,
+        "updated user Bob: login bob@contoso.com
+           ~enabled: false -> true",
+    );
+    assert!(
+        applied(&case.server, &plan)
+            .user("bob@contoso.com")
+            .unwrap()
+            .enabled
+    );
+    // Runs decided under the first rules (recorded before this one) decide as they did.
+    case.rules = 1;
+    case.snapshot = snapshot(vec![bob_off], vec![]);
+    case.server = server(vec![linked(&stale)], vec![]);
+    let plan = check(&case, "skipped user Bob: account disabled in Entra ID");
     assert!(plan.entries.iter().all(|e| e.op.is_none()));
+}
+
+#[test]
+fn an_account_an_administrator_disabled_stays_disabled() {
+    let ann = user(1, "ann@contoso.com");
+    let mut held = linked(&ann);
+    held.enabled = false;
+    held.disabled_by = Some(engine::model::DisabledBy::Administrator);
+    let renamed = engine::model::EntraUser {
+        department: Some("Sales".into()),
+        ..ann.clone()
+    };
+    let case = Case::new(
+        snapshot(vec![ann], vec![]),
+        server(vec![held.clone()], vec![]),
+        vec![import(Kind::User, 1)],
+    );
+    check(
+        &case,
+        "unchanged user Ann: login ann@contoso.com; disabled on the server by an administrator, left disabled (`roster server enable` enables it)",
+    );
+    // Other changes still come; the account stays disabled.
+    let case = Case::new(
+        snapshot(vec![renamed], vec![]),
+        server(vec![held], vec![]),
+        vec![import(Kind::User, 1)],
+    );
+    let plan = check(
+        &case,
+        "updated user Ann: login ann@contoso.com; disabled on the server by an administrator, left disabled
+           ~department: null -> Sales",
+    );
+    let after = applied(&case.server, &plan);
+    let ann = after.user("ann@contoso.com").unwrap();
+    assert!(!ann.enabled && ann.disabled_by.is_some());
+}
+
+#[test]
+fn disables_that_follow_entra_count_against_max_deletions() {
+    let users: Vec<_> = (1..=4)
+        .map(|n| user(n, &format!("u{n}@contoso.com")))
+        .collect();
+    let off: Vec<_> = users
+        .iter()
+        .map(|u| engine::model::EntraUser {
+            account_enabled: false,
+            ..u.clone()
+        })
+        .collect();
+    let case = Case::new(
+        snapshot(off, vec![]),
+        server(users.iter().map(linked).collect(), vec![]),
+        (1..=4).map(|n| import(Kind::User, n)).collect(),
+    )
+    .check_deleted(3);
+    let plan = case.plan();
+    assert_eq!(
+        plan.refusal,
+        Some(engine::plan::Refusal::TooManyDeletions {
+            planned: 4,
+            limit: 3
+        })
+    );
 }
 
 #[test]

@@ -24,6 +24,7 @@ fn decide(w: &World, server: &ServerState) -> Plan {
         options: &w.options,
         baseline: None,
         group_details: true,
+        rules: engine::event::DECISION_RULES,
     })
 }
 
@@ -46,7 +47,9 @@ proptest! {
         prop_assert_eq!(decide(&w, &w.server), decide(&w, &w.server));
     }
 
-    /// Nothing is disabled or deleted without `ObjectDeleted` evidence from this run.
+    /// Nothing is disabled or deleted without evidence from this run: `ObjectDeleted` (the
+    /// object is gone from Entra ID), or — for a linked user — its Entra account read as
+    /// disabled.
     #[test]
     fn no_removal_without_evidence(w in arb_world()) {
         let p = decide(&w, &w.server);
@@ -56,10 +59,17 @@ proptest! {
                 e.op,
                 Some(ServerOp::RemoveUser { .. } | ServerOp::RemoveGroup { .. })
                     | Some(ServerOp::SetUserEnabled { enabled: false, .. } | ServerOp::SetGroupEnabled { enabled: false, .. })
-            );
+            ) || matches!(&e.op, Some(ServerOp::PutUser { user, .. }) if !user.enabled);
             if removes || matches!(e.outcome, Outcome::Disabled | Outcome::Deleted) {
-                prop_assert!(w.options.check_deleted);
-                prop_assert!(evidence.contains(&(e.kind, e.id.to_string())), "{:?} without evidence", e);
+                let disabled_in_entra = e.kind == Kind::User
+                    && w.snapshot.user(&e.id).is_some_and(|u| !u.account_enabled);
+                let held = matches!(&e.op, Some(ServerOp::PutUser { user, .. })
+                    if user.disabled_by.is_some()
+                        && w.server.user(&user.login).is_some_and(|old| !old.enabled));
+                prop_assert!(
+                    disabled_in_entra || held || (w.options.check_deleted && evidence.contains(&(e.kind, e.id.to_string()))),
+                    "{:?} without evidence", e
+                );
             }
         }
     }

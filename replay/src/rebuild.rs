@@ -63,6 +63,7 @@ pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildErr
             options: &inputs.started.options,
             baseline: inputs.started.baseline.as_ref(),
             group_details: inputs.started.target.keeps_group_details(),
+            rules: inputs.started.rules,
         },
         &inputs.deleted,
         &inputs.choices,
@@ -108,6 +109,7 @@ pub fn rebuild_inputs(
             options: &started.options,
             baseline: started.baseline.as_ref(),
             group_details: started.target.keeps_group_details(),
+            rules: started.rules,
         },
         &started.selection,
     );

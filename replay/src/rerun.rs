@@ -109,7 +109,9 @@ pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, Replay
 }
 
 /// An administrator's action (`server enable|disable LOGIN`) decided again from what was asked:
-/// the op and the change it records must be the ones the action makes.
+/// the op and the change it records must be the ones the action makes — since the server
+/// keeps who disabled a user, the user's record with `enabled` and `disabledBy` as asked (and
+/// a change for each that moved); before, `SetUserEnabled` and the one change.
 fn compare_edit(run: RunId, e: &ServerEdited) -> Replayed {
     let asked = e.action.split_once(' ').and_then(|(verb, login)| {
         let enabled = match verb {
@@ -117,17 +119,56 @@ fn compare_edit(run: RunId, e: &ServerEdited) -> Replayed {
             "disable" => false,
             _ => return None,
         };
-        Some((
-            ServerOp::SetUserEnabled {
-                login: login.to_owned(),
-                enabled,
-            },
-            vec![Change {
-                field: "enabled".into(),
-                from: (!enabled).into(),
-                to: enabled.into(),
-            }],
-        ))
+        let enabled_change = Change {
+            field: "enabled".into(),
+            from: (!enabled).into(),
+            to: enabled.into(),
+        };
+        Some(match &e.op {
+            ServerOp::PutUser {
+                previous_login: None,
+                user,
+            } if engine::ids::fold_case(&user.login) == engine::ids::fold_case(login) => {
+                let held = (!enabled).then_some(engine::model::DisabledBy::Administrator);
+                let by = |d: bool| {
+                    if d {
+                        serde_json::Value::from("administrator")
+                    } else {
+                        serde_json::Value::Null
+                    }
+                };
+                let mut changes = Vec::new();
+                let moved = e.changes.iter().any(|c| c.field == "enabled");
+                let held_moved = e.changes.iter().any(|c| c.field == "disabledBy");
+                if moved || !held_moved {
+                    changes.push(enabled_change);
+                }
+                if held_moved {
+                    changes.push(Change {
+                        field: "disabledBy".into(),
+                        from: by(enabled),
+                        to: by(!enabled),
+                    });
+                }
+                let mut op = (**user).clone();
+                op.enabled = enabled;
+                op.disabled_by = held;
+                (
+                    ServerOp::PutUser {
+                        previous_login: None,
+                        user: Box::new(op),
+                    },
+                    changes,
+                )
+            }
+            _ => (
+                ServerOp::SetUserEnabled {
+                    login: login.to_owned(),
+                    enabled,
+                },
+                vec![enabled_change],
+            ),
+        })
     });
     let differences = match asked {
         Some((op, changes)) if op == e.op && changes == e.changes => Vec::new(),
@@ -176,6 +217,7 @@ fn decide_again(inputs: RunInputs) -> DecidedAgain {
         options: &started.options,
         baseline: started.baseline.as_ref(),
         group_details: started.target.keeps_group_details(),
+        rules: started.rules,
     };
     let Chosen { deleted, choices } = decide::choose(&decide_from, &started.selection);
     let plan = decide::decide(&decide_from, &deleted, &inputs.choices, None).plan;

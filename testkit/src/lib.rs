@@ -102,6 +102,7 @@ pub fn linked(u: &EntraUser) -> ServerUser {
         tenant_id: Some(tenant()),
         enabled: true,
         entra: Some(EntraAttributes::from(u)),
+        disabled_by: None,
     }
 }
 
@@ -116,6 +117,7 @@ pub fn local_user(login: &str) -> ServerUser {
         tenant_id: None,
         enabled: true,
         entra: None,
+        disabled_by: None,
     }
 }
 
@@ -222,6 +224,7 @@ prop_compose! {
             tenant_id,
             enabled,
             entra: None,
+            disabled_by: None,
         }
     }
 }

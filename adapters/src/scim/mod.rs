@@ -213,6 +213,7 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
             tenant_id,
             enabled: v.get("active").and_then(Value::as_bool).unwrap_or(true),
             entra,
+            disabled_by: None,
         },
     })
 }

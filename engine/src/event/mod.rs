@@ -23,6 +23,11 @@ pub use fast::decode_current_by_type;
 /// The schema version written with every new event.
 pub const EVENT_VERSION: u16 = 3;
 
+/// The version of the decision rules a new run is decided under, recorded in
+/// [`RunStarted::rules`]: replay decides a run under its own. 2: a linked user whose Entra
+/// account is disabled is disabled on the server (and enabled again with it).
+pub const DECISION_RULES: u32 = 2;
+
 /// The oldest version whose events already have the current shape (later versions only
 /// added events and optional fields): these decode directly, without upcasting.
 pub const CURRENT_SHAPE_SINCE: u16 = 2;
@@ -361,6 +366,14 @@ pub struct RunStarted {
     /// Recorded since version 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs_digest: Option<String>,
+    /// The decision rules the run was decided under ([`DECISION_RULES`]); runs recorded before
+    /// they were numbered were decided under rules 1.
+    #[serde(default = "first_rules")]
+    pub rules: u32,
+}
+
+fn first_rules() -> u32 {
+    1
 }
 
 /// One user as read at the start of a run, from Entra ID, its recycle bin, or the server.
@@ -553,6 +566,9 @@ pub enum Reason {
     NotOnServer,
     /// Disabling an object that is already disabled.
     AlreadyDisabled,
+    /// An administrator disabled the user on the server (`roster server disable`): roster
+    /// leaves it disabled although Entra ID has it enabled.
+    DisabledByAdministrator,
     /// The server target could not be written.
     WriteFailed,
 }
