@@ -124,15 +124,31 @@ pub fn execute(
     // the base's read left links to resume from: the base's Entra objects are then folded
     // whole, and handed to the source to apply the changes to.
     let mut mirror = None;
+    let mut notes = Vec::new();
     let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
     step("reading the org's last run from the log");
     let base = match (req.full, last_completed_run(store, org, &target_info)?) {
         (false, Some((run, started))) => {
-            let links = started
+            let mut links = started
                 .source
                 .delta_links
                 .clone()
                 .filter(|_| resumable(source, &started.source));
+            // However sound each change listing, the tenant is read whole again now and then:
+            // nothing a read got wrong outlives a day.
+            if links.is_some() {
+                if let Some(whole) = last_whole_read(store, org, run)? {
+                    let age = clock.now() - whole;
+                    if age > WHOLE_READ_EVERY {
+                        links = None;
+                        notes.push(format!(
+                            "the tenant was last read whole {} hours ago; read whole again (roster does so at least every {} hours)",
+                            age.num_hours(),
+                            WHOLE_READ_EVERY.num_hours()
+                        ));
+                    }
+                }
+            }
             let keep = match links {
                 Some(_) => chain::Keep::Whole,
                 None => chain::Keep::Digests,
@@ -194,7 +210,7 @@ pub fn execute(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (read, server)
     });
-    let loaded = match read {
+    let mut loaded = match read {
         Ok(loaded) => loaded,
         Err(failure) if failure.is_source_failure() => {
             // Graph failed: record the attempt as aborted, change nothing.
@@ -233,6 +249,7 @@ pub fn execute(
         }
         Err(e) => return Err(e),
     };
+    loaded.problems.splice(0..0, notes);
     let snapshot = loaded.snapshot;
     if snapshot.tenant_id != org.tenant_id {
         return Err(Error::bad_input(format!(
@@ -582,6 +599,31 @@ fn last_completed_run(
         let (run, started) = found?;
         if &started.target == target {
             return Ok(Some((run, started)));
+        }
+    }
+    Ok(None)
+}
+
+/// How long a chain of change listings may go on before the tenant is read whole again.
+pub const WHOLE_READ_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+/// When the read that the chain of change listings ending at `base` started from (a whole
+/// read) was made: `base` itself when it read the whole tenant, else the run whose links it
+/// followed, and so on back.
+fn last_whole_read(
+    store: &SledStore,
+    org: &OrgConfig,
+    base: RunId,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let mut wanted = base;
+    for found in completed_runs(store, org)? {
+        let (run, started) = found?;
+        if run != wanted {
+            continue;
+        }
+        match started.source.changes_since {
+            None => return Ok(run.started_at()),
+            Some(earlier) => wanted = earlier,
         }
     }
     Ok(None)

@@ -266,3 +266,44 @@ fn the_chains_hold_incremental_runs() {
     let given = MIRRORS_GIVEN.load(std::sync::atomic::Ordering::Relaxed);
     assert!(given > 20, "only {given} reads of changes");
 }
+
+/// However sound each change listing, the tenant is read whole again at least once a day: a
+/// run whose chain of change listings started more than `WHOLE_READ_EVERY` ago reads the whole
+/// tenant, and says why.
+#[test]
+fn the_tenant_is_read_whole_again_after_a_day_of_change_listings() {
+    let store = SledStore::temporary().unwrap();
+    let step = Step {
+        world: World {
+            snapshot: testkit::snapshot(vec![testkit::user(1, "ann@x.com")], vec![]),
+            server: Default::default(),
+            choices: vec![],
+            options: RunOptions::default(),
+        },
+        edit_server: false,
+        apply: true,
+        on_deleted: DeletedAction::Ignore,
+        select_all: true,
+    };
+    let at = |t: &str| FixedClock::new(t.parse().unwrap());
+    let (first, mirror) = run(&store, &step, false, &at("2026-11-27T08:00:00Z"));
+    assert!(first.is_ok() && mirror.is_none(), "a whole read first");
+    // Within the day: only the changes.
+    let (_, mirror) = run(&store, &step, false, &at("2026-11-27T20:00:00Z"));
+    assert!(mirror.is_some(), "the changes since the last run");
+    let (_, mirror) = run(&store, &step, false, &at("2026-11-28T07:00:00Z"));
+    assert!(mirror.is_some(), "the chain started 23 hours ago");
+    // Past a day since the whole read the chain started from: whole again, said.
+    let (whole, mirror) = run(&store, &step, false, &at("2026-11-28T08:30:00Z"));
+    assert!(mirror.is_none(), "read whole");
+    let problems = &whole.unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("last read whole 24 hours ago")),
+        "{problems:?}"
+    );
+    // And the next day starts from it.
+    let (_, mirror) = run(&store, &step, false, &at("2026-11-28T09:00:00Z"));
+    assert!(mirror.is_some());
+}

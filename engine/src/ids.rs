@@ -125,6 +125,12 @@ impl RunId {
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
+
+    /// When the run started, to the millisecond, as its id says.
+    pub fn started_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+        chrono::DateTime::from_timestamp(secs as i64, nanos)
+    }
 }
 
 impl FromStr for RunId {
