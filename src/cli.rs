@@ -498,6 +498,9 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// A file `roster backup` wrote
     pub file: PathBuf,
+    /// The chain head `roster backup` printed: the backup is restored only if its log ends there
+    #[arg(long, value_name = "HASH")]
+    pub head: Option<String>,
 }
 
 #[derive(Debug, Args)]

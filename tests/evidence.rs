@@ -457,7 +457,8 @@ fn a_linked_user_follows_entra_account_state_but_not_over_an_administrator() {
     import(&r);
     assert_eq!(enabled(&r, "AdeleV@contoso.com"), true);
     let verify = r.expect(0, &["verify"]);
-    assert!(verify.contains("2 administrators' changes"), "{verify}");
+    // The load that set the server up, and the two the test made.
+    assert!(verify.contains("3 administrators' changes"), "{verify}");
     for run in r
         .expect(0, &["runs", "--json"])
         .parse::<Value>()
@@ -467,4 +468,215 @@ fn a_linked_user_follows_entra_account_state_but_not_over_an_administrator() {
     {
         r.expect(0, &["replay", run["run"].as_str().unwrap()]);
     }
+}
+
+/// The lines of a backup, and a forger's tools: one line replaced, the end line made to
+/// agree (count and digest), the `BackupTaken` event's digest made to agree and rechained.
+mod forge {
+    use sha2::Digest;
+
+    pub fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn sha(lines: &[String]) -> String {
+        let mut h = sha2::Sha256::new();
+        for l in lines {
+            h.update(l.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// The end line recomputed for the lines before it.
+    pub fn fix_end(lines: &mut Vec<String>) {
+        lines.pop();
+        let end = serde_json::json!({"end": {"lines": lines.len() + 1, "digest": sha(lines)}});
+        lines.push(end.to_string());
+    }
+
+    /// The `BackupTaken` event (the log's last) made to hold the digest of the lines after
+    /// it, its hash recomputed and the header's head with it; then the end line.
+    pub fn fix_all(lines: &mut Vec<String>) {
+        let last_event = lines
+            .iter()
+            .rposition(|l| l.starts_with("{\"event\""))
+            .unwrap();
+        let after: Vec<String> = lines[last_event + 1..lines.len() - 1].to_vec();
+        let mut line: serde_json::Value = serde_json::from_str(&lines[last_event]).unwrap();
+        let mut record: serde_json::Value =
+            serde_json::from_str(line["event"]["record"].as_str().unwrap()).unwrap();
+        record["event"]["contentsDigest"] = sha(&after).into();
+        let c = |k: &str| {
+            after
+                .iter()
+                .filter(|l| l.starts_with(&format!("{{\"{k}\"")))
+                .count()
+        };
+        record["event"]["orgs"] = c("org").into();
+        record["event"]["serverUsers"] = c("serverUser").into();
+        record["event"]["serverGroups"] = c("serverGroup").into();
+        let record = record.to_string();
+        let prev: serde_json::Value = serde_json::from_str(&lines[last_event - 1]).unwrap();
+        let prev = engine::event::Hash::from_hex(prev["event"]["hash"].as_str().unwrap()).unwrap();
+        let hash = engine::event::Hash::chain(&prev, record.as_bytes());
+        line["event"]["record"] = record.into();
+        line["event"]["hash"] = hash.to_hex().into();
+        lines[last_event] = line.to_string();
+        let mut header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+        header["header"]["head"]["hash"] = hash.to_hex().into();
+        lines[0] = header.to_string();
+        fix_end(lines);
+    }
+}
+
+/// A backup is whole or refused: its org and server lines are covered by digests the chain
+/// holds, and its server must be the one its log says. An added local account, a user renamed
+/// and disabled, an org added or pointed at another file — each is refused however far the
+/// forger goes in making the digests agree, short of the chain head noted at backup time, which
+/// `restore --head` checks. Nothing is left behind.
+#[test]
+fn a_backup_whose_lines_were_edited_restores_nothing() {
+    let r = Roster::new();
+    let (_dir, tenant) = demo_tenant_copy();
+    r.add_demo("contoso", &tenant);
+    import(&r);
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("store.jsonl");
+    let (code, _, said) = r.run(&["backup", "--out", backup.to_str().unwrap()]);
+    assert_eq!(code, 0, "{said}");
+    let head = said.split("--head ").nth(1).unwrap()[..64].to_owned();
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let original = forge::lines(&text);
+    assert!(original.last().unwrap().contains("\"digest\""));
+
+    let restore =
+        |name: &str, lines: &[String], noted: bool| -> (i32, String, std::path::PathBuf) {
+            let file = work.path().join(format!("{name}.jsonl"));
+            std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+            let target = work.path().join(format!("into-{name}"));
+            let mut args = vec![
+                "--store",
+                target.to_str().unwrap(),
+                "restore",
+                file.to_str().unwrap(),
+            ];
+            if noted {
+                args.extend(["--head", head.as_str()]);
+            }
+            let (code, _, err) = r.run(&args);
+            (code, err, target)
+        };
+    let refused = |name: &str, lines: &[String], says: &str| {
+        let (code, err, target) = restore(name, lines, false);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!target.exists(), "{name}: nothing left behind");
+    };
+    let user_line = |login: &str| {
+        original
+            .iter()
+            .position(|l| {
+                l.starts_with("{\"serverUser\"") && l.contains(&format!("\"login\":\"{login}\""))
+            })
+            .unwrap()
+    };
+    let org_line = original
+        .iter()
+        .position(|l| l.starts_with("{\"org\""))
+        .unwrap();
+
+    // A local account `backdoor` added.
+    let mut backdoor = original.clone();
+    let at = user_line("AdeleV@contoso.com");
+    backdoor.insert(
+        at,
+        json!({"serverUser": {"login": "backdoor", "authType": "local", "enabled": true}})
+            .to_string(),
+    );
+    // An existing user renamed and disabled.
+    let mut renamed = original.clone();
+    let at = user_line("AlexW@contoso.com");
+    renamed[at] = renamed[at]
+        .replace(
+            "AlexW@contoso.com\",\"displayName",
+            "alex.w@contoso.com\",\"displayName",
+        )
+        .replace("\"enabled\":true", "\"enabled\":false");
+    // An org added, and the org's fixture pointed at another file.
+    let mut extra_org = original.clone();
+    extra_org.insert(
+        org_line,
+        original[org_line].replace("\"name\":\"contoso\"", "\"name\":\"evil\""),
+    );
+    let mut shadow = original.clone();
+    let path: Value = serde_json::from_str(&original[org_line]).unwrap();
+    let fixture = path["org"]["settings"]["source"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    shadow[org_line] = original[org_line].replace(&fixture, "/etc/shadow");
+    assert_ne!(shadow[org_line], original[org_line]);
+
+    for (name, edited) in [
+        ("backdoor", &backdoor),
+        ("renamed", &renamed),
+        ("extra-org", &extra_org),
+        ("shadow", &shadow),
+    ] {
+        // As edited: the end line no longer counts or covers them.
+        refused(&format!("{name}-plain"), edited, "line ");
+        // The end line made to agree: the BackupTaken event's digest does not.
+        let mut e = edited.clone();
+        forge::fix_end(&mut e);
+        refused(
+            &format!("{name}-end"),
+            &e,
+            "not the ones the log says the backup holds",
+        );
+        // That event rewritten and rechained too: the server is not the one the log says...
+        let mut e = edited.clone();
+        forge::fix_all(&mut e);
+        if name == "backdoor" || name == "renamed" {
+            refused(
+                &format!("{name}-all"),
+                &e,
+                "the server records are not the server the backup's log says",
+            );
+        }
+        // ...and the chain no longer ends at the head noted when the backup was taken.
+        let (code, err, target) = restore(&format!("{name}-noted"), &e, true);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains("not at the chain head noted"), "{err}");
+        assert!(!target.exists());
+    }
+
+    // A line of a gigabyte is refused after reading a bounded part of it.
+    let huge = work.path().join("huge.jsonl");
+    {
+        let f = std::fs::File::create(&huge).unwrap();
+        std::io::Write::write_all(
+            &mut &f,
+            format!("{}\n{{\"event\": \"", original[0]).as_bytes(),
+        )
+        .unwrap();
+        f.set_len(1 << 30).unwrap();
+    }
+    let target = work.path().join("into-huge");
+    let (code, _, err) = r.run(&[
+        "--store",
+        target.to_str().unwrap(),
+        "restore",
+        huge.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 2: longer than"), "{err}");
+    assert!(!target.exists());
+
+    // The backup as written restores, with the noted head, and its server is the log's.
+    let (code, err, target) = restore("whole", &original, true);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the server is the one the log says"), "{err}");
+    assert!(target.exists());
 }

@@ -61,7 +61,12 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
     let tenant_path = dir.join("contoso-tenant.json");
     std::fs::write(&tenant_path, TENANT).map_err(|e| io("write into", e))?;
     let server = parse_server_state(SERVER.as_bytes(), "bundled demo server state")?;
-    store.replace_server_state(&server)?;
+    crate::server::load(
+        &demo,
+        Some(&store),
+        &server,
+        std::path::Path::new("bundled demo server state"),
+    )?;
     let loaded = adapters::fixture::parse_tenant(TENANT.as_bytes(), "bundled demo tenant")?;
     let org = OrgConfig {
         name: "contoso".into(),

@@ -123,6 +123,14 @@ pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
                 )))
             }
         };
+        // `last` is the last import or dry run (what `roster runs` lists): an administrator's
+        // change, a load or a backup is named by its id.
+        let mut runs = runs;
+        runs.retain(|run| {
+            engine::chain::started_of(store, *run)
+                .map(|s| s.is_some())
+                .unwrap_or(true)
+        });
         if runs.is_empty() {
             return Err(Error::bad_input("there are no runs yet"));
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use adapters::target::{read_server_file, write_server_file};
-use engine::event::{Change, Event, ServerEdited};
+use engine::event::{Change, Event, ServerEdited, ServerLoaded};
 use engine::model::{DisabledBy, ServerOp, ServerState, ServerUser};
 use engine::{EventStore, RunId, SledStore};
 
@@ -17,9 +17,16 @@ pub fn read_state(file: &Path) -> Result<ServerState> {
     Ok(read_server_file(file)?)
 }
 
-/// Replaces the target's directory (the server file, or the embedded server) with `state`.
-/// A SCIM service is refused: it is changed by imports only, each recorded.
-pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Result<()> {
+/// Replaces the target's directory (the server file, or the embedded server) with `state`,
+/// read from `file`. The embedded server's load is recorded (`ServerLoaded`: who, the file,
+/// the directory's digest), so that the log always says what the server holds. A SCIM
+/// service is refused: it is changed by imports only, each recorded.
+pub fn load(
+    ctx: &Context,
+    store: Option<&SledStore>,
+    state: &ServerState,
+    file: &Path,
+) -> Result<()> {
     match (&ctx.server, store) {
         (Server::File(target), _) => write_server_file(target, state).map_err(|e| {
             Error::Adapters(adapters::Error::io(
@@ -29,7 +36,16 @@ pub fn load(ctx: &Context, store: Option<&SledStore>, state: &ServerState) -> Re
         })?,
         (Server::Scim(url), _) => return Err(scim_refused("load", url)),
         (Server::Embedded, Some(store)) => {
-            store.replace_server_state(state)?;
+            let event = Event::ServerLoaded(ServerLoaded {
+                by: ctx.started_by.clone(),
+                file: file.display().to_string(),
+                users: u32::try_from(state.users().len()).unwrap_or(u32::MAX),
+                groups: u32::try_from(state.groups().len()).unwrap_or(u32::MAX),
+                server_digest: state.digest(),
+            });
+            let at = ctx.clock.now();
+            let run = ctx.clock.new_run_id(at);
+            store.load_server_state(state, Some((run, at, &event)))?;
             store.flush()?;
         }
         (Server::Embedded, None) => {
@@ -176,6 +192,7 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
         action: format!("{verb} {login}"),
         op,
         changes,
+        server_digest: Some(state.digest()),
     });
     store.check_room_for_run(1, writes.len() as u64)?;
     let at = ctx.clock.now();

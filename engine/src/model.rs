@@ -596,6 +596,18 @@ struct ServerStateFile {
     groups: Vec<ServerGroup>,
 }
 
+impl ServerState {
+    /// SHA-256 of the directory in canonical form (users, then groups, each in key order, as
+    /// JSON): equal directories, equal digests. What the log says the embedded server holds
+    /// after an administrator changed it, and what a restore checks.
+    pub fn digest(&self) -> String {
+        let mut w = HashWriter::default();
+        sha2::Digest::update(&mut w.0, b"roster server 1\n");
+        serde_json::to_writer(&mut w, self).expect("the server serializes");
+        hex::encode(sha2::Digest::finalize(w.0))
+    }
+}
+
 impl Serialize for ServerState {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         ServerStateFile {

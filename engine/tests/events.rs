@@ -212,6 +212,47 @@ fn every_variant() -> Vec<(&'static str, Event)> {
             }),
         ),
         (
+            "server_edited",
+            Event::ServerEdited(engine::event::ServerEdited {
+                by: "root (uid 0)".into(),
+                action: "disable ann@contoso.com".into(),
+                op: engine::model::ServerOp::PutUser {
+                    previous_login: None,
+                    user: Box::new(engine::model::ServerUser {
+                        enabled: false,
+                        disabled_by: Some(engine::model::DisabledBy::Administrator),
+                        ..testkit::linked(&user(1, "ann@contoso.com"))
+                    }),
+                },
+                changes: vec![engine::event::Change {
+                    field: "enabled".into(),
+                    from: true.into(),
+                    to: false.into(),
+                }],
+                server_digest: Some("ab".repeat(32)),
+            }),
+        ),
+        (
+            "server_loaded",
+            Event::ServerLoaded(engine::event::ServerLoaded {
+                by: "root (uid 0)".into(),
+                file: "fixtures/demo/server.json".into(),
+                users: 12,
+                groups: 6,
+                server_digest: "cd".repeat(32),
+            }),
+        ),
+        (
+            "backup_taken",
+            Event::BackupTaken(engine::event::BackupTaken {
+                by: "root (uid 0)".into(),
+                orgs: 1,
+                server_users: 12,
+                server_groups: 6,
+                contents_digest: "ef".repeat(32),
+            }),
+        ),
+        (
             "run_finished",
             Event::RunFinished(RunFinished {
                 status: RunStatus::Completed,

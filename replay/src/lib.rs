@@ -11,6 +11,7 @@ pub mod export;
 pub mod history;
 pub mod rebuild;
 pub mod rerun;
+pub mod server;
 pub mod verify;
 
 pub use rerun::{replay_run, Difference, ReplayError, Replayed};

@@ -265,8 +265,27 @@ fn compare_incremental(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
     if let Some(first) = store.run_seqs(run)?.first() {
-        if let Some(Event::ServerEdited(e)) = store.read_event(*first)?.map(|e| e.event) {
-            return Ok(compare_edit(run, &e));
+        let one = |note: String| Replayed {
+            run,
+            mode: Mode::Apply,
+            entries: 1,
+            differences: Vec::new(),
+            note: Some(note),
+        };
+        match store.read_event(*first)?.map(|e| e.event) {
+            Some(Event::ServerEdited(e)) => return Ok(compare_edit(run, &e)),
+            // Nothing to decide again: what it recorded is checked where it is used (the
+            // server a restore brings, the lines of a backup).
+            Some(Event::ServerLoaded(l)) => {
+                return Ok(one(format!(
+                    "an administrator's action, not an import: `roster server load {}` by {}",
+                    l.file, l.by
+                )))
+            }
+            Some(Event::BackupTaken(b)) => {
+                return Ok(one(format!("a backup taken by {}, not an import", b.by)))
+            }
+            _ => {}
         }
     }
     if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {

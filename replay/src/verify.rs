@@ -36,9 +36,12 @@ pub struct Verified {
     pub noted_head_at: Option<Seq>,
     /// The `LogRepaired` events: where the store's torn end was cut back.
     pub repairs: Vec<Seq>,
-    /// Administrators' changes of the server outside runs (`ServerEdited`): each is a run of
-    /// its own in the log, but none is a run `roster runs` lists, so `runs` leaves them out.
+    /// Administrators' changes of the server outside runs (`ServerEdited`, `ServerLoaded`):
+    /// each is a run of its own in the log, but none is a run `roster runs` lists, so `runs`
+    /// leaves them out.
     pub edits: usize,
+    /// Backups taken (`BackupTaken`), also left out of `runs`.
+    pub backups: usize,
 }
 
 /// A chain head noted earlier: its 64 hexadecimal digits, or a prefix of at least 16 of them
@@ -57,7 +60,8 @@ impl NotedHead {
             .then_some(NotedHead(s))
     }
 
-    fn matches(&self, hash: &Hash) -> bool {
+    /// Whether `hash` is the noted head (or begins with the noted prefix).
+    pub fn matches(&self, hash: &Hash) -> bool {
         hash.to_hex().starts_with(&self.0)
     }
 }
@@ -111,6 +115,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     let mut noted_head_at = None;
     let mut repairs = Vec::new();
     let mut edits = 0;
+    let mut backups = 0;
     for raw in store.raw_events(Seq(1)) {
         let raw = match raw {
             Ok(raw) => raw,
@@ -164,10 +169,10 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
             // A repair of the store is recorded on its own: its run holds that one event.
             (Some(kind), None) if kind.is_whole_run() => {
                 finished.insert(header.run, true);
-                if kind == EventKind::LogRepaired {
-                    repairs.push(raw.seq);
-                } else {
-                    edits += 1;
+                match kind {
+                    EventKind::LogRepaired => repairs.push(raw.seq),
+                    EventKind::BackupTaken => backups += 1,
+                    _ => edits += 1,
                 }
             }
             (Some(kind), Some(_)) if kind.is_whole_run() => {
@@ -247,11 +252,12 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     Ok(Verified {
         head: prev,
         events: prev.seq.0,
-        runs: finished.len() - repairs.len() - edits,
+        runs: finished.len() - repairs.len() - edits - backups,
         unfinished,
         noted_head_at,
         repairs,
         edits,
+        backups,
     })
 }
 

@@ -97,3 +97,46 @@ fn a_version_2_log_verifies_replays_and_starts_chains() {
         assert_eq!((chain.full, chain.length), (run, 1));
     }
 }
+
+/// The version-3 log (the roster before decision rules 2 and recorded server loads, commit
+/// `c050024`): an import, an incremental import of a changed tenant, an administrator's
+/// `server enable` and a dry run. It verifies; every run replays identically under the rules it
+/// was decided by (a linked user disabled in Entra ID was skipped then); and the server the
+/// log says is derived from its last run and the change after it.
+#[test]
+fn a_version_3_log_verifies_replays_under_its_rules_and_says_the_server() {
+    let jsonl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/logs/v3-demo.jsonl"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    load_raw_log(&SledStore::open(dir.path()).unwrap(), &jsonl);
+    let store = SledStore::open(dir.path()).unwrap();
+    let v = verify(&store, &VerifyOptions::default()).unwrap();
+    assert_eq!(
+        (v.events as usize, v.runs, v.edits),
+        (jsonl.lines().count(), 3, 1)
+    );
+    let mut skipped_linked = false;
+    for run in store.runs().unwrap() {
+        let events = store.read_run(run).unwrap();
+        assert!(events.iter().all(|e| e.version == 3));
+        if let Some(Event::RunStarted(s)) = events.first().map(|e| &e.event) {
+            assert_eq!(s.rules, 1, "recorded before the rules were numbered");
+        }
+        skipped_linked |= events.iter().any(|e| {
+            matches!(&e.event, Event::Imported(x) if x.name == "Emily Braun" && x.reason == Some(Reason::AccountDisabled))
+        });
+        let r = replay_run(&store, run).unwrap();
+        assert!(r.identical(), "run {run}: {:?}", r.differences);
+    }
+    assert!(
+        skipped_linked,
+        "a linked user disabled in Entra ID was skipped under rules 1"
+    );
+    let derived = replay::server::derive(&store).unwrap();
+    let replay::server::Derived::State(server) = derived else {
+        panic!("the last run says the server: {derived:?}")
+    };
+    assert!(server.user("IsaiahL@contoso.com").unwrap().enabled);
+}

@@ -14,15 +14,21 @@ use crate::context::Ctx;
 use crate::render::{self, out, out_json, say};
 use crate::{Exit, Quiet};
 
-pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
-    let noted_head = match head {
+/// `--head HASH` as given: a noted chain head, or bad usage.
+fn noted_head(head: Option<&str>) -> Result<Option<replay::verify::NotedHead>> {
+    Ok(match head {
         Some(h) => Some(replay::verify::NotedHead::parse(h).ok_or_else(|| {
             usage(format!(
-                "--head {h:?}: expected the chain head `roster verify` printed — its 64 hexadecimal digits, or at least the first 16"
+                "--head {:?}: expected a chain head roster printed — its 64 hexadecimal digits, or at least the first 16",
+                engine::text::printable(&h.chars().take(100).collect::<String>())
             ))
         })?),
         None => None,
-    };
+    })
+}
+
+pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
+    let noted_head = noted_head(head)?;
     let store = ctx.read_store()?;
     let verified = render::progress::working("verifying the log", || {
         replay::verify(
@@ -136,7 +142,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     let store = ctx.read_store()?;
     let contents = render::progress::working("backing up the log", || {
-        app::backup::backup(&store, ctx.app.clock.as_ref(), path)
+        app::backup::backup(&store, ctx.app.clock.as_ref(), &ctx.app.started_by, path)
     })?;
     if ctx.json {
         out_json(&contents)?;
@@ -146,7 +152,8 @@ pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
+pub fn restore(ctx: &Ctx, path: &std::path::Path, head: Option<&str>) -> Result<Exit> {
+    let noted = noted_head(head)?;
     let (_store, restored) = render::progress::working("restoring the log", || {
         app::backup::restore(
             || {
@@ -155,6 +162,7 @@ pub fn restore(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
                     .map(|o| o.store)
             },
             path,
+            noted.as_ref(),
         )
     })?;
     if ctx.json {

@@ -69,7 +69,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Events(a) => audit::events(&ctx, a.run.as_deref(), a.since),
         Command::Diff(a) => audit::diff(&ctx, &a.a, &a.b),
         Command::Backup(a) => audit::backup(&ctx, &a.out),
-        Command::Restore(a) => audit::restore(&ctx, &a.file),
+        Command::Restore(a) => audit::restore(&ctx, &a.file, a.head.as_deref()),
         Command::Server(c) => server::server(&ctx, c),
         Command::FakeGraph(a) => dev::fake_graph(&a),
         Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => dev::generate(&a),

@@ -15,7 +15,7 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
                 false => None,
                 true => Some(ctx.create_store()?),
             };
-            app::server::load(&ctx.app, store.as_ref(), &state)?;
+            app::server::load(&ctx.app, store.as_ref(), &state, &file)?;
             say(&render::server_loaded(&state, &file));
             Ok(Exit::Ok)
         }

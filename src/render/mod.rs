@@ -1010,12 +1010,20 @@ pub fn verified(
     v: &replay::Verified,
     repairs: &[(engine::Seq, engine::event::LogRepaired)],
 ) -> String {
-    let edits = match v.edits {
+    let mut others = Vec::new();
+    if v.edits > 0 {
+        others.push(count(
+            v.edits,
+            "administrator's change",
+            "administrators' changes",
+        ));
+    }
+    if v.backups > 0 {
+        others.push(count(v.backups, "backup", "backups"));
+    }
+    let edits = match others.len() {
         0 => String::new(),
-        n => format!(
-            " and {}",
-            count(n, "administrator's change", "administrators' changes")
-        ),
+        _ => format!(" and {}", others.join(" and ")),
     };
     let mut text = format!(
         "The log verifies: {} in {}{edits}; hash chain, sequence, runs and run index are intact.\nChain head: {} (event {})\n",
@@ -1052,6 +1060,7 @@ pub fn verified_json(
         "events": v.events,
         "runs": v.runs,
         "edits": v.edits,
+        "backups": v.backups,
         "head": { "seq": v.head.seq.0, "hash": v.head.hash.to_hex() },
         "notedHeadAt": v.noted_head_at.map(|s| s.0),
         "unfinished": v.unfinished.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
@@ -1089,22 +1098,27 @@ pub fn replayed_json(r: &replay::Replayed) -> Value {
 pub fn backed_up(c: &replay::backup::Contents, path: &std::path::Path) -> String {
     let path = cell(&path.display().to_string());
     format!(
-        "Backed up {} events (chain head {}, event {}), {} orgs, {} server users and {} groups to {path}; `roster restore {path}` puts them in a new store.\n",
-        c.events, c.head.hash, c.head.seq, c.orgs, c.server_users, c.server_groups
+        "Backed up {} events (chain head {}, event {}), {} orgs, {} server users and {} groups to {path}; `roster restore {path} --head {}` puts them in a new store (note the head somewhere roster cannot write: it proves the backup is this one).\n",
+        c.events, c.head.hash, c.head.seq, c.orgs, c.server_users, c.server_groups, c.head.hash
     )
 }
 
 /// `roster restore`.
 pub fn restored(r: &app::backup::Restored, store: &std::path::Path) -> String {
     format!(
-        "Restored {} events (chain head {}, event {}, as in the backup), {} orgs, {} server users and {} groups into {}; the log verifies.\n",
+        "Restored {} events (chain head {}, event {}, as in the backup), {} orgs, {} server users and {} groups into {}; the log verifies, and {}.\n",
         r.verified.events,
         r.verified.head.hash,
         r.verified.head.seq,
         r.contents.orgs,
         r.contents.server_users,
         r.contents.server_groups,
-        cell(&store.display().to_string())
+        cell(&store.display().to_string()),
+        if r.server_said {
+            "the server is the one the log says"
+        } else {
+            "the server is the backup's (its digest checked; the log does not say what it holds: it was loaded by a roster that did not record loads, with no import since)"
+        }
     )
 }
 

@@ -20,8 +20,9 @@ use crate::model::{
 #[doc(hidden)]
 pub use fast::decode_current_by_type;
 
-/// The schema version written with every new event.
-pub const EVENT_VERSION: u16 = 3;
+/// The schema version written with every new event. 4: `ServerLoaded`, `BackupTaken`, and the
+/// server's digest in `ServerEdited` (older logs hold none of them; nothing changed shape).
+pub const EVENT_VERSION: u16 = 4;
 
 /// The version of the decision rules a new run is decided under, recorded in
 /// [`RunStarted::rules`]: replay decides a run under its own. 2: a linked user whose Entra
@@ -73,6 +74,14 @@ pub enum Event {
     /// enable|disable LOGIN`). Recorded on its own, under a run id of its own, in the same
     /// atomic batch as the change.
     ServerEdited(ServerEdited),
+    /// An administrator replaced the embedded server's directory (`roster server load FILE`):
+    /// what it now holds, by digest. Recorded on its own, under a run id of its own, flushed
+    /// before the directory is replaced (version 4).
+    ServerLoaded(ServerLoaded),
+    /// `roster backup` took a backup of the store: what the backup holds besides the log, by
+    /// digest. The backup ends its log with this event, so its other lines are tied to the
+    /// chain head like every event (version 4).
+    BackupTaken(BackupTaken),
 }
 
 /// Which event a record holds, without its payload: what readers filter on.
@@ -93,10 +102,12 @@ pub enum EventKind {
     RunFinished,
     LogRepaired,
     ServerEdited,
+    ServerLoaded,
+    BackupTaken,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::RunStarted,
         EventKind::UserSeen,
         EventKind::GroupSeen,
@@ -112,6 +123,8 @@ impl EventKind {
         EventKind::RunFinished,
         EventKind::LogRepaired,
         EventKind::ServerEdited,
+        EventKind::ServerLoaded,
+        EventKind::BackupTaken,
     ];
 
     /// The name the stored record gives it (`"type"`): part of the format, never changed.
@@ -132,12 +145,20 @@ impl EventKind {
             EventKind::RunFinished => "RunFinished",
             EventKind::LogRepaired => "LogRepaired",
             EventKind::ServerEdited => "ServerEdited",
+            EventKind::ServerLoaded => "ServerLoaded",
+            EventKind::BackupTaken => "BackupTaken",
         }
     }
 
     /// An event that is a run by itself: recorded alone, under a run id of its own.
     pub fn is_whole_run(self) -> bool {
-        matches!(self, EventKind::LogRepaired | EventKind::ServerEdited)
+        matches!(
+            self,
+            EventKind::LogRepaired
+                | EventKind::ServerEdited
+                | EventKind::ServerLoaded
+                | EventKind::BackupTaken
+        )
     }
 
     /// The kind a stored name stands for; `None` for a name this roster does not know.
@@ -164,6 +185,8 @@ impl Event {
             Event::RunFinished(_) => EventKind::RunFinished,
             Event::LogRepaired(_) => EventKind::LogRepaired,
             Event::ServerEdited(_) => EventKind::ServerEdited,
+            Event::ServerLoaded(_) => EventKind::ServerLoaded,
+            Event::BackupTaken(_) => EventKind::BackupTaken,
         }
     }
 
@@ -720,6 +743,37 @@ pub struct ServerEdited {
     /// The change made, applied as an import's ops are (`ServerState::apply`).
     pub op: ServerOp,
     pub changes: Vec<Change>,
+    /// The server's digest once changed ([`crate::model::ServerState::digest`]): what the
+    /// log says the server holds (version 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_digest: Option<String>,
+}
+
+/// See [`Event::ServerLoaded`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerLoaded {
+    /// Who did it: the operating-system account, as `RunStarted.startedBy`.
+    pub by: String,
+    /// The server state file, as the administrator named it.
+    pub file: String,
+    pub users: u32,
+    pub groups: u32,
+    /// The directory loaded, by digest ([`crate::model::ServerState::digest`]).
+    pub server_digest: String,
+}
+
+/// See [`Event::BackupTaken`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupTaken {
+    /// Who took it: the operating-system account, as `RunStarted.startedBy`.
+    pub by: String,
+    pub orgs: u32,
+    pub server_users: u32,
+    pub server_groups: u32,
+    /// SHA-256 of the backup's org and server lines, exactly as written after the log.
+    pub contents_digest: String,
 }
 
 /// A SHA-256 digest chaining an event to all the events before it.

@@ -2,7 +2,14 @@
 //! (`roster server load`, in batches under a marker), and written record by record in the same
 //! atomic batch as the `Imported` events that change them.
 
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use crate::event::Event;
+use crate::ids::RunId;
 use crate::model::{KeyWrite, ServerGroup, ServerState, ServerUser};
+use crate::store::EventStore;
 
 use super::keys::{group_key, user_key, GROUP, LOADING, USER};
 use super::space::RECORD_DISK_BYTES;
@@ -49,12 +56,28 @@ impl SledStore {
     /// says whether a load was interrupted, and until a load completes the directory is
     /// refused as incomplete ([`SledStore::server_state`]) rather than half-used.
     pub fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
+        self.load_server_state(state, None)
+    }
+
+    /// [`SledStore::replace_server_state`], recorded: `record` (`ServerLoaded`, under a run id
+    /// of its own) is committed and flushed once the load is marked begun and before the
+    /// directory is touched — so the log never misses a load that changed the directory, and
+    /// a load it records but that did not finish leaves the directory refused until one does.
+    pub fn load_server_state(
+        &self,
+        state: &ServerState,
+        record: Option<(RunId, DateTime<Utc>, &Event)>,
+    ) -> Result<(), StoreError> {
         let records = (state.users().len() + state.groups().len()) as u64;
         self.check_space(
             records.saturating_mul(RECORD_DISK_BYTES),
             "the server's directory",
         )?;
         self.wrote(self.sled.log.insert([LOADING], &records.to_le_bytes()[..]))?;
+        if let Some((run, at, event)) = record {
+            self.commit_stream(run, at, &mut std::iter::once(Cow::Borrowed(event)), &[])?;
+            self.flush()?;
+        }
         let old: Vec<sled::IVec> = self
             .sled
             .log
