@@ -680,3 +680,104 @@ fn a_backup_whose_lines_were_edited_restores_nothing() {
     assert!(err.contains("the server is the one the log says"), "{err}");
     assert!(target.exists());
 }
+
+/// What reaches a terminal from outside, and what roster says of it: a login holding a
+/// control character is refused, a secret that cannot be one line is refused in one line, a
+/// device is not a token file, credentials in a URL are never said, and a service that drips
+/// its answer is said to have timed out.
+#[test]
+fn messages_say_what_is_wrong_and_never_what_is_secret() {
+    let r = Roster::new();
+    let dir = tempfile::tempdir().unwrap();
+    // A server file with an escape sequence in a login.
+    let file = dir.path().join("server.json");
+    std::fs::write(
+        &file,
+        json!({"users": [{"login": "ann\u{1b}[2J@x.com", "authType": "local"}]}).to_string(),
+    )
+    .unwrap();
+    let (code, _, err) = r.run(&["server", "load", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("holds a control or invisible character") && !err.contains('\u{1b}'),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1);
+
+    // A SCIM token file that is a device; a token with a line break.
+    let scim = ["--scim", "http://127.0.0.1:9/v2", "server", "dump"];
+    let (code, _, err) = r.run(&[&["--scim-token-file", "/dev/zero"][..], &scim].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not a regular file") && !err.contains("chmod"),
+        "{err}"
+    );
+    let (code, _, err) = r.run_with(&scim, &[("ROSTER_SCIM_TOKEN", "abc\ndef")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("holds a line break") && !err.contains("abc"),
+        "{err}"
+    );
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s3cr3t\u{0}more").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (code, _, err) =
+        r.run(&[&["--scim-token-file", secret.to_str().unwrap()][..], &scim].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("NUL") && !err.contains("s3cr3t"), "{err}");
+
+    // Credentials in a URL: refused for Graph, and never said back; `roster store` shows a
+    // configured SCIM URL without them.
+    let (code, _, err) = r.run(&[
+        "org",
+        "add",
+        "x",
+        "--tenant",
+        TENANT,
+        "--graph-url",
+        "https://admin:hunter2@graph.example",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("credentials do not belong") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "scim = \"https://admin:hunter2@scim.example/v2\"\n",
+    )
+    .unwrap();
+    let (_, out, err) = r.run_with(&["store"], &[("ROSTER_CONFIG", config.to_str().unwrap())]);
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}{err}"
+    );
+
+    // A service that sends its headers and then drips its body: a timeout, said as one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v2", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\nContent-Length: 1000\r\n\r\n{");
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            });
+        }
+    });
+    let (code, _, err) = r.run_with(
+        &["--scim", &url, "server", "dump"],
+        &[
+            ("ROSTER_SCIM_TOKEN", "t"),
+            ("ROSTER_HTTP_TIMEOUT_S", "1"),
+            ("ROSTER_RETRY_ATTEMPTS", "1"),
+        ],
+    );
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("timed out while sending its answer"), "{err}");
+    assert!(!err.contains("PATCH"), "{err}");
+}

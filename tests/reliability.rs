@@ -533,6 +533,8 @@ fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
     users[0]["displayName"] = "Adele\n│ Forged ┆ user ┆ Added successfully ┆ row │\u{1b}[2J".into();
     users[0]["department"] = "Sales\nerror: forged error line".into();
     users[0]["jobTitle"] = "\u{1b}]0;owned\u{7}\u{9b}31m".into();
+    // Bidi controls and invisible characters: a name that shows as another.
+    users[2]["displayName"] = "Ann\u{202e}nimda\u{2066}x\u{2069}\u{200b}\u{feff}".into();
     users[1]["displayName"] = "X".repeat(10 << 20).into();
     let stray = serde_json::json!({"@odata.type": "#microsoft.graph.user", "id": "0badc0de-0000-4000-8000-000000000000"});
     let groups = tenant["groups"].as_array_mut().unwrap();
@@ -560,6 +562,10 @@ fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
         assert!(
             !out.contains('\u{1b}') && !out.contains('\u{9b}') && !out.contains('\r'),
             "{what}: a raw escape"
+        );
+        assert!(
+            !out.chars().any(|c| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}' | '\u{feff}')),
+            "{what}: a raw bidi or invisible character"
         );
         assert!(
             out.len() < 1 << 20,
@@ -596,6 +602,8 @@ fn hostile_names_reach_no_terminal_and_warnings_are_collapsed() {
             );
         }
     }
+    let (_, out, _) = r.run(&["search", "evil", "nimda"]);
+    assert!(out.contains("Ann\\u{202e}nimda"), "shown escaped: {out}");
     let (_, out, _) = r.run(&["search", "evil", "Adele"]);
     assert!(out.contains("Adele\\n│ Forged"), "shown escaped: {out}");
 }
