@@ -781,3 +781,47 @@ fn messages_say_what_is_wrong_and_never_what_is_secret() {
     assert!(err.contains("timed out while sending its answer"), "{err}");
     assert!(!err.contains("PATCH"), "{err}");
 }
+
+/// Ctrl-C in the middle of a long step (reading a 300,000-user tenant file): the process
+/// ends — at the step's end if it looks within a second, else stopped where it is — in one
+/// line, and the store it leaves verifies with no run completed; the next import finishes.
+#[test]
+fn ctrl_c_in_a_long_step_ends_the_run_promptly_and_the_log_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = dir.path().join("big.json");
+    let r = Roster::new();
+    r.expect(
+        0,
+        &[
+            "fixture",
+            "generate",
+            "--users",
+            "300000",
+            "--groups",
+            "3000",
+            "--seed",
+            "1",
+            "--out",
+            tenant.to_str().unwrap(),
+        ],
+    );
+    r.add_org("big", &tenant);
+    let child = r.spawn(&["import", "big", "--select-all"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted (Ctrl-C)"), "{err}");
+    let verify = r.expect(0, &["verify"]);
+    assert!(verify.contains("The log verifies"), "{verify}");
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "completed"),
+        "{runs}"
+    );
+    r.expect(0, &["import", "big", "--select-all"]);
+}

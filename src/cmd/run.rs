@@ -308,14 +308,24 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// How long a run may take to reach a safe point after Ctrl-C before it is stopped where it is.
+const SAFE_POINT_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Ctrl-C (or SIGTERM) during one run asks it to stop at its next safe point: it says in one
-/// line what was and was not changed. A second one ends the process at once.
+/// line what was and was not changed. A run that does not reach one within a second (a long
+/// step that does not look) is stopped where it is — as a kill would, which the log survives:
+/// the next command closes the run as aborted, and what it recorded is what it changed. A
+/// second Ctrl-C ends the process at once.
 fn stop_at_ctrl_c(ctx: &Ctx) -> Result<()> {
     let signals = stop_signals()?;
     let stop = ctx.app.stop.clone();
     std::thread::spawn(move || {
         if signals.recv().is_ok() {
             stop.request();
+            if !stop.seen_within(SAFE_POINT_WITHIN) {
+                say("error: interrupted (Ctrl-C) in the middle of a long step, stopped there: the next roster command closes the run as aborted, and its log says what it changed (nothing, if it had not begun to write)\n");
+                std::process::exit(1);
+            }
         }
     });
     Ok(())
