@@ -491,7 +491,7 @@ impl Authenticator {
             return Ok(Ok(resp));
         }
         let status = resp.status();
-        let bytes = crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+        let bytes = crate::http::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
         Ok(Err(serde_json::from_slice::<TokenError>(&bytes).unwrap_or(
@@ -504,7 +504,7 @@ impl Authenticator {
     }
 
     async fn token_response(resp: reqwest::Response) -> Result<TokenResponse, AuthError> {
-        let bytes = crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+        let bytes = crate::http::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
             .await
             .unwrap_or_default();
         serde_json::from_slice::<TokenResponse>(&bytes).map_err(|_| {
@@ -542,7 +542,7 @@ impl Authenticator {
         ];
         let code = match self.post_form(self.endpoint("devicecode"), &form).await? {
             Ok(resp) => serde_json::from_slice::<DeviceCodeResponse>(
-                &crate::bounded::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
+                &crate::http::body_bounded(resp, MAX_AUTH_RESPONSE_BYTES)
                     .await
                     .unwrap_or_default(),
             )

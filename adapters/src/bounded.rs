@@ -1,6 +1,5 @@
-//! Reading what comes from outside, bounded: a file (which must be a regular file, of a
-//! stated size at most) and an HTTP response body (given up past a stated size). And an I/O
-//! error said in words.
+//! Reading a file from outside, bounded: it must be a regular file, of a stated size at most
+//! (an HTTP body is bounded in [`crate::http`]). And an I/O error said in words.
 
 use std::path::Path;
 
@@ -54,25 +53,4 @@ pub fn io_reason(e: &std::io::Error) -> String {
             }
         }
     }
-}
-
-/// Why a response body could not be read.
-pub enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// A response's body, read chunk by chunk and given up past `limit` bytes (announced or sent).
-pub async fn body_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

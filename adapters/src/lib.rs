@@ -13,6 +13,7 @@ pub mod clock;
 pub mod error;
 pub mod fixture;
 pub mod graph;
+pub mod http;
 pub mod interrupt;
 pub mod org;
 pub mod record;

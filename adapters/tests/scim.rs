@@ -4,10 +4,10 @@
 use adapters::auth::Secret;
 use adapters::clock::FixedClock;
 use adapters::interrupt::Interrupt;
-use adapters::scim::target::{user_patch, ScimTarget};
+use adapters::scim::target::ScimTarget;
 use adapters::scim::{
-    add_members, group_resource, remove_member, replace, user_resource, ScimClient, ServiceConfig,
-    WriteError,
+    add_members, group_resource, remove_member, replace, user_patch, user_resource, ScimClient,
+    ServiceConfig, WriteError,
 };
 use adapters::target::Target;
 use engine::event::{EntryOutcome, Outcome, Reason};

@@ -23,80 +23,6 @@ use url::Url;
 use crate::auth::{AuthError, TokenSource};
 use crate::wire::{BatchRequest, BatchRequestItem, BatchResponse, GraphErrorBody, Page};
 
-/// How hard to try before giving up on a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// Waiting between attempts of one request, at most.
-    pub max_total_wait: Duration,
-    /// First backoff; doubles each attempt, with jitter.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// Per attempt, from sending to the whole body read.
-    pub timeout: Duration,
-    /// Pages one listing follows, at most ([`MAX_PAGES`]).
-    pub max_pages: u64,
-    /// Time one listing takes, at most ([`MAX_LISTING`]).
-    pub max_listing: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 8,
-            max_total_wait: Duration::from_secs(300),
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            timeout: Duration::from_secs(60),
-            max_pages: MAX_PAGES,
-            max_listing: MAX_LISTING,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The default policy, with `ROSTER_RETRY_ATTEMPTS`, `ROSTER_RETRY_MAX_WAIT_S`,
-    /// `ROSTER_RETRY_BASE_MS`, `ROSTER_HTTP_TIMEOUT_S`, `ROSTER_MAX_PAGES` and
-    /// `ROSTER_MAX_LISTING_S` applied where set.
-    pub fn from_env() -> Self {
-        let num = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|v| *v >= 0.0)
-        };
-        let mut p = RetryPolicy::default();
-        if let Some(n) = num("ROSTER_RETRY_ATTEMPTS") {
-            p.max_attempts = (n as u32).max(1);
-        }
-        if let Some(s) = num("ROSTER_RETRY_MAX_WAIT_S") {
-            p.max_total_wait = Duration::from_secs_f64(s);
-        }
-        if let Some(ms) = num("ROSTER_RETRY_BASE_MS") {
-            p.base_delay = Duration::from_secs_f64(ms / 1000.0);
-        }
-        if let Some(s) = num("ROSTER_HTTP_TIMEOUT_S") {
-            p.timeout = Duration::from_secs_f64(s.max(0.001));
-        }
-        if let Some(n) = num("ROSTER_MAX_PAGES") {
-            p.max_pages = (n as u64).max(1);
-        }
-        if let Some(s) = num("ROSTER_MAX_LISTING_S") {
-            p.max_listing = Duration::from_secs_f64(s.max(0.001));
-        }
-        p
-    }
-
-    /// The wait before attempt `attempt + 1`: exponential, capped, with full jitter.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.max_delay);
-        // Full jitter keeps many clients from retrying in step.
-        capped.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-}
-
 /// Counters for progress and for benchmarks: what enumeration cost.
 #[derive(Debug, Default)]
 pub struct GraphStats {
@@ -229,7 +155,7 @@ impl ListingBound {
 /// twenty, is a few MiB; a service that sends more is not read into memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-use crate::bounded::{body_bounded, BodyError};
+use crate::http::{body_bounded, parse_retry_after, BodyError, RetryPolicy};
 
 impl BodyError {
     fn attempt(self, what: &str) -> Attempt {
@@ -299,11 +225,7 @@ impl GraphClient {
         let mut base = graph_root.clone();
         let path = base.path().trim_end_matches('/').to_owned();
         base.set_path(&format!("{path}/v1.0/"));
-        let http = reqwest::Client::builder()
-            .timeout(policy.timeout)
-            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("an HTTP client with these settings builds");
+        let http = crate::http::client(policy.timeout);
         GraphClient {
             http,
             base,
@@ -639,12 +561,6 @@ fn retry_transport(e: &reqwest::Error) -> Attempt {
         after: None,
         throttled: false,
     }
-}
-
-/// `Retry-After` as Graph sends it: seconds, possibly decimal.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let secs: f64 = v.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 fn graph_error(body: &[u8]) -> (String, String) {

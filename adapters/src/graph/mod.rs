@@ -4,5 +4,6 @@ pub mod client;
 mod delta;
 pub mod source;
 
-pub use client::{GraphClient, GraphError, GraphStats, Query, RetryPolicy, StatsSnapshot};
+pub use crate::http::RetryPolicy;
+pub use client::{GraphClient, GraphError, GraphStats, Query, StatsSnapshot};
 pub use source::{GraphSource, LiveSource};

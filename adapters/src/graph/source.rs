@@ -20,8 +20,9 @@ use engine::{ObjectId, TenantId};
 
 use crate::error::{Error, Result};
 use crate::fixture::{resolve_nesting, tenant_from_file, Loaded, TenantFile, Tracking};
-use crate::graph::client::{parse_retry_after, GraphClient, GraphError, Query};
+use crate::graph::client::{GraphClient, GraphError, Query};
 use crate::graph::delta;
+use crate::http::parse_retry_after;
 use crate::interrupt::Interrupt;
 use crate::source::{Mirror, TenantSource};
 use crate::wire::{

@@ -1,0 +1,585 @@
+//! The HTTP client of a SCIM service: bounded, whole answers; throttling waited out; writes
+//! whose outcome is known or said to be unknown.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use url::Url;
+
+use engine::model::ServerState;
+
+use super::discovery::ServiceConfig;
+use super::mapping::{
+    group_from_resource, id_and_version, owned, patch_body, str_at, user_from_resource, ScimGroup,
+    ScimUser,
+};
+use super::{ScimDirectory, WriteError, Written, BULK_REQUEST, TOKEN_ENV};
+use crate::auth::Secret;
+use crate::error::{Error, Result};
+use crate::http::{body_bounded, parse_retry_after, BodyError, RetryPolicy};
+
+/// Resources asked per page (`count`); a service may send fewer.
+const PAGE: usize = 100;
+/// The most resources of one type read: past it, the directory is refused as too large.
+const MAX_RESOURCES: usize = 5_000_000;
+/// Readings of a listing that changed while it was read, before roster gives up.
+const LIST_TRIES: u32 = 3;
+/// The largest response body read.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// What an error answer says under `key` (`detail`, `scimType`): escaped, at most 500
+/// characters.
+fn said(answer: Option<&Value>, key: &str) -> Option<String> {
+    let text = str_at(answer?, key)?;
+    Some(engine::text::printable(text).chars().take(500).collect())
+}
+
+/// One operation of a bulk response: made (its id from `location`, its version), refused, or
+/// `None` when the answer does not say.
+fn bulk_result(op: &Value) -> Option<std::result::Result<Written, WriteError>> {
+    let status: u16 = match op.get("status")? {
+        Value::String(s) => s.trim().parse().ok()?,
+        Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+        _ => return None,
+    };
+    if (200..300).contains(&status) {
+        let id = str_at(op, "location")
+            .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+            .map(str::to_owned)?;
+        let version = owned(str_at(op, "version"));
+        return Some(Ok(Written { id, version }));
+    }
+    let field = |k: &str| said(op.get("response"), k);
+    Some(Err(match status {
+        409 => WriteError::Conflict(field("detail").unwrap_or_default()),
+        // Throttled or failing inside the bulk: not settled; looked for and sent alone.
+        429 | 500..=599 => return None,
+        _ => WriteError::Refused {
+            status,
+            scim_type: field("scimType"),
+            detail: field("detail").unwrap_or_default(),
+        },
+    }))
+}
+
+/// Which answers a request is sent again for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// 429 and 503: the service did not take the request; sending it again is safe.
+    Throttled,
+    /// Those, and any other server error: for a read, or a write that the same request
+    /// repeated leaves the same (PATCH, DELETE).
+    ServerErrors,
+}
+
+/// A SCIM service: its base URL (the one `ServiceProviderConfig`, `Users` and `Groups` hang
+/// from) and the bearer token, never printed.
+pub struct ScimClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<Secret>,
+    /// How throttling and server errors are waited out: Graph's policy
+    /// ([`RetryPolicy::from_env`]).
+    policy: RetryPolicy,
+    /// Whether the service filters (`userName eq "…"`): what finds a resource whose create
+    /// was answered with a server error. Without it, such a create is not sent again.
+    filters: std::sync::atomic::AtomicBool,
+}
+
+impl ScimClient {
+    pub fn new(base: &Url, token: Option<Secret>) -> ScimClient {
+        let mut base = base.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let policy = RetryPolicy::from_env();
+        ScimClient {
+            http: crate::http::client(policy.timeout),
+            base,
+            token,
+            policy,
+            filters: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// A request to the service: SCIM's media type accepted, the token (if any) as bearer.
+    fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
+        let req = self
+            .http
+            .request(method, url.clone())
+            .header(reqwest::header::ACCEPT, "application/scim+json");
+        match &self.token {
+            Some(t) => req.bearer_auth(t.expose()),
+            None => req,
+        }
+    }
+
+    /// GET `path` (relative to the base) as JSON.
+    async fn get(&self, path: &str) -> Result<Value> {
+        match self.get_status(path).await? {
+            (_, Ok(body)) => Ok(body),
+            (_, Err(e)) => Err(e),
+        }
+    }
+
+    /// GET `path`: the status, and the body or the error that status means. Throttling and
+    /// server errors are waited out within the retry policy's bounds.
+    async fn get_status(&self, path: &str) -> Result<(u16, Result<Value>)> {
+        let (status, body) = self
+            .send(reqwest::Method::GET, path, None, None, Retry::ServerErrors)
+            .await
+            .map_err(Error::Service)?;
+        if (200..300).contains(&status) {
+            // A read answered with no JSON object is not an empty resource.
+            return match body {
+                Some(body @ Value::Object(_)) => Ok((status, Ok(body))),
+                _ => Err(Error::Service(format!(
+                    "the SCIM service at {} answered GET {} with {status} but no JSON object; is this the SCIM base URL?",
+                    self.base,
+                    path.split('?').next().unwrap_or_default()
+                ))),
+            };
+        }
+        let body = body.unwrap_or(Value::Null);
+        let detail = said(Some(&body), "detail")
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
+        let answered = format!(
+            "the SCIM service at {} answered {} to GET {}{detail}",
+            self.base,
+            status,
+            path.split('?').next().unwrap_or_default(),
+        );
+        let error = match status {
+            401 | 403 => Error::bad_input(format!(
+                "{answered}; check the token (--scim-token-file FILE or {TOKEN_ENV})"
+            )),
+            404 if path == "ServiceProviderConfig" => Error::bad_input(format!(
+                "{answered}; is {} the service's SCIM base URL (the one /Users and /Groups hang from)?",
+                self.base
+            )),
+            _ => Error::Service(answered),
+        };
+        Ok((status, Err(error)))
+    }
+
+    /// One resource (`Users/ID`), or `None` when the service says it is gone.
+    pub async fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>> {
+        match self.get_status(&format!("{kind}/{id}")).await? {
+            (_, Ok(v)) => Ok(Some(v)),
+            (404, Err(_)) => Ok(None),
+            (_, Err(e)) => Err(e),
+        }
+    }
+
+    /// Sends a request to `path` (relative to the base), with `If-Match` when a version is
+    /// known, and reads the answer (bounded). Sent again, within the retry policy's bounds,
+    /// while the service answers 429 or 503 (waiting its `Retry-After`) and, with
+    /// [`Retry::ServerErrors`], any other 5xx (backing off). The last status and body; `Err`
+    /// when the service cannot be reached at all (why, in a few words).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> std::result::Result<(u16, Option<Value>), String> {
+        let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
+        let policy = &self.policy;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.request(method.clone(), &url).timeout(policy.timeout);
+            if let Some(v) = version {
+                req = req.header(reqwest::header::IF_MATCH, v);
+            }
+            if let Some(b) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
+                    .body(b.to_string());
+            }
+            let resp = req.send().await.map_err(|e| {
+                format!(
+                    "cannot reach the SCIM service at {}: {}",
+                    url.origin().ascii_serialization(),
+                    if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "connection failed"
+                    }
+                )
+            })?;
+            let status = resp.status().as_u16();
+            let asked = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            // An answer that cannot be read whole is no answer: never an empty one.
+            let bytes = body_bounded(resp, MAX_RESPONSE_BYTES).await.map_err(|e| {
+                format!(
+                    "the SCIM service at {} {}",
+                    url.origin().ascii_serialization(),
+                    match e {
+                        BodyError::TooLarge => format!(
+                            "answered more than {} MiB, more than roster reads",
+                            MAX_RESPONSE_BYTES >> 20
+                        ),
+                        BodyError::Transport(e) if e.is_timeout() => {
+                            "timed out while sending its answer".to_owned()
+                        }
+                        BodyError::Transport(_) => {
+                            "cut its answer short (the connection dropped)".to_owned()
+                        }
+                    }
+                )
+            })?;
+            let answer: Option<Value> = serde_json::from_slice(&bytes).ok();
+            let again = match status {
+                429 | 503 => true,
+                500..=599 => retry == Retry::ServerErrors && status != 501,
+                _ => false,
+            };
+            let wait = asked
+                .unwrap_or_else(|| policy.backoff(attempt))
+                .min(policy.max_delay);
+            if !again || attempt >= policy.max_attempts || waited + wait > policy.max_total_wait {
+                return Ok((status, answer));
+            }
+            tracing::debug!(status, ?wait, "the SCIM service asked to come back later");
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+    }
+
+    /// Sends a write (`POST`, `PATCH`, `DELETE`) to `path` (see [`ScimClient::send`]); the
+    /// body of a 2xx answer, if any, else why not.
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        version: Option<&str>,
+        body: Option<&Value>,
+        retry: Retry,
+    ) -> std::result::Result<Option<Value>, WriteError> {
+        let (status, answer) = self
+            .send(method, path, version, body, retry)
+            .await
+            .map_err(WriteError::Unreachable)?;
+        if (200..300).contains(&status) {
+            return Ok(answer);
+        }
+        let field = |k: &str| said(answer.as_ref(), k);
+        Err(match status {
+            409 => WriteError::Conflict(field("detail").unwrap_or_default()),
+            412 => WriteError::Stale,
+            404 => WriteError::Gone,
+            429 | 503 => WriteError::Unreachable(format!("it kept answering {status}")),
+            _ => WriteError::Refused {
+                status,
+                scim_type: field("scimType"),
+                detail: field("detail").unwrap_or_default(),
+            },
+        })
+    }
+
+    /// `POST` a new resource of `kind` (`Users`, `Groups`), which `key` (`userName`,
+    /// `displayName` and its value) finds. A server error may come after the service made it:
+    /// before it is sent again, the service is asked whether it holds it — never created twice.
+    pub async fn create(
+        &self,
+        kind: &str,
+        body: &Value,
+        key: (&str, &str),
+    ) -> std::result::Result<Written, WriteError> {
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            match self
+                .write(
+                    reqwest::Method::POST,
+                    kind,
+                    None,
+                    Some(body),
+                    Retry::Throttled,
+                )
+                .await
+            {
+                Err(WriteError::Refused { status, .. })
+                    if (500..600).contains(&status)
+                        && attempt < self.policy.max_attempts
+                        && self.can_find() =>
+                {
+                    tokio::time::sleep(self.policy.backoff(attempt)).await;
+                    let (attr, value) = key;
+                    let found = self
+                        .find(kind, attr, value)
+                        .await
+                        .map_err(|e| WriteError::Unreachable(e.to_string()))?;
+                    if let Some(made) = found.first() {
+                        break made.clone();
+                    }
+                }
+                other => break other?.unwrap_or(Value::Null),
+            }
+        };
+        let (id, version) = id_and_version(&answer, kind).map_err(|e| WriteError::Refused {
+            status: 201,
+            scim_type: None,
+            detail: format!("the service's answer: {e}"),
+        })?;
+        Ok(Written { id, version })
+    }
+
+    /// Creates `items` — resources of `kind`, each with the filter that finds it (`userName`,
+    /// `displayName` and its value) — in one `/Bulk` request (RFC 7644 §3.7), each answered on
+    /// its own; the service is asked to go on past errors. An item the answer does not settle
+    /// (the request failed as a whole, which may come after the service made some) is looked
+    /// for, and created alone if it is not there: never made twice. One result per item.
+    pub async fn create_many(
+        &self,
+        kind: &str,
+        items: &[(Value, (String, String))],
+    ) -> Vec<std::result::Result<Written, WriteError>> {
+        let operations: Vec<Value> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (data, _))| {
+                json!({"method": "POST", "path": format!("/{kind}"), "bulkId": i.to_string(), "data": data})
+            })
+            .collect();
+        let request = json!({"schemas": [BULK_REQUEST], "Operations": operations});
+        let mut results: Vec<Option<std::result::Result<Written, WriteError>>> =
+            (0..items.len()).map(|_| None).collect();
+        let answer = self
+            .write(
+                reqwest::Method::POST,
+                "Bulk",
+                None,
+                Some(&request),
+                Retry::Throttled,
+            )
+            .await;
+        if let Ok(Some(answer)) = answer {
+            for op in answer
+                .get("Operations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(i) = str_at(op, "bulkId").and_then(|b| b.parse::<usize>().ok()) else {
+                    continue;
+                };
+                let Some(slot) = results.get_mut(i) else {
+                    continue;
+                };
+                *slot = bulk_result(op);
+            }
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for ((body, (attr, value)), result) in items.iter().zip(results) {
+            out.push(match result {
+                Some(r) => r,
+                // Whether the service made it cannot be asked: not sent again.
+                None if !self.can_find() => Err(WriteError::Unsettled),
+                None => match self.find(kind, attr, value).await {
+                    Ok(found) => match found.first() {
+                        Some(made) => id_and_version(made, kind)
+                            .map(|(id, version)| Written { id, version })
+                            .map_err(|e| WriteError::Refused {
+                                status: 200,
+                                scim_type: None,
+                                detail: format!("the service's answer: {e}"),
+                            }),
+                        None => self.create(kind, body, (attr, value)).await,
+                    },
+                    Err(e) => Err(WriteError::Unreachable(e.to_string())),
+                },
+            });
+        }
+        out
+    }
+
+    /// `PATCH` a resource with `operations`; its new version, when the service says.
+    pub async fn patch(
+        &self,
+        kind: &str,
+        id: &str,
+        version: Option<&str>,
+        operations: Vec<Value>,
+    ) -> std::result::Result<Option<String>, WriteError> {
+        let answer = self
+            .write(
+                reqwest::Method::PATCH,
+                &format!("{kind}/{id}"),
+                version,
+                Some(&patch_body(operations)),
+                Retry::ServerErrors,
+            )
+            .await?;
+        Ok(answer.and_then(|a| {
+            a.get("meta")
+                .and_then(|m| str_at(m, "version"))
+                .map(str::to_owned)
+        }))
+    }
+
+    /// `DELETE` a resource.
+    pub async fn delete(
+        &self,
+        kind: &str,
+        id: &str,
+        version: Option<&str>,
+    ) -> std::result::Result<(), WriteError> {
+        self.write(
+            reqwest::Method::DELETE,
+            &format!("{kind}/{id}"),
+            version,
+            None,
+            Retry::ServerErrors,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The resources of `kind` whose `attribute` equals `value` (a filter: `userName eq "…"`,
+    /// `externalId eq "…"`): how a rerun finds what an interrupted run already created.
+    pub async fn find(&self, kind: &str, attribute: &str, value: &str) -> Result<Vec<Value>> {
+        let filter = format!("{attribute} eq {}", Value::String(value.to_owned()));
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", &filter)
+            .finish();
+        let page = self.get(&format!("{kind}?{query}")).await?;
+        Ok(page
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// What the service supports.
+    pub async fn service_config(&self) -> Result<ServiceConfig> {
+        let config = ServiceConfig::from_json(&self.get("ServiceProviderConfig").await?);
+        self.filters.store(
+            config.filter.is_some(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(config)
+    }
+
+    /// Whether a resource can be looked for by a filter (the service said so, or was not asked).
+    fn can_find(&self) -> bool {
+        self.filters.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).
+    /// Index paging is not a snapshot: a directory that changes while it is read (another
+    /// client writing, or a request of a roster that was killed still being carried out) can
+    /// show a resource twice or not at all, so such a listing is read again, a few times.
+    pub async fn list(&self, kind: &str) -> Result<Vec<Value>> {
+        for attempt in 1..=LIST_TRIES {
+            if let Some(all) = self.list_once(kind).await? {
+                return Ok(all);
+            }
+            tracing::debug!(
+                kind,
+                attempt,
+                "the SCIM directory changed while it was read"
+            );
+            tokio::time::sleep(self.policy.backoff(attempt)).await;
+        }
+        Err(Error::Service(format!(
+            "the SCIM service at {}: its {kind} kept changing while roster read them ({LIST_TRIES} tries); run again when nothing else writes to it",
+            self.base
+        )))
+    }
+
+    /// One listing; `None` when the directory changed while it was read: the total the
+    /// service announces moved, or a resource came twice.
+    async fn list_once(&self, kind: &str) -> Result<Option<Vec<Value>>> {
+        let mut all = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut announced = None;
+        let mut start = 1usize;
+        loop {
+            let page = self
+                .get(&format!("{kind}?startIndex={start}&count={PAGE}"))
+                .await?;
+            let resources = page
+                .get("Resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = page
+                .get("totalResults")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize;
+            if *announced.get_or_insert(total) != total {
+                return Ok(None);
+            }
+            let got = resources.len();
+            for resource in resources {
+                if let Some(id) = str_at(&resource, "id") {
+                    if !seen.insert(id.to_owned()) {
+                        return Ok(None);
+                    }
+                }
+                all.push(resource);
+            }
+            if all.len() > MAX_RESOURCES {
+                return Err(Error::bad_input(format!(
+                    "the SCIM service lists more than {MAX_RESOURCES} {kind}"
+                )));
+            }
+            if all.len() >= total {
+                return Ok(Some(all));
+            }
+            if got == 0 {
+                // Pages that stop short of what the service says it holds: a partial
+                // directory would be decided as if the rest were not there.
+                return Err(Error::Service(format!(
+                    "the SCIM service at {} says it holds {total} {kind}, but its pages stopped after {}; roster does not decide from a partial directory",
+                    self.base,
+                    all.len()
+                )));
+            }
+            start += got;
+        }
+    }
+
+    /// The whole directory: users first (groups name their members by SCIM id).
+    pub async fn load(&self) -> Result<ScimDirectory> {
+        let bad = |e: String| Error::bad_input(format!("the SCIM service's directory: {e}"));
+        let users: Vec<ScimUser> = self
+            .list("Users")
+            .await?
+            .iter()
+            .map(user_from_resource)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?;
+        let logins: HashMap<String, String> = users
+            .iter()
+            .map(|u| (u.id.clone(), u.user.login.clone()))
+            .collect();
+        let groups: Vec<ScimGroup> = self
+            .list("Groups")
+            .await?
+            .iter()
+            .map(|g| group_from_resource(g, &logins))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(bad)?;
+        let state = ServerState::from_parts(
+            users.iter().map(|u| u.user.clone()).collect(),
+            groups.iter().map(|g| g.group.clone()).collect(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(ScimDirectory {
+            state,
+            users,
+            groups,
+        })
+    }
+}

@@ -1,0 +1,299 @@
+//! How roster's server records map to SCIM resources and back, and the PATCH operations that
+//! change them.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerUser, UserType};
+use engine::{ObjectId, TenantId};
+
+use super::{ENTERPRISE_USER, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA};
+
+/// The SCIM User resource for `u` (without `id`: the service assigns it).
+pub fn user_resource(u: &ServerUser) -> Value {
+    let entra = u.entra.as_ref();
+    let mut r = Map::new();
+    r.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_USER]));
+    r.insert("userName".into(), json!(u.login));
+    if let Some(id) = &u.entra_id {
+        r.insert("externalId".into(), json!(id.as_str()));
+    }
+    r.insert("active".into(), json!(u.enabled));
+    if let Some(name) = &u.display_name {
+        r.insert("displayName".into(), json!(name));
+    }
+    let given = entra.and_then(|e| e.given_name.as_ref());
+    let family = entra.and_then(|e| e.surname.as_ref());
+    if given.is_some() || family.is_some() {
+        let mut name = Map::new();
+        if let Some(g) = given {
+            name.insert("givenName".into(), json!(g));
+        }
+        if let Some(f) = family {
+            name.insert("familyName".into(), json!(f));
+        }
+        r.insert("name".into(), Value::Object(name));
+    }
+    if let Some(mail) = &u.email {
+        r.insert(
+            "emails".into(),
+            json!([{"value": mail, "type": "work", "primary": true}]),
+        );
+    }
+    if let Some(title) = entra.and_then(|e| e.job_title.as_ref()) {
+        r.insert("title".into(), json!(title));
+    }
+    if let Some(t) = entra.and_then(|e| e.user_type) {
+        r.insert("userType".into(), json!(t.label()));
+    }
+    let mut ext = Map::new();
+    if let Some(d) = &u.department {
+        ext.insert("department".into(), json!(d));
+    }
+    if let Some(t) = &u.tenant_id {
+        ext.insert("organization".into(), json!(t.to_string()));
+    }
+    r.insert(ENTERPRISE_USER.into(), Value::Object(ext));
+    Value::Object(r)
+}
+
+/// The SCIM Group resource for `g`, its members given by their SCIM ids.
+pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
+    let mut r = Map::new();
+    r.insert("schemas".into(), json!([GROUP_SCHEMA]));
+    r.insert("displayName".into(), json!(g.name));
+    if let Some(link) = group_link(g) {
+        r.insert("externalId".into(), json!(link));
+    }
+    r.insert(
+        "members".into(),
+        Value::Array(member_ids.iter().map(|id| json!({"value": id})).collect()),
+    );
+    Value::Object(r)
+}
+
+/// A linked group's `externalId`: `TENANT/OBJECT`, and `/disabled` after it once disabled.
+pub fn group_link(g: &ServerGroup) -> Option<String> {
+    let (t, id) = (g.tenant_id.as_ref()?, g.entra_id.as_ref()?);
+    Some(match g.enabled {
+        true => format!("{t}/{id}"),
+        false => format!("{t}/{id}/{DISABLED}"),
+    })
+}
+
+/// What ends a disabled group's `externalId`.
+const DISABLED: &str = "disabled";
+
+/// A user read from the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimUser {
+    pub id: String,
+    /// `meta.version`, for `If-Match`.
+    pub version: Option<String>,
+    pub user: ServerUser,
+}
+
+/// A group read from the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimGroup {
+    pub id: String,
+    pub version: Option<String>,
+    pub group: ServerGroup,
+    /// The SCIM ids of its members that are users of the directory.
+    pub member_ids: Vec<String>,
+}
+
+pub(super) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+pub(super) fn owned(v: Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+
+/// The id and version every resource carries.
+pub(super) fn id_and_version(
+    v: &Value,
+    what: &str,
+) -> std::result::Result<(String, Option<String>), String> {
+    let id = str_at(v, "id").ok_or_else(|| format!("a {what} without an id"))?;
+    let version = v
+        .get("meta")
+        .and_then(|m| str_at(m, "version"))
+        .map(str::to_owned);
+    Ok((id.to_owned(), version))
+}
+
+/// A SCIM User resource as a server user: linked to Entra when its `externalId` and its
+/// enterprise `organization` are an object id and a tenant id; else a local user.
+pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
+    let (id, version) = id_and_version(v, "User")?;
+    let login = str_at(v, "userName").ok_or_else(|| format!("User {id} has no userName"))?;
+    let ext = v.get(ENTERPRISE_USER);
+    let tenant = ext
+        .and_then(|e| str_at(e, "organization"))
+        .and_then(|t| t.parse::<TenantId>().ok());
+    let object = str_at(v, "externalId").and_then(|e| e.parse::<ObjectId>().ok());
+    let (entra_id, tenant_id) = match (object, tenant) {
+        (Some(o), Some(t)) => (Some(o), Some(t)),
+        _ => (None, None),
+    };
+    let display_name = owned(str_at(v, "displayName"));
+    let emails = v.get("emails").and_then(Value::as_array);
+    let email = emails
+        .and_then(|e| {
+            e.iter()
+                .find(|m| m.get("primary") == Some(&Value::Bool(true)))
+                .or(e.first())
+        })
+        .and_then(|m| str_at(m, "value"))
+        .map(str::to_owned);
+    let department = owned(ext.and_then(|e| str_at(e, "department")));
+    let name = v.get("name");
+    let entra = entra_id.as_ref().map(|oid| EntraAttributes {
+        id: Some(oid.clone()),
+        user_principal_name: Some(login.to_owned()),
+        display_name: display_name.clone(),
+        given_name: owned(name.and_then(|n| str_at(n, "givenName"))),
+        surname: owned(name.and_then(|n| str_at(n, "familyName"))),
+        mail: email.clone(),
+        department: department.clone(),
+        job_title: owned(str_at(v, "title")),
+        user_type: match str_at(v, "userType") {
+            Some("Member") => Some(UserType::Member),
+            Some("Guest") => Some(UserType::Guest),
+            _ => None,
+        },
+    });
+    Ok(ScimUser {
+        id,
+        version,
+        user: ServerUser {
+            login: login.to_owned(),
+            display_name,
+            email,
+            department,
+            auth_type: if entra_id.is_some() {
+                AuthType::Entra
+            } else {
+                AuthType::Local
+            },
+            entra_id,
+            tenant_id,
+            enabled: v.get("active").and_then(Value::as_bool).unwrap_or(true),
+            entra,
+            disabled_by: None,
+        },
+    })
+}
+
+/// A SCIM Group resource as a server group, its members' SCIM ids turned into logins (members
+/// that are not users of the directory — nested groups — are left out). Linked when its
+/// `externalId` is `TENANT/OBJECT`.
+pub fn group_from_resource(
+    v: &Value,
+    logins: &HashMap<String, String>,
+) -> std::result::Result<ScimGroup, String> {
+    let (id, version) = id_and_version(v, "Group")?;
+    let name = str_at(v, "displayName").ok_or_else(|| format!("Group {id} has no displayName"))?;
+    let link = str_at(v, "externalId").and_then(|e| {
+        let mut parts = e.split('/');
+        let tenant = parts.next()?.parse::<TenantId>().ok()?;
+        let object = parts.next()?.parse::<ObjectId>().ok()?;
+        let enabled = match parts.next() {
+            None => true,
+            Some(DISABLED) => false,
+            Some(_) => return None,
+        };
+        parts.next().is_none().then_some((tenant, object, enabled))
+    });
+    let member_ids: Vec<String> = v
+        .get("members")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| str_at(m, "value"))
+        .filter(|id| logins.contains_key(*id))
+        .map(str::to_owned)
+        .collect();
+    let mut members: Vec<String> = member_ids.iter().map(|id| logins[id].clone()).collect();
+    // In the planner's order: by login as logins compare, then as written.
+    members.sort_by_cached_key(|m| (engine::ids::fold_case(m), m.clone()));
+    Ok(ScimGroup {
+        id,
+        version,
+        group: ServerGroup {
+            name: name.to_owned(),
+            description: None,
+            group_type: String::new(),
+            entra_id: link.as_ref().map(|(_, o, _)| o.clone()),
+            tenant_id: link.as_ref().map(|(t, ..)| t.clone()),
+            enabled: link.is_none_or(|(.., enabled)| enabled),
+            members,
+        },
+        member_ids,
+    })
+}
+
+/// A PATCH request's body (RFC 7644 §3.5.2): lower-case `op`s.
+pub fn patch_body(operations: Vec<Value>) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": operations})
+}
+
+/// `replace` of attributes: `{"op": "replace", "value": {…}}`.
+pub fn replace(value: Value) -> Value {
+    json!({"op": "replace", "value": value})
+}
+
+/// Adds members by SCIM id.
+pub fn add_members(ids: &[String]) -> Value {
+    json!({"op": "add", "path": "members", "value": ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()})
+}
+
+/// Removes one member by SCIM id: `members[value eq "ID"]`.
+pub fn remove_member(id: &str) -> Value {
+    json!({"op": "remove", "path": format!("members[value eq {}]", Value::String(id.to_owned()))})
+}
+
+/// Attributes of a resource, each by its PATCH path: `name.givenName`, the extension's as
+/// `URN:attribute`.
+fn flatten(resource: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let Some(map) = resource.as_object() else {
+        return out;
+    };
+    for (key, value) in map {
+        match (key.as_str(), value) {
+            ("schemas", _) => {}
+            ("name", Value::Object(sub)) => {
+                out.extend(sub.iter().map(|(k, v)| (format!("name.{k}"), v.clone())))
+            }
+            (ENTERPRISE_USER, Value::Object(sub)) => out.extend(
+                sub.iter()
+                    .map(|(k, v)| (format!("{ENTERPRISE_USER}:{k}"), v.clone())),
+            ),
+            _ => out.push((key.clone(), value.clone())),
+        }
+    }
+    out
+}
+
+/// The PATCH operations that turn `old` into `new`: a `replace` per attribute that differs or
+/// is new, a `remove` per attribute `new` no longer has.
+pub fn user_patch(old: &ServerUser, new: &ServerUser) -> Vec<Value> {
+    let (old, new) = (flatten(&user_resource(old)), flatten(&user_resource(new)));
+    let before: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let after: HashMap<&str, &Value> = new.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut ops: Vec<Value> = new
+        .iter()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(&v))
+        .map(|(k, v)| json!({"op": "replace", "path": k, "value": v}))
+        .collect();
+    ops.extend(
+        old.iter()
+            .filter(|(k, _)| !after.contains_key(k.as_str()))
+            .map(|(k, _)| json!({"op": "remove", "path": k})),
+    );
+    ops
+}
