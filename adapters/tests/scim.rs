@@ -625,12 +625,14 @@ mod faulty {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use axum::body::Bytes;
+    use axum::body::{Body, Bytes};
     use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
     pub struct Proxy {
         pub url: String,
         pub seen: Arc<Mutex<Vec<String>>>,
+        /// Every request's method and path, as sent (still percent-encoded).
+        pub paths: Arc<Mutex<Vec<String>>>,
         _rt: tokio::runtime::Runtime,
     }
 
@@ -638,6 +640,43 @@ mod faulty {
     pub const PASS: u16 = 0;
     /// Not an answer: another client creates a user just before the request is passed on.
     pub const CHANGE: u16 = 1;
+    /// The service's answer, cut mid-body (the connection drops).
+    pub const CUT: u16 = 2;
+    /// The listing's answer without `totalResults`.
+    pub const NO_TOTAL: u16 = 3;
+    /// The listing's answer with `totalResults` saying only what this page holds.
+    pub const LOW_TOTAL: u16 = 4;
+    /// The listing's answer with `totalResults` 5,000,001.
+    pub const HUGE_TOTAL: u16 = 5;
+    /// A `307` to the service itself, at another origin; nothing passed on.
+    pub const REDIRECT: u16 = 6;
+    /// The answer without its `id`.
+    pub const NO_ID: u16 = 7;
+    /// An empty listing, `totalResults` 0, as a service that cannot apply a filter may send.
+    pub const NOTHING: u16 = 8;
+    /// Added to a code: given to every such request, not once.
+    pub const ALWAYS: u16 = 1000;
+
+    /// A body that sends its bytes, then fails a moment later: the connection drops
+    /// mid-answer, after the status and the first bytes arrived.
+    struct Cut(Option<Bytes>, std::pin::Pin<Box<tokio::time::Sleep>>);
+
+    impl futures_core::Stream for Cut {
+        type Item = std::io::Result<Bytes>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            use std::future::Future;
+            if let Some(b) = self.0.take() {
+                return std::task::Poll::Ready(Some(Ok(b)));
+            }
+            self.1
+                .as_mut()
+                .poll(cx)
+                .map(|()| Some(Err(std::io::Error::other("cut"))))
+        }
+    }
 
     pub fn start(service: &str, faults: &[(&str, &[u16])]) -> Proxy {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -654,18 +693,29 @@ mod faulty {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let upstream = service.trim_end_matches("/v2/").to_owned();
         let http = reqwest::Client::new();
-        let (log, plan) = (seen.clone(), faults.clone());
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (log, plan, raw) = (seen.clone(), faults.clone(), paths.clone());
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                let (http, upstream, log, plan) =
-                    (http.clone(), upstream.clone(), log.clone(), plan.clone());
+                let (http, upstream, log, plan, paths) = (
+                    http.clone(),
+                    upstream.clone(),
+                    log.clone(),
+                    plan.clone(),
+                    raw.clone(),
+                );
                 async move {
                     let kind = uri.path().split('/').nth(2).unwrap_or_default().to_owned();
-                    let key = format!("{method} {kind}");
+                    let filtered = uri.query().is_some_and(|q| q.contains("filter="));
+                    let key = format!("{method} {kind}{}", if filtered { "?filter" } else { "" });
+                    paths.lock().unwrap().push(format!("{method} {}", uri.path()));
                     let fault = {
                         let mut plan = plan.lock().unwrap();
-                        plan.get_mut(&key)
-                            .and_then(|f| (!f.is_empty()).then(|| f.remove(0)))
+                        plan.get_mut(&key).and_then(|f| match f.first() {
+                            Some(&always) if always >= ALWAYS => Some(always - ALWAYS),
+                            Some(_) => Some(f.remove(0)),
+                            None => None,
+                        })
                     };
                     log.lock().unwrap().push(format!(
                         "{key}{}",
@@ -674,10 +724,20 @@ mod faulty {
                     let refuse = |code: u16| {
                         let mut h = HeaderMap::new();
                         h.insert("retry-after", "0".parse().unwrap());
-                        (StatusCode::from_u16(code).unwrap(), h, Bytes::new())
+                        (StatusCode::from_u16(code).unwrap(), h, Body::empty())
                     };
-                    if let Some(code @ (429 | 503)) = fault {
+                    if let Some(code @ (429 | 501 | 503)) = fault {
                         return refuse(code);
+                    }
+                    if fault == Some(REDIRECT) {
+                        let mut h = HeaderMap::new();
+                        let to = format!("{}{uri}", upstream.replace("127.0.0.1", "localhost"));
+                        h.insert("location", to.parse().unwrap());
+                        return (StatusCode::TEMPORARY_REDIRECT, h, Body::empty());
+                    }
+                    if fault == Some(NOTHING) {
+                        let body = serde_json::json!({"schemas": [adapters::scim::LIST_RESPONSE], "totalResults": 0, "Resources": []});
+                        return (StatusCode::OK, HeaderMap::new(), Body::from(body.to_string()));
                     }
                     if fault == Some(CHANGE) {
                         // Another client writes first: a user more.
@@ -709,12 +769,38 @@ mod faulty {
                     let resp = req.body(body).send().await.unwrap();
                     let status = resp.status().as_u16();
                     let bytes = resp.bytes().await.unwrap();
-                    match fault.filter(|f| ![PASS, CHANGE].contains(f)) {
+                    let rewrite = |change: &dyn Fn(&mut serde_json::Value)| {
+                        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                        change(&mut v);
+                        Bytes::from(v.to_string())
+                    };
+                    let bytes = match fault {
+                        Some(NO_TOTAL) => rewrite(&|v| {
+                            v.as_object_mut().unwrap().remove("totalResults");
+                        }),
+                        Some(LOW_TOTAL) => rewrite(&|v| {
+                            let n = v["Resources"].as_array().map_or(0, Vec::len);
+                            v["totalResults"] = n.into();
+                        }),
+                        Some(HUGE_TOTAL) => rewrite(&|v| v["totalResults"] = 5_000_001.into()),
+                        Some(NO_ID) => rewrite(&|v| {
+                            v.as_object_mut().unwrap().remove("id");
+                        }),
+                        _ => bytes,
+                    };
+                    if fault == Some(CUT) {
+                        // Half the body, then the connection drops.
+                        let half = bytes.slice(..bytes.len() / 2);
+                        let later = Box::pin(tokio::time::sleep(std::time::Duration::from_millis(200)));
+                        let body = Body::from_stream(Cut(Some(half), later));
+                        return (StatusCode::from_u16(status).unwrap(), HeaderMap::new(), body);
+                    }
+                    match fault.filter(|f| *f >= 100) {
                         Some(code) => refuse(code),
                         None => (
                             StatusCode::from_u16(status).unwrap(),
                             HeaderMap::new(),
-                            bytes,
+                            Body::from(bytes),
                         ),
                     }
                 }
@@ -728,6 +814,7 @@ mod faulty {
         Proxy {
             url: format!("http://127.0.0.1:{port}/v2/"),
             seen,
+            paths,
             _rt: rt,
         }
     }
@@ -741,6 +828,8 @@ mod faulty {
 #[test]
 fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     let scim = Scim::start();
+    // A user the listing shows, on which the service's filter is proven.
+    seed_users(&scim, 1);
     let proxy = faulty::start(
         scim.url.as_str(),
         &[
@@ -752,7 +841,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     );
     let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
     let mut state = target.load().unwrap();
-    let users: Vec<ServerUser> = (1..=3)
+    let users: Vec<ServerUser> = (11..=13)
         .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
         .collect();
     let mut entries: Vec<EntryOutcome> = users.iter().map(|u| put(u, Outcome::Added)).collect();
@@ -787,9 +876,9 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
         .iter()
         .map(|u| (u.user.login.as_str(), u.user.enabled))
         .collect();
-    assert_eq!(logins.len(), 3, "each user made once: {logins:?}");
+    assert_eq!(logins.len(), 4, "each user made once: {logins:?}");
     assert!(
-        logins.contains(&("u1@contoso.com", false)) && logins.contains(&("u2@contoso.com", true))
+        logins.contains(&("u11@contoso.com", false)) && logins.contains(&("u12@contoso.com", true))
     );
     let seen = proxy.seen.lock().unwrap().clone();
     for expected in [
@@ -885,6 +974,261 @@ fn a_directory_that_changes_while_it_is_read_is_read_again() {
     let dir = rt.block_on(client.load()).unwrap();
     assert_eq!(dir.users.len(), 151);
     let seen = proxy.seen.lock().unwrap().clone();
-    let listings = seen.iter().filter(|s| s.starts_with("GET Users")).count();
-    assert_eq!(listings, 4, "two pages, then two again: {seen:?}");
+    let listings = seen
+        .iter()
+        .filter(|s| s.starts_with("GET Users") && !s.contains("?filter"))
+        .count();
+    assert_eq!(
+        listings, 5,
+        "two pages, then two again and the empty one after: {seen:?}"
+    );
+}
+
+/// Seeds the service behind `scim` with `n` linked users.
+fn seed_users(scim: &Scim, n: u32) {
+    rt().block_on(async {
+        let http = reqwest::Client::new();
+        for n in 1..=n {
+            let u = linked(n, &format!("u{n}@contoso.com"), false);
+            scim.post(&http, "Users", &user_resource(&u)).await;
+        }
+    });
+}
+
+/// A listing is whole or it is an error, never a smaller directory: a body cut mid-stream, a
+/// `totalResults` missing (read until an empty page), lying low (read again, then refused), or
+/// beyond what roster reads (refused before a second page).
+#[test]
+fn a_listing_is_whole_or_refused() {
+    let scim = Scim::start();
+    seed_users(&scim, 150);
+    let load = |faults: &[(&str, &[u16])]| {
+        let proxy = faulty::start(scim.url.as_str(), faults);
+        let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+        rt().block_on(client.load()).map(|d| d.users.len())
+    };
+    let cut = load(&[("GET Users", &[faulty::PASS, faulty::CUT])]).unwrap_err();
+    assert!(cut.to_string().contains("cut its answer short"), "{cut}");
+    assert_eq!(
+        load(&[("GET Users", &[faulty::ALWAYS + faulty::NO_TOTAL])]).unwrap(),
+        150,
+        "without a total, read until a page is empty"
+    );
+    let low = load(&[("GET Users", &[faulty::ALWAYS + faulty::LOW_TOTAL])]).unwrap_err();
+    assert!(low.to_string().contains("hold more than it says"), "{low}");
+    let huge = load(&[("GET Users", &[faulty::HUGE_TOTAL])]).unwrap_err();
+    assert!(
+        huge.to_string()
+            .contains("says it holds 5000001 Users; roster reads at most 5000000"),
+        "{huge}"
+    );
+}
+
+/// A redirect is never followed, reading or writing: the read fails naming where it pointed,
+/// and a create's body (personal data) goes nowhere else.
+#[test]
+fn a_redirect_is_never_followed() {
+    let scim = Scim::start();
+    let proxy = faulty::start(scim.url.as_str(), &[("GET Users", &[faulty::REDIRECT])]);
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let e = rt().block_on(client.load()).unwrap_err().to_string();
+    assert!(
+        e.contains("with a redirect (307) to http://localhost:")
+            && e.contains("follows no redirect"),
+        "{e}"
+    );
+
+    let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[faulty::REDIRECT])]);
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let ann = linked(1, "ann@contoso.com", false);
+    let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
+    let failure = applied.failure.expect("the run stops");
+    assert!(failure.contains("redirect (307)"), "{failure}");
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    assert!(held.users.is_empty(), "nothing made anywhere");
+}
+
+/// Ids go into paths percent-encoded: an id holding `/`, `?`, `#`, `%` or dots is one path
+/// segment under the base; `.` and `..` are refused when read.
+#[test]
+fn ids_are_percent_encoded_in_every_path() {
+    let scim = Scim::start();
+    let proxy = faulty::start(scim.url.as_str(), &[]);
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let odd = "../Groups/x32?a=1#b%2e.";
+    let found = rt().block_on(client.get_resource("Users", odd)).unwrap();
+    assert_eq!(found, None, "no such user: a 404, not another resource");
+    let paths = proxy.paths.lock().unwrap().clone();
+    assert_eq!(
+        paths,
+        ["GET /v2/Users/%2E%2E%2FGroups%2Fx32%3Fa%3D1%23b%252e%2E"],
+        "one segment under Users"
+    );
+    for bad in ["..", "."] {
+        let e =
+            adapters::scim::user_from_resource(&serde_json::json!({"id": bad, "userName": "a"}))
+                .unwrap_err();
+        assert!(e.contains("which no URL can name"), "{e}");
+    }
+}
+
+/// A create answered without an id is looked up by the service's filter once that filter is
+/// proven on a resource the listing showed; where it is not proven, the entry is not recorded
+/// as made (it fails, saying why) and the next read finds what the service holds.
+#[test]
+fn a_create_answered_without_an_id_is_looked_up_before_it_is_recorded() {
+    let scim = Scim::start();
+    seed_users(&scim, 1);
+    let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[faulty::NO_ID])]);
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let ann = linked(7, "ann@contoso.com", false);
+    let mut off = put(&ann, Outcome::Disabled);
+    off.op = Some(ServerOp::SetUserEnabled {
+        login: ann.login.clone(),
+        enabled: false,
+    });
+    let applied = run_import(
+        &mut target,
+        &mut state,
+        vec![put(&ann, Outcome::Added), off],
+    );
+    let outcomes: Vec<Outcome> = applied.entries.iter().map(|e| e.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Added, Outcome::Disabled],
+        "{:?}",
+        applied.entries
+    );
+
+    // A filter that answers nothing for a user the listing showed is not proven.
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[
+            ("GET Users?filter", &[faulty::ALWAYS + faulty::NOTHING]),
+            ("POST Users", &[faulty::NO_ID]),
+        ],
+    );
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let bob = linked(8, "bob@contoso.com", false);
+    let applied = run_import(&mut target, &mut state, vec![put(&bob, Outcome::Added)]);
+    let bob_entry = &applied.entries[0];
+    assert_eq!(bob_entry.outcome, Outcome::Failed);
+    assert!(
+        bob_entry.detail.contains("without the id"),
+        "{}",
+        bob_entry.detail
+    );
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    assert!(
+        held.users.iter().any(|u| u.user.login == bob.login),
+        "read by the next run"
+    );
+}
+
+/// A filter the service cannot apply and answers with nothing never lets a create answered
+/// 500 be sent again: the entry fails, and the user is made once.
+#[test]
+fn a_filter_that_finds_nothing_is_not_trusted_to_resend_a_create() {
+    let scim = Scim::start();
+    seed_users(&scim, 1);
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[
+            ("GET Users?filter", &[faulty::ALWAYS + faulty::NOTHING]),
+            ("POST Users", &[500]),
+        ],
+    );
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let ann = linked(7, "ann@contoso.com", false);
+    let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
+    assert_eq!(applied.entries[0].outcome, Outcome::Failed);
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|s| s.starts_with("POST Users")).count(),
+        1,
+        "{seen:?}"
+    );
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    assert_eq!(held.users.len(), 2, "made once");
+}
+
+/// A 501 is said as what it is: the operation not implemented.
+#[test]
+fn not_implemented_is_said_with_the_operation() {
+    let scim = Scim::start();
+    seed_users(&scim, 1);
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[("PATCH Users", &[faulty::ALWAYS + 501])],
+    );
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let u1 = linked(1, "u1@contoso.com", false);
+    let mut off = put(&u1, Outcome::Disabled);
+    off.op = Some(ServerOp::SetUserEnabled {
+        login: u1.login.clone(),
+        enabled: false,
+    });
+    let applied = run_import(&mut target, &mut state, vec![off]);
+    let entry = &applied.entries[0];
+    assert_eq!(entry.outcome, Outcome::Failed);
+    assert!(
+        entry.detail.contains("not implemented: PATCH Users"),
+        "{}",
+        entry.detail
+    );
+}
+
+/// Bulk announced but answered 501: nothing was made, so each record is sent alone, and bulk
+/// is not tried again in the run.
+#[test]
+fn bulk_answered_501_falls_back_to_single_requests() {
+    let scim = Scim::start();
+    let proxy = faulty::start(scim.url.as_str(), &[("POST Bulk", &[faulty::ALWAYS + 501])]);
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let entries: Vec<EntryOutcome> = (1..=5)
+        .map(|n| {
+            put(
+                &linked(n, &format!("u{n}@contoso.com"), false),
+                Outcome::Added,
+            )
+        })
+        .collect();
+    let mut first = entries[..3].to_vec();
+    let rest = entries[3..].to_vec();
+    first.push(EntryOutcome {
+        op: None,
+        ..put(&linked(9, "same@contoso.com", false), Outcome::Skipped)
+    });
+    first.extend(rest);
+    let applied = run_import(&mut target, &mut state, first);
+    assert_eq!(applied.failure, None);
+    let added = applied
+        .entries
+        .iter()
+        .filter(|e| e.outcome == Outcome::Added)
+        .count();
+    assert_eq!(added, 5, "{:?}", applied.entries);
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|s| s.starts_with("POST Bulk")).count(),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.starts_with("POST Users")).count(),
+        5,
+        "{seen:?}"
+    );
 }

@@ -11,8 +11,8 @@ use engine::model::ServerState;
 
 use super::discovery::ServiceConfig;
 use super::mapping::{
-    group_from_resource, id_and_version, owned, patch_body, str_at, user_from_resource, ScimGroup,
-    ScimUser,
+    group_from_resource, id_and_version, owned, patch_body, resource_path, str_at,
+    user_from_resource, ScimGroup, ScimUser,
 };
 use super::{ScimDirectory, WriteError, Written, BULK_REQUEST, TOKEN_ENV};
 use crate::auth::Secret;
@@ -82,9 +82,15 @@ pub struct ScimClient {
     /// How throttling and server errors are waited out: Graph's policy
     /// ([`RetryPolicy::from_env`]).
     policy: RetryPolicy,
-    /// Whether the service filters (`userName eq "…"`): what finds a resource whose create
-    /// was answered with a server error. Without it, such a create is not sent again.
+    /// Whether the service says it filters (`userName eq "…"`).
     filters: std::sync::atomic::AtomicBool,
+    /// The resource types whose filter was seen to work: a filter on a resource the listing
+    /// showed found exactly it. Only these are searched for a resource whose create was
+    /// answered with a server error or without an id; a service that answers an unknown
+    /// filter with nothing would have a record created twice.
+    proven: std::sync::Mutex<HashMap<String, bool>>,
+    /// Set when the service refused a bulk request as a whole (501 though announced).
+    bulk_refused: std::sync::atomic::AtomicBool,
 }
 
 impl ScimClient {
@@ -100,6 +106,8 @@ impl ScimClient {
             token,
             policy,
             filters: std::sync::atomic::AtomicBool::new(true),
+            proven: std::sync::Mutex::new(HashMap::new()),
+            bulk_refused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -166,7 +174,7 @@ impl ScimClient {
 
     /// One resource (`Users/ID`), or `None` when the service says it is gone.
     pub async fn get_resource(&self, kind: &str, id: &str) -> Result<Option<Value>> {
-        match self.get_status(&format!("{kind}/{id}")).await? {
+        match self.get_status(&resource_path(kind, id)).await? {
             (_, Ok(v)) => Ok(Some(v)),
             (404, Err(_)) => Ok(None),
             (_, Err(e)) => Err(e),
@@ -187,6 +195,14 @@ impl ScimClient {
         retry: Retry,
     ) -> std::result::Result<(u16, Option<Value>), String> {
         let url = self.base.join(path).map_err(|e| format!("{path}: {e}"))?;
+        // Ids are percent-encoded (`resource_path`); whatever a path holds, it stays under the
+        // base, where the token is meant to go.
+        if !url.as_str().starts_with(self.base.as_str()) {
+            return Err(format!(
+                "{} is not under the SCIM base URL; roster sends nothing there",
+                engine::text::printable(url.as_str())
+            ));
+        }
         let policy = &self.policy;
         let mut waited = Duration::ZERO;
         let mut attempt = 0;
@@ -213,6 +229,26 @@ impl ScimClient {
                 )
             })?;
             let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                // Never followed: the body (personal data) and the run's trust would go to an
+                // origin nobody named, and round "no plain http beyond loopback".
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .map(|l| {
+                        String::from_utf8_lossy(l.as_bytes())
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
+                    })
+                    .unwrap_or_else(|| "nowhere it says".into());
+                return Err(format!(
+                    "the SCIM service at {} answered {method} {} with a redirect ({status}) to {}; roster follows no redirect — if that is the service, give its URL as --scim",
+                    url.origin().ascii_serialization(),
+                    path.split('?').next().unwrap_or_default(),
+                    engine::text::printable(&to)
+                ));
+            }
             let asked = resp
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -266,7 +302,7 @@ impl ScimClient {
         retry: Retry,
     ) -> std::result::Result<Option<Value>, WriteError> {
         let (status, answer) = self
-            .send(method, path, version, body, retry)
+            .send(method.clone(), path, version, body, retry)
             .await
             .map_err(WriteError::Unreachable)?;
         if (200..300).contains(&status) {
@@ -277,6 +313,10 @@ impl ScimClient {
             409 => WriteError::Conflict(field("detail").unwrap_or_default()),
             412 => WriteError::Stale,
             404 => WriteError::Gone,
+            501 => WriteError::NotImplemented(format!(
+                "{method} {}",
+                path.split('/').next().unwrap_or_default()
+            )),
             429 | 503 => WriteError::Unreachable(format!("it kept answering {status}")),
             _ => WriteError::Refused {
                 status,
@@ -311,7 +351,7 @@ impl ScimClient {
                 Err(WriteError::Refused { status, .. })
                     if (500..600).contains(&status)
                         && attempt < self.policy.max_attempts
-                        && self.can_find() =>
+                        && self.can_find(kind) =>
                 {
                     tokio::time::sleep(self.policy.backoff(attempt)).await;
                     let (attr, value) = key;
@@ -326,12 +366,46 @@ impl ScimClient {
                 other => break other?.unwrap_or(Value::Null),
             }
         };
-        let (id, version) = id_and_version(&answer, kind).map_err(|e| WriteError::Refused {
-            status: 201,
-            scim_type: None,
-            detail: format!("the service's answer: {e}"),
-        })?;
-        Ok(Written { id, version })
+        match id_and_version(&answer, kind) {
+            Ok((id, version)) => {
+                // A service's first record of a kind is where its filter can first be tried.
+                self.prove_filter(kind, key.0, key.1, &id).await;
+                Ok(Written { id, version })
+            }
+            // Made, most likely, but roster cannot name it: looked up, never guessed.
+            Err(why) => self.look_up_made(kind, key, &why).await,
+        }
+    }
+
+    /// A create answered with no usable id: the record its filter finds, when the service's
+    /// filter on `kind` is proven and finds exactly one; else the create is unconfirmed.
+    async fn look_up_made(
+        &self,
+        kind: &str,
+        (attr, value): (&str, &str),
+        why: &str,
+    ) -> std::result::Result<Written, WriteError> {
+        let why = format!(" ({why})");
+        if !self.can_find(kind) {
+            return Err(WriteError::Unconfirmed(format!(
+                "{why}, and its filter on {kind} is not proven to work"
+            )));
+        }
+        let found = self
+            .find(kind, attr, value)
+            .await
+            .map_err(|e| WriteError::Unreachable(e.to_string()))?;
+        match found.as_slice() {
+            [made] => id_and_version(made, kind)
+                .map(|(id, version)| Written { id, version })
+                .map_err(|e| {
+                    WriteError::Unconfirmed(format!("{why}, and what its filter found has {e}"))
+                }),
+            _ => Err(WriteError::Unconfirmed(format!(
+                "{why}, and its filter finds {} {kind} named so",
+                found.len()
+            ))),
+        }
     }
 
     /// Creates `items` — resources of `kind`, each with the filter that finds it (`userName`,
@@ -363,6 +437,33 @@ impl ScimClient {
                 Retry::Throttled,
             )
             .await;
+        match &answer {
+            Err(WriteError::Unreachable(why)) => {
+                // Whether it made any is for the next run's read to say.
+                return items
+                    .iter()
+                    .map(|_| Err(WriteError::Unreachable(why.clone())))
+                    .collect();
+            }
+            Err(
+                WriteError::NotImplemented(_)
+                | WriteError::Refused {
+                    status: 400..=499, ..
+                },
+            ) => {
+                // Refused as a whole (501, or a 4xx): nothing was made. Each is sent alone,
+                // and bulk is not used again by this client.
+                tracing::debug!(?answer, "bulk refused; records are created one by one");
+                self.bulk_refused
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                let mut out = Vec::with_capacity(items.len());
+                for (body, (attr, value)) in items {
+                    out.push(self.create(kind, body, (attr, value)).await);
+                }
+                return out;
+            }
+            _ => {}
+        }
         if let Ok(Some(answer)) = answer {
             for op in answer
                 .get("Operations")
@@ -384,7 +485,7 @@ impl ScimClient {
             out.push(match result {
                 Some(r) => r,
                 // Whether the service made it cannot be asked: not sent again.
-                None if !self.can_find() => Err(WriteError::Unsettled),
+                None if !self.can_find(kind) => Err(WriteError::Unsettled),
                 None => match self.find(kind, attr, value).await {
                     Ok(found) => match found.first() {
                         Some(made) => id_and_version(made, kind)
@@ -414,7 +515,7 @@ impl ScimClient {
         let answer = self
             .write(
                 reqwest::Method::PATCH,
-                &format!("{kind}/{id}"),
+                &resource_path(kind, id),
                 version,
                 Some(&patch_body(operations)),
                 Retry::ServerErrors,
@@ -436,7 +537,7 @@ impl ScimClient {
     ) -> std::result::Result<(), WriteError> {
         self.write(
             reqwest::Method::DELETE,
-            &format!("{kind}/{id}"),
+            &resource_path(kind, id),
             version,
             None,
             Retry::ServerErrors,
@@ -470,18 +571,64 @@ impl ScimClient {
         Ok(config)
     }
 
-    /// Whether a resource can be looked for by a filter (the service said so, or was not asked).
-    fn can_find(&self) -> bool {
-        self.filters.load(std::sync::atomic::Ordering::Relaxed)
+    /// Whether bulk requests still may be sent: announced, and not refused as a whole.
+    pub fn bulk_works(&self) -> bool {
+        !self.bulk_refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`).
+    /// Whether a resource of `kind` can be looked for by a filter: the service says it
+    /// filters, and its filter found a known resource of that kind and nothing else.
+    fn can_find(&self, kind: &str) -> bool {
+        self.filters.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .proven
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(kind)
+                .copied()
+                .unwrap_or(false)
+    }
+
+    /// Tries the service's filter on a resource the listing showed (`attr` = `value`, SCIM id
+    /// `id`), once per resource type: proven for `kind` when it finds exactly that one. A
+    /// filter refused or answered otherwise leaves it unproven — never an error.
+    async fn prove_filter(&self, kind: &str, attr: &str, value: &str, id: &str) {
+        let tried = self
+            .proven
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(kind);
+        if tried || !self.filters.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let works = match self.find(kind, attr, value).await {
+            Ok(found) => found.len() == 1 && str_at(&found[0], "id") == Some(id),
+            Err(_) => false,
+        };
+        tracing::debug!(kind, works, "the SCIM service's filter tried");
+        self.proven
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kind.to_owned(), works);
+    }
+
+    /// Every resource of `kind` (`Users`, `Groups`), page by page (`startIndex`, `count`),
+    /// each made roster's as it arrives (`parse`: its SCIM id and what roster keeps of it), so
+    /// that memory holds what roster keeps, not what the service sent.
+    ///
+    /// A listing is whole or it is an error: read until a page comes back empty; the total
+    /// the service announces (`totalResults`, when it says one) must be what its pages held.
     /// Index paging is not a snapshot: a directory that changes while it is read (another
     /// client writing, or a request of a roster that was killed still being carried out) can
-    /// show a resource twice or not at all, so such a listing is read again, a few times.
-    pub async fn list(&self, kind: &str) -> Result<Vec<Value>> {
+    /// show a resource twice, or more than announced, so such a listing is read again, a few
+    /// times.
+    pub async fn list<T>(
+        &self,
+        kind: &str,
+        parse: impl Fn(&Value) -> std::result::Result<(String, T), String>,
+    ) -> Result<Vec<T>> {
         for attempt in 1..=LIST_TRIES {
-            if let Some(all) = self.list_once(kind).await? {
+            if let Some(all) = self.list_once(kind, &parse).await? {
                 return Ok(all);
             }
             tracing::debug!(
@@ -492,85 +639,117 @@ impl ScimClient {
             tokio::time::sleep(self.policy.backoff(attempt)).await;
         }
         Err(Error::Service(format!(
-            "the SCIM service at {}: its {kind} kept changing while roster read them ({LIST_TRIES} tries); run again when nothing else writes to it",
+            "the SCIM service at {}: its {kind} kept changing while roster read them, or its pages hold more than it says ({LIST_TRIES} tries); run again when nothing else writes to it",
             self.base
         )))
     }
 
-    /// One listing; `None` when the directory changed while it was read: the total the
-    /// service announces moved, or a resource came twice.
-    async fn list_once(&self, kind: &str) -> Result<Option<Vec<Value>>> {
+    /// One listing; `None` when it changed while it was read: the announced total moved, a
+    /// resource came twice, or the pages held more than announced.
+    async fn list_once<T>(
+        &self,
+        kind: &str,
+        parse: &impl Fn(&Value) -> std::result::Result<(String, T), String>,
+    ) -> Result<Option<Vec<T>>> {
+        let fail = |why: String| {
+            Error::Service(format!(
+                "the SCIM service at {}: {why}; roster does not decide from a partial directory",
+                self.base
+            ))
+        };
         let mut all = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut announced = None;
         let mut start = 1usize;
         loop {
-            let page = self
+            let mut page = self
                 .get(&format!("{kind}?startIndex={start}&count={PAGE}"))
                 .await?;
-            let resources = page
-                .get("Resources")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let total = page
-                .get("totalResults")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize;
+            let total = match page.get("totalResults") {
+                None | Some(Value::Null) => None,
+                Some(t) => Some(t.as_u64().ok_or_else(|| {
+                    fail(format!(
+                        "its {kind} listing says totalResults {}, which is not a count",
+                        engine::text::printable(&t.to_string())
+                    ))
+                })?),
+            };
+            if let Some(t) = total.filter(|t| *t > MAX_RESOURCES as u64) {
+                return Err(Error::bad_input(format!(
+                    "the SCIM service at {} says it holds {t} {kind}; roster reads at most {MAX_RESOURCES}",
+                    self.base
+                )));
+            }
             if *announced.get_or_insert(total) != total {
                 return Ok(None);
             }
+            let resources = match page.get_mut("Resources").map(Value::take) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(r)) => r,
+                Some(_) => {
+                    return Err(fail(format!(
+                        "its {kind} page at {start} holds Resources that are not a list"
+                    )))
+                }
+            };
+            if resources.is_empty() {
+                let held = all.len() as u64;
+                return match total {
+                    Some(t) if held < t => Err(fail(format!(
+                        "it says it holds {t} {kind}, but its pages stopped after {held}"
+                    ))),
+                    Some(t) if held > t => Ok(None),
+                    _ => Ok(Some(all)),
+                };
+            }
             let got = resources.len();
             for resource in resources {
-                if let Some(id) = str_at(&resource, "id") {
-                    if !seen.insert(id.to_owned()) {
-                        return Ok(None);
-                    }
+                let (id, item) = parse(&resource)
+                    .map_err(|e| Error::bad_input(format!("the SCIM service's directory: {e}")))?;
+                if !seen.insert(id) {
+                    return Ok(None);
                 }
-                all.push(resource);
+                all.push(item);
             }
             if all.len() > MAX_RESOURCES {
                 return Err(Error::bad_input(format!(
-                    "the SCIM service lists more than {MAX_RESOURCES} {kind}"
+                    "the SCIM service at {} lists more than {MAX_RESOURCES} {kind}; roster reads at most that",
+                    self.base
                 )));
             }
-            if all.len() >= total {
-                return Ok(Some(all));
-            }
-            if got == 0 {
-                // Pages that stop short of what the service says it holds: a partial
-                // directory would be decided as if the rest were not there.
-                return Err(Error::Service(format!(
-                    "the SCIM service at {} says it holds {total} {kind}, but its pages stopped after {}; roster does not decide from a partial directory",
-                    self.base,
-                    all.len()
-                )));
+            if total.is_some_and(|t| all.len() as u64 > t) {
+                return Ok(None);
             }
             start += got;
         }
     }
 
-    /// The whole directory: users first (groups name their members by SCIM id).
+    /// The whole directory: users first (groups name their members by SCIM id). Each
+    /// resource type's filter is tried on a resource the listing showed ([`Self::can_find`]).
     pub async fn load(&self) -> Result<ScimDirectory> {
         let bad = |e: String| Error::bad_input(format!("the SCIM service's directory: {e}"));
         let users: Vec<ScimUser> = self
-            .list("Users")
-            .await?
-            .iter()
-            .map(user_from_resource)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(bad)?;
+            .list("Users", |v| {
+                user_from_resource(v).map(|u| (u.id.clone(), u))
+            })
+            .await?;
         let logins: HashMap<String, String> = users
             .iter()
             .map(|u| (u.id.clone(), u.user.login.clone()))
             .collect();
         let groups: Vec<ScimGroup> = self
-            .list("Groups")
-            .await?
-            .iter()
-            .map(|g| group_from_resource(g, &logins))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(bad)?;
+            .list("Groups", |v| {
+                group_from_resource(v, &logins).map(|g| (g.id.clone(), g))
+            })
+            .await?;
+        if let Some(u) = users.first() {
+            self.prove_filter("Users", "userName", &u.user.login, &u.id)
+                .await;
+        }
+        if let Some(g) = groups.first() {
+            self.prove_filter("Groups", "displayName", &g.group.name, &g.id)
+                .await;
+        }
         let state = ServerState::from_parts(
             users.iter().map(|u| u.user.clone()).collect(),
             groups.iter().map(|g| g.group.clone()).collect(),

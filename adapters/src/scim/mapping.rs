@@ -112,25 +112,89 @@ pub(super) fn owned(v: Option<&str>) -> Option<String> {
     v.map(str::to_owned)
 }
 
-/// The id and version every resource carries.
+/// The longest text roster reads from one attribute of a resource (an id, a name, a
+/// version): a directory of a million users still fits in memory, whatever a service sends.
+pub const MAX_TEXT: usize = 4096;
+
+/// `v[key]`, refused when longer than [`MAX_TEXT`].
+fn text_at<'a>(
+    v: &'a Value,
+    key: &str,
+    what: &str,
+) -> std::result::Result<Option<&'a str>, String> {
+    match str_at(v, key) {
+        Some(t) if t.len() > MAX_TEXT => Err(format!(
+            "{what} has a {key} of {} bytes, more than roster reads ({MAX_TEXT})",
+            t.len()
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The id and version every resource carries. An id is text a URL path can carry once
+/// percent-encoded ([`resource_path`]): not empty, not `.` or `..`, no control character.
 pub(super) fn id_and_version(
     v: &Value,
     what: &str,
 ) -> std::result::Result<(String, Option<String>), String> {
-    let id = str_at(v, "id").ok_or_else(|| format!("a {what} without an id"))?;
-    let version = v
-        .get("meta")
-        .and_then(|m| str_at(m, "version"))
-        .map(str::to_owned);
+    let id = text_at(v, "id", what)?.ok_or_else(|| format!("a {what} without an id"))?;
+    if id == "." || id == ".." || id.chars().any(char::is_control) {
+        return Err(format!(
+            "a {what} with the id {}, which no URL can name",
+            engine::text::printable(id)
+        ));
+    }
+    let version = match v.get("meta") {
+        Some(m) => text_at(m, "version", what)?.map(str::to_owned),
+        None => None,
+    };
     Ok((id.to_owned(), version))
+}
+
+/// Every byte but ASCII letters, digits and `-_~` is percent-encoded in an id: `/`, `?`, `#`,
+/// `%` and `.` can neither end the path nor climb out of it.
+const IN_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The path of one resource, relative to the base: `Users/ID`, the id percent-encoded.
+pub fn resource_path(kind: &str, id: &str) -> String {
+    format!(
+        "{kind}/{}",
+        percent_encoding::utf8_percent_encode(id, IN_SEGMENT)
+    )
 }
 
 /// A SCIM User resource as a server user: linked to Entra when its `externalId` and its
 /// enterprise `organization` are an object id and a tenant id; else a local user.
 pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
     let (id, version) = id_and_version(v, "User")?;
-    let login = str_at(v, "userName").ok_or_else(|| format!("User {id} has no userName"))?;
+    let what = format!("User {}", engine::text::printable(&id));
+    let login = text_at(v, "userName", &what)?.ok_or_else(|| format!("{what} has no userName"))?;
     let ext = v.get(ENTERPRISE_USER);
+    // Every other text read, bounded before it is kept.
+    for (at, key) in [
+        (Some(v), "displayName"),
+        (Some(v), "title"),
+        (Some(v), "externalId"),
+        (v.get("name"), "givenName"),
+        (v.get("name"), "familyName"),
+        (ext, "department"),
+        (ext, "organization"),
+    ] {
+        if let Some(at) = at {
+            text_at(at, key, &what)?;
+        }
+    }
+    for m in v
+        .get("emails")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        text_at(m, "value", &what)?;
+    }
     let tenant = ext
         .and_then(|e| str_at(e, "organization"))
         .and_then(|t| t.parse::<TenantId>().ok());
@@ -196,7 +260,10 @@ pub fn group_from_resource(
     logins: &HashMap<String, String>,
 ) -> std::result::Result<ScimGroup, String> {
     let (id, version) = id_and_version(v, "Group")?;
-    let name = str_at(v, "displayName").ok_or_else(|| format!("Group {id} has no displayName"))?;
+    let what = format!("Group {}", engine::text::printable(&id));
+    let name =
+        text_at(v, "displayName", &what)?.ok_or_else(|| format!("{what} has no displayName"))?;
+    text_at(v, "externalId", &what)?;
     let link = str_at(v, "externalId").and_then(|e| {
         let mut parts = e.split('/');
         let tenant = parts.next()?.parse::<TenantId>().ok()?;

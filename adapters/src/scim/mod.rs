@@ -87,9 +87,17 @@ pub enum WriteError {
         scim_type: Option<String>,
         detail: String,
     },
+    /// 501: the service does not do this operation (`PATCH Groups`, `POST Bulk`…); nothing
+    /// was done.
+    #[error("the SCIM service answered 501, not implemented: {0}")]
+    NotImplemented(String),
+    /// The service answered a create without the id of what it made, and it could not be
+    /// looked up: whether it holds the record is left to the next run's read.
+    #[error("the SCIM service answered the create without the id of what it made{0}; the next run reads the service and decides from what it holds")]
+    Unconfirmed(String),
     /// A bulk request failed as a whole, and the service cannot be asked whether it made this
-    /// one (it does not filter): not sent again.
-    #[error("the SCIM bulk request failed, and whether the service made this one cannot be told (it does not filter); the next run reads the service")]
+    /// one (its filter is not proven to work): not sent again.
+    #[error("the SCIM bulk request failed, and whether the service made this one cannot be told (its filter is not proven to work); the next run reads the service")]
     Unsettled,
     /// The service could not be reached, or kept answering 429/503.
     #[error("the SCIM service cannot be reached: {0}")]

@@ -206,7 +206,7 @@ impl Target for ScimTarget {
                     failure = Some(interrupted_after(done.len() + written.len(), total));
                     break;
                 }
-                let taken = match self.bulk {
+                let taken = match self.bulk.filter(|_| self.client.bulk_works()) {
                     Some(limits) => together(&ids, state, limits, entry, &mut rest),
                     None => Taken::Alone(Box::new(entry)),
                 };
