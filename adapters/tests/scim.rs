@@ -258,7 +258,8 @@ fn writes_are_answered_as_rfc_7644_says() {
                 vec![replace(serde_json::json!({"active": false}))],
             )
             .await
-            .unwrap();
+            .unwrap()
+            .and_then(|answer| answer["meta"]["version"].as_str().map(str::to_owned));
         let stale = client
             .patch(
                 "Users",
@@ -321,7 +322,7 @@ fn writes_are_answered_as_rfc_7644_says() {
             .find(
                 "Users",
                 "externalId",
-                "00000000-0000-4000-8000-000000000001",
+                &adapters::scim::user_link(&ann).unwrap(),
             )
             .await
             .unwrap();
@@ -380,12 +381,12 @@ fn writes_are_answered_as_rfc_7644_says() {
 #[test]
 fn a_user_patch_replaces_what_changed_and_removes_what_is_gone() {
     let old = linked(3, "ann@contoso.com", false);
-    assert!(user_patch(&old, &old).is_empty());
+    assert!(user_patch(&old, &old, &[]).is_empty());
     let mut new = old.clone();
     new.login = "ann.smith@contoso.com".into();
     new.department = Some("Legal".into());
     new.entra.as_mut().unwrap().job_title = None;
-    let ops = user_patch(&old, &new);
+    let ops = user_patch(&old, &new, &[]);
     let has = |op: &str, path: &str| ops.iter().any(|o| o["op"] == op && o["path"] == path);
     assert!(has("replace", "userName"), "{ops:?}");
     assert!(has(
@@ -654,6 +655,19 @@ mod faulty {
     pub const NO_ID: u16 = 7;
     /// An empty listing, `totalResults` 0, as a service that cannot apply a filter may send.
     pub const NOTHING: u16 = 8;
+    /// `/ResourceTypes` answered without any `schemaExtensions`: a service that drops the
+    /// enterprise extension.
+    pub const NO_EXTENSIONS: u16 = 9;
+    /// A group's `POST` passed on without its members: a service that ignores them there.
+    pub const NO_MEMBERS: u16 = 10;
+    /// A `PATCH` removing a member by the RFC's filter (`members[…]`) answered 501; others
+    /// passed on.
+    pub const FILTER_501: u16 = 11;
+    /// A `PATCH` with a `replace` answered 501; others passed on.
+    pub const REPLACE_501: u16 = 12;
+    /// A `PATCH` removing listed members passed on as a removal of every member: a strict
+    /// service that reads the value-list form as "remove all".
+    pub const REMOVES_ALL: u16 = 13;
     /// Added to a code: given to every such request, not once.
     pub const ALWAYS: u16 = 1000;
 
@@ -766,6 +780,41 @@ mod faulty {
                             req = req.header(name, v.to_str().unwrap());
                         }
                     }
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    let patch_has = |what: &str| method == Method::PATCH && text.contains(what);
+                    if (matches!(fault, Some(FILTER_501 | REMOVES_ALL)) && patch_has("members["))
+                        || (fault == Some(REPLACE_501) && patch_has("\"replace\""))
+                    {
+                        return refuse(501);
+                    }
+                    let body = match fault {
+                        Some(NO_MEMBERS | REMOVES_ALL | FILTER_501) => {
+                            let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            if fault == Some(NO_MEMBERS) {
+                                v.as_object_mut().unwrap().remove("members");
+                            }
+                            // Entra's value list, as the service behind (strict RFC) takes it:
+                            // one filter per member, or — read as "remove all" — none.
+                            if let Some(ops) = v.get_mut("Operations").and_then(|o| o.as_array_mut()) {
+                                let mut out = Vec::new();
+                                for op in ops.drain(..) {
+                                    if op["op"] != "remove" || op["path"] != "members" {
+                                        out.push(op);
+                                    } else if fault == Some(REMOVES_ALL) {
+                                        out.push(serde_json::json!({"op": "remove", "path": "members"}));
+                                    } else {
+                                        for m in op["value"].as_array().unwrap() {
+                                            let path = format!("members[value eq {}]", m["value"]);
+                                            out.push(serde_json::json!({"op": "remove", "path": path}));
+                                        }
+                                    }
+                                }
+                                *ops = out;
+                            }
+                            Bytes::from(v.to_string())
+                        }
+                        _ => body,
+                    };
                     let resp = req.body(body).send().await.unwrap();
                     let status = resp.status().as_u16();
                     let bytes = resp.bytes().await.unwrap();
@@ -783,6 +832,11 @@ mod faulty {
                             v["totalResults"] = n.into();
                         }),
                         Some(HUGE_TOTAL) => rewrite(&|v| v["totalResults"] = 5_000_001.into()),
+                        Some(NO_EXTENSIONS) => rewrite(&|v| {
+                            for t in v["Resources"].as_array_mut().into_iter().flatten() {
+                                t.as_object_mut().unwrap().remove("schemaExtensions");
+                            }
+                        }),
                         Some(NO_ID) => rewrite(&|v| {
                             v.as_object_mut().unwrap().remove("id");
                         }),
@@ -795,7 +849,7 @@ mod faulty {
                         let body = Body::from_stream(Cut(Some(half), later));
                         return (StatusCode::from_u16(status).unwrap(), HeaderMap::new(), body);
                     }
-                    match fault.filter(|f| *f >= 100) {
+                    match fault.filter(|f| (100..1000).contains(f)) {
                         Some(code) => refuse(code),
                         None => (
                             StatusCode::from_u16(status).unwrap(),
@@ -1162,28 +1216,55 @@ fn a_filter_that_finds_nothing_is_not_trusted_to_resend_a_create() {
     assert_eq!(held.users.len(), 2, "made once");
 }
 
-/// A 501 is said as what it is: the operation not implemented.
+/// A `PATCH` answered 501 is made by a `PUT` of the whole resource; where that is answered
+/// 501 too, the entry fails saying the operation is not implemented.
 #[test]
-fn not_implemented_is_said_with_the_operation() {
+fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
     let scim = Scim::start();
     seed_users(&scim, 1);
+    let u1 = linked(1, "u1@contoso.com", false);
+    let set = |enabled: bool| {
+        let mut e = put(&u1, Outcome::Disabled);
+        e.op = Some(ServerOp::SetUserEnabled {
+            login: u1.login.clone(),
+            enabled,
+        });
+        e
+    };
     let proxy = faulty::start(
         scim.url.as_str(),
         &[("PATCH Users", &[faulty::ALWAYS + 501])],
     );
     let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
     let mut state = target.load().unwrap();
-    let u1 = linked(1, "u1@contoso.com", false);
-    let mut off = put(&u1, Outcome::Disabled);
-    off.op = Some(ServerOp::SetUserEnabled {
-        login: u1.login.clone(),
-        enabled: false,
-    });
-    let applied = run_import(&mut target, &mut state, vec![off]);
+    let applied = run_import(&mut target, &mut state, vec![set(false)]);
+    assert_eq!(
+        applied.entries[0].outcome,
+        Outcome::Disabled,
+        "{:?}",
+        applied.entries
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(seen.contains(&"PUT Users".to_owned()), "{seen:?}");
+    let held = rt()
+        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .unwrap();
+    assert!(!held.users[0].user.enabled);
+
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[
+            ("PATCH Users", &[faulty::ALWAYS + 501]),
+            ("PUT Users", &[faulty::ALWAYS + 501]),
+        ],
+    );
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    let applied = run_import(&mut target, &mut state, vec![set(true)]);
     let entry = &applied.entries[0];
     assert_eq!(entry.outcome, Outcome::Failed);
     assert!(
-        entry.detail.contains("not implemented: PATCH Users"),
+        entry.detail.contains("not implemented: PUT Users"),
         "{}",
         entry.detail
     );
@@ -1230,5 +1311,147 @@ fn bulk_answered_501_falls_back_to_single_requests() {
         seen.iter().filter(|s| s.starts_with("POST Users")).count(),
         5,
         "{seen:?}"
+    );
+}
+
+/// A linked group of the test tenant.
+fn linked_group(n: u32, name: &str, members: &[&ServerUser]) -> ServerGroup {
+    ServerGroup {
+        name: name.into(),
+        description: None,
+        group_type: String::new(),
+        entra_id: Some(format!("00000000-0000-4000-8000-1{n:011}").parse().unwrap()),
+        tenant_id: Some(testkit::tenant()),
+        enabled: true,
+        members: members.iter().map(|u| u.login.clone()).collect(),
+    }
+}
+
+/// An entry that puts `group` on the server (renamed from `previous`, if given).
+fn put_group(group: &ServerGroup, previous: Option<&str>, outcome: Outcome) -> EntryOutcome {
+    EntryOutcome {
+        kind: Kind::Group,
+        id: group.entra_id.clone().unwrap(),
+        name: group.name.clone(),
+        outcome,
+        detail: String::new(),
+        reason: None,
+        changes: Vec::new(),
+        op: Some(ServerOp::PutGroup {
+            previous_name: previous.map(str::to_owned),
+            group: group.clone(),
+        }),
+    }
+}
+
+/// Entra's dialect, against the quirks of services built for it (simulated by the proxy in
+/// front of a real one): the enterprise extension not listed is not sent, and users stay
+/// linked by `externalId` alone; members sent with a group's `POST` ignored — roster adds them
+/// by `PATCH`; the RFC's member-removal filter answered 501 — Entra's value list is used; a
+/// strict service reading that list as "remove all" — the others are put back and the entry
+/// fails, saying so; a group's `PATCH replace` answered 501 — a `PUT` renames it, members kept.
+#[test]
+fn the_entra_dialect_against_services_that_take_less() {
+    let scim = Scim::start();
+    let users: Vec<ServerUser> = (1..=3)
+        .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
+        .collect();
+    let everyone: Vec<&ServerUser> = users.iter().collect();
+    let sales = linked_group(1, "Sales", &everyone);
+    let held = || {
+        rt().block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+            .unwrap()
+    };
+    let members = |name: &str| held().state.group(name).unwrap().members.clone();
+    let import = |faults: &[(&str, &[u16])], entries: Vec<EntryOutcome>| {
+        let proxy = faulty::start(scim.url.as_str(), faults);
+        let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+        let mut state = target.load().unwrap();
+        let applied = run_import(&mut target, &mut state, entries);
+        assert_eq!(applied.failure, None);
+        let seen = proxy.seen.lock().unwrap().clone();
+        (applied.entries, seen)
+    };
+
+    let mut entries: Vec<EntryOutcome> = users.iter().map(|u| put(u, Outcome::Added)).collect();
+    entries.push(put_group(&sales, None, Outcome::Added));
+    let (done, _) = import(
+        &[
+            (
+                "GET ResourceTypes",
+                &[faulty::ALWAYS + faulty::NO_EXTENSIONS],
+            ),
+            ("POST Groups", &[faulty::ALWAYS + faulty::NO_MEMBERS]),
+        ],
+        entries,
+    );
+    assert!(done.iter().all(|e| e.outcome == Outcome::Added), "{done:?}");
+    let dir = held();
+    assert_eq!(dir.users.len(), 3);
+    for u in &dir.users {
+        assert!(
+            u.user.tenant_id.is_some() && u.user.entra_id.is_some(),
+            "linked: {u:?}"
+        );
+        assert_eq!(u.user.department, None, "the extension is not sent");
+    }
+    assert_eq!(members("Sales").len(), 3, "added by PATCH");
+
+    // Member removal: the RFC's filter answered 501, Entra's list taken.
+    let two = linked_group(1, "Sales", &everyone[..2]);
+    let (done, seen) = import(
+        &[("PATCH Groups", &[faulty::ALWAYS + faulty::FILTER_501])],
+        vec![put_group(&two, None, Outcome::Updated)],
+    );
+    assert_eq!(done[0].outcome, Outcome::Updated, "{done:?}");
+    assert_eq!(members("Sales"), ["u1@contoso.com", "u2@contoso.com"]);
+    assert!(seen.contains(&"PATCH Groups -> 11".to_owned()), "{seen:?}");
+
+    // A service that reads the list as "remove all": the other member is put back.
+    let one = linked_group(1, "Sales", &everyone[..1]);
+    let (done, _) = import(
+        &[("PATCH Groups", &[faulty::ALWAYS + faulty::REMOVES_ALL])],
+        vec![put_group(&one, None, Outcome::Updated)],
+    );
+    assert_eq!(done[0].outcome, Outcome::Failed, "{done:?}");
+    assert!(
+        done[0].detail.contains("did not keep 1 of its 1 members"),
+        "{}",
+        done[0].detail
+    );
+    assert_eq!(members("Sales"), ["u1@contoso.com"], "put back");
+
+    // A rename answered 501 as a PATCH: a PUT, members kept.
+    let renamed = linked_group(1, "Sales EU", &everyone[..1]);
+    let (done, seen) = import(
+        &[("PATCH Groups", &[faulty::ALWAYS + faulty::REPLACE_501])],
+        vec![put_group(&renamed, Some("Sales"), Outcome::Updated)],
+    );
+    assert_eq!(done[0].outcome, Outcome::Updated, "{done:?}");
+    assert!(seen.contains(&"PUT Groups".to_owned()), "{seen:?}");
+    assert_eq!(members("Sales EU"), ["u1@contoso.com"]);
+}
+
+/// Users linked in the earlier form (the object id in `externalId`, the tenant in the
+/// enterprise extension's `organization`) are still read as linked.
+#[test]
+fn links_of_the_earlier_form_are_still_recognised() {
+    let old = serde_json::json!({
+        "id": "x1",
+        "userName": "ann@contoso.com",
+        "externalId": "00000000-0000-4000-8000-000000000001",
+        "active": true,
+        adapters::scim::ENTERPRISE_USER: {"organization": testkit::tenant().to_string()},
+    });
+    let read = adapters::scim::user_from_resource(&old).unwrap();
+    assert_eq!(read.user.tenant_id, Some(testkit::tenant()));
+    assert_eq!(
+        read.user.entra_id.unwrap().to_string(),
+        "00000000-0000-4000-8000-000000000001"
+    );
+    let new = adapters::scim::user_resource(&linked(1, "ann@contoso.com", false));
+    assert_eq!(
+        new["externalId"],
+        format!("{}/00000000-0000-4000-8000-000000000001", testkit::tenant())
     );
 }

@@ -9,7 +9,7 @@ use url::Url;
 
 use engine::model::ServerState;
 
-use super::discovery::ServiceConfig;
+use super::discovery::{self, Discovered, ServiceConfig};
 use super::mapping::{
     group_from_resource, id_and_version, owned, patch_body, resource_path, str_at,
     user_from_resource, ScimGroup, ScimUser,
@@ -48,7 +48,11 @@ fn bulk_result(op: &Value) -> Option<std::result::Result<Written, WriteError>> {
             .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
             .map(str::to_owned)?;
         let version = owned(str_at(op, "version"));
-        return Some(Ok(Written { id, version }));
+        return Some(Ok(Written {
+            id,
+            version,
+            resource: None,
+        }));
     }
     let field = |k: &str| said(op.get("response"), k);
     Some(Err(match status {
@@ -91,6 +95,17 @@ pub struct ScimClient {
     proven: std::sync::Mutex<HashMap<String, bool>>,
     /// Set when the service refused a bulk request as a whole (501 though announced).
     bulk_refused: std::sync::atomic::AtomicBool,
+    /// The member removal the service took ([`ScimClient::removal_form`]): 0 not yet seen.
+    removal: std::sync::atomic::AtomicU8,
+}
+
+/// A form of a member's removal in a `PATCH`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalForm {
+    /// `{"op": "remove", "path": "members[value eq \"ID\"]"}`, one per member.
+    Filter,
+    /// `{"op": "remove", "path": "members", "value": [{"value": "ID"}, …]}`, as Entra sends.
+    List,
 }
 
 impl ScimClient {
@@ -108,6 +123,7 @@ impl ScimClient {
             filters: std::sync::atomic::AtomicBool::new(true),
             proven: std::sync::Mutex::new(HashMap::new()),
             bulk_refused: std::sync::atomic::AtomicBool::new(false),
+            removal: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -370,7 +386,11 @@ impl ScimClient {
             Ok((id, version)) => {
                 // A service's first record of a kind is where its filter can first be tried.
                 self.prove_filter(kind, key.0, key.1, &id).await;
-                Ok(Written { id, version })
+                Ok(Written {
+                    id,
+                    version,
+                    resource: Some(answer),
+                })
             }
             // Made, most likely, but roster cannot name it: looked up, never guessed.
             Err(why) => self.look_up_made(kind, key, &why).await,
@@ -397,7 +417,11 @@ impl ScimClient {
             .map_err(|e| WriteError::Unreachable(e.to_string()))?;
         match found.as_slice() {
             [made] => id_and_version(made, kind)
-                .map(|(id, version)| Written { id, version })
+                .map(|(id, version)| Written {
+                    id,
+                    version,
+                    resource: Some(made.clone()),
+                })
                 .map_err(|e| {
                     WriteError::Unconfirmed(format!("{why}, and what its filter found has {e}"))
                 }),
@@ -489,7 +513,11 @@ impl ScimClient {
                 None => match self.find(kind, attr, value).await {
                     Ok(found) => match found.first() {
                         Some(made) => id_and_version(made, kind)
-                            .map(|(id, version)| Written { id, version })
+                            .map(|(id, version)| Written {
+                                id,
+                                version,
+                                resource: Some(made.clone()),
+                            })
                             .map_err(|e| WriteError::Refused {
                                 status: 200,
                                 scim_type: None,
@@ -504,14 +532,15 @@ impl ScimClient {
         out
     }
 
-    /// `PATCH` a resource with `operations`; its new version, when the service says.
+    /// `PATCH` a resource with `operations`: the resource as the answer shows it, when it
+    /// shows one (a `204` does not).
     pub async fn patch(
         &self,
         kind: &str,
         id: &str,
         version: Option<&str>,
         operations: Vec<Value>,
-    ) -> std::result::Result<Option<String>, WriteError> {
+    ) -> std::result::Result<Option<Value>, WriteError> {
         let answer = self
             .write(
                 reqwest::Method::PATCH,
@@ -521,11 +550,51 @@ impl ScimClient {
                 Retry::ServerErrors,
             )
             .await?;
-        Ok(answer.and_then(|a| {
-            a.get("meta")
-                .and_then(|m| str_at(m, "version"))
-                .map(str::to_owned)
-        }))
+        Ok(answer.filter(Value::is_object))
+    }
+
+    /// `PUT` a whole resource (where a `PATCH` is answered 501): the resource as the answer
+    /// shows it, when it shows one.
+    pub async fn put(
+        &self,
+        kind: &str,
+        id: &str,
+        version: Option<&str>,
+        resource: &Value,
+    ) -> std::result::Result<Option<Value>, WriteError> {
+        let mut body = resource.clone();
+        if let Some(map) = body.as_object_mut() {
+            map.insert("id".into(), Value::String(id.to_owned()));
+        }
+        let answer = self
+            .write(
+                reqwest::Method::PUT,
+                &resource_path(kind, id),
+                version,
+                Some(&body),
+                Retry::ServerErrors,
+            )
+            .await?;
+        Ok(answer.filter(Value::is_object))
+    }
+
+    /// How this service takes a member's removal, once seen: `members[value eq "…"]` (RFC
+    /// 7644 §3.5.2.2), or Entra's `path: members` with a `value` list.
+    pub fn removal_form(&self) -> Option<RemovalForm> {
+        match self.removal.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(RemovalForm::Filter),
+            2 => Some(RemovalForm::List),
+            _ => None,
+        }
+    }
+
+    /// Keeps the form of removal the service took.
+    pub fn removal_took(&self, form: RemovalForm) {
+        let n = match form {
+            RemovalForm::Filter => 1,
+            RemovalForm::List => 2,
+        };
+        self.removal.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `DELETE` a resource.
@@ -559,6 +628,31 @@ impl ScimClient {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default())
+    }
+
+    /// What the service supports and holds; refused, in one line naming what is missing,
+    /// when it cannot hold a user's login and account state, a group's members, or has no
+    /// Users or Groups. `/ResourceTypes` or `/Schemas` answered 404 or 501 say nothing: the
+    /// core types are assumed, without the enterprise extension.
+    pub async fn discover(&self) -> Result<Discovered> {
+        let config = self.service_config().await?;
+        let refused = |why: String| {
+            Error::bad_input(format!(
+                "the SCIM service at {} cannot hold what roster writes: {why}",
+                self.base
+            ))
+        };
+        let enterprise = match self.get_status("ResourceTypes").await? {
+            (_, Ok(types)) => discovery::resource_types(&types).map_err(refused)?,
+            (404 | 501, Err(_)) => false,
+            (_, Err(e)) => return Err(e),
+        };
+        match self.get_status("Schemas").await? {
+            (_, Ok(schemas)) => discovery::schemas(&schemas).map_err(refused)?,
+            (404 | 501, Err(_)) => {}
+            (_, Err(e)) => return Err(e),
+        }
+        Ok(Discovered { config, enterprise })
     }
 
     /// What the service supports.

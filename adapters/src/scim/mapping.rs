@@ -16,8 +16,8 @@ pub fn user_resource(u: &ServerUser) -> Value {
     let mut r = Map::new();
     r.insert("schemas".into(), json!([USER_SCHEMA, ENTERPRISE_USER]));
     r.insert("userName".into(), json!(u.login));
-    if let Some(id) = &u.entra_id {
-        r.insert("externalId".into(), json!(id.as_str()));
+    if let Some(link) = user_link(u) {
+        r.insert("externalId".into(), json!(link));
     }
     r.insert("active".into(), json!(u.enabled));
     if let Some(name) = &u.display_name {
@@ -47,15 +47,67 @@ pub fn user_resource(u: &ServerUser) -> Value {
     if let Some(t) = entra.and_then(|e| e.user_type) {
         r.insert("userType".into(), json!(t.label()));
     }
-    let mut ext = Map::new();
     if let Some(d) = &u.department {
-        ext.insert("department".into(), json!(d));
+        r.insert(ENTERPRISE_USER.into(), json!({"department": d}));
     }
-    if let Some(t) = &u.tenant_id {
-        ext.insert("organization".into(), json!(t.to_string()));
-    }
-    r.insert(ENTERPRISE_USER.into(), Value::Object(ext));
     Value::Object(r)
+}
+
+/// A linked user's `externalId`: `TENANT/OBJECT`, as a group's — a core attribute every
+/// service keeps, so the service alone says which tenant's object it is. (Links made before
+/// held the object id alone, with the tenant in the enterprise extension's `organization`;
+/// they are still read.)
+pub fn user_link(u: &ServerUser) -> Option<String> {
+    let (t, id) = (u.tenant_id.as_ref()?, u.entra_id.as_ref()?);
+    Some(format!("{t}/{id}"))
+}
+
+/// The attributes of a user a service may not keep, by PATCH path: roster writes them where
+/// the service keeps them, and neither compares nor rewrites them where it does not.
+/// (`userName`, `active` and `externalId` it must keep: they are the login, the account
+/// state and the link.)
+pub const OPTIONAL_USER_ATTRIBUTES: [&str; 7] = [
+    "displayName",
+    "name.givenName",
+    "name.familyName",
+    "emails",
+    "title",
+    "userType",
+    "department",
+];
+
+/// `resource` (a User, from [`user_resource`]) without the attributes `unkept` names.
+pub fn without(mut resource: Value, unkept: &[String]) -> Value {
+    let Some(map) = resource.as_object_mut() else {
+        return resource;
+    };
+    for attribute in unkept {
+        match attribute.split_once('.') {
+            Some((parent, child)) => {
+                if let Some(Value::Object(sub)) = map.get_mut(parent) {
+                    sub.remove(child);
+                    if sub.is_empty() {
+                        map.remove(parent);
+                    }
+                }
+            }
+            None if attribute == "department" => {
+                map.remove(ENTERPRISE_USER);
+            }
+            None => {
+                map.remove(attribute.as_str());
+            }
+        }
+    }
+    let extension = map.contains_key(ENTERPRISE_USER);
+    map.insert(
+        "schemas".into(),
+        match extension {
+            true => json!([USER_SCHEMA, ENTERPRISE_USER]),
+            false => json!([USER_SCHEMA]),
+        },
+    );
+    resource
 }
 
 /// The SCIM Group resource for `g`, its members given by their SCIM ids.
@@ -66,10 +118,14 @@ pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
     if let Some(link) = group_link(g) {
         r.insert("externalId".into(), json!(link));
     }
-    r.insert(
-        "members".into(),
-        Value::Array(member_ids.iter().map(|id| json!({"value": id})).collect()),
-    );
+    // As Entra creates groups: without members, which a `PATCH` adds (services built for
+    // Entra ignore members sent with the `POST`). A `PUT` names them all.
+    if !member_ids.is_empty() {
+        r.insert(
+            "members".into(),
+            Value::Array(member_ids.iter().map(|id| json!({"value": id})).collect()),
+        );
+    }
     Value::Object(r)
 }
 
@@ -166,8 +222,9 @@ pub fn resource_path(kind: &str, id: &str) -> String {
     )
 }
 
-/// A SCIM User resource as a server user: linked to Entra when its `externalId` and its
-/// enterprise `organization` are an object id and a tenant id; else a local user.
+/// A SCIM User resource as a server user: linked to Entra when its `externalId` is
+/// `TENANT/OBJECT` (or, as linked before, the object id with the tenant in the enterprise
+/// `organization`); else a local user.
 pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
     let (id, version) = id_and_version(v, "User")?;
     let what = format!("User {}", engine::text::printable(&id));
@@ -195,14 +252,16 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
     {
         text_at(m, "value", &what)?;
     }
-    let tenant = ext
-        .and_then(|e| str_at(e, "organization"))
-        .and_then(|t| t.parse::<TenantId>().ok());
-    let object = str_at(v, "externalId").and_then(|e| e.parse::<ObjectId>().ok());
-    let (entra_id, tenant_id) = match (object, tenant) {
-        (Some(o), Some(t)) => (Some(o), Some(t)),
-        _ => (None, None),
+    let external = str_at(v, "externalId");
+    let link = match external.and_then(|e| e.split_once('/')) {
+        Some((t, o)) => t.parse::<TenantId>().ok().zip(o.parse::<ObjectId>().ok()),
+        // The earlier form: the object id, the tenant in the extension.
+        None => ext
+            .and_then(|e| str_at(e, "organization"))
+            .and_then(|t| t.parse::<TenantId>().ok())
+            .zip(external.and_then(|e| e.parse::<ObjectId>().ok())),
     };
+    let (tenant_id, entra_id) = link.unzip();
     let display_name = owned(str_at(v, "displayName"));
     let emails = v.get("emails").and_then(Value::as_array);
     let email = emails
@@ -323,6 +382,21 @@ pub fn remove_member(id: &str) -> Value {
     json!({"op": "remove", "path": format!("members[value eq {}]", Value::String(id.to_owned()))})
 }
 
+/// Removes members by SCIM id as Entra does: `path: members` with a `value` list (never
+/// empty: a `remove` of `members` without a value removes them all).
+pub fn remove_members_listed(ids: &[String]) -> Value {
+    assert!(!ids.is_empty(), "a removal names its members");
+    json!({"op": "remove", "path": "members", "value": ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>()})
+}
+
+/// The version a resource carries (`meta.version`), when it says.
+pub fn version_of(resource: Option<&Value>) -> Option<String> {
+    resource
+        .and_then(|r| r.get("meta"))
+        .and_then(|m| str_at(m, "version"))
+        .map(str::to_owned)
+}
+
 /// Attributes of a resource, each by its PATCH path: `name.givenName`, the extension's as
 /// `URN:attribute`.
 fn flatten(resource: &Value) -> Vec<(String, Value)> {
@@ -348,8 +422,11 @@ fn flatten(resource: &Value) -> Vec<(String, Value)> {
 
 /// The PATCH operations that turn `old` into `new`: a `replace` per attribute that differs or
 /// is new, a `remove` per attribute `new` no longer has.
-pub fn user_patch(old: &ServerUser, new: &ServerUser) -> Vec<Value> {
-    let (old, new) = (flatten(&user_resource(old)), flatten(&user_resource(new)));
+pub fn user_patch(old: &ServerUser, new: &ServerUser, unkept: &[String]) -> Vec<Value> {
+    let (old, new) = (
+        flatten(&without(user_resource(old), unkept)),
+        flatten(&without(user_resource(new), unkept)),
+    );
     let before: HashMap<&str, &Value> = old.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let after: HashMap<&str, &Value> = new.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut ops: Vec<Value> = new

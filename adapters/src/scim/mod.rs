@@ -29,7 +29,8 @@ pub use client::ScimClient;
 pub use discovery::ServiceConfig;
 pub use mapping::{
     add_members, group_from_resource, group_link, group_resource, patch_body, remove_member,
-    replace, user_from_resource, user_patch, user_resource, ScimGroup, ScimUser,
+    remove_members_listed, replace, user_from_resource, user_link, user_patch, user_resource,
+    without, ScimGroup, ScimUser,
 };
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -66,6 +67,8 @@ pub fn token(file: Option<&std::path::Path>) -> Result<Option<Secret>> {
 pub struct Written {
     pub id: String,
     pub version: Option<String>,
+    /// The resource as the answer shows it, when it shows one.
+    pub resource: Option<serde_json::Value>,
 }
 
 /// Why the service did not make a write: what the entry's outcome says.
@@ -91,6 +94,10 @@ pub enum WriteError {
     /// was done.
     #[error("the SCIM service answered 501, not implemented: {0}")]
     NotImplemented(String),
+    /// The service took the write but does not hold what was meant (members, `active`,
+    /// `userName`, the link): what it did not keep.
+    #[error("the SCIM service did not keep {0}")]
+    NotKept(String),
     /// The service answered a create without the id of what it made, and it could not be
     /// looked up: whether it holds the record is left to the next run's read.
     #[error("the SCIM service answered the create without the id of what it made{0}; the next run reads the service and decides from what it holds")]

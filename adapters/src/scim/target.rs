@@ -34,7 +34,7 @@ use serde_json::Value;
 use url::Url;
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
-use engine::model::ServerState;
+use engine::model::{ServerOp, ServerState};
 use engine::{EventStore, RunId, SledStore};
 
 use super::writes::{Creation, Ids};
@@ -58,6 +58,9 @@ pub struct ScimTarget {
     read: Mutex<Option<ScimDirectory>>,
     /// Bulk requests' limits, when the service takes them: new records are sent together.
     bulk: Option<BulkLimits>,
+    /// The optional user attributes the service does not keep (see
+    /// [`super::mapping::OPTIONAL_USER_ATTRIBUTES`]): neither sent nor compared.
+    unkept: Vec<String>,
 }
 
 /// How much one bulk request may carry: the service's limits, and roster's own.
@@ -113,7 +116,13 @@ impl ScimTarget {
             .build()
             .map_err(|e| Error::io("cannot start the HTTP runtime", e))?;
         let client = ScimClient::new(&url, token);
-        let config = runtime.block_on(client.service_config())?;
+        let discovered = runtime.block_on(client.discover())?;
+        let config = discovered.config;
+        // The enterprise extension only where the User type lists it.
+        let unkept = match discovered.enterprise {
+            true => Vec::new(),
+            false => vec!["department".to_owned()],
+        };
         if !config.patch {
             return Err(Error::bad_input(format!(
                 "the SCIM service at {url} does not support PATCH (its ServiceProviderConfig says so); roster needs PATCH to disable users and change group members"
@@ -133,6 +142,7 @@ impl ScimTarget {
             runtime,
             read: Mutex::new(None),
             bulk,
+            unkept,
         })
     }
 
@@ -178,6 +188,7 @@ impl Target for ScimTarget {
                 Error::Service("the SCIM directory was not read before the import".into())
             })?;
         let mut ids = Ids::from(directory);
+        ids.unkept = self.unkept.clone();
         let total = entries.len();
         let mut done: Vec<EntryOutcome> = Vec::with_capacity(total);
         let mut failure = None;
@@ -285,8 +296,29 @@ impl ScimTarget {
                 match results.next() {
                     Some(Ok(made)) => {
                         ids.created(creation, made);
-                        if let Some(op) = &entry.op {
-                            state.apply_quietly(op);
+                        // A group made is given its members, and checked, as one made alone.
+                        let members = match &entry.op {
+                            Some(ServerOp::PutGroup { group, .. }) => {
+                                let wanted = ids.member_ids(group);
+                                let key = engine::ids::fold_case(&group.name);
+                                self.runtime.block_on(ids.set_members(
+                                    &self.client,
+                                    &key,
+                                    group,
+                                    &wanted,
+                                    true,
+                                ))
+                            }
+                            _ => Ok(()),
+                        };
+                        match members {
+                            Ok(()) => {
+                                if let Some(op) = &entry.op {
+                                    state.apply_quietly(op);
+                                }
+                            }
+                            Err(WriteError::Unreachable(why)) => return Err(why),
+                            Err(refused) => refused_entry(&mut entry, &refused),
                         }
                     }
                     Some(Err(WriteError::Unreachable(why))) => return Err(why),

@@ -1,5 +1,8 @@
-//! Each server op as SCIM requests, on what the run knows of the service ([`Ids`]): written,
-//! checked, and kept up to date with every write.
+//! Each server op as SCIM requests, in the dialect every service built for Entra takes (a
+//! group created without members, which a `PATCH` adds; a member removed by the RFC's filter
+//! or Entra's value list, whichever the service takes; a `PUT` where a `PATCH` is answered
+//! 501), on what the run knows of the service ([`Ids`]): written, checked against what the
+//! service then holds, and kept up to date with every write.
 
 use std::collections::HashMap;
 
@@ -8,10 +11,11 @@ use serde_json::{json, Value};
 use engine::ids::fold_case;
 use engine::model::{ServerGroup, ServerOp, ServerState, ServerUser};
 
-use super::client::ScimClient;
+use super::client::{RemovalForm, ScimClient};
 use super::mapping::{
-    add_members, group_from_resource, group_link, group_resource, remove_member, replace,
-    user_from_resource, user_patch, user_resource,
+    add_members, group_from_resource, group_link, group_resource, remove_member,
+    remove_members_listed, replace, user_from_resource, user_link, user_patch, user_resource,
+    version_of, without,
 };
 use super::{ScimDirectory, WriteError, Written};
 
@@ -21,8 +25,6 @@ pub(super) struct Creation {
     pub(super) body: Value,
     pub(super) filter: &'static str,
     pub(super) name: String,
-    /// A group's members, by SCIM id.
-    members: Vec<String>,
 }
 
 impl Creation {
@@ -50,6 +52,8 @@ pub(super) struct HeldGroup {
 pub(super) struct Ids {
     users: HashMap<String, Held>,
     groups: HashMap<String, HeldGroup>,
+    /// The optional user attributes the service does not keep: neither sent nor compared.
+    pub(super) unkept: Vec<String>,
 }
 
 impl From<ScimDirectory> for Ids {
@@ -80,12 +84,15 @@ impl From<ScimDirectory> for Ids {
                     (fold_case(&g.group.name), held)
                 })
                 .collect(),
+            unkept: Vec::new(),
         }
     }
 }
 
 impl Ids {
-    /// Makes `op` on the service; `state` is the server as it stands before `op`.
+    /// Makes `op` on the service; `state` is the server as it stands before `op`. Each write
+    /// is checked against what the service then holds ([`Ids::check_user`],
+    /// [`Ids::check_group`]).
     pub(super) async fn write(
         &mut self,
         client: &ScimClient,
@@ -98,15 +105,21 @@ impl Ids {
                 user,
             } => match self.held_user(state, previous_login.as_deref(), &user.login) {
                 Some((key, old)) => {
-                    let ops = user_patch(old, user);
+                    let ops = user_patch(old, user, &self.unkept);
                     let held = self.users[&key].clone();
-                    let (before, after) = (
+                    let changed = (
                         Holds::User(Box::new(old.clone())),
                         Holds::User(user.clone()),
                     );
-                    let version = self
-                        .patch_fresh(client, "Users", &held, (before, after), ops)
-                        .await?;
+                    let whole = without(user_resource(user), &self.unkept);
+                    let answer = match ops.is_empty() {
+                        true => None,
+                        false => {
+                            self.patch_or_put(client, "Users", &held, changed, ops, &whole)
+                                .await?
+                        }
+                    };
+                    let version = self.check_user(client, &held, answer, user).await?;
                     self.users.remove(&key);
                     self.users.insert(
                         fold_case(&user.login),
@@ -119,7 +132,9 @@ impl Ids {
                 _ => {
                     let new = self.creation(state, op).ok_or(WriteError::Gone)?;
                     let written = client.create(new.kind, &new.body, new.key()).await?;
-                    self.created(new, written);
+                    let answer = written.resource.clone();
+                    let held = self.created(new, written);
+                    self.check_user(client, &held, answer, user).await?;
                 }
             },
             ServerOp::SetUserEnabled { login, enabled } => {
@@ -130,13 +145,15 @@ impl Ids {
                     enabled: *enabled,
                     ..old.clone()
                 };
+                let whole = without(user_resource(&now), &self.unkept);
                 let changed = (
                     Holds::User(Box::new(old.clone())),
-                    Holds::User(Box::new(now)),
+                    Holds::User(Box::new(now.clone())),
                 );
-                let version = self
-                    .patch_fresh(client, "Users", &held, changed, ops)
+                let answer = self
+                    .patch_or_put(client, "Users", &held, changed, ops, &whole)
                     .await?;
+                let version = self.check_user(client, &held, answer, &now).await?;
                 self.users.insert(key, Held { version, ..held });
             }
             ServerOp::RemoveUser { login } => {
@@ -150,27 +167,11 @@ impl Ids {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for group in listing {
-                    let g = self.groups[&group].clone();
                     let Some(old) = state.groups().find(|s| fold_case(&s.name) == group) else {
                         continue;
                     };
-                    let before = Holds::group(old, &g.members);
-                    let mut after = before.clone();
-                    if let Holds::Group { members, .. } = &mut after {
-                        members.retain(|m| m != &held.id);
-                    }
-                    let version = self
-                        .patch_fresh(
-                            client,
-                            "Groups",
-                            &g.held,
-                            (before, after),
-                            vec![remove_member(&held.id)],
-                        )
-                        .await?;
-                    let entry = self.groups.get_mut(&group).expect("listed above");
-                    entry.held.version = version;
-                    entry.members.retain(|m| m != &held.id);
+                    let ids = std::slice::from_ref(&held.id);
+                    self.remove_members(client, &group, old, ids).await?;
                 }
                 match client
                     .delete("Users", &held.id, held.version.as_deref())
@@ -184,19 +185,18 @@ impl Ids {
                             .await
                             .map_err(|e| WriteError::Unreachable(e.to_string()))?;
                         let same = match (&now, state.user(login)) {
-                            (Some(v), Some(old)) => {
-                                user_from_resource(v).is_ok_and(|u| &u.user == old)
-                            }
+                            (Some(v), Some(old)) => Holds::User(Box::new(old.clone())).is(
+                                v,
+                                &HashMap::new(),
+                                &self.unkept,
+                            ),
                             _ => false,
                         };
                         if !same {
                             return Err(WriteError::Stale);
                         }
-                        let version = now
-                            .as_ref()
-                            .and_then(|v| v.pointer("/meta/version"))
-                            .and_then(Value::as_str);
-                        match client.delete("Users", &held.id, version).await {
+                        let version = version_of(now.as_ref());
+                        match client.delete("Users", &held.id, version.as_deref()).await {
                             Ok(()) | Err(WriteError::Gone) => {}
                             Err(e) => return Err(e),
                         }
@@ -213,54 +213,36 @@ impl Ids {
                 match self.held_group(state, previous_name.as_deref(), &group.name) {
                     Some((key, old)) => {
                         let held = self.groups[&key].clone();
-                        let mut ops = Vec::new();
-                        if old.name != group.name {
-                            ops.push(replace(json!({"displayName": group.name})));
-                        }
-                        if group_link(old) != group_link(group) {
-                            ops.push(replace(json!({"externalId": group_link(group)})));
-                        }
-                        let added: Vec<String> = wanted
-                            .iter()
-                            .filter(|id| !held.members.contains(id))
-                            .cloned()
-                            .collect();
-                        if !added.is_empty() {
-                            ops.push(add_members(&added));
-                        }
-                        ops.extend(
-                            held.members
-                                .iter()
-                                .filter(|id| !wanted.contains(id))
-                                .map(|id| remove_member(id)),
-                        );
-                        let version = match ops.is_empty() {
-                            true => held.held.version.clone(),
-                            false => {
-                                let changed = (
-                                    Holds::group(old, &held.members),
-                                    Holds::group(group, &wanted),
-                                );
-                                self.patch_fresh(client, "Groups", &held.held, changed, ops)
-                                    .await?
-                            }
-                        };
+                        // Under its new name from here on.
                         self.groups.remove(&key);
-                        self.groups.insert(
-                            fold_case(&group.name),
-                            HeldGroup {
-                                held: Held {
-                                    id: held.held.id,
-                                    version,
-                                },
-                                members: wanted,
-                            },
-                        );
+                        let key = fold_case(&group.name);
+                        self.groups.insert(key.clone(), held.clone());
+                        if old.name != group.name || group_link(old) != group_link(group) {
+                            let ops = vec![replace(
+                                json!({"displayName": group.name, "externalId": group_link(group)}),
+                            )];
+                            let changed = (
+                                Holds::group(old, &held.members),
+                                Holds::group(group, &held.members),
+                            );
+                            let whole = group_resource(group, &held.members);
+                            let answer = self
+                                .patch_or_put(client, "Groups", &held.held, changed, ops, &whole)
+                                .await?;
+                            self.groups.get_mut(&key).expect("held").held.version =
+                                version_of(answer.as_ref());
+                        }
+                        let renamed =
+                            old.name != group.name || group_link(old) != group_link(group);
+                        self.set_members(client, &key, group, &wanted, renamed)
+                            .await?;
                     }
                     _ => {
                         let new = self.creation(state, op).ok_or(WriteError::Gone)?;
                         let written = client.create(new.kind, &new.body, new.key()).await?;
                         self.created(new, written);
+                        self.set_members(client, &fold_case(&group.name), group, &wanted, true)
+                            .await?;
                     }
                 }
             }
@@ -277,10 +259,13 @@ impl Ids {
                     Holds::group(old, &held.members),
                     Holds::group(&now, &held.members),
                 );
-                let version = self
-                    .patch_fresh(client, "Groups", &held.held, changed, ops)
+                let whole = group_resource(&now, &held.members);
+                let answer = self
+                    .patch_or_put(client, "Groups", &held.held, changed, ops, &whole)
                     .await?;
-                self.groups.get_mut(&key).expect("held").held.version = version;
+                self.groups.get_mut(&key).expect("held").held.version = version_of(answer.as_ref());
+                self.check_group(client, &key, &Holds::group(&now, &held.members))
+                    .await?;
             }
             ServerOp::RemoveGroup { name } => {
                 let key = fold_case(name);
@@ -296,6 +281,238 @@ impl Ids {
             }
         }
         Ok(())
+    }
+
+    /// Makes the members of the group held under `key` (as named and linked in `group`) the
+    /// users `wanted`, as Entra does: added with one `PATCH`, removed with another; then
+    /// checked against what the service holds — also when no member changes, if `written`
+    /// (the group was just made, renamed or relinked).
+    pub(super) async fn set_members(
+        &mut self,
+        client: &ScimClient,
+        key: &str,
+        group: &ServerGroup,
+        wanted: &[String],
+        written: bool,
+    ) -> std::result::Result<(), WriteError> {
+        let held = self.groups[key].clone();
+        let added: Vec<String> = wanted
+            .iter()
+            .filter(|id| !held.members.contains(id))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = held
+            .members
+            .iter()
+            .filter(|id| !wanted.contains(id))
+            .cloned()
+            .collect();
+        if added.is_empty() && removed.is_empty() {
+            return match written {
+                true => {
+                    self.check_group(client, key, &Holds::group(group, wanted))
+                        .await
+                }
+                false => Ok(()),
+            };
+        }
+        if !added.is_empty() {
+            let mut after = held.members.clone();
+            after.extend(added.iter().cloned());
+            let changed = (
+                Holds::group(group, &held.members),
+                Holds::group(group, &after),
+            );
+            let answer = self
+                .patch_fresh(
+                    client,
+                    "Groups",
+                    &held.held,
+                    changed,
+                    vec![add_members(&added)],
+                )
+                .await?;
+            let entry = self.groups.get_mut(key).expect("held");
+            entry.held.version = version_of(answer.as_ref());
+            entry.members = after;
+        }
+        if !removed.is_empty() {
+            self.remove_members(client, key, group, &removed).await?;
+        } else {
+            self.check_group(client, key, &Holds::group(group, wanted))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes `ids` out of the group held under `key` (`group` as the run read it), in the
+    /// form the service takes — the RFC's filter first, Entra's value list where that is
+    /// answered 501 or 400 — then reads the group back: a service that removed more than
+    /// asked (a strict service reading a form as "remove all") gets the others added back,
+    /// and the entry fails, saying so.
+    async fn remove_members(
+        &mut self,
+        client: &ScimClient,
+        key: &str,
+        group: &ServerGroup,
+        ids: &[String],
+    ) -> std::result::Result<(), WriteError> {
+        let held = self.groups[key].clone();
+        let after: Vec<String> = held
+            .members
+            .iter()
+            .filter(|m| !ids.contains(m))
+            .cloned()
+            .collect();
+        let changed = || {
+            (
+                Holds::group(group, &held.members),
+                Holds::group(group, &after),
+            )
+        };
+        let filtered = ids.iter().map(|id| remove_member(id)).collect();
+        let listed = vec![remove_members_listed(ids)];
+        let answer = match client.removal_form() {
+            Some(RemovalForm::List) => {
+                self.patch_fresh(client, "Groups", &held.held, changed(), listed)
+                    .await?
+            }
+            form => match self
+                .patch_fresh(client, "Groups", &held.held, changed(), filtered)
+                .await
+            {
+                Ok(answer) => {
+                    client.removal_took(RemovalForm::Filter);
+                    answer
+                }
+                Err(WriteError::NotImplemented(_) | WriteError::Refused { status: 400, .. })
+                    if form.is_none() =>
+                {
+                    let answer = self
+                        .patch_fresh(client, "Groups", &held.held, changed(), listed)
+                        .await?;
+                    client.removal_took(RemovalForm::List);
+                    answer
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let entry = self.groups.get_mut(key).expect("held");
+        entry.held.version = version_of(answer.as_ref());
+        entry.members = after.clone();
+        self.check_group(client, key, &Holds::group(group, &after))
+            .await
+    }
+
+    /// Reads the group held under `key` back and compares it with `meant`: its name, link and
+    /// members. Members that should be there and are not are added back; any difference is
+    /// the entry's failure. Keeps what the service holds.
+    async fn check_group(
+        &mut self,
+        client: &ScimClient,
+        key: &str,
+        meant: &Holds,
+    ) -> std::result::Result<(), WriteError> {
+        let Holds::Group {
+            name,
+            link,
+            members,
+        } = meant
+        else {
+            unreachable!("a group is checked against a group");
+        };
+        let id = self.groups[key].held.id.clone();
+        let now = client
+            .get_resource("Groups", &id)
+            .await
+            .map_err(|e| WriteError::Unreachable(e.to_string()))?
+            .ok_or(WriteError::Gone)?;
+        let logins = self.logins();
+        let read = group_from_resource(&now, &logins).map_err(WriteError::NotKept)?;
+        let mut lost = Vec::new();
+        if &read.group.name != name {
+            lost.push("its name (displayName)".to_owned());
+        }
+        if &group_link(&read.group) != link {
+            lost.push("its link (externalId)".to_owned());
+        }
+        let missing: Vec<String> = members
+            .iter()
+            .filter(|m| !read.member_ids.contains(m))
+            .cloned()
+            .collect();
+        let extra = read
+            .member_ids
+            .iter()
+            .filter(|m| !members.contains(m))
+            .count();
+        let mut version = read.version.clone();
+        let mut held_members = read.member_ids.clone();
+        if !missing.is_empty() {
+            lost.push(format!(
+                "{} of its {} members",
+                missing.len(),
+                members.len()
+            ));
+            // Put back what a removal took too far, or what an add did not keep: once.
+            if let Ok(answer) = client
+                .patch(
+                    "Groups",
+                    &id,
+                    version.as_deref(),
+                    vec![add_members(&missing)],
+                )
+                .await
+            {
+                version = version_of(answer.as_ref()).or(version);
+                held_members.extend(missing);
+            }
+        }
+        if extra > 0 {
+            lost.push(format!("the removal of {extra} members"));
+        }
+        let entry = self.groups.get_mut(key).expect("held");
+        entry.held.version = version;
+        entry.members = held_members;
+        match lost.is_empty() {
+            true => Ok(()),
+            false => Err(WriteError::NotKept(lost.join(", "))),
+        }
+    }
+
+    /// Compares what the service holds of a user after a write — the answer's resource, or
+    /// the user read again — with `meant`: its login, account state and link must hold. The
+    /// version it now carries.
+    async fn check_user(
+        &self,
+        client: &ScimClient,
+        held: &Held,
+        answer: Option<Value>,
+        meant: &ServerUser,
+    ) -> std::result::Result<Option<String>, WriteError> {
+        let now = match answer.filter(|a| a.get("id").is_some()) {
+            Some(a) => a,
+            None => client
+                .get_resource("Users", &held.id)
+                .await
+                .map_err(|e| WriteError::Unreachable(e.to_string()))?
+                .ok_or(WriteError::Gone)?,
+        };
+        let read = user_from_resource(&now).map_err(WriteError::NotKept)?;
+        let mut lost = Vec::new();
+        if fold_case(&read.user.login) != fold_case(&meant.login) {
+            lost.push("its login (userName)");
+        }
+        if now.get("active").and_then(Value::as_bool) != Some(meant.enabled) {
+            lost.push("its account state (active)");
+        }
+        if user_link(&read.user) != user_link(meant) {
+            lost.push("its link (externalId)");
+        }
+        match lost.is_empty() {
+            true => Ok(read.version.or_else(|| held.version.clone())),
+            false => Err(WriteError::NotKept(lost.join(", "))),
+        }
     }
 
     /// The user a `PutUser` (from `previous` when renamed) changes, when the service holds
@@ -338,10 +555,9 @@ impl Ids {
                 let held = self.held_user(state, previous_login.as_deref(), &user.login);
                 held.is_none().then(|| Creation {
                     kind: "Users",
-                    body: user_resource(user),
+                    body: without(user_resource(user), &self.unkept),
                     filter: "userName",
                     name: user.login.clone(),
-                    members: Vec::new(),
                 })
             }
             ServerOp::PutGroup {
@@ -349,45 +565,44 @@ impl Ids {
                 group,
             } => {
                 let held = self.held_group(state, previous_name.as_deref(), &group.name);
-                held.is_none().then(|| {
-                    let members = self.member_ids(group);
-                    Creation {
-                        kind: "Groups",
-                        body: group_resource(group, &members),
-                        filter: "displayName",
-                        name: group.name.clone(),
-                        members,
-                    }
+                held.is_none().then(|| Creation {
+                    kind: "Groups",
+                    // Without members: they are added by a PATCH once it is made.
+                    body: group_resource(group, &[]),
+                    filter: "displayName",
+                    name: group.name.clone(),
                 })
             }
             _ => None,
         }
     }
 
-    /// Keeps what the service made of `new`.
-    pub(super) fn created(&mut self, new: Creation, written: Written) {
+    /// Keeps what the service made of `new` (a group without members, as created): its id
+    /// and version.
+    pub(super) fn created(&mut self, new: Creation, written: Written) -> Held {
         let held = Held {
             id: written.id,
             version: written.version,
         };
         match new.kind {
             "Users" => {
-                self.users.insert(fold_case(&new.name), held);
+                self.users.insert(fold_case(&new.name), held.clone());
             }
             _ => {
                 self.groups.insert(
                     fold_case(&new.name),
                     HeldGroup {
-                        held,
-                        members: new.members,
+                        held: held.clone(),
+                        members: Vec::new(),
                     },
                 );
             }
         }
+        held
     }
 
     /// The SCIM ids of `group`'s members the service holds.
-    fn member_ids(&self, group: &ServerGroup) -> Vec<String> {
+    pub(super) fn member_ids(&self, group: &ServerGroup) -> Vec<String> {
         group
             .members
             .iter()
@@ -414,7 +629,7 @@ impl Ids {
     /// the resource is read again: if it already holds what the patch makes (an earlier try
     /// the service made but whose answer was lost), that is done; if it still holds what the
     /// run read — nothing roster maps changed — the patch is sent again under its new version;
-    /// else the entry fails. The new version, when the service says.
+    /// else the entry fails. The resource as the service then shows it, when it does.
     async fn patch_fresh(
         &self,
         client: &ScimClient,
@@ -422,7 +637,7 @@ impl Ids {
         held: &Held,
         (before, after): (Holds, Holds),
         ops: Vec<Value>,
-    ) -> std::result::Result<Option<String>, WriteError> {
+    ) -> std::result::Result<Option<Value>, WriteError> {
         match client
             .patch(kind, &held.id, held.version.as_deref(), ops.clone())
             .await
@@ -434,17 +649,35 @@ impl Ids {
                     .map_err(|e| WriteError::Unreachable(e.to_string()))?
                     .ok_or(WriteError::Gone)?;
                 let logins = self.logins();
-                let version = now
-                    .pointer("/meta/version")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                if after.is(&now, &logins) {
-                    Ok(version)
-                } else if before.is(&now, &logins) {
+                if after.is(&now, &logins, &self.unkept) {
+                    Ok(Some(now))
+                } else if before.is(&now, &logins, &self.unkept) {
+                    let version = version_of(Some(&now));
                     client.patch(kind, &held.id, version.as_deref(), ops).await
                 } else {
                     Err(WriteError::Stale)
                 }
+            }
+            other => other,
+        }
+    }
+
+    /// [`Ids::patch_fresh`], or — where the service answers that `PATCH` 501 — a `PUT` of
+    /// the `whole` resource as it is meant to be.
+    async fn patch_or_put(
+        &self,
+        client: &ScimClient,
+        kind: &str,
+        held: &Held,
+        changed: (Holds, Holds),
+        ops: Vec<Value>,
+        whole: &Value,
+    ) -> std::result::Result<Option<Value>, WriteError> {
+        match self.patch_fresh(client, kind, held, changed, ops).await {
+            Err(WriteError::NotImplemented(_)) => {
+                client
+                    .put(kind, &held.id, held.version.as_deref(), whole)
+                    .await
             }
             other => other,
         }
@@ -472,10 +705,15 @@ impl Holds {
         }
     }
 
-    /// Whether `resource` holds this; `logins` tells the directory's users by SCIM id.
-    fn is(&self, resource: &Value, logins: &HashMap<String, String>) -> bool {
+    /// Whether `resource` holds this; `logins` tells the directory's users by SCIM id; a
+    /// user's attributes the service does not keep (`unkept`) are not compared.
+    fn is(&self, resource: &Value, logins: &HashMap<String, String>, unkept: &[String]) -> bool {
         match self {
-            Holds::User(u) => user_from_resource(resource).is_ok_and(|now| now.user == **u),
+            Holds::User(u) => user_from_resource(resource).is_ok_and(|now| {
+                user_patch(&now.user, u, unkept).is_empty()
+                    && now.user.enabled == u.enabled
+                    && user_link(&now.user) == user_link(u)
+            }),
             Holds::Group {
                 name,
                 link,
