@@ -33,11 +33,19 @@ pub struct Applied {
     pub entries: Vec<EntryOutcome>,
     /// Set when the target failed: the run must end as aborted.
     pub failure: Option<String>,
+    /// Optional user attributes the server was seen not to keep
+    /// ([`engine::event::RunFinished::learned`]).
+    pub learned: Vec<String>,
 }
 
 /// `Sync` because a run loads the server on one thread while it reads the tenant on another.
 pub trait Target: Sync {
+    /// The server, as the run records it.
     fn info(&self) -> TargetInfo;
+
+    /// Takes what earlier runs against this server saw it not keep (`unkept`, see
+    /// [`TargetInfo::unkept`]): a server that keeps everything ignores it.
+    fn inherit(&mut self, _unkept: &[String]) {}
 
     /// The server's current directory.
     fn load(&self) -> Result<ServerState>;
@@ -93,7 +101,11 @@ impl Target for EmbeddedTarget<'_> {
                 .collect()
         })?;
         let failure = (entries.len() < total).then(|| interrupted_after(entries.len(), total));
-        Ok(Applied { entries, failure })
+        Ok(Applied {
+            entries,
+            failure,
+            learned: Vec::new(),
+        })
     }
 }
 
@@ -270,7 +282,11 @@ impl Target for FileTarget {
         let entries = record_imported(store, run, clock, entries, &Interrupt::default(), |_| {
             Vec::new()
         })?;
-        Ok(Applied { entries, failure })
+        Ok(Applied {
+            entries,
+            failure,
+            learned: Vec::new(),
+        })
     }
 }
 

@@ -56,7 +56,7 @@ impl Server {
         match info {
             TargetInfo::Embedded => Server::Embedded,
             TargetInfo::File { path } => Server::File(PathBuf::from(path)),
-            TargetInfo::Scim { url } => Server::Scim(url.clone()),
+            TargetInfo::Scim { url, .. } => Server::Scim(url.clone()),
         }
     }
 
@@ -68,7 +68,10 @@ impl Server {
             Server::File(path) => TargetInfo::File {
                 path: path.display().to_string(),
             },
-            Server::Scim(url) => TargetInfo::Scim { url: url.clone() },
+            Server::Scim(url) => TargetInfo::Scim {
+                url: url.clone(),
+                unkept: Vec::new(),
+            },
         }
     }
 

@@ -109,6 +109,9 @@ pub fn execute(
             "--action needs --check-deleted: deleted objects are only looked for with it",
         ));
     }
+    // What earlier runs saw this server not keep is neither written nor compared again.
+    let seen = unkept_seen(store, org, &target.info())?;
+    target.inherit(&seen);
     let target_info = target.info();
     let baseline = last_complete_read(store, org)?;
     let phase = std::time::Instant::now();
@@ -238,6 +241,7 @@ pub fn execute(
                     status: RunStatus::Aborted,
                     summary: Summary::default(),
                     reason: Some(reason.clone()),
+                    learned: Vec::new(),
                 }),
             ];
             store.append(run, at, &events)?;
@@ -277,6 +281,7 @@ pub fn execute(
             options: &req.options,
             baseline: baseline.as_ref(),
             group_details: target_info.keeps_group_details(),
+            unkept: target_info.unkept(),
             rules: DECISION_RULES,
         },
         &req.selection,
@@ -319,6 +324,7 @@ pub fn execute(
                 options: &req.options,
                 baseline: baseline.as_ref(),
                 group_details: target_info.keeps_group_details(),
+                unkept: target_info.unkept(),
                 rules: DECISION_RULES,
             };
             let (deleted, choices) = (&deleted, &choices);
@@ -419,7 +425,11 @@ pub fn execute(
             return Err(e.into());
         }
 
-        let finish = |status: RunStatus, summary: Summary, reason: Option<String>| -> Result<()> {
+        let finish = |status: RunStatus,
+                      summary: Summary,
+                      reason: Option<String>,
+                      learned: Vec<String>|
+         -> Result<()> {
             store.append(
                 run,
                 clock.now(),
@@ -427,6 +437,7 @@ pub fn execute(
                     status,
                     summary,
                     reason,
+                    learned,
                 })],
             )?;
             store.flush()?;
@@ -452,6 +463,7 @@ pub fn execute(
                 RunStatus::Refused,
                 Summary::default(),
                 Some(refusal.to_string()),
+                Vec::new(),
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
         }
@@ -459,7 +471,12 @@ pub fn execute(
         // Asked to stop before anything was decided for good: nothing is planned or applied.
         if stop.requested() {
             let why = "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server".to_owned();
-            finish(RunStatus::Aborted, Summary::default(), Some(why.clone()))?;
+            finish(
+                RunStatus::Aborted,
+                Summary::default(),
+                Some(why.clone()),
+                Vec::new(),
+            )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Aborted(why)));
         }
 
@@ -483,7 +500,12 @@ pub fn execute(
                     .filter(|(_, r)| **r)
                     .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
-                finish(RunStatus::Completed, Summary::of(&decided.entries), None)?;
+                finish(
+                    RunStatus::Completed,
+                    Summary::of(&decided.entries),
+                    None,
+                    Vec::new(),
+                )?;
                 Ok(result(decided.entries, recorded, RunEnd::Completed))
             }
             Mode::Apply => {
@@ -514,11 +536,16 @@ pub fn execute(
                 // 4. finish
                 match applied.failure {
                     None => {
-                        finish(RunStatus::Completed, summary, None)?;
+                        finish(RunStatus::Completed, summary, None, applied.learned)?;
                         Ok(result(entries, recorded, RunEnd::Completed))
                     }
                     Some(why) => {
-                        finish(RunStatus::Aborted, summary, Some(why.clone()))?;
+                        finish(
+                            RunStatus::Aborted,
+                            summary,
+                            Some(why.clone()),
+                            applied.learned,
+                        )?;
                         Ok(result(entries, recorded, RunEnd::Aborted(why)))
                     }
                 }
@@ -549,6 +576,7 @@ fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> 
             status: RunStatus::Aborted,
             summary,
             reason: Some(reason.to_owned()),
+            learned: Vec::new(),
         })],
     )?;
     store.flush()?;
@@ -597,11 +625,28 @@ fn last_completed_run(
 ) -> Result<Option<(RunId, RunStarted)>> {
     for found in completed_runs(store, org)? {
         let (run, started) = found?;
-        if &started.target == target {
+        if started.target.same_server(target) {
             return Ok(Some((run, started)));
         }
     }
     Ok(None)
+}
+
+/// The optional user attributes earlier runs saw `target` not keep: what the org's last
+/// completed run against it recorded it did not keep, and what that run learned.
+fn unkept_seen(store: &SledStore, org: &OrgConfig, target: &TargetInfo) -> Result<Vec<String>> {
+    let Some((run, started)) = last_completed_run(store, org, target)? else {
+        return Ok(Vec::new());
+    };
+    let mut unkept: Vec<String> = started.target.unkept().to_vec();
+    if let Some(last) = store.run_seqs(run)?.last() {
+        if let Some(Event::RunFinished(finished)) = store.read_event(*last)?.map(|e| e.event) {
+            unkept.extend(finished.learned);
+        }
+    }
+    unkept.sort();
+    unkept.dedup();
+    Ok(unkept)
 }
 
 /// How long a chain of change listings may go on before the tenant is read whole again.

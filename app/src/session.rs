@@ -72,6 +72,7 @@ impl Session {
             options,
             baseline: None,
             group_details: self.group_details,
+            unkept: &[],
             rules: engine::event::DECISION_RULES,
         }
     }

@@ -162,6 +162,7 @@ proptest! {
             options: &inputs.started.options,
             baseline: None,
             group_details: true,
+            unkept: &[],
             rules: inputs.started.rules,
         });
         prop_assert_eq!(&again.deleted, &inputs.deleted);

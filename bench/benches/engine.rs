@@ -92,6 +92,7 @@ fn planner(c: &mut Criterion, i: &Inputs) {
                 options: &options,
                 baseline: None,
                 group_details: true,
+                unkept: &[],
                 rules: engine::event::DECISION_RULES,
             })
         })

@@ -28,6 +28,8 @@ pub struct Inputs<'a> {
     pub baseline: Option<&'a Baseline>,
     /// Whether the server keeps a group's description and type (see [`PlanInput`]).
     pub group_details: bool,
+    /// The optional user attributes the server does not keep (see [`PlanInput`]).
+    pub unkept: &'a [String],
     /// The decision rules (see [`PlanInput`]).
     pub rules: u32,
 }
@@ -109,6 +111,7 @@ pub fn decide(
         options: inputs.options,
         baseline: inputs.baseline,
         group_details: inputs.group_details,
+        unkept: inputs.unkept,
         rules: inputs.rules,
     });
     let stale = match reviewed {

@@ -413,6 +413,60 @@ pub struct ServerUser {
     pub disabled_by: Option<DisabledBy>,
 }
 
+impl ServerUser {
+    /// The user without the optional attributes a server does not keep (`unkept`, named as
+    /// the SCIM target names them: `displayName`, `name.givenName`, `name.familyName`,
+    /// `emails`, `title`, `userType`, `department`): what such a server holds of it, and what
+    /// a run against it writes and compares.
+    pub fn without(mut self, unkept: &[String]) -> ServerUser {
+        for attribute in unkept {
+            let entra = self.entra.as_mut();
+            match attribute.as_str() {
+                "displayName" => {
+                    self.display_name = None;
+                    if let Some(e) = entra {
+                        e.display_name = None;
+                    }
+                }
+                "name.givenName" => {
+                    if let Some(e) = entra {
+                        e.given_name = None;
+                    }
+                }
+                "name.familyName" => {
+                    if let Some(e) = entra {
+                        e.surname = None;
+                    }
+                }
+                "emails" => {
+                    self.email = None;
+                    if let Some(e) = entra {
+                        e.mail = None;
+                    }
+                }
+                "title" => {
+                    if let Some(e) = entra {
+                        e.job_title = None;
+                    }
+                }
+                "userType" => {
+                    if let Some(e) = entra {
+                        e.user_type = None;
+                    }
+                }
+                "department" => {
+                    self.department = None;
+                    if let Some(e) = entra {
+                        e.department = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+}
+
 /// Who disabled a server user, when it was not roster following Entra ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

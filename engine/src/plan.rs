@@ -43,6 +43,10 @@ pub struct PlanInput<'a> {
     /// ([`crate::event::TargetInfo::keeps_group_details`]): when it does not, they are
     /// neither written nor compared.
     pub group_details: bool,
+    /// The optional user attributes the server does not keep
+    /// ([`crate::event::TargetInfo::unkept`]): neither written nor compared
+    /// ([`crate::model::ServerUser::without`]).
+    pub unkept: &'a [String],
     /// The decision rules the run is decided under ([`crate::event::DECISION_RULES`] for a
     /// new run; a recorded run's own, so that replay decides it as it was decided).
     pub rules: u32,
@@ -194,6 +198,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         options,
         baseline,
         group_details,
+        unkept,
         rules,
     } = input;
     let mut w = Working::new(tenant, server);
@@ -277,7 +282,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
     for found in linked_users.into_iter().chain(new_users) {
         let entry = match found {
-            Ok(u) => decide_user(tenant, u, &w, rules),
+            Ok(u) => decide_user(tenant, u, &w, rules, unkept),
             Err(c) => not_in_snapshot(c),
         };
         // A disable that follows Entra ID counts against --max-deletions like any other: a
@@ -705,7 +710,13 @@ fn conflict(
     };
 }
 
-fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>, rules: u32) -> EntryOutcome {
+fn decide_user(
+    tenant: &TenantId,
+    u: &EntraUser,
+    w: &Working<'_>,
+    rules: u32,
+    unkept: &[String],
+) -> EntryOutcome {
     let mut e = entry(
         Kind::User,
         &u.id,
@@ -718,7 +729,7 @@ fn decide_user(tenant: &TenantId, u: &EntraUser, w: &Working<'_>, rules: u32) ->
         e.reason = Some(Reason::AccountDisabled);
         return e;
     }
-    let mut desired = desired_user(tenant, u);
+    let mut desired = desired_user(tenant, u).without(unkept);
     if let Some(old) = linked.filter(|_| rules >= RULES_ACCOUNT_STATE) {
         // The account follows Entra ID's: disabled when Entra's is, enabled again when it is
         // enabled — unless an administrator disabled it here, which roster does not undo.

@@ -261,8 +261,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                     updated: 1,
                     ..Summary::default()
                 },
-                reason: None,
-            }),
+                reason: None, learned: Vec::new() }),
         ),
     ]
 }

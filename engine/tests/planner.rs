@@ -47,6 +47,7 @@ struct Case {
     options: RunOptions,
     baseline: Option<engine::event::Baseline>,
     group_details: bool,
+    unkept: Vec<String>,
     rules: u32,
 }
 
@@ -59,6 +60,7 @@ impl Case {
             options: RunOptions::default(),
             baseline: None,
             group_details: true,
+            unkept: Vec::new(),
             rules: engine::event::DECISION_RULES,
         }
     }
@@ -82,6 +84,7 @@ impl Case {
             options: &self.options,
             baseline: self.baseline.as_ref(),
             group_details: self.group_details,
+            unkept: &self.unkept,
             rules: self.rules,
         })
     }
@@ -510,6 +513,41 @@ fn a_server_without_group_details_compares_and_writes_none() {
     case.group_details = true;
     assert_eq!(
         case.plan().entries[1].outcome,
+        engine::event::Outcome::Updated
+    );
+}
+
+/// Against a server that does not keep some of a user's attributes (a SCIM service that
+/// drops `title` and the enterprise extension), they are neither compared nor written: a user
+/// whose Entra title and department the server never holds is up to date, and a new one is
+/// written without them.
+#[test]
+fn attributes_the_server_does_not_keep_are_neither_compared_nor_written() {
+    let mut ann = user(1, "ann@contoso.com");
+    ann.job_title = Some("Engineer".into());
+    ann.department = Some("Sales".into());
+    let mut bob = user(2, "bob@contoso.com");
+    bob.job_title = Some("Buyer".into());
+    let unkept = vec!["title".to_owned(), "department".to_owned()];
+    let held = linked(&ann).without(&unkept);
+    let mut case = Case::new(
+        snapshot(vec![ann, bob], vec![]),
+        server(vec![held], vec![]),
+        vec![import(Kind::User, 1), import(Kind::User, 2)],
+    );
+    case.unkept = unkept;
+    let plan = check(
+        &case,
+        r#"unchanged user Ann: login ann@contoso.com; already up to date
+           added user Bob: login bob@contoso.com, authentication type Microsoft Entra ID"#,
+    );
+    let after = applied(&case.server, &plan);
+    let bob = after.user("bob@contoso.com").unwrap();
+    assert_eq!(bob.entra.as_ref().unwrap().job_title, None);
+    // Where the server keeps them, Ann is updated.
+    case.unkept.clear();
+    assert_eq!(
+        case.plan().entries[0].outcome,
         engine::event::Outcome::Updated
     );
 }

@@ -24,6 +24,7 @@ fn decide(w: &World, server: &ServerState) -> Plan {
         options: &w.options,
         baseline: None,
         group_details: true,
+        unkept: &[],
         rules: engine::event::DECISION_RULES,
     })
 }

@@ -26,6 +26,7 @@ fn finished() -> Event {
         status: RunStatus::Completed,
         summary: Summary::default(),
         reason: None,
+        learned: Vec::new(),
     })
 }
 

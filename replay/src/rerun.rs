@@ -217,6 +217,7 @@ fn decide_again(inputs: RunInputs) -> DecidedAgain {
         options: &started.options,
         baseline: started.baseline.as_ref(),
         group_details: started.target.keeps_group_details(),
+        unkept: started.target.unkept(),
         rules: started.rules,
     };
     let Chosen { deleted, choices } = decide::choose(&decide_from, &started.selection);

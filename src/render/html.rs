@@ -222,7 +222,14 @@ pub fn report_html(page: &ReportPage) -> String {
         match &s.target {
             TargetInfo::Embedded => "the embedded server".into(),
             TargetInfo::File { path } => format!("server file <code>{}</code>", esc(path)),
-            TargetInfo::Scim { url } => format!("the SCIM service <code>{}</code>", esc(url)),
+            TargetInfo::Scim { url, unkept } if unkept.is_empty() => {
+                format!("the SCIM service <code>{}</code>", esc(url))
+            }
+            TargetInfo::Scim { url, unkept } => format!(
+                "the SCIM service <code>{}</code> (which does not keep {})",
+                esc(url),
+                esc(&unkept.join(", "))
+            ),
         },
     );
     let sel = &s.selection;

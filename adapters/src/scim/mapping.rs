@@ -76,6 +76,36 @@ pub const OPTIONAL_USER_ATTRIBUTES: [&str; 7] = [
     "department",
 ];
 
+/// The optional attributes (as [`OPTIONAL_USER_ATTRIBUTES`] names them) in which `held` —
+/// a user as the service shows it after a write — differs from `meant`, the user written.
+pub fn differing(meant: &ServerUser, held: &ServerUser) -> Vec<&'static str> {
+    let (m, h) = (meant.entra.as_ref(), held.entra.as_ref());
+    let of = |e: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> Option<String>| e.and_then(f);
+    let type_of = |e: Option<&EntraAttributes>| e.and_then(|e| e.user_type);
+    [
+        ("displayName", meant.display_name != held.display_name),
+        (
+            "name.givenName",
+            of(m, |e| e.given_name.clone()) != of(h, |e| e.given_name.clone()),
+        ),
+        (
+            "name.familyName",
+            of(m, |e| e.surname.clone()) != of(h, |e| e.surname.clone()),
+        ),
+        ("emails", meant.email != held.email),
+        (
+            "title",
+            of(m, |e| e.job_title.clone()) != of(h, |e| e.job_title.clone()),
+        ),
+        ("userType", type_of(m) != type_of(h)),
+        ("department", meant.department != held.department),
+    ]
+    .into_iter()
+    .filter(|(_, differs)| *differs)
+    .map(|(name, _)| name)
+    .collect()
+}
+
 /// `resource` (a User, from [`user_resource`]) without the attributes `unkept` names.
 pub fn without(mut resource: Value, unkept: &[String]) -> Value {
     let Some(map) = resource.as_object_mut() else {

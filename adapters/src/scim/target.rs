@@ -160,12 +160,34 @@ impl Target for ScimTarget {
     fn info(&self) -> TargetInfo {
         TargetInfo::Scim {
             url: self.url.to_string(),
+            unkept: self.unkept.clone(),
         }
+    }
+
+    fn inherit(&mut self, unkept: &[String]) {
+        for attribute in unkept {
+            if !self.unkept.contains(attribute) {
+                self.unkept.push(attribute.clone());
+            }
+        }
+        self.unkept.sort();
     }
 
     fn load(&self) -> Result<ServerState> {
         let directory = self.runtime.block_on(self.client.load())?;
-        let state = directory.state.clone();
+        // Users as the service keeps them: what it does not keep is not compared.
+        let state = match self.unkept.is_empty() {
+            true => directory.state.clone(),
+            false => ServerState::from_parts(
+                directory
+                    .state
+                    .users()
+                    .map(|u| u.clone().without(&self.unkept))
+                    .collect(),
+                directory.state.groups().cloned().collect(),
+            )
+            .map_err(|e| Error::Service(format!("the SCIM service's directory: {e}")))?,
+        };
         *self.read.lock().unwrap_or_else(|p| p.into_inner()) = Some(directory);
         Ok(state)
     }
@@ -244,6 +266,7 @@ impl Target for ScimTarget {
         Ok(Applied {
             entries: done,
             failure,
+            learned: ids.learned,
         })
     }
 }
@@ -261,7 +284,17 @@ impl ScimTarget {
             return Ok(entry);
         };
         match self.runtime.block_on(ids.write(&self.client, state, &op)) {
-            Ok(()) => state.apply_quietly(&op),
+            Ok(()) => {
+                state.apply_quietly(&op);
+                let dropped = std::mem::take(&mut ids.dropped);
+                if !dropped.is_empty() {
+                    entry.detail = format!(
+                        "{}; the SCIM service did not keep its {} (not written again)",
+                        entry.detail,
+                        dropped.join(", ")
+                    );
+                }
+            }
             Err(WriteError::Unreachable(why)) => return Err(why),
             Err(refused) => refused_entry(&mut entry, &refused),
         }

@@ -13,7 +13,7 @@ use engine::model::{ServerGroup, ServerOp, ServerState, ServerUser};
 
 use super::client::{RemovalForm, ScimClient};
 use super::mapping::{
-    add_members, group_from_resource, group_link, group_resource, remove_member,
+    add_members, differing, group_from_resource, group_link, group_resource, remove_member,
     remove_members_listed, replace, user_from_resource, user_link, user_patch, user_resource,
     version_of, without,
 };
@@ -54,6 +54,10 @@ pub(super) struct Ids {
     groups: HashMap<String, HeldGroup>,
     /// The optional user attributes the service does not keep: neither sent nor compared.
     pub(super) unkept: Vec<String>,
+    /// Those a write's answer showed it did not keep, newly seen this run: added to `unkept`.
+    pub(super) learned: Vec<String>,
+    /// What the last write's answer did not keep, for its entry's detail.
+    pub(super) dropped: Vec<&'static str>,
 }
 
 impl From<ScimDirectory> for Ids {
@@ -85,6 +89,8 @@ impl From<ScimDirectory> for Ids {
                 })
                 .collect(),
             unkept: Vec::new(),
+            learned: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 }
@@ -484,7 +490,7 @@ impl Ids {
     /// the user read again — with `meant`: its login, account state and link must hold. The
     /// version it now carries.
     async fn check_user(
-        &self,
+        &mut self,
         client: &ScimClient,
         held: &Held,
         answer: Option<Value>,
@@ -509,10 +515,21 @@ impl Ids {
         if user_link(&read.user) != user_link(meant) {
             lost.push("its link (externalId)");
         }
-        match lost.is_empty() {
-            true => Ok(read.version.or_else(|| held.version.clone())),
-            false => Err(WriteError::NotKept(lost.join(", "))),
+        if !lost.is_empty() {
+            return Err(WriteError::NotKept(lost.join(", ")));
         }
+        // The optional attributes it did not keep as written: said in the entry, and neither
+        // written nor compared again (in this run, and — recorded — in the next).
+        self.dropped = differing(meant, &read.user)
+            .into_iter()
+            .filter(|a| !self.unkept.iter().any(|u| u == a))
+            .collect();
+        for attribute in &self.dropped {
+            tracing::debug!(attribute, "the SCIM service did not keep it");
+            self.unkept.push((*attribute).to_owned());
+            self.learned.push((*attribute).to_owned());
+        }
+        Ok(read.version.or_else(|| held.version.clone()))
     }
 
     /// The user a `PutUser` (from `previous` when renamed) changes, when the service holds

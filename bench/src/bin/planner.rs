@@ -51,6 +51,7 @@ fn main() {
             options: &options,
             baseline: None,
             group_details: true,
+            unkept: &[],
             rules: engine::event::DECISION_RULES,
         });
         println!("{} entries in {:?}", p.entries.len(), start.elapsed());

@@ -279,11 +279,34 @@ pub enum TargetInfo {
     Embedded,
     /// A server state file (`--server-file`).
     File { path: String },
-    /// A SCIM 2.0 service (`--scim`): its base URL.
-    Scim { url: String },
+    /// A SCIM 2.0 service (`--scim`): its base URL, and the optional user attributes it does
+    /// not keep (`title`, `userType`, `department`…, as the SCIM target names them: not in its
+    /// schema, or seen dropped by an earlier run), which the run neither writes nor compares.
+    Scim {
+        url: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unkept: Vec<String>,
+    },
 }
 
 impl TargetInfo {
+    /// Whether `other` names the same server (a SCIM service by its URL, whatever it was
+    /// seen to keep): what a run's base must have run against.
+    pub fn same_server(&self, other: &TargetInfo) -> bool {
+        match (self, other) {
+            (TargetInfo::Scim { url: a, .. }, TargetInfo::Scim { url: b, .. }) => a == b,
+            _ => self == other,
+        }
+    }
+
+    /// The optional user attributes the server does not keep (see [`TargetInfo::Scim`]).
+    pub fn unkept(&self) -> &[String] {
+        match self {
+            TargetInfo::Scim { unkept, .. } => unkept,
+            _ => &[],
+        }
+    }
+
     /// Whether the server keeps a group's description and type. A SCIM group has no place for
     /// them, so a plan against a SCIM service neither writes nor compares them: else every
     /// run would "update" every group.
@@ -700,6 +723,11 @@ pub struct RunFinished {
     pub summary: Summary,
     /// Why a run was refused or aborted.
     pub reason: Option<String>,
+    /// Optional user attributes the server was seen not to keep during the run (a SCIM
+    /// service that answered a write without them): the next run against it leaves them out
+    /// ([`TargetInfo::unkept`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learned: Vec<String>,
 }
 
 /// See [`Event::ServerWriteIntended`].

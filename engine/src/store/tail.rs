@@ -198,8 +198,7 @@ impl SledStore {
                     reason: Some(format!(
                         "its last writes were torn ({reason}); the log was cut back to event {} when the store was next opened",
                         kept.head.seq
-                    )),
-                }),
+                    )), learned: Vec::new() }),
                 &mut batch,
             );
         }
