@@ -668,6 +668,8 @@ mod faulty {
     /// A `PATCH` removing listed members passed on as a removal of every member: a strict
     /// service that reads the value-list form as "remove all".
     pub const REMOVES_ALL: u16 = 13;
+    /// `/ResourceTypes` answered without the Group type.
+    pub const NO_GROUPS: u16 = 14;
     /// Added to a code: given to every such request, not once.
     pub const ALWAYS: u16 = 1000;
 
@@ -836,6 +838,9 @@ mod faulty {
                             for t in v["Resources"].as_array_mut().into_iter().flatten() {
                                 t.as_object_mut().unwrap().remove("schemaExtensions");
                             }
+                        }),
+                        Some(NO_GROUPS) => rewrite(&|v| {
+                            v["Resources"].as_array_mut().unwrap().retain(|t| t["name"] != "Group");
                         }),
                         Some(NO_ID) => rewrite(&|v| {
                             v.as_object_mut().unwrap().remove("id");
@@ -1454,4 +1459,25 @@ fn links_of_the_earlier_form_are_still_recognised() {
         new["externalId"],
         format!("{}/00000000-0000-4000-8000-000000000001", testkit::tenant())
     );
+}
+
+/// A service that cannot hold what roster writes is refused before anything is sent, in one
+/// line naming what is missing: here, no Group resource type.
+#[test]
+fn a_service_without_groups_is_refused_before_anything_is_written() {
+    let scim = Scim::start();
+    let proxy = faulty::start(
+        scim.url.as_str(),
+        &[("GET ResourceTypes", &[faulty::NO_GROUPS])],
+    );
+    let e = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN)))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("cannot hold what roster writes: no Group resource type") && !e.contains('\n'),
+        "{e}"
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|s| s.starts_with("GET")), "{seen:?}");
 }

@@ -1,7 +1,9 @@
-//! A real SCIM service for the tests: `scim2-server` (PyPI), started on a free loopback port,
-//! one per test, stopped when dropped. `.ci/run` installs it into `.ci/venv`; elsewhere, set
-//! `ROSTER_SCIM2_SERVER` to its executable or put it on PATH. A test that needs it fails
-//! saying how to install it; it never skips.
+//! Real SCIM services for the tests, each started on a free loopback port, one per test,
+//! stopped when dropped: `scim2-server` (PyPI), and `django-scim2` (PyPI; a stock Django
+//! project around it in `testkit/django-scim/`, on SQLite) — two independent implementations.
+//! `.ci/run` installs both into `.ci/venv`; elsewhere, set `ROSTER_SCIM2_SERVER` to
+//! scim2-server's executable (or put it on PATH) and `ROSTER_DJANGO_PYTHON` to a Python with
+//! django-scim2. A test that needs one fails saying how to install it; it never skips.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -93,7 +95,60 @@ pub fn scim2_server() -> PathBuf {
     on_path
 }
 
+/// A Python with django-scim2: `$ROSTER_DJANGO_PYTHON`, else the CI's virtual environment.
+pub fn django_python() -> PathBuf {
+    let python = match std::env::var_os("ROSTER_DJANGO_PYTHON").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/bin/python"),
+    };
+    assert!(
+        Command::new(&python)
+            .args(["-c", "import django_scim"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "django-scim2 is not installed: python3 -m venv .ci/venv && .ci/venv/bin/pip install django-scim2 (.ci/run does), or set ROSTER_DJANGO_PYTHON"
+    );
+    python
+}
+
+/// Waits until `port` takes connections, for `what`.
+fn wait_for(port: u16, what: &str, child: &mut Child) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start: {status}");
+        }
+        assert!(Instant::now() < until, "{what} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl Scim {
+    /// A stock django-scim2 service on a fresh SQLite database (see
+    /// `testkit/django-scim/serve.py`): it keeps no enterprise extension, `title` or
+    /// `userType`, ignores members sent with a group's `POST`, answers a group's `PATCH
+    /// replace` and the RFC's member-removal filter 501, announces no bulk and no filter.
+    pub fn start_django() -> Scim {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let serve = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("django-scim/serve.py");
+        let mut child = Command::new(django_python())
+            .arg(serve)
+            .args(["--port", &port.to_string(), "--token", TOKEN, "--db"])
+            .arg(dir.path().join("directory.sqlite3"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for(port, "django-scim2", &mut child);
+        Scim {
+            child,
+            _config: Some(dir),
+            port,
+            url: format!("http://127.0.0.1:{port}/scim/v2/"),
+        }
+    }
+
     pub fn start() -> Scim {
         Scim::start_with(&[])
     }
@@ -125,11 +180,8 @@ impl Scim {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let until = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "scim2-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut child = child;
+        wait_for(port, "scim2-server", &mut child);
         Scim {
             child,
             _config: None,

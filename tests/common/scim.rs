@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use adapters::auth::Secret;
 use adapters::scim::{
-    group_from_resource, group_resource, user_from_resource, user_resource, ScimClient,
-    ScimDirectory,
+    add_members, group_from_resource, group_resource, user_from_resource, user_resource,
+    ScimClient, ScimDirectory,
 };
 use engine::model::ServerState;
 use serde_json::{json, Value};
@@ -24,6 +24,11 @@ pub struct Service {
 impl Service {
     pub fn start() -> Service {
         Service::on(testkit::scim::Scim::start())
+    }
+
+    /// A stock django-scim2 service (see [`testkit::scim::Scim::start_django`]).
+    pub fn django() -> Service {
+        Service::on(testkit::scim::Scim::start_django())
     }
 
     pub fn on(scim: testkit::scim::Scim) -> Service {
@@ -54,14 +59,18 @@ impl Service {
                     .iter()
                     .map(|m| ids[&engine::ids::fold_case(m)].clone())
                     .collect();
-                self.client
-                    .create(
-                        "Groups",
-                        &group_resource(g, &members),
-                        ("displayName", &g.name),
-                    )
+                // As Entra does, which every service takes: members added once it is made.
+                let made = self
+                    .client
+                    .create("Groups", &group_resource(g, &[]), ("displayName", &g.name))
                     .await
                     .unwrap();
+                if !members.is_empty() {
+                    self.client
+                        .patch("Groups", &made.id, None, vec![add_members(&members)])
+                        .await
+                        .unwrap();
+                }
             }
         });
     }

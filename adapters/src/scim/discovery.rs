@@ -142,3 +142,65 @@ pub fn schemas(v: &Value) -> Result<(), String> {
         false => Err(missing.join(", ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resource_types_say_where_users_and_groups_are_and_the_extension() {
+        let user = |ext: bool| {
+            let mut t = json!({"name": "User", "endpoint": "/scim/v2/Users", "schema": crate::scim::USER_SCHEMA});
+            if ext {
+                t["schemaExtensions"] =
+                    json!([{"schema": crate::scim::ENTERPRISE_USER, "required": false}]);
+            }
+            t
+        };
+        let group =
+            json!({"name": "Group", "endpoint": "/Groups", "schema": crate::scim::GROUP_SCHEMA});
+        assert_eq!(
+            resource_types(&json!({"Resources": [user(true), group.clone()]})),
+            Ok(true)
+        );
+        assert_eq!(
+            resource_types(&json!([user(false), group.clone()])),
+            Ok(false)
+        );
+        assert_eq!(
+            resource_types(&json!({"Resources": [user(false)]})),
+            Err("no Group resource type".into())
+        );
+        let mut people = user(false);
+        people["endpoint"] = json!("/People");
+        assert_eq!(
+            resource_types(&json!([people, group])),
+            Err("its User resource type is at People, not Users".into())
+        );
+    }
+
+    #[test]
+    fn schemas_must_hold_the_login_the_account_state_and_members() {
+        let attrs =
+            |names: &[&str]| json!(names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        let v = json!({"Resources": [
+            {"id": crate::scim::USER_SCHEMA, "attributes": attrs(&["userName"])},
+            {"id": crate::scim::GROUP_SCHEMA, "attributes": attrs(&["displayName"])},
+        ]});
+        assert_eq!(
+            schemas(&v),
+            Err("its User schema has no active, its Group schema has no members".into())
+        );
+        let v = json!({"Resources": [
+            {"id": crate::scim::USER_SCHEMA, "attributes": attrs(&["userName", "active"])},
+            {"id": crate::scim::GROUP_SCHEMA, "attributes": attrs(&["displayName", "members"])},
+        ]});
+        assert_eq!(schemas(&v), Ok(()));
+        assert_eq!(
+            schemas(&json!({"Resources": []})),
+            Ok(()),
+            "not said: not refused"
+        );
+    }
+}
