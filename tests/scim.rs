@@ -320,6 +320,19 @@ fn demo_imports_end_as_into_the_embedded_server(service: Service, unkept: &[&str
 /// twice. `ROSTER_CRASH_KILLS=N` runs N kills (8 by default).
 #[test]
 fn imports_into_scim_killed_at_any_moment_converge_when_rerun() {
+    killed_at_any_moment_converge_when_rerun(Service::start, 8);
+}
+
+/// The same against django-scim2: groups given their members by a second request, no filter
+/// to look a create up by — killed between any two requests, the rerun still converges.
+#[test]
+fn imports_into_django_scim2_killed_at_any_moment_converge_when_rerun() {
+    killed_at_any_moment_converge_when_rerun(Service::django, 4);
+}
+
+/// `kills` (or `ROSTER_CRASH_KILLS`) imports into a fresh `service()` each, killed at points
+/// spread over the run; see [`imports_into_scim_killed_at_any_moment_converge_when_rerun`].
+fn killed_at_any_moment_converge_when_rerun(service: fn() -> Service, kills: u32) {
     use common::store::{added_twice, copy_dir, generated, roster, IMPORT};
     use std::process::Command;
     use std::time::{Duration, Instant};
@@ -327,7 +340,7 @@ fn imports_into_scim_killed_at_any_moment_converge_when_rerun() {
     let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(kills);
     let (work, template, loaded) = generated(300, 30);
     let start = as_scim_holds(&loaded);
     let import = |service: &Service, store: &std::path::Path| {
@@ -340,7 +353,7 @@ fn imports_into_scim_killed_at_any_moment_converge_when_rerun() {
         c
     };
     let fresh = || {
-        let service = Service::start();
+        let service = service();
         service.seed(&start);
         service
     };
