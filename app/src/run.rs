@@ -634,7 +634,11 @@ fn last_completed_run(
 
 /// The optional user attributes earlier runs saw `target` not keep: what the org's last
 /// completed run against it recorded it did not keep, and what that run learned.
-fn unkept_seen(store: &SledStore, org: &OrgConfig, target: &TargetInfo) -> Result<Vec<String>> {
+pub(crate) fn unkept_seen(
+    store: &SledStore,
+    org: &OrgConfig,
+    target: &TargetInfo,
+) -> Result<Vec<String>> {
     let Some((run, started)) = last_completed_run(store, org, target)? else {
         return Ok(Vec::new());
     };

@@ -81,6 +81,25 @@ pub fn state(ctx: &Context, store: Option<&SledStore>) -> Result<ServerState> {
     })
 }
 
+/// The server as a run of `org` against it would decide from — its state without what it
+/// does not keep — and what it does not keep (a SCIM service: what it says, and what the
+/// org's earlier runs against it saw): what a preview decides with, as the run will.
+pub fn state_for(
+    ctx: &Context,
+    store: &SledStore,
+    org: &adapters::org::OrgConfig,
+) -> Result<(ServerState, Vec<String>)> {
+    match ctx.outside_target()? {
+        Some(mut target) if matches!(ctx.server, Server::Scim(_)) => {
+            let seen = crate::run::unkept_seen(store, org, &target.info())?;
+            target.inherit(&seen);
+            let state = target.load()?;
+            Ok((state, target.info().unkept().to_vec()))
+        }
+        _ => Ok((state(ctx, Some(store))?, Vec::new())),
+    }
+}
+
 /// One server user and, when asked, every import that changed it.
 pub struct Shown {
     /// `None` when the user is no longer on the server (deleted by an import).

@@ -19,6 +19,9 @@ pub struct Session {
     pub org: OrgConfig,
     /// Whether the server keeps a group's description and type (a SCIM service does not).
     pub group_details: bool,
+    /// The optional user attributes the server does not keep
+    /// ([`crate::server::state_for`]).
+    pub unkept: Vec<String>,
     pub snapshot: TenantSnapshot,
     pub server: ServerState,
     /// Non-fatal oddities met while reading the tenant.
@@ -36,12 +39,18 @@ pub struct Preview {
 /// before the tenant is read: a live tenant can take a while).
 pub fn open(ctx: &Context, store: &SledStore, org: &str) -> Result<Session> {
     let org = crate::orgs::get(store, org)?;
-    let server = crate::server::state(ctx, Some(store))?;
-    read(ctx, org, server)
+    let (server, unkept) = crate::server::state_for(ctx, store, &org)?;
+    read(ctx, org, server, unkept)
 }
 
-/// Reads `org`'s tenant; `server` is the server as read before.
-pub fn read(ctx: &Context, org: OrgConfig, server: ServerState) -> Result<Session> {
+/// Reads `org`'s tenant; `server` is the server as read before, without the optional user
+/// attributes it does not keep (`unkept`).
+pub fn read(
+    ctx: &Context,
+    org: OrgConfig,
+    server: ServerState,
+    unkept: Vec<String>,
+) -> Result<Session> {
     let loaded = org.source(&ctx.source_env())?.read()?;
     if loaded.snapshot.tenant_id != org.tenant_id {
         return Err(Error::bad_input(format!(
@@ -51,6 +60,7 @@ pub fn read(ctx: &Context, org: OrgConfig, server: ServerState) -> Result<Sessio
     }
     Ok(Session {
         group_details: ctx.keeps_group_details(),
+        unkept,
         org,
         snapshot: loaded.snapshot,
         server,
@@ -72,7 +82,7 @@ impl Session {
             options,
             baseline: None,
             group_details: self.group_details,
-            unkept: &[],
+            unkept: &self.unkept,
             rules: engine::event::DECISION_RULES,
         }
     }

@@ -266,13 +266,13 @@ impl Worker {
 
 /// Reads the org's tenant and the server; the store is closed before the tenant is read.
 fn read(ctx: &app::Context, org: &str, session: &Mutex<Option<Session>>) -> app::Result<Read> {
-    let (config, server) = {
+    let (config, server, unkept) = {
         let store = ctx.open(Opening::Existing)?.store;
         let config = app::orgs::get(&store, org)?;
-        let server = app::server::state(ctx, Some(&store))?;
-        (config, server)
+        let (server, unkept) = app::server::state_for(ctx, &store, &config)?;
+        (config, server, unkept)
     };
-    let s = app::session::read(ctx, config, server)?;
+    let s = app::session::read(ctx, config, server, unkept)?;
     let rows = s
         .search_view()
         .search("", TypeFilter::All)
