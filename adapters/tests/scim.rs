@@ -670,6 +670,9 @@ mod faulty {
     pub const REMOVES_ALL: u16 = 13;
     /// `/ResourceTypes` answered without the Group type.
     pub const NO_GROUPS: u16 = 14;
+    /// A bulk request passed on with `active` left out of every operation's data: a service
+    /// that does not keep it.
+    pub const NO_ACTIVE: u16 = 15;
     /// Added to a code: given to every such request, not once.
     pub const ALWAYS: u16 = 1000;
 
@@ -790,8 +793,13 @@ mod faulty {
                         return refuse(501);
                     }
                     let body = match fault {
-                        Some(NO_MEMBERS | REMOVES_ALL | FILTER_501) => {
+                        Some(NO_MEMBERS | REMOVES_ALL | FILTER_501 | NO_ACTIVE) => {
                             let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                            if fault == Some(NO_ACTIVE) {
+                                for op in v["Operations"].as_array_mut().unwrap() {
+                                    op["data"].as_object_mut().unwrap().remove("active");
+                                }
+                            }
                             if fault == Some(NO_MEMBERS) {
                                 v.as_object_mut().unwrap().remove("members");
                             }
@@ -1480,4 +1488,47 @@ fn a_service_without_groups_is_refused_before_anything_is_written() {
     );
     let seen = proxy.seen.lock().unwrap().clone();
     assert!(seen.iter().all(|s| s.starts_with("GET")), "{seen:?}");
+}
+
+/// A bulk answer says a user was made, not what the service holds: the first user of a bulk
+/// request is read back; a service that did not keep its `active` has every other one read
+/// back too, and each such entry fails, saying what was not kept.
+#[test]
+fn users_made_in_bulk_are_checked_against_what_the_service_holds() {
+    let scim = Scim::start();
+    let proxy = faulty::start(scim.url.as_str(), &[("POST Bulk", &[faulty::NO_ACTIVE])]);
+    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut state = target.load().unwrap();
+    // A service that drops `active` does not say whether any of them is enabled.
+    let entries: Vec<EntryOutcome> = (4..=6)
+        .map(|n| {
+            put(
+                &linked(n, &format!("u{n}@contoso.com"), false),
+                Outcome::Added,
+            )
+        })
+        .collect();
+    let applied = run_import(&mut target, &mut state, entries);
+    let failed: Vec<&str> = applied
+        .entries
+        .iter()
+        .filter(|e| e.outcome == Outcome::Failed)
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["u4@contoso.com", "u5@contoso.com", "u6@contoso.com"],
+        "{:?}",
+        applied.entries
+    );
+    let u5 = &applied.entries[1];
+    assert!(
+        u5.detail
+            .contains("did not keep its account state (active)"),
+        "{}",
+        u5.detail
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    let reads = seen.iter().filter(|s| *s == "GET Users").count();
+    assert!(reads >= 3, "the first read back, then the others: {seen:?}");
 }

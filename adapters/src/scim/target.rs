@@ -286,14 +286,7 @@ impl ScimTarget {
         match self.runtime.block_on(ids.write(&self.client, state, &op)) {
             Ok(()) => {
                 state.apply_quietly(&op);
-                let dropped = std::mem::take(&mut ids.dropped);
-                if !dropped.is_empty() {
-                    entry.detail = format!(
-                        "{}; the SCIM service did not keep its {} (not written again)",
-                        entry.detail,
-                        dropped.join(", ")
-                    );
-                }
+                said_dropped(&mut entry, ids);
             }
             Err(WriteError::Unreachable(why)) => return Err(why),
             Err(refused) => refused_entry(&mut entry, &refused),
@@ -324,13 +317,18 @@ impl ScimTarget {
             .runtime
             .block_on(self.client.create_many(kind, &items))
             .into_iter();
+        // A bulk answer says each user was made, not what the service holds of it: the first
+        // is read back and checked (what a service drops, it drops for all); once one is
+        // found wrong, every other one of the request is read back too.
+        let mut check_users = true;
         for (mut entry, creation) in run {
             if let Some(creation) = creation {
                 match results.next() {
                     Some(Ok(made)) => {
-                        ids.created(creation, made);
-                        // A group made is given its members, and checked, as one made alone.
-                        let members = match &entry.op {
+                        let held = ids.created(creation, made);
+                        let checked = match &entry.op {
+                            // A group made is given its members, and checked, as one made
+                            // alone.
                             Some(ServerOp::PutGroup { group, .. }) => {
                                 let wanted = ids.member_ids(group);
                                 let key = engine::ids::fold_case(&group.name);
@@ -342,13 +340,22 @@ impl ScimTarget {
                                     true,
                                 ))
                             }
+                            Some(ServerOp::PutUser { user, .. }) if check_users => {
+                                let checked = self
+                                    .runtime
+                                    .block_on(ids.check_user(&self.client, &held, None, user))
+                                    .map(|_| ());
+                                check_users = checked.is_err();
+                                checked
+                            }
                             _ => Ok(()),
                         };
-                        match members {
+                        match checked {
                             Ok(()) => {
                                 if let Some(op) = &entry.op {
                                     state.apply_quietly(op);
                                 }
+                                said_dropped(&mut entry, ids);
                             }
                             Err(WriteError::Unreachable(why)) => return Err(why),
                             Err(refused) => refused_entry(&mut entry, &refused),
@@ -413,6 +420,18 @@ fn together(
 enum Taken {
     Together(Vec<(EntryOutcome, Option<Creation>)>),
     Alone(Box<EntryOutcome>),
+}
+
+/// Says in `entry` what the service did not keep of its last write (optional attributes).
+fn said_dropped(entry: &mut EntryOutcome, ids: &mut Ids) {
+    let dropped = std::mem::take(&mut ids.dropped);
+    if !dropped.is_empty() {
+        entry.detail = format!(
+            "{}; the SCIM service did not keep its {} (not written again)",
+            entry.detail,
+            dropped.join(", ")
+        );
+    }
 }
 
 /// An entry the service did not take: what it says instead.

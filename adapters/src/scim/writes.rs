@@ -489,7 +489,7 @@ impl Ids {
     /// Compares what the service holds of a user after a write — the answer's resource, or
     /// the user read again — with `meant`: its login, account state and link must hold. The
     /// version it now carries.
-    async fn check_user(
+    pub(super) async fn check_user(
         &mut self,
         client: &ScimClient,
         held: &Held,
