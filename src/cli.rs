@@ -99,8 +99,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print roster's man page (roff; e.g. `roster manpage > ~/.local/share/man/man1/roster.1`)
-    Manpage,
+    /// Print roster's man page (roff), or write every page — roster(1) and one per command — into a directory (`roster manpage --dir ~/.local/share/man/man1`)
+    Manpage {
+        /// Write roster.1 and a page per command (roster-org.1, roster-org-add.1, …) into
+        /// this directory, made if missing, instead of printing roster.1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Which store and which server this shell's commands use, and what the store holds
     Store,
 }

@@ -508,6 +508,42 @@ fn completions_and_the_man_page_cover_every_command() {
     assert!(man.contains(".TH roster 1"), "{man}");
     assert!(man.contains("wizard") && man.contains("completions"));
     s.run(&["completions", "tcsh"], 2);
+
+    // Every page roster(1) and the others refer to is generated, into a directory made for it
+    // (as on a fresh home).
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".local/share/man/man1");
+    s.ok(&["manpage", "--dir", dir.to_str().unwrap()]);
+    let pages: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for page in [
+        "roster.1",
+        "roster-org.1",
+        "roster-org-add.1",
+        "roster-import.1",
+    ] {
+        assert!(pages.contains(page), "{page}: {pages:?}");
+    }
+    let mut references = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        // A reference is `roster\-org(1)` in roff: the word before each "(1)".
+        for (at, _) in text.match_indices("(1)") {
+            let word = text[..at]
+                .rsplit(|c: char| c.is_whitespace() || c == ',')
+                .next()
+                .unwrap_or_default()
+                .replace("\\-", "-");
+            if word.starts_with("roster-") {
+                assert!(
+                    pages.contains(&format!("{word}.1")),
+                    "{page} names {word}(1)"
+                );
+            }
+        }
+    }
 }
 
 /// `--server-file` is never ignored silently: a command that uses the server refuses a file

@@ -119,11 +119,27 @@ pub fn completions(shell: clap_complete::Shell) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// `roster manpage`: roster(1) in roff, generated from the command line's definition.
-pub fn manpage() -> Result<Exit> {
+/// `roster manpage`: roster(1) in roff, generated from the command line's definition; with
+/// `--dir`, every page — roster(1) and one per command, which roster(1) refers to — written
+/// into that directory.
+pub fn manpage(dir: Option<&std::path::Path>) -> Result<Exit> {
     use clap::CommandFactory;
-    let mut page = Vec::new();
-    clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page)?;
-    out(&String::from_utf8_lossy(&page))?;
+    let Some(dir) = dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page)?;
+        out(&String::from_utf8_lossy(&page))?;
+        return Ok(Exit::Ok);
+    };
+    let shown = render::cell(&dir.display().to_string());
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {shown}"))?;
+    clap_mangen::generate_to(crate::cli::Cli::command(), dir)
+        .with_context(|| format!("cannot write the man pages into {shown}"))?;
+    let pages = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("roster"))
+        .count();
+    say(&format!(
+        "{pages} man pages in {shown}; `man roster` to read them\n"
+    ));
     Ok(Exit::Ok)
 }

@@ -74,7 +74,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::FakeGraph(a) => dev::fake_graph(&a),
         Command::Fixture(crate::cli::FixtureCommand::Generate(a)) => dev::generate(&a),
         Command::Completions { shell } => dev::completions(shell),
-        Command::Manpage => dev::manpage(),
+        Command::Manpage { dir } => dev::manpage(dir.as_deref()),
         Command::Store => org::store(&ctx),
     }
 }
