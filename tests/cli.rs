@@ -541,9 +541,14 @@ fn completions_and_the_man_page_cover_every_command() {
                     pages.contains(&format!("{word}.1")),
                     "{page} names {word}(1)"
                 );
+                references += 1;
             }
         }
     }
+    assert!(
+        references > 20,
+        "roster(1) refers to a page per command: {references}"
+    );
 }
 
 /// `--server-file` is never ignored silently: a command that uses the server refuses a file
