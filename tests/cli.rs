@@ -198,14 +198,25 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
         "a run can be named by a prefix"
     );
     // Without --all, the entries the dry run already showed the same are not listed, and
-    // the summary still counts them.
+    // the summary still counts them — but every entry that needs attention is listed, as
+    // before or not: the conflicts (decision rules 3).
     let recorded = s.json(&["report", run], 0);
     assert_eq!(recorded["summary"], imported["summary"]);
     let listed = recorded["entries"].as_array().unwrap();
     assert!(!listed.is_empty() && listed.len() < imported["entries"].as_array().unwrap().len());
-    assert!(listed
-        .iter()
-        .all(|e| e["outcome"] != "conflict" && e["outcome"] != "skipped"));
+    assert!(listed.iter().all(|e| e["outcome"] != "skipped"));
+    let conflicts = |entries: &Value| -> Vec<Value> {
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["outcome"] == "conflict")
+            .cloned()
+            .collect()
+    };
+    let all_conflicts = conflicts(&imported["entries"]);
+    assert!(!all_conflicts.is_empty());
+    assert_eq!(conflicts(&recorded["entries"]), all_conflicts);
 
     let table = s.run(&["import", "contoso", "--select-all"], 3);
     let second_run = table
@@ -220,6 +231,10 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
     assert!(
         !table.contains("Added successfully"),
         "a second import adds nothing:\n{table}"
+    );
+    assert!(
+        table.contains("Conflict") && table.contains("Brian Johnson"),
+        "the conflicts it exits 3 for are on screen:\n{table}"
     );
 }
 

@@ -108,9 +108,13 @@ fn sync_every_runs_until_a_signal_and_survives_a_failing_cycle() {
         line.contains("completed") && line.contains("1 added"),
         "{line}"
     );
-    // The next cycle finds nothing new.
+    // The next cycle finds nothing new: it lists only what needs attention (the conflicts).
     let report: Value = serde_json::from_str(&stdout.recv_timeout(wait).unwrap()).unwrap();
-    assert_eq!(report["entries"], Value::Array(vec![]));
+    let entries = report["entries"].as_array().unwrap();
+    assert!(
+        entries.iter().all(|e| e["outcome"] == "conflict"),
+        "{report}"
+    );
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

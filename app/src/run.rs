@@ -486,7 +486,9 @@ pub fn execute(
             Some(last) => decided
                 .entries
                 .iter()
-                .map(|e| chain::worth_recording(e, last.get(&(e.kind, e.id.clone()))))
+                .map(|e| {
+                    chain::worth_recording(e, last.get(&(e.kind, e.id.clone())), DECISION_RULES)
+                })
                 .collect(),
         };
         match req.mode {

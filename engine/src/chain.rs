@@ -56,13 +56,19 @@ impl LastOutcome {
     }
 }
 
-/// Whether an incremental run records `entry`'s outcome: when it changed (or would change) the
-/// server, failed, or differs — outcome and reason — from what the chain implies for it.
-/// `unchanged` is never recorded one by one, nor a skip or a conflict recorded before for the
-/// same reason.
-pub fn worth_recording(entry: &EntryOutcome, last: Option<&LastOutcome>) -> bool {
+/// Since rules 3, an incremental run records every conflict (before: only one that differs
+/// from the last).
+pub const RULES_CONFLICTS_RECORDED: u32 = 3;
+
+/// Whether an incremental run decided under `rules` records `entry`'s outcome: when it changed
+/// (or would change) the server, failed, is a conflict (rules 3: the report shows every entry
+/// that needs attention, always), or differs — outcome and reason — from what the chain
+/// implies for it. `unchanged` is never recorded one by one, nor a skip recorded before for
+/// the same reason.
+pub fn worth_recording(entry: &EntryOutcome, last: Option<&LastOutcome>, rules: u32) -> bool {
     entry.op.is_some()
         || entry.outcome == Outcome::Failed
+        || (entry.outcome == Outcome::Conflict && rules >= RULES_CONFLICTS_RECORDED)
         || (entry.outcome, entry.reason) != LastOutcome::implied(last)
 }
 

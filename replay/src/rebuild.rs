@@ -45,7 +45,10 @@ impl Rebuilt {
         self.plan
             .entries
             .iter()
-            .filter(|e| chain::worth_recording(e, self.last.get(&(e.kind, e.id.clone()))))
+            .filter(|e| {
+                let last = self.last.get(&(e.kind, e.id.clone()));
+                chain::worth_recording(e, last, self.inputs.started.rules)
+            })
             .cloned()
             .collect()
     }

@@ -26,8 +26,11 @@ pub const EVENT_VERSION: u16 = 4;
 
 /// The version of the decision rules a new run is decided under, recorded in
 /// [`RunStarted::rules`]: replay decides a run under its own. 2: a linked user whose Entra
-/// account is disabled is disabled on the server (and enabled again with it).
-pub const DECISION_RULES: u32 = 2;
+/// account is disabled is disabled on the server (and enabled again with it). 3: an
+/// incremental run records every conflict, as before or not
+/// ([`crate::chain::worth_recording`]), so that its report shows every entry that needs
+/// attention.
+pub const DECISION_RULES: u32 = 3;
 
 /// The oldest version whose events already have the current shape (later versions only
 /// added events and optional fields): these decode directly, without upcasting.
