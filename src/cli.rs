@@ -217,7 +217,6 @@ pub struct FakeGraphArgs {
     )]
     pub fail_every: Option<u64>,
     /// Delay every response by this many milliseconds
-    /// The delay --slow-every adds, in milliseconds
     #[arg(
         long,
         value_name = "MS",

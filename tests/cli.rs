@@ -564,6 +564,15 @@ fn completions_and_the_man_page_cover_every_command() {
         references > 20,
         "roster(1) refers to a page per command: {references}"
     );
+
+    // Each option's help is its own: none runs into the next one's.
+    let help = s.ok(&["fake-graph", "--help"]);
+    let latency = help
+        .split("--latency-ms")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap();
+    assert!(!latency.contains("slow-every"), "{latency}");
 }
 
 /// `--server-file` is never ignored silently: a command that uses the server refuses a file

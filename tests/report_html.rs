@@ -191,7 +191,8 @@ fn the_report_page_holds_the_run_and_escapes_the_tenant() {
     for part in [
         "contoso",
         TENANT,
-        "import",
+        // The mode as JSON and `runs` name it.
+        "apply",
         "completed",
         "every user and group",
         "disable",

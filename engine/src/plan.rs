@@ -79,7 +79,7 @@ pub enum Refusal {
         run: crate::ids::RunId,
         removals: u32,
     },
-    #[error("the plan reviewed in dry run {reviewed} is stale: {differences} entries would now be decided differently; run `roster plan` again and review it")]
+    #[error("the plan reviewed in dry run {reviewed} is stale: {differences} {} would now be decided differently; run `roster plan` again and review it", if *.differences == 1 { "entry" } else { "entries" })]
     StalePlan {
         reviewed: crate::ids::RunId,
         differences: u32,

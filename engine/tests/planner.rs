@@ -837,3 +837,17 @@ fn a_second_identical_run_changes_nothing() {
          unchanged group Eng: Security Group, 3 members; already up to date",
     );
 }
+
+/// A refusal counts in words that agree with the number.
+#[test]
+fn a_stale_plan_counts_its_entries_in_words() {
+    let stale = |differences| {
+        engine::plan::Refusal::StalePlan {
+            reviewed: engine::RunId(uuid::Uuid::nil()),
+            differences,
+        }
+        .to_string()
+    };
+    assert!(stale(1).contains("1 entry would now be decided differently"));
+    assert!(stale(7).contains("7 entries would now be decided differently"));
+}

@@ -87,7 +87,7 @@ pub enum VerifyError {
         run: Option<RunId>,
         reason: String,
     },
-    #[error("the noted head {0} is not in the log: events up to it were changed or removed")]
+    #[error("the noted head {0} is not in the log: check that it is the head roster printed, copied whole (`roster verify` prints the current one); if it is, events up to it were changed or removed")]
     HeadNotFound(NotedHead),
     #[error("the noted head {prefix} names more than one event ({first} and {second}); give more of its digits")]
     AmbiguousHead {

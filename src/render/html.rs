@@ -162,7 +162,7 @@ pub fn report_html(page: &ReportPage) -> String {
         "Mode",
         match mode {
             Mode::DryRun => "dry run (nothing changed)".into(),
-            Mode::Apply => "import".into(),
+            Mode::Apply => "apply (an import: the server changed)".into(),
         },
     );
     row("Started by", esc(&s.started_by));
