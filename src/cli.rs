@@ -472,6 +472,9 @@ pub struct RunsArgs {
     /// Only runs started before the end of this date (YYYY-MM-DD, UTC) or before this time (RFC 3339)
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
+    /// Only the newest N runs (of those the other filters keep)
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
 }
 
 #[derive(Debug, Args)]

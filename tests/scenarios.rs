@@ -55,6 +55,9 @@ pub fn redact(text: &str, store: &Path, scratch: &Path) -> String {
         if let Some(len) = uuid_v7_at(&bytes[i..]) {
             result.push_str("[run]");
             i += len;
+        } else if let Some(len) = short_run_at(&bytes[i..]).filter(|_| result.ends_with("│ ")) {
+            result.push_str("[run]");
+            i += len;
         } else if let Some(len) = hash_at(&bytes[i..]) {
             result.push_str("[hash]");
             i += len;
@@ -87,9 +90,13 @@ fn unpad_tables(text: &str) -> String {
             continue;
         }
         let table = &lines[i..end];
-        let has_path = table
-            .iter()
-            .any(|l| l.contains("[fixtures]") || l.contains("[store]") || l.contains("[scratch]"));
+        // (And `runs`, whose short names are as long as they need to be on this clone.)
+        let has_path = table.iter().any(|l| {
+            l.contains("[fixtures]")
+                || l.contains("[store]")
+                || l.contains("[scratch]")
+                || l.starts_with("│ Run ")
+        });
         for line in table {
             if has_path {
                 out.push_str(&squeeze(line));
@@ -127,6 +134,23 @@ fn uuid_v7_at(s: &[char]) -> Option<usize> {
         _ => c.is_ascii_hexdigit(),
     });
     ok.then_some(36)
+}
+
+/// A run's short name as `runs` shows it: the first 8 to 35 characters of its id (a UUIDv7,
+/// whose first digits are its time), ending at a space.
+fn short_run_at(s: &[char]) -> Option<usize> {
+    let len = s
+        .iter()
+        .take_while(|c| c.is_ascii_hexdigit() || **c == '-')
+        .count();
+    let shape = len >= 8
+        && len < 36
+        && s[..len].iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+        && s.get(len) == Some(&' ');
+    shape.then_some(len)
 }
 
 /// A SHA-256 in hex (chain hashes cover the times, so they change every run).

@@ -29,10 +29,20 @@ impl Pty {
     }
 
     fn spawn_with(store: &std::path::Path, args: &[&str], no_color: bool) -> Pty {
+        Pty::spawn_sized(store, args, no_color, (30, 100))
+    }
+
+    /// On a terminal of `rows`×`cols` (what [`Pty::screen`] replays is 100×30 whatever).
+    fn spawn_sized(
+        store: &std::path::Path,
+        args: &[&str],
+        no_color: bool,
+        (rows, cols): (u16, u16),
+    ) -> Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
-            ws_row: 30,
-            ws_col: 100,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -477,7 +487,8 @@ fn tables_and_help_fit_a_100_column_terminal() {
             );
         }
         match args[0] {
-            "runs" => assert!(text.contains(&run), "{text}"),
+            // The run by its short name: a prefix of its id that names it.
+            "runs" => assert!(text.contains(&run[..11]), "{text}"),
             "search" | "deleted" => {
                 assert!(text.contains("with --wide or --json"), "{text}");
                 assert!(
@@ -541,4 +552,53 @@ fn strip_escapes(s: &str) -> String {
         }
     }
     out
+}
+
+/// `roster runs` on an 80-column terminal: one row per run, newest first, nothing cut inside a
+/// word (no "complet/ed"), each run by a short name that `report` takes; `--last N` keeps the
+/// newest N.
+#[test]
+fn runs_fit_80_columns_newest_first_with_short_names() {
+    let r = Roster::new();
+    let (_dir, tenant) = common::demo_tenant_copy();
+    r.add_demo("contoso", &tenant);
+    for _ in 0..3 {
+        r.run(&["import", "contoso", "--select-all", "--check-deleted"]);
+    }
+    let all = json(&r, &["runs", "--json"]);
+    let ids: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["run"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() >= 3);
+
+    let mut pty = Pty::spawn_sized(r.store.path(), &["runs", "--last", "2"], true, (24, 80));
+    assert!(pty.child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let raw = pty.raw();
+    let lines: Vec<&str> = raw.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for line in &lines {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(*line) <= 80,
+            "wider than 80 columns: {line}\n{raw}"
+        );
+    }
+    let rows: Vec<&&str> = lines.iter().filter(|l| l.contains("completed")).collect();
+    assert_eq!(rows.len(), 2, "the newest two:\n{raw}");
+    // Newest first, each by a short name that names it.
+    for (row, id) in rows.iter().zip(ids.iter().rev()) {
+        let name = row
+            .trim_start_matches(['│', ' '])
+            .split([' ', '│'])
+            .next()
+            .unwrap();
+        assert!(
+            name.len() < id.len() && id.starts_with(name),
+            "{name} for {id}\n{raw}"
+        );
+        let report = json(&r, &["report", name, "--json"]);
+        assert_eq!(report["run"], id.as_str());
+    }
 }

@@ -221,6 +221,26 @@ pub fn runs(store: &SledStore, filter: &RunFilter) -> Result<Vec<RunInfo>> {
     Ok(infos)
 }
 
+/// Each run's shortest unique name: the shortest prefix of its id, of at least 8 characters,
+/// that no other run of the store shares — what `runs` shows and every command that takes a
+/// run accepts. (Run ids are UUIDv7: their first digits are the time, shared by runs started
+/// close together, so a fixed-length prefix would not do.)
+pub fn short_ids(store: &SledStore) -> Result<std::collections::HashMap<RunId, String>> {
+    let mut ids: Vec<String> = store.runs()?.iter().map(|r| r.to_string()).collect();
+    ids.sort();
+    let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let mut out = std::collections::HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let before = i.checked_sub(1).map_or(0, |j| common(&ids[j], id));
+        let after = ids.get(i + 1).map_or(0, |next| common(id, next));
+        let len = (before.max(after) + 1).max(8).min(id.len());
+        if let Ok(run) = id.parse::<uuid::Uuid>() {
+            out.insert(RunId(run), id[..len].to_owned());
+        }
+    }
+    Ok(out)
+}
+
 /// A run's report, folded as the run is read. The report shows outcomes, never the server
 /// operations behind them, so those are let go at once (on a large run they are most of it).
 pub fn report(store: &SledStore, run: RunId) -> Result<Report> {

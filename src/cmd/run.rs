@@ -201,11 +201,22 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
             .transpose()?,
     };
     let store = ctx.read_store()?;
-    let infos = runs::runs(&store, &filter)?;
+    let mut infos = runs::runs(&store, &filter)?;
+    if let Some(n) = a.last {
+        infos.drain(..infos.len().saturating_sub(n));
+    }
     if ctx.json {
+        // Oldest first, as the log holds them: what scripts read.
         out_json(&infos)?;
     } else {
-        out(&render::runs_list(&infos, filter.is_set()))?;
+        let names = runs::short_ids(&store)?;
+        let filtered = filter.is_set() || a.last.is_some();
+        out(&render::runs_list(
+            &infos,
+            &names,
+            filtered,
+            render::terminal_width(),
+        ))?;
     }
     Ok(Exit::Ok)
 }

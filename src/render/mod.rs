@@ -468,35 +468,67 @@ pub fn deleted_table(rows: &[DeletedRow], ids: bool) -> String {
     }
 }
 
-pub fn runs_table(runs: &[RunInfo]) -> String {
+/// `roster runs` on a terminal or into a pipe: newest first; each run by its shortest unique
+/// name (`names`, see `app::runs::short_ids`: every command takes it); the start to the minute.
+/// Who started a run is shown where there is room for it (120 columns, or a pipe); on a
+/// terminal, the org is said once above the table when every run shown is of one org.
+pub fn runs_table(
+    runs: &[RunInfo],
+    names: &std::collections::HashMap<RunId, String>,
+    width: Option<u16>,
+) -> String {
     if runs.is_empty() {
         return "No runs yet.\n".into();
     }
-    let mut t = table(&[
-        "Run",
-        "Org",
-        "Mode",
-        "Started by",
-        "Started (UTC)",
-        "Status",
-        "Summary",
+    let who = width.is_none_or(|w| w >= 120);
+    // The org, where the runs shown are not all of one (on a terminal; a pipe has every column).
+    let org = width.is_none() || runs.iter().any(|r| r.org != runs[0].org);
+    let mut columns = vec![("Run", true)];
+    if org {
+        columns.push(("Org", false));
+    }
+    columns.push(("Mode", true));
+    if who {
+        columns.push(("Started by", false));
+    }
+    columns.extend([
+        ("Started (UTC)", true),
+        ("Status", true),
+        ("Summary", false),
     ]);
-    unwrapped(&mut t, 0);
-    for r in runs {
-        t.add_row(vec![
-            r.run.to_string(),
-            cell(&r.org),
-            r.mode.as_str().to_owned(),
-            started_by_text(&r.started_by, r.signed_in_as.as_deref()),
-            r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+    let mut t = table(&columns.iter().map(|(name, _)| *name).collect::<Vec<_>>());
+    for (i, (_, whole)) in columns.iter().enumerate() {
+        if *whole {
+            unwrapped(&mut t, i);
+        }
+    }
+    for r in runs.iter().rev() {
+        let mut row = vec![names
+            .get(&r.run)
+            .cloned()
+            .unwrap_or_else(|| r.run.to_string())];
+        if org {
+            row.push(cell(&r.org));
+        }
+        row.push(r.mode.as_str().to_owned());
+        if who {
+            row.push(started_by_text(&r.started_by, r.signed_in_as.as_deref()));
+        }
+        row.extend([
+            r.started_at.format("%Y-%m-%d %H:%M").to_string(),
             r.status
                 .map(|s| s.as_str())
                 .unwrap_or("aborted (interrupted)")
                 .to_owned(),
             summary_text(&r.summary),
         ]);
+        t.add_row(row);
     }
-    format!("{t}\n")
+    let one_org = match org {
+        true => String::new(),
+        false => format!("Runs of org {}:\n", cell(&runs[0].org)),
+    };
+    format!("{one_org}{t}\n")
 }
 
 pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
@@ -931,11 +963,16 @@ pub fn aborted(run: RunId, why: &str) -> String {
 }
 
 /// `roster runs`: the table, or why it is empty.
-pub fn runs_list(runs: &[RunInfo], filtered: bool) -> String {
+pub fn runs_list(
+    runs: &[RunInfo],
+    names: &std::collections::HashMap<RunId, String>,
+    filtered: bool,
+    width: Option<u16>,
+) -> String {
     if runs.is_empty() && filtered {
         "No runs match these filters.\n".into()
     } else {
-        runs_table(runs)
+        runs_table(runs, names, width)
     }
 }
 
