@@ -143,8 +143,7 @@ fn short_run_at(s: &[char]) -> Option<usize> {
         .iter()
         .take_while(|c| c.is_ascii_hexdigit() || **c == '-')
         .count();
-    let shape = len >= 8
-        && len < 36
+    let shape = (8..36).contains(&len)
         && s[..len].iter().enumerate().all(|(i, c)| match i {
             8 | 13 | 18 | 23 => *c == '-',
             _ => c.is_ascii_hexdigit(),
