@@ -61,7 +61,7 @@ pub enum Command {
     /// The per-entry result report of a run
     Report(ReportArgs),
     /// The deleted objects a run found, with the action chosen for each
-    Deleted(RunRef),
+    Deleted(ReadRunRef),
     /// Apply a reviewed dry run: import exactly its plan, or refuse (exit 4) if it went stale
     Apply(RunRef),
     /// Repeat the org's last import (its selection and options), once or every DURATION
@@ -70,7 +70,7 @@ pub enum Command {
     /// happens to deleted objects, import, read the results
     Wizard(WizardArgs),
     /// Re-derive a run from its recorded inputs; exit 0 iff identical to what it recorded
-    Replay(RunRef),
+    Replay(ReadRunRef),
     /// Check the whole log: hash chain, sequence, runs; name the first bad event
     Verify(VerifyArgs),
     /// A run's events (or the whole log's) as JSON Lines
@@ -524,6 +524,14 @@ pub struct RunRef {
     pub run: String,
 }
 
+/// A run to read, the last one unless named (reading it changes nothing).
+#[derive(Debug, Args)]
+pub struct ReadRunRef {
+    /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
+    #[arg(default_value = "last")]
+    pub run: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -557,6 +565,7 @@ pub struct WizardArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
+    #[arg(default_value = "last")]
     pub run: String,
     /// Output format [default: table, or json with --json]
     #[arg(long, value_enum)]

@@ -238,6 +238,18 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
     );
 }
 
+/// Commands that only read a run take the last one when none is named; `apply`, which changes
+/// the server, must be told which dry run.
+#[test]
+fn reading_commands_default_to_the_last_run() {
+    let s = Session::demo();
+    s.run(&["import", "contoso", "--select", "Delia Dennis"], 0);
+    assert_eq!(s.ok(&["report"]), s.ok(&["report", "last"]));
+    assert_eq!(s.ok(&["deleted"]), s.ok(&["deleted", "last"]));
+    assert_eq!(s.ok(&["replay"]), s.ok(&["replay", "last"]));
+    s.run(&["apply"], 2);
+}
+
 #[test]
 fn exit_codes_tell_conflicts_and_refusals_apart() {
     let s = Session::demo();
