@@ -184,13 +184,24 @@ fn holder() -> String {
 }
 
 /// Who is recorded as starting runs: the operating-system account of the process's real uid
-/// (not `$USER`, which anyone can set), as `name (uid N)`, or `uid N` when it has no name.
+/// (not `$USER`, which anyone can set), as `name (uid N)`, or `uid N` when it has no name. A
+/// process running as root under sudo adds whom sudo ran it for (`SUDO_UID`, which sudo sets
+/// and only root could set otherwise; the name from the user database):
+/// `root (uid 0), through sudo by alice (uid 1000)`.
 pub fn started_by() -> String {
     // SAFETY: getuid cannot fail and touches no memory.
     let uid = unsafe { libc::getuid() };
-    match account_name(uid) {
+    let account = |uid: libc::uid_t| match account_name(uid) {
         Some(name) => format!("{} (uid {uid})", engine::text::printable(&name)),
         None => format!("uid {uid}"),
+    };
+    let sudo = std::env::var("SUDO_UID")
+        .ok()
+        .and_then(|v| v.trim().parse::<libc::uid_t>().ok())
+        .filter(|by| uid == 0 && *by != 0);
+    match sudo {
+        Some(by) => format!("{}, through sudo by {}", account(uid), account(by)),
+        None => account(uid),
     }
 }
 

@@ -238,6 +238,33 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
     );
 }
 
+/// A run started as root under sudo records whom sudo ran it for (from `SUDO_UID`, named from
+/// the user database), after the real account; elsewhere `SUDO_UID` changes nothing.
+#[test]
+fn a_run_under_sudo_records_whom_for() {
+    let s = Session::demo();
+    let out = s
+        .cmd(&["import", "contoso", "--select", "Delia Dennis"])
+        .env("SUDO_UID", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let runs = s.json(&["runs"], 0);
+    let by = runs.as_array().unwrap().last().unwrap()["startedBy"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // SAFETY: getuid cannot fail and touches no memory.
+    let root = unsafe { libc::getuid() } == 0;
+    assert_eq!(by.contains(", through sudo by "), root, "{by}");
+    if root {
+        assert!(
+            by.starts_with("root (uid 0)") && by.ends_with("(uid 1)"),
+            "{by}"
+        );
+    }
+}
+
 /// Commands that only read a run take the last one when none is named; `apply`, which changes
 /// the server, must be told which dry run.
 #[test]
