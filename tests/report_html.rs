@@ -199,6 +199,25 @@ fn the_report_page_holds_the_run_and_escapes_the_tenant() {
     ] {
         assert!(header.contains(part), "{part}: {header}");
     }
+    // Where it stands in the log, what it was decided from and by, when the page was made,
+    // and the command that checks the log still holds it — which does.
+    let log = page.by_id("log").text_content();
+    for part in [
+        "Inputs digest",
+        "Decided by",
+        "roster engine",
+        "Page made",
+        "by roster ",
+    ] {
+        assert!(log.contains(part), "{part}: {log}");
+    }
+    let head = log
+        .split("roster verify --head ")
+        .nth(1)
+        .and_then(|rest| rest.get(..64))
+        .unwrap();
+    assert!(head.chars().all(|c| c.is_ascii_hexdigit()), "{head}: {log}");
+    r.expect(0, &["verify", "--head", head]);
 
     // A refused run: too many deletions.
     let (code, ..) = r.run(&[

@@ -297,6 +297,9 @@ pub struct ReportPage {
     pub all: bool,
     pub deleted: DeletedView,
     pub position: LogPosition,
+    /// When the page was made, and by which roster.
+    pub generated_at: chrono::DateTime<chrono::Utc>,
+    pub generated_by: &'static str,
 }
 
 /// Where a run sits in the log, and whether the log verifies up to it.
@@ -312,7 +315,12 @@ pub struct LogPosition {
 
 /// Gathers a run's report page: its start, summary, entries (every entry with `all`), deleted
 /// objects and place in the log, verifying the log up to its last event.
-pub fn report_page(store: &SledStore, run: RunId, all: bool) -> Result<ReportPage> {
+pub fn report_page(
+    store: &SledStore,
+    run: RunId,
+    all: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ReportPage> {
     let seqs = store.run_seqs(run)?;
     let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
         return Err(Error::bad_input(format!("run {run} has no events")));
@@ -351,5 +359,7 @@ pub fn report_page(store: &SledStore, run: RunId, all: bool) -> Result<ReportPag
             last_hash,
             verified,
         },
+        generated_at: now,
+        generated_by: concat!("roster ", env!("CARGO_PKG_VERSION")),
     })
 }

@@ -230,7 +230,8 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
         Format::Table
     });
     if format == Format::Html {
-        out(&render::report_html(&runs::report_page(&store, run, all)?))?;
+        let page = runs::report_page(&store, run, all, ctx.app.clock.now())?;
+        out(&render::report_html(&page))?;
         return Ok(Exit::Ok);
     }
     let report = if all {

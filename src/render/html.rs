@@ -427,11 +427,20 @@ pub fn report_html(page: &ReportPage) -> String {
         "<section id=\"log\">\n<h2>Place in the log</h2>\n<dl>\n\
          <dt>Events</dt><dd>{} to {} ({} events)</dd>\n\
          <dt>Hash of its last event</dt><dd><code>{}</code></dd>\n\
-         <dt>Verification</dt><dd>{verified}</dd>\n</dl>\n\
-         <p class=\"note\">Check it again with <code>roster verify</code> and <code>roster replay {}</code>.</p>\n</section>\n",
+         <dt>Verification</dt><dd>{verified}</dd>\n\
+         <dt>Inputs digest</dt><dd><code>{}</code></dd>\n\
+         <dt>Decided by</dt><dd>roster engine {} under decision rules {}</dd>\n\
+         <dt>Page made</dt><dd>{} by {}, from the log</dd>\n</dl>\n\
+         <p class=\"note\">Check it again with <code>roster verify --head {}</code> (the log still holds this run as it was) and <code>roster replay {}</code>.</p>\n</section>\n",
         p.first.0,
         p.last.0,
         p.last.0 - p.first.0 + 1,
+        p.last_hash,
+        esc(s.inputs_digest.as_deref().unwrap_or("(not recorded)")),
+        esc(&s.engine_version),
+        s.rules,
+        page.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        page.generated_by,
         p.last_hash,
         page.info.run,
     );
