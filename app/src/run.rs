@@ -110,8 +110,11 @@ pub fn execute(
         ));
     }
     // What earlier runs saw this server not keep is neither written nor compared again.
-    let seen = unkept_seen(store, org, &target.info())?;
-    target.inherit(&seen);
+    // The org's last completed run against this server: the base of an incremental run, and
+    // what it saw the server not keep. (A SCIM target's info before and after `inherit` names
+    // the same server.)
+    let last_run = last_completed_run(store, org, &target.info())?;
+    target.inherit(&unkept_seen(store, last_run.as_ref())?);
     let target_info = target.info();
     let baseline = last_complete_read(store, org)?;
     let phase = std::time::Instant::now();
@@ -130,7 +133,7 @@ pub fn execute(
     let mut notes = Vec::new();
     let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
     step("reading the org's last run from the log");
-    let base = match (req.full, last_completed_run(store, org, &target_info)?) {
+    let base = match (req.full, last_run) {
         (false, Some((run, started))) => {
             let mut links = started
                 .source
@@ -620,7 +623,7 @@ fn completed_runs<'s>(
 
 /// The org's last completed run against `target`: the base of its next run there. (A run
 /// against another server would be a base whose server differs in everything.)
-fn last_completed_run(
+pub(crate) fn last_completed_run(
     store: &SledStore,
     org: &OrgConfig,
     target: &TargetInfo,
@@ -634,18 +637,18 @@ fn last_completed_run(
     Ok(None)
 }
 
-/// The optional user attributes earlier runs saw `target` not keep: what the org's last
-/// completed run against it recorded it did not keep, and what that run learned.
+/// The optional user attributes earlier runs saw a server not keep: what `last` — the org's
+/// last completed run against it ([`last_completed_run`]) — recorded it did not keep, and what
+/// that run learned.
 pub(crate) fn unkept_seen(
     store: &SledStore,
-    org: &OrgConfig,
-    target: &TargetInfo,
+    last: Option<&(RunId, RunStarted)>,
 ) -> Result<Vec<String>> {
-    let Some((run, started)) = last_completed_run(store, org, target)? else {
+    let Some((run, started)) = last else {
         return Ok(Vec::new());
     };
     let mut unkept: Vec<String> = started.target.unkept().to_vec();
-    if let Some(last) = store.run_seqs(run)?.last() {
+    if let Some(last) = store.run_seqs(*run)?.last() {
         if let Some(Event::RunFinished(finished)) = store.read_event(*last)?.map(|e| e.event) {
             unkept.extend(finished.learned);
         }

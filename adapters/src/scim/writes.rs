@@ -726,11 +726,9 @@ impl Holds {
     /// user's attributes the service does not keep (`unkept`) are not compared.
     fn is(&self, resource: &Value, logins: &HashMap<String, String>, unkept: &[String]) -> bool {
         match self {
-            Holds::User(u) => user_from_resource(resource).is_ok_and(|now| {
-                user_patch(&now.user, u, unkept).is_empty()
-                    && now.user.enabled == u.enabled
-                    && user_link(&now.user) == user_link(u)
-            }),
+            // The patch between them covers `active` and the link (`externalId`) too.
+            Holds::User(u) => user_from_resource(resource)
+                .is_ok_and(|now| user_patch(&now.user, u, unkept).is_empty()),
             Holds::Group {
                 name,
                 link,
