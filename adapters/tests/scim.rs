@@ -750,7 +750,10 @@ mod faulty {
                     }
                     if fault == Some(REDIRECT) {
                         let mut h = HeaderMap::new();
-                        let to = format!("{}{uri}", upstream.replace("127.0.0.1", "localhost"));
+                        let to = format!(
+                            "{}{uri}",
+                            upstream.replace("127.0.0.1", "someone:s3cret@localhost")
+                        );
                         h.insert("location", to.parse().unwrap());
                         return (StatusCode::TEMPORARY_REDIRECT, h, Body::empty());
                     }
@@ -1103,6 +1106,10 @@ fn a_redirect_is_never_followed() {
         e.contains("with a redirect (307) to http://localhost:")
             && e.contains("follows no redirect"),
         "{e}"
+    );
+    assert!(
+        !e.contains("s3cret"),
+        "the credentials in its Location are never said: {e}"
     );
 
     let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[faulty::REDIRECT])]);

@@ -262,7 +262,8 @@ impl ScimClient {
                     "the SCIM service at {} answered {method} {} with a redirect ({status}) to {}; roster follows no redirect — if that is the service, give its URL as --scim",
                     url.origin().ascii_serialization(),
                     path.split('?').next().unwrap_or_default(),
-                    engine::text::printable(&to)
+                    // Said without any credentials it carries.
+                    engine::text::printable(&crate::address::shown(&to))
                 ));
             }
             let asked = resp
