@@ -66,6 +66,10 @@ pub enum Command {
     Apply(RunRef),
     /// Repeat the org's last import (its selection and options), once or every DURATION
     Sync(SyncArgs),
+    /// Known conflicts and failures: list them, acknowledge one (later runs that meet it
+    /// unchanged exit 0), or withdraw an acknowledgement
+    #[command(subcommand)]
+    Conflict(ConflictCommand),
     /// The import wizard in the terminal: pick an org, tick users and groups, choose what
     /// happens to deleted objects, import, read the results
     Wizard(WizardArgs),
@@ -138,6 +142,51 @@ pub enum OrgCommand {
     Logout {
         /// Org name
         name: String,
+    },
+    /// Leave users or groups out of the org's selection for good: never imported (not as a
+    /// member of a selected group either), never handled as deleted. Without OBJECT, list
+    /// what is left out
+    LeaveOut {
+        /// Org name
+        name: String,
+        /// Object id, UPN or display name (as `roster search` shows them)
+        objects: Vec<String>,
+    },
+    /// Bring objects left out back into the org's selection
+    TakeBack {
+        /// Org name
+        name: String,
+        /// Object id or name, as `roster org leave-out NAME` lists them
+        #[arg(required = true)]
+        objects: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictCommand {
+    /// The conflicts and failures of each org's last run, and how each stands: new, reported
+    /// before, or acknowledged
+    List {
+        /// Only this org
+        org: Option<String>,
+    },
+    /// Acknowledge a conflict or failure of the org's last run, as reviewed: recorded in the
+    /// log; a later run that meets it unchanged (same outcome and detail) does not exit 3
+    Ack {
+        /// Org name
+        org: String,
+        /// The entry: object id, UPN or display name
+        object: String,
+        /// Why (one line, up to 500 characters), recorded with it
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Withdraw an acknowledgement: the problem counts as new again
+    Unack {
+        /// Org name
+        org: String,
+        /// The entry: object id or name
+        object: String,
     },
 }
 

@@ -218,7 +218,8 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
     assert!(!all_conflicts.is_empty());
     assert_eq!(conflicts(&recorded["entries"]), all_conflicts);
 
-    let table = s.run(&["import", "contoso", "--select-all"], 3);
+    // The same conflicts again, reported by the import before: nothing new, exit 0.
+    let table = s.run(&["import", "contoso", "--select-all"], 0);
     let second_run = table
         .lines()
         .next()
@@ -234,7 +235,7 @@ fn a_dry_run_changes_nothing_and_an_import_reports_what_the_log_holds() {
     );
     assert!(
         table.contains("Conflict") && table.contains("Brian Johnson"),
-        "the conflicts it exits 3 for are on screen:\n{table}"
+        "the conflicts, known now, are still on screen:\n{table}"
     );
 }
 
@@ -282,6 +283,20 @@ fn exit_codes_tell_conflicts_and_refusals_apart() {
     let s = Session::demo();
     s.run(&["import", "contoso", "--select", "Delia Dennis"], 0);
     s.run(&["import", "contoso", "--select", "Brian Johnson"], 3);
+    // The same conflict again, unchanged: reported by the import before, nothing new.
+    s.run(&["import", "contoso", "--select", "Brian Johnson"], 0);
+    // A new one fails the run again; the known one does not count.
+    s.run(
+        &[
+            "import",
+            "contoso",
+            "--select",
+            "Brian Johnson",
+            "--select",
+            "Gerhart Moller",
+        ],
+        3,
+    );
     s.run(
         &[
             "import",
@@ -309,7 +324,13 @@ fn exit_codes_tell_conflicts_and_refusals_apart() {
         .collect();
     assert_eq!(
         statuses,
-        ["completed", "completed", "refused"],
+        [
+            "completed",
+            "completed",
+            "completed",
+            "completed",
+            "refused"
+        ],
         "refusals are recorded, bad input is not"
     );
 }
@@ -817,7 +838,7 @@ fn org_set_repoints_a_fixture_org_to_a_file_of_its_tenant() {
     let orgs = s.json(&["org", "list"], 0);
     assert!(orgs.to_string().contains("moved.json"), "{orgs}");
     // The next import reads the new file and goes on from the org's runs.
-    s.run(&["import", "contoso", "--select-all"], 3);
+    s.run(&["import", "contoso", "--select-all"], 0);
     assert_eq!(s.json(&["runs"], 0).as_array().unwrap().len(), 2);
 
     let other = fixtures().join("tenants/graph-docs.json");
@@ -938,4 +959,79 @@ fn a_config_file_sets_the_store_and_defaults_and_flags_win() {
         err.contains("config.toml: line 2: unknown field `max-deletions`"),
         "{err}"
     );
+}
+
+/// An object left out of an org for good is not imported as a member of a selected group, nor
+/// handled as deleted; taken back, it is again. The runs record what they left out.
+#[test]
+fn an_object_left_out_is_neither_imported_as_a_member_nor_handled_as_deleted() {
+    let s = Session::demo();
+    let names = |v: &Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let group = ["plan", "contoso", "--select", "Engineering Leads"];
+    let before = s.json(&group, 0);
+    let members: Vec<String> = names(&before, "entries")
+        .into_iter()
+        .filter(|n| n != "Engineering Leads")
+        .collect();
+    assert_eq!(members.len(), 2, "{before}");
+    let deleted = s.json(
+        &[
+            "plan",
+            "contoso",
+            "--select",
+            "Engineering Leads",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        0,
+    );
+    let gone = s.json(&["deleted"], 0);
+    let gone_name = gone[0]["name"].as_str().unwrap().to_owned();
+    let gone_id = gone[0]["id"].as_str().unwrap().to_owned();
+    assert!(names(&deleted, "entries").contains(&gone_name), "{deleted}");
+
+    s.ok(&["org", "leave-out", "contoso", &members[0], &gone_id]);
+    let listed = s.ok(&["org", "leave-out", "contoso"]);
+    assert!(
+        listed.contains(&members[0]) && listed.contains(&gone_id),
+        "{listed}"
+    );
+    let after = s.json(&group, 0);
+    let left: Vec<String> = names(&after, "entries");
+    assert!(
+        !left.contains(&members[0]) && left.contains(&members[1]),
+        "{after}"
+    );
+    let plan = s.json(
+        &[
+            "plan",
+            "contoso",
+            "--select",
+            "Engineering Leads",
+            "--check-deleted",
+            "--on-deleted",
+            "disable",
+        ],
+        0,
+    );
+    assert!(!names(&plan, "entries").contains(&gone_name), "{plan}");
+    let events = s.ok(&["events", "last"]);
+    assert!(events.contains("\"leaveOut\":["), "the run records it");
+    // Everything selected left out: refused in one line, nothing recorded.
+    let runs = s.json(&["runs"], 0).as_array().unwrap().len();
+    let err = s.run_err(&["plan", "contoso", "--select", &members[0]], 2);
+    assert!(err.contains("left out of the org for good"), "{err}");
+    assert_eq!(s.json(&["runs"], 0).as_array().unwrap().len(), runs);
+
+    s.ok(&["org", "take-back", "contoso", &members[0]]);
+    let back = s.json(&group, 0);
+    assert!(names(&back, "entries").contains(&members[0]), "{back}");
 }

@@ -24,6 +24,22 @@ pub struct OrgConfig {
     pub tenant_id: TenantId,
     pub source: OrgSource,
     pub added_at: DateTime<Utc>,
+    /// Objects the admin left out of this org's selection for good (`roster org leave-out`):
+    /// every run of the org copies them into its options ([`engine::event::RunOptions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
+}
+
+/// An object left out of an org's selection: its Entra object id, and what it was called
+/// when it was left out (for the admin to read; the id is what counts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeftOut {
+    pub id: engine::ObjectId,
+    pub kind: engine::model::Kind,
+    pub name: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

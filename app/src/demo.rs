@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         tenant_id: loaded.snapshot.tenant_id.clone(),
         source: OrgSource::Fixture { path: tenant_path },
         added_at: ctx.clock.now(),
+        left_out: Vec::new(),
     };
     add_org(&store, &org)?;
     store.flush()?;

@@ -7,6 +7,7 @@
 //! - bad input is rejected before anything is written (see [`run::execute`]);
 //! - a run reports success only after its events are flushed.
 
+pub mod attention;
 pub mod backup;
 pub mod context;
 pub mod demo;

@@ -38,6 +38,7 @@ pub fn read_fixture(ctx: &Context, name: &str, fixture: &Path) -> Result<Fixture
             tenant_id: loaded.snapshot.tenant_id.clone(),
             source: OrgSource::Fixture { path },
             added_at: ctx.clock.now(),
+            left_out: Vec::new(),
         },
         loaded,
     })
@@ -75,6 +76,7 @@ pub fn set_fixture(
         )));
     }
     set.org.added_at = current.added_at;
+    set.org.left_out = current.left_out;
     org::replace_org(store, &set.org)?;
     store.flush()?;
     Ok(set)
@@ -156,6 +158,7 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
             secret,
         }),
         added_at: ctx.clock.now(),
+        left_out: Vec::new(),
     };
     config.sign_in(&ctx.source_env())?;
     org::add_org(store, &config)?;

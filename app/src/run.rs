@@ -637,6 +637,39 @@ pub(crate) fn last_completed_run(
     Ok(None)
 }
 
+/// The org's last completed import against `target` before `run` (a run started earlier):
+/// the one whose problems `run`'s are compared with.
+pub(crate) fn last_import_before(
+    store: &SledStore,
+    org: &OrgConfig,
+    target: &TargetInfo,
+    run: RunId,
+) -> Result<Option<RunId>> {
+    let first = store.run_seqs(run)?.first().copied();
+    for found in completed_runs(store, org)? {
+        let (other, started) = found?;
+        if other == run || started.mode != Mode::Apply || !started.target.same_server(target) {
+            continue;
+        }
+        let before = match (store.run_seqs(other)?.first(), first) {
+            (Some(o), Some(f)) => *o < f,
+            _ => false,
+        };
+        if before {
+            return Ok(Some(other));
+        }
+    }
+    Ok(None)
+}
+
+/// The org's last completed run, import or dry run, whatever its server.
+pub(crate) fn last_completed_any(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
+    Ok(completed_runs(store, org)?
+        .next()
+        .transpose()?
+        .map(|(run, _)| run))
+}
+
 /// The optional user attributes earlier runs saw a server not keep: what `last` — the org's
 /// last completed run against it ([`last_completed_run`]) — recorded it did not keep, and what
 /// that run learned.

@@ -24,7 +24,11 @@ pub fn plan_or_import(
     request: &RunRequest,
 ) -> Result<(OrgConfig, RunResult)> {
     let org = org::get_org(store, org)?;
-    run_against(ctx, store, &org, &mut outside, request)
+    // What the org leaves out for good is left out of every run it starts (a reviewed dry
+    // run's apply keeps what that dry run left out: it imports exactly what was reviewed).
+    let mut request = request.clone();
+    request.options.leave_out = org.left_out.iter().map(|l| l.id.clone()).collect();
+    run_against(ctx, store, &org, &mut outside, &request)
 }
 
 /// Applies the reviewed dry run `reviewed`: an import with its selection and options that

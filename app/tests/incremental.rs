@@ -24,6 +24,7 @@ fn org() -> OrgConfig {
             path: "memory".into(),
         },
         added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
+        left_out: Vec::new(),
     }
 }
 

@@ -82,11 +82,23 @@ pub fn choose(inputs: &Inputs<'_>, selection: &SelectionSpec) -> Chosen {
         };
         resolve_selection(&mut view, selection, empty)
     };
+    // What the org leaves out for good is neither chosen nor handled as deleted.
+    let left_out = |id: &crate::ids::ObjectId| options.leave_out.contains(id);
     let deleted = if options.check_deleted {
-        find_deleted(inputs.tenant, inputs.snapshot, inputs.server)
+        let mut found = find_deleted(inputs.tenant, inputs.snapshot, inputs.server);
+        found.retain(|d| !left_out(&d.id));
+        found
     } else {
         Vec::new()
     };
+    let selected = selected.and_then(|mut s| {
+        let before = s.len();
+        s.retain(|c| !left_out(&c.id));
+        if before > 0 && s.is_empty() && !options.check_deleted {
+            return Err(SelectionError::AllLeftOut { selected: before });
+        }
+        Ok(s)
+    });
     let choices = selected.map_err(ChoiceError::from).and_then(|selected| {
         let actions = choose_deleted_actions(&deleted, options.on_deleted, &options.actions)?;
         Ok(selected.into_iter().chain(actions).collect())

@@ -257,6 +257,9 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
                 groups.push(found);
                 if let Ok(g) = found {
                     for m in &g.member_users {
+                        if options.leave_out.contains(m) {
+                            continue;
+                        }
                         if let Some(u) = user_index.get(m) {
                             if seen_users.insert(&u.id) {
                                 users.push(Ok(u));

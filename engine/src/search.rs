@@ -193,6 +193,8 @@ pub enum SelectionError {
     NothingSelected,
     #[error("the selection is empty{scope}; nothing to import")]
     Empty { scope: String },
+    #[error("everything selected ({selected}) is left out of the org for good; `roster org leave-out ORG` lists them, `roster org take-back ORG OBJECT` brings one back")]
+    AllLeftOut { selected: usize },
 }
 
 /// Whether a selection that selects nothing may go ahead.

@@ -91,6 +91,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                     }],
                     max_deletions: 50,
                     allow_empty_source: false,
+                    leave_out: Vec::new(),
                 },
                 applied_from: None,
                 baseline: Some(Baseline {
@@ -250,6 +251,30 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                 server_users: 12,
                 server_groups: 6,
                 contents_digest: "ef".repeat(32),
+            }),
+        ),
+        (
+            "problem_acknowledged",
+            Event::ProblemAcknowledged(engine::event::ProblemAcknowledged {
+                org: "contoso".into(),
+                kind: Kind::User,
+                id: oid(9),
+                name: "Alice".into(),
+                outcome: Outcome::Conflict,
+                detail: "login alice is taken by a local user".into(),
+                run: run(),
+                by: "root (uid 0)".into(),
+                note: Some("AD account, kept by hand".into()),
+            }),
+        ),
+        (
+            "acknowledgement_withdrawn",
+            Event::AcknowledgementWithdrawn(engine::event::AcknowledgementWithdrawn {
+                org: "contoso".into(),
+                kind: Kind::User,
+                id: oid(9),
+                name: "Alice".into(),
+                by: "root (uid 0)".into(),
             }),
         ),
         (

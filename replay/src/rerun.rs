@@ -286,6 +286,25 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
             Some(Event::BackupTaken(b)) => {
                 return Ok(one(format!("a backup taken by {}, not an import", b.by)))
             }
+            Some(Event::ProblemAcknowledged(a)) => {
+                return Ok(one(format!(
+                    "an administrator's acknowledgement, not an import: {} acknowledged the {} of {} {} in org {}",
+                    a.by,
+                    a.outcome.as_str(),
+                    a.kind.as_str(),
+                    a.name,
+                    a.org
+                )))
+            }
+            Some(Event::AcknowledgementWithdrawn(w)) => {
+                return Ok(one(format!(
+                    "an administrator's withdrawal of an acknowledgement, not an import: by {}, of {} {} in org {}",
+                    w.by,
+                    w.kind.as_str(),
+                    w.name,
+                    w.org
+                )))
+            }
             _ => {}
         }
     }

@@ -42,6 +42,9 @@ pub struct Verified {
     pub edits: usize,
     /// Backups taken (`BackupTaken`), also left out of `runs`.
     pub backups: usize,
+    /// Acknowledgements of problems given and withdrawn (`ProblemAcknowledged`,
+    /// `AcknowledgementWithdrawn`), also left out of `runs`.
+    pub acknowledgements: usize,
 }
 
 /// A chain head noted earlier: its 64 hexadecimal digits, or a prefix of at least 16 of them
@@ -116,6 +119,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     let mut repairs = Vec::new();
     let mut edits = 0;
     let mut backups = 0;
+    let mut acknowledgements = 0;
     for raw in store.raw_events(Seq(1)) {
         let raw = match raw {
             Ok(raw) => raw,
@@ -172,6 +176,9 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
                 match kind {
                     EventKind::LogRepaired => repairs.push(raw.seq),
                     EventKind::BackupTaken => backups += 1,
+                    EventKind::ProblemAcknowledged | EventKind::AcknowledgementWithdrawn => {
+                        acknowledgements += 1
+                    }
                     _ => edits += 1,
                 }
             }
@@ -252,12 +259,13 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     Ok(Verified {
         head: prev,
         events: prev.seq.0,
-        runs: finished.len() - repairs.len() - edits - backups,
+        runs: finished.len() - repairs.len() - edits - backups - acknowledgements,
         unfinished,
         noted_head_at,
         repairs,
         edits,
         backups,
+        acknowledgements,
     })
 }
 

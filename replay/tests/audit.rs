@@ -63,6 +63,7 @@ fn demo_store(dir: &Path) -> (SledStore, Vec<RunId>) {
             path: fixtures().join("demo/tenant.json"),
         },
         added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
+        left_out: Vec::new(),
     };
     let clock = clock();
     let a = execute(
@@ -369,6 +370,7 @@ proptest! {
             tenant_id: tenant(),
             source: OrgSource::Fixture { path: "memory".into() },
             added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
+            left_out: Vec::new(),
         };
         let clock = clock();
         let mut runs = Vec::new();

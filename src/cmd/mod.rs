@@ -9,7 +9,7 @@ mod server;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, OrgCommand};
+use crate::cli::{Cli, Command, ConflictCommand, OrgCommand};
 use crate::context::Ctx;
 use crate::{Exit, UsageError};
 
@@ -53,6 +53,19 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Org(OrgCommand::List) => org::list(&ctx),
         Command::Org(OrgCommand::Remove { name }) => org::remove(&ctx, &name),
         Command::Org(OrgCommand::Set { name, fixture }) => org::set(&ctx, &name, &fixture),
+        Command::Org(OrgCommand::LeaveOut { name, objects }) => {
+            org::leave_out(&ctx, &name, &objects)
+        }
+        Command::Org(OrgCommand::TakeBack { name, objects }) => {
+            org::take_back(&ctx, &name, &objects)
+        }
+        Command::Conflict(ConflictCommand::List { org }) => run::conflicts(&ctx, org.as_deref()),
+        Command::Conflict(ConflictCommand::Ack { org, object, note }) => {
+            run::acknowledge(&ctx, &org, &object, note.as_deref())
+        }
+        Command::Conflict(ConflictCommand::Unack { org, object }) => {
+            run::withdraw(&ctx, &org, &object)
+        }
         Command::Search(a) => org::search(&ctx, &a),
         Command::Record(a) => org::record(&ctx, &a),
         Command::Plan(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::DryRun),

@@ -201,6 +201,30 @@ pub fn logout(ctx: &Ctx, name: &str) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// `org leave-out NAME [OBJECT…]`: leaves objects out of the org's runs for good, or lists
+/// what it leaves out.
+pub fn leave_out(ctx: &Ctx, name: &str, objects: &[String]) -> Result<Exit> {
+    if objects.is_empty() {
+        let org = orgs::get(&ctx.read_store()?, name)?;
+        out(&render::attention::left_out_list(&org.name, &org.left_out))?;
+        return Ok(Exit::Ok);
+    }
+    let store = ctx.open_store()?;
+    let change = render::with_progress(&ctx.app.stats, || {
+        app::attention::leave_out(&ctx.app, &store, name, objects)
+    })?;
+    say(&render::attention::left_out_changed(name, &change, true));
+    Ok(Exit::Ok)
+}
+
+/// `org take-back NAME OBJECT…`.
+pub fn take_back(ctx: &Ctx, name: &str, objects: &[String]) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let change = app::attention::take_back(&store, name, objects)?;
+    say(&render::attention::left_out_changed(name, &change, false));
+    Ok(Exit::Ok)
+}
+
 pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Exit> {
     // The store is let go before the tenant is read: a live read can take a while.
     let org = orgs::get(&ctx.open_store()?, &a.org)?;

@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use app::attention::{self, Attention};
 use app::run::{RunEnd, RunRequest, RunResult};
 use app::runs::{self, RunFilter};
 use engine::event::{ActionOverride, DeletedAction, Mode, RunOptions, RunStatus, SelectionSpec};
@@ -23,7 +24,8 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     let (org, result) = render::with_progress(&ctx.app.stats, || {
         runs::plan_or_import(&ctx.app, &store, outside, &a.org, &request)
     })?;
-    print_run(ctx, &org.name, &result, a.all)
+    let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+    print_run(ctx, &org, &result, a.all, &attention)
 }
 
 pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
@@ -35,7 +37,8 @@ pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     if !result.stale.is_empty() && !ctx.json {
         say(&format!("{}\n", render::stale_table(&result.stale)));
     }
-    print_run(ctx, &org.name, &result, false)
+    let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+    print_run(ctx, &org, &result, false, &attention)
 }
 
 pub fn demo(ctx: &Ctx) -> Result<Exit> {
@@ -49,7 +52,8 @@ pub fn demo(ctx: &Ctx) -> Result<Exit> {
     stop_at_ctrl_c(ctx)?;
     let (_store, org, result) =
         render::with_progress(&ctx.app.stats, || app::demo::run(&ctx.app, &dir))?;
-    let exit = print_run(ctx, &org.name, &result, false)?;
+    // Conflicts are part of the demo data: what they are to the admin is not the point here.
+    let exit = print_run(ctx, &org, &result, false, &Attention::default())?;
     say(&render::demo_hint(&dir));
     // Conflicts are part of the demo data: the demo succeeded if the run completed.
     Ok(if exit == Exit::Problems {
@@ -113,6 +117,8 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
                 .or(defaults.max_deletions)
                 .unwrap_or(RunOptions::default().max_deletions),
             allow_empty_source: a.allow_empty_source,
+            // The org's own, filled in when the run starts.
+            leave_out: Vec::new(),
         },
         started_by: ctx.app.started_by.clone(),
         applied_from: None,
@@ -121,15 +127,31 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
     })
 }
 
-/// Prints a run's report and turns its end into an exit code.
-fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit> {
+/// Prints a run's report and turns its end into an exit code: a completed run exits 3 only
+/// when a conflict or failure is new (see `app::attention`).
+fn print_run(
+    ctx: &Ctx,
+    org: &adapters::org::OrgConfig,
+    result: &RunResult,
+    all: bool,
+    attention: &Attention,
+) -> Result<Exit> {
     say(&render::warnings(&result.problems));
+    say(&render::attention::leaving_out(&org.name, &org.left_out));
+    let org = org.name.as_str();
     let recorded;
     let entries = if all || result.base.is_none() {
         &result.entries
     } else {
         recorded = result.recorded_entries();
         &recorded
+    };
+    let annotated;
+    let entries = if ctx.json || attention.acknowledged() == 0 {
+        entries
+    } else {
+        annotated = render::attention::annotated(entries, attention);
+        &annotated
     };
     let reason = run_status(result).1;
     let view = ReportView {
@@ -162,9 +184,47 @@ fn print_run(ctx: &Ctx, org: &str, result: &RunResult, all: bool) -> Result<Exit
             say(&render::aborted(result.run, why));
             Err(Quiet(Exit::Runtime).into())
         }
-        RunEnd::Completed if result.summary().has_problems() => Ok(Exit::Problems),
-        RunEnd::Completed => Ok(Exit::Ok),
+        RunEnd::Completed => {
+            say(&render::attention::attention_line(
+                org,
+                &result.summary(),
+                attention,
+            ));
+            Ok(if attention.new_problems() > 0 {
+                Exit::Problems
+            } else {
+                Exit::Ok
+            })
+        }
     }
+}
+
+/// `conflict list [ORG]`.
+pub fn conflicts(ctx: &Ctx, org: Option<&str>) -> Result<Exit> {
+    let store = ctx.read_store()?;
+    let list = attention::list(&store, org)?;
+    out(&render::attention::conflicts_list(&list))?;
+    Ok(Exit::Ok)
+}
+
+/// `conflict ack ORG OBJECT [--note TEXT]`.
+pub fn acknowledge(ctx: &Ctx, org: &str, object: &str, note: Option<&str>) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let acked = attention::acknowledge(&ctx.app, &store, org, object, note)?;
+    say(&render::attention::conflict_acked(org, &acked));
+    Ok(Exit::Ok)
+}
+
+/// `conflict unack ORG OBJECT`.
+pub fn withdraw(ctx: &Ctx, org: &str, object: &str) -> Result<Exit> {
+    let store = ctx.open_store()?;
+    let withdrawn = attention::withdraw(&ctx.app, &store, org, object)?;
+    say(&render::attention::conflict_withdrawn(
+        org,
+        object,
+        withdrawn.as_ref(),
+    ));
+    Ok(Exit::Ok)
 }
 
 /// A `--since`/`--until` bound: a date (UTC midnight; `end` moves it to the next midnight) or
@@ -242,6 +302,16 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
     let view = ReportView::from_report(run, &report, all);
     match format {
         Format::Table => {
+            // Problems acknowledged when the run was made say so (the org may be gone).
+            let attention = match app::orgs::get(&store, &report.org) {
+                Ok(org) => attention::classify(&store, &org, run, &report.entries)?,
+                Err(_) => Attention::default(),
+            };
+            let annotated = render::attention::annotated(&report.entries, &attention);
+            let view = ReportView {
+                entries: &annotated,
+                ..view
+            };
             render::out_with(|w| render::write_report_table(w, &view, render::terminal_width()))?
         }
         Format::Json => out_json(&render::report_json(&view))?,
@@ -282,7 +352,8 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
         let (org, result) = render::with_progress(&ctx.app.stats, || {
             app::sync::sync_once(&ctx.app, &store, &request)
         })?;
-        return print_run(ctx, &org.name, &result, false);
+        let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+        return print_run(ctx, &org, &result, false, &attention);
     };
     let every = parse_duration(every)?;
     // Bad usage ends it before the loop: there must be an import to repeat.
@@ -290,15 +361,18 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     let signals = stop_signals()?;
     loop {
         let started = std::time::Instant::now();
-        let cycle = ctx
-            .open_store()
-            .and_then(|store| Ok(app::sync::sync_once(&ctx.app, &store, &request)?));
+        let cycle = ctx.open_store().and_then(|store| {
+            let (org, result) = app::sync::sync_once(&ctx.app, &store, &request)?;
+            let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+            Ok((org, result, attention))
+        });
         match cycle {
-            Ok((org, result)) => {
+            Ok((org, result, attention)) => {
                 say(&render::sync_line(
                     ctx.app.clock.now(),
                     &org.name,
                     &result,
+                    &attention,
                     started.elapsed(),
                 ));
                 if ctx.json {

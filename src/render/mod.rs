@@ -1,6 +1,7 @@
 //! Output: human tables, JSON for scripts, CSV for spreadsheets, and the lines said on
 //! stderr. Only this module knows how things look and where they go; commands hand it data.
 
+pub mod attention;
 mod html;
 mod io;
 pub mod progress;
@@ -905,6 +906,7 @@ pub fn sync_line(
     at: chrono::DateTime<chrono::Utc>,
     org: &str,
     r: &app::run::RunResult,
+    attention: &app::attention::Attention,
     took: std::time::Duration,
 ) -> String {
     let how = match &r.end {
@@ -918,8 +920,14 @@ pub fn sync_line(
         (false, true) => "full, changes read",
         (false, false) => "full",
     };
+    // Whether the cycle needs attention: only a new conflict or failure does.
+    let new = match attention.new_problems() {
+        0 if r.summary().has_problems() => " — nothing new",
+        0 => "",
+        _ => " — NEW conflicts or failures, see `roster report` and `roster conflict list`",
+    };
     format!(
-        "{} sync {}: run {} {how} in {:.1} s ({kind}): {}\n",
+        "{} sync {}: run {} {how} in {:.1} s ({kind}): {}{new}\n",
         at.format("%Y-%m-%dT%H:%M:%SZ"),
         cell(org),
         r.run,
@@ -1058,6 +1066,13 @@ pub fn verified(
     if v.backups > 0 {
         others.push(count(v.backups, "backup", "backups"));
     }
+    if v.acknowledgements > 0 {
+        others.push(count(
+            v.acknowledgements,
+            "acknowledgement given or withdrawn",
+            "acknowledgements given or withdrawn",
+        ));
+    }
     let edits = match others.len() {
         0 => String::new(),
         _ => format!(" and {}", others.join(" and ")),
@@ -1098,6 +1113,7 @@ pub fn verified_json(
         "runs": v.runs,
         "edits": v.edits,
         "backups": v.backups,
+        "acknowledgements": v.acknowledgements,
         "head": { "seq": v.head.seq.0, "hash": v.head.hash.to_hex() },
         "notedHeadAt": v.noted_head_at.map(|s| s.0),
         "unfinished": v.unfinished.iter().map(|r| r.to_string()).collect::<Vec<_>>(),

@@ -135,3 +135,21 @@ pub fn added_twice(store: &Path) -> Vec<String> {
         .map(|(id, _)| id)
         .collect()
 }
+
+/// How the rerun of the import ends: the tenant's conflicts are new (exit 3) unless an import
+/// that completed before it — the killed one, when the kill came after its end — reported them
+/// (exit 0).
+pub fn rerun_exit(store: &Path) -> i32 {
+    let runs: serde_json::Value =
+        serde_json::from_str(&roster(store, &["runs", "--json"]).1).unwrap();
+    let imported = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["mode"] == "apply" && r["status"] == "completed");
+    if imported {
+        0
+    } else {
+        3
+    }
+}

@@ -21,8 +21,9 @@ use crate::model::{
 pub use fast::decode_current_by_type;
 
 /// The schema version written with every new event. 4: `ServerLoaded`, `BackupTaken`, and the
-/// server's digest in `ServerEdited` (older logs hold none of them; nothing changed shape).
-pub const EVENT_VERSION: u16 = 4;
+/// server's digest in `ServerEdited`. 5: `ProblemAcknowledged`, `AcknowledgementWithdrawn`,
+/// and `RunOptions.leaveOut` (older logs hold none of them; nothing changed shape).
+pub const EVENT_VERSION: u16 = 5;
 
 /// The version of the decision rules a new run is decided under, recorded in
 /// [`RunStarted::rules`]: replay decides a run under its own. 2: a linked user whose Entra
@@ -85,6 +86,14 @@ pub enum Event {
     /// digest. The backup ends its log with this event, so its other lines are tied to the
     /// chain head like every event (version 4).
     BackupTaken(BackupTaken),
+    /// An administrator acknowledged a conflict or failure of one of an org's entries
+    /// (`roster conflict ack`): a later run that meets the same problem (same outcome, same
+    /// detail) does not count it as new. Recorded on its own, under a run id of its own
+    /// (version 5).
+    ProblemAcknowledged(ProblemAcknowledged),
+    /// An administrator withdrew an acknowledgement (`roster conflict unack`). Recorded on its
+    /// own, under a run id of its own (version 5).
+    AcknowledgementWithdrawn(AcknowledgementWithdrawn),
 }
 
 /// Which event a record holds, without its payload: what readers filter on.
@@ -107,10 +116,12 @@ pub enum EventKind {
     ServerEdited,
     ServerLoaded,
     BackupTaken,
+    ProblemAcknowledged,
+    AcknowledgementWithdrawn,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::RunStarted,
         EventKind::UserSeen,
         EventKind::GroupSeen,
@@ -128,6 +139,8 @@ impl EventKind {
         EventKind::ServerEdited,
         EventKind::ServerLoaded,
         EventKind::BackupTaken,
+        EventKind::ProblemAcknowledged,
+        EventKind::AcknowledgementWithdrawn,
     ];
 
     /// The name the stored record gives it (`"type"`): part of the format, never changed.
@@ -150,6 +163,8 @@ impl EventKind {
             EventKind::ServerEdited => "ServerEdited",
             EventKind::ServerLoaded => "ServerLoaded",
             EventKind::BackupTaken => "BackupTaken",
+            EventKind::ProblemAcknowledged => "ProblemAcknowledged",
+            EventKind::AcknowledgementWithdrawn => "AcknowledgementWithdrawn",
         }
     }
 
@@ -161,6 +176,8 @@ impl EventKind {
                 | EventKind::ServerEdited
                 | EventKind::ServerLoaded
                 | EventKind::BackupTaken
+                | EventKind::ProblemAcknowledged
+                | EventKind::AcknowledgementWithdrawn
         )
     }
 
@@ -190,6 +207,8 @@ impl Event {
             Event::ServerEdited(_) => EventKind::ServerEdited,
             Event::ServerLoaded(_) => EventKind::ServerLoaded,
             Event::BackupTaken(_) => EventKind::BackupTaken,
+            Event::ProblemAcknowledged(_) => EventKind::ProblemAcknowledged,
+            Event::AcknowledgementWithdrawn(_) => EventKind::AcknowledgementWithdrawn,
         }
     }
 
@@ -372,6 +391,11 @@ pub struct RunOptions {
     pub actions: Vec<ActionOverride>,
     pub max_deletions: u32,
     pub allow_empty_source: bool,
+    /// Objects left out of the org's selection for good (`roster org leave-out`): never
+    /// chosen, never imported as a member of a selected group, never handled as deleted.
+    /// Copied from the org's settings when the run starts (version 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leave_out: Vec<ObjectId>,
 }
 
 impl Default for RunOptions {
@@ -382,6 +406,7 @@ impl Default for RunOptions {
             actions: Vec::new(),
             max_deletions: 50,
             allow_empty_source: false,
+            leave_out: Vec::new(),
         }
     }
 }
@@ -805,6 +830,37 @@ pub struct BackupTaken {
     pub server_groups: u32,
     /// SHA-256 of the backup's org and server lines, exactly as written after the log.
     pub contents_digest: String,
+}
+
+/// See [`Event::ProblemAcknowledged`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemAcknowledged {
+    pub org: String,
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    /// The problem acknowledged, as the run named in `run` reported it: a later run's entry
+    /// is acknowledged only while it has this outcome and this detail.
+    pub outcome: Outcome,
+    pub detail: String,
+    pub run: RunId,
+    /// Who did it: the operating-system account, as `RunStarted.startedBy`.
+    pub by: String,
+    /// Why, as the administrator wrote it (`--note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// See [`Event::AcknowledgementWithdrawn`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcknowledgementWithdrawn {
+    pub org: String,
+    pub kind: Kind,
+    pub id: ObjectId,
+    pub name: String,
+    pub by: String,
 }
 
 /// A SHA-256 digest chaining an event to all the events before it.
