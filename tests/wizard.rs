@@ -233,7 +233,7 @@ fn an_import_through_the_wizard_is_recorded_as_roster_import_records_it() {
         .collect();
     let n = ids.len();
     let mut pty = Pty::spawn(wizard.store.path(), &["wizard"]);
-    pty.wait_for("step 1 of 4");
+    pty.wait_for("step 1 of 5");
     pty.send("\r");
     pty.wait_for("61 of 61 shown");
     // Search "sales", select all it shows.
@@ -243,19 +243,46 @@ fn an_import_through_the_wizard_is_recorded_as_roster_import_records_it() {
     pty.wait_for(&format!("{n} of 61 shown · {n} ticked"));
     // Next: the deleted objects; the first two marked and disabled, the third deleted.
     pty.send("\r");
-    pty.wait_for("step 3 of 4");
+    pty.wait_for("step 3 of 5");
     pty.send("  d");
     pty.wait_for("2 to disable or delete");
     pty.send("x");
     pty.wait_for("(y/n)");
     pty.send("y");
     pty.wait_for("3 to disable or delete");
+    // Enter: the review — what the import would do, counted — before anything is written.
     pty.send("\r");
+    pty.wait_for("step 4 of 5: Review");
+    pty.wait_for("2 to disable, 1 to delete");
+    assert_eq!(
+        json(&wizard, &["runs", "--json"]),
+        serde_json::json!([]),
+        "nothing written yet"
+    );
+    // The deletion asks for `delete`, typed.
+    pty.send("\r");
+    pty.wait_for("Type delete and press Enter");
+    pty.send("delete\r");
     pty.wait_for("Import results");
     pty.wait_for("completed");
     pty.send("q");
     let status = pty.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+    // The screen is cleared on leaving; the run and how to see it again stay said.
+    let run = json(&wizard, &["runs", "--json"])[0]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let said = format!("`roster report {run}` shows it again");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !pty.raw().contains(&said) {
+        assert!(
+            Instant::now() < until,
+            "{said:?} never said:\n{}",
+            pty.raw()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // The same selection as commands: the rows the search showed, by id; the same actions.
     let deleted = json(&wizard, &["deleted", "last", "--json"]);
@@ -322,7 +349,7 @@ fn a_live_org_is_added_and_signed_in_on_screen() {
     let r = Roster::new();
     let store = r.store.path().join("new");
     let mut pty = Pty::spawn(&store, &["wizard"]);
-    pty.wait_for("step 1 of 4");
+    pty.wait_for("step 1 of 5");
     pty.send("n");
     pty.wait_for("New organization");
     pty.send(&format!("contoso\r{TENANT}\r\r{}\r", fake.url));
@@ -346,7 +373,7 @@ fn colours_follow_no_color_and_a_resize_redraws() {
     r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
     for no_color in [false, true] {
         let mut pty = Pty::spawn_with(r.store.path(), &["wizard"], no_color);
-        pty.wait_for("step 1 of 4");
+        pty.wait_for("step 1 of 5");
         // Any foreground colour set (SGR 38;5;N: the title's cyan, the hints' grey).
         let coloured = pty.raw().contains("\u{1b}[38;5;");
         assert_eq!(coloured, !no_color, "colour with NO_COLOR={no_color}");

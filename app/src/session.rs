@@ -88,13 +88,22 @@ impl Session {
     }
 
     /// The objects deleted in Entra ID that still exist on the server.
+    /// (What the org leaves out is not among them.)
     pub fn deleted(&self) -> Vec<ObjectDeleted> {
-        engine::plan::find_deleted(&self.org.tenant_id, &self.snapshot, &self.server)
+        let mut found =
+            engine::plan::find_deleted(&self.org.tenant_id, &self.snapshot, &self.server);
+        found.retain(|d| !self.org.left_out.iter().any(|l| l.id == d.id));
+        found
     }
 
     /// What importing `selection` with `options` would do, decided as a run decides it.
     pub fn preview(&self, selection: &SelectionSpec, options: &RunOptions) -> Result<Preview> {
-        let inputs = self.inputs(options);
+        // What the org leaves out, as the run will (`runs::plan_or_import`).
+        let options = RunOptions {
+            leave_out: self.org.left_out.iter().map(|l| l.id.clone()).collect(),
+            ..options.clone()
+        };
+        let inputs = self.inputs(&options);
         let chosen = decide::choose(&inputs, selection);
         let choices = chosen
             .choices

@@ -936,6 +936,17 @@ pub fn sync_line(
     )
 }
 
+/// Said after the wizard leaves the screen, when it imported: the run, and how to see it again.
+pub fn wizard_left(r: &crate::wizard::state::ResultsView) -> String {
+    format!(
+        "The wizard's import: run {} ({}): {}. `roster report {}` shows it again.\n",
+        r.run,
+        cell(&r.status),
+        summary_text(&Summary::of(&r.entries)),
+        r.run
+    )
+}
+
 /// A cycle of `sync --every` that failed; the next one still runs.
 pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Error) -> String {
     format!(

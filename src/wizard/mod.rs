@@ -66,6 +66,10 @@ pub fn run(ctx: &Ctx, start: Option<&str>) -> Result<Exit> {
     let result = event_loop(ctx, &mut terminal, &mut wizard, theme);
     let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
+    // The screen is cleared on leaving: what was imported stays said, with how to see it again.
+    if let Some(r) = &wizard.results {
+        crate::render::say(&crate::render::wizard_left(r));
+    }
     result
 }
 

@@ -29,6 +29,9 @@ pub enum Screen {
     Reading,
     Search,
     Deleted,
+    /// The last page before anything is written: what the import would do, counted and
+    /// listed; the import starts only from here.
+    Review,
     /// The import runs; it finishes whatever is pressed.
     Importing,
     Results,
@@ -190,7 +193,16 @@ pub struct Wizard {
     pub cursor: usize,
     pub ticked: HashSet<ObjectId>,
     pub menu: Option<Menu>,
+    /// The review page's plan: decided in memory (nothing written), or why it cannot be.
     pub preview: Option<Result<PreviewView, String>>,
+    /// The page the review page was opened from (Esc goes back to it).
+    pub review_from: Screen,
+    pub review_cursor: usize,
+    pub review_filter: Option<Outcome>,
+    /// Deletions are confirmed by typing `delete`: what has been typed so far.
+    pub confirm: Option<String>,
+    /// What the last key did, when the screen alone would not say (Space ticks and moves on).
+    pub note: String,
     /// Where the table's first row is drawn, and the first row shown (set by the view), to
     /// turn a click into a row.
     pub table_top: u16,
@@ -211,6 +223,17 @@ pub struct Wizard {
 }
 
 const PAGE: usize = 10;
+
+/// `f`: cycles through the outcomes present, then back to every entry.
+fn next_filter(filter: Option<Outcome>, present: &[Outcome]) -> Option<Outcome> {
+    match filter {
+        None => present.first().copied(),
+        Some(f) => present
+            .iter()
+            .position(|o| *o == f)
+            .and_then(|i| present.get(i + 1).copied()),
+    }
+}
 
 fn moved(cursor: usize, len: usize, code: KeyCode) -> Option<usize> {
     let last = len.saturating_sub(1);
@@ -245,12 +268,14 @@ impl Wizard {
 
     /// Whether quitting now would lose ticks or marked actions.
     fn would_lose_work(&self) -> bool {
-        matches!(self.screen, Screen::Search | Screen::Deleted)
-            && (!self.ticked.is_empty()
-                || self
-                    .deleted
-                    .iter()
-                    .any(|d| d.action != DeletedAction::Ignore))
+        matches!(
+            self.screen,
+            Screen::Search | Screen::Deleted | Screen::Review
+        ) && (!self.ticked.is_empty()
+            || self
+                .deleted
+                .iter()
+                .any(|d| d.action != DeletedAction::Ignore))
     }
 
     pub fn key(&mut self, k: KeyEvent) -> Option<Effect> {
@@ -293,6 +318,10 @@ impl Wizard {
             self.search_key(k);
             return None;
         }
+        if self.confirm.is_some() {
+            // Typing the confirmation: every key is the field's.
+            return self.review_key(k);
+        }
         match k.code {
             KeyCode::Char('?') => {
                 self.help = true;
@@ -312,6 +341,7 @@ impl Wizard {
             Screen::Reading | Screen::Importing => None,
             Screen::Search => self.search_page_key(k),
             Screen::Deleted => self.deleted_key(k),
+            Screen::Review => self.review_key(k),
             Screen::Results => self.results_key(k),
         }
     }
@@ -472,14 +502,116 @@ impl Wizard {
         }
     }
 
-    fn import(&mut self) -> Option<Effect> {
-        let org = self.org_name()?.to_owned();
+    /// Opens the review page: the plan is decided in memory, nothing is written.
+    fn review(&mut self) -> Option<Effect> {
         let deleted_to_process = self.check_deleted && !self.deleted.is_empty();
         if self.ticked.is_empty() && !deleted_to_process {
             self.status =
                 "Nothing ticked: Space ticks the entry under the cursor, a selects all.".into();
             return None;
         }
+        self.review_from = self.screen;
+        self.screen = Screen::Review;
+        self.preview = Some(Err("Deciding what the import would do…".into()));
+        self.review_cursor = 0;
+        self.review_filter = None;
+        self.confirm = None;
+        Some(Effect::Preview {
+            selection: self.selection(),
+            options: self.options(),
+        })
+    }
+
+    /// The review's entries the filter lets through.
+    pub fn review_shown(&self) -> Vec<&EntryOutcome> {
+        match &self.preview {
+            Some(Ok(p)) => p
+                .entries
+                .iter()
+                .filter(|e| self.review_filter.is_none_or(|f| e.outcome == f))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// How many objects the reviewed plan deletes from the server.
+    pub fn review_deletions(&self) -> usize {
+        match &self.preview {
+            Some(Ok(p)) => p
+                .entries
+                .iter()
+                .filter(|e| e.outcome == Outcome::Deleted && e.op.is_some())
+                .count(),
+            _ => 0,
+        }
+    }
+
+    fn review_key(&mut self, k: KeyEvent) -> Option<Effect> {
+        if let Some(typed) = self.confirm.as_mut() {
+            match k.code {
+                KeyCode::Esc => self.confirm = None,
+                KeyCode::Backspace => {
+                    typed.pop();
+                }
+                KeyCode::Char(c) if typed.chars().count() < 16 => typed.push(c),
+                KeyCode::Enter if typed.trim() == "delete" => {
+                    self.confirm = None;
+                    return self.import();
+                }
+                KeyCode::Enter => {
+                    self.status =
+                        "Type delete, then Enter, to import with the deletions; Esc goes back."
+                            .into();
+                }
+                _ => {}
+            }
+            return None;
+        }
+        let len = self.review_shown().len();
+        if let Some(c) = moved(self.review_cursor, len, k.code) {
+            self.review_cursor = c;
+            return None;
+        }
+        match k.code {
+            KeyCode::Char('f') => {
+                let present: Vec<Outcome> = match &self.preview {
+                    Some(Ok(p)) => Outcome::ALL
+                        .into_iter()
+                        .filter(|o| p.entries.iter().any(|e| e.outcome == *o))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                self.review_filter = next_filter(self.review_filter, &present);
+                self.review_cursor = 0;
+            }
+            KeyCode::Esc => {
+                self.preview = None;
+                self.screen = self.review_from;
+            }
+            KeyCode::Enter => match &self.preview {
+                Some(Ok(p)) => {
+                    if let Some(why) = &p.refusal {
+                        self.status = format!(
+                            "This import would be refused, nothing would change: {why}. Esc goes back."
+                        );
+                    } else if self.review_deletions() > 0 {
+                        self.confirm = Some(String::new());
+                    } else {
+                        return self.import();
+                    }
+                }
+                Some(Err(_)) | None => {
+                    self.status = "Not decided yet; Esc goes back.".into();
+                }
+            },
+            _ => {}
+        }
+        None
+    }
+
+    fn import(&mut self) -> Option<Effect> {
+        let org = self.org_name()?.to_owned();
+        self.preview = None;
         self.screen = Screen::Importing;
         self.busy = format!("Importing into the server from org {org}…");
         Some(Effect::Import {
@@ -490,11 +622,7 @@ impl Wizard {
     }
 
     fn search_page_key(&mut self, k: KeyEvent) -> Option<Effect> {
-        if self.preview.is_some() {
-            // Any key closes the preview.
-            self.preview = None;
-            return None;
-        }
+        self.note.clear();
         if let Some(c) = moved(self.cursor, self.shown.len(), k.code) {
             self.cursor = c;
             return None;
@@ -502,27 +630,28 @@ impl Wizard {
         match k.code {
             KeyCode::Char('/') => self.editing = true,
             KeyCode::Char(' ') => {
-                if let Some(id) = self.current_row().map(|r| r.id.clone()) {
-                    self.toggle(id);
+                if let Some((id, name)) = self.current_row().map(|r| (r.id.clone(), r.name.clone()))
+                {
+                    self.toggle(id.clone());
+                    let did = if self.ticked.contains(&id) {
+                        "ticked"
+                    } else {
+                        "unticked"
+                    };
+                    self.note = format!("{did} {name}; the cursor moved to the next row");
                     self.cursor = (self.cursor + 1).min(self.shown.len().saturating_sub(1));
                 }
             }
             KeyCode::Char('a') => self.menu_pick(0),
             KeyCode::Char('i') => self.menu_pick(1),
-            KeyCode::Char('p') => {
-                self.preview = Some(Err("Deciding…".into()));
-                return Some(Effect::Preview {
-                    selection: self.selection(),
-                    options: self.options(),
-                });
-            }
+            KeyCode::Char('p') => return self.review(),
             KeyCode::Esc => {
                 self.screen = Screen::Orgs;
             }
             KeyCode::Enter if self.check_deleted && !self.deleted.is_empty() => {
                 self.screen = Screen::Deleted;
             }
-            KeyCode::Enter => return self.import(),
+            KeyCode::Enter => return self.review(),
             _ => {}
         }
         None
@@ -541,6 +670,7 @@ impl Wizard {
     }
 
     fn deleted_key(&mut self, k: KeyEvent) -> Option<Effect> {
+        self.note.clear();
         if let Some(c) = moved(self.deleted_cursor, self.deleted.len(), k.code) {
             self.deleted_cursor = c;
             return None;
@@ -549,6 +679,9 @@ impl Wizard {
             KeyCode::Char(' ') => {
                 if let Some(d) = self.deleted.get_mut(self.deleted_cursor) {
                     d.marked = !d.marked;
+                    let did = if d.marked { "marked" } else { "unmarked" };
+                    self.note =
+                        format!("{did} {}; the cursor moved to the next row", d.object.name);
                     self.deleted_cursor =
                         (self.deleted_cursor + 1).min(self.deleted.len().saturating_sub(1));
                 }
@@ -557,7 +690,7 @@ impl Wizard {
             KeyCode::Char('d') => self.set_action(DeletedAction::Disable),
             KeyCode::Char('x') => self.ask = Some(Ask::Delete),
             KeyCode::Esc => self.screen = Screen::Search,
-            KeyCode::Enter => return self.import(),
+            KeyCode::Enter => return self.review(),
             _ => {}
         }
         None
@@ -580,7 +713,6 @@ impl Wizard {
         }
         match k.code {
             KeyCode::Char('f') => {
-                // Cycles through the outcomes present, then back to every entry.
                 let present: Vec<Outcome> = Outcome::ALL
                     .into_iter()
                     .filter(|o| {
@@ -590,13 +722,7 @@ impl Wizard {
                             .any(|e| e.outcome == *o)
                     })
                     .collect();
-                self.filter = match self.filter {
-                    None => present.first().copied(),
-                    Some(f) => present
-                        .iter()
-                        .position(|o| *o == f)
-                        .and_then(|i| present.get(i + 1).copied()),
-                };
+                self.filter = next_filter(self.filter, &present);
                 self.results_cursor = 0;
             }
             KeyCode::Enter | KeyCode::Esc => return Some(Effect::Quit),
@@ -686,7 +812,7 @@ impl Wizard {
                 self.status = e;
             }
             Done::Preview(p) => {
-                if self.preview.is_some() {
+                if self.screen == Screen::Review {
                     self.preview = Some(p);
                 }
             }
@@ -697,11 +823,7 @@ impl Wizard {
                 self.screen = Screen::Results;
             }
             Done::Imported(Err(e)) => {
-                self.screen = if self.check_deleted && !self.deleted.is_empty() {
-                    Screen::Deleted
-                } else {
-                    Screen::Search
-                };
+                self.screen = self.review_from;
                 self.status = e;
             }
         }
@@ -722,6 +844,33 @@ pub(crate) mod tests {
         text.chars()
             .filter_map(|c| w.key(key(KeyCode::Char(c))))
             .collect()
+    }
+
+    /// What the review page is handed: the plan of `selection` on the demo tenant and server,
+    /// decided as the runner decides it.
+    fn review_plan(selection: &SelectionSpec, options: &RunOptions) -> PreviewView {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded =
+            adapters::fixture::read_tenant(&dir.join("fixtures/demo/tenant.json")).unwrap();
+        let server =
+            adapters::target::read_server_file(&dir.join("fixtures/demo/server.json")).unwrap();
+        let inputs = engine::decide::Inputs {
+            tenant: &loaded.snapshot.tenant_id,
+            snapshot: &loaded.snapshot,
+            server: &server,
+            options,
+            baseline: None,
+            group_details: true,
+            unkept: &[],
+            rules: engine::event::DECISION_RULES,
+        };
+        let chosen = engine::decide::choose(&inputs, selection);
+        let plan =
+            engine::decide::decide(&inputs, &chosen.deleted, &chosen.choices.unwrap(), None).plan;
+        PreviewView {
+            entries: plan.entries,
+            refusal: plan.refusal.map(|r| r.to_string()),
+        }
     }
 
     /// The wizard on the demo tenant's search page, deleted objects checked.
@@ -857,18 +1006,40 @@ pub(crate) mod tests {
         assert_eq!(w.deleted[2].action, DeletedAction::Ignore);
         keys(&mut w, "x");
         keys(&mut w, "y");
-        // Esc goes back with the choices kept; Enter imports them.
+        // Esc goes back with the choices kept; Enter opens the review, deciding in memory.
         w.key(key(KeyCode::Esc));
         assert_eq!(w.screen, Screen::Search);
         w.key(key(KeyCode::Enter));
+        let Some(Effect::Preview { selection, options }) = w.key(key(KeyCode::Enter)) else {
+            panic!("Enter reviews");
+        };
+        assert_eq!(w.screen, Screen::Review);
+        // Nothing is imported before the plan is there; then Enter asks for `delete` typed.
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        let plan = review_plan(&selection, &options);
+        assert!(plan.entries.iter().any(|e| e.outcome == Outcome::Deleted));
+        w.done(Done::Preview(Ok(plan)));
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        assert_eq!(w.confirm.as_deref(), Some(""));
+        // q and ? are letters here, not commands; a wrong word does not import.
+        assert_eq!(keys(&mut w, "q?"), vec![]);
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        assert!(w.status.contains("Type delete"), "{}", w.status);
+        w.key(key(KeyCode::Esc));
+        assert_eq!(w.confirm, None);
+        assert_eq!(w.screen, Screen::Review);
+        w.key(key(KeyCode::Enter));
+        keys(&mut w, "delete");
         let Some(Effect::Import {
             org,
-            selection,
-            options,
+            selection: imported,
+            options: imported_options,
         }) = w.key(key(KeyCode::Enter))
         else {
-            panic!("Enter imports");
+            panic!("Enter after typing delete imports");
         };
+        assert_eq!(w.screen, Screen::Importing);
+        assert_eq!((&imported, &imported_options), (&selection, &options));
         assert_eq!(org, "contoso");
         assert_eq!(selection.select.len(), 1);
         assert!(options.check_deleted);
@@ -959,12 +1130,48 @@ pub(crate) mod tests {
         assert_eq!(w.key(key(KeyCode::Enter)), None);
         assert_eq!(w.screen, Screen::Search);
         assert!(w.status.starts_with("Nothing ticked"), "{}", w.status);
-        // The preview asks for the decisions of the ticks; any key closes it.
+        // p opens the review at once: the decisions of the ticks; Esc goes back.
         keys(&mut w, " ");
+        assert!(
+            w.note.starts_with("ticked "),
+            "Space says what it did: {}",
+            w.note
+        );
         let effects = keys(&mut w, "p");
         assert!(matches!(effects[..], [Effect::Preview { .. }]));
-        keys(&mut w, "z");
+        assert_eq!(w.screen, Screen::Review);
+        w.key(key(KeyCode::Esc));
         assert!(w.preview.is_none());
+        assert_eq!(w.screen, Screen::Search);
+    }
+
+    /// The review of a plan scrolls and filters its entries; a plan that would be refused is
+    /// not imported.
+    #[test]
+    fn the_review_scrolls_filters_and_refuses_what_would_be_refused() {
+        let mut w = on_search();
+        w.check_deleted = false;
+        keys(&mut w, "a");
+        let Some(Effect::Preview { selection, options }) = w.key(key(KeyCode::Enter)) else {
+            panic!("Enter reviews");
+        };
+        let plan = review_plan(&selection, &options);
+        let n = plan.entries.len();
+        w.done(Done::Preview(Ok(plan.clone())));
+        assert_eq!(w.review_shown().len(), n);
+        w.key(key(KeyCode::End));
+        assert_eq!(w.review_cursor, n - 1);
+        keys(&mut w, "f");
+        let first = w.review_shown()[0].outcome;
+        assert!(w.review_shown().iter().all(|e| e.outcome == first));
+        assert_eq!(w.review_cursor, 0);
+        w.done(Done::Preview(Ok(PreviewView {
+            refusal: Some("it would disable 60 objects, more than --max-deletions 50".into()),
+            ..plan
+        })));
+        assert_eq!(w.key(key(KeyCode::Enter)), None);
+        assert!(w.status.contains("would be refused"), "{}", w.status);
+        assert_eq!(w.screen, Screen::Review);
     }
 
     #[test]

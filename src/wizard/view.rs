@@ -64,12 +64,13 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
         Screen::Orgs | Screen::Reading => (1, "Organization"),
         Screen::Search => (2, "Users and groups"),
         Screen::Deleted => (3, "Deleted objects"),
-        Screen::Importing | Screen::Results => (4, "Results"),
+        Screen::Review => (4, "Review"),
+        Screen::Importing | Screen::Results => (5, "Results"),
     };
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("roster wizard", theme.accent()),
-            Span::raw(format!(" — step {step} of 4: {name}")),
+            Span::raw(format!(" — step {step} of 5: {name}")),
             Span::styled(
                 w.org_name()
                     .filter(|_| w.screen != Screen::Orgs)
@@ -98,9 +99,11 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
             "type · Enter search now · Ctrl-U clear · Esc leave the field"
         }
         Screen::Search => {
-            "/ search · Space tick · a all · i invert · p preview · Enter next · ? help"
+            "/ search · Space tick · a all · i invert · p review · Enter next · ? help"
         }
-        Screen::Deleted => "Space mark · g ignore · d disable · x delete · Enter import · Esc back",
+        Screen::Deleted => "Space mark · g ignore · d disable · x delete · Enter review · Esc back",
+        Screen::Review if w.confirm.is_some() => "type delete · Enter import · Esc cancel",
+        Screen::Review => "↑/↓ scroll · f filter by result · Enter import · Esc back · q quit",
         Screen::Results => "↑/↓ scroll · f filter by result · Enter or q close",
     };
     let status = if w.status.is_empty() {
@@ -110,10 +113,15 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
     };
     let counts = match w.screen {
         Screen::Search => format!(
-            "{} of {} shown · {} ticked",
+            "{} of {} shown · {} ticked{}",
             w.shown.len(),
             w.rows.len(),
-            w.ticked.len()
+            w.ticked.len(),
+            if w.note.is_empty() {
+                String::new()
+            } else {
+                format!(" · {}", cell(&w.note))
+            }
         ),
         Screen::Deleted => {
             let removing = w
@@ -122,9 +130,14 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
                 .filter(|d| d.action != DeletedAction::Ignore)
                 .count();
             format!(
-                "{} deleted objects · {removing} to disable or delete (at most {} at once)",
+                "{} deleted objects · {removing} to disable or delete (at most {} at once){}",
                 w.deleted.len(),
-                engine::event::RunOptions::default().max_deletions
+                engine::event::RunOptions::default().max_deletions,
+                if w.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", cell(&w.note))
+                }
             )
         }
         _ => String::new(),
@@ -136,7 +149,21 @@ pub fn draw(f: &mut Frame, w: &mut Wizard, theme: Theme, tick: usize) {
         Screen::Reading | Screen::Importing => busy(f, body, w, theme, tick),
         Screen::Search => search(f, body, w, theme),
         Screen::Deleted => deleted(f, body, w, theme),
+        Screen::Review => review(f, body, w, theme),
         Screen::Results => results(f, body, w, theme),
+    }
+    if let Some(typed) = &w.confirm {
+        let n = w.review_deletions();
+        let lines = vec![
+            Line::from(format!(
+                "This import deletes {n} {} from the server for good.",
+                if n == 1 { "object" } else { "objects" }
+            )),
+            Line::from("Type delete and press Enter to import; Esc goes back."),
+            Line::from(""),
+            Line::styled(format!("> {}_", cell(typed)), theme.cursor()),
+        ];
+        popup(f, body, "Confirm deletions", lines, 64, 7);
     }
     if let Some(ask) = w.ask {
         let text = match ask {
@@ -182,13 +209,15 @@ fn help(f: &mut Frame, area: Rect) {
         "Organization: ↑/↓ choose · c check deleted objects · Enter read",
         "  n New…: a name, Tab, a tenant fixture file, Enter",
         "Search: / search (Enter search now · Ctrl-U clear · Esc leave)",
-        "  Space tick · a select all · i invert (of the rows shown;",
-        "  the right mouse button opens the same menu, a click ticks)",
-        "  p preview the dry run · Enter import, or next to deleted objects",
+        "  Space tick (and move down) · a select all · i invert (of the rows",
+        "  shown; the right mouse button opens the same menu, a click ticks)",
+        "  p review now · Enter next: deleted objects, or the review",
         "Deleted objects: Space mark · g ignore · d disable · x delete",
-        "  (asks) · Enter import",
-        "Results: f filter by result · Enter or q close",
-        "Nothing is written before the final Enter; an import finishes.",
+        "  (asks) · Enter review",
+        "Review: what the import would do, counted and listed · ↑/↓ scroll",
+        "  f filter · Enter import (deletions: type delete) · Esc back",
+        "Results: f filter by result · Enter or q close (the run id stays)",
+        "Nothing is written before Enter on the review; an import finishes.",
         "Any key closes this help.",
     ]
     .into_iter()
@@ -196,6 +225,16 @@ fn help(f: &mut Frame, area: Rect) {
     .collect();
     let height = lines.len() as u16 + 2;
     popup(f, area, "Help", lines, 72, height);
+}
+
+/// The last `room` characters of `s`, after "…" when it is cut.
+fn tail(s: &str, room: usize) -> String {
+    let n = s.chars().count();
+    if n <= room {
+        return s.to_owned();
+    }
+    let keep: String = s.chars().skip(n - room + 1).collect();
+    format!("…{keep}")
 }
 
 /// Scrolls `offset` as little as possible to keep `selected` among the `height - 1` rows
@@ -252,7 +291,15 @@ fn orgs(f: &mut Frame, area: Rect, w: &Wizard, theme: Theme) {
             .enumerate()
             .map(|(i, (label, value))| {
                 let mark = if i == form.at { "▸" } else { " " };
-                Line::from(format!("{mark} {label}: {}", cell(value)))
+                // A value longer than the line shows its end, where the typing is.
+                let room = usize::from(options.width)
+                    .saturating_sub(label.chars().count() + 5)
+                    .max(8);
+                let caret = if i == form.at { "_" } else { "" };
+                Line::from(format!(
+                    "{mark} {label}: {}{caret}",
+                    tail(&cell(value), room)
+                ))
             })
             .collect();
     }
@@ -341,9 +388,7 @@ fn search(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
                 Cell::from(cell(&r.name)),
                 Cell::from(cell(&r.row_type)),
                 Cell::from(cell(r.department.as_deref().unwrap_or(""))),
-                Cell::from(cell(
-                    r.description.as_deref().or(r.upn.as_deref()).unwrap_or(""),
-                )),
+                Cell::from(cell(r.description.as_deref().unwrap_or(""))),
             ])
         })
         .collect();
@@ -388,63 +433,6 @@ fn search(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
         f.render_widget(
             Paragraph::new(items).block(Block::default().borders(Borders::ALL)),
             r,
-        );
-    }
-    if let Some(preview) = &w.preview {
-        let lines = match preview {
-            Err(msg) => vec![Line::from(cell(msg))],
-            Ok(p) => {
-                let mut lines = Vec::new();
-                if let Some(why) = &p.refusal {
-                    lines.push(Line::styled(
-                        format!("Refused: {}", cell(why)),
-                        theme.error(),
-                    ));
-                }
-                let summary = engine::event::Summary::of(&p.entries);
-                lines.push(Line::from(format!("Would do: {}", summary_text(&summary))));
-                lines.push(Line::from(""));
-                // What would change, as many as the popup can show (at 100k ticks,
-                // drawing every one would stall the screen); the summary counts them all.
-                let shown = usize::from(area.height.saturating_sub(8)).max(1);
-                let changing: Vec<_> = p
-                    .entries
-                    .iter()
-                    .filter(|e| e.op.is_some() || e.outcome != engine::event::Outcome::Unchanged)
-                    .collect();
-                for e in changing.iter().take(shown) {
-                    lines.push(Line::from(format!(
-                        "{:<28} {:<6} {:<26} {}",
-                        cell(&e.name),
-                        e.kind.as_str(),
-                        outcome_label(e.outcome, Mode::DryRun),
-                        cell(&e.detail)
-                    )));
-                }
-                if changing.len() > shown {
-                    lines.push(Line::styled(
-                        format!(
-                            "… and {} more (`roster plan` lists every entry)",
-                            changing.len() - shown
-                        ),
-                        theme.dim(),
-                    ));
-                }
-                lines.push(Line::from(""));
-                lines.push(Line::styled(
-                    "Nothing was written. Any key closes the preview.",
-                    theme.dim(),
-                ));
-                lines
-            }
-        };
-        popup(
-            f,
-            area,
-            "Dry run of the ticked entries",
-            lines,
-            area.width.saturating_sub(4),
-            area.height.saturating_sub(2),
         );
     }
 }
@@ -494,6 +482,88 @@ fn deleted(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
                 .title("Deleted in Entra ID, still on the server: choose what happens to each"),
         ),
         area,
+        &mut state,
+    );
+}
+
+/// The review page: what the import would do, counted, then listed (scrollable, filterable).
+fn review(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
+    // Five lines: a refusal may take two.
+    let [head, table] = Layout::vertical([Constraint::Length(5), Constraint::Min(2)]).areas(area);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("Review before importing", theme.accent()),
+        Span::raw(" — nothing has been written yet"),
+    ])];
+    match &w.preview {
+        Some(Ok(p)) => {
+            let s = engine::event::Summary::of(&p.entries);
+            lines.push(Line::from(format!(
+                "{} to add, {} to change, {} to disable, {} to delete",
+                s.added, s.updated, s.disabled, s.deleted
+            )));
+            let filter = match w.review_filter {
+                Some(o) => format!("   showing: {} only (f)", o.as_str()),
+                None => String::new(),
+            };
+            lines.push(Line::from(format!(
+                "{} conflicts, {} skipped, {} unchanged, {} ignored{filter}",
+                s.conflict, s.skipped, s.unchanged, s.ignored
+            )));
+            match &p.refusal {
+                Some(why) => lines.push(Line::styled(
+                    format!("Would be refused: {}", cell(why)),
+                    theme.error(),
+                )),
+                None => lines.push(Line::styled(
+                    "Enter imports this (a deletion asks you to type delete) · Esc goes back",
+                    theme.dim(),
+                )),
+            }
+        }
+        Some(Err(msg)) => lines.push(Line::from(cell(msg))),
+        None => {}
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), head);
+    let shown = w.review_shown();
+    let mut offset = 0;
+    let (visible, mut state) = window(w.review_cursor, &mut offset, table.height.saturating_sub(1));
+    let total = shown.len();
+    let rows: Vec<Row> = shown
+        .iter()
+        .skip(offset)
+        .take(visible)
+        .map(|e| {
+            Row::new(vec![
+                cell(&e.name),
+                e.kind.as_str().to_owned(),
+                outcome_label(e.outcome, Mode::DryRun).to_owned(),
+                cell(&e.detail),
+            ])
+        })
+        .collect();
+    let title = if total > visible {
+        format!(
+            "entries {}–{} of {total} (↑/↓ PgUp/PgDn scroll)",
+            offset + 1,
+            (offset + visible).min(total)
+        )
+    } else {
+        format!("{total} entries")
+    };
+    f.render_stateful_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Percentage(25),
+                Constraint::Length(6),
+                Constraint::Length(26),
+                Constraint::Min(10),
+            ],
+        )
+        .header(Row::new(vec!["Name", "Kind", "Would be", "Details"]).style(theme.accent()))
+        .row_highlight_style(theme.cursor())
+        .block(Block::default().borders(Borders::TOP).title(title)),
+        table,
         &mut state,
     );
 }
@@ -600,6 +670,7 @@ mod tests {
         for c in text.chars() {
             let code = match c {
                 '\n' => KeyCode::Enter,
+                '\t' => KeyCode::Tab,
                 c => KeyCode::Char(c),
             };
             w.key(KeyEvent::new(code, KeyModifiers::NONE));
@@ -635,11 +706,7 @@ mod tests {
         insta::assert_snapshot!("2_search_menu", screen(&mut w));
         w.menu = None;
         press(&mut w, "a");
-        w.preview = Some(Ok(PreviewView {
-            entries: vec![],
-            refusal: None,
-        }));
-        press(&mut w, "z");
+        // p: the review at once, here of a plan that would be refused.
         press(&mut w, "p");
         w.done(Done::Preview(Ok(PreviewView {
             entries: vec![],
@@ -647,8 +714,9 @@ mod tests {
                 "it would disable or delete 60 objects, more than --max-deletions 50".into(),
             ),
         })));
-        insta::assert_snapshot!("2_preview_refused", screen(&mut w));
-        press(&mut w, "z\n");
+        insta::assert_snapshot!("4_review_refused", screen(&mut w));
+        w.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+        press(&mut w, "\n");
         press(&mut w, "  dx");
         insta::assert_snapshot!("3_deleted_asking", screen(&mut w));
         press(&mut w, "y");
@@ -656,6 +724,38 @@ mod tests {
         press(&mut w, "?");
         insta::assert_snapshot!("help", screen(&mut w));
         press(&mut w, "z");
+        // Enter: the review, with what the import would do; a deletion asks for `delete`.
+        press(&mut w, "\n");
+        let row = |name: &str, outcome, detail: &str| engine::event::EntryOutcome {
+            kind: engine::model::Kind::User,
+            id: engine::ObjectId::parse("0b0b0b0b-1111-4222-8333-444455556666").unwrap(),
+            name: name.into(),
+            outcome,
+            reason: None,
+            detail: detail.into(),
+            changes: vec![],
+            op: Some(engine::model::ServerOp::RemoveUser { login: "x".into() }),
+        };
+        w.done(Done::Preview(Ok(PreviewView {
+            entries: vec![
+                row(
+                    "Adele Vance",
+                    engine::event::Outcome::Added,
+                    "login AdeleV@contoso.com",
+                ),
+                row(
+                    "Pat Kelly",
+                    engine::event::Outcome::Deleted,
+                    "deleted from the server",
+                ),
+            ],
+            refusal: None,
+        })));
+        insta::assert_snapshot!("4_review", screen(&mut w));
+        press(&mut w, "\ndel");
+        insta::assert_snapshot!("4_review_confirm", screen(&mut w));
+        press(&mut w, "ete\n");
+        assert_eq!(w.screen, crate::wizard::state::Screen::Importing);
         let entries = vec![engine::event::EntryOutcome {
             kind: engine::model::Kind::User,
             id: engine::ObjectId::parse("0b0b0b0b-1111-4222-8333-444455556666").unwrap(),
@@ -673,7 +773,7 @@ mod tests {
             status: "completed".into(),
             problems: vec![],
         })));
-        insta::assert_snapshot!("4_results", screen(&mut w));
+        insta::assert_snapshot!("5_results", screen(&mut w));
         // A refusal (the deletion guard) is the run's status, on screen.
         w.done(Done::Imported(Ok(ResultsView {
             run: "01a22302-9520-7290-90fd-b2d5378b5f72".into(),
@@ -683,7 +783,7 @@ mod tests {
                 .into(),
             problems: vec![],
         })));
-        insta::assert_snapshot!("4_results_refused", screen(&mut w));
+        insta::assert_snapshot!("5_results_refused", screen(&mut w));
         // A live read under way: its progress.
         let mut r = Wizard::new(w.orgs.clone(), None);
         press(&mut r, "\n");
@@ -691,9 +791,9 @@ mod tests {
         insta::assert_snapshot!("1_reading_progress", screen(&mut r));
     }
 
-    /// A preview of 100,000 ticks draws what fits and says how many more there are.
+    /// A review of 100,000 entries draws what fits, counts them all and says where it is.
     #[test]
-    fn a_large_preview_shows_what_fits_and_counts_the_rest() {
+    fn a_large_review_shows_what_fits_and_scrolls() {
         let mut w = crate::wizard::state::tests::on_search();
         let entry = engine::event::EntryOutcome {
             kind: engine::model::Kind::User,
@@ -705,13 +805,30 @@ mod tests {
             changes: vec![],
             op: None,
         };
-        w.preview = Some(Ok(PreviewView {
+        press(&mut w, "ap");
+        w.done(Done::Preview(Ok(PreviewView {
             entries: vec![entry; 100_000],
             refusal: None,
-        }));
+        })));
         let s = screen(&mut w);
-        assert!(s.contains("Would do: 100000 added"), "{s}");
-        assert!(s.contains("more (`roster plan` lists every entry)"), "{s}");
+        assert!(s.contains("100000 to add, 0 to change"), "{s}");
+        assert!(s.contains("entries 1–"), "{s}");
+        assert!(s.contains("of 100000 (↑/↓ PgUp/PgDn scroll)"), "{s}");
+        w.key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+        let s = screen(&mut w);
+        assert!(s.contains("–100000 of 100000"), "{s}");
+    }
+
+    /// A New… field longer than the line shows its end, where the admin types.
+    #[test]
+    fn a_long_new_org_field_shows_its_end() {
+        let mut w = Wizard::new(vec![], None);
+        press(&mut w, "nacme\t");
+        let long = format!("/srv/{}tenant-recording.json", "deep/".repeat(30));
+        press(&mut w, &long);
+        let s = screen(&mut w);
+        assert!(s.contains("deep/deep/tenant-recording.json_"), "{s}");
+        assert!(s.contains(": …"), "{s}");
     }
 
     #[test]
