@@ -600,9 +600,17 @@ pub struct SyncArgs {
     /// Repeat every DURATION (e.g. 40m, 1h, 90s) until SIGINT or SIGTERM; one summary line per cycle
     #[arg(long, value_name = "DURATION")]
     pub every: Option<String>,
-    /// Refuse a cycle that would disable or delete more objects than this [default: the last import's]
+    /// Refuse a cycle that would disable or delete more objects than this [default: the repeated import's]
     #[arg(long, value_name = "N")]
     pub max_deletions: Option<u32>,
+    /// Say what the sync repeats (selection, deleted-object options, guards, server) and where
+    /// that comes from, and run nothing
+    #[arg(long, conflicts_with_all = ["every", "full", "set_from"])]
+    pub show: bool,
+    /// Make import RUN (`last`: the org's last import) what every later sync repeats, whatever
+    /// one-off imports come after; `--max-deletions` given here is kept with it. Runs nothing
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["every", "full"])]
+    pub set_from: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -89,7 +89,17 @@ fn sync_every_runs_until_a_signal_and_survives_a_failing_cycle() {
     let stderr = lines(Box::new(child.stderr.take().unwrap()));
     let wait = Duration::from_secs(60);
 
-    let first = stderr.recv_timeout(wait).unwrap();
+    // Every cycle first says what it repeats, then how it went.
+    let cycle_line = || {
+        let says = stderr.recv_timeout(wait).unwrap();
+        assert!(
+            says.starts_with("sync contoso repeats: --select-all (deleted objects not looked for: no --check-deleted) --max-deletions 50 into the embedded server")
+                && says.contains("the org's last import"),
+            "{says}"
+        );
+        stderr.recv_timeout(wait).unwrap()
+    };
+    let first = cycle_line();
     assert!(first.contains("sync contoso: failed:"), "{first}");
     // Between cycles the store is free: an auditor's read does not wait for the daemon.
     r.expect(0, &["runs"]);
@@ -104,9 +114,9 @@ fn sync_every_runs_until_a_signal_and_survives_a_failing_cycle() {
         .collect();
     assert_eq!(added.len(), 1, "{report}");
     assert_eq!(added[0]["name"], "New Hire 2");
-    let line = stderr.recv_timeout(wait).unwrap();
+    let line = cycle_line();
     assert!(
-        line.contains("completed") && line.contains("1 added"),
+        line.contains("completed") && line.contains("1 added") && line.contains("nothing new"),
         "{line}"
     );
     // The next cycle finds nothing new: it lists only what needs attention (the conflicts).
@@ -126,4 +136,56 @@ fn sync_every_runs_until_a_signal_and_survives_a_failing_cycle() {
     let rest: Vec<String> = stderr.iter().collect();
     assert!(rest.iter().any(|l| l == "sync stopped"), "{rest:?}");
     r.expect(0, &["verify"]);
+}
+
+/// What a sync repeats is said every time, can be shown, and once set is kept whatever
+/// one-off imports come after; it cannot be set from a dry run or another org's run.
+#[test]
+fn sync_repeats_its_definition_whatever_one_off_imports_come_after() {
+    let r = Roster::new();
+    let (_dir, _tenant) = demo(&r);
+    r.expect(3, &IMPORT);
+    let shown = r.expect(0, &["sync", "contoso", "--show"]);
+    assert!(
+        shown.contains("--select-all --check-deleted --on-deleted disable --max-deletions 50")
+            && shown.contains("the org's last import"),
+        "{shown}"
+    );
+    let set = r.expect(
+        0,
+        &[
+            "sync",
+            "contoso",
+            "--set-from",
+            "last",
+            "--max-deletions",
+            "7",
+        ],
+    );
+    assert!(
+        set.contains("--max-deletions 7") && set.contains("the sync definition set by"),
+        "{set}"
+    );
+    // A one-off import of one user, deleted objects not looked for.
+    r.expect(0, &["import", "contoso", "--select", "Adele Vance"]);
+    let (code, _, err) = r.run(&["sync", "contoso"]);
+    assert_eq!(code, 0, "the conflicts are known: {err}");
+    assert!(
+        err.starts_with(
+            "sync contoso repeats: --select-all --check-deleted --on-deleted disable --max-deletions 7"
+        ) && err.contains("the sync definition set by"),
+        "{err}"
+    );
+    let events = r.expect(0, &["events", "last"]);
+    let started: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    assert_eq!(started["payload"]["selection"]["selectAll"], true);
+    assert_eq!(started["payload"]["options"]["onDeleted"], "disable");
+    assert_eq!(started["payload"]["options"]["maxDeletions"], 7);
+    // Not from a dry run; not with --every.
+    r.expect(0, &["plan", "contoso", "--select-all"]);
+    let (code, _, err) = r.run(&["sync", "contoso", "--set-from", "last"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is a dry run"), "{err}");
+    let (code, _, _) = r.run(&["sync", "contoso", "--show", "--every", "1m"]);
+    assert_eq!(code, 2);
 }

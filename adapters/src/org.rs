@@ -28,6 +28,23 @@ pub struct OrgConfig {
     /// every run of the org copies them into its options ([`engine::event::RunOptions`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
+    /// What `roster sync` repeats, once the admin set it (`roster sync NAME --set-from RUN`);
+    /// without one, sync repeats the org's last import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncDefinition>,
+}
+
+/// What `roster sync` repeats: an import's selection (as typed, resolved again each time), its
+/// options and guards, and the server it imported into — taken from the import `from`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncDefinition {
+    pub selection: engine::event::SelectionSpec,
+    pub options: engine::event::RunOptions,
+    pub target: engine::event::TargetInfo,
+    pub from: engine::RunId,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// An object left out of an org's selection: its Entra object id, and what it was called

@@ -79,6 +79,9 @@ impl Attention {
     }
 }
 
+/// How many earlier imports a problem's object is looked for in before it counts as new.
+const LOOK_BACK: usize = 20;
+
 pub fn is_problem(outcome: Outcome) -> bool {
     matches!(outcome, Outcome::Conflict | Outcome::Failed)
 }
@@ -146,29 +149,49 @@ pub fn classify(
     }
     let first = store.run_seqs(run)?.first().copied();
     let acks = acknowledgements(store, &org.name, first)?;
-    let previous = match engine::chain::started_of(store, run)? {
-        Some(started) => crate::run::last_import_before(store, org, &started.target, run)?,
-        None => None,
-    };
-    let before: BTreeMap<(Kind, ObjectId), EntryOutcome> = match previous {
-        Some(prev) => crate::runs::report(store, prev)?
-            .entries
-            .into_iter()
-            .filter(|e| is_problem(e.outcome))
-            .map(|e| ((e.kind, e.id.clone()), e))
-            .collect(),
-        None => BTreeMap::new(),
-    };
+    // Each problem not acknowledged is compared with the last outcome an earlier import
+    // recorded for its object: the newest import that has an entry for it (a one-off import
+    // of other objects in between says nothing of it). Incremental runs record every problem
+    // and every change of outcome (decision rules 3), so the newest entry found is the
+    // object's last outcome.
+    let mut pending: BTreeMap<(Kind, ObjectId), &EntryOutcome> = BTreeMap::new();
     for e in problems {
         let key = (e.kind, e.id.clone());
-        let standing = match (acks.get(&key), before.get(&key)) {
-            (Some(ack), _) if ack.covers(e) => Standing::Acknowledged(ack.clone()),
-            (_, Some(b)) if b.outcome == e.outcome && b.detail == e.detail => {
-                Standing::Reported(previous.expect("a problem reported by a previous import"))
+        match acks.get(&key) {
+            Some(ack) if ack.covers(e) => {
+                attention
+                    .standing
+                    .insert(key, Standing::Acknowledged(ack.clone()));
             }
-            _ => Standing::New,
-        };
-        attention.standing.insert(key, standing);
+            _ => {
+                pending.insert(key, e);
+            }
+        }
+    }
+    let earlier = match engine::chain::started_of(store, run)? {
+        Some(started) if !pending.is_empty() => {
+            crate::run::imports_before(store, org, &started.target, run, LOOK_BACK)?
+        }
+        _ => Vec::new(),
+    };
+    for prev in earlier {
+        if pending.is_empty() {
+            break;
+        }
+        for b in crate::runs::report(store, prev)?.entries {
+            let key = (b.kind, b.id.clone());
+            if let Some(e) = pending.remove(&key) {
+                let standing = if b.outcome == e.outcome && b.detail == e.detail {
+                    Standing::Reported(prev)
+                } else {
+                    Standing::New
+                };
+                attention.standing.insert(key, standing);
+            }
+        }
+    }
+    for (key, _) in pending {
+        attention.standing.insert(key, Standing::New);
     }
     Ok(attention)
 }

@@ -74,6 +74,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         source: OrgSource::Fixture { path: tenant_path },
         added_at: ctx.clock.now(),
         left_out: Vec::new(),
+        sync: None,
     };
     add_org(&store, &org)?;
     store.flush()?;

@@ -39,6 +39,7 @@ pub fn read_fixture(ctx: &Context, name: &str, fixture: &Path) -> Result<Fixture
             source: OrgSource::Fixture { path },
             added_at: ctx.clock.now(),
             left_out: Vec::new(),
+            sync: None,
         },
         loaded,
     })
@@ -77,6 +78,7 @@ pub fn set_fixture(
     }
     set.org.added_at = current.added_at;
     set.org.left_out = current.left_out;
+    set.org.sync = current.sync;
     org::replace_org(store, &set.org)?;
     store.flush()?;
     Ok(set)
@@ -159,6 +161,7 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
         }),
         added_at: ctx.clock.now(),
         left_out: Vec::new(),
+        sync: None,
     };
     config.sign_in(&ctx.source_env())?;
     org::add_org(store, &config)?;

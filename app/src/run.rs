@@ -637,17 +637,22 @@ pub(crate) fn last_completed_run(
     Ok(None)
 }
 
-/// The org's last completed import against `target` before `run` (a run started earlier):
-/// the one whose problems `run`'s are compared with.
-pub(crate) fn last_import_before(
+/// The org's completed imports against `target` before `run` (runs started earlier), newest
+/// first, at most `limit` of them: what `run`'s problems are compared with.
+pub(crate) fn imports_before(
     store: &SledStore,
     org: &OrgConfig,
     target: &TargetInfo,
     run: RunId,
-) -> Result<Option<RunId>> {
+    limit: usize,
+) -> Result<Vec<RunId>> {
     let first = store.run_seqs(run)?.first().copied();
-    for found in completed_runs(store, org)? {
-        let (other, started) = found?;
+    let mut found = Vec::new();
+    for c in completed_runs(store, org)? {
+        if found.len() >= limit {
+            break;
+        }
+        let (other, started) = c?;
         if other == run || started.mode != Mode::Apply || !started.target.same_server(target) {
             continue;
         }
@@ -656,10 +661,10 @@ pub(crate) fn last_import_before(
             _ => false,
         };
         if before {
-            return Ok(Some(other));
+            found.push(other);
         }
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// The org's last completed run, import or dry run, whatever its server.

@@ -25,6 +25,7 @@ fn org() -> OrgConfig {
         },
         added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
         left_out: Vec::new(),
+        sync: None,
     }
 }
 

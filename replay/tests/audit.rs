@@ -64,6 +64,7 @@ fn demo_store(dir: &Path) -> (SledStore, Vec<RunId>) {
         },
         added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
         left_out: Vec::new(),
+        sync: None,
     };
     let clock = clock();
     let a = execute(
@@ -371,6 +372,7 @@ proptest! {
             source: OrgSource::Fixture { path: "memory".into() },
             added_at: "2026-11-27T00:00:00Z".parse().unwrap(),
             left_out: Vec::new(),
+        sync: None,
         };
         let clock = clock();
         let mut runs = Vec::new();

@@ -346,8 +346,27 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
         full: a.full,
         max_deletions: a.max_deletions,
     };
+    if a.show {
+        let store = ctx.read_store()?;
+        let what = app::sync::repeated(&store, &a.org)?;
+        out(&render::sync_repeats(&what, &ctx.app.server, true))?;
+        return Ok(Exit::Ok);
+    }
+    if let Some(run) = &a.set_from {
+        let store = ctx.open_store()?;
+        let run = runs::resolve_run(&store, run)?;
+        app::sync::define(&ctx.app, &store, &a.org, run, a.max_deletions)?;
+        let what = app::sync::repeated(&store, &a.org)?;
+        out(&render::sync_repeats(&what, &ctx.app.server, true))?;
+        return Ok(Exit::Ok);
+    }
     let Some(every) = a.every.as_deref() else {
         let store = ctx.open_store()?;
+        say(&render::sync_repeats(
+            &app::sync::repeated(&store, &a.org)?,
+            &ctx.app.server,
+            false,
+        ));
         stop_at_ctrl_c(ctx)?;
         let (org, result) = render::with_progress(&ctx.app.stats, || {
             app::sync::sync_once(&ctx.app, &store, &request)
@@ -357,11 +376,17 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     };
     let every = parse_duration(every)?;
     // Bad usage ends it before the loop: there must be an import to repeat.
-    app::sync::last_import(&ctx.open_store()?, &a.org)?;
+    app::sync::repeated(&ctx.open_store()?, &a.org)?;
     let signals = stop_signals()?;
     loop {
         let started = std::time::Instant::now();
         let cycle = ctx.open_store().and_then(|store| {
+            // What this cycle repeats, said every cycle: a definition set meanwhile shows.
+            say(&render::sync_repeats(
+                &app::sync::repeated(&store, &a.org)?,
+                &ctx.app.server,
+                false,
+            ));
             let (org, result) = app::sync::sync_once(&ctx.app, &store, &request)?;
             let attention = attention::classify(&store, &org, result.run, &result.entries)?;
             Ok((org, result, attention))

@@ -947,6 +947,80 @@ pub fn wizard_left(r: &crate::wizard::state::ResultsView) -> String {
     )
 }
 
+/// An import's selection and options as the flags that ask for them.
+pub fn as_flags(
+    selection: &engine::event::SelectionSpec,
+    options: &engine::event::RunOptions,
+) -> String {
+    let mut f: Vec<String> = Vec::new();
+    if selection.select_all {
+        f.push("--select-all".into());
+    }
+    match selection.select.len() {
+        0 => {}
+        n @ 1..=3 => f.extend(
+            selection
+                .select
+                .iter()
+                .take(n)
+                .map(|s| format!("--select {}", cell(s))),
+        ),
+        n => f.push(format!("--select … ({n} objects)")),
+    }
+    if let Some(term) = &selection.search {
+        f.push(format!("--search {:?}", cell(term)));
+    }
+    if selection.invert {
+        f.push("--invert".into());
+    }
+    if options.check_deleted {
+        f.push(format!(
+            "--check-deleted --on-deleted {}",
+            options.on_deleted.as_str()
+        ));
+        if !options.actions.is_empty() {
+            f.push(format!("--action … ({} objects)", options.actions.len()));
+        }
+    } else {
+        f.push("(deleted objects not looked for: no --check-deleted)".into());
+    }
+    f.push(format!("--max-deletions {}", options.max_deletions));
+    if options.allow_empty_source {
+        f.push("--allow-empty-source".into());
+    }
+    f.join(" ")
+}
+
+/// What a sync repeats, and where that comes from; `full` adds how to change it.
+pub fn sync_repeats(what: &app::sync::Repeated, given: &app::Server, full: bool) -> String {
+    let server = match given {
+        app::Server::Embedded => app::Server::of(&what.target),
+        other => other.clone(),
+    };
+    let org = cell(&what.org);
+    let origin = match &what.origin {
+        app::sync::Origin::Definition { from, by, at } => format!(
+            "the sync definition set by {} on {} from import {from}",
+            cell(by),
+            at.format("%Y-%m-%d %H:%M UTC")
+        ),
+        app::sync::Origin::LastImport(run) => {
+            format!("the org's last import, {run} (no sync definition set)")
+        }
+    };
+    let mut text = format!(
+        "sync {org} repeats: {} into {} — {origin}\n",
+        as_flags(&what.selection, &what.options),
+        server.describe()
+    );
+    if full {
+        text.push_str(&format!(
+            "`roster sync {org} --set-from RUN` makes import RUN what it repeats, whatever one-off imports come after.\n"
+        ));
+    }
+    text
+}
+
 /// A cycle of `sync --every` that failed; the next one still runs.
 pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Error) -> String {
     format!(
