@@ -62,8 +62,9 @@ pub enum Command {
     Report(ReportArgs),
     /// The deleted objects a run found, with the action chosen for each
     Deleted(ReadRunRef),
-    /// Apply a reviewed dry run: import exactly its plan, or refuse (exit 4) if it went stale
-    Apply(RunRef),
+    /// Apply a reviewed dry run: import exactly its plan, or refuse (exit 4) if it went stale;
+    /// with --approve, a run a safety limit refused
+    Apply(ApplyArgs),
     /// Repeat the org's last import (its selection and options), once or every DURATION
     Sync(SyncArgs),
     /// Known conflicts and failures: list them, acknowledge one (later runs that meet it
@@ -568,9 +569,14 @@ pub struct DiffArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunRef {
+pub struct ApplyArgs {
     /// Run id, a unique prefix of it, `last`, or `last~N` (N runs before the last)
     pub run: String,
+    /// RUN was refused by a safety limit (--max-deletions, an empty or shrunk listing):
+    /// import its plan as reviewed, that limit lifted as far as that plan needs; recorded
+    /// with who approved it. Refused as stale (exit 4) if the import would now differ
+    #[arg(long)]
+    pub approve: bool,
 }
 
 /// A run to read, the last one unless named (reading it changes nothing).

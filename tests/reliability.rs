@@ -898,3 +898,82 @@ fn a_damaged_database_file_is_said_in_one_plain_line() {
     assert!(err.lines().count() > 1, "log lines were written: {err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
 }
+
+/// A run the deletion guard refused is imported as reviewed by `apply RUN --approve`: exactly
+/// its plan (refused as stale when the import would now differ), the guard lifted as far as
+/// that plan needs and no further, the approver and the refused run recorded.
+#[test]
+fn a_refused_plan_is_approved_as_reviewed_with_the_approver_recorded() {
+    let r = demo();
+    let guarded = [
+        "import",
+        "contoso",
+        "--select",
+        "Delia Dennis",
+        "--check-deleted",
+        "--on-deleted",
+        "delete",
+        "--max-deletions",
+        "1",
+    ];
+    let (code, _, err) = r.run(&guarded);
+    assert_eq!(code, 4, "{err}");
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    let refused = runs.as_array().unwrap().last().unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.contains(&format!("`roster apply {refused} --approve`")),
+        "the way forward is said: {err}"
+    );
+    let before = r.expect(0, &["server", "dump"]);
+
+    // Pat Kelly is restored in Entra ID meanwhile: the plan approved no longer holds.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tenant = demo_tenant();
+    let bin = tenant["deletedUsers"].as_array_mut().unwrap();
+    let i = bin
+        .iter()
+        .position(|u| u["displayName"] == "Pat Kelly")
+        .unwrap();
+    let mut pat = bin.remove(i);
+    pat.as_object_mut().unwrap().remove("deletedDateTime");
+    pat["accountEnabled"] = true.into();
+    pat["userType"] = "Member".into();
+    tenant["users"].as_array_mut().unwrap().push(pat);
+    repoint(&r, dir.path(), &tenant);
+    let (code, _, err) = r.run(&["apply", &refused, "--approve"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("stale"), "{err}");
+    assert_eq!(r.expect(0, &["server", "dump"]), before, "nothing changed");
+
+    // The tenant as it was: the plan is imported, its five deletions and no more.
+    repoint(&r, dir.path(), &demo_tenant());
+    let (code, out, err) = r.run(&["apply", &refused, "--approve", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["summary"]["deleted"], 5, "{report}");
+    let events = r.expect(0, &["events", "last"]);
+    let started: Value = serde_json::from_str(events.lines().next().unwrap()).unwrap();
+    let approved = &started["payload"]["approved"];
+    assert_eq!(approved["run"], refused.as_str());
+    assert!(
+        approved["by"].as_str().unwrap().contains("uid"),
+        "{approved}"
+    );
+    assert!(approved["refusal"]
+        .as_str()
+        .unwrap()
+        .contains("more than --max-deletions 1"));
+    assert_eq!(started["payload"]["options"]["maxDeletions"], 5);
+    r.expect(0, &["replay", "last"]);
+    r.expect(0, &["verify"]);
+    // Only a run a safety limit refused is approved.
+    let (code, _, err) = r.run(&["apply", "last", "--approve"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not refused") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}

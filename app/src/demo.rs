@@ -91,6 +91,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         },
         started_by: ctx.started_by.clone(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full: false,
     };

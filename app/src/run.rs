@@ -41,6 +41,8 @@ pub struct RunRequest {
     /// The operating-system user running roster.
     pub started_by: String,
     pub applied_from: Option<RunId>,
+    /// A refused run imported as reviewed: who approved which refusal (`apply --approve`).
+    pub approved: Option<Box<engine::event::Approval>>,
     /// The entries of the dry run being applied (`roster apply`): the import goes ahead only
     /// if it decides exactly these.
     pub reviewed: Option<Vec<EntryOutcome>>,
@@ -189,6 +191,7 @@ pub fn execute(
         base: None,
         inputs_digest: None,
         rules: DECISION_RULES,
+        approved: req.approved.clone(),
     };
 
     // The tenant and the server are read at once: neither depends on the other, and on a

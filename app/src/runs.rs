@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use adapters::org::{self, OrgConfig};
 use adapters::target::{EmbeddedTarget, Target};
 use engine::event::{Event, Mode, RunStatus};
+use engine::plan::Refusal;
 use engine::projection::{DeletedView, Projection, Report, RunInfo};
 use engine::{EventStore, RunId, SledStore};
 
@@ -73,6 +74,7 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
         options: started.options.clone(),
         started_by: ctx.started_by.clone(),
         applied_from: Some(reviewed),
+        approved: None,
         reviewed: Some(
             replay::rebuild::inputs_and_report(store, reviewed)?
                 .1
@@ -81,6 +83,96 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
         full: false,
     };
     run_against(ctx, store, &org, &mut outside, &request)
+}
+
+/// Imports, as reviewed, the plan of `refused` — a run a safety limit refused (the deletion
+/// guard, an empty or shrunk listing) — approved by the account running it: an import with
+/// that run's selection and options, the guard that refused it lifted exactly as far as that
+/// plan needs (`--max-deletions` its removals, or `--allow-empty-source`), which goes ahead
+/// only if it decides exactly that plan (else it is refused as stale). The approval — who,
+/// which run, which refusal — is recorded in the import's `RunStarted`.
+pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgConfig, RunResult)> {
+    let info = run_info(store, refused)?
+        .ok_or_else(|| Error::bad_input(format!("run {refused} has no RunStarted event")))?;
+    if info.status != Some(RunStatus::Refused) {
+        let status = info.status.map_or("unfinished", |s| s.as_str());
+        return Err(Error::bad_input(format!(
+            "run {refused} is {status}, not refused; `roster apply --approve` imports a plan a safety limit refused"
+        )));
+    }
+    let (inputs, plan) = replay::rebuild::planned(store, refused)?;
+    let started = inputs.started;
+    let mut options = started.options.clone();
+    match &plan.refusal {
+        Some(Refusal::TooManyDeletions { planned, .. }) => options.max_deletions = *planned,
+        Some(
+            Refusal::EmptySource { .. } | Refusal::NoGroups { .. } | Refusal::ShrunkListing { .. },
+        ) => {
+            options.allow_empty_source = true;
+            // The deletion guard still holds at what this plan removes.
+            options.max_deletions = options.max_deletions.max(removals(&plan.entries));
+        }
+        Some(Refusal::StalePlan { reviewed, .. }) => {
+            return Err(Error::bad_input(format!(
+                "run {refused} was refused because the plan reviewed in {reviewed} went stale, not by a safety limit; run `roster plan` again and review it"
+            )))
+        }
+        None => {
+            return Err(Error::bad_input(format!(
+                "run {refused}, decided again from what it read, is no longer refused; nothing to approve (its log may come from another roster version)"
+            )))
+        }
+    }
+    let refusal = plan
+        .refusal
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let org = org::get_org(store, &started.org)?;
+    if org.tenant_id != started.tenant_id {
+        return Err(Error::bad_input(format!(
+            "org {} now reads tenant {}, but run {refused} read tenant {}",
+            org.name, org.tenant_id, started.tenant_id
+        )));
+    }
+    let planned = Server::of(&started.target);
+    if ctx.server != Server::Embedded && !ctx.server.same_as(&planned) {
+        return Err(Error::bad_input(format!(
+            "run {refused} was planned against {}; approve it against the same server",
+            planned.describe()
+        )));
+    }
+    let mut outside = ctx.open_target(&planned)?;
+    let request = RunRequest {
+        mode: Mode::Apply,
+        selection: started.selection.clone(),
+        options,
+        started_by: ctx.started_by.clone(),
+        applied_from: Some(refused),
+        approved: Some(Box::new(engine::event::Approval {
+            run: refused,
+            by: ctx.started_by.clone(),
+            refusal,
+        })),
+        reviewed: Some(plan.entries),
+        full: false,
+    };
+    run_against(ctx, store, &org, &mut outside, &request)
+}
+
+/// How many objects `entries` disable or delete.
+fn removals(entries: &[engine::event::EntryOutcome]) -> u32 {
+    let n = entries
+        .iter()
+        .filter(|e| {
+            e.op.is_some()
+                && matches!(
+                    e.outcome,
+                    engine::event::Outcome::Disabled | engine::event::Outcome::Deleted
+                )
+        })
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The one wiring of a run: the org's source, the target, [`execute`].

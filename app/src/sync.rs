@@ -161,6 +161,7 @@ pub fn sync_once(
         options,
         started_by: ctx.started_by.clone(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full: request.full,
     };

@@ -101,6 +101,7 @@ fn request(step: &Step, full: bool) -> RunRequest {
         },
         started_by: "test".into(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full,
     }

@@ -53,6 +53,7 @@ fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
         },
         started_by: "test".into(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full: false,
     }

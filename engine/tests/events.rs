@@ -104,6 +104,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                 base: Some(RunId::new("2026-11-26T09:00:00Z".parse().unwrap(), [8; 10])),
                 inputs_digest: Some("ef".repeat(32)),
                 rules: engine::event::DECISION_RULES,
+                approved: None,
             }),
         ),
         (

@@ -219,6 +219,35 @@ pub fn inputs_and_report(
     Ok((rebuilt.inputs, report))
 }
 
+/// What run `run` decided (or, refused, would have done) from its recorded inputs: its inputs
+/// and its plan, decided again under the run's own rules — for a run a safety limit refused,
+/// the plan the admin approves with `roster apply RUN --approve`.
+pub fn planned(store: &dyn EventStore, run: RunId) -> Result<(RunInputs, Plan), RebuildError> {
+    let started = chain::started_of(store, run)?.ok_or(RebuildError::NoSuchRun(run))?;
+    if started.base.is_some() {
+        let rebuilt = rebuild(store, run)?;
+        return Ok((rebuilt.inputs, rebuilt.plan));
+    }
+    let (inputs, _) = inputs_and_report(store, run)?;
+    let plan = decide::decide(
+        &Inputs {
+            tenant: &inputs.started.tenant_id,
+            snapshot: &inputs.snapshot,
+            server: &inputs.server,
+            options: &inputs.started.options,
+            baseline: inputs.started.baseline.as_ref(),
+            group_details: inputs.started.target.keeps_group_details(),
+            unkept: inputs.started.target.unkept(),
+            rules: inputs.started.rules,
+        },
+        &inputs.deleted,
+        &inputs.choices,
+        None,
+    )
+    .plan;
+    Ok((inputs, plan))
+}
+
 /// The plan's entries, each replaced by the recorded one for the same entry where there is one
 /// (what happened wins over what was decided: a failed write, say); recorded entries the plan
 /// lacks are kept at the end.

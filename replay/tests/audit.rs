@@ -39,6 +39,7 @@ fn request(mode: Mode) -> RunRequest {
         },
         started_by: "auditor-test".into(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         // Both runs record in full: the tampering below edits full runs (incremental runs
         // have tests of their own, in tests/incremental.rs).

@@ -70,7 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Record(a) => org::record(&ctx, &a),
         Command::Plan(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::DryRun),
         Command::Import(a) => run::plan_or_import(&ctx, &a, engine::event::Mode::Apply),
-        Command::Apply(a) => run::apply(&ctx, &a.run),
+        Command::Apply(a) => run::apply(&ctx, &a.run, a.approve),
         Command::Sync(a) => run::sync(&ctx, &a),
         Command::Wizard(a) => crate::wizard::run(&ctx, a.org.as_deref()),
         Command::Demo => run::demo(&ctx),

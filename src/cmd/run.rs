@@ -28,12 +28,20 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     print_run(ctx, &org, &result, a.all, &attention)
 }
 
-pub fn apply(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
+pub fn apply(ctx: &Ctx, run_arg: &str, approve: bool) -> Result<Exit> {
     let store = ctx.open_store()?;
     let reviewed = runs::resolve_run(&store, run_arg)?;
     stop_at_ctrl_c(ctx)?;
-    let (org, result) =
-        render::with_progress(&ctx.app.stats, || runs::apply(&ctx.app, &store, reviewed))?;
+    let (org, result) = render::with_progress(&ctx.app.stats, || {
+        if approve {
+            runs::approve(&ctx.app, &store, reviewed)
+        } else {
+            runs::apply(&ctx.app, &store, reviewed)
+        }
+    })?;
+    if approve && !ctx.json {
+        say(&render::approved(reviewed, &ctx.app.started_by));
+    }
     if !result.stale.is_empty() && !ctx.json {
         say(&format!("{}\n", render::stale_table(&result.stale)));
     }
@@ -122,6 +130,7 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         },
         started_by: ctx.app.started_by.clone(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full: a.full,
     })

@@ -274,8 +274,18 @@ pub fn report_html(page: &ReportPage) -> String {
             format!("recorded what differs from run <code>{base}</code>"),
         );
     }
-    if let Some(from) = s.applied_from {
-        row("Applied from", format!("dry run <code>{from}</code>"));
+    match (&s.approved, s.applied_from) {
+        (Some(a), _) => row(
+            "Approved",
+            format!(
+                "by {}: the plan of run <code>{}</code>, which a safety limit refused ({})",
+                esc(&a.by),
+                a.run,
+                esc(&a.refusal)
+            ),
+        ),
+        (None, Some(from)) => row("Applied from", format!("dry run <code>{from}</code>")),
+        (None, None) => {}
     }
     if !s.source.problems.is_empty() {
         let items: String = s

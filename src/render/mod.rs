@@ -958,13 +958,16 @@ pub fn as_flags(
     }
     match selection.select.len() {
         0 => {}
-        n @ 1..=3 => f.extend(
-            selection
-                .select
-                .iter()
-                .take(n)
-                .map(|s| format!("--select {}", cell(s))),
-        ),
+        n @ 1..=3 => f.extend(selection.select.iter().take(n).map(|s| {
+            // As typed in a shell: a name with a space quoted.
+            if s.chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+            {
+                format!("--select {:?}", cell(s))
+            } else {
+                format!("--select {}", cell(s))
+            }
+        })),
         n => f.push(format!("--select … ({n} objects)")),
     }
     if let Some(term) = &selection.search {
@@ -1021,6 +1024,14 @@ pub fn sync_repeats(what: &app::sync::Repeated, given: &app::Server, full: bool)
     text
 }
 
+/// `apply --approve`: whose approval of which refused run the import records.
+pub fn approved(refused: RunId, by: &str) -> String {
+    format!(
+        "Approved by {}: the plan of refused run {refused}, imported as reviewed; the import records the approval.\n",
+        cell(by)
+    )
+}
+
 /// A cycle of `sync --every` that failed; the next one still runs.
 pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Error) -> String {
     format!(
@@ -1032,11 +1043,17 @@ pub fn sync_failed(at: chrono::DateTime<chrono::Utc>, org: &str, e: &anyhow::Err
 }
 
 pub fn refused(run: RunId, why: &engine::plan::Refusal) -> String {
+    let approvable = !matches!(why, engine::plan::Refusal::StalePlan { .. });
     let why = why
         .to_string()
         .replace("`roster deleted RUN`", &format!("`roster deleted {run}`"));
+    let approve = if approvable {
+        format!(" — or, reviewed, import exactly this plan: `roster apply {run} --approve`")
+    } else {
+        String::new()
+    };
     format!(
-        "error: run {run} refused, nothing was changed: {}\n",
+        "error: run {run} refused, nothing was changed: {}{approve}\n",
         cell(&why)
     )
 }

@@ -305,6 +305,7 @@ fn import(
         options,
         started_by: ctx.started_by.clone(),
         applied_from: None,
+        approved: None,
         reviewed: None,
         full: false,
     };

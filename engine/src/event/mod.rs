@@ -22,7 +22,8 @@ pub use fast::decode_current_by_type;
 
 /// The schema version written with every new event. 4: `ServerLoaded`, `BackupTaken`, and the
 /// server's digest in `ServerEdited`. 5: `ProblemAcknowledged`, `AcknowledgementWithdrawn`,
-/// and `RunOptions.leaveOut` (older logs hold none of them; nothing changed shape).
+/// `RunOptions.leaveOut` and `RunStarted.approved` (older logs hold none of them; nothing
+/// changed shape).
 pub const EVENT_VERSION: u16 = 5;
 
 /// The version of the decision rules a new run is decided under, recorded in
@@ -444,6 +445,19 @@ pub struct RunStarted {
     /// they were numbered were decided under rules 1.
     #[serde(default = "first_rules")]
     pub rules: u32,
+    /// A run a safety limit refused, imported as reviewed (`roster apply RUN --approve`):
+    /// the refused run, who approved it, and the refusal approved (version 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Box<Approval>>,
+}
+
+/// See [`RunStarted::approved`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub run: RunId,
+    pub by: String,
+    pub refusal: String,
 }
 
 fn first_rules() -> u32 {
