@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
         .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROSTER_LOG")
-                .unwrap_or_else(|_| "warn,sled=off".into()),
+                .unwrap_or_else(|_| "warn,sled=off,rustls_platform_verifier=off".into()),
         );
     let steps =
         render::progress::Steps.with_filter(tracing_subscriber::filter::filter_fn(|meta| {

@@ -725,6 +725,20 @@ fn messages_say_what_is_wrong_and_never_what_is_secret() {
         r.run(&[&["--scim-token-file", secret.to_str().unwrap()][..], &scim].concat());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("NUL") && !err.contains("s3cr3t"), "{err}");
+    // No token at all: nothing is sent to the service — not even the discovery.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+    let (code, _, err) = r.run(&["--scim", &url, "server", "dump"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs the service's bearer token") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a connection was made without a token"
+    );
 
     // Credentials in a URL: refused for Graph, and never said back; `roster store` shows a
     // configured SCIM URL without them.

@@ -692,3 +692,42 @@ fn ctrl_c_while_reading_a_live_tenant_says_nothing_was_changed() {
     assert_eq!(runs[0]["status"], "aborted", "{runs}");
     r.expect(0, &["verify"]);
 }
+
+/// A Graph that cannot be reached is said at once, naming the host and the real time taken,
+/// and nothing is retried for minutes: an https:// URL to a plain-http server, then a port
+/// where nothing listens any more. The run that met it is recorded as aborted.
+#[test]
+fn an_unreachable_graph_fails_at_once_naming_the_host() {
+    let r = Roster::new();
+    let fake = Fake::start(&fixtures().join("demo/tenant.json"), &[]);
+    let args = add_live_args("live", TENANT, &fake);
+    r.expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let host = fake.url.trim_start_matches("http://").to_owned();
+    let https = fake.url.replacen("http://", "https://", 1);
+    let mut tls = add_live_args_at("tls", TENANT, &https);
+    // Signing in at the fake's own (http) URL; only Graph is asked over https.
+    let login = tls.len() - 1;
+    tls[login] = fake.url.clone();
+    let (code, _, err) = r.run(&tls.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Graph at {host}"))
+            && err.contains("does not speak TLS")
+            && err.contains("after 1 attempt in"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    drop(fake);
+    let (code, _, err) = r.run(&["import", "live", "--select-all"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach Graph at {host}: the connection was refused"
+        )) && err.contains("after 1 attempt in"),
+        "{err}"
+    );
+    let runs: Value = serde_json::from_str(&r.expect(0, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "aborted", "{runs}");
+    r.expect(0, &["verify"]);
+}

@@ -69,6 +69,12 @@ pub fn redact(text: &str, store: &Path, scratch: &Path) -> String {
             i += 1;
         }
     }
+    // A bare date a command prints (`on 2026-12-06`) is the day it ran: today, or yesterday
+    // for a transcript made across midnight.
+    let today = chrono::Utc::now().date_naive();
+    for day in [today, today.pred_opt().unwrap_or(today)] {
+        result = result.replace(&day.format("%Y-%m-%d").to_string(), "[date]");
+    }
     unpad_tables(&result)
 }
 

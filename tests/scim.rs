@@ -493,7 +493,7 @@ fn a_bad_token_url_or_service_is_refused_in_one_line_and_changes_nothing() {
             vec!["--scim".into(), url.clone()],
             vec![],
             2,
-            "check the token",
+            "needs the service's bearer token",
         ),
         (
             vec!["--scim".into(), dead.clone()],

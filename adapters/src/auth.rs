@@ -405,6 +405,7 @@ impl Authenticator {
     pub fn new(settings: AuthSettings, prompt: Prompt) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
+            .connect_timeout(crate::http::CONNECT_TIMEOUT)
             .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("an HTTP client with these settings builds");
@@ -484,7 +485,7 @@ impl Authenticator {
                 AuthError::Network(format!(
                     "cannot reach the sign-in service at {}: {}",
                     url.origin().ascii_serialization(),
-                    transport(&e)
+                    crate::http::transport_failure(&e).why
                 ))
             })?;
         if resp.status().is_success() {
@@ -670,16 +671,6 @@ fn signed_in_user(id_token: &str) -> Option<String> {
         .iter()
         .find_map(|c| claims.get(*c)?.as_str().filter(|s| !s.is_empty()))?;
     Some(engine::text::printable(&name.chars().take(256).collect::<String>()).into_owned())
-}
-
-fn transport(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection refused or no route"
-    } else {
-        "the connection failed"
-    }
 }
 
 /// The permissions a token response grants: the scopes it lists (`https://graph…/X` or `X`),

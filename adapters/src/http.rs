@@ -10,10 +10,109 @@ use std::time::Duration;
 pub fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("an HTTP client with these settings builds")
+}
+
+/// How long connecting to a host may take: a host that does not answer is said within
+/// seconds, not after the request's whole timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Why a request got no answer, in the admin's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportFailure {
+    /// `host:port` the request went to.
+    pub host: String,
+    pub why: String,
+    pub kind: FailureKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No connection, and trying again at once will not make one: refused, a name that does
+    /// not resolve, a server that does not speak TLS, a certificate not trusted.
+    NoConnection,
+    /// No connection within [`CONNECT_TIMEOUT`]: the host may be down or filtered.
+    ConnectTimeout,
+    /// Connected, then no (whole) answer in time, or the connection dropped: transient.
+    Answer,
+}
+
+impl std::fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.why, self.host)
+    }
+}
+
+/// What went wrong sending `e`'s request, from the error and its causes: refused, an unknown
+/// host name, plain http where https was asked, an untrusted certificate, a timeout.
+pub fn transport_failure(e: &reqwest::Error) -> TransportFailure {
+    let host = e
+        .url()
+        .map(|u| {
+            format!(
+                "{}:{}",
+                u.host_str().unwrap_or("?"),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "the service".into());
+    let mut chain = String::new();
+    let mut refused = false;
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = source {
+        chain.push_str(&err.to_string().to_lowercase());
+        chain.push(' ');
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = err.source();
+    }
+    let (why, kind) = if refused || chain.contains("connection refused") {
+        (
+            "the connection was refused: nothing listens there",
+            FailureKind::NoConnection,
+        )
+    } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        ("the host name does not resolve", FailureKind::NoConnection)
+    } else if chain.contains("invalidcontenttype")
+        || chain.contains("corrupt message")
+        || chain.contains("wrong version number")
+    {
+        (
+            "the server does not speak TLS — an https:// URL to a plain-http server? (a test endpoint on this machine is http://)",
+            FailureKind::NoConnection,
+        )
+    } else if chain.contains("certificate") {
+        (
+            "its TLS certificate is not trusted (expired, self-signed, or for another name)",
+            FailureKind::NoConnection,
+        )
+    } else if e.is_connect() && e.is_timeout() {
+        (
+            "no connection within the connect timeout",
+            FailureKind::ConnectTimeout,
+        )
+    } else if e.is_timeout() {
+        ("timed out", FailureKind::Answer)
+    } else if e.is_connect() {
+        ("could not connect", FailureKind::NoConnection)
+    } else if e.is_body() || e.is_decode() {
+        (
+            "the connection dropped while reading the response",
+            FailureKind::Answer,
+        )
+    } else {
+        ("the connection failed", FailureKind::Answer)
+    };
+    TransportFailure {
+        host,
+        why: why.to_owned(),
+        kind,
+    }
 }
 
 /// How hard to try before giving up on a request.

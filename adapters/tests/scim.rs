@@ -146,7 +146,7 @@ fn the_directory_reads_back_as_written_across_pages() {
         }
     });
 
-    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&scim.url, Secret::new(TOKEN));
     let dir = rt.block_on(client.load()).unwrap();
     assert_eq!(dir.users.len(), users.len(), "every page read");
     for u in &users {
@@ -168,7 +168,7 @@ fn the_directory_reads_back_as_written_across_pages() {
         .all(|u| u.version.is_some() && ids[&u.user.login] == u.id));
 
     // A wrong token is refused, saying what the service answered.
-    let wrong = ScimClient::new(&scim.url, Some(Secret::new("nope")));
+    let wrong = ScimClient::new(&scim.url, Secret::new("nope"));
     let e = rt.block_on(wrong.load()).unwrap_err().to_string();
     assert!(e.contains("answered 401"), "{e}");
     assert!(!e.contains(TOKEN) && !e.contains("nope"), "{e}");
@@ -180,7 +180,7 @@ fn the_directory_reads_back_as_written_across_pages() {
 fn the_service_provider_config_says_what_the_writes_may_use() {
     let rt = rt();
     let scim = Scim::start();
-    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&scim.url, Secret::new(TOKEN));
     assert_eq!(
         rt.block_on(client.service_config()).unwrap(),
         ServiceConfig {
@@ -197,7 +197,7 @@ fn the_service_provider_config_says_what_the_writes_may_use() {
         max_results: 0,
         etag: false,
     });
-    let client = ScimClient::new(&bare.url, Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&bare.url, Secret::new(TOKEN));
     assert_eq!(
         rt.block_on(client.service_config()).unwrap(),
         ServiceConfig {
@@ -225,8 +225,20 @@ fn a_token_file_must_be_private() {
     );
     assert!(!e.contains("s3cret"), "{e}");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let t = adapters::scim::token(Some(&file)).unwrap().unwrap();
+    let t = adapters::scim::token(Some(&file)).unwrap();
     assert_eq!(t.expose(), "s3cret-token");
+}
+
+/// Without a token, nothing is sent: the SCIM service is not even asked what it supports.
+#[test]
+fn without_a_token_nothing_is_sent() {
+    // SAFETY: this test process reads ROSTER_SCIM_TOKEN only here.
+    unsafe { std::env::remove_var(adapters::scim::TOKEN_ENV) };
+    let e = adapters::scim::token(None).unwrap_err().to_string();
+    assert!(
+        e.contains("--scim-token-file FILE") && e.contains("nothing was sent"),
+        "{e}"
+    );
 }
 
 /// The writes as a stock service answers them: a user created, a second with its userName a
@@ -236,7 +248,7 @@ fn a_token_file_must_be_private() {
 fn writes_are_answered_as_rfc_7644_says() {
     let rt = rt();
     let scim = Scim::start();
-    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&scim.url, Secret::new(TOKEN));
     rt.block_on(async {
         let ann = linked(1, "ann@contoso.com", false);
         let made = client
@@ -446,7 +458,7 @@ mod target {
     fn a_service_that_changed_since_the_read_is_read_again_or_the_entry_fails() {
         let rt = rt();
         let scim = Scim::start();
-        let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+        let client = ScimClient::new(&scim.url, Secret::new(TOKEN));
         let (ann, bob) = (
             linked(1, "ann@contoso.com", false),
             linked(2, "bob@contoso.com", false),
@@ -459,7 +471,7 @@ mod target {
                     .await,
             )
         });
-        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut target = ScimTarget::open(scim.url.as_str(), Secret::new(TOKEN)).unwrap();
         let mut state = target.load().unwrap();
 
         // Meanwhile: ann's nickName (not mapped) and bob's displayName (mapped) change, and a
@@ -565,7 +577,7 @@ mod target {
     #[test]
     fn ctrl_c_stops_before_the_next_change_is_sent() {
         let scim = Scim::start();
-        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut target = ScimTarget::open(scim.url.as_str(), Secret::new(TOKEN)).unwrap();
         let mut state = target.load().unwrap();
         let users: Vec<ServerUser> = (1..=3)
             .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
@@ -587,7 +599,7 @@ mod target {
             "{why}"
         );
         let held = rt()
-            .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+            .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
             .unwrap();
         assert!(held.users.is_empty());
     }
@@ -597,7 +609,7 @@ mod target {
     #[test]
     fn a_service_that_stops_answering_stops_the_run_with_what_was_done() {
         let scim = Scim::start();
-        let mut target = ScimTarget::open(scim.url.as_str(), Some(Secret::new(TOKEN))).unwrap();
+        let mut target = ScimTarget::open(scim.url.as_str(), Secret::new(TOKEN)).unwrap();
         let mut state = target.load().unwrap();
         drop(scim);
         let users: Vec<ServerUser> = (1..=3)
@@ -909,7 +921,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
             ("PATCH Users", &[502]),
         ],
     );
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let users: Vec<ServerUser> = (11..=13)
         .map(|n| linked(n, &format!("u{n}@contoso.com"), false))
@@ -939,7 +951,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     );
 
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     let logins: Vec<(&str, bool)> = held
         .users
@@ -975,7 +987,7 @@ fn without_a_filter_a_create_answered_500_is_not_sent_again() {
         etag: true,
     });
     let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[500])]);
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let ann = linked(1, "ann@contoso.com", false);
     let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
@@ -992,7 +1004,7 @@ fn without_a_filter_a_create_answered_500_is_not_sent_again() {
         "{seen:?}"
     );
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     assert_eq!(held.users.len(), 1, "made once, and read by the next run");
 }
@@ -1014,7 +1026,7 @@ fn pages_that_stop_short_of_the_total_are_refused() {
         "Users",
         &user_resource(&linked(1, "ann@contoso.com", false)),
     ));
-    let client = ScimClient::new(&scim.url, Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&scim.url, Secret::new(TOKEN));
     let e = rt.block_on(client.load()).unwrap_err().to_string();
     assert!(
         e.contains("says it holds 1 Users, but its pages stopped after 0"),
@@ -1040,7 +1052,7 @@ fn a_directory_that_changes_while_it_is_read_is_read_again() {
         scim.url.as_str(),
         &[("GET Users", &[faulty::PASS, faulty::CHANGE])],
     );
-    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Secret::new(TOKEN));
     let dir = rt.block_on(client.load()).unwrap();
     assert_eq!(dir.users.len(), 151);
     let seen = proxy.seen.lock().unwrap().clone();
@@ -1074,7 +1086,7 @@ fn a_listing_is_whole_or_refused() {
     seed_users(&scim, 150);
     let load = |faults: &[(&str, &[u16])]| {
         let proxy = faulty::start(scim.url.as_str(), faults);
-        let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+        let client = ScimClient::new(&proxy.url.parse().unwrap(), Secret::new(TOKEN));
         rt().block_on(client.load()).map(|d| d.users.len())
     };
     let cut = load(&[("GET Users", &[faulty::PASS, faulty::CUT])]).unwrap_err();
@@ -1100,7 +1112,7 @@ fn a_listing_is_whole_or_refused() {
 fn a_redirect_is_never_followed() {
     let scim = Scim::start();
     let proxy = faulty::start(scim.url.as_str(), &[("GET Users", &[faulty::REDIRECT])]);
-    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Secret::new(TOKEN));
     let e = rt().block_on(client.load()).unwrap_err().to_string();
     assert!(
         e.contains("with a redirect (307) to http://localhost:")
@@ -1113,14 +1125,14 @@ fn a_redirect_is_never_followed() {
     );
 
     let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[faulty::REDIRECT])]);
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let ann = linked(1, "ann@contoso.com", false);
     let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
     let failure = applied.failure.expect("the run stops");
     assert!(failure.contains("redirect (307)"), "{failure}");
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     assert!(held.users.is_empty(), "nothing made anywhere");
 }
@@ -1131,7 +1143,7 @@ fn a_redirect_is_never_followed() {
 fn ids_are_percent_encoded_in_every_path() {
     let scim = Scim::start();
     let proxy = faulty::start(scim.url.as_str(), &[]);
-    let client = ScimClient::new(&proxy.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+    let client = ScimClient::new(&proxy.url.parse().unwrap(), Secret::new(TOKEN));
     let odd = "../Groups/x32?a=1#b%2e.";
     let found = rt().block_on(client.get_resource("Users", odd)).unwrap();
     assert_eq!(found, None, "no such user: a 404, not another resource");
@@ -1157,7 +1169,7 @@ fn a_create_answered_without_an_id_is_looked_up_before_it_is_recorded() {
     let scim = Scim::start();
     seed_users(&scim, 1);
     let proxy = faulty::start(scim.url.as_str(), &[("POST Users", &[faulty::NO_ID])]);
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let ann = linked(7, "ann@contoso.com", false);
     let mut off = put(&ann, Outcome::Disabled);
@@ -1186,7 +1198,7 @@ fn a_create_answered_without_an_id_is_looked_up_before_it_is_recorded() {
             ("POST Users", &[faulty::NO_ID]),
         ],
     );
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let bob = linked(8, "bob@contoso.com", false);
     let applied = run_import(&mut target, &mut state, vec![put(&bob, Outcome::Added)]);
@@ -1198,7 +1210,7 @@ fn a_create_answered_without_an_id_is_looked_up_before_it_is_recorded() {
         bob_entry.detail
     );
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     assert!(
         held.users.iter().any(|u| u.user.login == bob.login),
@@ -1219,7 +1231,7 @@ fn a_filter_that_finds_nothing_is_not_trusted_to_resend_a_create() {
             ("POST Users", &[500]),
         ],
     );
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let ann = linked(7, "ann@contoso.com", false);
     let applied = run_import(&mut target, &mut state, vec![put(&ann, Outcome::Added)]);
@@ -1231,7 +1243,7 @@ fn a_filter_that_finds_nothing_is_not_trusted_to_resend_a_create() {
         "{seen:?}"
     );
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     assert_eq!(held.users.len(), 2, "made once");
 }
@@ -1255,7 +1267,7 @@ fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
         scim.url.as_str(),
         &[("PATCH Users", &[faulty::ALWAYS + 501])],
     );
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let applied = run_import(&mut target, &mut state, vec![set(false)]);
     assert_eq!(
@@ -1267,7 +1279,7 @@ fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
     let seen = proxy.seen.lock().unwrap().clone();
     assert!(seen.contains(&"PUT Users".to_owned()), "{seen:?}");
     let held = rt()
-        .block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        .block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
         .unwrap();
     assert!(!held.users[0].user.enabled);
 
@@ -1278,7 +1290,7 @@ fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
             ("PUT Users", &[faulty::ALWAYS + 501]),
         ],
     );
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let applied = run_import(&mut target, &mut state, vec![set(true)]);
     let entry = &applied.entries[0];
@@ -1296,7 +1308,7 @@ fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
 fn bulk_answered_501_falls_back_to_single_requests() {
     let scim = Scim::start();
     let proxy = faulty::start(scim.url.as_str(), &[("POST Bulk", &[faulty::ALWAYS + 501])]);
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     let entries: Vec<EntryOutcome> = (1..=5)
         .map(|n| {
@@ -1379,13 +1391,13 @@ fn the_entra_dialect_against_services_that_take_less() {
     let everyone: Vec<&ServerUser> = users.iter().collect();
     let sales = linked_group(1, "Sales", &everyone);
     let held = || {
-        rt().block_on(ScimClient::new(&scim.url, Some(Secret::new(TOKEN))).load())
+        rt().block_on(ScimClient::new(&scim.url, Secret::new(TOKEN)).load())
             .unwrap()
     };
     let members = |name: &str| held().state.group(name).unwrap().members.clone();
     let import = |faults: &[(&str, &[u16])], entries: Vec<EntryOutcome>| {
         let proxy = faulty::start(scim.url.as_str(), faults);
-        let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+        let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
         let mut state = target.load().unwrap();
         let applied = run_import(&mut target, &mut state, entries);
         assert_eq!(applied.failure, None);
@@ -1485,7 +1497,7 @@ fn a_service_without_groups_is_refused_before_anything_is_written() {
         scim.url.as_str(),
         &[("GET ResourceTypes", &[faulty::NO_GROUPS])],
     );
-    let e = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN)))
+    let e = ScimTarget::open(&proxy.url, Secret::new(TOKEN))
         .err()
         .expect("refused")
         .to_string();
@@ -1504,7 +1516,7 @@ fn a_service_without_groups_is_refused_before_anything_is_written() {
 fn users_made_in_bulk_are_checked_against_what_the_service_holds() {
     let scim = Scim::start();
     let proxy = faulty::start(scim.url.as_str(), &[("POST Bulk", &[faulty::NO_ACTIVE])]);
-    let mut target = ScimTarget::open(&proxy.url, Some(Secret::new(TOKEN))).unwrap();
+    let mut target = ScimTarget::open(&proxy.url, Secret::new(TOKEN)).unwrap();
     let mut state = target.load().unwrap();
     // A service that drops `active` does not say whether any of them is enabled.
     let entries: Vec<EntryOutcome> = (4..=6)

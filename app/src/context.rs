@@ -135,6 +135,8 @@ impl Context {
             Server::Embedded => None,
             Server::File(path) => Some(Box::new(FileTarget::open(path, &self.holder)?)),
             Server::Scim(url) => {
+                // The URL first: a bad one is said before a missing token.
+                adapters::scim::target::parse_url(url)?;
                 let token = adapters::scim::token(self.scim_token_file.as_deref())?;
                 Some(Box::new(ScimTarget::open(url, token)?))
             }

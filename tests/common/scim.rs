@@ -32,7 +32,7 @@ impl Service {
     }
 
     pub fn on(scim: testkit::scim::Scim) -> Service {
-        let client = ScimClient::new(&scim.url.parse().unwrap(), Some(Secret::new(TOKEN)));
+        let client = ScimClient::new(&scim.url.parse().unwrap(), Secret::new(TOKEN));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -83,12 +83,22 @@ pub enum GraphError {
         code: String,
         message: String,
     },
-    #[error("{what}: gave up after {attempts} attempts over {waited:.1} s: {last}")]
+    #[error("{what}: gave up after {attempts} attempts in {elapsed:.1} s: {last}")]
     Exhausted {
         what: String,
         attempts: u32,
-        waited: f64,
+        /// Seconds since the first attempt: the real time spent, waits and attempts.
+        elapsed: f64,
         last: String,
+    },
+    /// No connection could be made: said at once (a refused connection, an unknown name, a
+    /// server without TLS), or after [`CONNECT_ATTEMPTS`] timed-out connects.
+    #[error("{what}: cannot reach Graph at {}: {} — after {attempts} {} in {elapsed:.1} s; check the URL, the network and any proxy", .failure.host, .failure.why, if *.attempts == 1 { "attempt" } else { "attempts" })]
+    Unreachable {
+        what: String,
+        failure: TransportFailure,
+        attempts: u32,
+        elapsed: f64,
     },
     #[error(
         "{what}: Graph sent a nextLink that repeats (a paging loop); the listing cannot complete"
@@ -155,7 +165,10 @@ impl ListingBound {
 /// twenty, is a few MiB; a service that sends more is not read into memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-use crate::http::{body_bounded, parse_retry_after, BodyError, RetryPolicy};
+use crate::http::{
+    body_bounded, parse_retry_after, transport_failure, BodyError, FailureKind, RetryPolicy,
+    TransportFailure,
+};
 
 impl BodyError {
     fn attempt(self, what: &str) -> Attempt {
@@ -199,6 +212,8 @@ enum Attempt {
     },
     Fatal(GraphError),
     Unauthorized,
+    /// No connection to Graph (see [`FailureKind`]).
+    Unreachable(TransportFailure),
 }
 
 #[derive(Clone)]
@@ -316,6 +331,8 @@ impl GraphClient {
         let mut attempts = 0u32;
         let mut waited = Duration::ZERO;
         let mut refreshed = false;
+        let started = std::time::Instant::now();
+        let mut connects = 0u32;
         loop {
             attempts += 1;
             self.wait_for_hold().await;
@@ -323,6 +340,23 @@ impl GraphClient {
             let (why, after, throttled) = match attempt(token.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Unreachable(failure)) => {
+                    connects += 1;
+                    // Trying again at once does not make a refused connection or an unknown
+                    // name answer; a connect that timed out is tried once more.
+                    if failure.kind != FailureKind::Answer
+                        && (failure.kind == FailureKind::NoConnection
+                            || connects >= CONNECT_ATTEMPTS)
+                    {
+                        return Err(GraphError::Unreachable {
+                            what: what.to_owned(),
+                            failure,
+                            attempts,
+                            elapsed: started.elapsed().as_secs_f64(),
+                        });
+                    }
+                    (failure.to_string(), None, false)
+                }
                 Err(Attempt::Unauthorized) if !refreshed => {
                     refreshed = true;
                     attempts -= 1;
@@ -337,7 +371,21 @@ impl GraphClient {
                 Err(Attempt::Retry { why, after, throttled }) => (why, after, throttled),
             };
             self.pause(&mut attempts, &mut waited, why, after, throttled, what)
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    GraphError::Exhausted {
+                        what,
+                        attempts,
+                        last,
+                        ..
+                    } => GraphError::Exhausted {
+                        what,
+                        attempts,
+                        elapsed: started.elapsed().as_secs_f64(),
+                        last,
+                    },
+                    other => other,
+                })?;
         }
     }
 
@@ -356,7 +404,7 @@ impl GraphClient {
             return Err(GraphError::Exhausted {
                 what: what.to_owned(),
                 attempts: *attempts,
-                waited: waited.as_secs_f64(),
+                elapsed: waited.as_secs_f64(),
                 last: why,
             });
         }
@@ -545,21 +593,19 @@ impl GraphClient {
     }
 }
 
+/// Connects that time out are tried this often before Graph counts as unreachable.
+pub const CONNECT_ATTEMPTS: u32 = 2;
+
 fn retry_transport(e: &reqwest::Error) -> Attempt {
     tracing::debug!(error = ?e, "transport error");
-    let why = if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "could not connect".to_owned()
-    } else if e.is_body() || e.is_decode() {
-        "the connection dropped while reading the response".to_owned()
-    } else {
-        "the connection failed".to_owned()
-    };
-    Attempt::Retry {
-        why,
-        after: None,
-        throttled: false,
+    let failure = transport_failure(e);
+    match failure.kind {
+        FailureKind::Answer => Attempt::Retry {
+            why: failure.to_string(),
+            after: None,
+            throttled: false,
+        },
+        _ => Attempt::Unreachable(failure),
     }
 }
 

@@ -82,7 +82,7 @@ enum Retry {
 pub struct ScimClient {
     http: reqwest::Client,
     base: Url,
-    token: Option<Secret>,
+    token: Secret,
     /// How throttling and server errors are waited out: Graph's policy
     /// ([`RetryPolicy::from_env`]).
     policy: RetryPolicy,
@@ -109,7 +109,7 @@ pub enum RemovalForm {
 }
 
 impl ScimClient {
-    pub fn new(base: &Url, token: Option<Secret>) -> ScimClient {
+    pub fn new(base: &Url, token: Secret) -> ScimClient {
         let mut base = base.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -127,16 +127,12 @@ impl ScimClient {
         }
     }
 
-    /// A request to the service: SCIM's media type accepted, the token (if any) as bearer.
+    /// A request to the service: SCIM's media type accepted, the token as bearer.
     fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
-        let req = self
-            .http
+        self.http
             .request(method, url.clone())
-            .header(reqwest::header::ACCEPT, "application/scim+json");
-        match &self.token {
-            Some(t) => req.bearer_auth(t.expose()),
-            None => req,
-        }
+            .header(reqwest::header::ACCEPT, "application/scim+json")
+            .bearer_auth(self.token.expose())
     }
 
     /// GET `path` (relative to the base) as JSON.
@@ -237,11 +233,7 @@ impl ScimClient {
                 format!(
                     "cannot reach the SCIM service at {}: {}",
                     url.origin().ascii_serialization(),
-                    if e.is_timeout() {
-                        "timed out"
-                    } else {
-                        "connection failed"
-                    }
+                    crate::http::transport_failure(&e).why
                 )
             })?;
             let status = resp.status().as_u16();

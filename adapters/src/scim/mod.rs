@@ -44,11 +44,11 @@ pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkReques
 pub const TOKEN_ENV: &str = "ROSTER_SCIM_TOKEN";
 
 /// The SCIM bearer token: from `--scim-token-file` (a file only its owner may read), else
-/// `ROSTER_SCIM_TOKEN`, else none (a service that asks for none).
-pub fn token(file: Option<&std::path::Path>) -> Result<Option<Secret>> {
+/// `ROSTER_SCIM_TOKEN`. Without one, nothing is sent: a directory's users go only to a service
+/// that asks who is writing (Entra's provisioning always sends a token too).
+pub fn token(file: Option<&std::path::Path>) -> Result<Secret> {
     if let Some(path) = file {
         return crate::auth::read_private_file(path, "SCIM token")
-            .map(Some)
             .map_err(|e| Error::bad_input(e.to_string()));
     }
     let token = std::env::var(TOKEN_ENV)
@@ -59,7 +59,11 @@ pub fn token(file: Option<&std::path::Path>) -> Result<Option<Secret>> {
         crate::auth::one_line_secret(t, TOKEN_ENV, "SCIM token")
             .map_err(|e| Error::bad_input(e.to_string()))?;
     }
-    Ok(token.map(Secret::new))
+    token.map(Secret::new).ok_or_else(|| {
+        Error::bad_input(format!(
+            "--scim needs the service's bearer token: --scim-token-file FILE (a file only you may read) or {TOKEN_ENV}; nothing was sent"
+        ))
+    })
 }
 
 /// A resource the service wrote: its id and new version.

@@ -109,7 +109,7 @@ pub fn parse_url(given: &str) -> Result<Url> {
 impl ScimTarget {
     /// Opens the service at `url` (checked with [`parse_url`]) and reads what it supports: one
     /// without PATCH is refused, since disabling a user and changing a group's members need it.
-    pub fn open(url: &str, token: Option<Secret>) -> Result<ScimTarget> {
+    pub fn open(url: &str, token: Secret) -> Result<ScimTarget> {
         let url = parse_url(url)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
