@@ -633,7 +633,8 @@ pub struct ReportArgs {
     /// Output format [default: table, or json with --json]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// List every entry of an incremental run, not only those it recorded
+    /// List every entry of an incremental run, not only those it recorded (the HTML page
+    /// always lists every entry)
     #[arg(long)]
     pub all: bool,
 }

@@ -106,7 +106,8 @@ fn json(r: &Roster, args: &[&str]) -> Value {
 fn check_page(r: &Roster, run: &str) -> (String, Node) {
     let html = r.expect(0, &["report", run, "--format", "html"]);
     let page = parse(&html);
-    let report = json(r, &["report", run, "--json"]);
+    // The page lists every entry, an incremental run's too.
+    let report = json(r, &["report", run, "--all", "--json"]);
     for id in ["run", "summary", "entries", "deleted", "log"] {
         page.by_id(id);
     }
@@ -236,17 +237,50 @@ fn the_report_page_holds_the_run_and_escapes_the_tenant() {
     assert!(html.contains("<title>Refused run"), "{html}");
     assert!(page.by_id("run").text_content().contains("refused"));
 
-    // An incremental run lists what it recorded, and says how to see every entry.
+    // An incremental run's page lists every entry too (check_page counts them).
     r.run(&["import", "contoso", "--select-all", "--json"]);
     r.run(&["import", "contoso", "--select-all", "--json"]);
-    let html = r.expect(0, &["report", "last", "--format", "html"]);
-    assert!(html.contains("entries as before are not listed"), "{html}");
-    let all = parse(&r.expect(0, &["report", "last", "--all", "--format", "html"]));
-    let every = json(&r, &["report", "last", "--all", "--json"]);
-    assert_eq!(
-        all.by_id("entries").find("tbody")[0].find("tr").len(),
-        every["entries"].as_array().unwrap().len()
+    let (html, _) = check_page(&r, "last");
+    assert!(!html.contains("entries as before are not listed"), "{html}");
+}
+
+/// An added or changed group shows who it grants access to: its members, folded under their
+/// count; an unchanged one does not.
+#[test]
+fn the_report_page_lists_the_members_of_added_and_changed_groups() {
+    let r = Roster::new();
+    r.add_demo("contoso", &fixtures().join("demo/tenant.json"));
+    r.run(&IMPORT);
+    let (_, page) = check_page(&r, "last");
+    let rows: Vec<&Node> = page.by_id("entries").find("tr");
+    let row = |name: &str| -> &Node {
+        rows.iter()
+            .find(|r| {
+                r.find("td")
+                    .first()
+                    .is_some_and(|c| c.text_content() == name)
+            })
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+    let sales = row("Sales Team");
+    let details = sales.find("details");
+    assert_eq!(details.len(), 1, "folded away");
+    let summary = details[0].find("summary")[0].text_content();
+    assert_eq!(summary, "6 members");
+    let listed: Vec<String> = details[0]
+        .find("li")
+        .iter()
+        .map(|l| l.text_content())
+        .collect();
+    assert_eq!(listed.len(), 6);
+    assert!(
+        listed.contains(&"AdeleV@contoso.com".to_owned()),
+        "{listed:?}"
     );
+    // The same import again: nothing changes, no group lists members.
+    r.run(&[&IMPORT[..], &["--full"]].concat());
+    let (_, page) = check_page(&r, "last");
+    assert!(page.by_id("entries").find("details").is_empty());
 }
 
 /// The page in a real browser: headless Chromium renders it to a screenshot, and its script

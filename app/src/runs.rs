@@ -392,6 +392,8 @@ pub struct ReportPage {
     /// Every entry is listed (an incremental run's unrecorded entries decided again).
     pub all: bool,
     pub deleted: DeletedView,
+    /// The logins each added or changed group has once the run is applied, by its object id.
+    pub members: std::collections::BTreeMap<engine::ObjectId, Vec<String>>,
     pub position: LogPosition,
     /// When the page was made, and by which roster.
     pub generated_at: chrono::DateTime<chrono::Utc>,
@@ -425,10 +427,35 @@ pub fn report_page(
         .ok_or_else(|| Error::bad_input(format!("run {run} has no RunStarted event")))?;
     let info = run_info(store, run)?
         .ok_or_else(|| Error::bad_input(format!("run {run} has no RunStarted event")))?;
+    // The members each added or changed group has once the run is applied: the access it
+    // grants, which the entry's detail only counts.
+    let mut members = std::collections::BTreeMap::new();
+    let mut take_members = |e: &mut engine::event::EntryOutcome| {
+        if let Some(engine::model::ServerOp::PutGroup { group, .. }) = e.op.take() {
+            if e.kind == engine::model::Kind::Group
+                && matches!(
+                    e.outcome,
+                    engine::event::Outcome::Added | engine::event::Outcome::Updated
+                )
+            {
+                members.insert(e.id.clone(), group.members);
+            }
+        }
+    };
     let report = if all {
-        report_all(store, run)?
+        let (_, mut report) = replay::rebuild::inputs_and_report(store, run)?;
+        report.entries.iter_mut().for_each(&mut take_members);
+        report
     } else {
-        report(store, run)?
+        let mut report = Report::default();
+        store.visit_run(run, &|t| Report::uses(t), &mut |env| {
+            let mut event = env.event;
+            if let Event::Planned(e) | Event::Imported(e) = &mut event {
+                take_members(e);
+            }
+            report.take(env.run, event);
+        })?;
+        report
     };
     let last_hash = store
         .read_event(last)?
@@ -449,6 +476,7 @@ pub fn report_page(
         report,
         all,
         deleted: deleted(store, run)?,
+        members,
         position: LogPosition {
             first,
             last,

@@ -299,7 +299,8 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
         Format::Table
     });
     if format == Format::Html {
-        let page = runs::report_page(&store, run, all, ctx.app.clock.now())?;
+        // The auditor's page lists every entry, an incremental run's too (it filters them).
+        let page = runs::report_page(&store, run, true, ctx.app.clock.now())?;
         out(&render::report_html(&page))?;
         return Ok(Exit::Ok);
     }

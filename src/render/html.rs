@@ -129,6 +129,33 @@ const SCRIPT: &str = r#"
 "#;
 
 /// The whole page.
+/// The most members listed for one group; the rest are counted.
+const MAX_MEMBERS_LISTED: usize = 2_000;
+
+/// A group's members, folded away under their count: who the group grants access to.
+fn members_list(members: &[String]) -> String {
+    let items: String = members
+        .iter()
+        .take(MAX_MEMBERS_LISTED)
+        .map(|m| format!("<li>{}</li>", esc(m)))
+        .collect();
+    let more = members.len().saturating_sub(MAX_MEMBERS_LISTED);
+    let more = if more > 0 {
+        format!("<li>… and {more} more (<code>roster server show LOGIN</code>)</li>")
+    } else {
+        String::new()
+    };
+    format!(
+        "<details class=\"members\"><summary>{} {}</summary><ul>{items}{more}</ul></details>",
+        members.len(),
+        if members.len() == 1 {
+            "member"
+        } else {
+            "members"
+        }
+    )
+}
+
 pub fn report_html(page: &ReportPage) -> String {
     let s = &page.started;
     let r = &page.report;
@@ -374,13 +401,18 @@ pub fn report_html(page: &ReportPage) -> String {
                 .collect();
             let _ = writeln!(
                 h,
-                "<tr data-outcome=\"{o}\"><td>{name}</td><td>{kind}</td><td class=\"badge\" style=\"color:{col}\">{label}</td><td>{detail}</td><td class=\"changes\">{changes}</td></tr>",
+                "<tr data-outcome=\"{o}\"><td>{name}</td><td>{kind}</td><td class=\"badge\" style=\"color:{col}\">{label}</td><td>{detail}{members}</td><td class=\"changes\">{changes}</td></tr>",
                 o = e.outcome.as_str(),
                 name = esc(&e.name),
                 kind = e.kind.as_str(),
                 col = colour(e.outcome),
                 label = outcome_label(e.outcome, mode),
                 detail = esc(&e.detail),
+                members = page
+                    .members
+                    .get(&e.id)
+                    .map(|m| members_list(m))
+                    .unwrap_or_default(),
                 changes = changes.join("\n"),
             );
         }
