@@ -33,6 +33,14 @@ fn entries(json: &str) -> Vec<Value> {
 /// changed is up to date.
 fn as_scim_decides(mut entry: Value) -> Value {
     if entry["kind"] != "group" {
+        // A SCIM service has no authentication types (decision rules 4): an added user is
+        // said by its login alone.
+        if entry["outcome"] == "added" {
+            let detail = entry["detail"].as_str().unwrap().to_owned();
+            entry["detail"] = detail
+                .trim_end_matches(", authentication type Microsoft Entra ID")
+                .into();
+        }
         return entry;
     }
     let changes: Vec<Value> = entry["changes"]

@@ -285,7 +285,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
     for found in linked_users.into_iter().chain(new_users) {
         let entry = match found {
-            Ok(u) => decide_user(tenant, u, &w, rules, unkept),
+            Ok(u) => decide_user(tenant, u, &w, rules, unkept, group_details),
             Err(c) => not_in_snapshot(c),
         };
         // A disable that follows Entra ID counts against --max-deletions like any other: a
@@ -713,12 +713,18 @@ fn conflict(
     };
 }
 
+/// From these decision rules on, an added user's detail names an authentication type only on
+/// a server that has them: a SCIM service (which, as it keeps no group details, is told by
+/// `group_details`) has none, and its report said "Microsoft Entra ID" for nothing.
+pub const RULES_AUTH_TYPE_WHERE_KEPT: u32 = 4;
+
 fn decide_user(
     tenant: &TenantId,
     u: &EntraUser,
     w: &Working<'_>,
     rules: u32,
     unkept: &[String],
+    group_details: bool,
 ) -> EntryOutcome {
     let mut e = entry(
         Kind::User,
@@ -810,10 +816,14 @@ fn decide_user(
             Some(holder) => conflict(&mut e, "login", Holder::user(holder), tenant, None),
             None => {
                 e.outcome = Outcome::Added;
-                e.detail = format!(
-                    "login {}, authentication type Microsoft Entra ID",
-                    desired.login
-                );
+                e.detail = if group_details || rules < RULES_AUTH_TYPE_WHERE_KEPT {
+                    format!(
+                        "login {}, authentication type Microsoft Entra ID",
+                        desired.login
+                    )
+                } else {
+                    format!("login {}", desired.login)
+                };
                 e.op = Some(ServerOp::PutUser {
                     previous_login: None,
                     user: Box::new(desired),

@@ -31,8 +31,9 @@ pub const EVENT_VERSION: u16 = 5;
 /// account is disabled is disabled on the server (and enabled again with it). 3: an
 /// incremental run records every conflict, as before or not
 /// ([`crate::chain::worth_recording`]), so that its report shows every entry that needs
-/// attention.
-pub const DECISION_RULES: u32 = 3;
+/// attention. 4: an added user's detail names no authentication type on a SCIM service
+/// ([`crate::plan::RULES_AUTH_TYPE_WHERE_KEPT`]).
+pub const DECISION_RULES: u32 = 4;
 
 /// The oldest version whose events already have the current shape (later versions only
 /// added events and optional fields): these decode directly, without upcasting.
