@@ -7,7 +7,6 @@ mod context;
 mod render;
 mod wizard;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -17,77 +16,10 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Exit codes (docs/cli.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    Runtime = 1,
-    Usage = 2,
-    Problems = 3,
-    Refused = 4,
-}
+mod exit;
 
-/// An error the user must fix (exit 2), raised by the binary itself.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
-/// A failure with its own exit code (a refusal, say), whose message is already printed.
-#[derive(Debug)]
-pub struct Quiet(pub Exit);
-
-impl std::fmt::Display for Quiet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}", self.0 as u8)
-    }
-}
-
-impl std::error::Error for Quiet {}
-
-fn exit_code_of(err: &anyhow::Error) -> Exit {
-    for cause in err.chain() {
-        if let Some(q) = cause.downcast_ref::<Quiet>() {
-            return q.0;
-        }
-        if cause.downcast_ref::<UsageError>().is_some() {
-            return Exit::Usage;
-        }
-        if let Some(engine::StoreError::NoStore { .. } | engine::StoreError::NotAStore { .. }) =
-            cause.downcast_ref::<engine::StoreError>()
-        {
-            return Exit::Usage;
-        }
-        if let Some(e) = cause.downcast_ref::<app::Error>() {
-            return if e.is_bad_input() {
-                Exit::Usage
-            } else {
-                Exit::Runtime
-            };
-        }
-        if let Some(e) = cause.downcast_ref::<adapters::Error>() {
-            return if e.is_bad_input() {
-                Exit::Usage
-            } else {
-                Exit::Runtime
-            };
-        }
-    }
-    Exit::Runtime
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
+use exit::{exit_code_of, is_broken_pipe};
+pub use exit::{Exit, Quiet, UsageError};
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -122,14 +54,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit_code_of(&err);
             if err.downcast_ref::<Quiet>().is_none() {
-                // One line: the outermost context and the root cause.
-                let mut msg = err.to_string();
-                let root = err.root_cause().to_string();
-                if !msg.contains(&root) {
-                    msg = format!("{msg}: {root}");
-                }
-                let msg = adapters::error::one_line(&msg);
-                let _ = writeln!(std::io::stderr(), "error: {msg}");
+                render::say(&render::error_line(&err));
             }
             ExitCode::from(code as u8)
         }

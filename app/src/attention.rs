@@ -82,10 +82,6 @@ impl Attention {
 /// How many earlier imports a problem's object is looked for in before it counts as new.
 const LOOK_BACK: usize = 20;
 
-pub fn is_problem(outcome: Outcome) -> bool {
-    matches!(outcome, Outcome::Conflict | Outcome::Failed)
-}
-
 /// The acknowledgements in force for `org`, from the log's events before `before` (the whole
 /// log when `None`): for each object, the last acknowledgement unless withdrawn after it.
 pub fn acknowledgements(
@@ -142,7 +138,7 @@ pub fn classify(
     run: RunId,
     entries: &[EntryOutcome],
 ) -> Result<Attention> {
-    let problems: Vec<&EntryOutcome> = entries.iter().filter(|e| is_problem(e.outcome)).collect();
+    let problems: Vec<&EntryOutcome> = entries.iter().filter(|e| e.outcome.is_problem()).collect();
     let mut attention = Attention::default();
     if problems.is_empty() {
         return Ok(attention);
@@ -268,7 +264,7 @@ pub fn acknowledge(
     let problems: Vec<EntryOutcome> = report
         .entries
         .into_iter()
-        .filter(|e| is_problem(e.outcome))
+        .filter(|e| e.outcome.is_problem())
         .collect();
     let Some(entry) = find_entry(&problems, object, "conflict or failure")? else {
         return Err(Error::bad_input(format!(
@@ -411,7 +407,7 @@ pub fn list(store: &SledStore, only: Option<&str>) -> Result<Vec<OrgProblems>> {
             None => Attention::default(),
         };
         let mut problems = Vec::new();
-        for entry in entries.iter().filter(|e| is_problem(e.outcome)) {
+        for entry in entries.iter().filter(|e| e.outcome.is_problem()) {
             let Some(standing) = attention.of(entry).cloned() else {
                 continue;
             };

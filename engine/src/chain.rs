@@ -382,11 +382,6 @@ impl ChainState {
         self.outcomes
     }
 
-    /// The last outcome the chain recorded for `key`.
-    pub fn last_outcome(&self, key: &EntryKey) -> Option<&LastOutcome> {
-        self.outcomes.get(key)
-    }
-
     /// The run's complete inputs taken apart, once they are folded (and the chain folded
     /// whole): the snapshot and the server moved out, not copied.
     pub fn into_parts(self) -> Result<Parts, InputsError> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use engine::chain::{self, ChainState, EntryKey, LastOutcome, Through};
 use engine::decide::{self, Chosen, Inputs};
-use engine::event::{EntryOutcome, EventKind, RunStarted, RunStatus};
+use engine::event::{EntryOutcome, RunStarted, RunStatus};
 use engine::plan::Plan;
 use engine::projection::{Projection, Report, RunInputs, RunInputsFold};
 use engine::store::EventStore;
@@ -264,13 +264,4 @@ pub fn merge(planned: Vec<EntryOutcome>, recorded: Vec<EntryOutcome>) -> Vec<Ent
     rest.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     out.extend(rest);
     out
-}
-
-/// Whether events of this kind are an incremental run's inputs.
-pub fn is_input(kind: EventKind) -> bool {
-    RunInputsFold::uses(kind)
-        || matches!(
-            kind,
-            EventKind::ObjectUnlisted | EventKind::ChoiceWithdrawn | EventKind::DeletionWithdrawn
-        )
 }

@@ -1,7 +1,5 @@
 //! The auditor's commands: `verify`, `replay`, `events`, `diff`, `backup`, `restore`.
 
-use std::io::Write;
-
 use anyhow::Result;
 
 use app::runs::resolve_run;
@@ -98,26 +96,19 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
         ));
     }
     let store = ctx.read_store()?;
-    let mut stdout = std::io::stdout().lock();
-    let mut emit = |env: &engine::Envelope| -> Result<()> {
-        serde_json::to_writer(&mut stdout, &replay::export::event_line(env))?;
-        stdout.write_all(b"\n")?;
-        Ok(())
-    };
     match (run_arg, since) {
         (Some(r), _) => {
             let run = resolve_run(&store, r)?;
-            for env in store.read_run(run)? {
-                emit(&env)?;
-            }
+            render::out_event_lines(store.read_run(run)?.into_iter().map(Ok))?;
         }
         (None, since) => {
-            for raw in store.raw_events(Seq(since.unwrap_or(1).max(1))) {
-                emit(&raw?.decode()?)?;
-            }
+            render::out_event_lines(
+                store
+                    .raw_events(Seq(since.unwrap_or(1).max(1)))
+                    .map(|raw| Ok(raw?.decode()?)),
+            )?;
         }
     }
-    stdout.flush()?;
     Ok(Exit::Ok)
 }
 

@@ -48,6 +48,18 @@ fn write_json<T: Serialize + ?Sized>(v: &T, pretty: bool) -> Result<()> {
     Ok(())
 }
 
+/// `roster events`: each event as one JSON line (`replay::export::event_line`) on stdout,
+/// written as `events` yields it — a whole log is never held.
+pub fn out_event_lines(events: impl Iterator<Item = Result<engine::Envelope>>) -> Result<()> {
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    for env in events {
+        serde_json::to_writer(&mut stdout, &replay::export::event_line(&env?))?;
+        stdout.write_all(b"\n")?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
 /// Writes `s` (whole lines) to stderr; a message that cannot be shown is not an error.
 pub fn say(s: &str) {
     let _ = std::io::stderr().lock().write_all(s.as_bytes());

@@ -9,7 +9,7 @@ mod stream;
 
 pub use html::report_html;
 
-pub use io::{out, out_json, out_json_line, out_with, say};
+pub use io::{out, out_event_lines, out_json, out_json_line, out_with, say};
 pub use progress::with_progress;
 
 use comfy_table::{presets, Cell, ContentArrangement, Table};
@@ -1022,6 +1022,16 @@ pub fn sync_repeats(what: &app::sync::Repeated, given: &app::Server, full: bool)
         ));
     }
     text
+}
+
+/// The one line a failed command ends with: the outermost context and the root cause.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut msg = err.to_string();
+    let root = err.root_cause().to_string();
+    if !msg.contains(&root) {
+        msg = format!("{msg}: {root}");
+    }
+    format!("error: {}\n", adapters::error::one_line(&msg))
 }
 
 /// `apply --approve`: whose approval of which refused run the import records.

@@ -626,7 +626,8 @@ impl Outcome {
         }
     }
 
-    /// Whether this outcome makes the run end with exit code 3.
+    /// A conflict or a failure: what needs the admin's attention (a new one makes the run
+    /// exit 3, see `app::attention`).
     pub fn is_problem(self) -> bool {
         matches!(self, Outcome::Conflict | Outcome::Failed)
     }

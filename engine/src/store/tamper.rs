@@ -120,16 +120,6 @@ impl Tamper<'_> {
             .expect("writable");
     }
 
-    /// Writes `bytes` over the chunk holding `seq` (a damaged value).
-    pub fn overwrite_chunk(&self, seq: Seq, bytes: &[u8]) {
-        let (first, _) = self.chunk(seq);
-        self.store
-            .sled
-            .log
-            .insert(chunk_key(first), bytes)
-            .expect("writable");
-    }
-
     /// Removes every event after `seq`, and the index entries for them, as if the process had
     /// stopped right after writing `seq`.
     pub fn truncate_after(&self, seq: Seq) {
