@@ -177,8 +177,20 @@ pub fn report_html(page: &ReportPage) -> String {
         org = esc(&s.org),
         run = page.info.run,
     );
+    run_section(&mut h, page);
+    summary_section(&mut h, page);
+    entries_section(&mut h, page);
+    deleted_section(&mut h, page);
+    log_section(&mut h, page);
+    let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
+    h
+}
 
-    // The run.
+/// The run's header: who, what, from where, into what, with which options.
+fn run_section(h: &mut String, page: &ReportPage) {
+    let s = &page.started;
+    let r = &page.report;
+    let mode = s.mode;
     h.push_str("<section id=\"run\">\n<h2>Run</h2>\n<dl>\n");
     let mut row = |name: &str, val: String| {
         let _ = writeln!(h, "<dt>{name}</dt><dd>{val}</dd>");
@@ -331,8 +343,11 @@ pub fn report_html(page: &ReportPage) -> String {
         row("Problems", format!("<ul>{items}{more}</ul>"));
     }
     h.push_str("</dl>\n</section>\n");
+}
 
-    // The summary.
+/// The counts, and a bar of them.
+fn summary_section(h: &mut String, page: &ReportPage) {
+    let r = &page.report;
     let summary = r.summary();
     let total: u64 = Outcome::ALL
         .iter()
@@ -371,8 +386,14 @@ pub fn report_html(page: &ReportPage) -> String {
         }
     }
     h.push_str("</ul>\n</section>\n");
+}
 
-    // The entries.
+/// Every entry, with its changes and, for a group, its members.
+fn entries_section(h: &mut String, page: &ReportPage) {
+    let s = &page.started;
+    let r = &page.report;
+    let mode = s.mode;
+    let total = u64::from(r.summary().total());
     let _ = write!(
         h,
         "<section id=\"entries\">\n<h2>Entries ({})</h2>\n",
@@ -419,8 +440,11 @@ pub fn report_html(page: &ReportPage) -> String {
         h.push_str("</tbody>\n</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // The deleted objects.
+/// The deleted objects the run found, with the action chosen for each.
+fn deleted_section(h: &mut String, page: &ReportPage) {
+    let s = &page.started;
     let rows = &page.deleted.rows;
     let _ = write!(
         h,
@@ -452,8 +476,11 @@ pub fn report_html(page: &ReportPage) -> String {
         h.push_str("</tbody>\n</table>\n");
     }
     h.push_str("</section>\n");
+}
 
-    // The log.
+/// Where the run sits in the log, what it was decided from and by, and how to check it.
+fn log_section(h: &mut String, page: &ReportPage) {
+    let s = &page.started;
     let p = &page.position;
     let verified = match &p.verified {
         Ok(n) => format!(
@@ -486,6 +513,4 @@ pub fn report_html(page: &ReportPage) -> String {
         p.last_hash,
         page.info.run,
     );
-    let _ = write!(h, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
-    h
 }
