@@ -556,7 +556,8 @@ fn review(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
             [
                 Constraint::Percentage(25),
                 Constraint::Length(6),
-                Constraint::Length(26),
+                // "Will be skipped: account disabled", whole.
+                Constraint::Length(34),
                 Constraint::Min(10),
             ],
         )
