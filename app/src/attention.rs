@@ -166,7 +166,7 @@ pub fn classify(
     }
     let earlier = match engine::chain::started_of(store, run)? {
         Some(started) if !pending.is_empty() => {
-            crate::run::imports_before(store, org, &started.target, run, LOOK_BACK)?
+            crate::history::imports_before(store, org, &started.target, run, LOOK_BACK)?
         }
         _ => Vec::new(),
     };
@@ -194,7 +194,7 @@ pub fn classify(
 
 /// The org's last completed run (import or dry run) — what `conflict ack` acknowledges from.
 fn last_run_of(store: &SledStore, org: &OrgConfig) -> Result<RunId> {
-    crate::run::last_completed_any(store, org)?.ok_or_else(|| {
+    crate::history::last_completed_any(store, org)?.ok_or_else(|| {
         Error::bad_input(format!(
             "org {} has no completed run; a conflict is acknowledged from a run's report (`roster plan {} ...` or `roster import {} ...` first)",
             org.name, org.name, org.name
@@ -393,7 +393,7 @@ pub fn list(store: &SledStore, only: Option<&str>) -> Result<Vec<OrgProblems>> {
     };
     let mut out = Vec::new();
     for org in orgs {
-        let last = crate::run::last_completed_any(store, &org)?;
+        let last = crate::history::last_completed_any(store, &org)?;
         let (mode, entries) = match last {
             Some(run) => {
                 let report = crate::runs::report(store, run)?;
@@ -563,7 +563,7 @@ fn known_objects(
             known.push(row(kind, &d.id, d.display_name.as_deref().unwrap_or("")));
         }
     }
-    if let Some(last) = crate::run::last_completed_any(store, org)? {
+    if let Some(last) = crate::history::last_completed_any(store, org)? {
         for d in crate::runs::deleted(store, last)?.rows {
             known.push(row(d.kind, &d.id, &d.name));
         }

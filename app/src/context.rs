@@ -16,7 +16,7 @@ use engine::store::Opening;
 use engine::SledStore;
 
 use crate::error::Result;
-use crate::run::{recover, Recovered};
+use crate::recover::{recover, Recovered};
 
 #[derive(Clone)]
 pub struct Context {

@@ -17,8 +17,8 @@ use engine::chain::{self, Through};
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
-    Baseline, EntryOutcome, Event, EventKind, Listed, Mode, ObjectDeleted, RunFinished, RunOptions,
-    RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo, DECISION_RULES,
+    EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
+    RunStatus, SelectionSpec, SourceInfo, Summary, DECISION_RULES,
 };
 use engine::model::Completeness;
 use engine::plan::Refusal;
@@ -31,6 +31,11 @@ use adapters::interrupt::Interrupt;
 use adapters::org::OrgConfig;
 use adapters::source::{Mirror, TenantSource};
 use adapters::target::Target;
+
+use crate::history::{
+    last_complete_read, last_completed_run, last_whole_read, unkept_seen, WHOLE_READ_EVERY,
+};
+use crate::recover::close_run;
 
 /// What the admin asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,158 +577,6 @@ pub fn execute(
     }
 }
 
-/// Appends `RunFinished { aborted }` to `run` with the counts of what it recorded, and flushes.
-fn close_run(store: &SledStore, run: RunId, clock: &dyn Clock, reason: &str) -> Result<()> {
-    use engine::projection::{Projection, Report};
-    let events = store.read_run_where(run, &|t| Report::uses(t))?;
-    let summary = Report::fold(&events).summary();
-    store.append(
-        run,
-        clock.now(),
-        &[Event::RunFinished(RunFinished {
-            status: RunStatus::Aborted,
-            summary,
-            reason: Some(reason.to_owned()),
-            learned: Vec::new(),
-        })],
-    )?;
-    store.flush()?;
-    Ok(())
-}
-
-/// The org's completed runs, newest first, each with its `RunStarted`: what the base of an
-/// incremental run and the shrink guard's baseline are looked for in.
-fn completed_runs<'s>(
-    store: &'s SledStore,
-    org: &'s OrgConfig,
-) -> Result<impl Iterator<Item = Result<(RunId, RunStarted)>> + 's> {
-    let runs = store.runs()?;
-    Ok(runs.into_iter().rev().filter_map(move |run| {
-        let found = (|| -> Result<Option<(RunId, RunStarted)>> {
-            let seqs = store.run_seqs(run)?;
-            let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
-                return Ok(None);
-            };
-            let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event)
-            else {
-                return Ok(None);
-            };
-            if started.org != org.name || started.tenant_id != org.tenant_id {
-                return Ok(None);
-            }
-            let completed = matches!(
-                store.read_event(*last)?.map(|e| e.event),
-                Some(Event::RunFinished(RunFinished {
-                    status: RunStatus::Completed,
-                    ..
-                }))
-            );
-            Ok(completed.then_some((run, started)))
-        })();
-        found.transpose()
-    }))
-}
-
-/// The org's last completed run against `target`: the base of its next run there. (A run
-/// against another server would be a base whose server differs in everything.)
-pub(crate) fn last_completed_run(
-    store: &SledStore,
-    org: &OrgConfig,
-    target: &TargetInfo,
-) -> Result<Option<(RunId, RunStarted)>> {
-    for found in completed_runs(store, org)? {
-        let (run, started) = found?;
-        if started.target.same_server(target) {
-            return Ok(Some((run, started)));
-        }
-    }
-    Ok(None)
-}
-
-/// The org's completed imports against `target` before `run` (runs started earlier), newest
-/// first, at most `limit` of them: what `run`'s problems are compared with.
-pub(crate) fn imports_before(
-    store: &SledStore,
-    org: &OrgConfig,
-    target: &TargetInfo,
-    run: RunId,
-    limit: usize,
-) -> Result<Vec<RunId>> {
-    let first = store.run_seqs(run)?.first().copied();
-    let mut found = Vec::new();
-    for c in completed_runs(store, org)? {
-        if found.len() >= limit {
-            break;
-        }
-        let (other, started) = c?;
-        if other == run || started.mode != Mode::Apply || !started.target.same_server(target) {
-            continue;
-        }
-        let before = match (store.run_seqs(other)?.first(), first) {
-            (Some(o), Some(f)) => *o < f,
-            _ => false,
-        };
-        if before {
-            found.push(other);
-        }
-    }
-    Ok(found)
-}
-
-/// The org's last completed run, import or dry run, whatever its server.
-pub(crate) fn last_completed_any(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
-    Ok(completed_runs(store, org)?
-        .next()
-        .transpose()?
-        .map(|(run, _)| run))
-}
-
-/// The optional user attributes earlier runs saw a server not keep: what `last` — the org's
-/// last completed run against it ([`last_completed_run`]) — recorded it did not keep, and what
-/// that run learned.
-pub(crate) fn unkept_seen(
-    store: &SledStore,
-    last: Option<&(RunId, RunStarted)>,
-) -> Result<Vec<String>> {
-    let Some((run, started)) = last else {
-        return Ok(Vec::new());
-    };
-    let mut unkept: Vec<String> = started.target.unkept().to_vec();
-    if let Some(last) = store.run_seqs(*run)?.last() {
-        if let Some(Event::RunFinished(finished)) = store.read_event(*last)?.map(|e| e.event) {
-            unkept.extend(finished.learned);
-        }
-    }
-    unkept.sort();
-    unkept.dedup();
-    Ok(unkept)
-}
-
-/// How long a chain of change listings may go on before the tenant is read whole again.
-pub const WHOLE_READ_EVERY: chrono::Duration = chrono::Duration::hours(24);
-
-/// When the read that the chain of change listings ending at `base` started from (a whole
-/// read) was made: `base` itself when it read the whole tenant, else the run whose links it
-/// followed, and so on back.
-fn last_whole_read(
-    store: &SledStore,
-    org: &OrgConfig,
-    base: RunId,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let mut wanted = base;
-    for found in completed_runs(store, org)? {
-        let (run, started) = found?;
-        if run != wanted {
-            continue;
-        }
-        match started.source.changes_since {
-            None => return Ok(run.started_at()),
-            Some(earlier) => wanted = earlier,
-        }
-    }
-    Ok(None)
-}
-
 /// Whether `source` can resume reading changes where the base's read left off: the same
 /// Graph endpoint, after a complete read.
 fn resumable(source: &dyn TenantSource, base: &SourceInfo) -> bool {
@@ -741,143 +594,4 @@ fn chain_error(e: chain::ReadError) -> Error {
             reason: other.to_string(),
         }),
     }
-}
-
-/// The org's last completed run that listed its tenant completely, with what it listed
-/// (runs before the listing-shrink guard recorded no counts, and are passed over).
-fn last_complete_read(store: &SledStore, org: &OrgConfig) -> Result<Option<Baseline>> {
-    for found in completed_runs(store, org)? {
-        let (run, started) = found?;
-        let complete = started.source.completeness.users && started.source.completeness.groups;
-        if let (true, Some(listed)) = (complete, started.source.listed) {
-            return Ok(Some(Baseline { run, listed }));
-        }
-    }
-    Ok(None)
-}
-
-/// What opening a store found left over from a process that stopped early.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Recovered {
-    /// The end of the log was torn by a write error and cut back.
-    pub cut: Option<engine::store::TailCut>,
-    /// Runs that were interrupted, now closed as aborted.
-    pub closed: Vec<RunId>,
-}
-
-/// Brings a store opened after a crash, a kill or a write error back to a log that verifies:
-/// a torn end is cut back (only when it belongs to the last, unfinished run; anything else is
-/// an error that `verify` names), then interrupted runs are closed.
-pub fn recover(store: &SledStore, clock: &dyn Clock) -> Result<Recovered> {
-    let at = clock.now();
-    let cut = store.cut_torn_tail(at, clock.new_run_id(at))?;
-    let closed = close_interrupted_runs(store, clock)?;
-    Ok(Recovered { cut, closed })
-}
-
-/// Closes runs a crash or a kill left unfinished: each gets `RunFinished { aborted }` with the
-/// counts of what it recorded, so `runs` shows it as aborted and `verify` as closed. A run that
-/// was killed while writing a server file is first settled from the file itself (see
-/// [`settle_server_write`]). Called when a store is opened; returns the runs it closed.
-pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Vec<RunId>> {
-    let mut closed = Vec::new();
-    for run in store.runs()? {
-        let seqs = store.run_seqs(run)?;
-        let Some(last) = seqs.last() else { continue };
-        // A run ends with RunFinished, or is one event by itself (LogRepaired, ServerEdited).
-        let finished = store
-            .read_event(*last)?
-            .map(|e| e.event.kind())
-            .is_some_and(|k| k == EventKind::RunFinished || k.is_whole_run());
-        if finished {
-            continue;
-        }
-        let reason = settle_server_write(store, run, clock)?.unwrap_or_else(|| {
-            "interrupted: roster stopped before the run finished; closed when the store was next opened".into()
-        });
-        close_run(store, run, clock, &reason)?;
-        closed.push(run);
-    }
-    Ok(closed)
-}
-
-/// An interrupted run that wrote to a SCIM service says how many of the changes it intended it
-/// did not confirm. An interrupted run that recorded the intent to write a server file
-/// (`ServerWriteIntended`) is settled by the file itself: if it holds what the run meant to write, the changes the
-/// run intended are recorded as `Imported` (the ones it had not recorded yet), attributed to
-/// it; if it holds what the run read, nothing was applied; anything else cannot be told and is
-/// said so. Returns the reason to close the run with, or `None` for a run without an intent.
-fn settle_server_write(store: &SledStore, run: RunId, clock: &dyn Clock) -> Result<Option<String>> {
-    let events = store.read_run_where(run, &|t| {
-        matches!(
-            t,
-            EventKind::ChangeIntended | EventKind::ServerWriteIntended | EventKind::Imported
-        )
-    })?;
-    let Some(intent) = events.iter().rev().find_map(|e| match &e.event {
-        Event::ServerWriteIntended(w) => Some(w.clone()),
-        _ => None,
-    }) else {
-        // A SCIM service is written change by change after each batch's intent: what was
-        // intended and not confirmed may or may not be on it. The next run reads it as it is.
-        let confirmed: std::collections::HashSet<(engine::model::Kind, &engine::ObjectId)> = events
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::Imported(i) => Some((i.kind, &i.id)),
-                _ => None,
-            })
-            .collect();
-        let unconfirmed = events
-            .iter()
-            .filter(|e| match &e.event {
-                Event::ChangeIntended(i) => !confirmed.contains(&(i.kind, &i.id)),
-                _ => false,
-            })
-            .count();
-        return Ok((unconfirmed > 0).then(|| format!(
-            "interrupted while writing to the server: {unconfirmed} intended changes were not confirmed and may or may not have been made; the next import reads the server as it is and decides from that; closed when the store was next opened"
-        )));
-    };
-    let path = std::path::Path::new(&intent.path);
-    let now = std::fs::read(path)
-        .ok()
-        .map(|b| hex::encode(adapters::target::digest(&b)));
-    let n = intent.changes;
-    Ok(Some(match now {
-        Some(d) if d == intent.after => {
-            let recorded: std::collections::HashSet<(engine::model::Kind, &engine::ObjectId)> =
-                events
-                    .iter()
-                    .filter_map(|e| match &e.event {
-                        Event::Imported(i) => Some((i.kind, &i.id)),
-                        _ => None,
-                    })
-                    .collect();
-            let mut done = events
-                .iter()
-                .filter_map(|e| match &e.event {
-                    Event::ChangeIntended(i) if !recorded.contains(&(i.kind, &i.id)) => {
-                        Some(Cow::Owned(Event::Imported(i.clone())))
-                    }
-                    _ => None,
-                })
-                .peekable();
-            if done.peek().is_some() {
-                store.commit_stream(run, clock.now(), &mut done, &[])?;
-            }
-            format!("interrupted after it wrote the server file {}: the {n} changes it wrote are recorded from its intent; closed when the store was next opened", intent.path)
-        }
-        Some(d) if d == intent.before => format!(
-            "interrupted before it wrote the server file {}: none of its {n} changes was applied; closed when the store was next opened",
-            intent.path
-        ),
-        Some(_) => format!(
-            "interrupted while writing the server file {}, which has changed since: whether its {n} changes were applied cannot be told; compare the file with this run's report",
-            intent.path
-        ),
-        None => format!(
-            "interrupted while writing the server file {}, which cannot be read now: whether its {n} changes were applied cannot be told",
-            intent.path
-        ),
-    }))
 }

@@ -91,8 +91,8 @@ pub fn state_for(
 ) -> Result<(ServerState, Vec<String>)> {
     match ctx.outside_target()? {
         Some(mut target) if matches!(ctx.server, Server::Scim(_)) => {
-            let last = crate::run::last_completed_run(store, org, &target.info())?;
-            target.inherit(&crate::run::unkept_seen(store, last.as_ref())?);
+            let last = crate::history::last_completed_run(store, org, &target.info())?;
+            target.inherit(&crate::history::unkept_seen(store, last.as_ref())?);
             let state = target.load()?;
             Ok((state, target.info().unkept().to_vec()))
         }

@@ -119,7 +119,7 @@ pub fn diff_text(d: &replay::diff::RunDiff) -> String {
 }
 
 /// What opening the store found and did, as notes for stderr (nothing when it found nothing).
-pub fn recovered(r: &app::run::Recovered) -> String {
+pub fn recovered(r: &app::recover::Recovered) -> String {
     let mut out = String::new();
     if let Some(cut) = &r.cut {
         out.push_str(&format!(
