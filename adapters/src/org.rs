@@ -145,6 +145,12 @@ impl SourceEnv {
 }
 
 impl OrgConfig {
+    /// The ids of what the org leaves out: what every run of it copies into
+    /// `RunOptions::leave_out`.
+    pub fn leave_out(&self) -> Vec<engine::ObjectId> {
+        self.left_out.iter().map(|l| l.id.clone()).collect()
+    }
+
     pub fn source(&self, env: &SourceEnv) -> Result<Box<dyn TenantSource>> {
         match &self.source {
             OrgSource::Fixture { path } => Ok(Box::new(FixtureSource::new(path))),

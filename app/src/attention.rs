@@ -351,17 +351,7 @@ fn check_note(note: &str) -> Result<()> {
 }
 
 fn record_alone(ctx: &crate::Context, store: &SledStore, event: Event) -> Result<RunId> {
-    store.check_room_for_run(1, 0)?;
-    let at = ctx.clock.now();
-    let run = ctx.clock.new_run_id(at);
-    store.commit_stream(
-        run,
-        at,
-        &mut std::iter::once(std::borrow::Cow::Owned(event)),
-        &[],
-    )?;
-    store.flush()?;
-    Ok(run)
+    Ok(crate::recover::record_alone(store, ctx.clock.as_ref(), event, &[])?.0)
 }
 
 /// One problem of an org's last run, with how it stands now.

@@ -33,16 +33,7 @@ pub fn backup(store: &SledStore, clock: &dyn Clock, by: &str, path: &Path) -> Re
         .tempfile_in(&dir)
         .map_err(io)?;
     let taken = replay::backup::backup_taken(store, by)?;
-    store.check_room_for_run(1, 0)?;
-    let at = clock.now();
-    let run = clock.new_run_id(at);
-    store.commit_stream(
-        run,
-        at,
-        &mut std::iter::once(std::borrow::Cow::Owned(Event::BackupTaken(taken))),
-        &[],
-    )?;
-    store.flush()?;
+    let (_, at) = crate::recover::record_alone(store, clock, Event::BackupTaken(taken), &[])?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, tmp);
     let contents = write_backup(store, at, &mut writer)?;
     let tmp = writer.into_inner().map_err(|e| io(e.into_error()))?;

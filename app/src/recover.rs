@@ -11,6 +11,23 @@ use adapters::clock::Clock;
 use adapters::error::Result;
 
 /// Appends `RunFinished { aborted }` to `run` with the counts of what it recorded, and flushes.
+/// Records `event` — an administrator's action, a run of its own — in one atomic batch with
+/// the server records `writes` it changes, after checking the disk has room, and flushes:
+/// only then is it done. Returns the run it is recorded under and when.
+pub(crate) fn record_alone(
+    store: &SledStore,
+    clock: &dyn Clock,
+    event: Event,
+    writes: &[engine::model::KeyWrite],
+) -> Result<(RunId, chrono::DateTime<chrono::Utc>)> {
+    store.check_room_for_run(1, writes.len() as u64)?;
+    let at = clock.now();
+    let run = clock.new_run_id(at);
+    store.commit_stream(run, at, &mut std::iter::once(Cow::Owned(event)), writes)?;
+    store.flush()?;
+    Ok((run, at))
+}
+
 pub(crate) fn close_run(
     store: &SledStore,
     run: RunId,

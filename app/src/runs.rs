@@ -28,7 +28,7 @@ pub fn plan_or_import(
     // What the org leaves out for good is left out of every run it starts (a reviewed dry
     // run's apply keeps what that dry run left out: it imports exactly what was reviewed).
     let mut request = request.clone();
-    request.options.leave_out = org.left_out.iter().map(|l| l.id.clone()).collect();
+    request.options.leave_out = org.leave_out();
     run_against(ctx, store, &org, &mut outside, &request)
 }
 
@@ -53,21 +53,7 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
             "run {reviewed} has no RunStarted event"
         )));
     };
-    let org = org::get_org(store, &started.org)?;
-    if org.tenant_id != started.tenant_id {
-        return Err(Error::bad_input(format!(
-            "org {} now reads tenant {}, but dry run {reviewed} read tenant {}",
-            org.name, org.tenant_id, started.tenant_id
-        )));
-    }
-    let planned = Server::of(&started.target);
-    if ctx.server != Server::Embedded && !ctx.server.same_as(&planned) {
-        return Err(Error::bad_input(format!(
-            "dry run {reviewed} was planned against {}; apply it against the same server",
-            planned.describe()
-        )));
-    }
-    let mut outside = ctx.open_target(&planned)?;
+    let (org, mut outside) = as_planned(ctx, store, started, ("dry run", reviewed), "apply")?;
     let request = RunRequest {
         mode: Mode::Apply,
         selection: started.selection.clone(),
@@ -128,21 +114,7 @@ pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgC
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let org = org::get_org(store, &started.org)?;
-    if org.tenant_id != started.tenant_id {
-        return Err(Error::bad_input(format!(
-            "org {} now reads tenant {}, but run {refused} read tenant {}",
-            org.name, org.tenant_id, started.tenant_id
-        )));
-    }
-    let planned = Server::of(&started.target);
-    if ctx.server != Server::Embedded && !ctx.server.same_as(&planned) {
-        return Err(Error::bad_input(format!(
-            "run {refused} was planned against {}; approve it against the same server",
-            planned.describe()
-        )));
-    }
-    let mut outside = ctx.open_target(&planned)?;
+    let (org, mut outside) = as_planned(ctx, store, &started, ("run", refused), "approve")?;
     let request = RunRequest {
         mode: Mode::Apply,
         selection: started.selection.clone(),
@@ -158,6 +130,33 @@ pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgC
         full: false,
     };
     run_against(ctx, store, &org, &mut outside, &request)
+}
+
+/// The org and the server run `run` (started as `started`) was planned for, to import its plan
+/// (`run` named as `noun`; `verb`: apply, approve): refused when the org now reads another tenant, or another server
+/// is named than the one it was planned against.
+fn as_planned(
+    ctx: &Context,
+    store: &SledStore,
+    started: &engine::event::RunStarted,
+    (noun, run): (&str, RunId),
+    verb: &str,
+) -> Result<(OrgConfig, Option<Box<dyn Target>>)> {
+    let org = org::get_org(store, &started.org)?;
+    if org.tenant_id != started.tenant_id {
+        return Err(Error::bad_input(format!(
+            "org {} now reads tenant {}, but {noun} {run} read tenant {}",
+            org.name, org.tenant_id, started.tenant_id
+        )));
+    }
+    let planned = Server::of(&started.target);
+    if ctx.server != Server::Embedded && !ctx.server.same_as(&planned) {
+        return Err(Error::bad_input(format!(
+            "{noun} {run} was planned against {}; {verb} it against the same server",
+            planned.describe()
+        )));
+    }
+    Ok((org, ctx.open_target(&planned)?))
 }
 
 /// How many objects `entries` disable or delete.

@@ -213,15 +213,6 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
         changes,
         server_digest: Some(state.digest()),
     });
-    store.check_room_for_run(1, writes.len() as u64)?;
-    let at = ctx.clock.now();
-    let run = ctx.clock.new_run_id(at);
-    store.commit_stream(
-        run,
-        at,
-        &mut std::iter::once(std::borrow::Cow::Owned(event)),
-        &writes,
-    )?;
-    store.flush()?;
+    let (run, _) = crate::recover::record_alone(store, ctx.clock.as_ref(), event, &writes)?;
     Ok(Edited::Recorded { run, login })
 }

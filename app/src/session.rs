@@ -92,7 +92,8 @@ impl Session {
     pub fn deleted(&self) -> Vec<ObjectDeleted> {
         let mut found =
             engine::plan::find_deleted(&self.org.tenant_id, &self.snapshot, &self.server);
-        found.retain(|d| !self.org.left_out.iter().any(|l| l.id == d.id));
+        let left_out = self.org.leave_out();
+        found.retain(|d| !left_out.contains(&d.id));
         found
     }
 
@@ -100,7 +101,7 @@ impl Session {
     pub fn preview(&self, selection: &SelectionSpec, options: &RunOptions) -> Result<Preview> {
         // What the org leaves out, as the run will (`runs::plan_or_import`).
         let options = RunOptions {
-            leave_out: self.org.left_out.iter().map(|l| l.id.clone()).collect(),
+            leave_out: self.org.leave_out(),
             ..options.clone()
         };
         let inputs = self.inputs(&options);

@@ -139,14 +139,14 @@ pub fn define(
     Ok(definition)
 }
 
-/// Repeats what the org's sync repeats ([`repeated`]) once, against its server (or the one
-/// given with `--server-file` or `--scim`).
+/// Repeats `what` — what the org's sync repeats ([`repeated`], read by the caller, which says
+/// it) — once, against its server (or the one given with `--server-file` or `--scim`).
 pub fn sync_once(
     ctx: &Context,
     store: &SledStore,
     request: &SyncRequest,
+    what: &Repeated,
 ) -> Result<(adapters::org::OrgConfig, RunResult)> {
-    let what = repeated(store, &request.org)?;
     let outside = match &ctx.server {
         Server::Embedded => ctx.open_target(&Server::of(&what.target))?,
         given => ctx.open_target(given)?,

@@ -59,16 +59,7 @@ impl Rebuilt {
 pub fn rebuild(store: &dyn EventStore, run: RunId) -> Result<Rebuilt, RebuildError> {
     let (inputs, chosen, last, full) = rebuild_inputs(store, run)?;
     let plan = decide::decide(
-        &Inputs {
-            tenant: &inputs.started.tenant_id,
-            snapshot: &inputs.snapshot,
-            server: &inputs.server,
-            options: &inputs.started.options,
-            baseline: inputs.started.baseline.as_ref(),
-            group_details: inputs.started.target.keeps_group_details(),
-            unkept: inputs.started.target.unkept(),
-            rules: inputs.started.rules,
-        },
+        &decide_inputs(&inputs),
         &inputs.deleted,
         &inputs.choices,
         None,
@@ -219,6 +210,20 @@ pub fn inputs_and_report(
     Ok((rebuilt.inputs, report))
 }
 
+/// What a run decides from, as its recorded inputs say (its own rules, its target's).
+fn decide_inputs(inputs: &RunInputs) -> Inputs<'_> {
+    Inputs {
+        tenant: &inputs.started.tenant_id,
+        snapshot: &inputs.snapshot,
+        server: &inputs.server,
+        options: &inputs.started.options,
+        baseline: inputs.started.baseline.as_ref(),
+        group_details: inputs.started.target.keeps_group_details(),
+        unkept: inputs.started.target.unkept(),
+        rules: inputs.started.rules,
+    }
+}
+
 /// What run `run` decided (or, refused, would have done) from its recorded inputs: its inputs
 /// and its plan, decided again under the run's own rules — for a run a safety limit refused,
 /// the plan the admin approves with `roster apply RUN --approve`.
@@ -230,16 +235,7 @@ pub fn planned(store: &dyn EventStore, run: RunId) -> Result<(RunInputs, Plan), 
     }
     let (inputs, _) = inputs_and_report(store, run)?;
     let plan = decide::decide(
-        &Inputs {
-            tenant: &inputs.started.tenant_id,
-            snapshot: &inputs.snapshot,
-            server: &inputs.server,
-            options: &inputs.started.options,
-            baseline: inputs.started.baseline.as_ref(),
-            group_details: inputs.started.target.keeps_group_details(),
-            unkept: inputs.started.target.unkept(),
-            rules: inputs.started.rules,
-        },
+        &decide_inputs(&inputs),
         &inputs.deleted,
         &inputs.choices,
         None,

@@ -372,14 +372,11 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     }
     let Some(every) = a.every.as_deref() else {
         let store = ctx.open_store()?;
-        say(&render::sync_repeats(
-            &app::sync::repeated(&store, &a.org)?,
-            &ctx.app.server,
-            false,
-        ));
+        let what = app::sync::repeated(&store, &a.org)?;
+        say(&render::sync_repeats(&what, &ctx.app.server, false));
         stop_at_ctrl_c(ctx)?;
         let (org, result) = render::with_progress(&ctx.app.stats, || {
-            app::sync::sync_once(&ctx.app, &store, &request)
+            app::sync::sync_once(&ctx.app, &store, &request, &what)
         })?;
         let attention = attention::classify(&store, &org, result.run, &result.entries)?;
         return print_run(ctx, &org, &result, false, &attention);
@@ -392,12 +389,9 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
         let started = std::time::Instant::now();
         let cycle = ctx.open_store().and_then(|store| {
             // What this cycle repeats, said every cycle: a definition set meanwhile shows.
-            say(&render::sync_repeats(
-                &app::sync::repeated(&store, &a.org)?,
-                &ctx.app.server,
-                false,
-            ));
-            let (org, result) = app::sync::sync_once(&ctx.app, &store, &request)?;
+            let what = app::sync::repeated(&store, &a.org)?;
+            say(&render::sync_repeats(&what, &ctx.app.server, false));
+            let (org, result) = app::sync::sync_once(&ctx.app, &store, &request, &what)?;
             let attention = attention::classify(&store, &org, result.run, &result.entries)?;
             Ok((org, result, attention))
         });

@@ -525,47 +525,26 @@ fn review(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), head);
     let shown = w.review_shown();
-    let mut offset = 0;
-    let (visible, mut state) = window(w.review_cursor, &mut offset, table.height.saturating_sub(1));
     let total = shown.len();
-    let rows: Vec<Row> = shown
-        .iter()
-        .skip(offset)
-        .take(visible)
-        .map(|e| {
-            Row::new(vec![
-                cell(&e.name),
-                e.kind.as_str().to_owned(),
-                outcome_label(e.outcome, Mode::DryRun).to_owned(),
-                cell(&e.detail),
-            ])
-        })
-        .collect();
-    let title = if total > visible {
-        format!(
-            "entries {}–{} of {total} (↑/↓ PgUp/PgDn scroll)",
-            offset + 1,
-            (offset + visible).min(total)
-        )
-    } else {
-        format!("{total} entries")
+    let title = |first: usize, visible: usize| {
+        if total > visible {
+            format!(
+                "entries {}–{} of {total} (↑/↓ PgUp/PgDn scroll)",
+                first + 1,
+                (first + visible).min(total)
+            )
+        } else {
+            format!("{total} entries")
+        }
     };
-    f.render_stateful_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Percentage(25),
-                Constraint::Length(6),
-                // "Will be skipped: account disabled", whole.
-                Constraint::Length(34),
-                Constraint::Min(10),
-            ],
-        )
-        .header(Row::new(vec!["Name", "Kind", "Would be", "Details"]).style(theme.accent()))
-        .row_highlight_style(theme.cursor())
-        .block(Block::default().borders(Borders::TOP).title(title)),
+    entries_table(
+        f,
         table,
-        &mut state,
+        &shown,
+        w.review_cursor,
+        Mode::DryRun,
+        Some(&title),
+        theme,
     );
 }
 
@@ -608,13 +587,24 @@ fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
         head,
     );
     let shown = w.results_shown();
+    entries_table(f, table, &shown, w.results_cursor, r.mode, None, theme);
+}
+
+/// Entries as the review and the results pages list them: name, kind, what is (or would be)
+/// done, details; only the rows on screen built, the cursor's row kept in view. `title`, given
+/// the first row shown and how many fit, names the table.
+fn entries_table(
+    f: &mut Frame,
+    area: Rect,
+    entries: &[&engine::event::EntryOutcome],
+    cursor: usize,
+    mode: Mode,
+    title: Option<&dyn Fn(usize, usize) -> String>,
+    theme: Theme,
+) {
     let mut offset = 0;
-    let (visible, mut state) = window(
-        w.results_cursor,
-        &mut offset,
-        table.height.saturating_sub(1),
-    );
-    let rows: Vec<Row> = shown
+    let (visible, mut state) = window(cursor, &mut offset, area.height.saturating_sub(1));
+    let rows: Vec<Row> = entries
         .iter()
         .skip(offset)
         .take(visible)
@@ -622,25 +612,34 @@ fn results(f: &mut Frame, area: Rect, w: &mut Wizard, theme: Theme) {
             Row::new(vec![
                 cell(&e.name),
                 e.kind.as_str().to_owned(),
-                outcome_label(e.outcome, r.mode).to_owned(),
+                outcome_label(e.outcome, mode).to_owned(),
                 cell(&e.detail),
             ])
         })
         .collect();
+    let (result, width) = match mode {
+        // "Will be skipped: account disabled", whole.
+        Mode::DryRun => ("Would be", 34),
+        Mode::Apply => ("Result", 26),
+    };
+    let mut block = Block::default().borders(Borders::TOP);
+    if let Some(title) = title {
+        block = block.title(title(offset, visible));
+    }
     f.render_stateful_widget(
         Table::new(
             rows,
             [
                 Constraint::Percentage(25),
                 Constraint::Length(6),
-                Constraint::Length(26),
+                Constraint::Length(width),
                 Constraint::Min(10),
             ],
         )
-        .header(Row::new(vec!["Name", "Kind", "Result", "Details"]).style(theme.accent()))
+        .header(Row::new(vec!["Name", "Kind", result, "Details"]).style(theme.accent()))
         .row_highlight_style(theme.cursor())
-        .block(Block::default().borders(Borders::TOP)),
-        table,
+        .block(block),
+        area,
         &mut state,
     );
 }

@@ -370,45 +370,37 @@ impl GraphClient {
                 }
                 Err(Attempt::Retry { why, after, throttled }) => (why, after, throttled),
             };
-            self.pause(&mut attempts, &mut waited, why, after, throttled, what)
-                .await
-                .map_err(|e| match e {
-                    GraphError::Exhausted {
-                        what,
-                        attempts,
-                        last,
-                        ..
-                    } => GraphError::Exhausted {
-                        what,
-                        attempts,
-                        elapsed: started.elapsed().as_secs_f64(),
-                        last,
-                    },
-                    other => other,
-                })?;
+            self.pause(
+                attempts,
+                &mut waited,
+                started,
+                (why, after, throttled),
+                what,
+            )
+            .await?;
         }
     }
 
     /// Sleeps before the next attempt, or gives up if the policy's budget is spent.
+    /// `retry`: why the attempt failed, how long Graph asked to wait, whether it throttled.
     async fn pause(
         &self,
-        attempts: &mut u32,
+        attempts: u32,
         waited: &mut Duration,
-        why: String,
-        after: Option<Duration>,
-        throttled: bool,
+        started: std::time::Instant,
+        (why, after, throttled): (String, Option<Duration>, bool),
         what: &str,
     ) -> Result<(), GraphError> {
-        let delay = after.unwrap_or_else(|| self.policy.backoff(*attempts - 1));
-        if *attempts >= self.policy.max_attempts || *waited + delay > self.policy.max_total_wait {
+        let delay = after.unwrap_or_else(|| self.policy.backoff(attempts - 1));
+        if attempts >= self.policy.max_attempts || *waited + delay > self.policy.max_total_wait {
             return Err(GraphError::Exhausted {
                 what: what.to_owned(),
-                attempts: *attempts,
-                elapsed: waited.as_secs_f64(),
+                attempts,
+                elapsed: started.elapsed().as_secs_f64(),
                 last: why,
             });
         }
-        tracing::debug!(what, attempt = *attempts, delay_ms = delay.as_millis() as u64, %why, "retrying");
+        tracing::debug!(what, attempt = attempts, delay_ms = delay.as_millis() as u64, %why, "retrying");
         self.stats.retries.fetch_add(1, Ordering::Relaxed);
         if throttled {
             self.stats.throttled.fetch_add(1, Ordering::Relaxed);
