@@ -13,6 +13,7 @@ pub mod context;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod mirror;
 pub mod orgs;
 pub mod recover;
 pub mod run;

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use engine::chain::{self, Through};
+use engine::chain::{self, mirror as kept};
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
@@ -23,6 +23,7 @@ use engine::event::{
 use engine::model::Completeness;
 use engine::plan::Refusal;
 use engine::projection::seen_events;
+use engine::store::MirrorWrite;
 use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 
 use adapters::clock::Clock;
@@ -35,6 +36,7 @@ use adapters::target::Target;
 use crate::history::{
     last_complete_read, last_completed_run, last_whole_read, unkept_seen, WHOLE_READ_EVERY,
 };
+use crate::mirror::{self, BaseFrom};
 use crate::recover::close_run;
 
 /// What the admin asked for.
@@ -82,6 +84,8 @@ pub struct RunResult {
     /// Who started the run, and whom Graph was read as, as recorded.
     pub started_by: String,
     pub signed_in_as: Option<String>,
+    /// Where an incremental run's base came from: the mirror kept in the store, or the log.
+    pub base_from: Option<BaseFrom>,
 }
 
 impl RunResult {
@@ -130,16 +134,18 @@ pub fn execute(
         // from outside, with GNU time).
         tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
     };
-    // The base an incremental run records against, folded from the log first (folded while
-    // the tenant is read, it only competes with that read for the two cores, and the peak
-    // memory is the sum of both); none for a full run.
+    // The base an incremental run records against, taken first — from the org's mirror in the
+    // store, or folded from the log (folded while the tenant is read, it would only compete
+    // with that read for the two cores, and the peak memory is the sum of both); none for a
+    // full run.
     // A source that tracks changes (Graph delta) reads only what changed since the base, when
-    // the base's read left links to resume from: the base's Entra objects are then folded
+    // the base's read left links to resume from: the base's Entra objects are then taken
     // whole, and handed to the source to apply the changes to.
-    let mut mirror = None;
+    let mut entra_base = None;
+    let mut base_from = None;
     let mut notes = Vec::new();
     let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
-    step("reading the org's last run from the log");
+    step("reading the org's last run");
     let base = match (req.full, last_run) {
         (false, Some((run, started))) => {
             let mut links = started
@@ -162,21 +168,18 @@ pub fn execute(
                     }
                 }
             }
-            let keep = match links {
-                Some(_) => chain::Keep::Whole,
-                None => chain::Keep::Digests,
-            };
-            let mut base = chain::fold(store, run, Through::Outcomes, keep).map_err(chain_error)?;
-            if let Some(links) = links {
-                let (users, groups) = base.take_entra();
-                mirror = Some(Mirror {
+            let (base, entra, from) =
+                mirror::base(store, org, &target_info, run, &started, links.is_some())?;
+            if let (Some(links), Some((users, groups))) = (links, entra) {
+                entra_base = Some(Mirror {
                     run,
                     users,
                     groups,
                     links,
                 });
             }
-            lap("folded the base's chain");
+            base_from = Some(from);
+            lap("took the base");
             Some(base)
         }
         _ => None,
@@ -209,7 +212,7 @@ pub fn execute(
             lap("loaded the server");
             server
         });
-        let read = match mirror {
+        let read = match entra_base {
             Some(base) => source.read_changes(base),
             None => source.read(),
         };
@@ -301,6 +304,8 @@ pub fn execute(
     let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
     lap("chose: the selection and the deleted objects");
     let base_run = base.as_ref().map(|b| b.run);
+    // The chain the next run's base continues: this run's base's, or this run's own.
+    let chained = base.as_ref().map(|b| (b.full, b.length));
     // What the run records before deciding is known now; its outcomes at least one per
     // choice. A run that cannot fit is refused before it writes anything (a second check,
     // once the plan is known, comes before any outcome or server change).
@@ -339,7 +344,15 @@ pub fn execute(
                 rules: DECISION_RULES,
             };
             let (deleted, choices) = (&deleted, &choices);
-            let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
+            // A full run's inputs as digests too (the mirror the run leaves is made of them),
+            // here, where the thread that records has the longer way to go.
+            let full = base.is_none();
+            let planner = scope.spawn(move || {
+                let decided = decide::decide(&inputs, deleted, choices, reviewed);
+                let digested = full
+                    .then(|| chain::Digested::of(inputs.snapshot, inputs.server, deleted, choices));
+                (decided, digested)
+            });
             let recorded = (|| -> Result<_> {
                 // What the run records of its inputs, computed while the planner runs: the
                 // digest of them all, and an incremental run's differences from its base
@@ -352,14 +365,21 @@ pub fn execute(
                     &req.selection,
                     &req.options,
                 );
-                let (differences, last_outcomes) = match base.take() {
+                let (differences, digested, last_outcomes) = match base.take() {
                     Some(b) => {
-                        let diffs = b.differences(&snapshot, &server, deleted, choices);
+                        let (diffs, digested) = b.differences(&snapshot, &server, deleted, choices);
                         lap("compared with the base");
-                        (Some(diffs), Some(b.into_outcomes()))
+                        (Some(diffs), Some(digested), Some(b.into_outcomes()))
                     }
-                    None => (None, None),
+                    None => (None, None, None),
                 };
+                // A live org's next run reads the changes since this one: its mirror keeps
+                // the Entra objects whole to apply them to.
+                let whole = loaded
+                    .tracking
+                    .links
+                    .as_ref()
+                    .map(|_| kept::encode_whole(&snapshot.users, &snapshot.groups));
                 // 1. observe
                 let info = SourceInfo {
                     kind: source.kind(),
@@ -378,6 +398,7 @@ pub fn execute(
                 let mut first = started(info);
                 first.base = base_run;
                 first.inputs_digest = Some(digest.clone());
+                let run_started = first.clone();
                 let first = std::iter::once(Event::RunStarted(first));
                 match &differences {
                     None => {
@@ -409,18 +430,24 @@ pub fn execute(
                     }
                 }
                 lap("recorded the choices");
-                Ok(last_outcomes)
+                Ok((last_outcomes, digested, whole, run_started))
             })();
             let decided = planner
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (decided, recorded)
         });
-        let last_outcomes = recorded?;
-        let Decided {
-            plan: decided,
-            stale,
-        } = decided;
+        let (last_outcomes, digested, whole, run_started) = recorded?;
+        let (
+            Decided {
+                plan: decided,
+                stale,
+            },
+            full_digested,
+        ) = decided;
+        let digested = digested
+            .or(full_digested)
+            .expect("digested by one thread or the other");
         lap("planned");
         // What was read is recorded and decided on; the rest of the run needs only the plan.
         drop(snapshot);
@@ -439,21 +466,44 @@ pub fn execute(
         let finish = |status: RunStatus,
                       summary: Summary,
                       reason: Option<String>,
-                      learned: Vec<String>|
+                      learned: Vec<String>,
+                      next: Option<MirrorWrite>|
          -> Result<()> {
-            store.append(
-                run,
-                clock.now(),
-                &[Event::RunFinished(RunFinished {
-                    status,
-                    summary,
-                    reason,
-                    learned,
-                })],
-            )?;
+            let last = [Event::RunFinished(RunFinished {
+                status,
+                summary,
+                reason,
+                learned,
+            })];
+            match next {
+                Some(next) => store.commit_with_mirror(run, clock.now(), &last, &next)?,
+                None => store.append(run, clock.now(), &last)?,
+            };
             store.flush()?;
             Ok(())
         };
+        // The mirror a completed run leaves: the chain's state after it, made of what the run
+        // holds (`server`: the server once the run's recorded changes are made).
+        let mut outcomes = last_outcomes.clone().unwrap_or_default();
+        let mut next_mirror =
+            |entries: &[EntryOutcome], recorded: &[bool], digested: chain::Digested| {
+                chain::record_outcomes(
+                    &mut outcomes,
+                    entries
+                        .iter()
+                        .zip(recorded)
+                        .filter(|(_, r)| **r)
+                        .map(|(e, _)| e),
+                );
+                let state = chain::ChainState::after_run(
+                    chained,
+                    run,
+                    run_started.clone(),
+                    digested,
+                    std::mem::take(&mut outcomes),
+                );
+                mirror::write(org, &target_info, &state, whole.as_deref())
+            };
         let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
             run,
             mode: req.mode,
@@ -467,6 +517,7 @@ pub fn execute(
             changes_since: loaded.tracking.since,
             started_by: req.started_by.clone(),
             signed_in_as: source.signed_in_as(),
+            base_from: base_from.clone().filter(|_| base_run.is_some()),
         };
 
         if let Some(refusal) = decided.refusal {
@@ -475,6 +526,7 @@ pub fn execute(
                 Summary::default(),
                 Some(refusal.to_string()),
                 Vec::new(),
+                None,
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
         }
@@ -487,6 +539,7 @@ pub fn execute(
                 Summary::default(),
                 Some(why.clone()),
                 Vec::new(),
+                None,
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Aborted(why)));
         }
@@ -513,15 +566,19 @@ pub fn execute(
                     .filter(|(_, r)| **r)
                     .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
+                let next = next_mirror(&decided.entries, &recorded, digested);
                 finish(
                     RunStatus::Completed,
                     Summary::of(&decided.entries),
                     None,
                     Vec::new(),
+                    Some(next),
                 )?;
                 Ok(result(decided.entries, recorded, RunEnd::Completed))
             }
             Mode::Apply => {
+                // The server as read, its records shared (to tell which the run replaced).
+                let before = server.clone();
                 let mut state = server;
                 // The target records what it is given; an entry not worth recording changes
                 // nothing (every change is recorded), so it is kept aside and put back after.
@@ -536,6 +593,12 @@ pub fn execute(
                 }
                 let applied = target.import(store, run, clock, &mut state, given, stop)?;
                 lap("applied");
+                // The server as the log has it after the run: as read, with the operations
+                // the run recorded made.
+                let mut after = before.clone();
+                for op in applied.entries.iter().filter_map(|e| e.op.as_ref()) {
+                    after.apply_quietly(op);
+                }
                 let mut entries = Vec::with_capacity(recorded.len());
                 let (mut applied_entries, mut aside) =
                     (applied.entries.into_iter(), aside.into_iter().peekable());
@@ -549,7 +612,16 @@ pub fn execute(
                 // 4. finish
                 match applied.failure {
                     None => {
-                        finish(RunStatus::Completed, summary, None, applied.learned)?;
+                        let digested = digested.with_server_after(&before, &after);
+                        drop((before, after));
+                        let next = next_mirror(&entries, &recorded, digested);
+                        finish(
+                            RunStatus::Completed,
+                            summary,
+                            None,
+                            applied.learned,
+                            Some(next),
+                        )?;
                         Ok(result(entries, recorded, RunEnd::Completed))
                     }
                     Some(why) => {
@@ -558,6 +630,7 @@ pub fn execute(
                             summary,
                             Some(why.clone()),
                             applied.learned,
+                            None,
                         )?;
                         Ok(result(entries, recorded, RunEnd::Aborted(why)))
                     }
@@ -584,14 +657,4 @@ fn resumable(source: &dyn TenantSource, base: &SourceInfo) -> bool {
         && base.kind == engine::event::SourceKind::Graph
         && base.location == source.location()
         && base.completeness == Completeness::COMPLETE
-}
-
-fn chain_error(e: chain::ReadError) -> Error {
-    match e {
-        chain::ReadError::Store(s) => Error::Store(s),
-        other => Error::Store(StoreError::Corrupt {
-            at: "the chain of runs".into(),
-            reason: other.to_string(),
-        }),
-    }
 }

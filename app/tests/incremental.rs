@@ -8,6 +8,7 @@ use adapters::fixture::Loaded;
 use adapters::org::{OrgConfig, OrgSource};
 use adapters::source::{Mirror, SnapshotSource, TenantSource};
 use adapters::target::EmbeddedTarget;
+use app::mirror::{BaseFrom, MirrorState};
 use app::run::{execute, RunEnd, RunRequest, RunResult};
 use engine::event::{DeletedAction, DeltaLinks, Mode, RunOptions, SelectionSpec, SourceKind};
 use engine::SledStore;
@@ -229,6 +230,14 @@ fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
             i
         );
         incremental_runs += usize::from(a.base.is_some());
+        // Every incremental run's base is the mirror its base run left, never the log's fold;
+        // and the mirror in the store is exactly what folding the log gives.
+        if a.base.is_some() {
+            prop_assert_eq!(&a.base_from, &Some(BaseFrom::Mirror), "step {}", i);
+        }
+        for check in app::mirror::check_all(&incremental).unwrap() {
+            prop_assert_eq!(check.state, MirrorState::Matches, "step {}: {:?}", i, check);
+        }
         // Read back from the log: every entry, as the full run recorded them.
         let (inputs_a, report_a) = inputs_and_report(&incremental, a.run).unwrap();
         let (inputs_b, report_b) = inputs_and_report(&full, b.run).unwrap();

@@ -741,6 +741,30 @@ impl ServerState {
         self.groups.values().map(|g| &**g)
     }
 
+    /// Each user of `self` by case-folded login, and whether `before` holds the very same
+    /// record under that key: an op replaces every record it changes, so a record shared with
+    /// `before` (a clone of which `self` was made from) is unchanged since.
+    pub fn users_against<'a>(
+        &'a self,
+        before: &'a ServerState,
+    ) -> impl Iterator<Item = (&'a str, &'a ServerUser, bool)> + 'a {
+        self.users.iter().map(|(k, u)| {
+            let same = before.users.get(k).is_some_and(|b| Arc::ptr_eq(b, u));
+            (k.as_str(), &**u, same)
+        })
+    }
+
+    /// The groups of `self` against `before`, as [`ServerState::users_against`].
+    pub fn groups_against<'a>(
+        &'a self,
+        before: &'a ServerState,
+    ) -> impl Iterator<Item = (&'a str, &'a ServerGroup, bool)> + 'a {
+        self.groups.iter().map(|(k, g)| {
+            let same = before.groups.get(k).is_some_and(|b| Arc::ptr_eq(b, g));
+            (k.as_str(), &**g, same)
+        })
+    }
+
     pub fn user(&self, login: &str) -> Option<&ServerUser> {
         self.users.get(&fold_case(login)).map(|u| &**u)
     }

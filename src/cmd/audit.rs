@@ -45,12 +45,27 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
                     repairs.push((*seq, r));
                 }
             }
+            // The mirrors beside the log, each checked against it (not up to a noted head:
+            // they are of the log's last runs).
+            let mirrors =
+                render::progress::working("checking the mirrors against the log", || {
+                    app::mirror::check_all(&store)
+                })?;
             if ctx.json {
-                out_json(&render::verified_json(&v, &repairs))?;
+                out_json(&render::verified_json(&v, &repairs, &mirrors))?;
             } else {
-                out(&render::verified(&v, &repairs))?;
+                out(&render::verified(&v, &repairs, &mirrors))?;
             }
-            Ok(Exit::Ok)
+            let differs = mirrors
+                .iter()
+                .find(|m| m.state == app::mirror::MirrorState::Differs);
+            match differs {
+                None => Ok(Exit::Ok),
+                Some(m) => {
+                    say(&render::mirror_differs(m));
+                    Err(Quiet(Exit::Runtime).into())
+                }
+            }
         }
         Err(VerifyError::Store(e)) => Err(e.into()),
         Err(e) => {

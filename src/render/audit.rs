@@ -147,6 +147,7 @@ pub fn recovered(r: &app::recover::Recovered) -> String {
 pub fn verified(
     v: &replay::Verified,
     repairs: &[(engine::Seq, engine::event::LogRepaired)],
+    mirrors: &[app::mirror::MirrorCheck],
 ) -> String {
     let mut others = Vec::new();
     if v.edits > 0 {
@@ -193,15 +194,54 @@ pub fn verified(
             "Run {run} was interrupted before it finished (not tampering).\n"
         ));
     }
+    for m in mirrors {
+        text.push_str(&mirror_line(m));
+    }
     text
+}
+
+/// One mirror as `verify` found it.
+fn mirror_line(m: &app::mirror::MirrorCheck) -> String {
+    use app::mirror::MirrorState;
+    let of = mirror_name(m);
+    let why = cell(m.why.as_deref().unwrap_or_default());
+    match m.state {
+        MirrorState::Matches => format!("The mirror of {of} matches the log.\n"),
+        MirrorState::NotUsed => format!(
+            "The mirror of {of} is not used ({why}): the org's next run there folds the log and keeps a new one (not tampering).\n"
+        ),
+        MirrorState::Differs => format!("The mirror of {of} differs from the log: {why}.\n"),
+    }
+}
+
+fn mirror_name(m: &app::mirror::MirrorCheck) -> String {
+    let run = m
+        .run
+        .map(|r| format!(", after run {r}"))
+        .unwrap_or_default();
+    format!("org {} against {}{run}", cell(&m.org), cell(&m.server))
+}
+
+/// The error line of `verify` when a mirror differs from the log.
+pub fn mirror_differs(m: &app::mirror::MirrorCheck) -> String {
+    format!(
+        "error: the mirror of {} differs from the log ({}): the store was changed outside roster, and the org's next run would take it; take a backup (`roster backup FILE`) and restore it into a new store (`roster restore FILE --store NEW`): a backup holds the log, not the mirrors\n",
+        mirror_name(m),
+        cell(m.why.as_deref().unwrap_or_default())
+    )
 }
 
 pub fn verified_json(
     v: &replay::Verified,
     repairs: &[(engine::Seq, engine::event::LogRepaired)],
+    mirrors: &[app::mirror::MirrorCheck],
 ) -> Value {
+    let differs = mirrors
+        .iter()
+        .any(|m| m.state == app::mirror::MirrorState::Differs);
     serde_json::json!({
-        "ok": true,
+        "ok": !differs,
+        "mirrors": mirrors,
         "events": v.events,
         "runs": v.runs,
         "edits": v.edits,

@@ -11,6 +11,8 @@
 //! - `R` + run (16 bytes) + first seq → count (u32 LE): the run index, one entry per chunk
 //! - `u` + case-folded login       → JSON `ServerUser`
 //! - `g` + case-folded group name  → JSON `ServerGroup`
+//! - `M` + mirror id (16 bytes) + `h` → the mirror's stamp (JSON `MirrorStamp`), and
+//!   `M` + mirror id + `p` + part (u32 BE) → its body, in parts of 1 MiB (see `mirror`)
 //!
 //! Stores written before chunks (roster 0.1 development builds) hold one event per key, and
 //! are read as they are: `e` + seq → hash + record, and `r` + run + seq → empty.
@@ -31,6 +33,8 @@ pub(super) const USER: u8 = b'u';
 
 pub(super) const GROUP: u8 = b'g';
 
+pub(super) const MIRROR: u8 = b'M';
+
 /// Present while `server load` replaces the embedded server (the records it will write).
 pub(super) const LOADING: u8 = b'L';
 
@@ -44,6 +48,21 @@ pub(super) fn run_chunk_key(run: RunId, first: Seq) -> [u8; 25] {
     let mut k = [RUN_CHUNKS; 25];
     k[1..17].copy_from_slice(run.as_bytes());
     k[17..].copy_from_slice(&first.0.to_be_bytes());
+    k
+}
+
+pub(super) fn mirror_stamp_key(id: &[u8; 16]) -> [u8; 18] {
+    let mut k = [MIRROR; 18];
+    k[1..17].copy_from_slice(id);
+    k[17] = b'h';
+    k
+}
+
+pub(super) fn mirror_part_key(id: &[u8; 16], part: u32) -> [u8; 22] {
+    let mut k = [MIRROR; 22];
+    k[1..17].copy_from_slice(id);
+    k[17] = b'p';
+    k[18..].copy_from_slice(&part.to_be_bytes());
     k
 }
 

@@ -19,6 +19,7 @@
 //! The files of this module tree, one concern each: `keys` (keys and byte layouts), `chunk`
 //! (the chunk codec), `legacy` (the layout before chunks), `lock` (the store lock and marker),
 //! `space` (disk space), `server` (the embedded server's records), `orgs` (org settings),
+//! `mirror` (the mirror of each org's chain of runs, a cache beside the log),
 //! `write` and `read` (the pipelines), `tail` (a torn end of the log, cut back at open) and
 //! `tamper` (tests only).
 
@@ -38,6 +39,7 @@ mod chunk;
 mod keys;
 mod legacy;
 mod lock;
+mod mirror;
 mod orgs;
 mod read;
 mod server;
@@ -49,6 +51,7 @@ mod write;
 
 pub use chunk::CHUNK_EVENTS;
 pub use lock::{LockFile, Opening, StoreLock, MARKER};
+pub use mirror::{MirrorId, MirrorStamp, MirrorWrite, StoredMirror};
 pub use space::Bytes;
 pub use tail::TailCut;
 #[cfg(any(test, feature = "tamper"))]

@@ -33,7 +33,7 @@ pub(super) struct StepEncoder {
 }
 
 impl StepEncoder {
-    fn new(after: Head, run: RunId, time: DateTime<Utc>) -> Self {
+    pub(super) fn new(after: Head, run: RunId, time: DateTime<Utc>) -> Self {
         StepEncoder {
             after,
             run,
@@ -46,7 +46,7 @@ impl StepEncoder {
         }
     }
 
-    fn push(&mut self, event: &Event) {
+    pub(super) fn push(&mut self, event: &Event) {
         let next = &mut self.next;
         next.seq = next.seq.next();
         let record = encode_record(next.seq, self.run, &self.time, event);
@@ -70,7 +70,7 @@ impl StepEncoder {
         (std::mem::take(&mut self.batch), bytes, self.next)
     }
 
-    fn finish(mut self, writes: &[KeyWrite]) -> PreparedStep {
+    pub(super) fn finish(mut self, writes: &[KeyWrite]) -> PreparedStep {
         if let Some(w) = self.chunk.take() {
             self.bytes += w.finish(self.run, &mut self.batch);
         }
@@ -98,6 +98,26 @@ impl PreparedStep {
     /// The head the log reaches once this step is written.
     pub fn head(&self) -> Head {
         self.head
+    }
+
+    /// Adds a key beside the step's events, in its batch.
+    pub(super) fn add(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += (key.len() + value.len()) as u64;
+        self.batch.insert(key, value);
+    }
+
+    /// Removes a key in the step's batch.
+    pub(super) fn remove(&mut self, key: Vec<u8>) {
+        self.batch.remove(key);
+    }
+
+    /// What the step's batch holds, in bytes.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(super) fn into_batch(self) -> sled::Batch {
+        self.batch
     }
 }
 

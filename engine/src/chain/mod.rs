@@ -19,6 +19,8 @@ use crate::model::{
 };
 use crate::projection::InputsError;
 
+pub mod mirror;
+
 /// The most runs a chain holds, its full run included: the run after it records in full.
 /// Bounds what replaying the last run of a chain reads (its full run and at most 63 sets of
 /// differences) while letting a sync every 40 minutes run for a day on one full run.
@@ -153,11 +155,12 @@ impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
         }
     }
 
-    /// Whether `item` is new or differs from the object kept under its id.
-    fn differs(&self, id: &K, item: &T) -> bool {
+    /// Whether an item whose digest is `digest` is new or differs from the object kept under
+    /// its id.
+    fn differs_from_digest(&self, id: &K, digest: &[u8; 16]) -> bool {
         match self {
-            Objects::Whole(m) => m.get(id) != Some(item),
-            Objects::Digests(m) => m.get(id) != Some(&object_digest(item)),
+            Objects::Whole(m) => m.get(id).map(object_digest).as_ref() != Some(digest),
+            Objects::Digests(m) => m.get(id) != Some(digest),
         }
     }
 
@@ -192,6 +195,23 @@ impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
             }
             Objects::Digests(_) => Vec::new(),
         }
+    }
+
+    /// The objects as digests: borrowed when kept so, computed when kept whole.
+    fn digests(&self) -> std::borrow::Cow<'_, BTreeMap<K, [u8; 16]>> {
+        match self {
+            Objects::Digests(m) => std::borrow::Cow::Borrowed(m),
+            Objects::Whole(m) => std::borrow::Cow::Owned(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), object_digest(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether both hold the same objects (compared as digests).
+    fn digests_equal(&self, other: &Self) -> bool {
+        *self.digests() == *other.digests()
     }
 
     fn entries(&self) -> Vec<(&K, &T)> {
@@ -382,6 +402,11 @@ impl ChainState {
         self.outcomes
     }
 
+    /// The last outcome the chain recorded for each entry.
+    pub fn outcomes(&self) -> &HashMap<EntryKey, LastOutcome> {
+        &self.outcomes
+    }
+
     /// The run's complete inputs taken apart, once they are folded (and the chain folded
     /// whole): the snapshot and the server moved out, not copied.
     pub fn into_parts(self) -> Result<Parts, InputsError> {
@@ -407,15 +432,17 @@ impl ChainState {
 
     /// The events an incremental run records for its inputs: what differs from this state (the
     /// base's, its changes made) — objects new or changed, whole; objects no longer listed;
-    /// deleted objects and choices new, changed or withdrawn.
+    /// deleted objects and choices new, changed or withdrawn — and the run's inputs as digests,
+    /// each object digested once for both.
     pub fn differences<'a>(
         &'a self,
         snapshot: &'a TenantSnapshot,
         server: &'a ServerState,
         deleted: &'a [ObjectDeleted],
         choices: &'a [ActionChosen],
-    ) -> Vec<Event> {
+    ) -> (Vec<Event>, Digested) {
         let mut out = Vec::new();
+        let mut next = Digested::default();
         diff_keyed(
             &self.users,
             &snapshot.users,
@@ -423,6 +450,7 @@ impl ChainState {
             |u| Event::UserSeen(UserSeen::Entra { user: u.clone() }),
             |id| unlisted(Listing::Entra, Kind::User, id.as_str()),
             &mut out,
+            &mut next.users,
         );
         diff_keyed(
             &self.groups,
@@ -431,6 +459,7 @@ impl ChainState {
             |g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() }),
             |id| unlisted(Listing::Entra, Kind::Group, id.as_str()),
             &mut out,
+            &mut next.groups,
         );
         diff_keyed(
             &self.deleted_users,
@@ -439,6 +468,7 @@ impl ChainState {
             |d| Event::UserSeen(UserSeen::DeletedItems { user: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::User, id.as_str()),
             &mut out,
+            &mut next.deleted_users,
         );
         diff_keyed(
             &self.deleted_groups,
@@ -447,6 +477,7 @@ impl ChainState {
             |d| Event::GroupSeen(GroupSeen::DeletedItems { group: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::Group, id.as_str()),
             &mut out,
+            &mut next.deleted_groups,
         );
         // The server's records by case-folded key (the login as the base recorded it is not
         // kept: the key names the record just as well).
@@ -465,6 +496,7 @@ impl ChainState {
             |u| Event::UserSeen(UserSeen::Server { user: u.clone() }),
             |key| unlisted(Listing::Server, Kind::User, &key),
             &mut out,
+            &mut next.server_users,
         );
         diff_keyed(
             groups,
@@ -473,6 +505,7 @@ impl ChainState {
             |g| Event::GroupSeen(GroupSeen::Server { group: g.clone() }),
             |key| unlisted(Listing::Server, Kind::Group, &key),
             &mut out,
+            &mut next.server_groups,
         );
         diff_keyed(
             &self.deleted,
@@ -481,6 +514,7 @@ impl ChainState {
             |d| Event::ObjectDeleted(d.clone()),
             |(kind, id)| Event::DeletionWithdrawn(Withdrawn { kind, id }),
             &mut out,
+            &mut next.deleted,
         );
         diff_keyed(
             &self.choices,
@@ -489,8 +523,126 @@ impl ChainState {
             |c| Event::ActionChosen(c.clone()),
             |(kind, id)| Event::ChoiceWithdrawn(Withdrawn { kind, id }),
             &mut out,
+            &mut next.choices,
         );
-        out
+        (out, next)
+    }
+}
+
+/// What a run read and chose, each object as its digest: what the chain's state holds of it
+/// once the run is folded in (a run lists every object again, so these replace its base's).
+#[derive(Debug, Clone, Default)]
+pub struct Digested {
+    users: BTreeMap<ObjectId, [u8; 16]>,
+    groups: BTreeMap<ObjectId, [u8; 16]>,
+    deleted_users: BTreeMap<ObjectId, [u8; 16]>,
+    deleted_groups: BTreeMap<ObjectId, [u8; 16]>,
+    server_users: BTreeMap<String, [u8; 16]>,
+    server_groups: BTreeMap<String, [u8; 16]>,
+    deleted: BTreeMap<EntryKey, [u8; 16]>,
+    choices: BTreeMap<EntryKey, [u8; 16]>,
+}
+
+impl Digested {
+    /// A full run's inputs as digests ([`ChainState::differences`] gives an incremental run's).
+    pub fn of(
+        snapshot: &TenantSnapshot,
+        server: &ServerState,
+        deleted: &[ObjectDeleted],
+        choices: &[ActionChosen],
+    ) -> Digested {
+        fn digests<'a, K: Ord, T: serde::Serialize + 'a>(
+            items: impl IntoIterator<Item = &'a T>,
+            key: impl Fn(&T) -> K,
+        ) -> BTreeMap<K, [u8; 16]> {
+            items
+                .into_iter()
+                .map(|i| (key(i), object_digest(i)))
+                .collect()
+        }
+        let fold = crate::ids::fold_case;
+        Digested {
+            users: digests(&snapshot.users, |u| u.id.clone()),
+            groups: digests(&snapshot.groups, |g| g.id.clone()),
+            deleted_users: digests(&snapshot.deleted_users, |d| d.id.clone()),
+            deleted_groups: digests(&snapshot.deleted_groups, |d| d.id.clone()),
+            server_users: digests(server.users(), |u| fold(&u.login)),
+            server_groups: digests(server.groups(), |g| fold(&g.name)),
+            deleted: digests(deleted, |d| (d.kind, d.id.clone())),
+            choices: digests(choices, |c| (c.kind, c.id.clone())),
+        }
+    }
+
+    /// The server's records once the run's changes are made: `after` is `before` (the server
+    /// the run read, which these digests are of) with the recorded operations applied. Only
+    /// the records an operation replaced are digested again.
+    pub fn with_server_after(mut self, before: &ServerState, after: &ServerState) -> Digested {
+        let mut users = std::mem::take(&mut self.server_users);
+        self.server_users = after
+            .users_against(before)
+            .map(|(k, u, same)| {
+                let kept = same.then(|| users.remove(k)).flatten();
+                (k.to_owned(), kept.unwrap_or_else(|| object_digest(u)))
+            })
+            .collect();
+        let mut groups = std::mem::take(&mut self.server_groups);
+        self.server_groups = after
+            .groups_against(before)
+            .map(|(k, g, same)| {
+                let kept = same.then(|| groups.remove(k)).flatten();
+                (k.to_owned(), kept.unwrap_or_else(|| object_digest(g)))
+            })
+            .collect();
+        self
+    }
+}
+
+/// The last outcome of each entry once `entries` — the outcomes a run recorded — are folded
+/// in.
+pub fn record_outcomes<'a>(
+    last: &mut HashMap<EntryKey, LastOutcome>,
+    entries: impl IntoIterator<Item = &'a EntryOutcome>,
+) {
+    for e in entries {
+        last.insert((e.kind, e.id.clone()), LastOutcome::of(e));
+    }
+}
+
+impl ChainState {
+    /// The state folding `run` from the log reaches ([`fold`] through its outcomes), built
+    /// from what the run holds in memory instead: its inputs as digests, the server with its
+    /// changes made, and the last outcomes with its own recorded. `base` is the state the run
+    /// recorded against (`None` for a full run).
+    pub fn after_run(
+        base: Option<(RunId, usize)>,
+        run: RunId,
+        started: RunStarted,
+        digested: Digested,
+        outcomes: HashMap<EntryKey, LastOutcome>,
+    ) -> ChainState {
+        let (full, length) = match base {
+            Some((full, length)) => (full, length + 1),
+            None => (run, 1),
+        };
+        ChainState {
+            run,
+            full,
+            length,
+            started,
+            keep: Keep::Digests,
+            users: Objects::Digests(digested.users),
+            groups: Objects::Digests(digested.groups),
+            deleted_users: Objects::Digests(digested.deleted_users),
+            deleted_groups: Objects::Digests(digested.deleted_groups),
+            server: ServerState::default(),
+            server_digests: Some((
+                Objects::Digests(digested.server_users),
+                Objects::Digests(digested.server_groups),
+            )),
+            choices: Objects::Digests(digested.choices),
+            deleted: Objects::Digests(digested.deleted),
+            outcomes,
+        }
     }
 }
 
@@ -566,7 +718,8 @@ fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
     })
 }
 
-/// New or changed items of `now`, then the keys of `base` it no longer has.
+/// New or changed items of `now`, then the keys of `base` it no longer has; `next` gets every
+/// item of `now` as a digest.
 fn diff_keyed<'n, K, T>(
     base: &Objects<T, K>,
     now: impl IntoIterator<Item = &'n T>,
@@ -574,21 +727,23 @@ fn diff_keyed<'n, K, T>(
     seen: impl Fn(&T) -> Event,
     gone: impl Fn(K) -> Event,
     out: &mut Vec<Event>,
+    next: &mut BTreeMap<K, [u8; 16]>,
 ) where
-    K: Ord + Clone + std::hash::Hash,
+    K: Ord + Clone,
     T: serde::Serialize + PartialEq + Clone + 'n,
 {
-    let now = now.into_iter();
-    let mut now_keys = std::collections::HashSet::with_capacity(now.size_hint().0);
+    let mut now_digests = Vec::new();
     for item in now {
         let k = key(item);
-        if base.differs(&k, item) {
+        let digest = object_digest(item);
+        if base.differs_from_digest(&k, &digest) {
             out.push(seen(item));
         }
-        now_keys.insert(k);
+        now_digests.push((k, digest));
     }
+    *next = now_digests.into_iter().collect();
     for old in base.ids() {
-        if !now_keys.contains(old) {
+        if !next.contains_key(old) {
             out.push(gone(old.clone()));
         }
     }

@@ -1,0 +1,177 @@
+//! The mirror kept beside the log: per org and server, the state the org's chain of runs
+//! folds to after its last completed run (see `chain::mirror`), so that the next run need not
+//! fold it from the log. A cache, never trusted over the log: its stamp names the run it
+//! folded and the hash of that run's last event, and a reader takes it only when both still
+//! match the log and its body is the one the stamp hashed.
+//!
+//! Written in the same atomic batch as the run's `RunFinished`: a crash leaves either both or
+//! neither, and a mirror left from an earlier run names that run, which is then not the base.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::event::{Event, Hash};
+use crate::ids::{RunId, Seq};
+
+use super::keys::{mirror_part_key, mirror_stamp_key, MIRROR};
+use super::write::StepEncoder;
+use super::{corrupt, Head, SledStore, StoreError};
+
+/// The body is stored in parts of this size: sled handles many small values better than one
+/// large one.
+const PART_BYTES: usize = 1 << 20;
+
+/// Which mirror: 16 bytes naming the org and the server (see `chain::mirror::mirror_id`).
+pub type MirrorId = [u8; 16];
+
+/// What a stored mirror says of itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStamp {
+    pub org: String,
+    /// The server, as the mirror's id names it (`embedded`, a file, a SCIM URL).
+    pub server: String,
+    /// The run it folded last.
+    pub run: RunId,
+    /// That run's last event, which the mirror was written with.
+    pub seq: Seq,
+    pub hash: String,
+    /// SHA-256 of the body, hex.
+    pub body: String,
+    pub parts: u32,
+}
+
+/// A stamp as read: the stamp, or why it does not read.
+pub type StampRead = Result<MirrorStamp, String>;
+
+/// A mirror to write with a run's last step.
+pub struct MirrorWrite {
+    pub id: MirrorId,
+    pub org: String,
+    pub server: String,
+    pub run: RunId,
+    pub body: Vec<u8>,
+}
+
+/// A stored mirror as read: its stamp, and its body if it is whole (else why not).
+pub struct StoredMirror {
+    pub stamp: MirrorStamp,
+    pub body: Result<Vec<u8>, String>,
+}
+
+impl SledStore {
+    /// Appends `events` (a run's last step) and writes `mirror` in the same atomic batch,
+    /// stamped with the head the events reach: the mirror's run must be the events' run.
+    pub fn commit_with_mirror(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        mirror: &MirrorWrite,
+    ) -> Result<Head, StoreError> {
+        debug_assert_eq!(mirror.run, run);
+        self.check_writable()?;
+        let old_parts = self
+            .read_stamp(&mirror.id)?
+            .and_then(Result::ok)
+            .map_or(0, |s| s.parts);
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut encoder = StepEncoder::new(*head, run, time);
+        events
+            .iter()
+            .map(Cow::Borrowed)
+            .for_each(|e| encoder.push(&e));
+        let mut step = encoder.finish(&[]);
+        let parts: Vec<&[u8]> = mirror.body.chunks(PART_BYTES).collect();
+        let stamp = MirrorStamp {
+            org: mirror.org.clone(),
+            server: mirror.server.clone(),
+            run,
+            seq: step.head().seq,
+            hash: step.head().hash.to_hex(),
+            body: hex::encode(sha2::Sha256::digest(&mirror.body)),
+            parts: parts.len() as u32,
+        };
+        let stamp = serde_json::to_vec(&stamp).expect("a stamp serializes");
+        step.add(mirror_stamp_key(&mirror.id).to_vec(), stamp);
+        for (n, part) in parts.iter().enumerate() {
+            step.add(
+                mirror_part_key(&mirror.id, n as u32).to_vec(),
+                part.to_vec(),
+            );
+        }
+        for n in parts.len() as u32..old_parts {
+            step.remove(mirror_part_key(&mirror.id, n).to_vec());
+        }
+        self.check_space(step.bytes(), "this run's last step")?;
+        let reached = step.head();
+        self.wrote(self.sled.log.apply_batch(step.into_batch()))?;
+        *head = reached;
+        Ok(reached)
+    }
+
+    /// The mirror stored under `id`, if any.
+    pub fn mirror(&self, id: &MirrorId) -> Result<Option<StoredMirror>, StoreError> {
+        let stamp = match self.read_stamp(id)? {
+            None => return Ok(None),
+            Some(Ok(stamp)) => stamp,
+            Some(Err(why)) => {
+                return Err(corrupt(
+                    format!("the mirror {}", hex::encode(id)),
+                    format!("its stamp does not read: {why}"),
+                ))
+            }
+        };
+        let mut body = Vec::new();
+        for n in 0..stamp.parts {
+            match self.sled.log.get(mirror_part_key(id, n))? {
+                Some(part) => body.extend_from_slice(&part),
+                None => {
+                    let why = format!("part {n} of {} is missing", stamp.parts);
+                    return Ok(Some(StoredMirror {
+                        stamp,
+                        body: Err(why),
+                    }));
+                }
+            }
+        }
+        let body = match hex::encode(sha2::Sha256::digest(&body)) == stamp.body {
+            true => Ok(body),
+            false => Err("its body is not the one its stamp names".to_owned()),
+        };
+        Ok(Some(StoredMirror { stamp, body }))
+    }
+
+    /// Every stored mirror's id and stamp (or why its stamp does not read).
+    pub fn mirrors(&self) -> Result<Vec<(MirrorId, StampRead)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.sled.log.scan_prefix([MIRROR]) {
+            let (k, v) = kv?;
+            if k.len() != 18 || k[17] != b'h' {
+                continue;
+            }
+            let id: MirrorId = k[1..17].try_into().expect("checked length");
+            out.push((id, stamp_of(&v)));
+        }
+        Ok(out)
+    }
+
+    fn read_stamp(&self, id: &MirrorId) -> Result<Option<StampRead>, StoreError> {
+        Ok(self
+            .sled
+            .log
+            .get(mirror_stamp_key(id))?
+            .map(|v| stamp_of(&v)))
+    }
+}
+
+fn stamp_of(bytes: &[u8]) -> StampRead {
+    let stamp: MirrorStamp = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match Hash::from_hex(&stamp.hash) {
+        Some(_) => Ok(stamp),
+        None => Err("its hash is not a SHA-256 digest".into()),
+    }
+}
