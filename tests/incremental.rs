@@ -226,3 +226,76 @@ fn diff_says_restored_and_leaves_out_what_the_first_import_settled() {
         "{text}"
     );
 }
+
+/// The mirror beside the log: `verify` says it matches; one forged (an outcome changed, the
+/// stamp's hash made to fit) is found, exit 1, with the way out — a backup restored into a new
+/// store, which holds the log and no mirror, verifies.
+#[test]
+fn verify_checks_the_mirror_and_finds_a_forged_one() {
+    let r = Roster::new();
+    let _tenant = demo(&r);
+    json(&r, 3, &IMPORT);
+    json(&r, 0, &IMPORT);
+    let verified = json(&r, 0, &["verify", "--json"]);
+    let mirrors = verified["mirrors"].as_array().unwrap();
+    assert_eq!(mirrors.len(), 1, "{verified}");
+    assert_eq!(mirrors[0]["org"], "contoso");
+    assert_eq!(mirrors[0]["server"], "embedded");
+    assert_eq!(mirrors[0]["state"], "matches");
+    let text = r.expect(0, &["verify"]);
+    assert!(
+        text.contains("The mirror of org contoso against embedded, after run"),
+        "{text}"
+    );
+
+    // Forge: the last outcome's "changed the server" flag flipped, the stamp made to fit.
+    {
+        let store = engine::SledStore::open(&r.store.path().join("db")).unwrap();
+        let tree = store.raw_tree();
+        let keys: Vec<_> = tree.scan_prefix(b"M").keys().map(Result::unwrap).collect();
+        let (stamp_key, part_key) = (
+            keys.iter().find(|k| k[17] == b'h').unwrap(),
+            keys.iter().find(|k| k[17] == b'p').unwrap(),
+        );
+        let body = tree.get(part_key).unwrap().unwrap();
+        let mut main = lz4_flex::decompress_size_prepended(&body[8..]).unwrap();
+        *main.last_mut().unwrap() ^= 1;
+        let main = lz4_flex::compress_prepend_size(&main);
+        let mut forged = (main.len() as u64).to_le_bytes().to_vec();
+        forged.extend_from_slice(&main);
+        let mut stamp: Value =
+            serde_json::from_slice(&tree.get(stamp_key).unwrap().unwrap()).unwrap();
+        stamp["body"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged)).into();
+        tree.insert(part_key, forged).unwrap();
+        tree.insert(stamp_key, serde_json::to_vec(&stamp).unwrap())
+            .unwrap();
+        engine::EventStore::flush(&store).unwrap();
+    }
+    let (code, out, err) = r.run(&["verify", "--json"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let verified: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(verified["ok"], false);
+    assert_eq!(verified["mirrors"][0]["state"], "differs");
+    assert_eq!(verified["mirrors"][0]["why"], "the last outcomes differ");
+    assert!(
+        err.contains("differs from the log (the last outcomes differ)")
+            && err.contains("restore FILE"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // The way out the line gives.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let backup = elsewhere.path().join("forged.backup");
+    let backup = backup.to_str().unwrap();
+    r.expect(0, &["backup", "--out", backup]);
+    let fresh = elsewhere.path().join("store");
+    let fresh = fresh.to_str().unwrap();
+    r.expect(0, &["--store", fresh, "restore", backup]);
+    let verified = json(&r, 0, &["--store", fresh, "verify", "--json"]);
+    assert_eq!(
+        verified["mirrors"].as_array().unwrap().len(),
+        0,
+        "{verified}"
+    );
+}

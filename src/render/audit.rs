@@ -225,7 +225,7 @@ fn mirror_name(m: &app::mirror::MirrorCheck) -> String {
 /// The error line of `verify` when a mirror differs from the log.
 pub fn mirror_differs(m: &app::mirror::MirrorCheck) -> String {
     format!(
-        "error: the mirror of {} differs from the log ({}): the store was changed outside roster, and the org's next run would take it; take a backup (`roster backup FILE`) and restore it into a new store (`roster restore FILE --store NEW`): a backup holds the log, not the mirrors\n",
+        "error: the mirror of {} differs from the log ({}): the store was changed outside roster, and the org's next run would take it; take a backup (`roster backup --out FILE`) and restore it into a new store (`roster --store NEW restore FILE`): a backup holds the log, not the mirrors\n",
         mirror_name(m),
         cell(m.why.as_deref().unwrap_or_default())
     )
