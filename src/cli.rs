@@ -532,6 +532,10 @@ pub struct VerifyArgs {
     /// A chain head noted earlier: verify also proves nothing up to it changed
     #[arg(long, value_name = "HASH")]
     pub head: Option<String>,
+    /// Also fold each org's runs from the log again and compare them with its mirror (takes
+    /// as long as a run without its mirror)
+    #[arg(long)]
+    pub mirrors: bool,
 }
 
 #[derive(Debug, Args)]

@@ -227,9 +227,10 @@ fn diff_says_restored_and_leaves_out_what_the_first_import_settled() {
     );
 }
 
-/// The mirror beside the log: `verify` says it matches; one forged (an outcome changed, the
-/// stamp's hash made to fit) is found, exit 1, with the way out — a backup restored into a new
-/// store, which holds the log and no mirror, verifies.
+/// The mirror beside the log: `verify` says the log vouches for it, `verify --mirrors` that it
+/// matches the log folded again; one forged (an outcome changed, the stamp's hash made to fit)
+/// is found by `--mirrors`, exit 1, with the way out — a backup restored into a new store,
+/// which holds the log and no mirror, verifies.
 #[test]
 fn verify_checks_the_mirror_and_finds_a_forged_one() {
     let r = Roster::new();
@@ -241,7 +242,9 @@ fn verify_checks_the_mirror_and_finds_a_forged_one() {
     assert_eq!(mirrors.len(), 1, "{verified}");
     assert_eq!(mirrors[0]["org"], "contoso");
     assert_eq!(mirrors[0]["server"], "embedded");
-    assert_eq!(mirrors[0]["state"], "matches");
+    assert_eq!(mirrors[0]["state"], "vouched");
+    let verified = json(&r, 0, &["verify", "--mirrors", "--json"]);
+    assert_eq!(verified["mirrors"][0]["state"], "matches");
     let text = r.expect(0, &["verify"]);
     assert!(
         text.contains("The mirror of org contoso against embedded, after run"),
@@ -272,6 +275,8 @@ fn verify_checks_the_mirror_and_finds_a_forged_one() {
         engine::EventStore::flush(&store).unwrap();
     }
     let (code, out, err) = r.run(&["verify", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = r.run(&["verify", "--mirrors", "--json"]);
     assert_eq!(code, 1, "{out}{err}");
     let verified: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verified["ok"], false);

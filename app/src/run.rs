@@ -344,15 +344,7 @@ pub fn execute(
                 rules: DECISION_RULES,
             };
             let (deleted, choices) = (&deleted, &choices);
-            // A full run's inputs as digests too (the mirror the run leaves is made of them),
-            // here, where the thread that records has the longer way to go.
-            let full = base.is_none();
-            let planner = scope.spawn(move || {
-                let decided = decide::decide(&inputs, deleted, choices, reviewed);
-                let digested = full
-                    .then(|| chain::Digested::of(inputs.snapshot, inputs.server, deleted, choices));
-                (decided, digested)
-            });
+            let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
             let recorded = (|| -> Result<_> {
                 // What the run records of its inputs, computed while the planner runs: the
                 // digest of them all, and an incremental run's differences from its base
@@ -437,17 +429,11 @@ pub fn execute(
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (decided, recorded)
         });
-        let (last_outcomes, digested, whole, run_started) = recorded?;
-        let (
-            Decided {
-                plan: decided,
-                stale,
-            },
-            full_digested,
-        ) = decided;
-        let digested = digested
-            .or(full_digested)
-            .expect("digested by one thread or the other");
+        let (mut last_outcomes, digested, whole, run_started) = recorded?;
+        let Decided {
+            plan: decided,
+            stale,
+        } = decided;
         lap("planned");
         // What was read is recorded and decided on; the rest of the run needs only the plan.
         drop(snapshot);
@@ -482,28 +468,27 @@ pub fn execute(
             store.flush()?;
             Ok(())
         };
-        // The mirror a completed run leaves: the chain's state after it, made of what the run
-        // holds (`server`: the server once the run's recorded changes are made).
-        let mut outcomes = last_outcomes.clone().unwrap_or_default();
-        let mut next_mirror =
-            |entries: &[EntryOutcome], recorded: &[bool], digested: chain::Digested| {
-                chain::record_outcomes(
-                    &mut outcomes,
-                    entries
-                        .iter()
-                        .zip(recorded)
-                        .filter(|(_, r)| **r)
-                        .map(|(e, _)| e),
-                );
-                let state = chain::ChainState::after_run(
-                    chained,
-                    run,
-                    run_started.clone(),
-                    digested,
-                    std::mem::take(&mut outcomes),
-                );
-                mirror::write(org, &target_info, &state, whole.as_deref())
-            };
+        // The mirror a completed incremental run leaves: the chain's state after it, made of
+        // what the run holds — its inputs as digests (computed to compare with its base), the
+        // server with its recorded changes made, its base's last outcomes with its own. A full
+        // run leaves none: digesting every object would cost it a third of its time, and its
+        // next run folds it from the log once.
+        let next_mirror = |entries: &[EntryOutcome],
+                           recorded: &[bool],
+                           digested: chain::Digested,
+                           mut outcomes| {
+            chain::record_outcomes(
+                &mut outcomes,
+                entries
+                    .iter()
+                    .zip(recorded)
+                    .filter(|(_, r)| **r)
+                    .map(|(e, _)| e),
+            );
+            let state =
+                chain::ChainState::after_run(chained, run, run_started.clone(), digested, outcomes);
+            mirror::write(org, &target_info, &state, whole.as_deref())
+        };
         let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
             run,
             mode: req.mode,
@@ -566,19 +551,22 @@ pub fn execute(
                     .filter(|(_, r)| **r)
                     .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
-                let next = next_mirror(&decided.entries, &recorded, digested);
+                let next = digested
+                    .zip(last_outcomes.take())
+                    .map(|(d, last)| next_mirror(&decided.entries, &recorded, d, last));
                 finish(
                     RunStatus::Completed,
                     Summary::of(&decided.entries),
                     None,
                     Vec::new(),
-                    Some(next),
+                    next,
                 )?;
                 Ok(result(decided.entries, recorded, RunEnd::Completed))
             }
             Mode::Apply => {
-                // The server as read, its records shared (to tell which the run replaced).
-                let before = server.clone();
+                // For the mirror: the server as read, its records shared (to tell which the run
+                // replaced).
+                let before = digested.as_ref().map(|_| server.clone());
                 let mut state = server;
                 // The target records what it is given; an entry not worth recording changes
                 // nothing (every change is recorded), so it is kept aside and put back after.
@@ -595,10 +583,13 @@ pub fn execute(
                 lap("applied");
                 // The server as the log has it after the run: as read, with the operations
                 // the run recorded made.
-                let mut after = before.clone();
-                for op in applied.entries.iter().filter_map(|e| e.op.as_ref()) {
-                    after.apply_quietly(op);
-                }
+                let after = before.as_ref().map(|before| {
+                    let mut after = before.clone();
+                    for op in applied.entries.iter().filter_map(|e| e.op.as_ref()) {
+                        after.apply_quietly(op);
+                    }
+                    after
+                });
                 let mut entries = Vec::with_capacity(recorded.len());
                 let (mut applied_entries, mut aside) =
                     (applied.entries.into_iter(), aside.into_iter().peekable());
@@ -612,16 +603,14 @@ pub fn execute(
                 // 4. finish
                 match applied.failure {
                     None => {
-                        let digested = digested.with_server_after(&before, &after);
-                        drop((before, after));
-                        let next = next_mirror(&entries, &recorded, digested);
-                        finish(
-                            RunStatus::Completed,
-                            summary,
-                            None,
-                            applied.learned,
-                            Some(next),
-                        )?;
+                        let next = match (digested, last_outcomes.take(), before, after) {
+                            (Some(d), Some(last), Some(before), Some(after)) => {
+                                let d = d.with_server_after(&before, &after);
+                                Some(next_mirror(&entries, &recorded, d, last))
+                            }
+                            _ => None,
+                        };
+                        finish(RunStatus::Completed, summary, None, applied.learned, next)?;
                         Ok(result(entries, recorded, RunEnd::Completed))
                     }
                     Some(why) => {

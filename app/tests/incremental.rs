@@ -185,6 +185,8 @@ fn run(
 /// changes from: the property must exercise them.
 static INCREMENTAL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static MIRRORS_GIVEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Runs whose base came from the mirror kept in the store.
+static MIRRORS_TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
@@ -196,6 +198,9 @@ fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
         s.replace_server_state(&first.server).unwrap();
     }
     let mut incremental_runs = 0;
+    // The completed runs of the incremental store that recorded by difference: each leaves a
+    // mirror (a full run leaves none).
+    let mut left_mirrors = std::collections::HashSet::new();
     for (i, step) in steps.iter().enumerate() {
         let (a, mirror) = run(&incremental, step, false, &clock);
         let (b, _) = run(&full, step, true, &clock);
@@ -230,12 +235,27 @@ fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
             i
         );
         incremental_runs += usize::from(a.base.is_some());
-        // Every incremental run's base is the mirror its base run left, never the log's fold;
-        // and the mirror in the store is exactly what folding the log gives.
-        if a.base.is_some() {
-            prop_assert_eq!(&a.base_from, &Some(BaseFrom::Mirror), "step {}", i);
+        // An incremental run's base is the mirror its base run left, if that run was one by
+        // difference; the log's fold after a full run. The mirror in the store is exactly what
+        // folding the log gives.
+        if let Some(base) = a.base {
+            match left_mirrors.contains(&base) {
+                true => {
+                    prop_assert_eq!(&a.base_from, &Some(BaseFrom::Mirror), "step {}", i);
+                    MIRRORS_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                false => prop_assert!(
+                    matches!(&a.base_from, Some(BaseFrom::Log(_))),
+                    "step {}: {:?}",
+                    i,
+                    a.base_from
+                ),
+            }
+            if a.end == RunEnd::Completed {
+                left_mirrors.insert(a.run);
+            }
         }
-        for check in app::mirror::check_all(&incremental).unwrap() {
+        for check in app::mirror::check_all(&incremental, true).unwrap() {
             prop_assert_eq!(check.state, MirrorState::Matches, "step {}: {:?}", i, check);
         }
         // Read back from the log: every entry, as the full run recorded them.
@@ -277,6 +297,8 @@ fn the_chains_hold_incremental_runs() {
     assert!(made > 20, "only {made} incremental runs");
     let given = MIRRORS_GIVEN.load(std::sync::atomic::Ordering::Relaxed);
     assert!(given > 20, "only {given} reads of changes");
+    let taken = MIRRORS_TAKEN.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(taken > 20, "only {taken} bases taken from the mirror");
 }
 
 /// However sound each change listing, the tenant is read whole again at least once a day: a

@@ -25,7 +25,7 @@ fn noted_head(head: Option<&str>) -> Result<Option<replay::verify::NotedHead>> {
     })
 }
 
-pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
+pub fn verify(ctx: &Ctx, head: Option<&str>, deep: bool) -> Result<Exit> {
     let noted_head = noted_head(head)?;
     let store = ctx.read_store()?;
     let verified = render::progress::working("verifying the log", || {
@@ -49,7 +49,7 @@ pub fn verify(ctx: &Ctx, head: Option<&str>) -> Result<Exit> {
             // they are of the log's last runs).
             let mirrors =
                 render::progress::working("checking the mirrors against the log", || {
-                    app::mirror::check_all(&store)
+                    app::mirror::check_all(&store, deep)
                 })?;
             if ctx.json {
                 out_json(&render::verified_json(&v, &repairs, &mirrors))?;

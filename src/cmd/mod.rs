@@ -78,7 +78,7 @@ pub fn dispatch(cli: Cli) -> Result<Exit> {
         Command::Report(a) => run::report(&ctx, &a.run, a.format, a.all),
         Command::Deleted(a) => run::deleted(&ctx, &a.run),
         Command::Replay(a) => audit::replay(&ctx, &a.run),
-        Command::Verify(a) => audit::verify(&ctx, a.head.as_deref()),
+        Command::Verify(a) => audit::verify(&ctx, a.head.as_deref(), a.mirrors),
         Command::Events(a) => audit::events(&ctx, a.run.as_deref(), a.since),
         Command::Diff(a) => audit::diff(&ctx, &a.a, &a.b),
         Command::Backup(a) => audit::backup(&ctx, &a.out),

@@ -207,6 +207,9 @@ fn mirror_line(m: &app::mirror::MirrorCheck) -> String {
     let why = cell(m.why.as_deref().unwrap_or_default());
     match m.state {
         MirrorState::Matches => format!("The mirror of {of} matches the log.\n"),
+        MirrorState::Vouched => format!(
+            "The mirror of {of} is the one the log vouches for (`verify --mirrors` compares it with the log folded again).\n"
+        ),
         MirrorState::NotUsed => format!(
             "The mirror of {of} is not used ({why}): the org's next run there folds the log and keeps a new one (not tampering).\n"
         ),
