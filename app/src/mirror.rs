@@ -36,8 +36,9 @@ pub(crate) fn base(
     whole: bool,
 ) -> Result<(ChainState, Option<Whole>, BaseFrom)> {
     let id = kept::mirror_id(&org.name, &org.tenant_id, target);
-    let why = match trusted(store, &id, run, started, whole)? {
-        Ok(decoded) => return Ok((decoded.state, decoded.whole, BaseFrom::Mirror)),
+    let why = match trusted(store, &id, run, started, whole, true)? {
+        Ok(Some(decoded)) => return Ok((decoded.state, decoded.whole, BaseFrom::Mirror)),
+        Ok(None) => unreachable!("asked to decode"),
         Err(why) => why,
     };
     tracing::info!(
@@ -53,14 +54,16 @@ pub(crate) fn base(
     Ok((state, entra, BaseFrom::Log(why)))
 }
 
-/// The mirror kept for `id`, decoded, if the log vouches for it; else why not.
+/// The mirror kept for `id`, if the log vouches for it — decoded when `decode` (else only
+/// its stamp and body are checked); else why not.
 fn trusted(
     store: &SledStore,
     id: &engine::store::MirrorId,
     run: RunId,
     started: &RunStarted,
     whole: bool,
-) -> Result<std::result::Result<kept::Decoded, String>> {
+    decode: bool,
+) -> Result<std::result::Result<Option<kept::Decoded>, String>> {
     let stored = match store.mirror(id) {
         Ok(Some(stored)) => stored,
         Ok(None) => return Ok(Err("none is kept".into())),
@@ -88,6 +91,9 @@ fn trusted(
         Ok(body) => body,
         Err(why) => return Ok(Err(why)),
     };
+    if !decode {
+        return Ok(Ok(None));
+    }
     let decoded = match kept::decode(&body, started.clone(), whole) {
         Ok(decoded) if decoded.state.run != run => {
             return Ok(Err("its body is of another run".into()))
@@ -100,7 +106,7 @@ fn trusted(
             "it keeps no Entra objects whole to read changes from".into()
         ));
     }
-    Ok(Ok(decoded))
+    Ok(Ok(Some(decoded)))
 }
 
 /// The mirror `state` (the chain after its last run) makes, to write with the run's last
@@ -201,13 +207,13 @@ fn check_one(
     };
     // A mirror keeps the Entra objects whole when its run left links to read changes from.
     let whole = started.source.delta_links.is_some();
-    let decoded = match trusted(store, id, stamp.run, &started, whole)? {
+    let decoded = match trusted(store, id, stamp.run, &started, whole, deep)? {
         Ok(decoded) => decoded,
         Err(why) => return Ok((MirrorState::NotUsed, Some(why))),
     };
-    if !deep {
+    let Some(decoded) = decoded else {
         return Ok((MirrorState::Vouched, None));
-    }
+    };
     let keep = match whole {
         true => chain::Keep::Whole,
         false => chain::Keep::Digests,

@@ -349,17 +349,20 @@ pub fn execute(
                 // What the run records of its inputs, computed while the planner runs: the
                 // digest of them all, and an incremental run's differences from its base
                 // (the base's outcomes stay, to tell which outcomes differ; the rest goes).
-                let fingerprint = snapshot.fingerprint();
-                let digest = chain::inputs_digest(
+                // Each object is serialized once for the digests and the comparison.
+                let digests = chain::digest_inputs(
                     &snapshot,
-                    &fingerprint,
                     &server,
                     &req.selection,
                     &req.options,
+                    base.is_some(),
                 );
+                let (fingerprint, digest) = (digests.fingerprint.clone(), digests.inputs.clone());
+                lap("digested the inputs");
                 let (differences, digested, last_outcomes) = match base.take() {
                     Some(b) => {
-                        let (diffs, digested) = b.differences(&snapshot, &server, deleted, choices);
+                        let (diffs, digested) =
+                            b.differences(&snapshot, &server, deleted, choices, &digests);
                         lap("compared with the base");
                         (Some(diffs), Some(digested), Some(b.into_outcomes()))
                     }
@@ -436,7 +439,7 @@ pub fn execute(
         } = decided;
         lap("planned");
         // What was read is recorded and decided on; the rest of the run needs only the plan.
-        drop(snapshot);
+        drop((snapshot, choices));
 
         // The plan's size is known: outcomes, and the server records they write into the store.
         let records = match (req.mode, &target_info) {
@@ -466,6 +469,7 @@ pub fn execute(
                 None => store.append(run, clock.now(), &last)?,
             };
             store.flush()?;
+            lap("finished");
             Ok(())
         };
         // The mirror a completed incremental run leaves: the chain's state after it, made of
@@ -487,7 +491,9 @@ pub fn execute(
             );
             let state =
                 chain::ChainState::after_run(chained, run, run_started.clone(), digested, outcomes);
-            mirror::write(org, &target_info, &state, whole.as_deref())
+            let next = mirror::write(org, &target_info, &state, whole.as_deref());
+            lap("made the mirror");
+            next
         };
         let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
             run,

@@ -42,6 +42,35 @@ fn apply(server: &ServerState, plan: &Plan) -> ServerState {
 proptest! {
     #![proptest_config(testkit::proptest_config(512))]
 
+    /// The one-pass digests hash the very bytes the fingerprint, the inputs digest and each
+    /// object's digest hash on their own.
+    #[test]
+    fn the_inputs_digested_in_one_pass_are_the_digests_one_by_one(w in arb_world()) {
+        use engine::chain::{digest_inputs, inputs_digest, object_digest};
+        let selection = engine::event::SelectionSpec { search: Some("ann".into()), ..Default::default() };
+        let fingerprint = w.snapshot.fingerprint();
+        for per_object in [false, true] {
+            let d = digest_inputs(&w.snapshot, &w.server, &selection, &w.options, per_object);
+            prop_assert_eq!(&d.fingerprint, &fingerprint);
+            prop_assert_eq!(
+                &d.inputs,
+                &inputs_digest(&w.snapshot, &fingerprint, &w.server, &selection, &w.options)
+            );
+            prop_assert_eq!(d.object_digests().is_some(), per_object);
+            if let Some([users, groups, deleted_users, deleted_groups, server_users, server_groups]) =
+                d.object_digests()
+            {
+                let each = |v: Vec<[u8; 16]>| v;
+                prop_assert_eq!(users.to_vec(), each(w.snapshot.users.iter().map(object_digest).collect()));
+                prop_assert_eq!(groups.to_vec(), each(w.snapshot.groups.iter().map(object_digest).collect()));
+                prop_assert_eq!(deleted_users.to_vec(), each(w.snapshot.deleted_users.iter().map(object_digest).collect()));
+                prop_assert_eq!(deleted_groups.to_vec(), each(w.snapshot.deleted_groups.iter().map(object_digest).collect()));
+                prop_assert_eq!(server_users.to_vec(), each(w.server.users().map(object_digest).collect()));
+                prop_assert_eq!(server_groups.to_vec(), each(w.server.groups().map(object_digest).collect()));
+            }
+        }
+    }
+
     /// Random tenants never make the planner panic, and it decides the same way every time.
     #[test]
     fn the_planner_is_deterministic(w in arb_world()) {

@@ -95,6 +95,156 @@ pub fn inputs_digest(
     hex::encode(w.0.finalize())
 }
 
+/// A run's inputs digested in one pass, each object serialized once: the snapshot's
+/// fingerprint ([`TenantSnapshot::fingerprint`]), the inputs digest ([`inputs_digest`]) — the
+/// same bytes hashed as those functions hash them — and, when asked for, every Entra object's
+/// and server record's own digest, in the order the snapshot and the server list them (what
+/// [`ChainState::differences`] compares with its base).
+pub struct InputDigests {
+    pub fingerprint: String,
+    pub inputs: String,
+    objects: Option<ObjectDigests>,
+}
+
+impl InputDigests {
+    /// Each object's digest, in listing order — users, groups, deleted users, deleted groups,
+    /// the server's users, its groups — when they were kept.
+    pub fn object_digests(&self) -> Option<[&[[u8; 16]]; 6]> {
+        self.objects.as_ref().map(|o| {
+            [
+                &o.users[..],
+                &o.groups[..],
+                &o.deleted_users[..],
+                &o.deleted_groups[..],
+                &o.server_users[..],
+                &o.server_groups[..],
+            ]
+        })
+    }
+}
+
+/// Each object's digest, in listing order.
+#[derive(Default)]
+struct ObjectDigests {
+    users: Vec<[u8; 16]>,
+    groups: Vec<[u8; 16]>,
+    deleted_users: Vec<[u8; 16]>,
+    deleted_groups: Vec<[u8; 16]>,
+    server_users: Vec<[u8; 16]>,
+    server_groups: Vec<[u8; 16]>,
+}
+
+/// See [`InputDigests`]; `per_object`: whether each object's digest is kept too.
+pub fn digest_inputs(
+    snapshot: &TenantSnapshot,
+    server: &ServerState,
+    selection: &SelectionSpec,
+    options: &RunOptions,
+    per_object: bool,
+) -> InputDigests {
+    let mut buf = Vec::with_capacity(4096);
+    let mut objects = ObjectDigests::default();
+    // A JSON list, written into `whole` as serde_json writes it, each item's own digest kept.
+    fn list<'a, T: serde::Serialize + 'a>(
+        items: impl Iterator<Item = &'a T>,
+        whole: &mut sha2::Sha256,
+        buf: &mut Vec<u8>,
+        digests: Option<&mut Vec<[u8; 16]>>,
+    ) {
+        let mut digests = digests;
+        whole.update(b"[");
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                whole.update(b",");
+            }
+            buf.clear();
+            serde_json::to_writer(&mut *buf, item).expect("objects serialize");
+            whole.update(&buf[..]);
+            if let Some(d) = digests.as_mut() {
+                let mut out = [0; 16];
+                out.copy_from_slice(&sha2::Sha256::digest(&buf[..])[..16]);
+                d.push(out);
+            }
+        }
+        whole.update(b"]");
+    }
+    let keep = |v| keep_if(per_object, v);
+    // The fingerprint: `(tenant_id, users, groups, deleted_users, deleted_groups)` as JSON.
+    let mut fp = sha2::Sha256::new();
+    fp.update(b"[");
+    serde_json::to_writer(&mut buf, &snapshot.tenant_id).expect("ids serialize");
+    fp.update(&buf[..]);
+    fp.update(b",");
+    list(
+        snapshot.users.iter(),
+        &mut fp,
+        &mut buf,
+        keep(&mut objects.users),
+    );
+    fp.update(b",");
+    list(
+        snapshot.groups.iter(),
+        &mut fp,
+        &mut buf,
+        keep(&mut objects.groups),
+    );
+    fp.update(b",");
+    let deleted_users = keep(&mut objects.deleted_users);
+    list(
+        snapshot.deleted_users.iter(),
+        &mut fp,
+        &mut buf,
+        deleted_users,
+    );
+    fp.update(b",");
+    let deleted_groups = keep(&mut objects.deleted_groups);
+    list(
+        snapshot.deleted_groups.iter(),
+        &mut fp,
+        &mut buf,
+        deleted_groups,
+    );
+    fp.update(b"]");
+    let fingerprint = hex::encode(fp.finalize());
+    // The inputs digest: as `inputs_digest` hashes them.
+    let mut w = sha2::Sha256::new();
+    w.update(b"roster inputs 1\n");
+    w.update(fingerprint.as_bytes());
+    w.update(format!("\n{:?}\n", snapshot.completeness).as_bytes());
+    w.update(b"[");
+    list(
+        server.users(),
+        &mut w,
+        &mut buf,
+        keep(&mut objects.server_users),
+    );
+    w.update(b",");
+    list(
+        server.groups(),
+        &mut w,
+        &mut buf,
+        keep(&mut objects.server_groups),
+    );
+    buf.clear();
+    serde_json::to_writer(&mut buf, selection).expect("selections serialize");
+    w.update(b",");
+    w.update(&buf[..]);
+    buf.clear();
+    serde_json::to_writer(&mut buf, options).expect("options serialize");
+    w.update(b",");
+    w.update(&buf[..]);
+    w.update(b"]");
+    InputDigests {
+        fingerprint,
+        inputs: hex::encode(w.finalize()),
+        objects: per_object.then_some(objects),
+    }
+}
+
+fn keep_if(keep: bool, digests: &mut Vec<[u8; 16]>) -> Option<&mut Vec<[u8; 16]>> {
+    keep.then_some(digests)
+}
+
 /// The server's users and groups as digests, by case-folded login or name.
 type ServerDigests = (Objects<ServerUser, String>, Objects<ServerGroup, String>);
 
@@ -117,7 +267,7 @@ enum Objects<T, K = ObjectId> {
 }
 
 /// The first 16 bytes of SHA-256 over an object's canonical JSON.
-fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
+pub fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
     let mut w = crate::model::HashWriter::default();
     serde_json::to_writer(&mut w, item).expect("objects serialize");
     let mut out = [0; 16];
@@ -434,18 +584,23 @@ impl ChainState {
     /// base's, its changes made) — objects new or changed, whole; objects no longer listed;
     /// deleted objects and choices new, changed or withdrawn — and the run's inputs as digests,
     /// each object digested once for both.
+    /// `digests`: the run's [`digest_inputs`] with each object's digest (else each object is
+    /// digested here).
     pub fn differences<'a>(
         &'a self,
         snapshot: &'a TenantSnapshot,
         server: &'a ServerState,
         deleted: &'a [ObjectDeleted],
         choices: &'a [ActionChosen],
+        digests: &InputDigests,
     ) -> (Vec<Event>, Digested) {
         let mut out = Vec::new();
         let mut next = Digested::default();
+        let pre = digests.objects.as_ref();
         diff_keyed(
             &self.users,
             &snapshot.users,
+            pre.map(|p| &p.users[..]),
             |u| u.id.clone(),
             |u| Event::UserSeen(UserSeen::Entra { user: u.clone() }),
             |id| unlisted(Listing::Entra, Kind::User, id.as_str()),
@@ -455,6 +610,7 @@ impl ChainState {
         diff_keyed(
             &self.groups,
             &snapshot.groups,
+            pre.map(|p| &p.groups[..]),
             |g| g.id.clone(),
             |g| Event::GroupSeen(GroupSeen::Entra { group: g.clone() }),
             |id| unlisted(Listing::Entra, Kind::Group, id.as_str()),
@@ -464,6 +620,7 @@ impl ChainState {
         diff_keyed(
             &self.deleted_users,
             &snapshot.deleted_users,
+            pre.map(|p| &p.deleted_users[..]),
             |d| d.id.clone(),
             |d| Event::UserSeen(UserSeen::DeletedItems { user: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::User, id.as_str()),
@@ -473,6 +630,7 @@ impl ChainState {
         diff_keyed(
             &self.deleted_groups,
             &snapshot.deleted_groups,
+            pre.map(|p| &p.deleted_groups[..]),
             |d| d.id.clone(),
             |d| Event::GroupSeen(GroupSeen::DeletedItems { group: d.clone() }),
             |id| unlisted(Listing::DeletedItems, Kind::Group, id.as_str()),
@@ -492,6 +650,7 @@ impl ChainState {
         diff_keyed(
             users,
             server.users(),
+            pre.map(|p| &p.server_users[..]),
             |u| crate::ids::fold_case(&u.login),
             |u| Event::UserSeen(UserSeen::Server { user: u.clone() }),
             |key| unlisted(Listing::Server, Kind::User, &key),
@@ -501,6 +660,7 @@ impl ChainState {
         diff_keyed(
             groups,
             server.groups(),
+            pre.map(|p| &p.server_groups[..]),
             |g| crate::ids::fold_case(&g.name),
             |g| Event::GroupSeen(GroupSeen::Server { group: g.clone() }),
             |key| unlisted(Listing::Server, Kind::Group, &key),
@@ -510,6 +670,7 @@ impl ChainState {
         diff_keyed(
             &self.deleted,
             deleted,
+            None,
             |d| (d.kind, d.id.clone()),
             |d| Event::ObjectDeleted(d.clone()),
             |(kind, id)| Event::DeletionWithdrawn(Withdrawn { kind, id }),
@@ -519,6 +680,7 @@ impl ChainState {
         diff_keyed(
             &self.choices,
             choices,
+            None,
             |c| (c.kind, c.id.clone()),
             |c| Event::ActionChosen(c.clone()),
             |(kind, id)| Event::ChoiceWithdrawn(Withdrawn { kind, id }),
@@ -719,10 +881,14 @@ fn unlisted(source: Listing, kind: Kind, key: &str) -> Event {
 }
 
 /// New or changed items of `now`, then the keys of `base` it no longer has; `next` gets every
-/// item of `now` as a digest.
+/// item of `now` as a digest (`pre`: their digests, in order, if already computed).
+// A listing, how to key and record its items, and where the results go: one call per listing
+// in `differences`, every part named there.
+#[allow(clippy::too_many_arguments)]
 fn diff_keyed<'n, K, T>(
     base: &Objects<T, K>,
     now: impl IntoIterator<Item = &'n T>,
+    pre: Option<&[[u8; 16]]>,
     key: impl Fn(&T) -> K,
     seen: impl Fn(&T) -> Event,
     gone: impl Fn(K) -> Event,
@@ -733,9 +899,12 @@ fn diff_keyed<'n, K, T>(
     T: serde::Serialize + PartialEq + Clone + 'n,
 {
     let mut now_digests = Vec::new();
-    for item in now {
+    for (i, item) in now.into_iter().enumerate() {
         let k = key(item);
-        let digest = object_digest(item);
+        let digest = match pre {
+            Some(digests) => digests[i],
+            None => object_digest(item),
+        };
         if base.differs_from_digest(&k, &digest) {
             out.push(seen(item));
         }
