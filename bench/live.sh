@@ -73,7 +73,8 @@ line = open(sys.argv[7]).read().strip().splitlines()[-1:]
 print(f"{label}: {sys.argv[6]}; {d['graphRequests']} Graph requests, {d['resourceUnits']} resource units, {d['throttled']} answered 429; {' '.join(line)}")
 PY
 }
-measure "sync, nothing changed"
+measure "sync, nothing changed (the first after the full import: its base folded from the log)"
+measure "sync, nothing changed (its base from the mirror the sync before left)"
 python3 - "$work/tenant-$users.json" "$work/tenant-changed.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))

@@ -1,33 +1,40 @@
 //! One run of the import wizard, from reading the tenant to the report: the I/O shell around
 //! the engine's pure planner.
 //!
-//! Steps, each appended to the log atomically:
+//! `execute` runs the steps, each a method of `Cx` (what every step reads) taking what the
+//! steps before it found as one value: `take_base` (`Base`), `read_inputs` (`Read`), `choose`
+//! (`ChosenRun`: from here on the run writes), `observe` (`Observed`), `decide_and_apply`
+//! (`RunResult`). What they append to the log, each step atomically:
 //! 1. *observe*: `RunStarted`, every object seen (Entra, recycle bin, server), `ObjectDeleted`;
 //! 2. *choose*: one `ActionChosen` per selected entry and per deleted object;
 //! 3. *decide*: `Planned` per entry (dry run), or `Imported` per entry committed with its server
 //!    change (import);
-//! 4. *finish*: `RunFinished` (completed, refused or aborted), then a flush. Only then is the
-//!    outcome reported.
+//! 4. *finish*: `RunFinished` (completed, refused or aborted) — with the org's mirror when an
+//!    incremental run completes — then a flush. Only then is the outcome reported.
 //!
 //! Every check of the admin's input happens before step 1: bad input writes nothing.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
-use engine::chain::{self, mirror as kept};
+use chrono::{DateTime, Utc};
+use engine::chain::{self, mirror as kept, ChainState, Digested, EntryKey, LastOutcome};
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
 use engine::event::{
-    EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished, RunOptions, RunStarted,
-    RunStatus, SelectionSpec, SourceInfo, Summary, DECISION_RULES,
+    ActionChosen, Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished,
+    RunOptions, RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo,
+    DECISION_RULES,
 };
-use engine::model::Completeness;
-use engine::plan::Refusal;
+use engine::model::{Completeness, ServerState, TenantSnapshot};
+use engine::plan::{Plan, Refusal};
 use engine::projection::seen_events;
 use engine::store::MirrorWrite;
 use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
 
 use adapters::clock::Clock;
 use adapters::error::{Error, Result};
+use adapters::fixture::Tracking;
 use adapters::interrupt::Interrupt;
 use adapters::org::OrgConfig;
 use adapters::source::{Mirror, TenantSource};
@@ -106,6 +113,10 @@ impl RunResult {
 
 /// Runs the wizard once: plan (dry run) or plan and apply (import). `stop` asked for (Ctrl-C)
 /// ends the run at its next safe point, recorded as aborted with what it did and did not do.
+///
+/// The steps below — take the base, read the inputs, choose, observe (record what was read
+/// while the planner decides), decide and apply, finish — each take what the steps before
+/// them found, as one value; `ROSTER_LOG=app=debug` times each.
 pub fn execute(
     store: &SledStore,
     org: &OrgConfig,
@@ -120,338 +131,529 @@ pub fn execute(
             "--action needs --check-deleted: deleted objects are only looked for with it",
         ));
     }
-    // What earlier runs saw this server not keep is neither written nor compared again.
     // The org's last completed run against this server: the base of an incremental run, and
-    // what it saw the server not keep. (A SCIM target's info before and after `inherit` names
-    // the same server.)
+    // what it saw the server not keep — neither written nor compared again. (A SCIM target's
+    // info before and after `inherit` names the same server.)
     let last_run = last_completed_run(store, org, &target.info())?;
     target.inherit(&unkept_seen(store, last_run.as_ref())?);
-    let target_info = target.info();
-    let baseline = last_complete_read(store, org)?;
-    let phase = std::time::Instant::now();
-    let lap = |what: &str| {
-        // Time per step, for `ROSTER_LOG=app=debug` and the benchmarks (which measure memory
-        // from outside, with GNU time).
-        tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
+    let cx = Cx {
+        store,
+        org,
+        source,
+        req,
+        clock,
+        stop,
+        target_info: target.info(),
+        baseline: last_complete_read(store, org)?,
+        phase: std::time::Instant::now(),
     };
-    // The base an incremental run records against, taken first — from the org's mirror in the
-    // store, or folded from the log (folded while the tenant is read, it would only compete
-    // with that read for the two cores, and the peak memory is the sum of both); none for a
-    // full run.
-    // A source that tracks changes (Graph delta) reads only what changed since the base, when
-    // the base's read left links to resume from: the base's Entra objects are then taken
-    // whole, and handed to the source to apply the changes to.
-    let mut entra_base = None;
-    let mut base_from = None;
-    let mut notes = Vec::new();
-    let step = |what: &str| tracing::info!(target: engine::PROGRESS, "{what}");
-    step("reading the org's last run");
-    let base = match (req.full, last_run) {
-        (false, Some((run, started))) => {
-            let mut links = started
-                .source
-                .delta_links
-                .clone()
-                .filter(|_| resumable(source, &started.source));
-            // However sound each change listing, the tenant is read whole again now and then:
-            // nothing a read got wrong outlives a day.
-            if links.is_some() {
-                if let Some(whole) = last_whole_read(store, org, run)? {
-                    let age = clock.now() - whole;
-                    if age > WHOLE_READ_EVERY {
-                        links = None;
-                        notes.push(format!(
-                            "the tenant was last read whole {} hours ago; read whole again (roster does so at least every {} hours)",
-                            age.num_hours(),
-                            WHOLE_READ_EVERY.num_hours()
-                        ));
-                    }
+    let base = cx.take_base(last_run)?;
+    let read = cx.read_inputs(&*target, base)?;
+    let chosen = cx.choose(read)?;
+    let run = chosen.run;
+    let outcome = cx
+        .observe(chosen)
+        .and_then(|observed| cx.decide_and_apply(target, observed));
+    match outcome {
+        // Out of room half-way: what was recorded stands (each step is atomic, and the space
+        // check leaves room for this), and the run is closed saying why.
+        Err(Error::Store(full @ StoreError::DiskFull { .. })) => {
+            let reason = full.to_string();
+            let _ = close_run(store, run, clock, &reason);
+            Err(Error::Store(full))
+        }
+        other => other,
+    }
+}
+
+/// What every step of a run reads: the request, the org, where the run reads and writes, the
+/// clock, and what the org's history says before the run.
+struct Cx<'a> {
+    store: &'a SledStore,
+    org: &'a OrgConfig,
+    source: &'a dyn TenantSource,
+    req: &'a RunRequest,
+    clock: &'a dyn Clock,
+    stop: &'a Interrupt,
+    /// The server, as the run records it.
+    target_info: TargetInfo,
+    /// The org's last complete read: the shrink guard's baseline.
+    baseline: Option<Baseline>,
+    /// When the run began, for the laps.
+    phase: std::time::Instant,
+}
+
+/// The base an incremental run records against (none for a full run): the chain's state after
+/// the org's last completed run, and — for a live org that reads only the changes since — its
+/// Entra objects whole. Notes say why the tenant is read whole again.
+struct Base {
+    chain: Option<ChainState>,
+    entra: Option<Mirror>,
+    from: Option<BaseFrom>,
+    notes: Vec<String>,
+}
+
+/// What the run read: the tenant, the server, and the base it can record against.
+struct Read {
+    snapshot: TenantSnapshot,
+    server: ServerState,
+    problems: Vec<String>,
+    tracking: Tracking,
+    base: Base,
+}
+
+/// What the run chose, and its id: from here on it writes to the log.
+struct ChosenRun {
+    run: RunId,
+    at: DateTime<Utc>,
+    read: Read,
+    deleted: Vec<ObjectDeleted>,
+    choices: Vec<ActionChosen>,
+}
+
+/// What the run recorded of its inputs and decided: the plan, and what its mirror is made of.
+struct Observed {
+    run: RunId,
+    plan: Plan,
+    stale: Vec<EntryDifference>,
+    server: ServerState,
+    deleted: Vec<ObjectDeleted>,
+    problems: Vec<String>,
+    tracking: Tracking,
+    base: Option<RecordedAgainst>,
+    from: Option<BaseFrom>,
+    started: RunStarted,
+    /// A live org's Entra objects whole, as its mirror keeps them.
+    whole: Option<Vec<u8>>,
+}
+
+/// An incremental run's base, once its differences are recorded: what the next mirror is made
+/// of.
+struct RecordedAgainst {
+    run: RunId,
+    /// The chain's full run and length.
+    chained: (RunId, usize),
+    last: HashMap<EntryKey, LastOutcome>,
+    digested: Digested,
+}
+
+impl Cx<'_> {
+    /// The time so far, at the end of a step (see [`lap`]).
+    fn lap(&self, what: &str) {
+        lap(self.phase, what)
+    }
+
+    fn step(&self, what: &str) {
+        tracing::info!(target: engine::PROGRESS, "{what}")
+    }
+
+    /// The run's `RunStarted`, once what it read is known.
+    fn started(&self, source: SourceInfo) -> RunStarted {
+        let req = self.req;
+        RunStarted {
+            org: self.org.name.clone(),
+            tenant_id: self.org.tenant_id.clone(),
+            mode: req.mode,
+            started_by: req.started_by.clone(),
+            engine_version: ENGINE_VERSION.to_owned(),
+            source,
+            target: self.target_info.clone(),
+            selection: req.selection.clone(),
+            options: req.options.clone(),
+            applied_from: req.applied_from,
+            baseline: self.baseline,
+            base: None,
+            inputs_digest: None,
+            rules: DECISION_RULES,
+            approved: req.approved.clone(),
+        }
+    }
+
+    /// The base an incremental run records against, taken first — from the org's mirror in
+    /// the store, or folded from the log (folded while the tenant is read, it would only
+    /// compete with that read for the two cores, and the peak memory is the sum of both);
+    /// none for a full run. A source that tracks changes (Graph delta) reads only what changed
+    /// since the base, when the base's read left links to resume from: the base's Entra
+    /// objects are then taken whole, to apply the changes to.
+    fn take_base(&self, last_run: Option<(RunId, RunStarted)>) -> Result<Base> {
+        let mut base = Base {
+            chain: None,
+            entra: None,
+            from: None,
+            notes: Vec::new(),
+        };
+        self.step("reading the org's last run");
+        let (false, Some((run, started))) = (self.req.full, last_run) else {
+            return Ok(base);
+        };
+        let mut links = started
+            .source
+            .delta_links
+            .clone()
+            .filter(|_| resumable(self.source, &started.source));
+        // However sound each change listing, the tenant is read whole again now and then:
+        // nothing a read got wrong outlives a day.
+        if links.is_some() {
+            if let Some(whole) = last_whole_read(self.store, self.org, run)? {
+                let age = self.clock.now() - whole;
+                if age > WHOLE_READ_EVERY {
+                    links = None;
+                    base.notes.push(format!(
+                        "the tenant was last read whole {} hours ago; read whole again (roster does so at least every {} hours)",
+                        age.num_hours(),
+                        WHOLE_READ_EVERY.num_hours()
+                    ));
                 }
             }
-            let (base, entra, from) =
-                mirror::base(store, org, &target_info, run, &started, links.is_some())?;
-            if let (Some(links), Some((users, groups))) = (links, entra) {
-                entra_base = Some(Mirror {
-                    run,
-                    users,
-                    groups,
-                    links,
-                });
-            }
-            base_from = Some(from);
-            lap("took the base");
-            Some(base)
         }
-        _ => None,
-    };
-    let started = |source_info: SourceInfo| RunStarted {
-        org: org.name.clone(),
-        tenant_id: org.tenant_id.clone(),
-        mode: req.mode,
-        started_by: req.started_by.clone(),
-        engine_version: ENGINE_VERSION.to_owned(),
-        source: source_info,
-        target: target_info.clone(),
-        selection: req.selection.clone(),
-        options: req.options.clone(),
-        applied_from: req.applied_from,
-        baseline,
-        base: None,
-        inputs_digest: None,
-        rules: DECISION_RULES,
-        approved: req.approved.clone(),
-    };
-
-    // The tenant and the server are read at once: neither depends on the other, and on a
-    // large tenant each takes about a second. A failed tenant read still wins: it is recorded.
-    let shared: &dyn Target = target;
-    step("reading the tenant and the server");
-    let (read, server) = std::thread::scope(|scope| {
-        let server = scope.spawn(|| {
-            let server = shared.load();
-            lap("loaded the server");
-            server
-        });
-        let read = match entra_base {
-            Some(base) => source.read_changes(base),
-            None => source.read(),
-        };
-        lap("read the tenant");
-        // Asked to stop while a file was read: the run stops as a read cut short would.
-        let read = read.and_then(|loaded| match stop.requested() {
-            true => Err(Error::Interrupted),
-            false => Ok(loaded),
-        });
-        let server = server
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (read, server)
-    });
-    let mut loaded = match read {
-        Ok(loaded) => loaded,
-        Err(failure) if failure.is_source_failure() => {
-            // Graph failed: record the attempt as aborted, change nothing.
-            let reason = failure.to_string();
-            let at = clock.now();
-            let run = clock.new_run_id(at);
-            let info = SourceInfo {
-                kind: source.kind(),
-                location: source.location(),
-                fingerprint: String::new(),
-                completeness: Completeness {
-                    users: false,
-                    groups: false,
-                    deleted_items: false,
-                },
-                problems: Vec::new(),
-                listed: None,
-                delta_links: None,
-                changes_since: None,
-                signed_in_as: source.signed_in_as(),
-            };
-            let events = [
-                Event::RunStarted(started(info)),
-                Event::RunFinished(RunFinished {
-                    status: RunStatus::Aborted,
-                    summary: Summary::default(),
-                    reason: Some(reason.clone()),
-                    learned: Vec::new(),
-                }),
-            ];
-            store.append(run, at, &events)?;
-            store.flush()?;
-            return Err(Error::Aborted {
+        let (chain, entra, from) = mirror::base(
+            self.store,
+            self.org,
+            &self.target_info,
+            run,
+            &started,
+            links.is_some(),
+        )?;
+        if let (Some(links), Some((users, groups))) = (links, entra) {
+            base.entra = Some(Mirror {
                 run,
-                cause: Box::new(failure),
+                users,
+                groups,
+                links,
             });
         }
-        Err(e) => return Err(e),
-    };
-    loaded.problems.splice(0..0, notes);
-    let snapshot = loaded.snapshot;
-    if snapshot.tenant_id != org.tenant_id {
-        return Err(Error::bad_input(format!(
-            "{}: tenantId {} is not org {}'s tenant {}",
-            source.location(),
-            snapshot.tenant_id,
-            org.name,
-            org.tenant_id
-        )));
-    }
-    let server = server?;
-    lap("read the tenant and loaded the server");
-    step("choosing: the selection and the deleted objects");
-    let mut base = base.filter(|b| b.length < chain::MAX_CHAIN);
-    // Only a complete read is recorded by difference: "no longer listed" needs a whole list.
-    if snapshot.completeness != Completeness::COMPLETE {
-        base = None;
+        base.chain = Some(chain);
+        base.from = Some(from);
+        self.lap("took the base");
+        Ok(base)
     }
 
-    let chosen = decide::choose(
-        &Inputs {
-            tenant: &org.tenant_id,
-            snapshot: &snapshot,
-            server: &server,
-            options: &req.options,
-            baseline: baseline.as_ref(),
-            group_details: target_info.keeps_group_details(),
-            unkept: target_info.unkept(),
+    /// The tenant and the server, read at once: neither depends on the other, and on a large
+    /// tenant each takes about a second. A failed tenant read still wins: it is recorded as an
+    /// aborted run.
+    fn read_inputs(&self, target: &dyn Target, mut base: Base) -> Result<Read> {
+        self.step("reading the tenant and the server");
+        let entra = base.entra.take();
+        let (read, server) = std::thread::scope(|scope| {
+            let phase = self.phase;
+            let server = scope.spawn(move || {
+                let server = target.load();
+                lap(phase, "loaded the server");
+                server
+            });
+            let read = match entra {
+                Some(base) => self.source.read_changes(base),
+                None => self.source.read(),
+            };
+            self.lap("read the tenant");
+            // Asked to stop while a file was read: the run stops as a read cut short would.
+            let read = read.and_then(|loaded| match self.stop.requested() {
+                true => Err(Error::Interrupted),
+                false => Ok(loaded),
+            });
+            let server = server
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (read, server)
+        });
+        let mut loaded = match read {
+            Ok(loaded) => loaded,
+            Err(failure) if failure.is_source_failure() => return Err(self.aborted(failure)?),
+            Err(e) => return Err(e),
+        };
+        loaded
+            .problems
+            .splice(0..0, std::mem::take(&mut base.notes));
+        let (org, snapshot) = (self.org, loaded.snapshot);
+        if snapshot.tenant_id != org.tenant_id {
+            return Err(Error::bad_input(format!(
+                "{}: tenantId {} is not org {}'s tenant {}",
+                self.source.location(),
+                snapshot.tenant_id,
+                org.name,
+                org.tenant_id
+            )));
+        }
+        let server = server?;
+        self.lap("read the tenant and loaded the server");
+        // A chain that is full is not continued; and only a complete read is recorded by
+        // difference: "no longer listed" needs a whole list.
+        if base
+            .chain
+            .as_ref()
+            .is_some_and(|b| b.length >= chain::MAX_CHAIN)
+            || snapshot.completeness != Completeness::COMPLETE
+        {
+            base.chain = None;
+        }
+        Ok(Read {
+            snapshot,
+            server,
+            problems: loaded.problems,
+            tracking: loaded.tracking,
+            base,
+        })
+    }
+
+    /// Graph failed: the attempt is recorded as an aborted run, and nothing changes.
+    fn aborted(&self, failure: Error) -> Result<Error> {
+        let reason = failure.to_string();
+        let at = self.clock.now();
+        let run = self.clock.new_run_id(at);
+        let info = SourceInfo {
+            kind: self.source.kind(),
+            location: self.source.location(),
+            fingerprint: String::new(),
+            completeness: Completeness {
+                users: false,
+                groups: false,
+                deleted_items: false,
+            },
+            problems: Vec::new(),
+            listed: None,
+            delta_links: None,
+            changes_since: None,
+            signed_in_as: self.source.signed_in_as(),
+        };
+        let events = [
+            Event::RunStarted(self.started(info)),
+            Event::RunFinished(RunFinished {
+                status: RunStatus::Aborted,
+                summary: Summary::default(),
+                reason: Some(reason),
+                learned: Vec::new(),
+            }),
+        ];
+        self.store.append(run, at, &events)?;
+        self.store.flush()?;
+        Ok(Error::Aborted {
+            run,
+            cause: Box::new(failure),
+        })
+    }
+
+    fn inputs<'r>(&'r self, read: &'r Read) -> Inputs<'r> {
+        Inputs {
+            tenant: &self.org.tenant_id,
+            snapshot: &read.snapshot,
+            server: &read.server,
+            options: &self.req.options,
+            baseline: self.baseline.as_ref(),
+            group_details: self.target_info.keeps_group_details(),
+            unkept: self.target_info.unkept(),
             rules: DECISION_RULES,
-        },
-        &req.selection,
-    );
-    let Chosen { deleted, choices } = chosen;
-    let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
-    lap("chose: the selection and the deleted objects");
-    let base_run = base.as_ref().map(|b| b.run);
-    // The chain the next run's base continues: this run's base's, or this run's own.
-    let chained = base.as_ref().map(|b| (b.full, b.length));
-    // What the run records before deciding is known now; its outcomes at least one per
-    // choice. A run that cannot fit is refused before it writes anything (a second check,
-    // once the plan is known, comes before any outcome or server change).
-    let recorded_first = 2
-        + snapshot.users.len()
-        + snapshot.groups.len()
-        + snapshot.deleted_users.len()
-        + snapshot.deleted_groups.len()
-        + server.users().len()
-        + server.groups().len()
-        + deleted.len()
-        + choices.len();
-    store.check_room_for_run((recorded_first + choices.len()) as u64, 0)?;
-    // The planner runs on a second thread while this one records what was read and chosen:
-    // both only read the snapshot and the server, and on a large tenant each takes seconds.
-    let at = clock.now();
-    let run = clock.new_run_id(at);
-    step(&format!(
-        "planning {} entries, recording what was read",
-        choices.len()
-    ));
-    let outcome = (|| -> Result<RunResult> {
+        }
+    }
+
+    /// The selection and the deleted objects; then, the disk checked for what the run will
+    /// record, its id. Bad input stops the run here, before anything is written.
+    fn choose(&self, read: Read) -> Result<ChosenRun> {
+        self.step("choosing: the selection and the deleted objects");
+        let Chosen { deleted, choices } = decide::choose(&self.inputs(&read), &self.req.selection);
+        let choices = choices.map_err(|e| Error::bad_input(e.to_string()))?;
+        self.lap("chose: the selection and the deleted objects");
+        // What the run records before deciding is known now; its outcomes at least one per
+        // choice. A run that cannot fit is refused before it writes anything (a second check,
+        // once the plan is known, comes before any outcome or server change).
+        let (snapshot, server) = (&read.snapshot, &read.server);
+        let recorded_first = 2
+            + snapshot.users.len()
+            + snapshot.groups.len()
+            + snapshot.deleted_users.len()
+            + snapshot.deleted_groups.len()
+            + server.users().len()
+            + server.groups().len()
+            + deleted.len()
+            + choices.len();
+        self.store
+            .check_room_for_run((recorded_first + choices.len()) as u64, 0)?;
+        let at = self.clock.now();
+        Ok(ChosenRun {
+            run: self.clock.new_run_id(at),
+            at,
+            read,
+            deleted,
+            choices,
+        })
+    }
+
+    /// *observe* and *choose*: what was read and chosen recorded (an incremental run: what
+    /// differs from its base), while the planner decides on a second thread — both only read
+    /// the snapshot and the server, and on a large tenant each takes seconds.
+    fn observe(&self, chosen: ChosenRun) -> Result<Observed> {
+        let ChosenRun {
+            run,
+            at,
+            mut read,
+            deleted,
+            choices,
+        } = chosen;
+        let base = read.base.chain.take();
+        let req = self.req;
+        self.step(&format!(
+            "planning {} entries, recording what was read",
+            choices.len()
+        ));
         let (decided, recorded) = std::thread::scope(|scope| {
             let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
                 run: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
                 entries,
             });
-            let inputs = Inputs {
-                tenant: &org.tenant_id,
-                snapshot: &snapshot,
-                server: &server,
-                options: &req.options,
-                baseline: baseline.as_ref(),
-                group_details: target_info.keeps_group_details(),
-                unkept: target_info.unkept(),
-                rules: DECISION_RULES,
-            };
+            let inputs = self.inputs(&read);
             let (deleted, choices) = (&deleted, &choices);
             let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
-            let recorded = (|| -> Result<_> {
-                // What the run records of its inputs, computed while the planner runs: the
-                // digest of them all, and an incremental run's differences from its base
-                // (the base's outcomes stay, to tell which outcomes differ; the rest goes).
-                // Each object is serialized once for the digests and the comparison.
-                let digests = chain::digest_inputs(
-                    &snapshot,
-                    &server,
-                    &req.selection,
-                    &req.options,
-                    base.is_some(),
-                );
-                let (fingerprint, digest) = (digests.fingerprint.clone(), digests.inputs.clone());
-                lap("digested the inputs");
-                let (differences, digested, last_outcomes) = match base.take() {
-                    Some(b) => {
-                        let (diffs, digested) =
-                            b.differences(&snapshot, &server, deleted, choices, &digests);
-                        lap("compared with the base");
-                        (Some(diffs), Some(digested), Some(b.into_outcomes()))
-                    }
-                    None => (None, None, None),
-                };
-                // A live org's next run reads the changes since this one: its mirror keeps
-                // the Entra objects whole to apply them to.
-                let whole = loaded
-                    .tracking
-                    .links
-                    .as_ref()
-                    .map(|_| kept::encode_whole(&snapshot.users, &snapshot.groups));
-                // 1. observe
-                let info = SourceInfo {
-                    kind: source.kind(),
-                    location: source.location(),
-                    fingerprint: fingerprint.clone(),
-                    completeness: snapshot.completeness,
-                    problems: loaded.problems.clone(),
-                    listed: Some(Listed {
-                        users: u32::try_from(snapshot.users.len()).unwrap_or(u32::MAX),
-                        groups: u32::try_from(snapshot.groups.len()).unwrap_or(u32::MAX),
-                    }),
-                    delta_links: loaded.tracking.links.clone(),
-                    changes_since: loaded.tracking.since,
-                    signed_in_as: source.signed_in_as(),
-                };
-                let mut first = started(info);
-                first.base = base_run;
-                first.inputs_digest = Some(digest.clone());
-                let run_started = first.clone();
-                let first = std::iter::once(Event::RunStarted(first));
-                match &differences {
-                    None => {
-                        let mut observed = first
-                            .chain(seen_events(&snapshot, &server))
-                            .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
-                            .map(Cow::Owned);
-                        store.commit_stream(run, at, &mut observed, &[])?;
-                        lap("recorded what was read");
-                        // 2. choose
-                        let mut chosen = choices
-                            .iter()
-                            .cloned()
-                            .map(|c| Cow::Owned(Event::ActionChosen(c)));
-                        store.commit_stream(run, clock.now(), &mut chosen, &[])?;
-                    }
-                    Some(diffs) => {
-                        let is_choice = |e: &Event| {
-                            matches!(e, Event::ActionChosen(_) | Event::ChoiceWithdrawn(_))
-                        };
-                        let mut observed = first
-                            .map(Cow::Owned)
-                            .chain(diffs.iter().filter(|e| !is_choice(e)).map(Cow::Borrowed));
-                        store.commit_stream(run, at, &mut observed, &[])?;
-                        lap("recorded what differs from the base");
-                        // 2. choose
-                        let mut chosen = diffs.iter().filter(|e| is_choice(e)).map(Cow::Borrowed);
-                        store.commit_stream(run, clock.now(), &mut chosen, &[])?;
-                    }
-                }
-                lap("recorded the choices");
-                Ok((last_outcomes, digested, whole, run_started))
-            })();
+            let recorded = self.record_inputs(run, at, &read, base, deleted, choices);
             let decided = planner
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (decided, recorded)
         });
-        let (mut last_outcomes, digested, whole, run_started) = recorded?;
-        let Decided {
-            plan: decided,
+        let (base, started, whole) = recorded?;
+        let Decided { plan, stale } = decided;
+        self.lap("planned");
+        // What was read is recorded and decided on; the rest of the run needs only the plan
+        // and the server.
+        let Read {
+            server,
+            problems,
+            tracking,
+            base: Base { from, .. },
+            ..
+        } = read;
+        Ok(Observed {
+            run,
+            plan,
             stale,
-        } = decided;
-        lap("planned");
-        // What was read is recorded and decided on; the rest of the run needs only the plan.
-        drop((snapshot, choices));
+            server,
+            deleted,
+            problems,
+            tracking,
+            base,
+            from,
+            started,
+            whole,
+        })
+    }
 
+    /// What the run records of its inputs, computed while the planner runs: the digest of them
+    /// all (each object serialized once for the digests and the comparison), and an
+    /// incremental run's differences from its base (the base's outcomes stay, to tell which
+    /// outcomes differ; the rest goes). Returns what the run's mirror is made of.
+    #[allow(clippy::type_complexity)]
+    fn record_inputs(
+        &self,
+        run: RunId,
+        at: DateTime<Utc>,
+        read: &Read,
+        base: Option<ChainState>,
+        deleted: &[ObjectDeleted],
+        choices: &[ActionChosen],
+    ) -> Result<(Option<RecordedAgainst>, RunStarted, Option<Vec<u8>>)> {
+        let (store, req, snapshot, server) = (self.store, self.req, &read.snapshot, &read.server);
+        let digests = chain::digest_inputs(
+            snapshot,
+            server,
+            &req.selection,
+            &req.options,
+            base.is_some(),
+        );
+        self.lap("digested the inputs");
+        let (differences, against) = match base {
+            Some(b) => {
+                let (diffs, digested) = b.differences(snapshot, server, deleted, choices, &digests);
+                self.lap("compared with the base");
+                let against = RecordedAgainst {
+                    run: b.run,
+                    chained: (b.full, b.length),
+                    digested,
+                    last: b.into_outcomes(),
+                };
+                (Some(diffs), Some(against))
+            }
+            None => (None, None),
+        };
+        // A live org's next run reads the changes since this one: its mirror keeps the Entra
+        // objects whole to apply them to.
+        let whole = read
+            .tracking
+            .links
+            .as_ref()
+            .map(|_| kept::encode_whole(&snapshot.users, &snapshot.groups));
+        let info = SourceInfo {
+            kind: self.source.kind(),
+            location: self.source.location(),
+            fingerprint: digests.fingerprint,
+            completeness: snapshot.completeness,
+            problems: read.problems.clone(),
+            listed: Some(Listed {
+                users: u32::try_from(snapshot.users.len()).unwrap_or(u32::MAX),
+                groups: u32::try_from(snapshot.groups.len()).unwrap_or(u32::MAX),
+            }),
+            delta_links: read.tracking.links.clone(),
+            changes_since: read.tracking.since,
+            signed_in_as: self.source.signed_in_as(),
+        };
+        let mut started = self.started(info);
+        started.base = against.as_ref().map(|a| a.run);
+        started.inputs_digest = Some(digests.inputs);
+        let first = std::iter::once(Event::RunStarted(started.clone()));
+        match &differences {
+            None => {
+                let mut observed = first
+                    .chain(seen_events(snapshot, server))
+                    .chain(deleted.iter().cloned().map(Event::ObjectDeleted))
+                    .map(Cow::Owned);
+                store.commit_stream(run, at, &mut observed, &[])?;
+                self.lap("recorded what was read");
+                let mut chosen = choices
+                    .iter()
+                    .cloned()
+                    .map(|c| Cow::Owned(Event::ActionChosen(c)));
+                store.commit_stream(run, self.clock.now(), &mut chosen, &[])?;
+            }
+            Some(diffs) => {
+                let is_choice =
+                    |e: &Event| matches!(e, Event::ActionChosen(_) | Event::ChoiceWithdrawn(_));
+                let mut observed = first
+                    .map(Cow::Owned)
+                    .chain(diffs.iter().filter(|e| !is_choice(e)).map(Cow::Borrowed));
+                store.commit_stream(run, at, &mut observed, &[])?;
+                self.lap("recorded what differs from the base");
+                let mut chosen = diffs.iter().filter(|e| is_choice(e)).map(Cow::Borrowed);
+                store.commit_stream(run, self.clock.now(), &mut chosen, &[])?;
+            }
+        }
+        self.lap("recorded the choices");
+        Ok((against, started, whole))
+    }
+
+    /// *decide* and *finish*: a refused plan, or one interrupted before anything was decided
+    /// for good, is finished at once; else every outcome of a full run (an incremental run's
+    /// worth recording) is recorded — planned, or imported through the target — and the run
+    /// finished with the mirror it leaves.
+    fn decide_and_apply(&self, target: &mut dyn Target, observed: Observed) -> Result<RunResult> {
+        let (store, req, clock) = (self.store, self.req, self.clock);
+        let Observed {
+            run,
+            plan,
+            stale,
+            server,
+            deleted,
+            problems,
+            tracking,
+            base,
+            from,
+            started,
+            whole,
+        } = observed;
         // The plan's size is known: outcomes, and the server records they write into the store.
-        let records = match (req.mode, &target_info) {
-            (Mode::Apply, engine::event::TargetInfo::Embedded) => {
-                decided.entries.iter().filter(|e| e.op.is_some()).count()
+        let records = match (req.mode, &self.target_info) {
+            (Mode::Apply, TargetInfo::Embedded) => {
+                plan.entries.iter().filter(|e| e.op.is_some()).count()
             }
             _ => 0,
         };
-        if let Err(e) = store.check_room_for_run(decided.entries.len() as u64, records as u64) {
-            return Err(e.into());
-        }
-
+        store.check_room_for_run(plan.entries.len() as u64, records as u64)?;
         let finish = |status: RunStatus,
                       summary: Summary,
                       reason: Option<String>,
@@ -469,126 +671,120 @@ pub fn execute(
                 None => store.append(run, clock.now(), &last)?,
             };
             store.flush()?;
-            lap("finished");
+            self.lap("finished");
             Ok(())
         };
-        // The mirror a completed incremental run leaves: the chain's state after it, made of
-        // what the run holds — its inputs as digests (computed to compare with its base), the
-        // server with its recorded changes made, its base's last outcomes with its own. A full
-        // run leaves none: digesting every object would cost it a third of its time, and its
-        // next run folds it from the log once.
-        let next_mirror = |entries: &[EntryOutcome],
-                           recorded: &[bool],
-                           digested: chain::Digested,
-                           mut outcomes| {
-            chain::record_outcomes(
-                &mut outcomes,
-                entries
-                    .iter()
-                    .zip(recorded)
-                    .filter(|(_, r)| **r)
-                    .map(|(e, _)| e),
-            );
-            let state =
-                chain::ChainState::after_run(chained, run, run_started.clone(), digested, outcomes);
-            let next = mirror::write(org, &target_info, &state, whole.as_deref());
-            lap("made the mirror");
-            next
-        };
+        let base_run = base.as_ref().map(|b| b.run);
         let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
             run,
             mode: req.mode,
             entries,
             deleted: deleted.clone(),
             end,
-            problems: loaded.problems.clone(),
+            problems: problems.clone(),
             stale: stale.clone(),
             base: base_run,
             recorded,
-            changes_since: loaded.tracking.since,
+            changes_since: tracking.since,
             started_by: req.started_by.clone(),
-            signed_in_as: source.signed_in_as(),
-            base_from: base_from.clone().filter(|_| base_run.is_some()),
+            signed_in_as: self.source.signed_in_as(),
+            base_from: from.clone().filter(|_| base_run.is_some()),
         };
 
-        if let Some(refusal) = decided.refusal {
+        if let Some(refusal) = plan.refusal {
+            let why = Some(refusal.to_string());
             finish(
                 RunStatus::Refused,
                 Summary::default(),
-                Some(refusal.to_string()),
+                why,
                 Vec::new(),
                 None,
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
         }
-
         // Asked to stop before anything was decided for good: nothing is planned or applied.
-        if stop.requested() {
+        if self.stop.requested() {
             let why = "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server".to_owned();
+            let reason = Some(why.clone());
             finish(
                 RunStatus::Aborted,
                 Summary::default(),
-                Some(why.clone()),
+                reason,
                 Vec::new(),
                 None,
             )?;
             return Ok(result(Vec::new(), Vec::new(), RunEnd::Aborted(why)));
         }
 
-        // 3. decide: every outcome of a full run; an incremental run's worth recording.
-        let recorded: Vec<bool> = match &last_outcomes {
-            None => vec![true; decided.entries.len()],
-            Some(last) => decided
+        let recorded: Vec<bool> = match &base {
+            None => vec![true; plan.entries.len()],
+            Some(b) => plan
                 .entries
                 .iter()
                 .map(|e| {
-                    chain::worth_recording(e, last.get(&(e.kind, e.id.clone())), DECISION_RULES)
+                    chain::worth_recording(e, b.last.get(&(e.kind, e.id.clone())), DECISION_RULES)
                 })
                 .collect(),
         };
+        // The mirror a completed incremental run leaves: the chain's state after it, made of
+        // what the run holds — its inputs as digests (computed to compare with its base), the
+        // server with its recorded changes made (`after`, against the server as read), its
+        // base's last outcomes with its own. A full run leaves none: digesting every object
+        // would cost it a third of its time, and its next run folds it from the log once.
+        let next_mirror = |entries: &[EntryOutcome],
+                           base: RecordedAgainst,
+                           server: Option<(&ServerState, &ServerState)>| {
+            let RecordedAgainst {
+                chained,
+                mut last,
+                mut digested,
+                ..
+            } = base;
+            let is_recorded = entries.iter().zip(&recorded).filter(|(_, r)| **r);
+            chain::record_outcomes(&mut last, is_recorded.map(|(e, _)| e));
+            if let Some((before, after)) = server {
+                digested = digested.with_server_after(before, after);
+            }
+            let state = ChainState::after_run(Some(chained), run, started.clone(), digested, last);
+            let next = mirror::write(self.org, &self.target_info, &state, whole.as_deref());
+            self.lap("made the mirror");
+            next
+        };
         match req.mode {
             Mode::DryRun => {
-                step("recording the plan");
+                self.step("recording the plan");
                 // One entry copied at a time, as it is encoded: never the whole plan twice.
-                let mut planned = decided
+                let mut planned = plan
                     .entries
                     .iter()
                     .zip(&recorded)
                     .filter(|(_, r)| **r)
                     .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
-                let next = digested
-                    .zip(last_outcomes.take())
-                    .map(|(d, last)| next_mirror(&decided.entries, &recorded, d, last));
-                finish(
-                    RunStatus::Completed,
-                    Summary::of(&decided.entries),
-                    None,
-                    Vec::new(),
-                    next,
-                )?;
-                Ok(result(decided.entries, recorded, RunEnd::Completed))
+                let next = base.map(|b| next_mirror(&plan.entries, b, None));
+                let summary = Summary::of(&plan.entries);
+                finish(RunStatus::Completed, summary, None, Vec::new(), next)?;
+                Ok(result(plan.entries, recorded, RunEnd::Completed))
             }
             Mode::Apply => {
                 // For the mirror: the server as read, its records shared (to tell which the run
                 // replaced).
-                let before = digested.as_ref().map(|_| server.clone());
+                let before = base.as_ref().map(|_| server.clone());
                 let mut state = server;
                 // The target records what it is given; an entry not worth recording changes
                 // nothing (every change is recorded), so it is kept aside and put back after.
                 let mut aside = Vec::new();
                 let mut given = Vec::new();
-                for (i, e) in decided.entries.into_iter().enumerate() {
-                    if recorded[i] {
-                        given.push(e);
-                    } else {
-                        aside.push((i, e));
+                for (i, e) in plan.entries.into_iter().enumerate() {
+                    match recorded[i] {
+                        true => given.push(e),
+                        false => aside.push((i, e)),
                     }
                 }
-                let applied = target.import(store, run, clock, &mut state, given, stop)?;
-                lap("applied");
-                // The server as the log has it after the run: as read, with the operations
-                // the run recorded made.
+                let applied = target.import(store, run, clock, &mut state, given, self.stop)?;
+                self.lap("applied");
+                // The server as the log has it after the run: as read, with the operations the
+                // run recorded made.
                 let after = before.as_ref().map(|before| {
                     let mut after = before.clone();
                     for op in applied.entries.iter().filter_map(|e| e.op.as_ref()) {
@@ -606,43 +802,33 @@ pub fn execute(
                     }
                 }
                 let summary = Summary::of(&entries);
-                // 4. finish
                 match applied.failure {
                     None => {
-                        let next = match (digested, last_outcomes.take(), before, after) {
-                            (Some(d), Some(last), Some(before), Some(after)) => {
-                                let d = d.with_server_after(&before, &after);
-                                Some(next_mirror(&entries, &recorded, d, last))
+                        let next = match (base, &before, &after) {
+                            (Some(b), Some(before), Some(after)) => {
+                                Some(next_mirror(&entries, b, Some((before, after))))
                             }
                             _ => None,
                         };
+                        drop((before, after));
                         finish(RunStatus::Completed, summary, None, applied.learned, next)?;
                         Ok(result(entries, recorded, RunEnd::Completed))
                     }
                     Some(why) => {
-                        finish(
-                            RunStatus::Aborted,
-                            summary,
-                            Some(why.clone()),
-                            applied.learned,
-                            None,
-                        )?;
+                        let reason = Some(why.clone());
+                        finish(RunStatus::Aborted, summary, reason, applied.learned, None)?;
                         Ok(result(entries, recorded, RunEnd::Aborted(why)))
                     }
                 }
             }
         }
-    })();
-    match outcome {
-        // Out of room half-way: what was recorded stands (each step is atomic, and the space
-        // check leaves room for this), and the run is closed saying why.
-        Err(Error::Store(full @ StoreError::DiskFull { .. })) => {
-            let reason = full.to_string();
-            let _ = close_run(store, run, clock, &reason);
-            Err(Error::Store(full))
-        }
-        other => other,
     }
+}
+
+/// Time since `phase` at the end of a step, for `ROSTER_LOG=app=debug` and the benchmarks
+/// (which measure memory from outside, with GNU time).
+fn lap(phase: std::time::Instant, what: &str) {
+    tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
 }
 
 /// Whether `source` can resume reading changes where the base's read left off: the same

@@ -552,11 +552,6 @@ impl ChainState {
         self.outcomes
     }
 
-    /// The last outcome the chain recorded for each entry.
-    pub fn outcomes(&self) -> &HashMap<EntryKey, LastOutcome> {
-        &self.outcomes
-    }
-
     /// The run's complete inputs taken apart, once they are folded (and the chain folded
     /// whole): the snapshot and the server moved out, not copied.
     pub fn into_parts(self) -> Result<Parts, InputsError> {
