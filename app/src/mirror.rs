@@ -114,7 +114,7 @@ fn trusted(
 pub(crate) fn write(
     org: &OrgConfig,
     target: &TargetInfo,
-    state: &ChainState,
+    state: ChainState,
     whole: Option<&[u8]>,
 ) -> MirrorWrite {
     MirrorWrite {

@@ -746,7 +746,7 @@ impl Cx<'_> {
                 digested = digested.with_server_after(before, after);
             }
             let state = ChainState::after_run(Some(chained), run, started.clone(), digested, last);
-            let next = mirror::write(self.org, &self.target_info, &state, whole.as_deref());
+            let next = mirror::write(self.org, &self.target_info, state, whole.as_deref());
             self.lap("made the mirror");
             next
         };
@@ -771,17 +771,24 @@ impl Cx<'_> {
                 // replaced).
                 let before = base.as_ref().map(|_| server.clone());
                 let mut state = server;
-                // The target records what it is given; an entry not worth recording changes
-                // nothing (every change is recorded), so it is kept aside and put back after.
-                let mut aside = Vec::new();
-                let mut given = Vec::new();
-                for (i, e) in plan.entries.into_iter().enumerate() {
-                    match recorded[i] {
-                        true => given.push(e),
-                        false => aside.push((i, e)),
-                    }
-                }
+                // The target records what it is given: the entries worth recording, taken out
+                // of the plan (a placeholder in their place) and put back once applied; the
+                // others change nothing (every change is recorded) and stay where they are —
+                // the plan is not copied.
+                let mut entries = plan.entries;
+                let given_at: Vec<usize> = (0..entries.len()).filter(|i| recorded[*i]).collect();
+                let given: Vec<EntryOutcome> = match given_at.len() == entries.len() {
+                    true => std::mem::take(&mut entries),
+                    false => given_at
+                        .iter()
+                        .map(|i| {
+                            let stand_in = placeholder(&entries[*i]);
+                            std::mem::replace(&mut entries[*i], stand_in)
+                        })
+                        .collect(),
+                };
                 let applied = target.import(store, run, clock, &mut state, given, self.stop)?;
+                drop(state);
                 self.lap("applied");
                 // The server as the log has it after the run: as read, with the operations the
                 // run recorded made.
@@ -792,13 +799,23 @@ impl Cx<'_> {
                     }
                     after
                 });
-                let mut entries = Vec::with_capacity(recorded.len());
-                let (mut applied_entries, mut aside) =
-                    (applied.entries.into_iter(), aside.into_iter().peekable());
-                for i in 0..recorded.len() {
-                    match aside.next_if(|(j, _)| *j == i) {
-                        Some((_, e)) => entries.push(e),
-                        None => entries.extend(applied_entries.next()),
+                if entries.is_empty() {
+                    entries = applied.entries;
+                } else {
+                    // An import stopped half-way applied only the first of them: the rest are
+                    // left out, as they were not applied.
+                    let applied_count = applied.entries.len();
+                    for (i, e) in given_at.iter().zip(applied.entries) {
+                        entries[*i] = e;
+                    }
+                    let unapplied: std::collections::HashSet<usize> =
+                        given_at[applied_count..].iter().copied().collect();
+                    if !unapplied.is_empty() {
+                        let mut at = 0;
+                        entries.retain(|_| {
+                            at += 1;
+                            !unapplied.contains(&(at - 1))
+                        });
                     }
                 }
                 let summary = Summary::of(&entries);
@@ -822,6 +839,20 @@ impl Cx<'_> {
                 }
             }
         }
+    }
+}
+
+/// What stands in a plan's place for an entry handed to the target, until it comes back.
+fn placeholder(e: &EntryOutcome) -> EntryOutcome {
+    EntryOutcome {
+        kind: e.kind,
+        id: e.id.clone(),
+        name: String::new(),
+        outcome: e.outcome,
+        detail: String::new(),
+        reason: None,
+        changes: Vec::new(),
+        op: None,
     }
 }
 

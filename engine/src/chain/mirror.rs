@@ -52,67 +52,103 @@ pub type Whole = (Vec<EntraUser>, Vec<EntraGroup>);
 
 /// Encodes `state` (a chain folded as digests, complete) and, for a live org, the run's Entra
 /// objects whole ([`encode_whole`]).
-pub fn encode(state: &ChainState, whole: Option<&[u8]>) -> Vec<u8> {
-    let mut w = Vec::with_capacity(64 << 10);
+pub fn encode(state: ChainState, whole: Option<&[u8]>) -> Vec<u8> {
+    // Taken apart, each part let go once written: what a run holds while it writes its
+    // mirror is its peak memory.
+    let ChainState {
+        run,
+        full,
+        length,
+        users,
+        groups,
+        deleted_users,
+        deleted_groups,
+        server_digests,
+        choices,
+        deleted,
+        outcomes,
+        ..
+    } = state;
+    let (server_users, server_groups) =
+        server_digests.expect("a mirror is made of a complete chain");
+    // Sized once, at most what it can hold (capacity never written is never resident): no
+    // copies as it grows.
+    let entries = users.len()
+        + groups.len()
+        + deleted_users.len()
+        + deleted_groups.len()
+        + server_users.len()
+        + server_groups.len()
+        + choices.len()
+        + deleted.len()
+        + outcomes.len();
+    let mut w = Vec::with_capacity(64 + entries * (2 + 256 + 16 + 4));
     w.extend_from_slice(MAGIC);
-    w.extend_from_slice(state.run.as_bytes());
-    w.extend_from_slice(state.full.as_bytes());
-    put_u32(&mut w, state.length);
-    for objects in [
-        &state.users.digests(),
-        &state.groups.digests(),
-        &state.deleted_users.digests(),
-        &state.deleted_groups.digests(),
-    ] {
-        put_u32(&mut w, objects.len());
-        for (id, d) in objects.iter() {
-            put_short(&mut w, id.as_str().as_bytes());
+    w.extend_from_slice(run.as_bytes());
+    w.extend_from_slice(full.as_bytes());
+    put_u32(&mut w, length);
+    let ids = |w: &mut Vec<u8>, objects: &BTreeMap<ObjectId, [u8; 16]>| {
+        put_u32(w, objects.len());
+        for (id, d) in objects {
+            put_short(w, id.as_str().as_bytes());
             w.extend_from_slice(d);
         }
-    }
-    let (users, groups) = state
-        .server_digests
-        .as_ref()
-        .expect("a mirror is made of a complete chain");
-    for records in [users.digests(), groups.digests()] {
-        put_u32(&mut w, records.len());
-        for (key, d) in records.iter() {
-            put_u32(&mut w, key.len());
+    };
+    ids(&mut w, &users.digests());
+    drop(users);
+    ids(&mut w, &groups.digests());
+    drop(groups);
+    ids(&mut w, &deleted_users.digests());
+    drop(deleted_users);
+    ids(&mut w, &deleted_groups.digests());
+    drop(deleted_groups);
+    let keys = |w: &mut Vec<u8>, records: &BTreeMap<String, [u8; 16]>| {
+        put_u32(w, records.len());
+        for (key, d) in records {
+            put_u32(w, key.len());
             w.extend_from_slice(key.as_bytes());
             w.extend_from_slice(d);
         }
-    }
-    for entries in [state.deleted.digests(), state.choices.digests()] {
-        put_u32(&mut w, entries.len());
-        for ((kind, id), d) in entries.iter() {
-            put_entry(&mut w, *kind, id);
+    };
+    keys(&mut w, &server_users.digests());
+    drop(server_users);
+    keys(&mut w, &server_groups.digests());
+    drop(server_groups);
+    let entries = |w: &mut Vec<u8>, entries: &BTreeMap<EntryKey, [u8; 16]>| {
+        put_u32(w, entries.len());
+        for ((kind, id), d) in entries {
+            put_entry(w, *kind, id);
             w.extend_from_slice(d);
         }
-    }
+    };
+    entries(&mut w, &deleted.digests());
+    drop(deleted);
+    entries(&mut w, &choices.digests());
+    drop(choices);
     // By key, so that the same state always encodes to the same bytes.
-    let mut outcomes: Vec<_> = state.outcomes.iter().collect();
-    outcomes.sort_by(|a, b| a.0.cmp(b.0));
+    let mut outcomes: Vec<_> = outcomes.into_iter().collect();
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
     put_u32(&mut w, outcomes.len());
     for ((kind, id), last) in outcomes {
-        put_entry(&mut w, *kind, id);
+        put_entry(&mut w, kind, &id);
         put_short(&mut w, name_of(&last.outcome).as_bytes());
-        put_short(
-            &mut w,
-            last.reason
-                .as_ref()
-                .map(name_of)
-                .unwrap_or_default()
-                .as_bytes(),
-        );
+        let reason = last.reason.as_ref().map(name_of).unwrap_or_default();
+        put_short(&mut w, reason.as_bytes());
         w.push(u8::from(last.changed));
     }
-    // The compressed part first, its length before it; the Entra objects whole (already
-    // compressed) after it, when kept.
-    let main = lz4_flex::compress_prepend_size(&w);
-    let mut out = Vec::with_capacity(8 + main.len() + whole.map_or(0, <[u8]>::len));
-    out.extend_from_slice(&(main.len() as u64).to_le_bytes());
-    out.extend_from_slice(&main);
-    out.extend_from_slice(whole.unwrap_or_default());
+    // The compressed part first, its length before it (then, within it, its size before
+    // compression, as `lz4_flex::compress_prepend_size` writes it); the Entra objects whole
+    // (already compressed) after it, when kept. Compressed straight into place.
+    let whole = whole.unwrap_or_default();
+    let max = lz4_flex::block::get_maximum_output_size(w.len());
+    let mut out = Vec::with_capacity(12 + max + whole.len());
+    out.resize(12 + max, 0);
+    out[8..12].copy_from_slice(&u32::try_from(w.len()).expect("under 4 GiB").to_le_bytes());
+    let n = lz4_flex::block::compress_into(&w, &mut out[12..]).expect("room for the worst case");
+    drop(w);
+    out.truncate(12 + n);
+    out[..8].copy_from_slice(&((4 + n) as u64).to_le_bytes());
+    out.extend_from_slice(whole);
     out
 }
 

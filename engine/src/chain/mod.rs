@@ -359,6 +359,13 @@ impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
         }
     }
 
+    fn len(&self) -> usize {
+        match self {
+            Objects::Whole(m) => m.len(),
+            Objects::Digests(m) => m.len(),
+        }
+    }
+
     /// Whether both hold the same objects (compared as digests).
     fn digests_equal(&self, other: &Self) -> bool {
         *self.digests() == *other.digests()
