@@ -11,7 +11,7 @@
 //! last outcomes, a count then per entry its kind, id, outcome and reason (their JSON names,
 //! u8 length each; an empty reason is none) and whether it changed the server (u8). Stored as
 //! that block's compressed length (u64), the block, then — when the Entra objects are kept
-//! whole — their JSON `[users, groups]` as a second LZ4 block.
+//! whole — their blocks (see [`encode_whole`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -152,11 +152,56 @@ pub fn encode(state: ChainState, whole: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
-/// A live org's Entra users and groups whole, as a mirror keeps them (JSON `[users, groups]`,
-/// LZ4-compressed with its size prepended): what its next run applies the changes since to.
+/// Entra objects per block of the whole part: each block is serialized, compressed and parsed
+/// on its own, so neither writing nor reading holds the whole part uncompressed.
+const WHOLE_BLOCK: usize = 4096;
+
+/// A live org's Entra users and groups whole, as a mirror keeps them: blocks of up to
+/// [`WHOLE_BLOCK`] objects, each its kind (u8: 0 users, 1 groups), its length (u32) and a JSON
+/// list of the objects as one LZ4 block (its size prepended). What its next run applies the
+/// changes since to.
 pub fn encode_whole(users: &[EntraUser], groups: &[EntraGroup]) -> Vec<u8> {
-    let json = serde_json::to_vec(&(users, groups)).expect("Entra objects serialize");
-    lz4_flex::compress_prepend_size(&json)
+    fn blocks<T: serde::Serialize>(kind: u8, items: &[T], buf: &mut Vec<u8>, out: &mut Vec<u8>) {
+        // An empty list is one empty block: a part kept whole is never empty.
+        let empty: [&[T]; 1] = [&[]];
+        let chunks: Box<dyn Iterator<Item = &[T]>> = match items.is_empty() {
+            true => Box::new(empty.into_iter()),
+            false => Box::new(items.chunks(WHOLE_BLOCK)),
+        };
+        for chunk in chunks {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, chunk).expect("Entra objects serialize");
+            let block = lz4_flex::compress_prepend_size(buf);
+            out.push(kind);
+            put_u32(out, block.len());
+            out.extend_from_slice(&block);
+        }
+    }
+    let (mut buf, mut out) = (Vec::new(), Vec::new());
+    blocks(0, users, &mut buf, &mut out);
+    blocks(1, groups, &mut buf, &mut out);
+    out
+}
+
+fn decode_whole(mut bytes: &[u8]) -> Result<Whole, String> {
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    while !bytes.is_empty() {
+        let mut r = Reader(bytes);
+        let kind = r.u8()?;
+        let len = r.u32()? as usize;
+        let json = lz4_flex::decompress_size_prepended(r.take(len)?).map_err(|e| e.to_string())?;
+        match kind {
+            0 => users.extend(
+                serde_json::from_slice::<Vec<EntraUser>>(&json).map_err(|e| e.to_string())?,
+            ),
+            1 => groups.extend(
+                serde_json::from_slice::<Vec<EntraGroup>>(&json).map_err(|e| e.to_string())?,
+            ),
+            other => return Err(format!("unknown kind {other} of Entra objects")),
+        }
+        bytes = r.0;
+    }
+    Ok((users, groups))
 }
 
 /// A mirror decoded: the chain's state after `started`'s run, and the Entra objects whole if
@@ -235,10 +280,7 @@ pub fn decode(body: &[u8], started: RunStarted, whole: bool) -> Result<Decoded, 
         return Err("it goes on past its last outcome".into());
     }
     let whole_objects = match (rest.is_empty(), whole) {
-        (false, true) => {
-            let json = lz4_flex::decompress_size_prepended(rest).map_err(|e| e.to_string())?;
-            Some(serde_json::from_slice::<Whole>(&json).map_err(|e| e.to_string())?)
-        }
+        (false, true) => Some(decode_whole(rest)?),
         _ => None,
     };
     if run.is_nil() {
