@@ -94,10 +94,12 @@ fn trusted(
     if !decode {
         return Ok(Ok(None));
     }
-    let decoded = match kept::decode(&body, started.clone(), whole) {
-        Ok(decoded) if decoded.state.run != run => {
-            return Ok(Err("its body is of another run".into()))
-        }
+    let place = kept::Place {
+        run,
+        full: stored.stamp.full,
+        length: stored.stamp.length as usize,
+    };
+    let decoded = match kept::decode(&body, place, started.clone(), whole) {
         Ok(decoded) => decoded,
         Err(why) => return Ok(Err(format!("its body does not read: {why}"))),
     };
@@ -117,11 +119,14 @@ pub(crate) fn write(
     state: ChainState,
     whole: Option<&[u8]>,
 ) -> MirrorWrite {
+    let place = state.place();
     MirrorWrite {
         id: kept::mirror_id(&org.name, &org.tenant_id, target),
         org: org.name.clone(),
         server: kept::server_name(target),
-        run: state.run,
+        run: place.run,
+        full: place.full,
+        length: u32::try_from(place.length).unwrap_or(u32::MAX),
         body: kept::encode(state, whole),
     }
 }

@@ -560,13 +560,15 @@ impl Cx<'_> {
         self.lap("digested the inputs");
         let (differences, against) = match base {
             Some(b) => {
-                let (diffs, digested) = b.differences(snapshot, server, deleted, choices, &digests);
+                let (run, chained) = (b.run, (b.full, b.length));
+                let (diffs, digested, last) =
+                    b.differences(snapshot, server, deleted, choices, &digests);
                 self.lap("compared with the base");
                 let against = RecordedAgainst {
-                    run: b.run,
-                    chained: (b.full, b.length),
+                    run,
+                    chained,
                     digested,
-                    last: b.into_outcomes(),
+                    last,
                 };
                 (Some(diffs), Some(against))
             }

@@ -268,15 +268,8 @@ fn a_forged_mirror_is_what_verify_finds() {
         let k = mirror_keys(s).into_iter().find(|k| k[17] == b'p').unwrap();
         s.raw_tree().get(k).unwrap().unwrap().to_vec()
     };
+    // The body holds the state only (its run is the stamp's): the other store's, as it is.
     let forged = part(&forged_from);
-    // The forged body names its own run: put the real run's id in its place before hashing.
-    let real = part(&store);
-    let body = lz4_flex::decompress_size_prepended(&real[8..]).unwrap();
-    let mut fake = lz4_flex::decompress_size_prepended(&forged[8..]).unwrap();
-    fake[16..48].copy_from_slice(&body[16..48]);
-    let main = lz4_flex::compress_prepend_size(&fake);
-    let mut forged = (main.len() as u64).to_le_bytes().to_vec();
-    forged.extend_from_slice(&main);
     let mut stamp: serde_json::Value =
         serde_json::from_slice(&store.raw_tree().get(stamp_key).unwrap().unwrap()).unwrap();
     stamp["body"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&forged)).into();
@@ -294,4 +287,32 @@ fn a_forged_mirror_is_what_verify_finds() {
     let checks = check_all(&store, true).unwrap();
     assert_eq!(checks[0].state, MirrorState::Differs, "{checks:?}");
     assert_eq!(checks[0].why.as_deref(), Some("the Entra users differ"));
+}
+
+/// A run that changed nothing leaves the body as it was, under a new stamp naming it (its run,
+/// its chain's length): the next run takes it, and it still matches the log.
+#[test]
+fn a_run_that_changed_nothing_restamps_the_mirror() {
+    let (first, _) = tenants();
+    let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
+    let store = SledStore::temporary().unwrap();
+    run(&store, &first, &clock);
+    run(&store, &first, &clock);
+    let parts = |s: &SledStore| -> Vec<_> {
+        mirror_keys(s)
+            .into_iter()
+            .filter(|k| k[17] == b'p')
+            .map(|k| s.raw_tree().get(k).unwrap().unwrap())
+            .collect()
+    };
+    let before = parts(&store);
+    let third = run(&store, &first, &clock);
+    assert_eq!(third.base_from, Some(BaseFrom::Mirror));
+    assert_eq!(parts(&store), before, "the body is the same");
+    let fourth = run(&store, &first, &clock);
+    assert_eq!(fourth.base_from, Some(BaseFrom::Mirror));
+    let stamp = store.mirrors().unwrap().remove(0).1.unwrap();
+    assert_eq!((stamp.run, stamp.length), (fourth.run, 4));
+    let checks = check_all(&store, true).unwrap();
+    assert_eq!(checks[0].state, MirrorState::Matches, "{checks:?}");
 }

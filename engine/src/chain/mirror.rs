@@ -3,8 +3,12 @@
 //! kept in the store beside the log, so the next run starts from it instead of folding the
 //! chain from the log.
 //!
-//! Body (format 1), one LZ4 block (its size prepended) holding, integers little endian: `roster mirror 1\n`, run (16 bytes), full run (16), chain length (u32); the Entra
-//! users, groups, deleted users and deleted groups, each a count (u32) then per object its id
+//! The run it is of, the chain's full run and its length are its stamp's (see
+//! `store::MirrorStamp`): the body holds only the state, so a run that changed nothing leaves
+//! the same body, and only a new stamp is written.
+//!
+//! Body (format 2), one LZ4 block (its size prepended) holding, integers little endian:
+//! `roster mirror 2\n`; the Entra users, groups, deleted users and deleted groups, each a count (u32) then per object its id
 //! (u8 length, bytes) and its digest (16 bytes); the server's users and groups, each a count
 //! then per record its case-folded key (u32 length, bytes) and digest; the deleted objects and
 //! the choices, each a count then per entry its kind (u8: 0 user, 1 group), id and digest; the
@@ -23,7 +27,7 @@ use crate::ids::{ObjectId, RunId, TenantId};
 use crate::model::{EntraGroup, EntraUser, Kind, ServerState};
 use crate::store::MirrorId;
 
-const MAGIC: &[u8] = b"roster mirror 1\n";
+const MAGIC: &[u8] = b"roster mirror 2\n";
 
 /// The server a mirror is kept for, as its id and stamp name it: what makes two runs' servers
 /// the same for a chain ([`TargetInfo::same_server`]).
@@ -56,9 +60,6 @@ pub fn encode(state: ChainState, whole: Option<&[u8]>) -> Vec<u8> {
     // Taken apart, each part let go once written: what a run holds while it writes its
     // mirror is its peak memory.
     let ChainState {
-        run,
-        full,
-        length,
         users,
         groups,
         deleted_users,
@@ -84,9 +85,6 @@ pub fn encode(state: ChainState, whole: Option<&[u8]>) -> Vec<u8> {
         + outcomes.len();
     let mut w = Vec::with_capacity(64 + entries * (2 + 256 + 16 + 4));
     w.extend_from_slice(MAGIC);
-    w.extend_from_slice(run.as_bytes());
-    w.extend_from_slice(full.as_bytes());
-    put_u32(&mut w, length);
     let ids = |w: &mut Vec<u8>, objects: &BTreeMap<ObjectId, [u8; 16]>| {
         put_u32(w, objects.len());
         for (id, d) in objects {
@@ -211,9 +209,35 @@ pub struct Decoded {
     pub whole: Option<Whole>,
 }
 
-/// Decodes a mirror's body; `started` is its run's `RunStarted` (read from the log). `whole`:
-/// whether the Entra objects kept whole are wanted (else they are not decoded).
-pub fn decode(body: &[u8], started: RunStarted, whole: bool) -> Result<Decoded, String> {
+/// Where in its chain a mirror's state is: the run it is of, the chain's full run and length
+/// (its stamp says them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub run: RunId,
+    pub full: RunId,
+    pub length: usize,
+}
+
+impl ChainState {
+    /// Where in its chain this state is.
+    pub fn place(&self) -> Place {
+        Place {
+            run: self.run,
+            full: self.full,
+            length: self.length,
+        }
+    }
+}
+
+/// Decodes a mirror's body, of the state at `place`; `started` is its run's `RunStarted` (read
+/// from the log). `whole`: whether the Entra objects kept whole are wanted (else they are not
+/// decoded).
+pub fn decode(
+    body: &[u8],
+    place: Place,
+    started: RunStarted,
+    whole: bool,
+) -> Result<Decoded, String> {
     let mut outer = Reader(body);
     let main_len = u64::from_le_bytes(outer.take(8)?.try_into().expect("8 bytes"));
     let main = outer.take(usize::try_from(main_len).map_err(|e| e.to_string())?)?;
@@ -223,9 +247,6 @@ pub fn decode(body: &[u8], started: RunStarted, whole: bool) -> Result<Decoded, 
     if r.take(MAGIC.len())? != MAGIC {
         return Err("not a mirror of format 1".into());
     }
-    let run = r.run()?;
-    let full = r.run()?;
-    let length = r.u32()? as usize;
     let mut ids = || -> Result<BTreeMap<ObjectId, [u8; 16]>, String> {
         let n = r.u32()?;
         let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
@@ -283,13 +304,10 @@ pub fn decode(body: &[u8], started: RunStarted, whole: bool) -> Result<Decoded, 
         (false, true) => Some(decode_whole(rest)?),
         _ => None,
     };
-    if run.is_nil() {
-        return Err("it names no run".into());
-    }
     let state = ChainState {
-        run: RunId(run),
-        full: RunId(full),
-        length,
+        run: place.run,
+        full: place.full,
+        length: place.length,
         started,
         keep: Keep::Digests,
         users: Objects::Digests(users),
@@ -429,12 +447,6 @@ impl<'a> Reader<'a> {
     fn short(&mut self) -> Result<&'a [u8], String> {
         let len = self.u8()? as usize;
         self.take(len)
-    }
-
-    fn run(&mut self) -> Result<uuid::Uuid, String> {
-        Ok(uuid::Uuid::from_bytes(
-            self.take(16)?.try_into().expect("16 bytes"),
-        ))
     }
 
     fn digest(&mut self) -> Result<[u8; 16], String> {

@@ -554,11 +554,6 @@ impl ChainState {
         taken
     }
 
-    /// The last outcome the chain recorded for each entry, the rest of the state let go.
-    pub fn into_outcomes(self) -> HashMap<EntryKey, LastOutcome> {
-        self.outcomes
-    }
-
     /// The run's complete inputs taken apart, once they are folded (and the chain folded
     /// whole): the snapshot and the server moved out, not copied.
     pub fn into_parts(self) -> Result<Parts, InputsError> {
@@ -587,15 +582,16 @@ impl ChainState {
     /// deleted objects and choices new, changed or withdrawn — and the run's inputs as digests,
     /// each object digested once for both.
     /// `digests`: the run's [`digest_inputs`] with each object's digest (else each object is
-    /// digested here).
-    pub fn differences<'a>(
-        &'a self,
-        snapshot: &'a TenantSnapshot,
-        server: &'a ServerState,
-        deleted: &'a [ObjectDeleted],
-        choices: &'a [ActionChosen],
+    /// digested here). The state is taken apart, each listing let go once compared (the run's
+    /// peak memory is while it compares); its last outcomes are handed back.
+    pub fn differences(
+        mut self,
+        snapshot: &TenantSnapshot,
+        server: &ServerState,
+        deleted: &[ObjectDeleted],
+        choices: &[ActionChosen],
         digests: &InputDigests,
-    ) -> (Vec<Event>, Digested) {
+    ) -> (Vec<Event>, Digested, HashMap<EntryKey, LastOutcome>) {
         let mut out = Vec::new();
         let mut next = Digested::default();
         let pre = digests.objects.as_ref();
@@ -609,6 +605,7 @@ impl ChainState {
             &mut out,
             &mut next.users,
         );
+        self.users = Objects::Digests(BTreeMap::new());
         diff_keyed(
             &self.groups,
             &snapshot.groups,
@@ -619,6 +616,7 @@ impl ChainState {
             &mut out,
             &mut next.groups,
         );
+        self.groups = Objects::Digests(BTreeMap::new());
         diff_keyed(
             &self.deleted_users,
             &snapshot.deleted_users,
@@ -629,6 +627,7 @@ impl ChainState {
             &mut out,
             &mut next.deleted_users,
         );
+        self.deleted_users = Objects::Digests(BTreeMap::new());
         diff_keyed(
             &self.deleted_groups,
             &snapshot.deleted_groups,
@@ -639,18 +638,15 @@ impl ChainState {
             &mut out,
             &mut next.deleted_groups,
         );
+        self.deleted_groups = Objects::Digests(BTreeMap::new());
         // The server's records by case-folded key (the login as the base recorded it is not
         // kept: the key names the record just as well).
-        let computed;
-        let (users, groups) = match &self.server_digests {
+        let (users, groups) = match self.server_digests.take() {
             Some(d) => d,
-            None => {
-                computed = server_digests(&self.server);
-                &computed
-            }
+            None => server_digests(&std::mem::take(&mut self.server)),
         };
         diff_keyed(
-            users,
+            &users,
             server.users(),
             pre.map(|p| &p.server_users[..]),
             |u| crate::ids::fold_case(&u.login),
@@ -659,8 +655,9 @@ impl ChainState {
             &mut out,
             &mut next.server_users,
         );
+        drop(users);
         diff_keyed(
-            groups,
+            &groups,
             server.groups(),
             pre.map(|p| &p.server_groups[..]),
             |g| crate::ids::fold_case(&g.name),
@@ -669,6 +666,7 @@ impl ChainState {
             &mut out,
             &mut next.server_groups,
         );
+        drop(groups);
         diff_keyed(
             &self.deleted,
             deleted,
@@ -689,7 +687,7 @@ impl ChainState {
             &mut out,
             &mut next.choices,
         );
-        (out, next)
+        (out, next, self.outcomes)
     }
 }
 

@@ -36,6 +36,9 @@ pub struct MirrorStamp {
     pub server: String,
     /// The run it folded last.
     pub run: RunId,
+    /// The full run of that run's chain, and the chain's length (runs, the full one included).
+    pub full: RunId,
+    pub length: u32,
     /// That run's last event, which the mirror was written with.
     pub seq: Seq,
     pub hash: String,
@@ -53,6 +56,8 @@ pub struct MirrorWrite {
     pub org: String,
     pub server: String,
     pub run: RunId,
+    pub full: RunId,
+    pub length: u32,
     pub body: Vec<u8>,
 }
 
@@ -74,10 +79,7 @@ impl SledStore {
     ) -> Result<Head, StoreError> {
         debug_assert_eq!(mirror.run, run);
         self.check_writable()?;
-        let old_parts = self
-            .read_stamp(&mirror.id)?
-            .and_then(Result::ok)
-            .map_or(0, |s| s.parts);
+        let old = self.read_stamp(&mirror.id)?.and_then(Result::ok);
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let mut encoder = StepEncoder::new(*head, run, time);
         events
@@ -90,21 +92,29 @@ impl SledStore {
             org: mirror.org.clone(),
             server: mirror.server.clone(),
             run,
+            full: mirror.full,
+            length: mirror.length,
             seq: step.head().seq,
             hash: step.head().hash.to_hex(),
             body: hex::encode(sha2::Sha256::digest(&mirror.body)),
             parts: parts.len() as u32,
         };
-        let stamp = serde_json::to_vec(&stamp).expect("a stamp serializes");
-        step.add(mirror_stamp_key(&mirror.id).to_vec(), stamp);
-        for (n, part) in parts.iter().enumerate() {
-            step.add(
-                mirror_part_key(&mirror.id, n as u32).to_vec(),
-                part.to_vec(),
-            );
-        }
-        for n in parts.len() as u32..old_parts {
-            step.remove(mirror_part_key(&mirror.id, n).to_vec());
+        // The body the store holds already (a run that changed nothing): only the stamp is
+        // new. (Were the stored parts not whole, the stamp's hash would not fit them: the
+        // mirror would not be taken, as before.)
+        let same_body = old
+            .as_ref()
+            .is_some_and(|o| o.body == stamp.body && o.parts == stamp.parts);
+        let serialized = serde_json::to_vec(&stamp).expect("a stamp serializes");
+        step.add(mirror_stamp_key(&mirror.id).to_vec(), serialized);
+        if !same_body {
+            for (n, part) in parts.iter().enumerate() {
+                let key = mirror_part_key(&mirror.id, n as u32).to_vec();
+                step.add(key, part.to_vec());
+            }
+            for n in parts.len() as u32..old.map_or(0, |o| o.parts) {
+                step.remove(mirror_part_key(&mirror.id, n).to_vec());
+            }
         }
         self.check_space(step.bytes(), "this run's last step")?;
         let reached = step.head();
