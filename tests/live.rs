@@ -587,6 +587,8 @@ fn fake_graph_reloads_its_tenant_on_sighup() {
 /// with pages of two, throttling and 503s) and decides and records exactly what an org reading
 /// the same tenant versions from fixtures does: the same inputs digest, the same entries, every
 /// run replayed. An expired delta token makes the next run read the whole tenant, and say so.
+/// From the third run on, each takes its base (the live one: the Entra objects whole) from the
+/// mirror the run before left, which `verify --mirrors` finds equal to the log's fold.
 #[test]
 fn a_live_org_reads_only_the_changes_and_decides_as_its_fixture() {
     let first: Value =
@@ -656,6 +658,15 @@ fn a_live_org_reads_only_the_changes_and_decides_as_its_fixture() {
         live.expect(0, &["replay", run]);
     }
     live.expect(0, &["verify"]);
+    // Each org's mirror — the live one keeping the Entra objects whole to read changes from —
+    // is what folding its runs from the log gives.
+    for r in [&live, &fixture] {
+        let verified: Value =
+            serde_json::from_str(&r.expect(0, &["verify", "--mirrors", "--json"])).unwrap();
+        let mirrors = verified["mirrors"].as_array().unwrap();
+        assert_eq!(mirrors.len(), 1, "{verified}");
+        assert_eq!(mirrors[0]["state"], "matches", "{verified}");
+    }
 }
 
 /// Ctrl-C while a live tenant is read: the read is given up at once, the run is recorded as
