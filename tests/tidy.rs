@@ -123,10 +123,27 @@ fn no_decision_defaults_to_true() {
     );
 }
 
+/// "The mirror is never taken unless the log vouches for it": a stored mirror is read only
+/// where it is checked against the log (`app/src/mirror.rs`), never decoded elsewhere.
+#[test]
+fn the_mirror_is_read_only_where_the_log_vouches_for_it() {
+    let reads = [".mirror(&", "kept::decode(", "mirror::decode("];
+    let mut found = Vec::new();
+    for dir in ["app/src", "src", "replay/src", "adapters/src", "devtools/src"] {
+        found.extend(offending(dir, &["app/src/mirror.rs"], &reads));
+    }
+    assert!(
+        found.is_empty(),
+        "a mirror read outside app/src/mirror.rs:\n{}",
+        found.join("\n")
+    );
+}
+
 /// The tidy checks above find what they look for (a check that cannot fail is no check).
 #[test]
 fn the_checks_can_fail() {
     assert!(!offending("src/render", &[], &["std::io::stdout()"]).is_empty());
     assert!(!offending("adapters/src", &[], &["Utc::now()"]).is_empty());
     assert!(!offending("engine/src/store", &[], &["std::fs"]).is_empty());
+    assert!(!offending("app/src", &[], &[".mirror(&", "kept::decode("]).is_empty());
 }
