@@ -38,8 +38,11 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
     kills_converge(&work, &template, &loaded, kills);
 }
 
-/// The same kills during an incremental import: the store holds a completed dry run of the
-/// same selection, which the import (and every rerun) records its differences against.
+/// The same kills during an incremental import: the store holds two completed dry runs of the
+/// same selection — the second recorded by difference, leaving the org's mirror — which the
+/// import (and every rerun) records its differences against, taking its base from the mirror.
+/// A kill while the import writes its own mirror (with its `RunFinished`) leaves both or
+/// neither; every mirror left matches the log.
 #[test]
 fn incremental_imports_killed_at_any_moment_converge_too() {
     let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
@@ -49,6 +52,10 @@ fn incremental_imports_killed_at_any_moment_converge_too() {
     let (work, template, loaded) = generated(3000, 300);
     let plan: Vec<&str> = [&["plan"][..], &IMPORT[1..]].concat();
     assert_eq!(roster(&template, &plan).0, 3);
+    assert_eq!(roster(&template, &plan).0, 3);
+    let verified: Value =
+        serde_json::from_str(&roster(&template, &["verify", "--json"]).1).unwrap();
+    assert_eq!(verified["mirrors"][0]["state"], "vouched", "{verified}");
     let probe = work.path().join("probe");
     copy_dir(&template, &probe);
     assert_eq!(roster(&probe, &IMPORT).0, 3);
@@ -116,7 +123,11 @@ fn kills_converge(work: &tempfile::TempDir, template: &Path, loaded: &ServerStat
             reference,
             "kill {k} at {at:?}: the rerun ends with the uninterrupted server"
         );
-        assert_eq!(roster(&store, &["verify"]).0, 0);
+        let (code, out, err) = roster(&store, &["verify", "--mirrors"]);
+        assert_eq!(
+            code, 0,
+            "kill {k}: the log and its mirror verify\n{out}{err}"
+        );
         std::fs::remove_dir_all(&store).unwrap();
     }
     println!("{kills} kill points survived ({completed_before_kill} runs had finished before their kill); full import {full:?}");

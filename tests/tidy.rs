@@ -129,7 +129,13 @@ fn no_decision_defaults_to_true() {
 fn the_mirror_is_read_only_where_the_log_vouches_for_it() {
     let reads = [".mirror(&", "kept::decode(", "mirror::decode("];
     let mut found = Vec::new();
-    for dir in ["app/src", "src", "replay/src", "adapters/src", "devtools/src"] {
+    for dir in [
+        "app/src",
+        "src",
+        "replay/src",
+        "adapters/src",
+        "devtools/src",
+    ] {
         found.extend(offending(dir, &["app/src/mirror.rs"], &reads));
     }
     assert!(

@@ -668,10 +668,17 @@ impl Cx<'_> {
                 reason,
                 learned,
             })];
-            match next {
-                Some(next) => store.commit_with_mirror(run, clock.now(), &last, &next)?,
-                None => store.append(run, clock.now(), &last)?,
-            };
+            // The mirror is a cache: a disk too full to hold it finishes the run without one
+            // (nothing of the batch was written; the next run folds the log).
+            let with_mirror =
+                next.map(|next| store.commit_with_mirror(run, clock.now(), &last, &next));
+            match with_mirror {
+                Some(Ok(_)) => {}
+                Some(Err(StoreError::DiskFull { .. })) | None => {
+                    store.append(run, clock.now(), &last)?;
+                }
+                Some(Err(e)) => return Err(e.into()),
+            }
             store.flush()?;
             self.lap("finished");
             Ok(())
