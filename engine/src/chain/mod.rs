@@ -706,35 +706,6 @@ pub struct Digested {
 }
 
 impl Digested {
-    /// A full run's inputs as digests ([`ChainState::differences`] gives an incremental run's).
-    pub fn of(
-        snapshot: &TenantSnapshot,
-        server: &ServerState,
-        deleted: &[ObjectDeleted],
-        choices: &[ActionChosen],
-    ) -> Digested {
-        fn digests<'a, K: Ord, T: serde::Serialize + 'a>(
-            items: impl IntoIterator<Item = &'a T>,
-            key: impl Fn(&T) -> K,
-        ) -> BTreeMap<K, [u8; 16]> {
-            items
-                .into_iter()
-                .map(|i| (key(i), object_digest(i)))
-                .collect()
-        }
-        let fold = crate::ids::fold_case;
-        Digested {
-            users: digests(&snapshot.users, |u| u.id.clone()),
-            groups: digests(&snapshot.groups, |g| g.id.clone()),
-            deleted_users: digests(&snapshot.deleted_users, |d| d.id.clone()),
-            deleted_groups: digests(&snapshot.deleted_groups, |d| d.id.clone()),
-            server_users: digests(server.users(), |u| fold(&u.login)),
-            server_groups: digests(server.groups(), |g| fold(&g.name)),
-            deleted: digests(deleted, |d| (d.kind, d.id.clone())),
-            choices: digests(choices, |c| (c.kind, c.id.clone())),
-        }
-    }
-
     /// The server's records once the run's changes are made: `after` is `before` (the server
     /// the run read, which these digests are of) with the recorded operations applied. Only
     /// the records an operation replaced are digested again.
