@@ -227,6 +227,14 @@ struct Observed {
     whole: Option<Vec<u8>>,
 }
 
+/// What recording a run's inputs leaves for the rest of the run: its base (if it recorded by
+/// difference), its `RunStarted`, and a live org's Entra objects as its mirror keeps them.
+struct Recorded {
+    against: Option<RecordedAgainst>,
+    started: RunStarted,
+    whole: Option<Vec<u8>>,
+}
+
 /// An incremental run's base, once its differences are recorded: what the next mirror is made
 /// of.
 struct RecordedAgainst {
@@ -508,7 +516,11 @@ impl Cx<'_> {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (decided, recorded)
         });
-        let (base, started, whole) = recorded?;
+        let Recorded {
+            against: base,
+            started,
+            whole,
+        } = recorded?;
         let Decided { plan, stale } = decided;
         self.lap("planned");
         // What was read is recorded and decided on; the rest of the run needs only the plan
@@ -539,7 +551,6 @@ impl Cx<'_> {
     /// all (each object serialized once for the digests and the comparison), and an
     /// incremental run's differences from its base (the base's outcomes stay, to tell which
     /// outcomes differ; the rest goes). Returns what the run's mirror is made of.
-    #[allow(clippy::type_complexity)]
     fn record_inputs(
         &self,
         run: RunId,
@@ -548,7 +559,7 @@ impl Cx<'_> {
         base: Option<ChainState>,
         deleted: &[ObjectDeleted],
         choices: &[ActionChosen],
-    ) -> Result<(Option<RecordedAgainst>, RunStarted, Option<Vec<u8>>)> {
+    ) -> Result<Recorded> {
         let (store, req, snapshot, server) = (self.store, self.req, &read.snapshot, &read.server);
         let digests = chain::digest_inputs(
             snapshot,
@@ -626,7 +637,11 @@ impl Cx<'_> {
             }
         }
         self.lap("recorded the choices");
-        Ok((against, started, whole))
+        Ok(Recorded {
+            against,
+            started,
+            whole,
+        })
     }
 
     /// *decide* and *finish*: a refused plan, or one interrupted before anything was decided

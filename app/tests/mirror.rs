@@ -316,3 +316,26 @@ fn a_run_that_changed_nothing_restamps_the_mirror() {
     let checks = check_all(&store, true).unwrap();
     assert_eq!(checks[0].state, MirrorState::Matches, "{checks:?}");
 }
+
+/// A body whose compressed block claims to hold more than LZ4 can make of it (4 GiB from a few
+/// kilobytes), its stamp made to fit: not allocated on its word, not taken.
+#[test]
+fn a_mirror_claiming_an_impossible_size_is_not_taken() {
+    assert_rebuilt(
+        |s| {
+            let keys = mirror_keys(s);
+            let part = keys.iter().find(|k| k[17] == b'p').unwrap();
+            let mut body = s.raw_tree().get(part).unwrap().unwrap().to_vec();
+            body[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+            let stamp_key = keys.iter().find(|k| k[17] == b'h').unwrap();
+            let mut stamp: serde_json::Value =
+                serde_json::from_slice(&s.raw_tree().get(stamp_key).unwrap().unwrap()).unwrap();
+            stamp["body"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body)).into();
+            s.raw_tree().insert(part, body).unwrap();
+            s.raw_tree()
+                .insert(stamp_key, serde_json::to_vec(&stamp).unwrap())
+                .unwrap();
+        },
+        "cannot hold",
+    );
+}

@@ -187,7 +187,7 @@ fn decode_whole(mut bytes: &[u8]) -> Result<Whole, String> {
         let mut r = Reader(bytes);
         let kind = r.u8()?;
         let len = r.u32()? as usize;
-        let json = lz4_flex::decompress_size_prepended(r.take(len)?).map_err(|e| e.to_string())?;
+        let json = decompress(r.take(len)?)?;
         match kind {
             0 => users.extend(
                 serde_json::from_slice::<Vec<EntraUser>>(&json).map_err(|e| e.to_string())?,
@@ -242,7 +242,7 @@ pub fn decode(
     let main_len = u64::from_le_bytes(outer.take(8)?.try_into().expect("8 bytes"));
     let main = outer.take(usize::try_from(main_len).map_err(|e| e.to_string())?)?;
     let rest = outer.0;
-    let bytes = lz4_flex::decompress_size_prepended(main).map_err(|e| e.to_string())?;
+    let bytes = decompress(main)?;
     let mut r = Reader(&bytes);
     if r.take(MAGIC.len())? != MAGIC {
         return Err("not a mirror of format 1".into());
@@ -376,6 +376,23 @@ pub fn difference(mirror: &ChainState, folded: &ChainState) -> Option<String> {
         .iter()
         .find(|(_, ok)| !ok)
         .map(|(what, _)| format!("{what} differ"))
+}
+
+/// An LZ4 block with its size prepended, decompressed — refused when that size is more than
+/// LZ4 can make of the block (at most 255 bytes out per byte in): a size read from the store
+/// is not allocated on its word.
+fn decompress(block: &[u8]) -> Result<Vec<u8>, String> {
+    let size = block
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or("it ends early")?;
+    if size > block.len().saturating_mul(255) {
+        return Err(format!(
+            "a block of {} bytes cannot hold {size}",
+            block.len()
+        ));
+    }
+    lz4_flex::decompress_size_prepended(block).map_err(|e| e.to_string())
 }
 
 fn name_of<T: serde::Serialize>(value: &T) -> String {
