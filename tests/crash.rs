@@ -35,7 +35,7 @@ fn imports_killed_at_any_moment_leave_a_consistent_store_and_finish_when_rerun()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     let (work, template, loaded) = generated(3000, 300);
-    kills_converge(&work, &template, &loaded, kills);
+    kills_converge(&work, &template, &loaded, kills, 3);
 }
 
 /// The same kills during an incremental import: the store holds two completed dry runs of the
@@ -64,10 +64,38 @@ fn incremental_imports_killed_at_any_moment_converge_too() {
         started.lines().next().unwrap().contains("\"base\""),
         "the import is incremental"
     );
-    kills_converge(&work, &template, &loaded, kills);
+    kills_converge(&work, &template, &loaded, kills, 3);
 }
 
-fn kills_converge(work: &tempfile::TempDir, template: &Path, loaded: &ServerState, kills: u32) {
+/// The same kills during an import whose inputs are its base's: the store holds two completed
+/// imports, the second changing nothing, so the killed import (and every rerun) takes the
+/// second's decisions without reading the tenant or the server, and renews the mirror's stamp.
+#[test]
+fn imports_over_unchanged_inputs_killed_at_any_moment_converge_too() {
+    let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(8, |n: u32| (n / 3).max(1));
+    let (work, template, loaded) = generated(3000, 300);
+    assert_eq!(roster(&template, &IMPORT).0, 3);
+    assert_eq!(roster(&template, &IMPORT).0, 0);
+    let probe = work.path().join("probe");
+    copy_dir(&template, &probe);
+    let (code, _, err) = roster(&probe, &IMPORT);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("its decisions stand"), "{err}");
+    kills_converge(&work, &template, &loaded, kills, 0);
+}
+
+/// Kills `IMPORT` over a copy of `template` at points spread over an uninterrupted run (which
+/// exits `exit`), and checks each store after the kill and after the rerun.
+fn kills_converge(
+    work: &tempfile::TempDir,
+    template: &Path,
+    loaded: &ServerState,
+    kills: u32,
+    exit: i32,
+) {
     let (template, loaded) = (template.to_owned(), loaded.clone());
 
     // The uninterrupted run, and how long it takes.
@@ -76,7 +104,7 @@ fn kills_converge(work: &tempfile::TempDir, template: &Path, loaded: &ServerStat
     let started = Instant::now();
     let (code, _, err) = roster(&reference_store, &IMPORT);
     let full = started.elapsed();
-    assert_eq!(code, 3, "{err}");
+    assert_eq!(code, exit, "{err}");
     let reference = dump(&reference_store);
     assert_ne!(reference, loaded);
 

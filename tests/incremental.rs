@@ -304,3 +304,81 @@ fn verify_checks_the_mirror_and_finds_a_forged_one() {
         "{verified}"
     );
 }
+
+/// A fixture org that nothing changed in: the run after one that changed nothing takes that
+/// run's decisions — the same file (its bytes' SHA-256, recorded in `RunStarted`), the same
+/// server version — records only what needs attention, replays and verifies. A changed byte,
+/// a changed server or `--all` read and decide again.
+#[test]
+fn a_run_over_unchanged_inputs_takes_its_base_s_decisions() {
+    use sha2::Digest;
+    let r = Roster::new();
+    let (_dir, tenant) = demo(&r);
+    json(&r, 3, &IMPORT);
+    let second = json(&r, 0, &IMPORT);
+    let stands = |stderr: &str| stderr.contains("its decisions stand, nothing was read again");
+    let run = |args: &[&str]| -> (Value, String) {
+        let (code, out, err) = r.run(args);
+        assert_eq!(code, 0, "{err}");
+        (serde_json::from_str(&out).unwrap(), err)
+    };
+
+    let (third, err) = run(&IMPORT);
+    assert!(stands(&err), "{err}");
+    assert_eq!(third["summary"], second["summary"]);
+    let listed = third["entries"].as_array().unwrap();
+    assert!(listed.len() == 4 && listed.iter().all(|e| e["outcome"] == "conflict"));
+    let events = events_of(&r, third["run"].as_str().unwrap());
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "RunStarted",
+            "Imported",
+            "Imported",
+            "Imported",
+            "Imported",
+            "RunFinished"
+        ]
+    );
+    let bytes = std::fs::read(&tenant).unwrap();
+    assert_eq!(
+        events[0]["payload"]["source"]["content"],
+        hex::encode(sha2::Sha256::digest(&bytes))
+    );
+    r.expect(0, &["replay", "last"]);
+    let verified = r.expect(0, &["verify", "--mirrors"]);
+    assert!(verified.contains("matches the log"), "{verified}");
+    let all = json(&r, 0, &["report", "last", "--all", "--json"]);
+    let before = json(&r, 0, &["report", "last~1", "--all", "--json"]);
+    assert_eq!(all["entries"], before["entries"]);
+
+    // One byte more in the file (the same tenant): read and decided again, the same outcomes.
+    std::fs::write(&tenant, [&bytes[..], b"\n"].concat()).unwrap();
+    let (again, err) = run(&IMPORT);
+    assert!(!stands(&err), "{err}");
+    assert_eq!(again["summary"], second["summary"]);
+    let (_, err) = run(&IMPORT);
+    assert!(stands(&err), "{err}");
+
+    // Every entry asked for: every entry decided.
+    let (every, err) = run(&[&IMPORT[..], &["--all"]].concat());
+    assert!(!stands(&err), "{err}");
+    assert_eq!(every["entries"].as_array().unwrap().len(), 66);
+
+    // The server loaded again as it was before the first import: read, and what it lacks
+    // added again.
+    r.expect(
+        0,
+        &[
+            "server",
+            "load",
+            fixtures().join("demo/server.json").to_str().unwrap(),
+        ],
+    );
+    let (code, out, err) = r.run(&IMPORT);
+    assert!(!stands(&err), "{code} {err}");
+    let reloaded: Value = serde_json::from_str(&out).unwrap();
+    assert!(reloaded["summary"]["added"].as_u64().unwrap() > 0, "{out}");
+    r.expect(0, &["verify", "--mirrors"]);
+}

@@ -143,6 +143,29 @@ fn the_mirror_is_read_only_where_the_log_vouches_for_it() {
         "a mirror read outside app/src/mirror.rs:\n{}",
         found.join("\n")
     );
+    // A run over unchanged inputs reads a stamp (the server's version), never a body, and only
+    // once the log vouches for it (`mirror::vouches`).
+    let stamps: Vec<String> = [
+        "app/src",
+        "src",
+        "replay/src",
+        "adapters/src",
+        "devtools/src",
+    ]
+    .into_iter()
+    .flat_map(|dir| {
+        offending(
+            dir,
+            &["app/src/mirror.rs", "app/src/run/repeat.rs"],
+            &[".mirror_stamp(&"],
+        )
+    })
+    .collect();
+    assert!(
+        stamps.is_empty(),
+        "a mirror's stamp read elsewhere:\n{}",
+        stamps.join("\n")
+    );
 }
 
 /// The tidy checks above find what they look for (a check that cannot fail is no check).
@@ -152,4 +175,5 @@ fn the_checks_can_fail() {
     assert!(!offending("adapters/src", &[], &["Utc::now()"]).is_empty());
     assert!(!offending("engine/src/store", &[], &["std::fs"]).is_empty());
     assert!(!offending("app/src", &[], &[".mirror(&", "kept::decode("]).is_empty());
+    assert!(!offending("app/src", &["app/src/mirror.rs"], &[".mirror_stamp(&"]).is_empty());
 }

@@ -37,6 +37,9 @@ pub struct Loaded {
     pub problems: Vec<String>,
     /// Graph's change tracking as of this read (live sources only).
     pub tracking: Tracking,
+    /// SHA-256 (hex) of what the read was made of — a fixture file's bytes — when the source
+    /// can tell it again without reading ([`crate::source::TenantSource::content_digest`]).
+    pub content: Option<String>,
 }
 
 /// What a read knows of Graph's change tracking.
@@ -52,10 +55,27 @@ pub struct Tracking {
 /// Largest fixture accepted: far above any real tenant's size, far below what would exhaust memory.
 pub const MAX_FIXTURE_BYTES: u64 = 4 << 30;
 
-/// Reads and checks a tenant fixture; every error names the file and the field.
+/// Reads and checks a tenant fixture; every error names the file and the field. The bytes
+/// are hashed while they are parsed ([`Loaded::content`]).
 pub fn read_tenant(path: &Path) -> Result<Loaded> {
     let bytes = read_input(path, "tenant fixture")?;
-    parse_tenant(&bytes, &path.display().to_string())
+    let (content, loaded) = std::thread::scope(|scope| {
+        let content = scope.spawn(|| sha256_hex(&bytes));
+        let loaded = parse_tenant(&bytes, &path.display().to_string());
+        let content = content
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (content, loaded)
+    });
+    let mut loaded = loaded?;
+    loaded.content = Some(content);
+    Ok(loaded)
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// Reads an input file, with an error that says which file and what to do.
@@ -220,6 +240,7 @@ fn snapshot_of(
         snapshot,
         problems,
         tracking: Tracking::default(),
+        content: None,
     })
 }
 

@@ -7,7 +7,7 @@ use engine::model::{EntraGroup, EntraUser};
 use engine::RunId;
 
 use crate::error::Result;
-use crate::fixture::{read_tenant, Loaded};
+use crate::fixture::{read_tenant, Loaded, MAX_FIXTURE_BYTES};
 
 /// Reads one tenant snapshot. A source that cannot read everything either fails (a listing
 /// the rules need did not complete) or says so in the snapshot's completeness.
@@ -34,6 +34,14 @@ pub trait TenantSource {
     fn read_changes(&self, base: Mirror) -> Result<Loaded> {
         drop(base);
         self.read()
+    }
+
+    /// SHA-256 (hex) of what [`TenantSource::read`] would read now — a fixture file's bytes —
+    /// computed without parsing it: equal to an earlier read's [`Loaded::content`], the read
+    /// would give what that one gave. `None` when the source cannot tell (Graph), or the file
+    /// cannot be read (the read then says why).
+    fn content_digest(&self) -> Option<String> {
+        None
     }
 }
 
@@ -74,6 +82,31 @@ impl TenantSource for FixtureSource {
         tracing::info!(target: engine::PROGRESS, "reading the tenant file");
         read_tenant(&self.path)
     }
+
+    /// The file's bytes hashed as they are read, a block at a time: as bounded as the read.
+    fn content_digest(&self) -> Option<String> {
+        use sha2::Digest;
+        use std::io::Read;
+        let meta = std::fs::metadata(&self.path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_FIXTURE_BYTES {
+            return None;
+        }
+        let file = std::fs::File::open(&self.path).ok()?;
+        let mut file = file.take(MAX_FIXTURE_BYTES + 1);
+        let (mut hasher, mut block, mut total) = (sha2::Sha256::new(), vec![0u8; 1 << 20], 0u64);
+        loop {
+            match file.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&block[..n]);
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        (total <= MAX_FIXTURE_BYTES).then(|| hex::encode(hasher.finalize()))
+    }
 }
 
 /// A snapshot already in memory (tests, generated tenants).
@@ -93,6 +126,19 @@ impl TenantSource for SnapshotSource {
     }
 
     fn read(&self) -> Result<Loaded> {
-        Ok(self.loaded.clone())
+        let mut loaded = self.loaded.clone();
+        loaded.content = self.content_digest();
+        Ok(loaded)
+    }
+
+    /// The snapshot's fingerprint, completeness and problems, hashed: what a file's bytes are
+    /// to a fixture.
+    fn content_digest(&self) -> Option<String> {
+        let Loaded {
+            snapshot, problems, ..
+        } = &self.loaded;
+        let canonical =
+            serde_json::to_vec(&(snapshot.fingerprint(), snapshot.completeness, problems)).ok()?;
+        Some(crate::fixture::sha256_hex(&canonical))
     }
 }

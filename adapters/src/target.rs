@@ -50,6 +50,13 @@ pub trait Target: Sync {
     /// The server's current directory.
     fn load(&self) -> Result<ServerState>;
 
+    /// The directory's version, if the server keeps one that changes with every write (the
+    /// embedded server's, [`SledStore::server_version`]): equal versions, the same directory,
+    /// without loading it. `None`: only loading it tells.
+    fn version(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Makes the entries' changes on the server, starting from `state` (as loaded), and
     /// records one `Imported` event per entry in `store`.
     fn import(
@@ -81,6 +88,10 @@ impl Target for EmbeddedTarget<'_> {
 
     fn load(&self) -> Result<ServerState> {
         Ok(self.store.server_state()?)
+    }
+
+    fn version(&self) -> Result<Option<String>> {
+        Ok(self.store.server_version()?)
     }
 
     fn import(

@@ -94,6 +94,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         approved: None,
         reviewed: None,
         full: false,
+        every_entry: false,
     };
     let (org, result) = crate::runs::plan_or_import(&demo, &store, None, "contoso", &request)?;
     Ok((store, org, result))

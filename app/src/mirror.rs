@@ -9,7 +9,7 @@
 use engine::chain::mirror::{self as kept, Whole};
 use engine::chain::{self, ChainState, Through};
 use engine::event::{RunStarted, TargetInfo};
-use engine::store::MirrorWrite;
+use engine::store::{MirrorBody, MirrorWrite};
 use engine::{EventStore, RunId, SledStore, StoreError};
 
 use adapters::error::{Error, Result};
@@ -22,6 +22,9 @@ pub enum BaseFrom {
     Mirror,
     /// Folded from the log, for the reason given (no mirror, or one not trusted).
     Log(String),
+    /// None was needed: the run's inputs were its base's, unchanged, and its base changed
+    /// nothing (see `run::repeat`).
+    Settled,
 }
 
 /// The chain's state after `run` — the org's last completed run against `target`, which
@@ -76,13 +79,7 @@ fn trusted(
             stored.stamp.run
         )));
     }
-    let last = match store.run_seqs(run)?.last() {
-        Some(seq) => store.read_event(*seq)?,
-        None => None,
-    };
-    let vouched =
-        last.is_some_and(|e| e.seq == stored.stamp.seq && e.hash.to_hex() == stored.stamp.hash);
-    if !vouched {
+    if !vouches(store, run, &stored.stamp)? {
         return Ok(Err(format!(
             "the log's last event of run {run} is not the one it was written with"
         )));
@@ -111,13 +108,31 @@ fn trusted(
     Ok(Ok(Some(decoded)))
 }
 
+/// Whether the log vouches for `stamp` as `run`'s: it names that run's last event as the log
+/// holds it (its seq and hash).
+pub(crate) fn vouches(
+    store: &SledStore,
+    run: RunId,
+    stamp: &engine::store::MirrorStamp,
+) -> Result<bool> {
+    let last = match store.run_seqs(run)?.last() {
+        Some(seq) => store.read_event(*seq)?,
+        None => None,
+    };
+    Ok(stamp.run == run
+        && last.is_some_and(|e| e.seq == stamp.seq && e.hash.to_hex() == stamp.hash))
+}
+
 /// The mirror `state` (the chain after its last run) makes, to write with the run's last
-/// step; `whole`: the run's Entra objects as `encode_whole` keeps them, for a live org.
+/// step; `whole`: the run's Entra objects as `encode_whole` keeps them, for a live org;
+/// `settled`: the run changed nothing on the embedded server and found this many deleted
+/// objects (see [`engine::store::MirrorStamp::settled`]).
 pub(crate) fn write(
     org: &OrgConfig,
     target: &TargetInfo,
     state: ChainState,
     whole: Option<&[u8]>,
+    settled: Option<u32>,
 ) -> MirrorWrite {
     let place = state.place();
     MirrorWrite {
@@ -127,7 +142,8 @@ pub(crate) fn write(
         run: place.run,
         full: place.full,
         length: u32::try_from(place.length).unwrap_or(u32::MAX),
-        body: kept::encode(state, whole),
+        body: MirrorBody::New(kept::encode(state, whole)),
+        settled,
     }
 }
 

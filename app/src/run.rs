@@ -46,6 +46,8 @@ use crate::history::{
 use crate::mirror::{self, BaseFrom};
 use crate::recover::close_run;
 
+mod repeat;
+
 /// What the admin asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -62,6 +64,10 @@ pub struct RunRequest {
     pub reviewed: Option<Vec<EntryOutcome>>,
     /// Record everything (a full run) even when the org has a base to record differences from.
     pub full: bool,
+    /// Decide every entry, and return every one, even when the run's inputs are its base's
+    /// (a run that prints or shows every entry: `--all`, the wizard); else such a run takes
+    /// its base's decisions (see [`repeat`]).
+    pub every_entry: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +81,11 @@ pub enum RunEnd {
 pub struct RunResult {
     pub run: RunId,
     pub mode: Mode,
+    /// The entries the run decided: every one, unless its inputs were its base's (then only
+    /// those it records again; the rest are counted in `not_decided`).
     pub entries: Vec<EntryOutcome>,
-    pub deleted: Vec<ObjectDeleted>,
+    /// How many deleted objects the run found.
+    pub deleted: usize,
     pub end: RunEnd,
     /// Non-fatal oddities met while reading the tenant.
     pub problems: Vec<String>,
@@ -93,11 +102,15 @@ pub struct RunResult {
     pub signed_in_as: Option<String>,
     /// Where an incremental run's base came from: the mirror kept in the store, or the log.
     pub base_from: Option<BaseFrom>,
+    /// The entries the run did not decide again, by outcome: their base's decisions stand
+    /// (a run whose inputs were its base's, see [`repeat`]).
+    pub not_decided: Summary,
 }
 
 impl RunResult {
+    /// Every entry's outcome counted, those not decided again included.
     pub fn summary(&self) -> Summary {
-        Summary::of(&self.entries)
+        Summary::of(&self.entries).plus(&self.not_decided)
     }
 
     /// The entries the run recorded (every entry of a full run).
@@ -147,6 +160,10 @@ pub fn execute(
         baseline: last_complete_read(store, org)?,
         phase: std::time::Instant::now(),
     };
+    match repeat::settled(&cx, &*target, last_run.as_ref())? {
+        Ok(settled) => return cx.repeat(target, settled),
+        Err(why) => tracing::debug!("the run reads its inputs: {why}"),
+    }
     let base = cx.take_base(last_run)?;
     let read = cx.read_inputs(&*target, base)?;
     let chosen = cx.choose(read)?;
@@ -196,6 +213,8 @@ struct Base {
 /// What the run read: the tenant, the server, and the base it can record against.
 struct Read {
     snapshot: TenantSnapshot,
+    /// What the read was made of, hashed ([`adapters::fixture::Loaded::content`]).
+    content: Option<String>,
     server: ServerState,
     problems: Vec<String>,
     tracking: Tracking,
@@ -396,6 +415,7 @@ impl Cx<'_> {
         }
         Ok(Read {
             snapshot,
+            content: loaded.content,
             server,
             problems: loaded.problems,
             tracking: loaded.tracking,
@@ -422,6 +442,7 @@ impl Cx<'_> {
             delta_links: None,
             changes_since: None,
             signed_in_as: self.source.signed_in_as(),
+            content: None,
         };
         let events = [
             Event::RunStarted(self.started(info)),
@@ -605,6 +626,7 @@ impl Cx<'_> {
             delta_links: read.tracking.links.clone(),
             changes_since: read.tracking.since,
             signed_in_as: self.source.signed_in_as(),
+            content: read.content.clone(),
         };
         let mut started = self.started(info);
         started.base = against.as_ref().map(|a| a.run);
@@ -703,7 +725,7 @@ impl Cx<'_> {
             run,
             mode: req.mode,
             entries,
-            deleted: deleted.clone(),
+            deleted: deleted.len(),
             end,
             problems: problems.clone(),
             stale: stale.clone(),
@@ -713,6 +735,7 @@ impl Cx<'_> {
             started_by: req.started_by.clone(),
             signed_in_as: self.source.signed_in_as(),
             base_from: from.clone().filter(|_| base_run.is_some()),
+            not_decided: Summary::default(),
         };
 
         if let Some(refusal) = plan.refusal {
@@ -764,13 +787,24 @@ impl Cx<'_> {
                 mut digested,
                 ..
             } = base;
-            let is_recorded = entries.iter().zip(&recorded).filter(|(_, r)| **r);
-            chain::record_outcomes(&mut last, is_recorded.map(|(e, _)| e));
+            let is_recorded = || entries.iter().zip(&recorded).filter(|(_, r)| **r);
+            chain::record_outcomes(&mut last, is_recorded().map(|(e, _)| e));
+            // A run that changed nothing on the embedded server says so: a run whose inputs
+            // are this one's takes its decisions without reading them again.
+            let unchanged = is_recorded().all(|(e, _)| e.op.is_none());
+            let settled = (unchanged && self.target_info == TargetInfo::Embedded)
+                .then(|| u32::try_from(deleted.len()).unwrap_or(u32::MAX));
             if let Some((before, after)) = server {
                 digested = digested.with_server_after(before, after);
             }
             let state = ChainState::after_run(Some(chained), run, started.clone(), digested, last);
-            let next = mirror::write(self.org, &self.target_info, state, whole.as_deref());
+            let next = mirror::write(
+                self.org,
+                &self.target_info,
+                state,
+                whole.as_deref(),
+                settled,
+            );
             self.lap("made the mirror");
             next
         };

@@ -67,6 +67,7 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
                 .entries,
         ),
         full: false,
+        every_entry: false,
     };
     run_against(ctx, store, &org, &mut outside, &request)
 }
@@ -128,6 +129,7 @@ pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgC
         })),
         reviewed: Some(plan.entries),
         full: false,
+        every_entry: false,
     };
     run_against(ctx, store, &org, &mut outside, &request)
 }

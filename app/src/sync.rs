@@ -164,6 +164,7 @@ pub fn sync_once(
         approved: None,
         reviewed: None,
         full: request.full,
+        every_entry: false,
     };
     crate::runs::plan_or_import(ctx, store, outside, &request.org, &run)
 }

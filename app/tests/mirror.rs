@@ -29,11 +29,22 @@ fn org() -> OrgConfig {
 }
 
 fn run(store: &SledStore, tenant: &TenantSnapshot, clock: &FixedClock) -> RunResult {
+    run_deciding(store, tenant, clock, false)
+}
+
+/// [`run`]; `every_entry`: every entry decided, even when the inputs are the last run's.
+fn run_deciding(
+    store: &SledStore,
+    tenant: &TenantSnapshot,
+    clock: &FixedClock,
+    every_entry: bool,
+) -> RunResult {
     let source = SnapshotSource {
         loaded: Loaded {
             snapshot: tenant.clone(),
             problems: vec![],
             tracking: Default::default(),
+            content: None,
         },
         location: "memory".into(),
     };
@@ -53,6 +64,7 @@ fn run(store: &SledStore, tenant: &TenantSnapshot, clock: &FixedClock) -> RunRes
         approved: None,
         reviewed: None,
         full: false,
+        every_entry,
     };
     let target = &mut EmbeddedTarget::new(store);
     execute(
@@ -306,13 +318,17 @@ fn a_run_that_changed_nothing_restamps_the_mirror() {
             .collect()
     };
     let before = parts(&store);
-    let third = run(&store, &first, &clock);
+    // Every entry decided again, from the mirror: the same state, only the stamp is new.
+    let third = run_deciding(&store, &first, &clock, true);
     assert_eq!(third.base_from, Some(BaseFrom::Mirror));
     assert_eq!(parts(&store), before, "the body is the same");
+    // The same inputs again: the base's decisions taken, the body kept, the stamp renewed.
     let fourth = run(&store, &first, &clock);
-    assert_eq!(fourth.base_from, Some(BaseFrom::Mirror));
+    assert_eq!(fourth.base_from, Some(BaseFrom::Settled));
+    assert_eq!(parts(&store), before, "the body is the same");
     let stamp = store.mirrors().unwrap().remove(0).1.unwrap();
     assert_eq!((stamp.run, stamp.length), (fourth.run, 4));
+    assert!(stamp.settled.is_some(), "{stamp:?}");
     let checks = check_all(&store, true).unwrap();
     assert_eq!(checks[0].state, MirrorState::Matches, "{checks:?}");
 }
@@ -337,5 +353,67 @@ fn a_mirror_claiming_an_impossible_size_is_not_taken() {
                 .unwrap();
         },
         "cannot hold",
+    );
+}
+
+/// A run over the same inputs as its base takes the base's decisions only while the chain has
+/// room: the run that would make it longer than `MAX_CHAIN` records in full, the one after it
+/// folds that full run, and the next takes its decisions again.
+#[test]
+fn runs_over_unchanged_inputs_keep_the_chain_bounded() {
+    let (first, _) = tenants();
+    let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
+    let store = SledStore::temporary().unwrap();
+    let runs: Vec<RunResult> = (0..engine::chain::MAX_CHAIN + 3)
+        .map(|_| run(&store, &first, &clock))
+        .collect();
+    let full = engine::chain::MAX_CHAIN;
+    assert!(runs[3..full]
+        .iter()
+        .all(|r| r.base_from == Some(BaseFrom::Settled)));
+    assert_eq!((runs[full].base, &runs[full].base_from), (None, &None));
+    assert!(matches!(runs[full + 1].base_from, Some(BaseFrom::Log(_))));
+    assert_eq!(runs[full + 2].base_from, Some(BaseFrom::Settled));
+    let stamp = store.mirrors().unwrap().remove(0).1.unwrap();
+    assert_eq!((stamp.full, stamp.length), (runs[full].run, 3));
+    assert_eq!(
+        check_all(&store, true).unwrap()[0].state,
+        MirrorState::Matches
+    );
+}
+
+/// A stamp edited to say that a run which changed the server did not, with the server's
+/// version made to fit, is not believed: the base's decisions are read from the log, and they
+/// change the server — the run reads its inputs.
+#[test]
+fn a_stamp_claiming_a_settled_base_is_checked_against_the_log() {
+    let (first, second) = tenants();
+    let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
+    let store = SledStore::temporary().unwrap();
+    run(&store, &first, &clock);
+    run(&store, &first, &clock);
+    let changed = run(&store, &second, &clock);
+    assert!(changed.entries.iter().any(|e| e.op.is_some()));
+    let key = mirror_keys(&store)
+        .into_iter()
+        .find(|k| k[17] == b'h')
+        .unwrap();
+    let mut stamp: serde_json::Value =
+        serde_json::from_slice(&store.raw_tree().get(&key).unwrap().unwrap()).unwrap();
+    assert!(stamp.get("settled").is_none(), "{stamp}");
+    stamp["settled"] = serde_json::json!({
+        "serverVersion": store.server_version().unwrap().unwrap(),
+        "deleted": 0,
+    });
+    store
+        .raw_tree()
+        .insert(&key, serde_json::to_vec(&stamp).unwrap())
+        .unwrap();
+    let again = run(&store, &second, &clock);
+    assert_eq!(again.base_from, Some(BaseFrom::Mirror));
+    // Its decisions, then, stand for the next.
+    assert_eq!(
+        run(&store, &second, &clock).base_from,
+        Some(BaseFrom::Settled)
     );
 }

@@ -22,6 +22,7 @@ fn source(w: &World) -> SnapshotSource {
             snapshot: w.snapshot.clone(),
             problems: vec![],
             tracking: Default::default(),
+            content: None,
         },
         location: "memory".into(),
     }
@@ -56,6 +57,7 @@ fn request(w: &World, mode: Mode, on_deleted: DeletedAction) -> RunRequest {
         approved: None,
         reviewed: None,
         full: false,
+        every_entry: false,
     }
 }
 
@@ -146,7 +148,7 @@ proptest! {
             expected.search("", engine::search::TypeFilter::All)
         );
         let deleted = DeletedView::fold(&events);
-        prop_assert_eq!(deleted.rows.len(), result.deleted.len());
+        prop_assert_eq!(deleted.rows.len(), result.deleted);
 
         let inputs = RunInputs::fold(&events).unwrap();
         prop_assert_eq!(&inputs.snapshot, &w.snapshot);

@@ -74,6 +74,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                     }),
                     changes_since: Some(RunId(uuid::Uuid::nil())),
                     signed_in_as: Some("admin@contoso.com".into()),
+                    content: Some("cd".repeat(32)),
                 },
                 target: TargetInfo::Embedded,
                 selection: SelectionSpec {

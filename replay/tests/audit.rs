@@ -44,6 +44,7 @@ fn request(mode: Mode) -> RunRequest {
         // Both runs record in full: the tampering below edits full runs (incremental runs
         // have tests of their own, in tests/incremental.rs).
         full: true,
+        every_entry: false,
     }
 }
 
@@ -378,7 +379,7 @@ proptest! {
         let clock = clock();
         let mut runs = Vec::new();
         for (w, apply) in worlds.iter().zip(&modes) {
-            let source = SnapshotSource { loaded: Loaded { snapshot: w.snapshot.clone(), problems: vec![], tracking: Default::default(), }, location: "memory".into() };
+            let source = SnapshotSource { loaded: Loaded { snapshot: w.snapshot.clone(), problems: vec![], tracking: Default::default(), content: None }, location: "memory".into() };
             let mut req = request(if *apply { Mode::Apply } else { Mode::DryRun });
             req.options = RunOptions { on_deleted: DeletedAction::Delete, ..w.options.clone() };
             if let Ok(r) = execute(&store, &org, &source, &mut EmbeddedTarget::new(&store), &req, &clock, &Default::default()) {

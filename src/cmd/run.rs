@@ -133,6 +133,8 @@ fn request_from(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<RunRequest> {
         approved: None,
         reviewed: None,
         full: a.full,
+        // Every entry printed: every entry decided.
+        every_entry: a.all,
     })
 }
 
@@ -147,6 +149,9 @@ fn print_run(
 ) -> Result<Exit> {
     say(&render::warnings(&result.problems));
     say(&render::attention::leaving_out(&org.name, &org.left_out));
+    if let (Some(app::mirror::BaseFrom::Settled), Some(base)) = (&result.base_from, result.base) {
+        say(&render::as_before(base));
+    }
     let org = org.name.as_str();
     let recorded;
     let entries = if all || result.base.is_none() {
@@ -178,7 +183,7 @@ fn print_run(
         };
         render::out_with(|w| render::write_report_table(w, &table, render::terminal_width()))?;
         if result.mode == Mode::DryRun {
-            say(&render::deleted_hint(result.run, result.deleted.len()));
+            say(&render::deleted_hint(result.run, result.deleted));
             if result.end == RunEnd::Completed {
                 say(&render::apply_hint(result.run));
             }

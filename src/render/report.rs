@@ -277,6 +277,11 @@ pub fn stale_table(diffs: &[engine::compare::EntryDifference]) -> String {
 }
 
 /// After a dry run that found deleted objects: how to see them and act on them.
+/// A run whose inputs were its base's ([`app::mirror::BaseFrom::Settled`]).
+pub fn as_before(base: RunId) -> String {
+    format!("The tenant and the server are as run {base} found them (the same file, the same server version): its decisions stand, nothing was read again\n")
+}
+
 pub fn deleted_hint(run: RunId, deleted: usize) -> String {
     if deleted == 0 {
         return String::new();

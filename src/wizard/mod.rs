@@ -308,6 +308,8 @@ fn import(
         approved: None,
         reviewed: None,
         full: false,
+        // The wizard shows every entry.
+        every_entry: true,
     };
     let (_, r) = app::runs::plan_or_import(ctx, &store, ctx.outside_target()?, org, &request)?;
     let status = match &r.end {

@@ -183,6 +183,7 @@ impl GraphSource {
             snapshot,
             problems: read.problems,
             tracking: Tracking::default(),
+            content: None,
         })
     }
 

@@ -691,6 +691,13 @@ impl ChainState {
     }
 }
 
+/// Whether a run that decides `entry` again exactly as its base decided (and recorded) it
+/// records it again: when it changes the server, failed, or is a conflict (rules 3) — the
+/// rest the chain implies ([`worth_recording`] with the base's outcome as the last).
+pub fn recorded_again(entry: &EntryOutcome, rules: u32) -> bool {
+    worth_recording(entry, Some(&LastOutcome::of(entry)), rules)
+}
+
 /// What a run read and chose, each object as its digest: what the chain's state holds of it
 /// once the run is folded in (a run lists every object again, so these replace its base's).
 #[derive(Debug, Clone, Default)]

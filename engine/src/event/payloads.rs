@@ -46,6 +46,10 @@ pub struct SourceInfo {
     /// from the sign-in's ID token) or `application CLIENT_ID`. `None` for a fixture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_as: Option<String>,
+    /// SHA-256 of what the read was made of: a fixture file's bytes (`sha256sum` says the
+    /// same). `None` for Graph, and in runs recorded before roster kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// Where Graph's change tracking (`/users/delta`, `/groups/delta` with members) resumes: the
@@ -536,6 +540,23 @@ impl Summary {
 
     pub fn has_problems(&self) -> bool {
         self.conflict > 0 || self.failed > 0
+    }
+
+    /// These counts with `other`'s added.
+    pub fn plus(mut self, other: &Summary) -> Summary {
+        for o in Outcome::ALL {
+            *self.slot(o) += other.get(o);
+        }
+        self
+    }
+
+    /// These counts less `other`'s (none under zero).
+    pub fn less(mut self, other: &Summary) -> Summary {
+        for o in Outcome::ALL {
+            let slot = self.slot(o);
+            *slot = slot.saturating_sub(other.get(o));
+        }
+        self
     }
 
     pub fn total(&self) -> u32 {

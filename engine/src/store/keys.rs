@@ -11,6 +11,9 @@
 //! - `R` + run (16 bytes) + first seq → count (u32 LE): the run index, one entry per chunk
 //! - `u` + case-folded login       → JSON `ServerUser`
 //! - `g` + case-folded group name  → JSON `ServerGroup`
+//! - `V`                           → the embedded server's version: 16 random bytes, new in
+//!   every batch that writes a server record (and when a load begins), so an equal version
+//!   says the directory is as it was when the version was read
 //! - `M` + mirror id (16 bytes) + `h` → the mirror's stamp (JSON `MirrorStamp`), and
 //!   `M` + mirror id + `p` + part (u32 BE) → its body, in parts of 1 MiB (see `mirror`)
 //!
@@ -34,6 +37,8 @@ pub(super) const USER: u8 = b'u';
 pub(super) const GROUP: u8 = b'g';
 
 pub(super) const MIRROR: u8 = b'M';
+
+pub(super) const SERVER_VERSION: u8 = b'V';
 
 /// Present while `server load` replaces the embedded server (the records it will write).
 pub(super) const LOADING: u8 = b'L';

@@ -16,7 +16,8 @@ use sha2::Digest;
 use crate::event::{Event, Hash};
 use crate::ids::{RunId, Seq};
 
-use super::keys::{mirror_part_key, mirror_stamp_key, MIRROR};
+use super::keys::{mirror_part_key, mirror_stamp_key, MIRROR, SERVER_VERSION};
+use super::server::new_version;
 use super::write::StepEncoder;
 use super::{corrupt, Head, SledStore, StoreError};
 
@@ -45,6 +46,21 @@ pub struct MirrorStamp {
     /// SHA-256 of the body, hex.
     pub body: String,
     pub parts: u32,
+    /// Written when the run changed nothing on the embedded server: what a later run whose
+    /// inputs are this run's takes instead of reading them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled: Option<Settled>,
+}
+
+/// What a stamp keeps of a run that changed nothing on the embedded server (see
+/// [`MirrorStamp::settled`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settled {
+    /// The embedded server's version once the run finished ([`SledStore::server_version`]).
+    pub server_version: String,
+    /// How many deleted objects the run found.
+    pub deleted: u32,
 }
 
 /// A stamp as read: the stamp, or why it does not read.
@@ -58,7 +74,18 @@ pub struct MirrorWrite {
     pub run: RunId,
     pub full: RunId,
     pub length: u32,
-    pub body: Vec<u8>,
+    pub body: MirrorBody,
+    /// The run changed nothing on the embedded server and found this many deleted objects:
+    /// the stamp says so, with the server's version ([`MirrorStamp::settled`]).
+    pub settled: Option<u32>,
+}
+
+/// A mirror's body, as a run writes it.
+pub enum MirrorBody {
+    New(Vec<u8>),
+    /// The body stored already, which the stamp written before names: the run left the state
+    /// its base left. Without one, the run's events are written without a mirror.
+    Kept,
 }
 
 /// A stored mirror as read: its stamp, and its body if it is whole (else why not).
@@ -87,7 +114,37 @@ impl SledStore {
             .map(Cow::Borrowed)
             .for_each(|e| encoder.push(&e));
         let mut step = encoder.finish(&[]);
-        let parts: Vec<&[u8]> = mirror.body.chunks(PART_BYTES).collect();
+        let body = match &mirror.body {
+            MirrorBody::New(body) => Some((hex::encode(sha2::Sha256::digest(body)), body)),
+            MirrorBody::Kept => None,
+        };
+        let parts: Vec<&[u8]> = body
+            .as_ref()
+            .map_or(Vec::new(), |(_, b)| b.chunks(PART_BYTES).collect());
+        let (body_hash, parts_count) = match (&body, &old) {
+            (Some((hash, _)), _) => (hash.clone(), parts.len() as u32),
+            (None, Some(old)) => (old.body.clone(), old.parts),
+            (None, None) => (String::new(), 0),
+        };
+        // The server's version the stamp vouches for: the one the store holds (the run's lock
+        // is held, nothing else writes), made now when a store has none yet.
+        let settled = match mirror.settled {
+            Some(deleted) => {
+                let version = match self.sled.log.get([SERVER_VERSION])? {
+                    Some(v) => v.to_vec(),
+                    None => {
+                        let v = new_version().to_vec();
+                        step.add(vec![SERVER_VERSION], v.clone());
+                        v
+                    }
+                };
+                Some(Settled {
+                    server_version: hex::encode(version),
+                    deleted,
+                })
+            }
+            None => None,
+        };
         let stamp = MirrorStamp {
             org: mirror.org.clone(),
             server: mirror.server.clone(),
@@ -96,8 +153,9 @@ impl SledStore {
             length: mirror.length,
             seq: step.head().seq,
             hash: step.head().hash.to_hex(),
-            body: hex::encode(sha2::Sha256::digest(&mirror.body)),
-            parts: parts.len() as u32,
+            body: body_hash,
+            parts: parts_count,
+            settled,
         };
         // The body the store holds already (a run that changed nothing): only the stamp is
         // new. (Were the stored parts not whole, the stamp's hash would not fit them: the
@@ -105,9 +163,11 @@ impl SledStore {
         let same_body = old
             .as_ref()
             .is_some_and(|o| o.body == stamp.body && o.parts == stamp.parts);
-        let serialized = serde_json::to_vec(&stamp).expect("a stamp serializes");
-        step.add(mirror_stamp_key(&mirror.id).to_vec(), serialized);
-        if !same_body {
+        if body.is_some() || old.is_some() {
+            let serialized = serde_json::to_vec(&stamp).expect("a stamp serializes");
+            step.add(mirror_stamp_key(&mirror.id).to_vec(), serialized);
+        }
+        if !same_body && body.is_some() {
             for (n, part) in parts.iter().enumerate() {
                 let key = mirror_part_key(&mirror.id, n as u32).to_vec();
                 step.add(key, part.to_vec());
@@ -153,6 +213,12 @@ impl SledStore {
             false => Err("its body is not the one its stamp names".to_owned()),
         };
         Ok(Some(StoredMirror { stamp, body }))
+    }
+
+    /// The stamp of the mirror stored under `id`, if any (or why it does not read); its body
+    /// is not read.
+    pub fn mirror_stamp(&self, id: &MirrorId) -> Result<Option<StampRead>, StoreError> {
+        self.read_stamp(id)
     }
 
     /// Every stored mirror's id and stamp (or why its stamp does not read).

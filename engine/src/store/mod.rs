@@ -51,7 +51,7 @@ mod write;
 
 pub use chunk::CHUNK_EVENTS;
 pub use lock::{LockFile, Opening, StoreLock, MARKER};
-pub use mirror::{MirrorId, MirrorStamp, MirrorWrite, StoredMirror};
+pub use mirror::{MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StoredMirror};
 pub use space::Bytes;
 pub use tail::TailCut;
 #[cfg(any(test, feature = "tamper"))]

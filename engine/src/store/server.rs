@@ -11,7 +11,7 @@ use crate::ids::RunId;
 use crate::model::{KeyWrite, ServerGroup, ServerState, ServerUser};
 use crate::store::EventStore;
 
-use super::keys::{group_key, user_key, GROUP, LOADING, USER};
+use super::keys::{group_key, user_key, GROUP, LOADING, SERVER_VERSION, USER};
 use super::space::RECORD_DISK_BYTES;
 use super::{corrupt, SledStore, StoreError};
 
@@ -73,7 +73,10 @@ impl SledStore {
             records.saturating_mul(RECORD_DISK_BYTES),
             "the server's directory",
         )?;
-        self.wrote(self.sled.log.insert([LOADING], &records.to_le_bytes()[..]))?;
+        let mut begun = sled::Batch::default();
+        begun.insert(&[LOADING], &records.to_le_bytes()[..]);
+        begun.insert(&[SERVER_VERSION], &new_version()[..]);
+        self.wrote(self.sled.log.apply_batch(begun))?;
         if let Some((run, at, event)) = record {
             self.commit_stream(run, at, &mut std::iter::once(Cow::Borrowed(event)), &[])?;
             self.flush()?;
@@ -109,9 +112,28 @@ impl SledStore {
     }
 }
 
-/// Adds the server records `writes` change to `batch`; returns the bytes it adds.
+impl SledStore {
+    /// The embedded server's version (hex): a new one with every batch that writes a server
+    /// record, so an equal version means an unchanged directory. `None` in a store whose
+    /// server was last written by a roster that kept no version.
+    pub fn server_version(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.sled.log.get([SERVER_VERSION])?.map(hex::encode))
+    }
+}
+
+/// A server version never given before.
+pub(super) fn new_version() -> [u8; 16] {
+    *uuid::Uuid::new_v4().as_bytes()
+}
+
+/// Adds the server records `writes` change to `batch`, with a new server version when there is
+/// any; returns the bytes it adds.
 pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
     let mut bytes = 0;
+    if !writes.is_empty() {
+        batch.insert(&[SERVER_VERSION], &new_version()[..]);
+        bytes += 17;
+    }
     for w in writes {
         let (key, value) = match w {
             KeyWrite::PutUser(u) => (
