@@ -5,8 +5,8 @@
 #   bench/ab.sh A_BINARY B_BINARY [--users N] [--reps R] [--work DIR]
 #
 # Each repetition runs A then B (then B then A on the next repetition) on fresh copies of one
-# template store made by A: plan, import, import again, replay, verify, report --format csv,
-# server load. Prints per command the median wall time and peak RSS of each side and B/A.
+# template store made by A: plan, import, import again, import a third time (nothing changed
+# since the second), replay, verify, report --format csv, server load. Prints per command the median wall time and peak RSS of each side and B/A.
 set -euo pipefail
 a=$(realpath "$1") b=$(realpath "$2"); shift 2
 users=100000 reps=3 work=""
@@ -45,9 +45,10 @@ one() { # SIDE BINARY
   measure "$side" plan "$d" "$bin" plan "${sel[@]}"
   measure "$side" import "$s" "$bin" import "${sel[@]}" --on-deleted disable
   measure "$side" import-again "$s" "$bin" import "${sel[@]}" --on-deleted disable
-  measure "$side" replay "$s" "$bin" replay last~1
+  measure "$side" import-third "$s" "$bin" import "${sel[@]}" --on-deleted disable
+  measure "$side" replay "$s" "$bin" replay last~2
   measure "$side" verify "$s" "$bin" verify
-  measure "$side" report-csv "$s" "$bin" report last~1 --format csv
+  measure "$side" report-csv "$s" "$bin" report last~2 --format csv
   measure "$side" server-load "$l" "$bin" server load "$work/server.json"
   rm -rf "$s" "$d" "$l"
 }
@@ -63,7 +64,7 @@ for line in open(sys.argv[1]):
 med = lambda k, i: statistics.median(r[i] for r in rows[k])
 print("| command | A s | B s | B/A time | A MiB | B MiB | B/A RSS |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for n in ["plan", "import", "import-again", "replay", "verify", "report-csv", "server-load"]:
+for n in ["plan", "import", "import-again", "import-third", "replay", "verify", "report-csv", "server-load"]:
     at, bt, am, bm = med((n, "A"), 0), med((n, "B"), 0), med((n, "A"), 1), med((n, "B"), 1)
     print(f"| {n} | {at:.2f} | {bt:.2f} | {bt/at:.2f} | {am/1024:.0f} | {bm/1024:.0f} | {bm/am:.2f} |")
 PY

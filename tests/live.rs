@@ -742,3 +742,65 @@ fn an_unreachable_graph_fails_at_once_naming_the_host() {
     assert_eq!(runs[0]["status"], "aborted", "{runs}");
     r.expect(0, &["verify"]);
 }
+
+/// A live org that nothing changed in: once a run changed nothing, the next asks Graph only
+/// whether anything changed — both change listings empty, both recycle bins as they were — and
+/// takes that run's decisions: a handful of requests, the problems recorded again, the delta
+/// links renewed. A change in the tenant is read and decided again; the run after it that
+/// finds nothing new takes its decisions again.
+#[test]
+fn a_live_org_that_nothing_changed_in_takes_its_last_decisions() {
+    let first: Value =
+        serde_json::from_slice(&std::fs::read(fixtures().join("demo/tenant.json")).unwrap())
+            .unwrap();
+    let versions = testkit::tenant_versions(&first);
+    let dir = tempfile::tempdir().unwrap();
+    let (v0, v1) = (dir.path().join("v0.json"), dir.path().join("v1.json"));
+    std::fs::write(&v0, serde_json::to_vec(&versions[0]).unwrap()).unwrap();
+    std::fs::write(&v1, serde_json::to_vec(&versions[1]).unwrap()).unwrap();
+    let fake = Fake::start(&v0, &["--client-secret", SECRET]);
+    let r = Roster::new();
+    r.add_live("contoso", &fake);
+    let server = fixtures().join("demo/server.json");
+    r.expect(0, &["server", "load", server.to_str().unwrap()]);
+    let stands = |stderr: &str| stderr.contains("its decisions stand, nothing was read again");
+    let import = |expect_stands: bool| -> (Value, u64) {
+        let before = fake.stats()["graphRequests"].as_u64().unwrap();
+        let (code, out, err) = r.run(&IMPORT);
+        assert!(code == 0 || code == 3, "{err}");
+        assert_eq!(stands(&err), expect_stands, "{err}");
+        let requests = fake.stats()["graphRequests"].as_u64().unwrap() - before;
+        (serde_json::from_str(&out).unwrap(), requests)
+    };
+    import(false);
+    let (second, _) = import(false);
+    let (third, requests) = import(true);
+    assert!(requests <= 5, "{requests} Graph requests");
+    assert_eq!(third["summary"], second["summary"]);
+    let events: Vec<Value> = r
+        .expect(0, &["events", "last"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let source = &events[0]["payload"]["source"];
+    assert_eq!(source["changesSince"], second["run"], "{source}");
+    assert!(source["deltaLinks"]["users"].is_string(), "{source}");
+    assert!(source["content"].is_string(), "{source}");
+    assert!(events[1..events.len() - 1]
+        .iter()
+        .all(|e| e["type"] == "Imported" && e["payload"]["outcome"] == "conflict"));
+    r.expect(0, &["replay", "last"]);
+    let verified = r.expect(0, &["verify", "--mirrors"]);
+    assert!(verified.contains("matches the log"), "{verified}");
+
+    // The tenant changes: read (only the changes) and decided again; then nothing new.
+    fake.reload(&v1);
+    let (changed, _) = import(false);
+    assert_ne!(changed["summary"], third["summary"]);
+    import(false);
+    let (quiet, _) = import(true);
+    let all = r.expect(0, &["report", "last", "--all", "--json"]);
+    let all: Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(all["summary"], quiet["summary"]);
+    r.expect(0, &["verify", "--mirrors"]);
+}

@@ -43,6 +43,21 @@ pub trait TenantSource {
     fn content_digest(&self) -> Option<String> {
         None
     }
+
+    /// For a source that tracks changes: whether nothing changed since the read that left
+    /// `links` and whose content was `content` ([`Loaded::content`]) — then where the next read
+    /// resumes; `None` when something changed, or the source cannot tell.
+    fn quiet_since(&self, links: &DeltaLinks, content: &str) -> Result<Option<Quiet>> {
+        let _ = (links, content);
+        Ok(None)
+    }
+}
+
+/// A change listing that found nothing changed ([`TenantSource::quiet_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quiet {
+    /// Where the next read resumes.
+    pub links: DeltaLinks,
 }
 
 /// An earlier read of the tenant, as the log holds it: the base run's Entra users and groups

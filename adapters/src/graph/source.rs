@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine::event::SourceKind;
-use engine::model::{Completeness, TenantSnapshot};
+use engine::event::{DeltaLinks, SourceKind};
+use engine::model::{Completeness, DeletedItem, TenantSnapshot};
 use engine::{ObjectId, TenantId};
 
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ use crate::graph::client::{GraphClient, GraphError, Query};
 use crate::graph::delta;
 use crate::http::parse_retry_after;
 use crate::interrupt::Interrupt;
-use crate::source::{Mirror, TenantSource};
+use crate::source::{Mirror, Quiet, TenantSource};
 use crate::wire::{
     BatchRequestItem, CheckedGroup, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, Page,
     Unreadable, DELETED_SELECT, GROUP_SELECT, USER_SELECT,
@@ -209,6 +209,7 @@ impl GraphSource {
                 "cannot track changes ({e}); the next run reads the whole tenant again"
             )),
         }
+        loaded.content = recycle_content(&loaded.snapshot);
         Ok(loaded)
     }
 
@@ -345,7 +346,42 @@ impl GraphSource {
             links: Some(delta::links(users, groups)),
             since: Some(base.run),
         };
+        loaded.content = recycle_content(&loaded.snapshot);
         Ok(loaded)
+    }
+
+    /// Whether nothing changed since a read that left `links` and whose recycle bins hashed
+    /// to `content` ([`recycle_content`]): both change listings empty, both bins read whole
+    /// and as they were. Then the links the next read resumes from; else `None` (the run
+    /// reads the changes, asking Graph again: a delta link can be followed twice).
+    pub async fn quiet_since(
+        &self,
+        links: &DeltaLinks,
+        content: &str,
+    ) -> std::result::Result<Option<Quiet>, GraphError> {
+        let c = &self.client;
+        let users_link = delta::checked_link(c, &links.users, "reading user changes")?;
+        let groups_link = delta::checked_link(c, &links.groups, "reading group changes")?;
+        let (users, groups, bins) = tokio::join!(
+            delta::read(c, users_link, "reading user changes"),
+            delta::read(c, groups_link, "reading group changes"),
+            self.recycle_bins()
+        );
+        let (users, groups) = (users?, groups?);
+        if !users.items.is_empty() || !groups.items.is_empty() || !bins.problems.is_empty() {
+            return Ok(None);
+        }
+        let mut deleted_users: Vec<DeletedItem> =
+            bins.deleted_users.into_iter().map(Into::into).collect();
+        let mut deleted_groups: Vec<DeletedItem> =
+            bins.deleted_groups.into_iter().map(Into::into).collect();
+        deleted_users.sort_by(|a, b| a.id.cmp(&b.id));
+        deleted_groups.sort_by(|a, b| a.id.cmp(&b.id));
+        let same = bins.completeness == Completeness::COMPLETE
+            && bins_content(&deleted_users, &deleted_groups) == content;
+        Ok(same.then(|| Quiet {
+            links: delta::links(users, groups),
+        }))
     }
 
     /// Which of the objects a change listing says were removed really are: in the recycle
@@ -565,6 +601,21 @@ impl Unreadables {
 
 /// `groups` without those that list a left-out object (an unreadable user or group, or a
 /// group left out) among their direct members, nested groups followed to the end.
+/// What a Graph read's `content` is ([`Loaded::content`]): SHA-256 of its recycle bins as the
+/// snapshot holds them, when both were read whole (its users and groups are told by the delta
+/// links: a change listing that returns nothing says they are as they were).
+pub fn recycle_content(snapshot: &TenantSnapshot) -> Option<String> {
+    snapshot
+        .completeness
+        .deleted_items
+        .then(|| bins_content(&snapshot.deleted_users, &snapshot.deleted_groups))
+}
+
+fn bins_content(users: &[DeletedItem], groups: &[DeletedItem]) -> String {
+    let canonical = serde_json::to_vec(&(users, groups)).expect("deleted items serialize");
+    crate::fixture::sha256_hex(&canonical)
+}
+
 fn leave_out_groups_with(
     groups: Vec<(CheckedGroup, Vec<GraphMember>)>,
     mut left_out: HashSet<ObjectId>,
@@ -817,6 +868,20 @@ impl TenantSource for LiveSource {
 
     fn signed_in_as(&self) -> Option<String> {
         self.source.client.signed_in_as()
+    }
+
+    fn quiet_since(&self, links: &DeltaLinks, content: &str) -> Result<Option<Quiet>> {
+        self.block_on(async {
+            match self.source.quiet_since(links, content).await {
+                Ok(quiet) => Ok(quiet),
+                Err(GraphError::Stopped) => Err(Error::Interrupted),
+                Err(e) => {
+                    // Whatever failed, the run reads the changes and meets it there.
+                    tracing::debug!(error = %e, "asking Graph whether anything changed failed");
+                    Ok(None)
+                }
+            }
+        })
     }
 
     /// The changes since `base`; when they cannot be read (an expired token, a listing that

@@ -1,6 +1,7 @@
-//! A run whose inputs are its base's: the same file (its bytes' SHA-256), the same embedded
-//! server (its version), the same selection, options, decision rules and roster — after a base
-//! that changed nothing. The planner is a pure function of those inputs, so the run decides
+//! A run whose inputs are its base's: the same tenant (a fixture file's bytes, hashed; for a
+//! live org, Graph's change listings since the base empty and its recycle bins as they were),
+//! the same embedded server (its version), the same selection, options, decision rules and
+//! roster — after a base that changed nothing. The planner is a pure function of those inputs, so the run decides
 //! every entry as its base did; it records what a run deciding them would record (each
 //! problem again, see [`chain::recorded_again`]) and nothing else, without reading the tenant
 //! or the server, digesting or comparing them.
@@ -24,9 +25,11 @@ use engine::store::{MirrorBody, MirrorStamp, MirrorWrite};
 use engine::{EventStore, RunId, StoreError, ENGINE_VERSION};
 
 use adapters::error::Result;
+use adapters::source::Quiet;
 use adapters::target::Target;
 
 use super::{Cx, RunEnd, RunResult};
+use crate::history::{last_whole_read, WHOLE_READ_EVERY};
 use crate::mirror::{self, BaseFrom};
 
 /// A base whose decisions a run takes as they are.
@@ -39,6 +42,8 @@ pub(super) struct Settled {
     summary: Summary,
     /// The base's recorded entries that a run deciding them again records again.
     again: Vec<EntryOutcome>,
+    /// A live org's change listings, which found nothing changed.
+    quiet: Option<Quiet>,
 }
 
 /// Whether this run's inputs are its base's and that base changed nothing — else why not.
@@ -106,10 +111,32 @@ pub(super) fn settled(
         Some(f) if f.status == RunStatus::Completed && !changes => f.summary,
         _ => return Ok(Err(format!("run {run} changed the server"))),
     };
-    // Last, as it reads the whole file: the source is what the base read.
-    if cx.source.content_digest().as_deref() != Some(content) {
-        return Ok(Err("the tenant's content changed".into()));
-    }
+    // Last, as it reads the whole file or asks Graph: the tenant is what the base read.
+    let quiet = match &started.source.delta_links {
+        None => {
+            if cx.source.content_digest().as_deref() != Some(content) {
+                return Ok(Err("the tenant's content changed".into()));
+            }
+            None
+        }
+        Some(links) => {
+            if !super::resumable(cx.source, &started.source) {
+                return Ok(Err("the tenant is read from elsewhere".into()));
+            }
+            if let Some(whole) = last_whole_read(cx.store, cx.org, *run)? {
+                if cx.clock.now() - whole > WHOLE_READ_EVERY {
+                    return Ok(Err("the tenant is due to be read whole again".into()));
+                }
+            }
+            match cx.source.quiet_since(links, content) {
+                Ok(Some(quiet)) => Some(quiet),
+                Ok(None) => return Ok(Err("the tenant changed, or Graph could not say".into())),
+                // Stopped while asking: recorded as an aborted run, as a read cut short is.
+                Err(failure) if failure.is_source_failure() => return Err(cx.aborted(failure)?),
+                Err(e) => return Err(e),
+            }
+        }
+    };
     Ok(Ok(Settled {
         run: *run,
         started: started.clone(),
@@ -117,6 +144,7 @@ pub(super) fn settled(
         deleted: kept_settled.deleted,
         summary,
         again: entries,
+        quiet,
     }))
 }
 
@@ -134,7 +162,6 @@ fn differs(cx: &Cx<'_>, started: &RunStarted) -> Option<String> {
         "the selection or the options changed"
     } else if source.kind != cx.source.kind()
         || source.location != cx.source.location()
-        || source.delta_links.is_some()
         || source.completeness != Completeness::COMPLETE
         || started.inputs_digest.is_none()
     {
@@ -159,8 +186,14 @@ impl Cx<'_> {
             deleted,
             summary,
             again,
+            quiet,
         } = base;
         let was = base_started.source;
+        // A live org's run resumes where its change listings ended: the changes since this run.
+        let (delta_links, changes_since) = match quiet {
+            Some(q) => (Some(q.links), Some(base_run)),
+            None => (None, None),
+        };
         let info = SourceInfo {
             kind: self.source.kind(),
             location: self.source.location(),
@@ -168,8 +201,8 @@ impl Cx<'_> {
             completeness: was.completeness,
             problems: was.problems,
             listed: was.listed,
-            delta_links: None,
-            changes_since: None,
+            delta_links,
+            changes_since,
             signed_in_as: self.source.signed_in_as(),
             content: was.content,
         };
@@ -193,7 +226,7 @@ impl Cx<'_> {
             problems: started.source.problems.clone(),
             stale: Vec::new(),
             base: Some(base_run),
-            changes_since: None,
+            changes_since: started.source.changes_since,
             started_by: req.started_by.clone(),
             signed_in_as: started.source.signed_in_as.clone(),
             base_from: Some(BaseFrom::Settled),
