@@ -74,7 +74,7 @@ print(f"{label}: {sys.argv[6]}; {d['graphRequests']} Graph requests, {d['resourc
 PY
 }
 measure "sync, nothing changed (the first after the full import: its base folded from the log)"
-measure "sync, nothing changed (its base from the mirror the sync before left)"
+measure "sync, nothing changed (the run before changed nothing: its decisions stand)"
 python3 - "$work/tenant-$users.json" "$work/tenant-changed.json" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
@@ -84,3 +84,5 @@ json.dump(t, open(sys.argv[2], "w"))
 PY
 curl -sf -X POST --data-binary @"$work/tenant-changed.json" "$url/_fake/reload" > /dev/null
 measure "sync, 1 % of the users changed"
+measure "sync, nothing changed since (its base from the mirror the sync before left)"
+measure "sync, nothing changed again (its decisions stand)"

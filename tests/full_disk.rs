@@ -416,3 +416,48 @@ fn a_backup_restores_into_a_new_store_with_the_same_chain_and_refuses_any_change
         );
     }
 }
+
+/// The same write errors in a run over unchanged inputs (its base's decisions taken): the run
+/// fails in one line or finishes, the store opens and verifies — its mirror too — and the next
+/// run works.
+#[test]
+fn a_write_error_in_a_run_over_unchanged_inputs_leaves_a_store_that_works() {
+    assert!(
+        Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs strace (.ci/run installs it)"
+    );
+    let (work, template, loaded) = generated(3000, 300);
+    assert_eq!(roster(&template, &IMPORT).0, 3);
+    assert_eq!(roster(&template, &IMPORT).0, 0);
+    let cases = [
+        ("pwrite64", "ENOSPC", 1),
+        ("fsync,fdatasync", "EIO", 1),
+        ("pwrite64", "ENOSPC", 2),
+    ];
+    let mut failed = 0;
+    for (i, fault) in cases.into_iter().enumerate() {
+        let store = work.path().join(format!("store{i}"));
+        copy_dir(&template, &store);
+        let (code, err) = with_failing_writes(&store, &IMPORT, fault);
+        if code == 1 {
+            failed += 1;
+            one_plain_error_line(&err);
+        } else {
+            assert_eq!(code, 0, "{fault:?}: {err}");
+        }
+        let (code, out, err) = roster(&store, &["verify", "--mirrors"]);
+        assert_eq!(code, 0, "{fault:?}: the store verifies\n{out}{err}");
+        assert_eq!(
+            dump(&store),
+            server_from_log(&store, &loaded),
+            "{fault:?}: the server is what the log says"
+        );
+        let (code, _, err) = roster(&store, &IMPORT);
+        assert_eq!(code, 0, "{fault:?}: the next run works: {err}");
+        assert_eq!(roster(&store, &["verify", "--mirrors"]).0, 0);
+    }
+    assert!(failed >= 2, "the sure faults fail their runs");
+}

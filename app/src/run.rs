@@ -160,17 +160,24 @@ pub fn execute(
         baseline: last_complete_read(store, org)?,
         phase: std::time::Instant::now(),
     };
-    match repeat::settled(&cx, &*target, last_run.as_ref())? {
-        Ok(settled) => return cx.repeat(target, settled),
-        Err(why) => tracing::debug!("the run reads its inputs: {why}"),
-    }
-    let base = cx.take_base(last_run)?;
-    let read = cx.read_inputs(&*target, base)?;
-    let chosen = cx.choose(read)?;
-    let run = chosen.run;
-    let outcome = cx
-        .observe(chosen)
-        .and_then(|observed| cx.decide_and_apply(target, observed));
+    let (run, outcome) = match repeat::settled(&cx, &*target, last_run.as_ref())? {
+        Ok(settled) => {
+            let at = clock.now();
+            let run = clock.new_run_id(at);
+            (run, cx.repeat(target, settled, run, at))
+        }
+        Err(why) => {
+            tracing::debug!("the run reads its inputs: {why}");
+            let base = cx.take_base(last_run)?;
+            let read = cx.read_inputs(&*target, base)?;
+            let chosen = cx.choose(read)?;
+            let run = chosen.run;
+            let outcome = cx
+                .observe(chosen)
+                .and_then(|observed| cx.decide_and_apply(target, observed));
+            (run, outcome)
+        }
+    };
     match outcome {
         // Out of room half-way: what was recorded stands (each step is atomic, and the space
         // check leaves room for this), and the run is closed saying why.
@@ -917,7 +924,29 @@ fn placeholder(e: &EntryOutcome) -> EntryOutcome {
 /// Time since `phase` at the end of a step, for `ROSTER_LOG=app=debug` and the benchmarks
 /// (which measure memory from outside, with GNU time).
 fn lap(phase: std::time::Instant, what: &str) {
-    tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "{what}")
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let (rss, peak) = memory_mib();
+        tracing::debug!(
+            elapsed_ms = phase.elapsed().as_millis() as u64,
+            rss_mib = rss,
+            peak_mib = peak,
+            "{what}"
+        )
+    }
+}
+
+/// The process's resident memory now and at its peak, in MiB (Linux: `/proc/self/status`;
+/// zero elsewhere): where a run's memory goes, lap by lap.
+fn memory_mib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Whether `source` can resume reading changes where the base's read left off: the same

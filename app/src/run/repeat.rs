@@ -15,6 +15,8 @@
 
 use std::borrow::Cow;
 
+use chrono::{DateTime, Utc};
+
 use engine::chain::{self, mirror as kept};
 use engine::event::{
     EntryOutcome, Event, EventKind, Mode, RunFinished, RunStarted, RunStatus, SourceInfo, Summary,
@@ -137,6 +139,8 @@ pub(super) fn settled(
             }
         }
     };
+    // What the run will record fits, or it is refused before it writes anything.
+    cx.store.check_room_for_run(entries.len() as u64 + 2, 0)?;
     Ok(Ok(Settled {
         run: *run,
         started: started.clone(),
@@ -176,7 +180,14 @@ impl Cx<'_> {
     /// The run whose inputs are its base's: `RunStarted` (what it read: its base's, the same
     /// inputs digest), the entries recorded again, `RunFinished` with its base's counts and
     /// the mirror's stamp renewed (its body, the chain's state, is its base's).
-    pub(super) fn repeat(&self, target: &mut dyn Target, base: Settled) -> Result<RunResult> {
+    /// `run`, begun `at`: its id, made by the caller (which closes it, should the disk fill).
+    pub(super) fn repeat(
+        &self,
+        target: &mut dyn Target,
+        base: Settled,
+        run: RunId,
+        at: DateTime<Utc>,
+    ) -> Result<RunResult> {
         let (store, req, clock) = (self.store, self.req, self.clock);
         self.step("the tenant and the server are as the last run found them");
         let Settled {
@@ -209,9 +220,6 @@ impl Cx<'_> {
         let mut started = self.started(info);
         started.base = Some(base_run);
         started.inputs_digest = base_started.inputs_digest;
-        store.check_room_for_run(again.len() as u64 + 2, 0)?;
-        let at = clock.now();
-        let run = clock.new_run_id(at);
         let first = Event::RunStarted(started.clone());
         store.commit_stream(run, at, &mut std::iter::once(Cow::Owned(first)), &[])?;
         self.lap("recorded what was read: its base's inputs");
