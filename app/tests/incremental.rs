@@ -1,7 +1,10 @@
 //! Incremental runs against full runs: a chain of runs over a tenant and a server changed
 //! between them (random worlds over a small id and login space, so that successive worlds add,
 //! rename, disable, soft-delete, restore and drop the same objects, change nesting and edit
-//! the server) decides, records and replays exactly as full runs over the same inputs.
+//! the server) decides, records and replays exactly as full runs over the same inputs. Chains
+//! also run the same inputs again (a run that takes its base's decisions), make small changes
+//! (a rename, a disabled account, a member more or less), and — seventy runs long, thirty
+//! minutes apart — cross the chain's length bound and a live org's day of change listings.
 
 use adapters::clock::FixedClock;
 use adapters::fixture::Loaded;
@@ -217,11 +220,29 @@ static SETTLED_TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 static SETTLED_LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn check_chain(first: World, steps: Vec<Step>) -> Result<(), TestCaseError> {
-    check_chain_from(first, steps, true)
+    check_chain_from(first, steps, true, 0).map(drop)
 }
 
-fn check_chain_from(first: World, steps: Vec<Step>, live: bool) -> Result<(), TestCaseError> {
-    let clock = FixedClock::new("2026-11-27T08:00:00Z".parse().unwrap());
+/// What a chain went through: full runs after its first, and reads made whole again because
+/// the change listings were a day old.
+#[derive(Debug, Default)]
+struct Crossed {
+    completed: usize,
+    full_again: usize,
+    read_whole_again: usize,
+}
+
+/// [`check_chain`]; `live`: the incremental store's source tracks changes; `minutes`: the
+/// time between two steps (0: a second).
+fn check_chain_from(
+    first: World,
+    steps: Vec<Step>,
+    live: bool,
+    minutes: i64,
+) -> Result<Crossed, TestCaseError> {
+    let mut crossed = Crossed::default();
+    let start: chrono::DateTime<chrono::Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
+    let mut clock = FixedClock::new(start);
     let (incremental, full) = (
         SledStore::temporary().unwrap(),
         SledStore::temporary().unwrap(),
@@ -234,6 +255,9 @@ fn check_chain_from(first: World, steps: Vec<Step>, live: bool) -> Result<(), Te
     // mirror (a full run leaves none).
     let mut left_mirrors = std::collections::HashSet::new();
     for (i, step) in steps.iter().enumerate() {
+        if minutes > 0 {
+            clock = FixedClock::new(start + chrono::Duration::minutes(minutes * i as i64));
+        }
         let (a, mirror) = run_from(&incremental, step, false, live, &clock);
         let (b, _) = run_from(&full, step, true, live, &clock);
         // Reading changes starts from the base run's Entra objects, exactly as it read them.
@@ -258,20 +282,32 @@ fn check_chain_from(first: World, steps: Vec<Step>, live: bool) -> Result<(), Te
             }
         };
         prop_assert_eq!(&a.end, &b.end, "step {}", i);
+        crossed.completed += usize::from(a.end == RunEnd::Completed);
+        if i > 0 && a.base.is_none() {
+            crossed.full_again += 1;
+        }
+        if a.problems.iter().any(|p| p.contains("read whole again")) {
+            crossed.read_whole_again += 1;
+        }
         prop_assert_eq!(a.summary(), b.summary(), "step {}", i);
-        if a.base_from == Some(BaseFrom::Settled) {
-            // Its base's decisions: only those it records again are returned, each as the
-            // full run decided it.
+        let settled = a.base_from == Some(BaseFrom::Settled);
+        if settled {
+            // Its base's decisions taken: those it records again are returned, each decided as
+            // the full run decided it, in its order; the rest counted as the full run decided
+            // them.
+            let mut full = b.entries.iter();
             for e in &a.entries {
-                prop_assert!(b.entries.contains(e), "step {}: {:?}", i, e);
+                prop_assert!(full.any(|f| f == e), "step {}: {:?}", i, e);
             }
+        } else {
+            prop_assert_eq!(&a.entries, &b.entries, "step {}", i);
+        }
+        if settled {
             SETTLED_TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if live {
                 prop_assert_eq!(a.changes_since, a.base, "step {}", i);
                 SETTLED_LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-        } else {
-            prop_assert_eq!(&a.entries, &b.entries, "step {}", i);
         }
         prop_assert_eq!(&a.deleted, &b.deleted, "step {}", i);
         prop_assert_eq!(
@@ -325,7 +361,7 @@ fn check_chain_from(first: World, steps: Vec<Step>, live: bool) -> Result<(), Te
     }
     verify(&incremental, &VerifyOptions::default()).unwrap();
     INCREMENTAL_RUNS.fetch_add(incremental_runs, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+    Ok(crossed)
 }
 
 proptest! {
@@ -339,6 +375,119 @@ proptest! {
     ) {
         check_chain(first, steps)?;
     }
+}
+
+/// A small change to a tenant: what a day brings — one user renamed (to a login others may
+/// hold or want), disabled or enabled, moved to another department, gone; one group gaining
+/// or losing a member; or a new user.
+#[derive(Debug, Clone)]
+enum Tweak {
+    Rename(usize, usize),
+    ToggleEnabled(usize),
+    Department(usize, u8),
+    Drop(usize),
+    Member(usize, u32),
+    Add(u32, usize),
+}
+
+fn arb_tweak() -> impl Strategy<Value = Tweak> {
+    prop_oneof![
+        (0usize..16, 0usize..10).prop_map(|(i, l)| Tweak::Rename(i, l)),
+        (0usize..16).prop_map(Tweak::ToggleEnabled),
+        (0usize..16, 0u8..3).prop_map(|(i, d)| Tweak::Department(i, d)),
+        (0usize..16).prop_map(Tweak::Drop),
+        (0usize..6, 0u32..16).prop_map(|(g, u)| Tweak::Member(g, u)),
+        (0u32..16, 0usize..10).prop_map(|(id, l)| Tweak::Add(id, l)),
+    ]
+}
+
+/// `snapshot` with `tweak` made (a change Entra would refuse — a login taken — is not made).
+fn tweaked(
+    snapshot: &engine::model::TenantSnapshot,
+    tweak: &Tweak,
+) -> engine::model::TenantSnapshot {
+    let login = |l: usize| {
+        [
+            "ann@x.com",
+            "bob@x.com",
+            "cy@x.com",
+            "dee@x.com",
+            "new1@x.com",
+            "new2@x.com",
+            "eve@x.com",
+            "fay@x.com",
+            "gus@x.com",
+            "hal@x.com",
+        ][l % 10]
+            .to_owned()
+    };
+    let (mut users, mut groups) = (snapshot.users.clone(), snapshot.groups.clone());
+    let taken = |users: &[engine::model::EntraUser], upn: &str| {
+        users
+            .iter()
+            .any(|u| u.user_principal_name.eq_ignore_ascii_case(upn))
+    };
+    let pick = |n: usize, len: usize| (len > 0).then(|| n % len);
+    match tweak {
+        Tweak::Rename(i, l) => {
+            if let Some(i) = pick(*i, users.len()) {
+                let upn = login(*l);
+                if !taken(&users, &upn) {
+                    users[i].user_principal_name = upn;
+                }
+            }
+        }
+        Tweak::ToggleEnabled(i) => {
+            if let Some(i) = pick(*i, users.len()) {
+                users[i].account_enabled = !users[i].account_enabled;
+            }
+        }
+        Tweak::Department(i, d) => {
+            if let Some(i) = pick(*i, users.len()) {
+                users[i].department = Some(format!("Dept {d}"));
+            }
+        }
+        Tweak::Drop(i) => {
+            if let Some(i) = pick(*i, users.len()) {
+                let gone = users.remove(i).id;
+                for g in &mut groups {
+                    g.member_users.retain(|m| *m != gone);
+                }
+            }
+        }
+        Tweak::Member(g, u) => {
+            if let Some(g) = pick(*g, groups.len()) {
+                let id = testkit::oid(*u);
+                let members = &mut groups[g].member_users;
+                match members.iter().position(|m| *m == id) {
+                    Some(at) => {
+                        members.remove(at);
+                    }
+                    None => members.push(id),
+                }
+                groups[g].nested = None;
+            }
+        }
+        Tweak::Add(n, l) => {
+            let id = testkit::oid(*n);
+            let upn = login(*l);
+            let free = !users.iter().any(|u| u.id == id)
+                && !snapshot.deleted_users.iter().any(|d| d.id == id)
+                && !taken(&users, &upn);
+            if free {
+                users.push(testkit::user(*n, &upn));
+            }
+        }
+    }
+    engine::model::TenantSnapshot::new(
+        snapshot.tenant_id.clone(),
+        users,
+        groups,
+        snapshot.deleted_users.clone(),
+        snapshot.deleted_groups.clone(),
+        snapshot.completeness,
+    )
+    .expect("a tweak keeps ids unique")
 }
 
 /// A step (half the time with the request of the one before: only the tenant changed), then
@@ -355,29 +504,44 @@ fn arb_repeated_steps() -> impl Strategy<Value = Vec<Step>> {
         ),
         0..4,
     );
-    prop::collection::vec((arb_step(), again, prop::bool::weighted(0.5)), 1..5).prop_map(|steps| {
-        let mut out: Vec<Step> = Vec::new();
-        for (mut step, again, same_request) in steps {
-            // Half the time only the tenant changed: the same request, the server as left.
-            if let Some(before) = out.last().filter(|_| same_request) {
-                step.on_deleted = before.on_deleted;
-                step.select_all = before.select_all;
-                step.edit_server = false;
+    let tweaks = prop::collection::vec(arb_tweak(), 0..4);
+    prop::collection::vec((arb_step(), again, prop::bool::weighted(0.5), tweaks), 1..5).prop_map(
+        |steps| {
+            let mut out: Vec<Step> = Vec::new();
+            for (mut step, again, same_request, tweaks) in steps {
+                // Half the time only the tenant changed: the same request, the server as left.
+                if let Some(before) = out.last().filter(|_| same_request) {
+                    step.on_deleted = before.on_deleted;
+                    step.select_all = before.select_all;
+                    step.edit_server = false;
+                }
+                let repeats: Vec<Step> = again
+                    .into_iter()
+                    .map(|(apply, edit_server, other_selection)| Step {
+                        edit_server,
+                        apply,
+                        select_all: step.select_all != other_selection,
+                        ..step.clone()
+                    })
+                    .collect();
+                // Then small changes, one run each, the request and the server left as they are.
+                let mut world = step.world.clone();
+                let mut changed = Vec::new();
+                for tweak in &tweaks {
+                    world.snapshot = tweaked(&world.snapshot, tweak);
+                    changed.push(Step {
+                        world: world.clone(),
+                        edit_server: false,
+                        ..step.clone()
+                    });
+                }
+                out.push(step);
+                out.extend(repeats);
+                out.extend(changed);
             }
-            let repeats: Vec<Step> = again
-                .into_iter()
-                .map(|(apply, edit_server, other_selection)| Step {
-                    edit_server,
-                    apply,
-                    select_all: step.select_all != other_selection,
-                    ..step.clone()
-                })
-                .collect();
-            out.push(step);
-            out.extend(repeats);
-        }
-        out
-    })
+            out
+        },
+    )
 }
 
 proptest! {
@@ -391,9 +555,74 @@ proptest! {
         first in arb_world(),
         steps in arb_repeated_steps(),
     ) {
-        check_chain_from(first.clone(), steps.clone(), false)?;
-        check_chain_from(first, steps, true)?;
+        check_chain_from(first.clone(), steps.clone(), false, 0)?;
+        check_chain_from(first, steps, true, 0)?;
     }
+}
+
+/// A first step, then seventy small changes (each a run, 30 minutes apart) and runs over the
+/// same inputs: chains longer than `MAX_CHAIN`, and a live org's change listings older than a
+/// day.
+fn arb_long_chain() -> impl Strategy<Value = (World, Vec<Step>)> {
+    (
+        arb_world(),
+        arb_step(),
+        prop::collection::vec((arb_tweak(), prop::bool::weighted(0.2)), 70..76),
+    )
+        .prop_map(|(first, mut step, tweaks)| {
+            // Every run a complete read of everything: none is refused as empty.
+            step.world.snapshot.completeness = engine::model::Completeness::COMPLETE;
+            step.select_all = true;
+            let mut steps = vec![step.clone()];
+            let mut world = step.world.clone();
+            for (tweak, again) in tweaks {
+                if !again {
+                    world.snapshot = tweaked(&world.snapshot, &tweak);
+                }
+                steps.push(Step {
+                    world: world.clone(),
+                    edit_server: false,
+                    ..step.clone()
+                });
+            }
+            (first, steps)
+        })
+}
+
+/// Long chains that crossed both bounds.
+static CROSSED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+proptest! {
+    #![proptest_config(testkit::proptest_config(3))]
+
+    /// Chains past `MAX_CHAIN` runs, and past a day of change listings, planned by difference
+    /// and over unchanged inputs, still decide, record and replay as full runs (run by
+    /// `the_long_chains_cross_the_bounds`, which also checks they crossed).
+    fn long_chains_cross_the_bounds_and_equal_full_runs((first, steps) in arb_long_chain()) {
+        let fixture = check_chain_from(first.clone(), steps.clone(), false, 30)?;
+        let live = check_chain_from(first, steps, true, 30)?;
+        // However many runs the changes left without a selection (bad input: nothing run).
+        if fixture.completed > engine::chain::MAX_CHAIN {
+            prop_assert!(fixture.full_again > 0, "{:?}", fixture);
+        }
+        if live.completed > engine::chain::MAX_CHAIN {
+            prop_assert!(live.full_again > 0 && live.read_whole_again > 0, "{:?}", live);
+        }
+        CROSSED.fetch_add(
+            usize::from(fixture.full_again > 0 && live.read_whole_again > 0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+}
+
+#[test]
+fn the_long_chains_cross_the_bounds() {
+    long_chains_cross_the_bounds_and_equal_full_runs();
+    let crossed = CROSSED.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        crossed >= 2,
+        "only {crossed} long chains crossed both bounds"
+    );
 }
 
 #[test]
