@@ -3,9 +3,11 @@
 # tenant with Graph's latency and resource-unit budget (8,000 units per 10 s for a tenant of
 # over 500 users; a user list costs 2 units, members 3, transitiveMembers 5, $select one less).
 #
-#   bench/live.sh [--users N] [--groups M] [--latency-ms 50] [--ru 8000] [--work DIR]
+#   bench/live.sh [--users N] [--groups M] [--latency-ms 50] [--ru 8000] [--work DIR] [--roster BIN]
+#
+# --roster: measure that build of roster (an A/B) instead of building this checkout's.
 set -euo pipefail
-users=100000 groups=10000 latency=50 ru=8000 work=""
+users=100000 groups=10000 latency=50 ru=8000 work="" given=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) users=$2; shift 2 ;;
@@ -13,12 +15,17 @@ while [ $# -gt 0 ]; do
     --latency-ms) latency=$2; shift 2 ;;
     --ru) ru=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
+    --roster) given=$(realpath "$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
-cargo build --release -q -p roster
-roster=$PWD/target/release/roster
+if [ -n "$given" ]; then
+  roster=$given
+else
+  cargo build --release -q -p roster
+  roster=$PWD/target/release/roster
+fi
 work=${work:-$(mktemp -d)}
 mkdir -p "$work"
 [ -f "$work/tenant-$users.json" ] || "$roster" fixture generate --users "$users" --groups "$groups" --seed 1 \

@@ -421,7 +421,7 @@ fn put(user: &ServerUser, outcome: Outcome) -> EntryOutcome {
         changes: Vec::new(),
         op: Some(ServerOp::PutUser {
             previous_login: None,
-            user: Box::new(user.clone()),
+            user: std::sync::Arc::new(user.clone()),
         }),
     }
 }

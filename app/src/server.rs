@@ -199,7 +199,7 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
     }
     let op = ServerOp::PutUser {
         previous_login: None,
-        user: Box::new(ServerUser {
+        user: std::sync::Arc::new(ServerUser {
             enabled,
             disabled_by: held,
             ..user.clone()

@@ -688,7 +688,9 @@ pub enum ServerOp {
     #[serde(rename_all = "camelCase")]
     PutUser {
         previous_login: Option<String>,
-        user: Box<ServerUser>,
+        /// Shared with the planner's working state and the records written: a large plan
+        /// holds one copy of each user it puts.
+        user: Arc<ServerUser>,
     },
     SetUserEnabled {
         login: String,
@@ -716,7 +718,7 @@ pub enum ServerOp {
 /// key by key, so a store can commit it in the same atomic batch as the event recording it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyWrite {
-    PutUser(Box<ServerUser>),
+    PutUser(Arc<ServerUser>),
     DeleteUser { login: String },
     PutGroup(ServerGroup),
     DeleteGroup { name: String },
@@ -826,16 +828,16 @@ impl ServerState {
                         self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
-                self.users.insert(new_key, Arc::new((**user).clone()));
+                self.users.insert(new_key, Arc::clone(user));
                 if !quiet {
-                    writes.push(KeyWrite::PutUser(user.clone()));
+                    writes.push(KeyWrite::PutUser(Arc::clone(user)));
                 }
             }
             ServerOp::SetUserEnabled { login, enabled } => {
-                if let Some(u) = self.users.get_mut(&fold_case(login)).map(Arc::make_mut) {
-                    u.enabled = *enabled;
+                if let Some(u) = self.users.get_mut(&fold_case(login)) {
+                    Arc::make_mut(u).enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutUser(Box::new(u.clone())));
+                        writes.push(KeyWrite::PutUser(Arc::clone(u)));
                     }
                 }
             }
@@ -980,7 +982,7 @@ mod tests {
         .unwrap();
         let writes = s.apply(&ServerOp::PutUser {
             previous_login: Some("old@x.com".into()),
-            user: Box::new(local("new@x.com")),
+            user: Arc::new(local("new@x.com")),
         });
         assert_eq!(writes.len(), 3, "{writes:?}");
         assert!(s.user("old@x.com").is_none());

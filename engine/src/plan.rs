@@ -11,6 +11,8 @@
 //!   already linked come first, so renames free logins and names before new objects claim them.
 
 // The planner's maps hold object ids it made itself: a fast hash is safe and much cheaper.
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::Value;
@@ -808,7 +810,7 @@ fn decide_user(
                 let previous_login = (old.login != desired.login).then(|| old.login.clone());
                 e.op = Some(ServerOp::PutUser {
                     previous_login,
-                    user: Box::new(desired),
+                    user: Arc::new(desired),
                 });
             }
         }
@@ -826,7 +828,7 @@ fn decide_user(
                 };
                 e.op = Some(ServerOp::PutUser {
                     previous_login: None,
-                    user: Box::new(desired),
+                    user: Arc::new(desired),
                 });
             }
         },

@@ -35,7 +35,7 @@ fn entry(outcome: Outcome) -> EntryOutcome {
         }],
         op: Some(ServerOp::PutUser {
             previous_login: Some("ann.old@contoso.com".into()),
-            user: Box::new(linked(&user(1, "ann@contoso.com"))),
+            user: std::sync::Arc::new(linked(&user(1, "ann@contoso.com"))),
         }),
     }
 }
@@ -221,7 +221,7 @@ fn every_variant() -> Vec<(&'static str, Event)> {
                 action: "disable ann@contoso.com".into(),
                 op: engine::model::ServerOp::PutUser {
                     previous_login: None,
-                    user: Box::new(engine::model::ServerUser {
+                    user: std::sync::Arc::new(engine::model::ServerUser {
                         enabled: false,
                         disabled_by: Some(engine::model::DisabledBy::Administrator),
                         ..testkit::linked(&user(1, "ann@contoso.com"))

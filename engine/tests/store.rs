@@ -81,7 +81,7 @@ fn a_commit_writes_events_and_server_records_together() {
             t(1),
             &[seen(1)],
             &[
-                KeyWrite::PutUser(Box::new(ann.clone())),
+                KeyWrite::PutUser(std::sync::Arc::new(ann.clone())),
                 KeyWrite::PutGroup(server_group("G", None, &["Ann@x.com"])),
             ],
         )

@@ -156,7 +156,7 @@ fn compare_edit(run: RunId, e: &ServerEdited) -> Replayed {
                 (
                     ServerOp::PutUser {
                         previous_login: None,
-                        user: Box::new(op),
+                        user: std::sync::Arc::new(op),
                     },
                     changes,
                 )

@@ -115,7 +115,7 @@ impl Ids {
                     let held = self.users[&key].clone();
                     let changed = (
                         Holds::User(Box::new(old.clone())),
-                        Holds::User(user.clone()),
+                        Holds::User(Box::new((**user).clone())),
                     );
                     let whole = without(user_resource(user), &self.unkept);
                     let answer = match ops.is_empty() {

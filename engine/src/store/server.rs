@@ -97,7 +97,7 @@ impl SledStore {
         let mut writes = Vec::with_capacity(LOAD_BATCH);
         let mut records = state
             .users()
-            .map(|u| KeyWrite::PutUser(Box::new(u.clone())))
+            .map(|u| KeyWrite::PutUser(std::sync::Arc::new(u.clone())))
             .chain(state.groups().map(|g| KeyWrite::PutGroup(g.clone())))
             .peekable();
         while records.peek().is_some() {

@@ -403,7 +403,7 @@ impl SledStore {
         let writes: Vec<KeyWrite> = state
             .users()
             .cloned()
-            .map(|u| KeyWrite::PutUser(Box::new(u)))
+            .map(|u| KeyWrite::PutUser(std::sync::Arc::new(u)))
             .chain(state.groups().cloned().map(KeyWrite::PutGroup))
             .collect();
         add_writes(batch, &writes);
