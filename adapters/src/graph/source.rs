@@ -46,6 +46,17 @@ pub struct GraphSource {
     tenant: TenantId,
     /// `$batch` requests in flight at once.
     pub concurrency: usize,
+    /// What [`GraphSource::quiet_since`] read when it found changes, for [`GraphSource::changes`]
+    /// from the same links: the changes are asked for once, not twice.
+    fetched: std::sync::Mutex<Option<Fetched>>,
+}
+
+/// Both change listings from a base's links, and the recycle bins, as read.
+struct Fetched {
+    links: DeltaLinks,
+    users: delta::Changes,
+    groups: delta::Changes,
+    bins: RecycleBins,
 }
 
 impl GraphSource {
@@ -54,6 +65,7 @@ impl GraphSource {
             client,
             tenant,
             concurrency: 4,
+            fetched: std::sync::Mutex::new(None),
         }
     }
 
@@ -224,14 +236,16 @@ impl GraphSource {
         stop: &Interrupt,
     ) -> std::result::Result<Loaded, GraphError> {
         let c = &self.client;
-        let users_link = delta::checked_link(c, &base.links.users, "reading user changes")?;
-        let groups_link = delta::checked_link(c, &base.links.groups, "reading group changes")?;
-        let (users, groups, bins) = tokio::join!(
-            delta::read(c, users_link, "reading user changes"),
-            delta::read(c, groups_link, "reading group changes"),
-            self.recycle_bins()
-        );
-        let (users, groups) = (users?, groups?);
+        let fetched = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .filter(|f| f.links == base.links);
+        let (users, groups, bins) = match fetched {
+            Some(f) => (f.users, f.groups, f.bins),
+            None => self.fetch(&base.links).await?,
+        };
         tracing::debug!(
             users = users.items.len(),
             groups = groups.items.len(),
@@ -352,23 +366,23 @@ impl GraphSource {
 
     /// Whether nothing changed since a read that left `links` and whose recycle bins hashed
     /// to `content` ([`recycle_content`]): both change listings empty, both bins read whole
-    /// and as they were. Then the links the next read resumes from; else `None` (the run
-    /// reads the changes, asking Graph again: a delta link can be followed twice).
+    /// and as they were. Then the links the next read resumes from; else `None`, and what was
+    /// read is kept for the run's read of the changes ([`GraphSource::changes`]): Graph is
+    /// asked once.
     pub async fn quiet_since(
         &self,
         links: &DeltaLinks,
         content: &str,
     ) -> std::result::Result<Option<Quiet>, GraphError> {
-        let c = &self.client;
-        let users_link = delta::checked_link(c, &links.users, "reading user changes")?;
-        let groups_link = delta::checked_link(c, &links.groups, "reading group changes")?;
-        let (users, groups, bins) = tokio::join!(
-            delta::read(c, users_link, "reading user changes"),
-            delta::read(c, groups_link, "reading group changes"),
-            self.recycle_bins()
-        );
-        let (users, groups) = (users?, groups?);
+        let (users, groups, bins) = self.fetch(links).await?;
         if !users.items.is_empty() || !groups.items.is_empty() || !bins.problems.is_empty() {
+            // Kept for the run's read of the changes, which follows at once.
+            *self.fetched.lock().unwrap_or_else(|p| p.into_inner()) = Some(Fetched {
+                links: links.clone(),
+                users,
+                groups,
+                bins,
+            });
             return Ok(None);
         }
         let mut deleted_users: Vec<DeletedItem> =
@@ -382,6 +396,22 @@ impl GraphSource {
         Ok(same.then(|| Quiet {
             links: delta::links(users, groups),
         }))
+    }
+
+    /// Both change listings from `links`, and the recycle bins whole, read at once.
+    async fn fetch(
+        &self,
+        links: &DeltaLinks,
+    ) -> std::result::Result<(delta::Changes, delta::Changes, RecycleBins), GraphError> {
+        let c = &self.client;
+        let users_link = delta::checked_link(c, &links.users, "reading user changes")?;
+        let groups_link = delta::checked_link(c, &links.groups, "reading group changes")?;
+        let (users, groups, bins) = tokio::join!(
+            delta::read(c, users_link, "reading user changes"),
+            delta::read(c, groups_link, "reading group changes"),
+            self.recycle_bins()
+        );
+        Ok((users?, groups?, bins))
     }
 
     /// Which of the objects a change listing says were removed really are: in the recycle
