@@ -162,6 +162,17 @@ fn a_run_the_disk_cannot_hold_is_refused_before_it_writes() {
     assert_eq!(roster(&store, &["verify"]).0, 0);
 }
 
+/// Fails the test, saying how to install it, where strace is missing.
+fn needs_strace() {
+    assert!(
+        Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "this test needs strace (.ci/run installs it)"
+    );
+}
+
 /// `import`/`plan` under strace, sled's `calls` on its file failing with `error` from the
 /// `from`-th on (counted per thread).
 fn with_failing_writes(
@@ -186,13 +197,7 @@ fn with_failing_writes(
 
 #[test]
 fn a_write_error_never_hangs_roster_and_the_store_opens_again() {
-    assert!(
-        Command::new("strace")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "this test needs strace (.ci/run installs it)"
-    );
+    needs_strace();
     let (work, template, loaded) = generated(3000, 300);
     let full = ("pwrite64", "ENOSPC", 1);
     let failing_sync = ("fsync,fdatasync", "EIO", 1);
@@ -422,13 +427,7 @@ fn a_backup_restores_into_a_new_store_with_the_same_chain_and_refuses_any_change
 /// run works.
 #[test]
 fn a_write_error_in_a_run_over_unchanged_inputs_leaves_a_store_that_works() {
-    assert!(
-        Command::new("strace")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "this test needs strace (.ci/run installs it)"
-    );
+    needs_strace();
     let (work, template, loaded) = generated(3000, 300);
     assert_eq!(roster(&template, &IMPORT).0, 3);
     assert_eq!(roster(&template, &IMPORT).0, 0);

@@ -26,6 +26,20 @@ fn events_of(r: &Roster, run: &str) -> Vec<Value> {
         .collect()
 }
 
+fn types_of(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+/// What a repeat of the demo import records when only its four conflicts need saying again.
+const FOUR_CONFLICTS_AGAIN: [&str; 6] = [
+    "RunStarted",
+    "Imported",
+    "Imported",
+    "Imported",
+    "Imported",
+    "RunFinished",
+];
+
 #[test]
 fn a_repeat_records_what_changed_and_report_all_gives_every_entry() {
     let r = Roster::new();
@@ -38,17 +52,9 @@ fn a_repeat_records_what_changed_and_report_all_gives_every_entry() {
     let third = json(&r, 0, &IMPORT);
     let run = third["run"].as_str().unwrap();
     let events = events_of(&r, run);
-    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
-        types,
-        [
-            "RunStarted",
-            "Imported",
-            "Imported",
-            "Imported",
-            "Imported",
-            "RunFinished"
-        ],
+        types_of(&events),
+        FOUR_CONFLICTS_AGAIN,
         "{first_events} before"
     );
     let started = &events[0]["payload"];
@@ -329,18 +335,7 @@ fn a_run_over_unchanged_inputs_takes_its_base_s_decisions() {
     let listed = third["entries"].as_array().unwrap();
     assert!(listed.len() == 4 && listed.iter().all(|e| e["outcome"] == "conflict"));
     let events = events_of(&r, third["run"].as_str().unwrap());
-    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(
-        types,
-        [
-            "RunStarted",
-            "Imported",
-            "Imported",
-            "Imported",
-            "Imported",
-            "RunFinished"
-        ]
-    );
+    assert_eq!(types_of(&events), FOUR_CONFLICTS_AGAIN);
     let bytes = std::fs::read(&tenant).unwrap();
     assert_eq!(
         events[0]["payload"]["source"]["content"],

@@ -8,6 +8,18 @@ use std::path::Path;
 /// while reading, in case the file grows.
 pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let (file, len) = open_regular_file(path, limit)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
+}
+
+/// `path` opened for reading, with its length, once it is shown to be a regular file of at
+/// most `limit` bytes (see [`read_regular_file`]); a reader must still stop past `limit`.
+pub fn open_regular_file(path: &Path, limit: u64) -> std::io::Result<(std::fs::File, u64)> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         return Err(std::io::Error::new(
@@ -21,23 +33,18 @@ pub fn read_regular_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
             "not a regular file (a pipe, a device or a socket); give the path of a file",
         ));
     }
-    let too_large = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("larger than the {limit} bytes roster reads"),
-        )
-    };
     if meta.len() > limit {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    Ok((std::fs::File::open(path)?, meta.len()))
+}
+
+/// A file over the bound.
+pub fn too_large(limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("larger than the {limit} bytes roster reads"),
+    )
 }
 
 /// An I/O error in words, without the "(os error N)" noise.

@@ -72,10 +72,9 @@ pub fn read_tenant(path: &Path) -> Result<Loaded> {
     Ok(loaded)
 }
 
-/// SHA-256 of `bytes`, hex.
+/// SHA-256 of `bytes`, hex ([`crate::target::digest`]).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    hex::encode(crate::target::digest(bytes))
 }
 
 /// Reads an input file, with an error that says which file and what to do.

@@ -6,6 +6,7 @@ use engine::event::{DeltaLinks, SourceKind};
 use engine::model::{EntraGroup, EntraUser};
 use engine::RunId;
 
+use crate::bounded::open_regular_file;
 use crate::error::Result;
 use crate::fixture::{read_tenant, Loaded, MAX_FIXTURE_BYTES};
 
@@ -102,11 +103,7 @@ impl TenantSource for FixtureSource {
     fn content_digest(&self) -> Option<String> {
         use sha2::Digest;
         use std::io::Read;
-        let meta = std::fs::metadata(&self.path).ok()?;
-        if !meta.is_file() || meta.len() > MAX_FIXTURE_BYTES {
-            return None;
-        }
-        let file = std::fs::File::open(&self.path).ok()?;
+        let (file, _) = open_regular_file(&self.path, MAX_FIXTURE_BYTES).ok()?;
         let mut file = file.take(MAX_FIXTURE_BYTES + 1);
         let (mut hasher, mut block, mut total) = (sha2::Sha256::new(), vec![0u8; 1 << 20], 0u64);
         loop {

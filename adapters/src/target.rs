@@ -198,7 +198,7 @@ impl FileTarget {
     }
 }
 
-/// SHA-256 of `bytes`, in hex.
+/// SHA-256 of `bytes`.
 pub fn digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()

@@ -48,6 +48,10 @@ use crate::recover::close_run;
 
 mod repeat;
 
+/// Why a run asked to stop before it changed anything ends: the same words for every run.
+const STOPPED_BEFORE_APPLYING: &str =
+    "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server";
+
 /// What the admin asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -279,6 +283,30 @@ impl Cx<'_> {
 
     fn step(&self, what: &str) {
         tracing::info!(target: engine::PROGRESS, "{what}")
+    }
+
+    /// *finish*: the run's `RunFinished`, with the org's next mirror in the same batch when
+    /// there is one, then a flush — only then is the outcome reported. The mirror is a cache:
+    /// a disk too full to hold it finishes the run without one (nothing of that batch was
+    /// written; the next run folds the log).
+    fn finish_run(
+        &self,
+        run: RunId,
+        finished: RunFinished,
+        mirror: Option<&MirrorWrite>,
+    ) -> Result<()> {
+        let (store, clock) = (self.store, self.clock);
+        let last = [Event::RunFinished(finished)];
+        match mirror.map(|next| store.commit_with_mirror(run, clock.now(), &last, next)) {
+            Some(Ok(_)) => {}
+            Some(Err(StoreError::DiskFull { .. })) | None => {
+                store.append(run, clock.now(), &last)?;
+            }
+            Some(Err(e)) => return Err(e.into()),
+        }
+        store.flush()?;
+        self.lap("finished");
+        Ok(())
     }
 
     /// The run's `RunStarted`, once what it read is known.
@@ -706,26 +734,13 @@ impl Cx<'_> {
                       learned: Vec<String>,
                       next: Option<MirrorWrite>|
          -> Result<()> {
-            let last = [Event::RunFinished(RunFinished {
+            let finished = RunFinished {
                 status,
                 summary,
                 reason,
                 learned,
-            })];
-            // The mirror is a cache: a disk too full to hold it finishes the run without one
-            // (nothing of the batch was written; the next run folds the log).
-            let with_mirror =
-                next.map(|next| store.commit_with_mirror(run, clock.now(), &last, &next));
-            match with_mirror {
-                Some(Ok(_)) => {}
-                Some(Err(StoreError::DiskFull { .. })) | None => {
-                    store.append(run, clock.now(), &last)?;
-                }
-                Some(Err(e)) => return Err(e.into()),
-            }
-            store.flush()?;
-            self.lap("finished");
-            Ok(())
+            };
+            self.finish_run(run, finished, next.as_ref())
         };
         let base_run = base.as_ref().map(|b| b.run);
         let result = |entries: Vec<EntryOutcome>, recorded: Vec<bool>, end: RunEnd| RunResult {
@@ -758,7 +773,7 @@ impl Cx<'_> {
         }
         // Asked to stop before anything was decided for good: nothing is planned or applied.
         if self.stop.requested() {
-            let why = "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server".to_owned();
+            let why = STOPPED_BEFORE_APPLYING.to_owned();
             let reason = Some(why.clone());
             finish(
                 RunStatus::Aborted,

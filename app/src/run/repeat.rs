@@ -24,7 +24,7 @@ use engine::event::{
 };
 use engine::model::{Completeness, ServerState};
 use engine::store::{MirrorBody, MirrorStamp, MirrorWrite};
-use engine::{EventStore, RunId, StoreError, ENGINE_VERSION};
+use engine::{EventStore, RunId, ENGINE_VERSION};
 
 use adapters::error::Result;
 use adapters::source::Quiet;
@@ -240,17 +240,13 @@ impl Cx<'_> {
             base_from: Some(BaseFrom::Settled),
             not_decided,
         };
-        let finish = |status: RunStatus,
-                      summary: Summary,
-                      reason: Option<String>,
-                      kept: bool|
-         -> Result<()> {
-            let last = [Event::RunFinished(RunFinished {
+        let finish = |status: RunStatus, summary: Summary, reason: Option<String>, kept: bool| {
+            let finished = RunFinished {
                 status,
                 summary,
                 reason,
                 learned: Vec::new(),
-            })];
+            };
             let next = MirrorWrite {
                 id: kept::mirror_id(&self.org.name, &self.org.tenant_id, &self.target_info),
                 org: stamp.org.clone(),
@@ -261,20 +257,10 @@ impl Cx<'_> {
                 body: MirrorBody::Kept,
                 settled: Some(deleted),
             };
-            // The mirror is a cache: a disk too full for its stamp finishes the run without.
-            match kept.then(|| store.commit_with_mirror(run, clock.now(), &last, &next)) {
-                Some(Ok(_)) => {}
-                Some(Err(StoreError::DiskFull { .. })) | None => {
-                    store.append(run, clock.now(), &last)?;
-                }
-                Some(Err(e)) => return Err(e.into()),
-            }
-            store.flush()?;
-            self.lap("finished");
-            Ok(())
+            self.finish_run(run, finished, kept.then_some(&next))
         };
         if self.stop.requested() {
-            let why = "interrupted (Ctrl-C) before anything was applied; nothing was changed on the server".to_owned();
+            let why = super::STOPPED_BEFORE_APPLYING.to_owned();
             finish(
                 RunStatus::Aborted,
                 Summary::default(),
