@@ -804,6 +804,30 @@ fn a_live_org_that_nothing_changed_in_takes_its_last_decisions() {
     assert_ne!(changed["summary"], third["summary"]);
     import(false);
     let (quiet, _) = import(true);
+    // Graph no longer knows the links (an expired delta token): that is no evidence that
+    // nothing changed — the run reads the whole tenant, and says why.
+    fake.expire_delta();
+    let (code, out, err) = r.run(&IMPORT);
+    assert_eq!(code, 0, "{err}");
+    assert!(!stands(&err), "{err}");
+    let whole: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(whole["summary"], quiet["summary"]);
+    let started: Value =
+        serde_json::from_str(r.expect(0, &["events", "last"]).lines().next().unwrap()).unwrap();
+    assert!(started["payload"]["source"].get("changesSince").is_none());
+    assert!(
+        err.contains("syncStateNotFound") || out.contains("syncStateNotFound"),
+        "{err}"
+    );
+    // That whole read changed nothing: the next run's inputs are its, and it says nothing of
+    // the whole read (its own read was two empty listings and the bins).
+    let (code, out, err) = r.run(&IMPORT);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stands(&err) && !err.contains("could not read only the changes"),
+        "{err}"
+    );
+    let quiet: Value = serde_json::from_str(&out).unwrap();
     let all = r.expect(0, &["report", "last", "--all", "--json"]);
     let all: Value = serde_json::from_str(&all).unwrap();
     assert_eq!(all["summary"], quiet["summary"]);

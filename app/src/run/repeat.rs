@@ -201,16 +201,19 @@ impl Cx<'_> {
         } = base;
         let was = base_started.source;
         // A live org's run resumes where its change listings ended: the changes since this run.
-        let (delta_links, changes_since) = match quiet {
-            Some(q) => (Some(q.links), Some(base_run)),
-            None => (None, None),
+        // What it read was two empty change listings and the recycle bins as before: the
+        // problems its base's read met (a note that it read the whole tenant, say) are not its
+        // own. A fixture's problems are the file's, which it is.
+        let (delta_links, changes_since, problems) = match quiet {
+            Some(q) => (Some(q.links), Some(base_run), Vec::new()),
+            None => (None, None, was.problems),
         };
         let info = SourceInfo {
             kind: self.source.kind(),
             location: self.source.location(),
             fingerprint: was.fingerprint,
             completeness: was.completeness,
-            problems: was.problems,
+            problems,
             listed: was.listed,
             delta_links,
             changes_since,
