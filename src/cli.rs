@@ -215,6 +215,12 @@ pub struct OrgAddArgs {
     /// Client secret in a file readable only by you (else $ROSTER_CLIENT_SECRET)
     #[arg(long, value_name = "FILE", requires = "tenant")]
     pub client_secret_file: Option<PathBuf>,
+    /// --auth certificate: a PEM file, readable only by you, holding the private key and the certificate uploaded to the app
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    pub certificate: Option<PathBuf>,
+    /// --auth federated: the file the platform writes its OIDC token to (re-read at every sign-in; e.g. $AZURE_FEDERATED_TOKEN_FILE)
+    #[arg(long, value_name = "FILE", requires = "tenant")]
+    pub assertion_file: Option<PathBuf>,
     /// Which Microsoft cloud
     #[arg(long, value_enum, default_value_t = CloudArg::Global, requires = "tenant")]
     pub cloud: CloudArg,
@@ -232,6 +238,10 @@ pub enum AuthArg {
     DeviceCode,
     /// App-only, unattended: the app's client secret
     ClientSecret,
+    /// App-only, unattended: an assertion signed with the app's certificate (no shared secret)
+    Certificate,
+    /// App-only, unattended: a token from the platform roster runs on (workload identity federation)
+    Federated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -341,6 +351,33 @@ pub struct FakeGraphArgs {
     /// The client secret to accept (any, if not given)
     #[arg(long, value_name = "SECRET", help_heading = "Sign-in endpoints")]
     pub client_secret: Option<String>,
+    /// A certificate (PEM) uploaded to the app: client assertions signed by its key are taken, every claim checked (repeatable)
+    #[arg(long, value_name = "FILE", help_heading = "Sign-in endpoints")]
+    pub trust_certificate: Vec<PathBuf>,
+    /// A federated credential's issuer: its tokens (audience api://AzureADTokenExchange) are taken as client assertions
+    #[arg(
+        long,
+        value_name = "ISSUER",
+        requires = "federated_certificate",
+        help_heading = "Sign-in endpoints"
+    )]
+    pub trust_federated: Option<String>,
+    /// The certificate (PEM) whose key the --trust-federated issuer signs its tokens with
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "trust_federated",
+        help_heading = "Sign-in endpoints"
+    )]
+    pub federated_certificate: Option<PathBuf>,
+    /// The subject the federated credential names (any, if not given)
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        requires = "trust_federated",
+        help_heading = "Sign-in endpoints"
+    )]
+    pub federated_subject: Option<String>,
     /// Answer device-code sign-in with AADSTS7000218 (public client flows disabled)
     #[arg(long, help_heading = "Sign-in endpoints")]
     pub public_client_disabled: bool,

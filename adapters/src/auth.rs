@@ -1,5 +1,6 @@
 //! Signing in to a tenant: device code (delegated, the admin signs in with MFA in a browser)
-//! or client secret (app-only, unattended), against the Microsoft identity platform or any
+//! or app-only, unattended — a client secret, a certificate, or a federated token from the
+//! platform roster runs on ([`assertion`]) — against the Microsoft identity platform or any
 //! endpoint that speaks its protocol (`roster fake-graph`).
 //!
 //! Tokens live in a cache file beside the store, `0600`, one per org; never in the log, the
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use engine::TenantId;
+
+pub mod assertion;
 
 /// A secret string: a client secret, an access or refresh token. Never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +51,18 @@ impl fmt::Debug for Secret {
 pub enum AuthMode {
     DeviceCode,
     ClientSecret,
+    /// A client assertion signed with a certificate's private key.
+    Certificate,
+    /// A client assertion from another identity provider, read from a file the platform
+    /// writes (workload identity federation).
+    Federated,
+}
+
+impl AuthMode {
+    /// Whether the app signs in as itself (client credentials), with no one at the keyboard.
+    pub fn app_only(self) -> bool {
+        !matches!(self, AuthMode::DeviceCode)
+    }
 }
 
 /// Which Microsoft cloud: it picks the Graph and login hosts.
@@ -251,6 +266,10 @@ pub struct AuthSettings {
     pub graph_root: Url,
     pub cache_file: PathBuf,
     pub secret: Option<SecretSource>,
+    /// Certificate orgs: the PEM file holding the private key and its certificate.
+    pub certificate: Option<PathBuf>,
+    /// Federated orgs: the file the platform writes its token to.
+    pub assertion_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -373,6 +392,29 @@ fn explain(e: &TokenError, s: &AuthSettings) -> AuthError {
             "AADSTS7000215: the client secret for app {client} is not valid: check {SECRET_ENV} or the secret file (use the secret's Value, not its ID), or create a new one under Certificates & secrets"
         )),
         Some(7000222) => config(format!("AADSTS7000222: the client secret for app {client} has expired: create a new one under Certificates & secrets")),
+        Some(700027) => config(format!(
+            "AADSTS700027: the sign-in service does not take the certificate's signature for app {client} ({}): upload the certificate to the app registration (Certificates & secrets) and check that --certificate holds its private key",
+            reason(&first_line)
+        )),
+        Some(c @ (700024 | 1000502 | 7000214)) => config(format!(
+            "AADSTS{c}: the sign-in service refused the {} as not valid now ({}): {}",
+            if s.mode == AuthMode::Federated { "federated token" } else { "client assertion" },
+            reason(&first_line),
+            if s.mode == AuthMode::Federated { "the platform that writes the token file must renew it" } else { "check this machine's clock, and that the certificate uploaded to the app is current and not revoked" }
+        )),
+        Some(700021) => config(format!(
+            "AADSTS700021: the client assertion names another app than {client}: check --client-id against the app the certificate or federated credential belongs to"
+        )),
+        Some(c @ (70021 | 700211 | 700212 | 700213 | 700223)) => config(format!(
+            "AADSTS{c}: no federated credential of app {client} matches the token ({}): in App registrations → the app → Certificates & secrets → Federated credentials, check the issuer, the subject and the audience {}",
+            reason(&first_line),
+            assertion::FEDERATED_AUDIENCE
+        )),
+        Some(c @ (50013 | 50027)) if s.mode.app_only() && s.mode != AuthMode::ClientSecret => config(format!(
+            "AADSTS{c}: the sign-in service refused the client assertion ({}): {}",
+            reason(&first_line),
+            if s.mode == AuthMode::Federated { "check that --assertion-file holds the token the platform writes" } else { "check --certificate and this machine's clock" }
+        )),
         Some(700082) | Some(700084) | Some(50173) | Some(70008) => {
             config("the saved sign-in has expired or was revoked: sign in again with `roster org login ORG`".to_owned())
         }
@@ -382,6 +424,21 @@ fn explain(e: &TokenError, s: &AuthSettings) -> AuthError {
         Some(c) => AuthError::Rejected(format!("sign-in failed: {} (AADSTS{c}: {})", e.error, first_line.trim_start_matches(&format!("AADSTS{c}: ")))),
         None => AuthError::Rejected(format!("sign-in failed: {} {}", e.error, first_line).trim().to_owned()),
     }
+}
+
+/// The sign-in service's own words after its code, for a message: printable, at most 200
+/// characters.
+fn reason(first_line: &str) -> String {
+    let text = first_line
+        .strip_prefix("AADSTS")
+        .map(|r| {
+            r.trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start_matches(':')
+                .trim()
+        })
+        .unwrap_or(first_line);
+    let cut: String = text.chars().take(200).collect();
+    engine::text::printable(cut.trim_end_matches('.')).into_owned()
 }
 
 /// Signs in and keeps the org's token cache.
@@ -432,19 +489,24 @@ impl Authenticator {
     fn scopes(&self) -> String {
         let graph = self.settings.graph_root.as_str().trim_end_matches('/');
         match self.settings.mode {
-            AuthMode::ClientSecret => format!("{graph}/.default"),
+            AuthMode::ClientSecret | AuthMode::Certificate | AuthMode::Federated => {
+                format!("{graph}/.default")
+            }
             AuthMode::DeviceCode => {
                 format!("{graph}/User.Read.All {graph}/GroupMember.Read.All {graph}/Group.Read.All {graph}/Member.Read.Hidden offline_access openid profile")
             }
         }
     }
 
-    /// Signs in afresh (the device-code prompt, or the client secret) and saves the tokens.
+    /// Signs in afresh (the device-code prompt, or the app's own credential) and saves the
+    /// tokens.
     pub async fn sign_in(&self) -> Result<(), AuthError> {
         let mut state = self.state.lock().await;
         let token = match self.settings.mode {
             AuthMode::DeviceCode => self.device_code().await?,
-            AuthMode::ClientSecret => self.client_credentials().await?,
+            AuthMode::ClientSecret | AuthMode::Certificate | AuthMode::Federated => {
+                self.client_credentials().await?
+            }
         };
         self.store(&mut state, token)?;
         Ok(())
@@ -516,20 +578,56 @@ impl Authenticator {
     }
 
     async fn client_credentials(&self) -> Result<TokenResponse, AuthError> {
-        let secret = self
-            .settings
-            .secret
-            .as_ref()
-            .ok_or_else(|| AuthError::Config("no client secret configured for this org".into()))?
-            .load()?;
         let scope = self.scopes();
-        let form = [
-            ("client_id", self.settings.client_id.as_str()),
-            ("client_secret", secret.expose()),
+        let token_url = self.endpoint("token");
+        let client_id = self.settings.client_id.as_str();
+        let missing = |what: &str| {
+            AuthError::Config(format!("no {what} configured for this org: remove it and add it again with the flag `roster org add --help` names"))
+        };
+        let (credential, assertion): (&str, Secret) = match self.settings.mode {
+            AuthMode::Certificate => {
+                let path = self
+                    .settings
+                    .certificate
+                    .as_ref()
+                    .ok_or_else(|| missing("certificate"))?;
+                let now = Utc::now();
+                let cert = assertion::CertificateCredential::load(path, now)?;
+                (
+                    "client_assertion",
+                    cert.assertion(client_id, token_url.as_str(), now)?,
+                )
+            }
+            AuthMode::Federated => {
+                let path = self
+                    .settings
+                    .assertion_file
+                    .as_ref()
+                    .ok_or_else(|| missing("federated token file"))?;
+                (
+                    "client_assertion",
+                    assertion::federated_token(path, Utc::now())?,
+                )
+            }
+            AuthMode::ClientSecret | AuthMode::DeviceCode => (
+                "client_secret",
+                self.settings
+                    .secret
+                    .as_ref()
+                    .ok_or_else(|| missing("client secret"))?
+                    .load()?,
+            ),
+        };
+        let mut form = vec![
+            ("client_id", client_id),
             ("scope", scope.as_str()),
             ("grant_type", "client_credentials"),
+            (credential, assertion.expose()),
         ];
-        match self.post_form(self.endpoint("token"), &form).await? {
+        if credential == "client_assertion" {
+            form.push(("client_assertion_type", assertion::ASSERTION_TYPE));
+        }
+        match self.post_form(token_url, &form).await? {
             Ok(resp) => Self::token_response(resp).await,
             Err(e) => Err(explain(&e, &self.settings)),
         }
@@ -641,7 +739,9 @@ impl Authenticator {
     async fn renew(&self, state: &mut Option<CachedToken>) -> Result<(), AuthError> {
         let refresh = state.as_ref().and_then(|s| s.refresh_token.clone());
         let token = match (refresh, self.settings.mode) {
-            (_, AuthMode::ClientSecret) => self.client_credentials().await?,
+            (_, AuthMode::ClientSecret | AuthMode::Certificate | AuthMode::Federated) => {
+                self.client_credentials().await?
+            }
             (Some(r), AuthMode::DeviceCode) => match self.refresh_grant(&r).await {
                 Ok(t) => t,
                 // An expired or revoked sign-in falls back to signing in again.
@@ -722,8 +822,8 @@ impl TokenSource for Authenticator {
 
     fn signed_in_as(&self) -> Option<String> {
         match self.settings.mode {
-            AuthMode::ClientSecret => Some(format!("application {}", self.settings.client_id)),
-            AuthMode::DeviceCode => self.state.try_lock().ok()?.as_ref()?.signed_in_as.clone(),
+            m if m.app_only() => Some(format!("application {}", self.settings.client_id)),
+            _ => self.state.try_lock().ok()?.as_ref()?.signed_in_as.clone(),
         }
     }
 

@@ -81,6 +81,13 @@ pub struct GraphOrg {
     pub login_url: Option<String>,
     /// Client-secret orgs: where the secret comes from (never the secret itself).
     pub secret: Option<SecretSource>,
+    /// Certificate orgs: the PEM file holding the private key and its certificate (the path;
+    /// the key is read from it when a token is needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// Federated orgs: the file the platform writes its token to, read at every sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion_file: Option<PathBuf>,
 }
 
 impl GraphOrg {
@@ -181,6 +188,8 @@ impl OrgConfig {
                 graph_root: g.graph_root()?,
                 cache_file: self.token_cache(env),
                 secret: g.secret.clone(),
+                certificate: g.certificate.clone(),
+                assertion_file: g.assertion_file.clone(),
             },
             env.prompt.clone(),
         ))

@@ -53,6 +53,8 @@ fn settings(fake: &FakeGraph, tenant: &TenantId, mode: AuthMode, cache: &Path) -
         graph_root: root,
         cache_file: cache.to_owned(),
         secret: None,
+        certificate: None,
+        assertion_file: None,
     }
 }
 
@@ -429,6 +431,8 @@ fn secrets_and_tokens_never_show_in_debug_output() {
         graph_root: Url::parse("http://127.0.0.1:1").unwrap(),
         cache_file: "/nonexistent/t.json".into(),
         secret: Some(SecretSource::Env),
+        certificate: None,
+        assertion_file: None,
     };
     let (_, prompt) = counting_prompt();
     let a = Authenticator::new(s, prompt);

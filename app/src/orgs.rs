@@ -94,6 +94,10 @@ pub struct AddGraphOrg {
     pub auth: AuthMode,
     /// For client-secret sign-in: a file holding the secret (else `ROSTER_CLIENT_SECRET`).
     pub client_secret_file: Option<PathBuf>,
+    /// For certificate sign-in: the PEM file holding the private key and its certificate.
+    pub certificate: Option<PathBuf>,
+    /// For federated sign-in: the file the platform writes its token to.
+    pub assertion_file: Option<PathBuf>,
     pub cloud: Cloud,
     pub graph_url: Option<String>,
     pub login_url: Option<String>,
@@ -106,10 +110,14 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
     let client_id = match (&a.client_id, a.auth) {
         (Some(id), _) => id.to_string(),
         (None, AuthMode::DeviceCode) => DEFAULT_PUBLIC_CLIENT_ID.to_owned(),
-        (None, AuthMode::ClientSecret) => {
-            return Err(Error::bad_input("--auth client-secret needs --client-id: the Application (client) ID of your app registration"))
+        (None, mode) => {
+            return Err(Error::bad_input(format!(
+                "--auth {} needs --client-id: the Application (client) ID of your app registration",
+                auth_flag(mode)
+            )))
         }
     };
+    let (certificate, assertion_file) = credential_files(a)?;
     let secret = match (a.auth, &a.client_secret_file) {
         (AuthMode::ClientSecret, Some(f)) => {
             read_secret_file(f).map_err(|e| Error::bad_input(e.to_string()))?;
@@ -129,12 +137,12 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
                 .map_err(|e| Error::bad_input(e.to_string()))?;
             Some(SecretSource::Env)
         }
-        (AuthMode::DeviceCode, Some(_)) => {
+        (_, Some(_)) => {
             return Err(Error::bad_input(
                 "--client-secret-file is for --auth client-secret",
             ))
         }
-        (AuthMode::DeviceCode, None) => None,
+        (_, None) => None,
     };
     if let Some(u) = &a.graph_url {
         parse_root(u, "--graph-url")?;
@@ -158,6 +166,8 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
             graph_url: a.graph_url.clone(),
             login_url: a.login_url.clone(),
             secret,
+            certificate,
+            assertion_file,
         }),
         added_at: ctx.clock.now(),
         left_out: Vec::new(),
@@ -167,6 +177,53 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
     org::add_org(store, &config)?;
     store.flush()?;
     Ok(config)
+}
+
+/// How `mode` is spelled on the command line.
+fn auth_flag(mode: AuthMode) -> &'static str {
+    match mode {
+        AuthMode::DeviceCode => "device-code",
+        AuthMode::ClientSecret => "client-secret",
+        AuthMode::Certificate => "certificate",
+        AuthMode::Federated => "federated",
+    }
+}
+
+/// The certificate or federated token file `a` names, checked now (a certificate: only its
+/// owner may read it, it holds a matching RSA key and certificate valid today; a token file:
+/// a JWT not expired) and kept as an absolute path. Each belongs to its own `--auth`.
+fn credential_files(a: &AddGraphOrg) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+    let bad = |e: adapters::auth::AuthError| Error::bad_input(e.to_string());
+    let now = chrono::Utc::now();
+    match (a.auth, &a.certificate, &a.assertion_file) {
+        (AuthMode::Certificate, Some(c), None) => {
+            adapters::auth::assertion::CertificateCredential::load(c, now).map_err(bad)?;
+            Ok((Some(absolute(c)?), None))
+        }
+        (AuthMode::Certificate, None, _) => Err(Error::bad_input(
+            "--auth certificate needs --certificate FILE: a PEM file holding the private key and the certificate uploaded to the app registration",
+        )),
+        (AuthMode::Federated, None, Some(f)) => {
+            adapters::auth::assertion::federated_token(f, now).map_err(bad)?;
+            Ok((None, Some(absolute(f)?)))
+        }
+        (AuthMode::Federated, _, None) => Err(Error::bad_input(
+            "--auth federated needs --assertion-file FILE: the file the platform writes its token to (as AZURE_FEDERATED_TOKEN_FILE names)",
+        )),
+        (_, Some(_), _) => Err(Error::bad_input("--certificate is for --auth certificate")),
+        (_, _, Some(_)) => Err(Error::bad_input("--assertion-file is for --auth federated")),
+        (_, None, None) => Ok((None, None)),
+    }
+}
+
+fn absolute(f: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(f).map_err(|e| {
+        Error::bad_input(format!(
+            "{}: cannot resolve the path: {}",
+            f.display(),
+            adapters::bounded::io_reason(&e)
+        ))
+    })
 }
 
 pub fn list(store: &SledStore) -> Result<Vec<OrgConfig>> {

@@ -13,6 +13,23 @@ use crate::Exit;
 
 pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
     let bytes = adapters::fixture::read_input(&a.tenant, "tenant fixture")?;
+    let trusted = |f: &std::path::PathBuf| {
+        devtools::fake::TrustedCertificate::read(f)
+            .map_err(|e| usage(format!("{e}; give a PEM certificate")))
+    };
+    let trust_certificates = a
+        .trust_certificate
+        .iter()
+        .map(trusted)
+        .collect::<Result<Vec<_>>>()?;
+    let trust_federated = match (&a.trust_federated, &a.federated_certificate) {
+        (Some(issuer), Some(key)) => Some(devtools::fake::FederatedTrust {
+            issuer: issuer.clone(),
+            subject: a.federated_subject.clone(),
+            key: trusted(key)?,
+        }),
+        _ => None,
+    };
     let config = FakeConfig {
         page_size: a.page_size.max(1),
         throttle_every: a.throttle_every,
@@ -39,6 +56,8 @@ pub fn fake_graph(a: &FakeGraphArgs) -> Result<Exit> {
         token_ttl: Duration::from_secs(a.token_ttl_s.max(1)),
         expire_tokens_after: a.expire_tokens_after,
         client_secret: a.client_secret.clone(),
+        trust_certificates,
+        trust_federated,
         public_client_disabled: a.public_client_disabled,
         deny_consent: a.deny_consent,
         forbid: a.forbid.clone(),

@@ -58,8 +58,12 @@ fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
         auth: match a.auth {
             AuthArg::DeviceCode => AuthMode::DeviceCode,
             AuthArg::ClientSecret => AuthMode::ClientSecret,
+            AuthArg::Certificate => AuthMode::Certificate,
+            AuthArg::Federated => AuthMode::Federated,
         },
         client_secret_file: a.client_secret_file.clone(),
+        certificate: a.certificate.clone(),
+        assertion_file: a.assertion_file.clone(),
         cloud: match a.cloud {
             CloudArg::Global => Cloud::Global,
             CloudArg::Usgov => Cloud::Usgov,

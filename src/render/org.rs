@@ -53,6 +53,8 @@ pub fn orgs_table(orgs: &[adapters::org::OrgConfig]) -> String {
                 match g.auth {
                     adapters::auth::AuthMode::DeviceCode => "device code",
                     adapters::auth::AuthMode::ClientSecret => "client secret",
+                    adapters::auth::AuthMode::Certificate => "certificate",
+                    adapters::auth::AuthMode::Federated => "federated token",
                 }
             ),
         };
@@ -94,9 +96,31 @@ pub fn org_set(set: &app::orgs::FixtureOrg, given: &std::path::Path) -> String {
 pub fn org_added_live(org: &adapters::org::OrgConfig, auth: adapters::auth::AuthMode) -> String {
     let how = match auth {
         adapters::auth::AuthMode::DeviceCode => {
-            "signed in (device code); the refresh token is cached so later commands do not prompt"
+            "signed in (device code); the refresh token is cached so later commands do not prompt".to_owned()
         }
-        adapters::auth::AuthMode::ClientSecret => "signed in with the client secret (app-only)",
+        adapters::auth::AuthMode::ClientSecret => {
+            "signed in with the client secret (app-only)".to_owned()
+        }
+        adapters::auth::AuthMode::Certificate => {
+            let cert = match &org.source {
+                adapters::org::OrgSource::Graph(g) => g.certificate.as_deref().and_then(|p| {
+                    adapters::auth::assertion::CertificateCredential::load(p, chrono::Utc::now())
+                        .ok()
+                }),
+                _ => None,
+            };
+            match cert {
+                Some(c) => format!(
+                    "signed in with the certificate {} (app-only; it expires on {}, renew and upload it before then)",
+                    c.thumbprints().sha1_hex(),
+                    c.not_after.format("%Y-%m-%d")
+                ),
+                None => "signed in with the certificate (app-only)".to_owned(),
+            }
+        }
+        adapters::auth::AuthMode::Federated => {
+            "signed in with the platform's federated token (app-only; the token file is read again at every sign-in)".to_owned()
+        }
     };
     format!(
         "Added org {}: tenant {}, {how}; users and groups are readable.\n",

@@ -352,6 +352,8 @@ fn add_live(
         client_id: client_id.map(|c| guid("client id", &c)).transpose()?,
         auth: adapters::auth::AuthMode::DeviceCode,
         client_secret_file: None,
+        certificate: None,
+        assertion_file: None,
         cloud: adapters::auth::Cloud::Global,
         graph_url: url.clone(),
         login_url: url,

@@ -4,6 +4,7 @@
 //! struct update syntax; strategies generate small, collision-prone worlds (shared logins,
 //! other tenants, half-linked servers) where the planner's rules meet each other.
 
+pub mod credentials;
 pub mod scim;
 
 use std::collections::BTreeSet;

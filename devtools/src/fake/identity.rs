@@ -178,6 +178,20 @@ pub(super) fn token(state: &State, path: &str, body: &Bytes) -> Response {
     let f = form(body);
     let c = &state.config;
     match f.get("grant_type").map(String::as_str) {
+        Some("client_credentials") if f.contains_key("client_assertion") => {
+            if let Some(refused) = assertion_refused(state, path, &f) {
+                return refused;
+            }
+            if c.deny_consent {
+                return token_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    65001,
+                    "The user or administrator has not consented to use the application.",
+                );
+            }
+            state.token_body(None)
+        }
         Some("client_credentials") => {
             let given = f
                 .get("client_secret")
@@ -254,4 +268,129 @@ pub(super) fn token(state: &State, path: &str, body: &Bytes) -> Response {
             "The app requested an unsupported grant type.",
         ),
     }
+}
+
+/// The checks the identity platform makes of a client assertion (RFC 7523), and the answer
+/// refusing it when one fails: its type, its form, whose key signed it — a certificate uploaded to the app (named by `x5t#S256` or
+/// `x5t`), or the issuer of the app's federated credential — and its claims: for a
+/// certificate `aud` = this token endpoint, `iss` = `sub` = the client id, `nbf`/`exp` around
+/// now, a `jti` never seen before; for a federated token its issuer, subject and audience
+/// `api://AzureADTokenExchange`, and its lifetime.
+fn assertion_refused(state: &State, path: &str, f: &HashMap<String, String>) -> Option<Response> {
+    use adapters::auth::assertion::{Jwt, ASSERTION_TYPE, CLOCK_SKEW_S, FEDERATED_AUDIENCE};
+    let refuse = |code: u64, description: &str| {
+        Some(token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        ))
+    };
+    if f.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
+        return Some(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+        ));
+    }
+    let Some(jwt) = f.get("client_assertion").and_then(|a| Jwt::parse(a)) else {
+        return Some(token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.",
+        ));
+    };
+    let now = chrono::Utc::now();
+    let skew = chrono::Duration::seconds(CLOCK_SKEW_S);
+    let in_time = |jwt: &Jwt| {
+        jwt.time("exp").is_some_and(|exp| exp + skew > now)
+            && jwt.time("nbf").is_none_or(|nbf| nbf - skew <= now)
+    };
+    let client = f.get("client_id").map(String::as_str).unwrap_or_default();
+    let certificate = jwt.header.get("x5t#S256").is_some() || jwt.header.get("x5t").is_some();
+    if certificate {
+        let Some(cert) = state
+            .config
+            .trust_certificates
+            .iter()
+            .find(|c| c.named_by(&jwt))
+        else {
+            return refuse(700027, "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found.]");
+        };
+        if !jwt.signed_by(&cert.public_key) {
+            return refuse(
+                700027,
+                "Client assertion contains an invalid signature. [Reason - The key used to sign it does not match the registered certificate.]",
+            );
+        }
+        if now > cert.not_after || now < cert.not_before {
+            return refuse(700027, "Client assertion contains an invalid signature. [Reason - The key used is expired.]");
+        }
+        if jwt.claim("iss") != Some(client) || jwt.claim("sub") != Some(client) {
+            return refuse(
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            );
+        }
+        let endpoint = format!("{}{path}", state.base);
+        if !jwt.audience_is(&endpoint) {
+            return refuse(50013, &format!("Assertion audience claim does not match the token endpoint. [Expected '{endpoint}']"));
+        }
+        if !in_time(&jwt) {
+            return refuse(
+                700024,
+                "Client assertion is not within its valid time range.",
+            );
+        }
+        let Some(jti) = jwt.claim("jti").filter(|j| !j.is_empty()) else {
+            return refuse(50013, "Assertion is invalid: it carries no jti.");
+        };
+        if !state.assertions_seen.lock().unwrap().insert(jti.to_owned()) {
+            return refuse(
+                50013,
+                "Assertion is invalid: the jti was already used (a replayed assertion).",
+            );
+        }
+        return None;
+    }
+    let Some(trust) = &state.config.trust_federated else {
+        return refuse(700027, "Client assertion failed signature validation. [Reason - No key or federated credential is registered for the application.]");
+    };
+    if jwt.claim("iss") != Some(trust.issuer.as_str()) {
+        return refuse(
+            700211,
+            "No matching federated identity record found for presented assertion issuer.",
+        );
+    }
+    if !jwt.signed_by(&trust.key.public_key) {
+        return refuse(
+            700027,
+            "Client assertion failed signature validation. [Reason - The key was not found.]",
+        );
+    }
+    if !jwt.audience_is(FEDERATED_AUDIENCE) {
+        return refuse(
+            700212,
+            "No matching federated identity record found for presented assertion audience.",
+        );
+    }
+    if trust
+        .subject
+        .as_deref()
+        .is_some_and(|want| jwt.claim("sub") != Some(want))
+    {
+        return refuse(
+            700213,
+            "No matching federated identity record found for presented assertion subject.",
+        );
+    }
+    if !in_time(&jwt) {
+        return refuse(
+            700024,
+            "Client assertion is not within its valid time range.",
+        );
+    }
+    None
 }

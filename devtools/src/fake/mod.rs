@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+pub use adapters::auth::assertion::TrustedCertificate;
 use adapters::error::{Error, Result};
 use adapters::fixture::from_json;
 use adapters::wire::{BatchRequest, BatchResponse, BatchResponseItem};
@@ -92,6 +93,10 @@ pub struct FakeConfig {
     pub expire_tokens_after: Option<u64>,
     /// The client secret expected by the client-credentials grant; any, if `None`.
     pub client_secret: Option<String>,
+    /// Certificates uploaded to the app: client assertions signed by their keys are taken.
+    pub trust_certificates: Vec<TrustedCertificate>,
+    /// A federated credential of the app: tokens from this issuer are taken as assertions.
+    pub trust_federated: Option<FederatedTrust>,
     /// Answer device-code polls with AADSTS7000218.
     pub public_client_disabled: bool,
     /// Answer sign-ins with AADSTS65001.
@@ -111,6 +116,16 @@ pub struct FakeConfig {
     /// `scp`/`roles` and the granted scopes, and Graph behaves as without them (a group with
     /// hidden membership lists no members).
     pub deny: Vec<String>,
+}
+
+/// A federated identity credential, as an app registration holds one: the issuer, the subject
+/// (any, if `None`) and the audience `api://AzureADTokenExchange`; the issuer's signing
+/// certificate stands for its published keys.
+#[derive(Debug, Clone)]
+pub struct FederatedTrust {
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub key: TrustedCertificate,
 }
 
 /// The permissions the fake grants unless denied.
@@ -146,6 +161,8 @@ impl Default for FakeConfig {
             token_ttl: Duration::from_secs(3600),
             expire_tokens_after: None,
             client_secret: None,
+            trust_certificates: Vec::new(),
+            trust_federated: None,
             public_client_disabled: false,
             deny_consent: false,
             forbid: Vec::new(),
@@ -192,6 +209,8 @@ struct State {
     access: Mutex<HashMap<String, Instant>>,
     refresh: Mutex<HashSet<String>>,
     devices: Mutex<HashMap<String, Device>>,
+    /// The `jti` of every client assertion taken: one used again is refused.
+    assertions_seen: Mutex<HashSet<String>>,
     /// Requests the last attempt of which an injected fault hit (see [`State::inject`]).
     faulted: Mutex<HashSet<u64>>,
 }
@@ -411,6 +430,7 @@ impl FakeGraph {
             access: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashSet::new()),
             devices: Mutex::new(HashMap::new()),
+            assertions_seen: Mutex::new(HashSet::new()),
             faulted: Mutex::new(HashSet::new()),
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
