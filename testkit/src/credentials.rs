@@ -13,7 +13,8 @@ pub struct Credential {
     pub cert_pem: String,
     /// The certificate's DER encoding (its thumbprints are hashes of it).
     pub cert_der: Vec<u8>,
-    key_der: Vec<u8>,
+    /// The private key, PKCS#8 DER (to look for it where it must never be).
+    pub key_der: Vec<u8>,
 }
 
 impl Credential {
@@ -54,13 +55,26 @@ impl Credential {
         path.to_owned()
     }
 
-    /// A JWT signed RS256 with this key: `claims` as given, header `{"alg":"RS256","typ":"JWT"}`.
+    /// A JWT signed RS256 with this key: `claims` as given, header
+    /// `{"alg":"RS256","typ":"JWT","kid":"test"}` (as an identity provider names its key).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
+        self.sign_with_header(
+            &serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "test"}),
+            claims,
+        )
+    }
+
+    /// A JWT signed RS256 with this key, `header` and `claims` as given.
+    pub fn sign_with_header(
+        &self,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
         use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
         let input = format!(
             "{}.{}",
-            b64(br#"{"alg":"RS256","typ":"JWT","kid":"test"}"#),
+            b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
         let key = RsaKeyPair::from_pkcs8(&self.key_der).expect("the test key");

@@ -185,6 +185,8 @@ pub struct FakeStats {
     pub unexpected: u64,
     pub resource_units: u64,
     pub tokens_issued: u64,
+    /// Requests to the sign-in endpoints (token, device code), taken or refused.
+    pub sign_in_requests: u64,
 }
 
 #[derive(Default)]
@@ -196,6 +198,7 @@ struct Counters {
     unexpected: AtomicU64,
     resource_units: AtomicU64,
     tokens_issued: AtomicU64,
+    sign_in_requests: AtomicU64,
 }
 
 struct State {
@@ -244,6 +247,7 @@ impl State {
             unexpected: g(&c.unexpected),
             resource_units: g(&c.resource_units),
             tokens_issued: g(&c.tokens_issued),
+            sign_in_requests: g(&c.sign_in_requests),
         }
     }
 }
@@ -340,9 +344,17 @@ async fn handle(
         return axum::Json(json!({"expired": true})).into_response();
     }
     if method == Method::POST && path.ends_with("/oauth2/v2.0/devicecode") {
+        state
+            .counters
+            .sign_in_requests
+            .fetch_add(1, Ordering::Relaxed);
         return device_code(&state, &path, &body);
     }
     if method == Method::POST && path.ends_with("/oauth2/v2.0/token") {
+        state
+            .counters
+            .sign_in_requests
+            .fetch_add(1, Ordering::Relaxed);
         return token(&state, &path, &body);
     }
     let Some(rest) = path.strip_prefix("/v1.0/") else {
