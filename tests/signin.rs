@@ -405,9 +405,21 @@ fn a_certificate_that_cannot_sign_in_is_said_in_one_line_and_nothing_is_imported
     let cred = Credential::current();
     let pair = cred.write_pair(&keys.path().join("roster.pem"));
     let uploaded = cred.write_certificate(&keys.path().join("uploaded.pem"));
+    let now = chrono::Utc::now();
+    // A second certificate uploaded to the app, ten days from its end.
+    let soon = Credential::rsa(
+        now - chrono::Duration::days(300),
+        now + chrono::Duration::days(10),
+    );
+    let soon_uploaded = soon.write_certificate(&keys.path().join("soon.pem"));
     let fake = Fake::start(
         &tenant,
-        &["--trust-certificate", uploaded.to_str().unwrap()],
+        &[
+            "--trust-certificate",
+            uploaded.to_str().unwrap(),
+            "--trust-certificate",
+            soon_uploaded.to_str().unwrap(),
+        ],
     );
     let r = Roster::new();
     let add = add_args(
@@ -430,7 +442,6 @@ fn a_certificate_that_cannot_sign_in_is_said_in_one_line_and_nothing_is_imported
         ],
     );
 
-    let now = chrono::Utc::now();
     for (cred, want) in [
         (
             Credential::rsa(
@@ -487,6 +498,16 @@ fn a_certificate_that_cannot_sign_in_is_said_in_one_line_and_nothing_is_imported
     std::fs::set_permissions(&pair, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     r.expect(3, &["import", "live", "--select-all"]);
     r.expect(0, &["verify"]);
+
+    // A certificate near its end still signs in, and says so at every sign-in.
+    soon.write_pair(&pair);
+    r.expect(0, &["org", "logout", "live"]);
+    let (code, _, err) = r.run(&["plan", "live", "--select-all"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("expires on") && err.contains("(in 9 days)"),
+        "{err}"
+    );
 }
 
 /// The fake checks each claim of an assertion as the identity platform does: the wrong key,

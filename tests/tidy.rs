@@ -81,7 +81,7 @@ fn only_render_writes_output() {
 }
 
 /// "Time and run ids come from `adapters::clock`": the wall clock is read there, and by the
-/// sign-in's token cache for a token's expiry — nowhere else.
+/// sign-in for a token's expiry and a credential's validity — nowhere else.
 #[test]
 fn the_wall_clock_is_read_in_two_places() {
     let reads = ["Utc::now()", "SystemTime::now()", "Local::now()"];

@@ -204,6 +204,18 @@ pub fn one_line_secret(secret: &str, origin: &str, what: &str) -> Result<(), Aut
     }
 }
 
+/// The certificate credential in `path`, checked as a sign-in would check it now (see
+/// [`assertion::CertificateCredential::load`]).
+pub fn certificate_now(path: &Path) -> Result<assertion::CertificateCredential, AuthError> {
+    assertion::CertificateCredential::load(path, Utc::now())
+}
+
+/// The federated token in `path`, checked as a sign-in would check it now (see
+/// [`assertion::federated_token`]).
+pub fn federated_token_now(path: &Path) -> Result<Secret, AuthError> {
+    assertion::federated_token(path, Utc::now())
+}
+
 /// Why signing in failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -593,6 +605,16 @@ impl Authenticator {
                     .ok_or_else(|| missing("certificate"))?;
                 let now = Utc::now();
                 let cert = assertion::CertificateCredential::load(path, now)?;
+                let left = cert.not_after - now;
+                if left < chrono::Duration::days(30) {
+                    tracing::warn!(
+                        "the certificate {} in {} expires on {} (in {} days): create a new one, upload it to the app registration and point the org at it before then",
+                        cert.thumbprints().sha1_hex(),
+                        path.display(),
+                        cert.not_after.format("%Y-%m-%d"),
+                        left.num_days()
+                    );
+                }
                 (
                     "client_assertion",
                     cert.assertion(client_id, token_url.as_str(), now)?,

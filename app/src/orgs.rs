@@ -194,17 +194,16 @@ fn auth_flag(mode: AuthMode) -> &'static str {
 /// a JWT not expired) and kept as an absolute path. Each belongs to its own `--auth`.
 fn credential_files(a: &AddGraphOrg) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
     let bad = |e: adapters::auth::AuthError| Error::bad_input(e.to_string());
-    let now = chrono::Utc::now();
     match (a.auth, &a.certificate, &a.assertion_file) {
         (AuthMode::Certificate, Some(c), None) => {
-            adapters::auth::assertion::CertificateCredential::load(c, now).map_err(bad)?;
+            adapters::auth::certificate_now(c).map_err(bad)?;
             Ok((Some(absolute(c)?), None))
         }
         (AuthMode::Certificate, None, _) => Err(Error::bad_input(
             "--auth certificate needs --certificate FILE: a PEM file holding the private key and the certificate uploaded to the app registration",
         )),
         (AuthMode::Federated, None, Some(f)) => {
-            adapters::auth::assertion::federated_token(f, now).map_err(bad)?;
+            adapters::auth::federated_token_now(f).map_err(bad)?;
             Ok((None, Some(absolute(f)?)))
         }
         (AuthMode::Federated, _, None) => Err(Error::bad_input(

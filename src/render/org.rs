@@ -103,10 +103,10 @@ pub fn org_added_live(org: &adapters::org::OrgConfig, auth: adapters::auth::Auth
         }
         adapters::auth::AuthMode::Certificate => {
             let cert = match &org.source {
-                adapters::org::OrgSource::Graph(g) => g.certificate.as_deref().and_then(|p| {
-                    adapters::auth::assertion::CertificateCredential::load(p, chrono::Utc::now())
-                        .ok()
-                }),
+                adapters::org::OrgSource::Graph(g) => g
+                    .certificate
+                    .as_deref()
+                    .and_then(|p| adapters::auth::certificate_now(p).ok()),
                 _ => None,
             };
             match cert {
