@@ -594,7 +594,7 @@ impl Authenticator {
         let token_url = self.endpoint("token");
         let client_id = self.settings.client_id.as_str();
         let missing = |what: &str| {
-            AuthError::Config(format!("no {what} configured for this org: remove it and add it again with the flag `roster org add --help` names"))
+            AuthError::Config(format!("no {what} is configured for this org: `roster org remove` it and add it again with its --auth and file"))
         };
         let (credential, assertion): (&str, Secret) = match self.settings.mode {
             AuthMode::Certificate => {
@@ -608,7 +608,7 @@ impl Authenticator {
                 let left = cert.not_after - now;
                 if left < chrono::Duration::days(30) {
                     tracing::warn!(
-                        "the certificate {} in {} expires on {} (in {} days): create a new one, upload it to the app registration and point the org at it before then",
+                        "the certificate {} in {} expires on {} (in {} days): before then, create a new one, upload it to the app registration and put it with its key in that file",
                         cert.thumbprints().sha1_hex(),
                         path.display(),
                         cert.not_after.format("%Y-%m-%d"),

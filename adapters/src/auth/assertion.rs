@@ -202,7 +202,7 @@ impl CertificateCredential {
         }
         if now > cert.not_after {
             return Err(bad(format!(
-                "the certificate expired on {} (thumbprint {}): create a new one, upload it to the app registration (Certificates & secrets) and point the org at it",
+                "the certificate expired on {} (thumbprint {}): create a new one, upload it to the app registration (Certificates & secrets) and put it with its key in this file",
                 day(cert.not_after),
                 cert.thumbprints.sha1_hex()
             )));
