@@ -194,6 +194,7 @@ fn refused(path: &Path, want: &str) {
     assert!(e.contains(want), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(!e.contains("PRIVATE KEY-----") && !e.contains("MII"), "{e}");
+    assert!(e.len() < 400, "{e}");
 }
 
 #[test]
@@ -256,6 +257,28 @@ fn certificate_files_that_cannot_work_are_refused_in_one_line() {
         "holds no private key",
     );
     refused(&write("empty.pem", ""), "holds no private key");
+    // A file cut short, or with a bad line, is refused without quoting a line of the key.
+    let cut: String = good
+        .key_pem
+        .lines()
+        .take(10)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    refused(&write("cut.pem", &cut), "a section has no END line");
+    let bad_begin =
+        good.key_pem
+            .replacen("-----BEGIN PRIVATE KEY-----", "-----BEGIN PRIVATE KEY", 1);
+    refused(&write("bad-begin.pem", &bad_begin), "give the PEM file");
+    let bad_body = good.key_pem.replacen('A', "!", 3);
+    refused(
+        &write("bad-body.pem", &format!("{bad_body}{}", good.cert_pem)),
+        "give the PEM file",
+    );
+    let huge = format!("{}{}", good.key_pem, "x".repeat(300 << 10));
+    refused(
+        &write("huge.pem", &huge),
+        "cannot read the certificate file",
+    );
 
     // A passphrase-protected key, and an EC key: said what to do.
     openssl(

@@ -149,7 +149,20 @@ fn sections(text: &[u8]) -> Result<Sections, String> {
                 der,
             ))) => out.keys.push((kind, Zeroizing::new(der))),
             Ok(Some(_)) => {}
-            Err(e) => return Err(format!("is not a PEM file roster can read ({e:?})")),
+            // Said without the error's own words: they quote the file's lines, which may be
+            // the key's.
+            Err(e) => {
+                use rustls_pki_types::pem::Error;
+                let why = match e {
+                    Error::MissingSectionEnd { .. } => "a section has no END line",
+                    Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+                    Error::Base64Decode(_) => "a section is not base64",
+                    _ => "it cannot be read as PEM",
+                };
+                return Err(format!(
+                    "is not a PEM file roster can read ({why}): give the PEM file holding the private key and the certificate"
+                ));
+            }
         }
     }
 }
