@@ -137,7 +137,9 @@ fn sections(text: &[u8]) -> Result<Sections, String> {
         certificates: Vec::new(),
         keys: Vec::new(),
     };
-    let mut reader = std::io::BufReader::new(text);
+    // Read from the bytes themselves (a slice is its own buffer): no copy of the key is left
+    // in a reader's buffer.
+    let mut reader: &[u8] = text;
     loop {
         match rustls_pki_types::pem::from_buf(&mut reader) {
             Ok(None) => return Ok(out),
