@@ -610,15 +610,30 @@ fn the_fake_sign_in_service_checks_every_claim() {
     assert_eq!(code(&post("not.a.jwt")), 50027, "malformed");
 }
 
-/// Writes `text` to `path` the way a platform renews a token file: whole, by rename.
+/// Writes `text` to `path` the way Kubernetes renews a projected token: into a new directory,
+/// then the `..data` link swapped to it and the old directory removed; `path` itself is a link
+/// to `..data/token`.
 fn renew(path: &Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = path.parent().unwrap();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let fresh = dir.join(format!("..{n}"));
+    std::fs::create_dir(&fresh).unwrap();
+    std::fs::write(fresh.join("token"), text).unwrap();
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    std::os::unix::fs::symlink(format!("..{n}"), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if let Some(old) = old {
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
+    }
+    if std::fs::symlink_metadata(path).is_err() {
+        std::os::unix::fs::symlink("..data/token", path).unwrap();
+    }
 }
 
 /// An org signing in with workload identity federation reads its token file again at every
-/// sign-in: `sync --every` keeps working as the platform renews the token; a file holding a
+/// sign-in: `sync --every` keeps working as the platform renews the token (as Kubernetes does:
+/// through a link swapped to a new directory, the old one removed); a file holding a
 /// token of another subject, an expired token or nothing is said in one line and that cycle
 /// records only an aborted run; the next good token is taken.
 #[test]
@@ -642,7 +657,9 @@ fn a_federated_org_reads_its_token_file_again_at_every_sign_in() {
             "2",
         ],
     );
-    let file = keys.path().join("token");
+    let tokens = keys.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let file = tokens.join("token");
     let hour = chrono::Duration::hours(1);
     let r = Roster::new();
     let add = add_args(

@@ -121,15 +121,7 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
     let secret = match (a.auth, &a.client_secret_file) {
         (AuthMode::ClientSecret, Some(f)) => {
             read_secret_file(f).map_err(|e| Error::bad_input(e.to_string()))?;
-            Some(SecretSource::File {
-                path: std::fs::canonicalize(f).map_err(|e| {
-                    Error::bad_input(format!(
-                        "{}: cannot resolve the path: {}",
-                        f.display(),
-                        adapters::bounded::io_reason(&e)
-                    ))
-                })?,
-            })
+            Some(SecretSource::File { path: absolute(f)? })
         }
         (AuthMode::ClientSecret, None) => {
             SecretSource::Env
@@ -215,8 +207,11 @@ fn credential_files(a: &AddGraphOrg) -> Result<(Option<PathBuf>, Option<PathBuf>
     }
 }
 
+/// `f` made absolute without resolving symbolic links: platforms renew a credential by
+/// pointing a link at a new file (Kubernetes swaps `..data` to a new directory and removes the
+/// old), and the org must keep reading through the link.
 fn absolute(f: &Path) -> Result<PathBuf> {
-    std::fs::canonicalize(f).map_err(|e| {
+    std::path::absolute(f).map_err(|e| {
         Error::bad_input(format!(
             "{}: cannot resolve the path: {}",
             f.display(),
