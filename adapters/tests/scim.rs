@@ -1371,7 +1371,7 @@ fn put_group(group: &ServerGroup, previous: Option<&str>, outcome: Outcome) -> E
         changes: Vec::new(),
         op: Some(ServerOp::PutGroup {
             previous_name: previous.map(str::to_owned),
-            group: group.clone(),
+            group: std::sync::Arc::new(group.clone()),
         }),
     }
 }

@@ -439,6 +439,8 @@ pub fn report_page(
                     engine::event::Outcome::Added | engine::event::Outcome::Updated
                 )
             {
+                // The op was taken from a decoded event: the group is its own, not shared.
+                let group = std::sync::Arc::unwrap_or_clone(group);
                 members.insert(e.id.clone(), group.members);
             }
         }

@@ -703,7 +703,9 @@ pub enum ServerOp {
     #[serde(rename_all = "camelCase")]
     PutGroup {
         previous_name: Option<String>,
-        group: ServerGroup,
+        /// Shared like a put user's: with the planner's working state and the records written
+        /// (and it keeps the op small: an entry holds one op inline).
+        group: Arc<ServerGroup>,
     },
     SetGroupEnabled {
         name: String,
@@ -720,7 +722,7 @@ pub enum ServerOp {
 pub enum KeyWrite {
     PutUser(Arc<ServerUser>),
     DeleteUser { login: String },
-    PutGroup(ServerGroup),
+    PutGroup(Arc<ServerGroup>),
     DeleteGroup { name: String },
 }
 
@@ -863,16 +865,16 @@ impl ServerState {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
-                self.groups.insert(new_key, Arc::new(group.clone()));
+                self.groups.insert(new_key, Arc::clone(group));
                 if !quiet {
-                    writes.push(KeyWrite::PutGroup(group.clone()));
+                    writes.push(KeyWrite::PutGroup(Arc::clone(group)));
                 }
             }
             ServerOp::SetGroupEnabled { name, enabled } => {
-                if let Some(g) = self.groups.get_mut(&fold_case(name)).map(Arc::make_mut) {
-                    g.enabled = *enabled;
+                if let Some(g) = self.groups.get_mut(&fold_case(name)) {
+                    Arc::make_mut(g).enabled = *enabled;
                     if !quiet {
-                        writes.push(KeyWrite::PutGroup(g.clone()));
+                        writes.push(KeyWrite::PutGroup(Arc::clone(g)));
                     }
                 }
             }
@@ -903,9 +905,8 @@ impl ServerState {
                 .collect();
             members.sort_by_key(|m| fold_case(m));
             members.dedup_by_key(|m| fold_case(m));
-            let g = Arc::make_mut(g);
-            g.members = members;
-            writes.push(KeyWrite::PutGroup(g.clone()));
+            Arc::make_mut(g).members = members;
+            writes.push(KeyWrite::PutGroup(Arc::clone(g)));
         }
     }
 }

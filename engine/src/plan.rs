@@ -926,7 +926,7 @@ fn decide_group(
                 let previous_name = (old.name != desired.name).then(|| old.name.clone());
                 e.op = Some(ServerOp::PutGroup {
                     previous_name,
-                    group: desired,
+                    group: Arc::new(desired),
                 });
             }
         }
@@ -935,7 +935,7 @@ fn decide_group(
             None => {
                 e.op = Some(ServerOp::PutGroup {
                     previous_name: None,
-                    group: desired,
+                    group: Arc::new(desired),
                 })
             }
         },

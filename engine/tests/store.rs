@@ -82,7 +82,7 @@ fn a_commit_writes_events_and_server_records_together() {
             &[seen(1)],
             &[
                 KeyWrite::PutUser(std::sync::Arc::new(ann.clone())),
-                KeyWrite::PutGroup(server_group("G", None, &["Ann@x.com"])),
+                KeyWrite::PutGroup(std::sync::Arc::new(server_group("G", None, &["Ann@x.com"]))),
             ],
         )
         .unwrap();

@@ -98,7 +98,11 @@ impl SledStore {
         let mut records = state
             .users()
             .map(|u| KeyWrite::PutUser(std::sync::Arc::new(u.clone())))
-            .chain(state.groups().map(|g| KeyWrite::PutGroup(g.clone())))
+            .chain(
+                state
+                    .groups()
+                    .map(|g| KeyWrite::PutGroup(std::sync::Arc::new(g.clone()))),
+            )
             .peekable();
         while records.peek().is_some() {
             writes.clear();

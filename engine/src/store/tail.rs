@@ -404,7 +404,12 @@ impl SledStore {
             .users()
             .cloned()
             .map(|u| KeyWrite::PutUser(std::sync::Arc::new(u)))
-            .chain(state.groups().cloned().map(KeyWrite::PutGroup))
+            .chain(
+                state
+                    .groups()
+                    .cloned()
+                    .map(|g| KeyWrite::PutGroup(std::sync::Arc::new(g))),
+            )
             .collect();
         add_writes(batch, &writes);
         Ok(true)
