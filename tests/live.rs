@@ -473,19 +473,6 @@ fn the_secret_and_the_tokens_never_leave_the_token_cache() {
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// A sign-in service that answers a huge token or device-code lifetime (a number past any
 /// clock, or a string of digits) is bounded, not trusted: sign-in, a renewal after the token
 /// really expired, and device-code sign-in all work, with no panic.

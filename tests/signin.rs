@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,15 +20,15 @@ use testkit::credentials::Credential;
 const ISSUER: &str = "https://oidc.ci.example/roster";
 const SUBJECT: &str = "system:serviceaccount:roster:sync";
 
-/// `org add NAME` for a live org of the demo tenant signing in with `auth` (`--auth certificate
+/// `org add NAME` for a live org of `tenant` signing in with `auth` (`--auth certificate
 /// --certificate FILE`, say).
-fn add_args<'a>(name: &'a str, fake: &'a Fake, auth: &[&'a str]) -> Vec<&'a str> {
+fn add_args<'a>(name: &'a str, tenant: &'a str, fake: &'a Fake, auth: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "org",
         "add",
         name,
         "--tenant",
-        TENANT,
+        tenant,
         "--client-id",
         CLIENT,
         "--graph-url",
@@ -38,6 +38,11 @@ fn add_args<'a>(name: &'a str, fake: &'a Fake, auth: &[&'a str]) -> Vec<&'a str>
     ];
     args.extend_from_slice(auth);
     args
+}
+
+/// `org add NAME` for a live org of the demo tenant signing in with `auth`.
+fn add_args_demo<'a>(name: &'a str, fake: &'a Fake, auth: &[&'a str]) -> Vec<&'a str> {
+    add_args(name, TENANT, fake, auth)
 }
 
 /// Requests the fake's sign-in service has had (taken or refused).
@@ -69,19 +74,6 @@ fn assertion_header(cred: &Credential) -> String {
         "x5t#S256": b64(&sha2::Sha256::digest(&cred.cert_der)),
     });
     b64(header.to_string().as_bytes())
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn holds(haystack: &[u8], needle: &[u8]) -> bool {
@@ -120,33 +112,12 @@ fn a_certificate_org_imports_exactly_as_a_secret_org_does_and_leaves_no_key_behi
         .as_str()
         .unwrap()
         .to_owned();
-    let import = [
-        "import",
-        "live",
-        "--select-all",
-        "--check-deleted",
-        "--on-deleted",
-        "disable",
-        "--max-deletions",
-        "100000",
-        "--json",
-    ];
+    let import: Vec<&str> = common::store::IMPORT
+        .into_iter()
+        .chain(["--json"])
+        .collect();
     let run = |r: &Roster, auth: &[&str]| -> (Value, Value) {
-        let mut add = vec![
-            "org",
-            "add",
-            "live",
-            "--tenant",
-            &tenant_id,
-            "--client-id",
-            CLIENT,
-            "--graph-url",
-            &fake.url,
-            "--login-url",
-            &fake.url,
-        ];
-        add.extend_from_slice(auth);
-        r.expect(0, &add);
+        r.expect(0, &add_args("gen", &tenant_id, &fake, auth));
         r.expect(0, &["server", "load", server.to_str().unwrap()]);
         let (code, out, err) = r.run(&import);
         assert!(code == 0 || code == 3, "{err}");
@@ -197,7 +168,7 @@ fn a_certificate_org_imports_exactly_as_a_secret_org_does_and_leaves_no_key_behi
         &["verify"],
         &["org", "list", "--json"],
         &["replay", "last"],
-        &["plan", "live", "--select-all"],
+        &["plan", "gen", "--select-all"],
     ] {
         by_certificate.run(args);
     }
@@ -330,7 +301,7 @@ fn sync_every_keeps_signing_in_with_the_certificate_as_tokens_expire() {
     let r = Roster::new();
     r.expect(
         0,
-        &add_args(
+        &add_args_demo(
             "live",
             &fake,
             &[
@@ -422,7 +393,7 @@ fn a_certificate_that_cannot_sign_in_is_said_in_one_line_and_nothing_is_imported
         ],
     );
     let r = Roster::new();
-    let add = add_args(
+    let add = add_args_demo(
         "live",
         &fake,
         &[
@@ -478,7 +449,7 @@ fn a_certificate_that_cannot_sign_in_is_said_in_one_line_and_nothing_is_imported
     refused_import(&r, "run `chmod 600");
     assert_eq!(sign_ins(&fake), asked, "refused before any request");
     // Adding an org with such a file is refused too, and nothing is saved.
-    let (code, _, err) = r.run(&add_args(
+    let (code, _, err) = r.run(&add_args_demo(
         "other",
         &fake,
         &[
@@ -662,7 +633,7 @@ fn a_federated_org_reads_its_token_file_again_at_every_sign_in() {
     let file = tokens.join("token");
     let hour = chrono::Duration::hours(1);
     let r = Roster::new();
-    let add = add_args(
+    let add = add_args_demo(
         "live",
         &fake,
         &[

@@ -422,7 +422,7 @@ fn explain(e: &TokenError, s: &AuthSettings) -> AuthError {
             reason(&first_line),
             assertion::FEDERATED_AUDIENCE
         )),
-        Some(c @ (50013 | 50027)) if s.mode.app_only() && s.mode != AuthMode::ClientSecret => config(format!(
+        Some(c @ (50013 | 50027)) if matches!(s.mode, AuthMode::Certificate | AuthMode::Federated) => config(format!(
             "AADSTS{c}: the sign-in service refused the client assertion ({}): {}",
             reason(&first_line),
             if s.mode == AuthMode::Federated { "check that --assertion-file holds the token the platform writes" } else { "check --certificate and this machine's clock" }

@@ -105,7 +105,7 @@ pub struct AddGraphOrg {
 
 /// Checks the settings, signs in (device code shows its prompt through the context), checks
 /// the tenant is readable, then saves the org. Nothing is saved if any of it fails.
-pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<OrgConfig> {
+pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<AddedGraphOrg> {
     org::check_org_name(&a.name)?;
     let client_id = match (&a.client_id, a.auth) {
         (Some(id), _) => id.to_string(),
@@ -117,7 +117,11 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
             )))
         }
     };
-    let (certificate, assertion_file) = credential_files(a)?;
+    let Credentials {
+        certificate,
+        assertion_file,
+        checked,
+    } = credential_files(a)?;
     let secret = match (a.auth, &a.client_secret_file) {
         (AuthMode::ClientSecret, Some(f)) => {
             read_secret_file(f).map_err(|e| Error::bad_input(e.to_string()))?;
@@ -168,7 +172,32 @@ pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<Or
     config.sign_in(&ctx.source_env())?;
     org::add_org(store, &config)?;
     store.flush()?;
-    Ok(config)
+    Ok(AddedGraphOrg {
+        org: config,
+        certificate: checked,
+    })
+}
+
+/// A live org just added, and the certificate it signs in with as it was checked then (for
+/// the admin to read: which one, and until when).
+pub struct AddedGraphOrg {
+    pub org: OrgConfig,
+    pub certificate: Option<CertificateChecked>,
+}
+
+/// What the admin is told of a certificate credential: its SHA-1 thumbprint (as the Entra
+/// admin center shows it) and its end.
+#[derive(Debug, Clone)]
+pub struct CertificateChecked {
+    pub thumbprint: String,
+    pub not_after: chrono::DateTime<chrono::Utc>,
+}
+
+/// The credential files of an org being added, as it keeps them.
+struct Credentials {
+    certificate: Option<PathBuf>,
+    assertion_file: Option<PathBuf>,
+    checked: Option<CertificateChecked>,
 }
 
 /// How `mode` is spelled on the command line.
@@ -184,26 +213,41 @@ fn auth_flag(mode: AuthMode) -> &'static str {
 /// The certificate or federated token file `a` names, checked now (a certificate: only its
 /// owner may read it, it holds a matching RSA key and certificate valid today; a token file:
 /// a JWT not expired) and kept as an absolute path. Each belongs to its own `--auth`.
-fn credential_files(a: &AddGraphOrg) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+fn credential_files(a: &AddGraphOrg) -> Result<Credentials> {
     let bad = |e: adapters::auth::AuthError| Error::bad_input(e.to_string());
+    let none = Credentials {
+        certificate: None,
+        assertion_file: None,
+        checked: None,
+    };
     match (a.auth, &a.certificate, &a.assertion_file) {
         (AuthMode::Certificate, Some(c), None) => {
-            adapters::auth::certificate_now(c).map_err(bad)?;
-            Ok((Some(absolute(c)?), None))
+            let cert = adapters::auth::certificate_now(c).map_err(bad)?;
+            Ok(Credentials {
+                certificate: Some(absolute(c)?),
+                checked: Some(CertificateChecked {
+                    thumbprint: cert.thumbprints().sha1_hex(),
+                    not_after: cert.not_after,
+                }),
+                ..none
+            })
         }
         (AuthMode::Certificate, None, _) => Err(Error::bad_input(
             "--auth certificate needs --certificate FILE: a PEM file holding the private key and the certificate uploaded to the app registration",
         )),
         (AuthMode::Federated, None, Some(f)) => {
             adapters::auth::federated_token_now(f).map_err(bad)?;
-            Ok((None, Some(absolute(f)?)))
+            Ok(Credentials {
+                assertion_file: Some(absolute(f)?),
+                ..none
+            })
         }
         (AuthMode::Federated, _, None) => Err(Error::bad_input(
             "--auth federated needs --assertion-file FILE: the file the platform writes its token to (as AZURE_FEDERATED_TOKEN_FILE names)",
         )),
         (_, Some(_), _) => Err(Error::bad_input("--certificate is for --auth certificate")),
         (_, _, Some(_)) => Err(Error::bad_input("--assertion-file is for --auth federated")),
-        (_, None, None) => Ok((None, None)),
+        (_, None, None) => Ok(none),
     }
 }
 

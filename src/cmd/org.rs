@@ -73,11 +73,11 @@ fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
         login_url: a.login_url.clone(),
     };
     let store = ctx.create_store()?;
-    let org = orgs::add_graph(&ctx.app, &store, &request)?;
+    let added = orgs::add_graph(&ctx.app, &store, &request)?;
     if ctx.json {
-        out_json(&org)?;
+        out_json(&added.org)?;
     } else {
-        out(&render::org_added_live(&org, request.auth))?;
+        out(&render::org_added_live(&added))?;
     }
     Ok(Exit::Ok)
 }

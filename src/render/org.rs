@@ -93,32 +93,25 @@ pub fn org_set(set: &app::orgs::FixtureOrg, given: &std::path::Path) -> String {
 }
 
 /// `roster org add --tenant`.
-pub fn org_added_live(org: &adapters::org::OrgConfig, auth: adapters::auth::AuthMode) -> String {
-    let how = match auth {
-        adapters::auth::AuthMode::DeviceCode => {
+pub fn org_added_live(added: &app::orgs::AddedGraphOrg) -> String {
+    use adapters::auth::AuthMode;
+    let org = &added.org;
+    let auth = match &org.source {
+        adapters::org::OrgSource::Graph(g) => g.auth,
+        adapters::org::OrgSource::Fixture { .. } => AuthMode::DeviceCode,
+    };
+    let how = match (auth, &added.certificate) {
+        (AuthMode::DeviceCode, _) => {
             "signed in (device code); the refresh token is cached so later commands do not prompt".to_owned()
         }
-        adapters::auth::AuthMode::ClientSecret => {
-            "signed in with the client secret (app-only)".to_owned()
-        }
-        adapters::auth::AuthMode::Certificate => {
-            let cert = match &org.source {
-                adapters::org::OrgSource::Graph(g) => g
-                    .certificate
-                    .as_deref()
-                    .and_then(|p| adapters::auth::certificate_now(p).ok()),
-                _ => None,
-            };
-            match cert {
-                Some(c) => format!(
-                    "signed in with the certificate {} (app-only; it expires on {}, renew and upload it before then)",
-                    c.thumbprints().sha1_hex(),
-                    c.not_after.format("%Y-%m-%d")
-                ),
-                None => "signed in with the certificate (app-only)".to_owned(),
-            }
-        }
-        adapters::auth::AuthMode::Federated => {
+        (AuthMode::ClientSecret, _) => "signed in with the client secret (app-only)".to_owned(),
+        (AuthMode::Certificate, Some(c)) => format!(
+            "signed in with the certificate {} (app-only; it expires on {}, renew and upload it before then)",
+            c.thumbprint,
+            c.not_after.format("%Y-%m-%d")
+        ),
+        (AuthMode::Certificate, None) => "signed in with the certificate (app-only)".to_owned(),
+        (AuthMode::Federated, _) => {
             "signed in with the platform's federated token (app-only; the token file is read again at every sign-in)".to_owned()
         }
     };

@@ -222,6 +222,20 @@ pub fn rewrite_and_rechain(store: &Path, edit: impl Fn(&str) -> Option<String>) 
 }
 
 /// A copy of the demo tenant in a directory of its own, for a test to change between runs.
+/// Every file under `dir`, however deep (to look for what must not be in a store).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 pub fn demo_tenant_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let tenant = dir.path().join("tenant.json");

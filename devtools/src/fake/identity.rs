@@ -178,27 +178,21 @@ pub(super) fn token(state: &State, path: &str, body: &Bytes) -> Response {
     let f = form(body);
     let c = &state.config;
     match f.get("grant_type").map(String::as_str) {
-        Some("client_credentials") if f.contains_key("client_assertion") => {
-            if let Some(refused) = assertion_refused(state, path, &f) {
-                return refused;
-            }
-            if c.deny_consent {
-                return token_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
-                    65001,
-                    "The user or administrator has not consented to use the application.",
-                );
-            }
-            state.token_body(None)
-        }
         Some("client_credentials") => {
-            let given = f
-                .get("client_secret")
-                .map(String::as_str)
-                .unwrap_or_default();
-            if given.is_empty() || c.client_secret.as_deref().is_some_and(|want| want != given) {
-                return token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+            // The app proves itself with a client assertion or with its secret.
+            if f.contains_key("client_assertion") {
+                if let Some(refused) = assertion_refused(state, path, &f) {
+                    return refused;
+                }
+            } else {
+                let given = f
+                    .get("client_secret")
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if given.is_empty() || c.client_secret.as_deref().is_some_and(|want| want != given)
+                {
+                    return token_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+                }
             }
             if c.deny_consent {
                 return token_error(
