@@ -135,43 +135,8 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
 /// Reads a secret (`what`: "client secret", "SCIM token") from a file only its owner may
 /// read: trimmed, at most 64 KiB, not empty.
 pub fn read_private_file(path: &Path, what: &str) -> Result<Secret, AuthError> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        AuthError::Config(format!(
-            "{}: cannot read the {what} file: {}",
-            path.display(),
-            crate::bounded::io_reason(&e)
-        ))
-    })?;
-    // Before its mode: `/dev/zero` is world-readable, and no chmod makes it a secret.
-    if !meta.is_file() {
-        return Err(AuthError::Config(format!(
-            "{}: the {what} file is not a regular file (a directory, a pipe, a device or a socket); give the path of a file holding the {what}",
-            path.display()
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
-        if mode & 0o004 != 0 {
-            return Err(AuthError::Config(format!(
-                "{}: the {what} file is world-readable (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                mode & 0o777,
-                path.display()
-            )));
-        }
-    }
-    let _ = meta;
-    let text = crate::bounded::read_regular_file(path, 64 << 10)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| {
-            AuthError::Config(format!(
-                "{}: cannot read the {what} file: {}",
-                path.display(),
-                crate::bounded::io_reason(&e)
-            ))
-        })?;
+    let text = String::from_utf8_lossy(&read_private_bytes(path, what, Readers::World, 64 << 10)?)
+        .into_owned();
     let secret = text.trim();
     if secret.is_empty() {
         return Err(AuthError::Config(format!(
@@ -185,6 +150,56 @@ pub fn read_private_file(path: &Path, what: &str) -> Result<Secret, AuthError> {
         what,
     )?;
     Ok(Secret(secret.to_owned()))
+}
+
+/// Who besides its owner a credential file must not be readable by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readers {
+    /// Everybody (a client secret, a SCIM token: a group the service account shares is
+    /// allowed).
+    World,
+    /// Its group or everybody (a private key, kept as ssh keeps one).
+    GroupOrWorld,
+}
+
+/// The bytes of a credential file (`what`: "client secret", "certificate"): a regular file,
+/// its mode checked against `refused` before anything is read, at most `limit` bytes.
+pub(crate) fn read_private_bytes(
+    path: &Path,
+    what: &str,
+    refused: Readers,
+    limit: u64,
+) -> Result<Vec<u8>, AuthError> {
+    let shown = path.display();
+    let unreadable = |e: std::io::Error| {
+        AuthError::Config(format!(
+            "{shown}: cannot read the {what} file: {}",
+            crate::bounded::io_reason(&e)
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    // Before its mode: `/dev/zero` is world-readable, and no chmod makes it a secret.
+    if !meta.is_file() {
+        return Err(AuthError::Config(format!(
+            "{shown}: the {what} file is not a regular file (a directory, a pipe, a device or a socket); give the path of a file holding the {what}"
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        let (mask, who) = match refused {
+            Readers::World => (0o004, "is world-readable"),
+            Readers::GroupOrWorld => (0o044, "holds a private key that others may read"),
+        };
+        if mode & mask != 0 {
+            return Err(AuthError::Config(format!(
+                "{shown}: the {what} file {who} (mode {:o}); run `chmod 600 {shown}`",
+                mode & 0o777
+            )));
+        }
+    }
+    crate::bounded::read_regular_file(path, limit).map_err(unreadable)
 }
 
 /// Refuses a secret that holds a line break, a NUL or another control character: sent in a

@@ -178,7 +178,12 @@ impl CertificateCredential {
     pub fn load(path: &Path, now: DateTime<Utc>) -> Result<Self, AuthError> {
         let shown = path.display();
         let bad = |why: String| AuthError::Config(format!("{shown}: {why}"));
-        let bytes = Zeroizing::new(read_owner_only(path, "certificate")?);
+        let bytes = Zeroizing::new(super::read_private_bytes(
+            path,
+            "certificate",
+            super::Readers::GroupOrWorld,
+            MAX_CERTIFICATE_FILE,
+        )?);
         if contains(&bytes, b"ENCRYPTED PRIVATE KEY") || contains(&bytes, b"Proc-Type: 4,ENCRYPTED")
         {
             return Err(bad("the private key is encrypted with a passphrase, which an unattended run cannot type: write it out unencrypted to a file only roster's user may read (`openssl pkey -in KEY -out roster.pem`, then `chmod 600 roster.pem`)".into()));
@@ -290,40 +295,6 @@ pub fn sign_rs256(header: &Value, claims: &Value, key: &RsaKeyPair) -> Result<St
         )
     })?;
     Ok(format!("{input}.{}", b64(&sig)))
-}
-
-/// Reads a credential file only its owner may read (neither group nor others): regular,
-/// bounded, its mode checked before its bytes are read.
-fn read_owner_only(path: &Path, what: &str) -> Result<Vec<u8>, AuthError> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        AuthError::Config(format!(
-            "{shown}: cannot read the {what} file: {}",
-            crate::bounded::io_reason(&e)
-        ))
-    })?;
-    if !meta.is_file() {
-        return Err(AuthError::Config(format!(
-            "{shown}: the {what} file is not a regular file; give the path of the PEM file holding the private key and the certificate"
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode();
-        if mode & 0o044 != 0 {
-            return Err(AuthError::Config(format!(
-                "{shown}: the {what} file holds a private key that others may read (mode {:o}); run `chmod 600 {shown}`",
-                mode & 0o777
-            )));
-        }
-    }
-    crate::bounded::read_regular_file(path, MAX_CERTIFICATE_FILE).map_err(|e| {
-        AuthError::Config(format!(
-            "{shown}: cannot read the {what} file: {}",
-            crate::bounded::io_reason(&e)
-        ))
-    })
 }
 
 /// Reads the federated token the platform wrote to `path`: re-read at every token request (the
