@@ -972,3 +972,50 @@ impl TokenSource for StaticToken {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(mode: AuthMode) -> AuthSettings {
+        AuthSettings {
+            tenant: TenantId::parse("3c1f6a52-7b0e-4d8e-9a5a-2f4c8b1e0a11").unwrap(),
+            client_id: "11111111-2222-4333-8444-555555555555".into(),
+            mode,
+            login_root: Url::parse("https://login.example").unwrap(),
+            graph_root: Url::parse("https://graph.example").unwrap(),
+            cache_file: PathBuf::from("/nonexistent/t.json"),
+            secret: None,
+            certificate: None,
+            assertion_file: None,
+        }
+    }
+
+    /// A sign-in service that answers an assertion's refusal with a hostile description — an
+    /// escape sequence, a line break, ten thousand characters — is quoted escaped, on one
+    /// line, bounded; its code still says what to check.
+    #[test]
+    fn a_hostile_refusal_of_an_assertion_is_said_escaped_in_one_bounded_line() {
+        for (code, mode, want) in [
+            (700027, AuthMode::Certificate, "upload the certificate"),
+            (700024, AuthMode::Federated, "must renew it"),
+            (700213, AuthMode::Federated, "Federated credentials"),
+            (50013, AuthMode::Certificate, "check --certificate"),
+        ] {
+            let e = TokenError {
+                error: "invalid_client".into(),
+                error_description: format!(
+                    "AADSTS{code}: \u{1b}[2Jcleared{}\r\nTrace ID: x",
+                    "A".repeat(10_000)
+                ),
+                error_codes: vec![code],
+            };
+            let said = explain(&e, &settings(mode)).to_string();
+            assert!(said.starts_with(&format!("AADSTS{code}")), "{said}");
+            assert!(said.contains(want), "{said}");
+            assert!(!said.contains('\u{1b}') && !said.contains('\n'), "{said:?}");
+            assert!(!said.contains("Trace ID"), "{said}");
+            assert!(said.len() < 800, "{} characters", said.len());
+        }
+    }
+}
