@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use engine::model::TenantSnapshot;
+use engine::SmolStr;
 
 use crate::fixture::{to_tenant_file, TenantFile};
 use crate::target::write_json_atomic;
@@ -59,29 +60,38 @@ pub fn anonymized(snapshot: &TenantSnapshot) -> TenantSnapshot {
             // A guest: name_externaldomain#EXT#@home.
             Some((external, _)) => {
                 let ext_domain = external.rsplit_once('_').map_or("external", |(_, d)| d);
-                format!("user{n:04}_{}#EXT#@{home}", domains.map(ext_domain))
+                format!("user{n:04}_{}#EXT#@{home}", domains.map(ext_domain)).into()
             }
-            None => format!("user{n:04}@{home}"),
+            None => format!("user{n:04}@{home}").into(),
         };
         u.mail = u
             .mail
             .as_deref()
-            .map(|m| format!("user{n:04}@{}", domains.map(split_address(m).1)));
-        u.display_name = u.display_name.as_ref().map(|_| format!("User {n:04}"));
-        u.given_name = u.given_name.as_ref().map(|_| format!("Given{n:04}"));
-        u.surname = u.surname.as_ref().map(|_| format!("Surname{n:04}"));
+            .map(|m| SmolStr::from(format!("user{n:04}@{}", domains.map(split_address(m).1))));
+        u.display_name = u
+            .display_name
+            .as_ref()
+            .map(|_| SmolStr::from(format!("User {n:04}")));
+        u.given_name = u
+            .given_name
+            .as_ref()
+            .map(|_| SmolStr::from(format!("Given{n:04}")));
+        u.surname = u
+            .surname
+            .as_ref()
+            .map(|_| SmolStr::from(format!("Surname{n:04}")));
     }
     for (i, g) in s.groups.iter_mut().enumerate() {
         let n = i + 1;
-        g.display_name = Some(format!("Group {n:04}"));
+        g.display_name = Some(format!("Group {n:04}").into());
         g.description = g
             .description
             .as_ref()
-            .map(|_| format!("Description of group {n:04}"));
+            .map(|_| SmolStr::from(format!("Description of group {n:04}")));
         g.mail = g
             .mail
             .as_deref()
-            .map(|m| format!("group{n:04}@{}", domains.map(split_address(m).1)));
+            .map(|m| SmolStr::from(format!("group{n:04}@{}", domains.map(split_address(m).1))));
     }
     for (i, d) in s.deleted_users.iter_mut().enumerate() {
         d.display_name = d

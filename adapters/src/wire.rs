@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use engine::model::{DeletedItem, DirectMembers, EntraGroup, EntraUser, UserType};
-use engine::ObjectId;
+use engine::{ObjectId, SmolStr};
 
 /// The `$select` list for users: every attribute the decision rules use.
 pub const USER_SELECT: &str =
@@ -113,19 +113,19 @@ pub struct GraphUser {
     #[serde(skip_serializing_if = "Prop::is_absent")]
     pub id: Prop<ObjectId>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub display_name: Prop<String>,
+    pub display_name: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub user_principal_name: Prop<String>,
+    pub user_principal_name: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub mail: Prop<String>,
+    pub mail: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub given_name: Prop<String>,
+    pub given_name: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub surname: Prop<String>,
+    pub surname: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub department: Prop<String>,
+    pub department: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub job_title: Prop<String>,
+    pub job_title: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
     pub user_type: Prop<String>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
@@ -139,11 +139,11 @@ pub struct GraphGroup {
     #[serde(skip_serializing_if = "Prop::is_absent")]
     pub id: Prop<ObjectId>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub display_name: Prop<String>,
+    pub display_name: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub description: Prop<String>,
+    pub description: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub mail: Prop<String>,
+    pub mail: Prop<SmolStr>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
     pub group_types: Prop<Vec<String>>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
@@ -151,7 +151,7 @@ pub struct GraphGroup {
     #[serde(skip_serializing_if = "Prop::is_absent")]
     pub security_enabled: Prop<bool>,
     #[serde(skip_serializing_if = "Prop::is_absent")]
-    pub membership_rule: Prop<String>,
+    pub membership_rule: Prop<SmolStr>,
     /// `Public`, `Private`, `HiddenMembership`: a group with hidden membership lists its
     /// members only to an app granted `Member.Read.Hidden`.
     #[serde(skip_serializing_if = "Prop::is_absent")]
@@ -263,7 +263,7 @@ impl GraphUser {
     /// the other properties may be left out or `null` (not set).
     pub fn into_entra(self) -> Result<EntraUser, Unreadable> {
         let id = self.id.as_ref().cloned();
-        let name = self.display_name.as_ref().cloned();
+        let name = self.display_name.as_ref().map(SmolStr::to_string);
         let unreadable = |why| Unreadable {
             id: id.clone(),
             name: name.clone(),
@@ -297,7 +297,8 @@ impl GraphUser {
             job_title: self.job_title.optional("jobTitle")?,
             user_type,
             account_enabled: self.account_enabled.required("accountEnabled")?,
-        })
+        }
+        .shared())
     }
 
     pub fn from_entra(u: &EntraUser) -> GraphUser {
@@ -320,13 +321,13 @@ impl GraphUser {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedGroup {
     pub id: ObjectId,
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub mail: Option<String>,
+    pub display_name: Option<SmolStr>,
+    pub description: Option<SmolStr>,
+    pub mail: Option<SmolStr>,
     pub group_types: Vec<String>,
     pub mail_enabled: bool,
     pub security_enabled: bool,
-    pub membership_rule: Option<String>,
+    pub membership_rule: Option<SmolStr>,
     /// `visibility`, when Graph sent it.
     pub visibility: Option<String>,
     /// The direct members a fixture lists.
@@ -384,7 +385,11 @@ impl GraphGroup {
                 members,
             })
         };
-        convert().map_err(|why| Unreadable { id, name, why })
+        convert().map_err(|why| Unreadable {
+            id,
+            name: name.map(String::from),
+            why,
+        })
     }
 
     /// The fixture form of an engine group: its direct members — nested groups as groups, when

@@ -69,9 +69,9 @@ fn linked(n: u32, login: &str, guest: bool) -> ServerUser {
     let id: engine::ObjectId = format!("00000000-0000-4000-8000-{n:012}").parse().unwrap();
     let user = ServerUser {
         login: login.into(),
-        display_name: Some(format!("User {n}")),
+        display_name: Some(format!("User {n}").into()),
         email: Some(login.into()),
-        department: n.is_multiple_of(2).then(|| "Sales".to_owned()),
+        department: n.is_multiple_of(2).then(|| "Sales".into()),
         auth_type: AuthType::Entra,
         entra_id: Some(id.clone()),
         tenant_id: Some(testkit::tenant()),
@@ -85,10 +85,10 @@ fn linked(n: u32, login: &str, guest: bool) -> ServerUser {
             user_principal_name: Some(login.into()),
             display_name: user.display_name.clone(),
             given_name: Some("User".into()),
-            surname: Some(format!("{n}")),
+            surname: Some(format!("{n}").into()),
             mail: user.email.clone(),
             department: user.department.clone(),
-            job_title: n.is_multiple_of(3).then(|| "Engineer".to_owned()),
+            job_title: n.is_multiple_of(3).then(|| "Engineer".into()),
             user_type: Some(if guest {
                 UserType::Guest
             } else {
@@ -156,7 +156,7 @@ fn the_directory_reads_back_as_written_across_pages() {
         let read = dir.state.group(&g.name).unwrap();
         let held = ServerGroup {
             description: None,
-            group_type: String::new(),
+            group_type: String::new().into(),
             ..g.clone()
         };
         assert_eq!(read, &held);
@@ -293,7 +293,7 @@ fn writes_are_answered_as_rfc_7644_says() {
         let group = ServerGroup {
             name: "Sales".into(),
             description: None,
-            group_type: String::new(),
+            group_type: String::new().into(),
             entra_id: Some("00000000-0000-4000-8000-100000000002".parse().unwrap()),
             tenant_id: Some(testkit::tenant()),
             enabled: true,
@@ -414,7 +414,7 @@ fn put(user: &ServerUser, outcome: Outcome) -> EntryOutcome {
     EntryOutcome {
         kind: Kind::User,
         id: user.entra_id.clone().unwrap(),
-        name: user.login.clone(),
+        name: user.login.to_string(),
         outcome,
         detail: String::new(),
         reason: None,
@@ -930,7 +930,7 @@ fn a_busy_or_failing_service_is_waited_out_and_nothing_is_created_twice() {
     let mut disabled = entries[0].clone();
     disabled.outcome = Outcome::Disabled;
     disabled.op = Some(ServerOp::SetUserEnabled {
-        login: users[0].login.clone(),
+        login: users[0].login.to_string(),
         enabled: false,
     });
     // u1 and u2 are made by one bulk request, u3 alone after the disable.
@@ -1174,7 +1174,7 @@ fn a_create_answered_without_an_id_is_looked_up_before_it_is_recorded() {
     let ann = linked(7, "ann@contoso.com", false);
     let mut off = put(&ann, Outcome::Disabled);
     off.op = Some(ServerOp::SetUserEnabled {
-        login: ann.login.clone(),
+        login: ann.login.to_string(),
         enabled: false,
     });
     let applied = run_import(
@@ -1258,7 +1258,7 @@ fn patch_answered_501_is_a_put_and_not_implemented_is_said() {
     let set = |enabled: bool| {
         let mut e = put(&u1, Outcome::Disabled);
         e.op = Some(ServerOp::SetUserEnabled {
-            login: u1.login.clone(),
+            login: u1.login.to_string(),
             enabled,
         });
         e
@@ -1351,7 +1351,7 @@ fn linked_group(n: u32, name: &str, members: &[&ServerUser]) -> ServerGroup {
     ServerGroup {
         name: name.into(),
         description: None,
-        group_type: String::new(),
+        group_type: String::new().into(),
         entra_id: Some(format!("00000000-0000-4000-8000-1{n:011}").parse().unwrap()),
         tenant_id: Some(testkit::tenant()),
         enabled: true,
@@ -1364,7 +1364,7 @@ fn put_group(group: &ServerGroup, previous: Option<&str>, outcome: Outcome) -> E
     EntryOutcome {
         kind: Kind::Group,
         id: group.entra_id.clone().unwrap(),
-        name: group.name.clone(),
+        name: group.name.to_string(),
         outcome,
         detail: String::new(),
         reason: None,

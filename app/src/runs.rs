@@ -394,7 +394,7 @@ pub struct ReportPage {
     pub all: bool,
     pub deleted: DeletedView,
     /// The logins each added or changed group has once the run is applied, by its object id.
-    pub members: std::collections::BTreeMap<engine::ObjectId, Vec<String>>,
+    pub members: std::collections::BTreeMap<engine::ObjectId, Vec<engine::SmolStr>>,
     pub position: LogPosition,
     /// When the page was made, and by which roster.
     pub generated_at: chrono::DateTime<chrono::Utc>,

@@ -178,7 +178,9 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
     // when Entra ID has it enabled; an enable lets Entra's state rule again.
     let held = (!enabled).then_some(DisabledBy::Administrator);
     if user.enabled == enabled && user.disabled_by == held {
-        return Ok(Edited::Already { login });
+        return Ok(Edited::Already {
+            login: login.to_string(),
+        });
     }
     let mut changes = Vec::new();
     if user.enabled != enabled {
@@ -214,5 +216,8 @@ pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool)
         server_digest: Some(state.digest()),
     });
     let (run, _) = crate::recover::record_alone(store, ctx.clock.as_ref(), event, &writes)?;
-    Ok(Edited::Recorded { run, login })
+    Ok(Edited::Recorded {
+        run,
+        login: login.to_string(),
+    })
 }

@@ -433,7 +433,7 @@ fn tweaked(
             if let Some(i) = pick(*i, users.len()) {
                 let upn = login(*l);
                 if !taken(&users, &upn) {
-                    users[i].user_principal_name = upn;
+                    users[i].user_principal_name = upn.into();
                 }
             }
         }
@@ -444,7 +444,7 @@ fn tweaked(
         }
         Tweak::Department(i, d) => {
             if let Some(i) = pick(*i, users.len()) {
-                users[i].department = Some(format!("Dept {d}"));
+                users[i].department = Some(format!("Dept {d}").into());
             }
         }
         Tweak::Drop(i) => {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use crate::ids::{fold_case, ObjectId, TenantId};
 
@@ -33,18 +34,25 @@ impl UserType {
 #[serde(rename_all = "camelCase")]
 pub struct EntraUser {
     pub id: ObjectId,
-    pub display_name: Option<String>,
-    pub user_principal_name: String,
-    pub mail: Option<String>,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    pub department: Option<String>,
-    pub job_title: Option<String>,
+    pub display_name: Option<SmolStr>,
+    pub user_principal_name: SmolStr,
+    pub mail: Option<SmolStr>,
+    pub given_name: Option<SmolStr>,
+    pub surname: Option<SmolStr>,
+    pub department: Option<SmolStr>,
+    pub job_title: Option<SmolStr>,
     pub user_type: UserType,
     pub account_enabled: bool,
 }
 
 impl EntraUser {
+    /// The user with a mail that repeats its UPN sharing the UPN's storage: what it holds is
+    /// unchanged.
+    pub fn shared(mut self) -> EntraUser {
+        share(&self.user_principal_name, &mut self.mail);
+        self
+    }
+
     /// The name shown to admins: the display name, else the UPN.
     pub fn name(&self) -> &str {
         self.display_name
@@ -101,13 +109,13 @@ impl GroupType {
 #[serde(rename_all = "camelCase")]
 pub struct EntraGroup {
     pub id: ObjectId,
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub mail: Option<String>,
+    pub display_name: Option<SmolStr>,
+    pub description: Option<SmolStr>,
+    pub mail: Option<SmolStr>,
     pub group_types: Vec<String>,
     pub mail_enabled: bool,
     pub security_enabled: bool,
-    pub membership_rule: Option<String>,
+    pub membership_rule: Option<SmolStr>,
     /// Every user in the group, nested groups resolved: what the import rules use.
     pub member_users: Vec<ObjectId>,
     /// The direct members, for a group that has groups or other objects (devices, service
@@ -360,13 +368,13 @@ pub struct EntraAttributes {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<ObjectId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_principal_name: Option<String>,
-    pub display_name: Option<String>,
-    pub given_name: Option<String>,
-    pub surname: Option<String>,
-    pub mail: Option<String>,
-    pub department: Option<String>,
-    pub job_title: Option<String>,
+    pub user_principal_name: Option<SmolStr>,
+    pub display_name: Option<SmolStr>,
+    pub given_name: Option<SmolStr>,
+    pub surname: Option<SmolStr>,
+    pub mail: Option<SmolStr>,
+    pub department: Option<SmolStr>,
+    pub job_title: Option<SmolStr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_type: Option<UserType>,
 }
@@ -391,13 +399,13 @@ impl From<&EntraUser> for EntraAttributes {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerUser {
-    pub login: String,
+    pub login: SmolStr,
     #[serde(default)]
-    pub display_name: Option<String>,
+    pub display_name: Option<SmolStr>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<SmolStr>,
     #[serde(default)]
-    pub department: Option<String>,
+    pub department: Option<SmolStr>,
     pub auth_type: AuthType,
     #[serde(default)]
     pub entra_id: Option<ObjectId>,
@@ -414,6 +422,17 @@ pub struct ServerUser {
 }
 
 impl ServerUser {
+    /// The user with its text that repeats its login (its email, the Entra UPN and mail it
+    /// keeps) sharing the login's storage: what it holds is unchanged.
+    pub fn shared(mut self) -> ServerUser {
+        share(&self.login, &mut self.email);
+        if let Some(e) = &mut self.entra {
+            share(&self.login, &mut e.user_principal_name);
+            share(&self.login, &mut e.mail);
+        }
+        self
+    }
+
     /// The user without the optional attributes a server does not keep (`unkept`, named as
     /// the SCIM target names them: `displayName`, `name.givenName`, `name.familyName`,
     /// `emails`, `title`, `userType`, `department`): what such a server holds of it, and what
@@ -478,11 +497,11 @@ pub enum DisabledBy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerGroup {
-    pub name: String,
+    pub name: SmolStr,
     #[serde(default)]
-    pub description: Option<String>,
+    pub description: Option<SmolStr>,
     #[serde(rename = "type")]
-    pub group_type: String,
+    pub group_type: SmolStr,
     #[serde(default)]
     pub entra_id: Option<ObjectId>,
     #[serde(default)]
@@ -490,7 +509,7 @@ pub struct ServerGroup {
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default)]
-    pub members: Vec<String>,
+    pub members: Vec<SmolStr>,
 }
 
 fn yes() -> bool {
@@ -552,8 +571,8 @@ pub enum ServerStateError {
 pub struct ServerState {
     // Behind an `Arc`: a B-tree moves its values within a node on every insert, and these are
     // large; and the planner's working copy shares every record it does not change.
-    users: BTreeMap<String, Arc<ServerUser>>,
-    groups: BTreeMap<String, Arc<ServerGroup>>,
+    users: BTreeMap<SmolStr, Arc<ServerUser>>,
+    groups: BTreeMap<SmolStr, Arc<ServerGroup>>,
 }
 
 /// What a server state checks of its users and of its groups alike.
@@ -561,7 +580,7 @@ trait Record {
     /// `users` or `groups`, as the server file names the list.
     const LIST: &'static str;
     /// The login or the name, which must be unique once case-folded.
-    fn key(&self) -> &str;
+    fn key(&self) -> &SmolStr;
     fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>);
     fn empty(index: usize) -> ServerStateError;
     fn duplicate(index: usize, key: String) -> ServerStateError;
@@ -569,7 +588,7 @@ trait Record {
 
 impl Record for ServerUser {
     const LIST: &'static str = "users";
-    fn key(&self) -> &str {
+    fn key(&self) -> &SmolStr {
         &self.login
     }
     fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>) {
@@ -585,7 +604,7 @@ impl Record for ServerUser {
 
 impl Record for ServerGroup {
     const LIST: &'static str = "groups";
-    fn key(&self) -> &str {
+    fn key(&self) -> &SmolStr {
         &self.name
     }
     fn link(&self) -> (Option<&ObjectId>, Option<&TenantId>) {
@@ -599,9 +618,32 @@ impl Record for ServerGroup {
     }
 }
 
+/// `text` case-folded, as a map key: `text` itself (shared, not copied) when it folds to
+/// itself, as most logins and names do.
+fn key_of(text: &SmolStr) -> SmolStr {
+    let folded = fold_case(text);
+    if folded == text.as_str() {
+        text.clone()
+    } else {
+        folded.into()
+    }
+}
+
+/// `copy` made to share `text`'s storage when it holds the same text (a long string read twice
+/// is kept once).
+fn share(text: &SmolStr, copy: &mut Option<SmolStr>) {
+    if let Some(c) = copy {
+        if c.is_heap_allocated() && c == text {
+            *c = text.clone();
+        }
+    }
+}
+
 /// Records by case-folded key, each checked: a key, a link set whole or not at all, no link
 /// or key twice.
-fn index_records<T: Record>(records: Vec<T>) -> Result<BTreeMap<String, Arc<T>>, ServerStateError> {
+fn index_records<T: Record>(
+    records: impl IntoIterator<Item = T>,
+) -> Result<BTreeMap<SmolStr, Arc<T>>, ServerStateError> {
     let mut by_key = BTreeMap::new();
     let mut links = BTreeSet::new();
     for (index, r) in records.into_iter().enumerate() {
@@ -631,9 +673,9 @@ fn index_records<T: Record>(records: Vec<T>) -> Result<BTreeMap<String, Arc<T>>,
             }
             _ => {}
         }
-        let key = fold_case(r.key());
+        let key = key_of(r.key());
         if by_key.contains_key(&key) {
-            return Err(T::duplicate(index, r.key().to_owned()));
+            return Err(T::duplicate(index, r.key().to_string()));
         }
         by_key.insert(key, Arc::new(r));
     }
@@ -731,9 +773,22 @@ impl ServerState {
         users: Vec<ServerUser>,
         groups: Vec<ServerGroup>,
     ) -> Result<Self, ServerStateError> {
+        let users = index_records(users.into_iter().map(ServerUser::shared))?;
+        // A member is a user's login: kept once, the user's, where it is written the same.
+        let member = |m: SmolStr| match users.get(fold_case(&m).as_str()) {
+            Some(u) if u.login == m => u.login.clone(),
+            _ => m,
+        };
+        let groups = groups.into_iter().map(|mut g| {
+            g.members = std::mem::take(&mut g.members)
+                .into_iter()
+                .map(member)
+                .collect();
+            g
+        });
         Ok(ServerState {
-            users: index_records(users)?,
             groups: index_records(groups)?,
+            users,
         })
     }
 
@@ -770,32 +825,32 @@ impl ServerState {
     }
 
     pub fn user(&self, login: &str) -> Option<&ServerUser> {
-        self.users.get(&fold_case(login)).map(|u| &**u)
+        self.users.get(fold_case(login).as_str()).map(|u| &**u)
     }
 
     pub fn group(&self, name: &str) -> Option<&ServerGroup> {
-        self.groups.get(&fold_case(name)).map(|g| &**g)
+        self.groups.get(fold_case(name).as_str()).map(|g| &**g)
     }
 
     /// Puts a user record as it is, replacing the one with its case-folded login: rebuilding a
     /// recorded state, not a change an import makes (see [`ServerState::apply`]).
     pub fn put_user_record(&mut self, user: ServerUser) {
-        self.users.insert(fold_case(&user.login), Arc::new(user));
+        self.users.insert(key_of(&user.login), Arc::new(user));
     }
 
     /// Puts a group record as it is (see [`ServerState::put_user_record`]).
     pub fn put_group_record(&mut self, group: ServerGroup) {
-        self.groups.insert(fold_case(&group.name), Arc::new(group));
+        self.groups.insert(key_of(&group.name), Arc::new(group));
     }
 
     /// Removes the user record with this login, and nothing else.
     pub fn remove_user_record(&mut self, login: &str) {
-        self.users.remove(&fold_case(login));
+        self.users.remove(fold_case(login).as_str());
     }
 
     /// Removes the group record with this name, and nothing else.
     pub fn remove_group_record(&mut self, name: &str) {
-        self.groups.remove(&fold_case(name));
+        self.groups.remove(fold_case(name).as_str());
     }
 
     /// Applies `op` and returns the records it wrote. Ops on objects that are not there
@@ -820,13 +875,14 @@ impl ServerState {
                 previous_login,
                 user,
             } => {
-                let new_key = fold_case(&user.login);
+                let new_key = key_of(&user.login);
                 if let Some(old) = previous_login {
                     let old_key = fold_case(old);
-                    if old_key != new_key && self.users.remove(&old_key).is_some() && !quiet {
+                    if old_key != new_key && self.users.remove(old_key.as_str()).is_some() && !quiet
+                    {
                         writes.push(KeyWrite::DeleteUser { login: old.clone() });
                     }
-                    if old_key != new_key || old != &user.login {
+                    if old_key != new_key || old != user.login {
                         self.rename_member(&old_key, Some(&user.login), writes);
                     }
                 }
@@ -836,7 +892,7 @@ impl ServerState {
                 }
             }
             ServerOp::SetUserEnabled { login, enabled } => {
-                if let Some(u) = self.users.get_mut(&fold_case(login)) {
+                if let Some(u) = self.users.get_mut(fold_case(login).as_str()) {
                     Arc::make_mut(u).enabled = *enabled;
                     if !quiet {
                         writes.push(KeyWrite::PutUser(Arc::clone(u)));
@@ -845,10 +901,10 @@ impl ServerState {
             }
             ServerOp::RemoveUser { login } => {
                 let key = fold_case(login);
-                if let Some(u) = self.users.remove(&key) {
+                if let Some(u) = self.users.remove(key.as_str()) {
                     if !quiet {
                         writes.push(KeyWrite::DeleteUser {
-                            login: u.login.clone(),
+                            login: u.login.to_string(),
                         });
                     }
                     self.rename_member(&key, None, writes);
@@ -858,10 +914,13 @@ impl ServerState {
                 previous_name,
                 group,
             } => {
-                let new_key = fold_case(&group.name);
+                let new_key = key_of(&group.name);
                 if let Some(old) = previous_name {
                     let old_key = fold_case(old);
-                    if old_key != new_key && self.groups.remove(&old_key).is_some() && !quiet {
+                    if old_key != new_key
+                        && self.groups.remove(old_key.as_str()).is_some()
+                        && !quiet
+                    {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
@@ -871,7 +930,7 @@ impl ServerState {
                 }
             }
             ServerOp::SetGroupEnabled { name, enabled } => {
-                if let Some(g) = self.groups.get_mut(&fold_case(name)) {
+                if let Some(g) = self.groups.get_mut(fold_case(name).as_str()) {
                     Arc::make_mut(g).enabled = *enabled;
                     if !quiet {
                         writes.push(KeyWrite::PutGroup(Arc::clone(g)));
@@ -879,10 +938,10 @@ impl ServerState {
                 }
             }
             ServerOp::RemoveGroup { name } => {
-                if let Some(g) = self.groups.remove(&fold_case(name)) {
+                if let Some(g) = self.groups.remove(fold_case(name).as_str()) {
                     if !quiet {
                         writes.push(KeyWrite::DeleteGroup {
-                            name: g.name.clone(),
+                            name: g.name.to_string(),
                         });
                     }
                 }
@@ -896,12 +955,12 @@ impl ServerState {
             if !g.members.iter().any(|m| fold_case(m) == old_key) {
                 continue;
             }
-            let mut members: Vec<String> = g
+            let mut members: Vec<SmolStr> = g
                 .members
                 .iter()
                 .filter(|m| fold_case(m) != old_key)
                 .cloned()
-                .chain(new.map(str::to_owned))
+                .chain(new.map(SmolStr::from))
                 .collect();
             members.sort_by_key(|m| fold_case(m));
             members.dedup_by_key(|m| fold_case(m));
@@ -938,8 +997,55 @@ mod tests {
             entra_id: None,
             tenant_id: None,
             enabled: true,
-            members: members.iter().map(|m| m.to_string()).collect(),
+            members: members.iter().map(|&m| m.into()).collect(),
         }
+    }
+
+    /// Whether two texts are one string in memory.
+    fn one(a: &str, b: &str) -> bool {
+        std::ptr::eq(a.as_ptr(), b.as_ptr())
+    }
+
+    #[test]
+    fn a_loaded_directory_keeps_a_repeated_login_once_and_each_text_as_written() {
+        let login = "a.rather.long.login.name@contoso.example";
+        let mut user = local(login);
+        user.email = Some(login.into());
+        user.entra = Some(EntraAttributes {
+            user_principal_name: Some(login.into()),
+            mail: Some(login.into()),
+            ..EntraAttributes::default()
+        });
+        let shouted = login.to_uppercase();
+        let state = ServerState::from_parts(
+            vec![user],
+            vec![group("Team", &[login]), group("Loud", &[shouted.as_str()])],
+        )
+        .unwrap();
+        let u = state.user(login).unwrap();
+        let entra = u.entra.as_ref().unwrap();
+        for text in [
+            u.email.as_deref().unwrap(),
+            entra.user_principal_name.as_deref().unwrap(),
+            entra.mail.as_deref().unwrap(),
+            state.group("team").unwrap().members[0].as_str(),
+        ] {
+            assert_eq!(text, login);
+            assert!(one(text, &u.login), "{text} is a copy of the login");
+        }
+        // The key a record is found by is its own text where it folds to itself.
+        let (key, _, _) = state.users_against(&state).next().unwrap();
+        assert!(one(key, &u.login));
+        // A member written in another case stays as written: a login compares folded, but
+        // what the directory holds is not rewritten.
+        let loud = &state.group("loud").unwrap().members[0];
+        assert_eq!(loud.as_str(), shouted);
+        assert!(!one(loud, &u.login));
+        // The same directory, whatever the sharing.
+        assert_eq!(
+            state,
+            serde_json::from_value(serde_json::to_value(&state).unwrap()).unwrap()
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::model::{
     AuthType, EntraAttributes, EntraGroup, EntraUser, Kind, ServerGroup, ServerOp, ServerState,
     ServerUser, TenantSnapshot,
 };
+use smol_str::SmolStr;
 
 /// Everything a plan is decided from.
 #[derive(Debug, Clone, Copy)]
@@ -204,30 +205,6 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         rules,
     } = input;
     let mut w = Working::new(tenant, server);
-    // One entry per choice, plus the members of selected groups: sized for the first part,
-    // so a large plan is not copied as it grows.
-    let mut entries = Vec::with_capacity(choices.len());
-
-    // The first deleted-object action chosen for each object.
-    let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::default();
-    for c in choices.iter().filter(|c| c.action != Action::Import) {
-        chosen.entry((c.kind, &c.id)).or_insert(c.action);
-    }
-    let (mut removals, mut group_removals) = (0u32, 0u32);
-    for d in deleted {
-        let action = chosen
-            .get(&(d.kind, &d.id))
-            .copied()
-            .unwrap_or(Action::Ignore);
-        let entry = decide_deleted(d, action, &w);
-        if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
-            removals += 1;
-            if d.kind == Kind::Group {
-                group_removals += 1;
-            }
-        }
-        w.push(entry, &mut entries);
-    }
 
     // Users: the selected ones and the transitive members of selected groups, once each,
     // in name order (then id): the order the report shows them in.
@@ -280,6 +257,31 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         Ok(g) => (g.name().to_lowercase(), g.id.clone()),
         Err(c) => (c.name.to_lowercase(), c.id.clone()),
     });
+    // One entry per deleted object, user and group, known now: sized once, so a large plan
+    // is never copied as it grows (nor held twice while it is).
+    let mut entries = Vec::with_capacity(deleted.len() + users.len() + groups.len());
+
+    // The first deleted-object action chosen for each object.
+    let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::default();
+    for c in choices.iter().filter(|c| c.action != Action::Import) {
+        chosen.entry((c.kind, &c.id)).or_insert(c.action);
+    }
+    let (mut removals, mut group_removals) = (0u32, 0u32);
+    for d in deleted {
+        let action = chosen
+            .get(&(d.kind, &d.id))
+            .copied()
+            .unwrap_or(Action::Ignore);
+        let entry = decide_deleted(d, action, &w);
+        if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
+            removals += 1;
+            if d.kind == Kind::Group {
+                group_removals += 1;
+            }
+        }
+        w.push(entry, &mut entries);
+    }
+
     // Linked objects first: a rename frees a login or name before a new object asks for it,
     // so the outcome does not depend on alphabetical order.
     let (linked_users, new_users): (Vec<_>, Vec<_>) = users
@@ -386,8 +388,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
 struct Working<'a> {
     tenant: &'a TenantId,
     state: ServerState,
-    users_by_id: HashMap<ObjectId, String>,
-    groups_by_id: HashMap<ObjectId, String>,
+    users_by_id: HashMap<ObjectId, SmolStr>,
+    groups_by_id: HashMap<ObjectId, SmolStr>,
 }
 
 impl<'a> Working<'a> {
@@ -449,7 +451,7 @@ impl<'a> Working<'a> {
     }
 
     /// The login a member user has on the server once the plan so far is applied.
-    fn member_login(&self, u: &EntraUser) -> Option<String> {
+    fn member_login(&self, u: &EntraUser) -> Option<SmolStr> {
         if !u.account_enabled {
             return None;
         }
@@ -566,8 +568,13 @@ fn change(field: &str, from: impl Into<Value>, to: impl Into<Value>) -> Change {
     }
 }
 
-fn opt(v: &Option<String>) -> Value {
-    v.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+fn logins(members: &[SmolStr]) -> Value {
+    Value::Array(members.iter().map(|m| Value::from(m.as_str())).collect())
+}
+
+fn opt(v: &Option<SmolStr>) -> Value {
+    v.as_ref()
+        .map_or(Value::Null, |s| Value::String(s.to_string()))
 }
 
 fn desired_user(tenant: &TenantId, u: &EntraUser) -> ServerUser {
@@ -612,13 +619,13 @@ fn user_changes(old: &ServerUser, new: &ServerUser) -> Vec<Change> {
     }
     let none = None;
     let (oa, na) = (old.entra.as_ref(), new.entra.as_ref());
-    let attr = |a: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> &Option<String>| {
+    let attr = |a: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> &Option<SmolStr>| {
         a.map_or(&none, f).clone()
     };
     for (field, f) in [
         (
             "entra.givenName",
-            (|a: &EntraAttributes| &a.given_name) as fn(&EntraAttributes) -> &Option<String>,
+            (|a: &EntraAttributes| &a.given_name) as fn(&EntraAttributes) -> &Option<SmolStr>,
         ),
         ("entra.surname", |a| &a.surname),
         ("entra.jobTitle", |a| &a.job_title),
@@ -807,7 +814,7 @@ fn decide_user(
                     e.detail
                         .push_str("; disabled on the server by an administrator, left disabled");
                 }
-                let previous_login = (old.login != desired.login).then(|| old.login.clone());
+                let previous_login = (old.login != desired.login).then(|| old.login.to_string());
                 e.op = Some(ServerOp::PutUser {
                     previous_login,
                     user: Arc::new(desired),
@@ -843,7 +850,7 @@ fn decide_group(
     w: &Working<'_>,
     group_details: bool,
 ) -> EntryOutcome {
-    let mut members: Vec<(String, String)> = g
+    let mut members: Vec<(String, SmolStr)> = g
         .member_users
         .iter()
         .filter_map(|id| users.get(id))
@@ -852,13 +859,13 @@ fn decide_group(
         .collect();
     members.sort_unstable();
     members.dedup_by(|a, b| a.0 == b.0);
-    let members: Vec<String> = members.into_iter().map(|(_, login)| login).collect();
+    let members: Vec<SmolStr> = members.into_iter().map(|(_, login)| login).collect();
     let label = g.group_type().label();
     // What the server cannot keep is neither written nor compared.
     let desired = ServerGroup {
-        name: g.name().to_owned(),
+        name: g.name().into(),
         description: g.description.clone().filter(|_| group_details),
-        group_type: if group_details { label } else { "" }.to_owned(),
+        group_type: if group_details { label } else { "" }.into(),
         entra_id: Some(g.id.clone()),
         tenant_id: Some(tenant.clone()),
         enabled: true,
@@ -914,8 +921,8 @@ fn decide_group(
             if old.members != desired.members {
                 e.changes.push(change(
                     "members",
-                    old.members.clone(),
-                    desired.members.clone(),
+                    logins(&old.members),
+                    logins(&desired.members),
                 ));
             }
             if e.changes.is_empty() {
@@ -923,7 +930,7 @@ fn decide_group(
                 e.detail = format!("{label}, {count}; already up to date");
             } else {
                 e.outcome = Outcome::Updated;
-                let previous_name = (old.name != desired.name).then(|| old.name.clone());
+                let previous_name = (old.name != desired.name).then(|| old.name.to_string());
                 e.op = Some(ServerOp::PutGroup {
                     previous_name,
                     group: Arc::new(desired),

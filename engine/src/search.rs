@@ -3,6 +3,7 @@
 //! selection resolved against them.
 
 use serde::Serialize;
+use smol_str::SmolStr;
 
 use crate::event::{Action, ActionChosen, Event, GroupSeen, SelectionSpec, UserSeen};
 use crate::ids::ObjectId;
@@ -14,15 +15,15 @@ pub struct SearchRow {
     #[serde(skip)]
     pub kind: Kind,
     pub id: ObjectId,
-    pub name: String,
+    pub name: SmolStr,
     /// `Member`/`Guest` for users; the group type for groups.
     #[serde(rename = "type")]
-    pub row_type: String,
-    pub department: Option<String>,
-    pub description: Option<String>,
-    pub upn: Option<String>,
+    pub row_type: SmolStr,
+    pub department: Option<SmolStr>,
+    pub description: Option<SmolStr>,
+    pub upn: Option<SmolStr>,
     #[serde(skip)]
-    pub mail: Option<String>,
+    pub mail: Option<SmolStr>,
 }
 
 impl SearchRow {
@@ -30,8 +31,8 @@ impl SearchRow {
         SearchRow {
             kind: Kind::User,
             id: u.id.clone(),
-            name: u.name().to_owned(),
-            row_type: u.user_type.label().to_owned(),
+            name: u.name().into(),
+            row_type: u.user_type.label().into(),
             department: u.department.clone(),
             description: None,
             upn: Some(u.user_principal_name.clone()),
@@ -43,8 +44,8 @@ impl SearchRow {
         SearchRow {
             kind: Kind::Group,
             id: g.id.clone(),
-            name: g.name().to_owned(),
-            row_type: g.group_type().label().to_owned(),
+            name: g.name().into(),
+            row_type: g.group_type().label().into(),
             department: None,
             description: g.description.clone(),
             upn: None,
@@ -281,7 +282,7 @@ pub fn resolve_selection(
         .map(|(r, _)| ActionChosen {
             kind: r.kind,
             id: r.id.clone(),
-            name: r.name.clone(),
+            name: r.name.to_string(),
             action: Action::Import,
         })
         .collect();

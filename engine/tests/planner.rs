@@ -487,7 +487,7 @@ fn a_server_without_group_details_compares_and_writes_none() {
     all.description = Some("Everyone".into());
     let mut held = server_group("All", Some((tenant(), 101)), &["ann@contoso.com"]);
     held.description = None;
-    held.group_type = String::new();
+    held.group_type = String::new().into();
     let mut case = Case::new(
         snapshot(
             vec![user(1, "ann@contoso.com")],

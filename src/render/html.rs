@@ -133,7 +133,7 @@ const SCRIPT: &str = r#"
 const MAX_MEMBERS_LISTED: usize = 2_000;
 
 /// A group's members, folded away under their count: who the group grants access to.
-fn members_list(members: &[String]) -> String {
+fn members_list(members: &[engine::SmolStr]) -> String {
     let items: String = members
         .iter()
         .take(MAX_MEMBERS_LISTED)

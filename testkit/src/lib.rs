@@ -16,7 +16,7 @@ use engine::model::{
     AuthType, Completeness, DeletedItem, EntraAttributes, EntraGroup, EntraUser, Kind, ServerGroup,
     ServerState, ServerUser, TenantSnapshot, UserType,
 };
-use engine::{ObjectId, TenantId};
+use engine::{ObjectId, SmolStr, TenantId};
 
 /// The tenant most tests import from.
 pub fn tenant() -> TenantId {
@@ -42,9 +42,9 @@ pub fn user(n: u32, upn: &str) -> EntraUser {
     }
     EntraUser {
         id: oid(n),
-        display_name: Some(name),
-        user_principal_name: upn.to_owned(),
-        mail: Some(upn.to_owned()),
+        display_name: Some(name.into()),
+        user_principal_name: upn.into(),
+        mail: Some(upn.into()),
         given_name: None,
         surname: None,
         department: None,
@@ -58,7 +58,7 @@ pub fn user(n: u32, upn: &str) -> EntraUser {
 pub fn group(n: u32, name: &str, members: &[u32]) -> EntraGroup {
     EntraGroup {
         id: oid(n),
-        display_name: Some(name.to_owned()),
+        display_name: Some(name.into()),
         description: None,
         mail: None,
         group_types: Vec::new(),
@@ -109,8 +109,8 @@ pub fn linked(u: &EntraUser) -> ServerUser {
 
 pub fn local_user(login: &str) -> ServerUser {
     ServerUser {
-        login: login.to_owned(),
-        display_name: Some(format!("{login} (local)")),
+        login: login.into(),
+        display_name: Some(format!("{login} (local)").into()),
         email: None,
         department: None,
         auth_type: AuthType::Local,
@@ -124,13 +124,13 @@ pub fn local_user(login: &str) -> ServerUser {
 
 pub fn server_group(name: &str, link: Option<(TenantId, u32)>, members: &[&str]) -> ServerGroup {
     ServerGroup {
-        name: name.to_owned(),
+        name: name.into(),
         description: None,
-        group_type: "Security Group".to_owned(),
+        group_type: "Security Group".into(),
         entra_id: link.as_ref().map(|(_, n)| oid(*n)),
         tenant_id: link.map(|(t, _)| t),
         enabled: true,
-        members: members.iter().map(|m| m.to_string()).collect(),
+        members: members.iter().map(|&m| m.into()).collect(),
     }
 }
 
@@ -181,7 +181,7 @@ prop_compose! {
     fn arb_user()(id in 0u32..16, login in 0usize..LOGINS.len(), enabled in prop::bool::weighted(0.8),
                   guest in any::<bool>(), dept in prop::option::of(0u8..3)) -> EntraUser {
         EntraUser {
-            department: dept.map(|d| format!("Dept {d}")),
+            department: dept.map(|d| SmolStr::from(format!("Dept {d}"))),
             user_type: if guest { UserType::Guest } else { UserType::Member },
             account_enabled: enabled,
             ..user(id, LOGINS[login])
@@ -216,10 +216,10 @@ prop_compose! {
         };
         let auth_type = if entra_id.is_some() { AuthType::Entra } else { [AuthType::Local, AuthType::Windows, AuthType::Entra][auth as usize] };
         ServerUser {
-            login: login.clone(),
-            display_name: Some(login.to_uppercase()),
+            login: login.clone().into(),
+            display_name: Some(login.to_uppercase().into()),
             email: None,
-            department: dept.map(|d| format!("Dept {d}")),
+            department: dept.map(|d| SmolStr::from(format!("Dept {d}"))),
             auth_type,
             entra_id,
             tenant_id,

@@ -10,6 +10,7 @@ use adapters::scim::{
     ScimClient, ScimDirectory,
 };
 use engine::model::ServerState;
+use engine::SmolStr;
 use serde_json::{json, Value};
 use testkit::scim::TOKEN;
 
@@ -62,7 +63,11 @@ impl Service {
                 // As Entra does, which every service takes: members added once it is made.
                 let made = self
                     .client
-                    .create("Groups", &group_resource(g, &[]), ("displayName", &g.name))
+                    .create(
+                        "Groups",
+                        &group_resource(g, &[] as &[&str]),
+                        ("displayName", &g.name),
+                    )
                     .await
                     .unwrap();
                 if !members.is_empty() {
@@ -119,9 +124,9 @@ pub fn as_scim_holds(state: &ServerState) -> ServerState {
                 .user
         })
         .collect();
-    let logins: HashMap<String, String> = state
+    let logins: HashMap<String, SmolStr> = state
         .users()
-        .map(|u| (u.login.clone(), u.login.clone()))
+        .map(|u| (u.login.to_string(), u.login.clone()))
         .collect();
     let groups: Vec<_> = state
         .groups()

@@ -820,7 +820,7 @@ impl ScimClient {
                 user_from_resource(v).map(|u| (u.id.clone(), u))
             })
             .await?;
-        let logins: HashMap<String, String> = users
+        let logins: HashMap<String, engine::SmolStr> = users
             .iter()
             .map(|u| (u.id.clone(), u.user.login.clone()))
             .collect();

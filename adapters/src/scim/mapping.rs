@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use engine::model::{AuthType, EntraAttributes, ServerGroup, ServerUser, UserType};
-use engine::{ObjectId, TenantId};
+use engine::{ObjectId, SmolStr, TenantId};
 
 use super::{ENTERPRISE_USER, GROUP_SCHEMA, PATCH_OP, USER_SCHEMA};
 
@@ -80,7 +80,8 @@ pub const OPTIONAL_USER_ATTRIBUTES: [&str; 7] = [
 /// a user as the service shows it after a write — differs from `meant`, the user written.
 pub fn differing(meant: &ServerUser, held: &ServerUser) -> Vec<&'static str> {
     let (m, h) = (meant.entra.as_ref(), held.entra.as_ref());
-    let of = |e: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> Option<String>| e.and_then(f);
+    let of =
+        |e: Option<&EntraAttributes>, f: fn(&EntraAttributes) -> Option<SmolStr>| e.and_then(f);
     let type_of = |e: Option<&EntraAttributes>| e.and_then(|e| e.user_type);
     [
         ("displayName", meant.display_name != held.display_name),
@@ -141,7 +142,7 @@ pub fn without(mut resource: Value, unkept: &[String]) -> Value {
 }
 
 /// The SCIM Group resource for `g`, its members given by their SCIM ids.
-pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
+pub fn group_resource(g: &ServerGroup, member_ids: &[impl AsRef<str>]) -> Value {
     let mut r = Map::new();
     r.insert("schemas".into(), json!([GROUP_SCHEMA]));
     r.insert("displayName".into(), json!(g.name));
@@ -153,7 +154,12 @@ pub fn group_resource(g: &ServerGroup, member_ids: &[String]) -> Value {
     if !member_ids.is_empty() {
         r.insert(
             "members".into(),
-            Value::Array(member_ids.iter().map(|id| json!({"value": id})).collect()),
+            Value::Array(
+                member_ids
+                    .iter()
+                    .map(|id| json!({"value": id.as_ref()}))
+                    .collect(),
+            ),
         );
     }
     Value::Object(r)
@@ -292,7 +298,8 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
             .zip(external.and_then(|e| e.parse::<ObjectId>().ok())),
     };
     let (tenant_id, entra_id) = link.unzip();
-    let display_name = owned(str_at(v, "displayName"));
+    let text = |s: Option<&str>| s.map(SmolStr::from);
+    let display_name = text(str_at(v, "displayName"));
     let emails = v.get("emails").and_then(Value::as_array);
     let email = emails
         .and_then(|e| {
@@ -301,18 +308,18 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
                 .or(e.first())
         })
         .and_then(|m| str_at(m, "value"))
-        .map(str::to_owned);
-    let department = owned(ext.and_then(|e| str_at(e, "department")));
+        .map(SmolStr::from);
+    let department = text(ext.and_then(|e| str_at(e, "department")));
     let name = v.get("name");
     let entra = entra_id.as_ref().map(|oid| EntraAttributes {
         id: Some(oid.clone()),
-        user_principal_name: Some(login.to_owned()),
+        user_principal_name: Some(login.into()),
         display_name: display_name.clone(),
-        given_name: owned(name.and_then(|n| str_at(n, "givenName"))),
-        surname: owned(name.and_then(|n| str_at(n, "familyName"))),
+        given_name: text(name.and_then(|n| str_at(n, "givenName"))),
+        surname: text(name.and_then(|n| str_at(n, "familyName"))),
         mail: email.clone(),
         department: department.clone(),
-        job_title: owned(str_at(v, "title")),
+        job_title: text(str_at(v, "title")),
         user_type: match str_at(v, "userType") {
             Some("Member") => Some(UserType::Member),
             Some("Guest") => Some(UserType::Guest),
@@ -323,7 +330,7 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
         id,
         version,
         user: ServerUser {
-            login: login.to_owned(),
+            login: login.into(),
             display_name,
             email,
             department,
@@ -346,7 +353,7 @@ pub fn user_from_resource(v: &Value) -> std::result::Result<ScimUser, String> {
 /// `externalId` is `TENANT/OBJECT`.
 pub fn group_from_resource(
     v: &Value,
-    logins: &HashMap<String, String>,
+    logins: &HashMap<String, SmolStr>,
 ) -> std::result::Result<ScimGroup, String> {
     let (id, version) = id_and_version(v, "Group")?;
     let what = format!("Group {}", engine::text::printable(&id));
@@ -373,16 +380,16 @@ pub fn group_from_resource(
         .filter(|id| logins.contains_key(*id))
         .map(str::to_owned)
         .collect();
-    let mut members: Vec<String> = member_ids.iter().map(|id| logins[id].clone()).collect();
+    let mut members: Vec<SmolStr> = member_ids.iter().map(|id| logins[id].clone()).collect();
     // In the planner's order: by login as logins compare, then as written.
     members.sort_by_cached_key(|m| (engine::ids::fold_case(m), m.clone()));
     Ok(ScimGroup {
         id,
         version,
         group: ServerGroup {
-            name: name.to_owned(),
+            name: name.into(),
             description: None,
-            group_type: String::new(),
+            group_type: SmolStr::default(),
             entra_id: link.as_ref().map(|(_, o, _)| o.clone()),
             tenant_id: link.as_ref().map(|(t, ..)| t.clone()),
             enabled: link.is_none_or(|(.., enabled)| enabled),

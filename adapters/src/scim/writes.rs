@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use engine::ids::fold_case;
 use engine::model::{ServerGroup, ServerOp, ServerState, ServerUser};
+use engine::SmolStr;
 
 use super::client::{RemovalForm, ScimClient};
 use super::mapping::{
@@ -436,7 +437,7 @@ impl Ids {
         let logins = self.logins();
         let read = group_from_resource(&now, &logins).map_err(WriteError::NotKept)?;
         let mut lost = Vec::new();
-        if &read.group.name != name {
+        if read.group.name != name {
             lost.push("its name (displayName)".to_owned());
         }
         if &group_link(&read.group) != link {
@@ -574,7 +575,7 @@ impl Ids {
                     kind: "Users",
                     body: without(user_resource(user), &self.unkept),
                     filter: "userName",
-                    name: user.login.clone(),
+                    name: user.login.to_string(),
                 })
             }
             ServerOp::PutGroup {
@@ -585,9 +586,9 @@ impl Ids {
                 held.is_none().then(|| Creation {
                     kind: "Groups",
                     // Without members: they are added by a PATCH once it is made.
-                    body: group_resource(group, &[]),
+                    body: group_resource(group, &[] as &[&str]),
                     filter: "displayName",
-                    name: group.name.clone(),
+                    name: group.name.to_string(),
                 })
             }
             _ => None,
@@ -635,10 +636,10 @@ impl Ids {
     }
 
     /// SCIM id → login, for reading a group's members.
-    fn logins(&self) -> HashMap<String, String> {
+    fn logins(&self) -> HashMap<String, SmolStr> {
         self.users
             .iter()
-            .map(|(login, h)| (h.id.clone(), login.clone()))
+            .map(|(login, h)| (h.id.clone(), login.as_str().into()))
             .collect()
     }
 
@@ -716,7 +717,7 @@ enum Holds {
 impl Holds {
     fn group(g: &ServerGroup, members: &[String]) -> Holds {
         Holds::Group {
-            name: g.name.clone(),
+            name: g.name.to_string(),
             link: group_link(g),
             members: members.to_vec(),
         }
@@ -724,7 +725,7 @@ impl Holds {
 
     /// Whether `resource` holds this; `logins` tells the directory's users by SCIM id; a
     /// user's attributes the service does not keep (`unkept`) are not compared.
-    fn is(&self, resource: &Value, logins: &HashMap<String, String>, unkept: &[String]) -> bool {
+    fn is(&self, resource: &Value, logins: &HashMap<String, SmolStr>, unkept: &[String]) -> bool {
         match self {
             // The patch between them covers `active` and the link (`externalId`) too.
             Holds::User(u) => user_from_resource(resource)
@@ -738,7 +739,7 @@ impl Holds {
                 ids.sort();
                 let mut want = members.clone();
                 want.sort();
-                &now.group.name == name && &group_link(&now.group) == link && ids == want
+                now.group.name == name && &group_link(&now.group) == link && ids == want
             }),
         }
     }
