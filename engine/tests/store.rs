@@ -313,3 +313,78 @@ fn an_unfinished_server_load_is_refused_until_a_load_completes() {
     store.replace_server_state(&state).unwrap();
     assert_eq!(store.server_state().unwrap(), state);
 }
+
+/// Every event from seq 1 read back, its chain recomputed: the head it reaches.
+fn chained_head(store: &SledStore) -> (u64, Hash) {
+    let mut h = Hash::GENESIS;
+    let mut n = 0;
+    for raw in store.raw_events(Seq(1)) {
+        let raw = raw.unwrap();
+        h = Hash::chain(&h, &raw.record);
+        assert_eq!(raw.hash, h, "event {}", raw.seq);
+        n += 1;
+    }
+    (n, h)
+}
+
+#[test]
+fn a_store_lets_go_of_what_it_wrote_and_keeps_every_event_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    // sled keeps what a process wrote in memory; the store opens its database again every so
+    // many bytes. A small bound here, so that a test's writes cross it often.
+    store.let_go_every(64 << 10);
+    let steps = |from: u32, to: u32| {
+        for n in from..to {
+            let events: Vec<Event> = (0..400).map(|i| seen(n * 400 + i)).collect();
+            store.append(run_at(n), t(n), &events).unwrap();
+        }
+    };
+    steps(1, 10);
+    let opened = store.times_opened();
+    assert!(opened >= 3, "opened {opened} times");
+
+    // While an iterator holds the handles, the store keeps them: the writes go on, and the
+    // iterator reads them too (a sled iterator is not a snapshot).
+    let reading = store.raw_events(Seq(1));
+    steps(10, 15);
+    assert_eq!(
+        store.times_opened(),
+        opened,
+        "let go while an iterator was out"
+    );
+    assert_eq!(reading.count(), 14 * 400);
+    steps(15, 18);
+    assert!(
+        store.times_opened() > opened,
+        "never let go once the iterator was done"
+    );
+
+    // A step with server records, and a server load, are written the same way.
+    let ann = linked(&user(1, "Ann@x.com"));
+    store
+        .commit(
+            run_at(20),
+            t(20),
+            &[seen(1)],
+            &[KeyWrite::PutUser(std::sync::Arc::new(ann.clone()))],
+        )
+        .unwrap();
+    let many: Vec<_> = (0..2000)
+        .map(|n| linked(&user(n, &format!("user{n}@x.com"))))
+        .collect();
+    let state = ServerState::from_parts(many, Vec::new()).unwrap();
+    store.replace_server_state(&state).unwrap();
+    store.flush().unwrap();
+
+    let head = store.head();
+    assert_eq!(chained_head(&store), (head.seq.0, head.hash));
+    assert_eq!(head.seq, Seq(17 * 400 + 1));
+    assert_eq!(store.server_state().unwrap(), state);
+    drop(store);
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.head(), head, "the head is found again after a reopen");
+    assert_eq!(chained_head(&store), (head.seq.0, head.hash));
+    assert_eq!(store.server_state().unwrap(), state);
+    assert_eq!(store.runs().unwrap().len(), 18);
+}

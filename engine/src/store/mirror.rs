@@ -130,7 +130,7 @@ impl SledStore {
         // is held, nothing else writes), made now when a store has none yet.
         let settled = match mirror.settled {
             Some(deleted) => {
-                let version = match self.sled.log.get([SERVER_VERSION])? {
+                let version = match self.sled()?.log.get([SERVER_VERSION])? {
                     Some(v) => v.to_vec(),
                     None => {
                         let v = new_version().to_vec();
@@ -178,7 +178,8 @@ impl SledStore {
         }
         self.check_space(step.bytes(), "this run's last step")?;
         let reached = step.head();
-        self.wrote(self.sled.log.apply_batch(step.into_batch()))?;
+        let bytes = step.bytes();
+        self.write_batch(step.into_batch(), bytes)?;
         *head = reached;
         Ok(reached)
     }
@@ -197,7 +198,7 @@ impl SledStore {
         };
         let mut body = Vec::new();
         for n in 0..stamp.parts {
-            match self.sled.log.get(mirror_part_key(id, n))? {
+            match self.sled()?.log.get(mirror_part_key(id, n))? {
                 Some(part) => body.extend_from_slice(&part),
                 None => {
                     let why = format!("part {n} of {} is missing", stamp.parts);
@@ -224,7 +225,7 @@ impl SledStore {
     /// Every stored mirror's id and stamp (or why its stamp does not read).
     pub fn mirrors(&self) -> Result<Vec<(MirrorId, StampRead)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.sled.log.scan_prefix([MIRROR]) {
+        for kv in self.sled()?.log.scan_prefix([MIRROR]) {
             let (k, v) = kv?;
             if k.len() != 18 || k[17] != b'h' {
                 continue;
@@ -237,7 +238,7 @@ impl SledStore {
 
     fn read_stamp(&self, id: &MirrorId) -> Result<Option<StampRead>, StoreError> {
         Ok(self
-            .sled
+            .sled()?
             .log
             .get(mirror_stamp_key(id))?
             .map(|v| stamp_of(&v)))

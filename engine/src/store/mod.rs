@@ -16,6 +16,12 @@
 //! sled value. sled pays per key, not per byte, so a step of a hundred thousand events is a few
 //! hundred inserts; the hash chain still covers every event on its own.
 //!
+//! sled 0.34 keeps in memory every value a process wrote, whatever its cache capacity (a
+//! standalone program writing 320 MB of values grows by 320 MB; flushing or reading does not
+//! let go). So the store lets go of its handles and opens the database again once
+//! [`LET_GO_EVERY`] bytes were written since it opened it (`SledStore::write_batch`): a run
+//! that writes the record of a large tenant holds at most that much of what it wrote.
+//!
 //! The files of this module tree, one concern each: `keys` (keys and byte layouts), `chunk`
 //! (the chunk codec), `legacy` (the layout before chunks), `lock` (the store lock and marker),
 //! `space` (disk space), `server` (the embedded server's records), `orgs` (org settings),
@@ -24,10 +30,9 @@
 //! `tamper` (tests only).
 
 use std::borrow::Cow;
-use std::mem::ManuallyDrop;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -229,6 +234,10 @@ fn corrupt(at: impl Into<String>, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// Bytes written through one set of sled handles before the store lets go of them and opens
+/// the database again (see the module documentation).
+pub const LET_GO_EVERY: u64 = 256 << 20;
+
 /// sled's handles to one database.
 struct Sled {
     db: sled::Db,
@@ -236,10 +245,26 @@ struct Sled {
     orgs: sled::Tree,
 }
 
+impl Sled {
+    fn of(db: sled::Db) -> Result<Sled, StoreError> {
+        let log = db.open_tree("log")?;
+        let orgs = db.open_tree("orgs")?;
+        Ok(Sled { db, log, orgs })
+    }
+}
+
 /// The sled-backed store. One process at a time; within it, appends are serialized.
 pub struct SledStore {
-    /// Dropped with the store, unless sled failed a write (see [`Drop`]).
-    sled: ManuallyDrop<Sled>,
+    /// sled's handles, shared with each call (and each iterator) that uses them; `None` only
+    /// if opening the database again failed. Dropped with the store, unless sled failed a
+    /// write (see [`Drop`]).
+    sled: RwLock<Option<Arc<Sled>>>,
+    /// Bytes written through the handles since they were opened.
+    written: AtomicU64,
+    /// After how many bytes written the store lets go of its handles.
+    let_go_every: AtomicU64,
+    /// How many times the handles were opened.
+    opened: AtomicU32,
     /// Set when sled returned an error from a write or a flush.
     failed: AtomicBool,
     /// The database directory, where free space is measured (`None`: in memory).
@@ -258,9 +283,13 @@ impl Drop for SledStore {
         // hanging with the store locked. The process is about to report the error and exit,
         // and the operating system closes the files: what was not flushed was never reported
         // as done, and the next open recovers the log's last durable prefix.
-        if !*self.failed.get_mut() {
-            // SAFETY: `sled` is dropped here, once, and never used again.
-            unsafe { ManuallyDrop::drop(&mut self.sled) }
+        let sled = self
+            .sled
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if *self.failed.get_mut() {
+            std::mem::forget(sled);
         }
     }
 }
@@ -273,24 +302,7 @@ impl SledStore {
     /// has cut the log back to its last verified prefix (or `verify` names the damage).
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         tail::remove_unfinished_snapshots(dir);
-        // sled's page cache defaults to 1 GiB; a log is read sequentially, a small one will do.
-        let config = sled::Config::new().path(dir).cache_capacity(64 << 20);
-        // sled locks its file too, and a handle just dropped in this process can hold that
-        // lock a moment longer (its I/O threads let go of the file after the drop returns).
-        // Another process is kept out by the store lock, so a short wait is all it takes.
-        let mut waited = 0;
-        let db = loop {
-            match config.open() {
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock") && waited < 100 =>
-                {
-                    waited += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => break other?,
-            }
-        };
-        Self::from_db(db, Some(dir.to_owned()))
+        Self::from_db(open_db(dir)?, Some(dir.to_owned()))
     }
 
     /// Opens the store kept in `root` (the database in `root/db`), first taking the store lock
@@ -314,10 +326,11 @@ impl SledStore {
     }
 
     fn from_db(db: sled::Db, dir: Option<std::path::PathBuf>) -> Result<SledStore, StoreError> {
-        let log = db.open_tree("log")?;
-        let orgs = db.open_tree("orgs")?;
         let store = SledStore {
-            sled: ManuallyDrop::new(Sled { db, log, orgs }),
+            sled: RwLock::new(Some(Arc::new(Sled::of(db)?))),
+            written: AtomicU64::new(0),
+            let_go_every: AtomicU64::new(LET_GO_EVERY),
+            opened: AtomicU32::new(1),
             failed: AtomicBool::new(false),
             dir,
             head: Mutex::new(Head::default()),
@@ -337,7 +350,7 @@ impl SledStore {
 
     /// The last stored event, read from the last chunk (or the last single-event key).
     fn stored_head(&self) -> Result<Head, StoreError> {
-        let legacy = match self.sled.log.scan_prefix([EVENT]).next_back() {
+        let legacy = match self.sled()?.log.scan_prefix([EVENT]).next_back() {
             None => Head::default(),
             Some(kv) => {
                 let (k, v) = kv?;
@@ -348,7 +361,7 @@ impl SledStore {
                 }
             }
         };
-        let chunked = match self.sled.log.scan_prefix([CHUNK]).next_back() {
+        let chunked = match self.sled()?.log.scan_prefix([CHUNK]).next_back() {
             None => Head::default(),
             Some(kv) => {
                 let (k, v) = kv?;
@@ -388,10 +401,103 @@ impl SledStore {
         }
     }
 
+    /// sled's handles, for one call or one iterator: the store does not let go of them while
+    /// a copy is out.
+    fn sled(&self) -> Result<Arc<Sled>, StoreError> {
+        self.sled
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or_else(|| {
+                corrupt(
+                    "the database",
+                    "it could not be opened again after a write; nothing more is written",
+                )
+            })
+    }
+
+    /// Writes `batch` (`bytes` long) atomically; once the handles wrote [`LET_GO_EVERY`]
+    /// bytes, lets go of them (see the module documentation).
+    fn write_batch(&self, batch: sled::Batch, bytes: u64) -> Result<(), StoreError> {
+        self.wrote(self.sled()?.log.apply_batch(batch))?;
+        let written = self.written.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if written >= self.let_go_every.load(Ordering::SeqCst) {
+            self.let_go()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, drops sled's handles and opens the database again, which frees what sled held
+    /// of the values written. Only a store on disk does, and only while nothing else holds a
+    /// copy of the handles (an iterator being read, say): then it waits for the next write.
+    fn let_go(&self) -> Result<(), StoreError> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let mut handles = self.sled.write().unwrap_or_else(|p| p.into_inner());
+        let Some(sled) = handles.take_if(|h| Arc::strong_count(h) == 1) else {
+            return Ok(());
+        };
+        if let Err(e) = self.wrote(sled.db.flush()) {
+            *handles = Some(sled);
+            return Err(e);
+        }
+        drop(sled);
+        *handles = Some(Arc::new(Sled::of(open_db(dir)?)?));
+        self.written.store(0, Ordering::SeqCst);
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Lets go of the handles after `bytes` written instead of [`LET_GO_EVERY`]: for tests.
+    #[doc(hidden)]
+    pub fn let_go_every(&self, bytes: u64) {
+        self.let_go_every.store(bytes, Ordering::SeqCst);
+    }
+
+    /// How many times the store opened its database: for tests.
+    #[doc(hidden)]
+    pub fn times_opened(&self) -> u32 {
+        self.opened.load(Ordering::SeqCst)
+    }
+
     /// Direct access for tests that play the attacker editing the database behind roster's back.
     #[doc(hidden)]
-    pub fn raw_tree(&self) -> &sled::Tree {
-        &self.sled.log
+    pub fn raw_tree(&self) -> RawTree {
+        RawTree(self.sled().expect("the database is open"))
+    }
+}
+
+/// The log's sled tree, for tests; the store does not let go of its handles while one is out.
+#[doc(hidden)]
+pub struct RawTree(Arc<Sled>);
+
+impl std::ops::Deref for RawTree {
+    type Target = sled::Tree;
+    fn deref(&self) -> &sled::Tree {
+        &self.0.log
+    }
+}
+
+/// Opens the database in `dir`.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    // sled's page cache defaults to 1 GiB; a log is read sequentially, a small one will do.
+    let config = sled::Config::new().path(dir).cache_capacity(64 << 20);
+    // sled locks its file too, and a handle just dropped in this process can hold that lock a
+    // moment longer (its I/O threads let go of the file after the drop returns). Another
+    // process is kept out by the store lock, so a short wait is all it takes.
+    let mut waited = 0;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && waited < 100 =>
+            {
+                waited += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -407,7 +513,7 @@ impl EventStore for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.wrote(self.sled.db.flush())?;
+        self.wrote(self.sled()?.db.flush())?;
         Ok(())
     }
 

@@ -24,10 +24,10 @@ impl SledStore {
         keep: &(dyn Fn(EventKind) -> bool + Sync),
     ) -> Result<Vec<Envelope>, StoreError> {
         let mut out = Vec::with_capacity(count as usize);
-        let raws: Vec<RawEvent> = if let Some(v) = self.sled.log.get(event_key(first))? {
+        let raws: Vec<RawEvent> = if let Some(v) = self.sled()?.log.get(event_key(first))? {
             vec![parse_event_value(first, &v)?]
         } else {
-            let v = self.sled.log.get(chunk_key(first))?.ok_or_else(|| {
+            let v = self.sled()?.log.get(chunk_key(first))?.ok_or_else(|| {
                 corrupt(
                     format!("event {first}"),
                     format!("indexed for run {run} but missing"),
@@ -73,7 +73,7 @@ impl SledStore {
     /// The chunk holding `seq`, if any: its first seq and its events.
     pub(super) fn chunk_of(&self, seq: Seq) -> Result<Option<Vec<RawEvent>>, StoreError> {
         let Some(kv) = self
-            .sled
+            .sled()?
             .log
             .range(chunk_key(Seq(0))..=chunk_key(seq))
             .next_back()
@@ -89,7 +89,7 @@ impl SledStore {
         let mut runs = Vec::new();
         let mut from = vec![prefix];
         loop {
-            let Some(kv) = self.sled.log.range(from.clone()..).next() else {
+            let Some(kv) = self.sled()?.log.range(from.clone()..).next() else {
                 break;
             };
             let (k, _) = kv?;
@@ -115,7 +115,7 @@ impl SledStore {
         for prefix in [RUN, RUN_CHUNKS] {
             let mut p = [prefix; 17];
             p[1..].copy_from_slice(run.as_bytes());
-            for kv in self.sled.log.scan_prefix(p) {
+            for kv in self.sled()?.log.scan_prefix(p) {
                 let (k, v) = kv?;
                 let first = Seq(u64::from_be_bytes(
                     k.get(17..25)
@@ -149,7 +149,7 @@ pub(super) fn run_seqs(store: &SledStore, run: RunId) -> Result<Vec<Seq>, StoreE
 }
 
 pub(super) fn read_event(store: &SledStore, seq: Seq) -> Result<Option<Envelope>, StoreError> {
-    if let Some(v) = store.sled.log.get(event_key(seq))? {
+    if let Some(v) = store.sled()?.log.get(event_key(seq))? {
         return Ok(Some(parse_event_value(seq, &v)?.decode()?));
     }
     match store.chunk_of(seq)? {
@@ -226,8 +226,11 @@ pub(super) fn raw_events(
     store: &SledStore,
     from: Seq,
 ) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_> {
-    let legacy = store
-        .sled
+    let sled = match store.sled() {
+        Ok(sled) => sled,
+        Err(e) => return Box::new(std::iter::once(Err(e))),
+    };
+    let legacy = sled
         .log
         .range(event_key(from)..=event_key(Seq(u64::MAX)))
         .map(|kv| {
@@ -235,8 +238,7 @@ pub(super) fn raw_events(
             parse_event_value(seq_of_event_key(&k)?, &v)
         });
     // The chunk holding `from` starts at or before it.
-    let start = match store
-        .sled
+    let start = match sled
         .log
         .range(chunk_key(Seq(0))..=chunk_key(from))
         .next_back()
@@ -244,8 +246,7 @@ pub(super) fn raw_events(
         Some(Ok((k, _))) => seq_of_event_key(&k).unwrap_or(from),
         _ => from,
     };
-    let chunks = store
-        .sled
+    let chunks = sled
         .log
         .range(chunk_key(start)..=chunk_key(Seq(u64::MAX)))
         .flat_map(move |kv| {
@@ -262,13 +263,20 @@ pub(super) fn raw_events(
             };
             items
         });
-    Box::new(legacy.chain(chunks))
+    // The handles stay with the iterator: the store does not let go of them while it is read.
+    Box::new(legacy.chain(chunks).inspect(move |_| {
+        let _ = &sled;
+    }))
 }
 
 pub(super) fn run_index(
     store: &SledStore,
 ) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_> {
-    let legacy = store.sled.log.scan_prefix([RUN]).map(|kv| {
+    let sled = match store.sled() {
+        Ok(sled) => sled,
+        Err(e) => return Box::new(std::iter::once(Err(e))),
+    };
+    let legacy = sled.log.scan_prefix([RUN]).map(|kv| {
         let (k, _) = kv?;
         if k.len() != 25 {
             return Err(corrupt("run index", format!("malformed key {k:02x?}")));
@@ -281,7 +289,7 @@ pub(super) fn run_index(
         ));
         Ok((run, seq))
     });
-    let chunked = store.sled.log.scan_prefix([RUN_CHUNKS]).flat_map(|kv| {
+    let chunked = sled.log.scan_prefix([RUN_CHUNKS]).flat_map(|kv| {
         let entry = kv.map_err(StoreError::from).and_then(|(k, v)| {
             if k.len() != 25 || v.len() != 4 {
                 return Err(corrupt("run index", format!("malformed entry {k:02x?}")));
@@ -301,5 +309,8 @@ pub(super) fn run_index(
         };
         items
     });
-    Box::new(legacy.chain(chunked))
+    // The handles stay with the iterator (see `raw_events`).
+    Box::new(legacy.chain(chunked).inspect(move |_| {
+        let _ = &sled;
+    }))
 }

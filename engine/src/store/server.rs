@@ -21,7 +21,7 @@ const LOAD_BATCH: usize = 4096;
 impl SledStore {
     /// The embedded server's directory as stored; refused while a `server load` is unfinished.
     pub fn server_state(&self) -> Result<ServerState, StoreError> {
-        if self.sled.log.contains_key([LOADING])? {
+        if self.sled()?.log.contains_key([LOADING])? {
             return Err(StoreError::LoadUnfinished);
         }
         let users = self.records::<ServerUser>(USER, "server user")?;
@@ -35,7 +35,7 @@ impl SledStore {
         prefix: u8,
         what: &str,
     ) -> Result<Vec<T>, StoreError> {
-        self.sled
+        self.sled()?
             .log
             .scan_prefix([prefix])
             .map(|kv| {
@@ -76,22 +76,22 @@ impl SledStore {
         let mut begun = sled::Batch::default();
         begun.insert(&[LOADING], &records.to_le_bytes()[..]);
         begun.insert(&[SERVER_VERSION], &new_version()[..]);
-        self.wrote(self.sled.log.apply_batch(begun))?;
+        self.wrote(self.sled()?.log.apply_batch(begun))?;
         if let Some((run, at, event)) = record {
             self.commit_stream(run, at, &mut std::iter::once(Cow::Borrowed(event)), &[])?;
             self.flush()?;
         }
         let old: Vec<sled::IVec> = self
-            .sled
+            .sled()?
             .log
             .scan_prefix([USER])
-            .chain(self.sled.log.scan_prefix([GROUP]))
+            .chain(self.sled()?.log.scan_prefix([GROUP]))
             .map(|kv| kv.map(|(k, _)| k))
             .collect::<Result<_, _>>()?;
         for keys in old.chunks(LOAD_BATCH) {
             let mut batch = sled::Batch::default();
             keys.iter().for_each(|k| batch.remove(k));
-            self.wrote(self.sled.log.apply_batch(batch))?;
+            self.wrote(self.sled()?.log.apply_batch(batch))?;
         }
         drop(old);
         let mut writes = Vec::with_capacity(LOAD_BATCH);
@@ -108,10 +108,10 @@ impl SledStore {
             writes.clear();
             writes.extend(records.by_ref().take(LOAD_BATCH));
             let mut batch = sled::Batch::default();
-            add_writes(&mut batch, &writes);
-            self.wrote(self.sled.log.apply_batch(batch))?;
+            let bytes = add_writes(&mut batch, &writes);
+            self.write_batch(batch, bytes)?;
         }
-        self.wrote(self.sled.log.remove([LOADING]))?;
+        self.wrote(self.sled()?.log.remove([LOADING]))?;
         Ok(())
     }
 }
@@ -121,7 +121,7 @@ impl SledStore {
     /// record, so an equal version means an unchanged directory. `None` in a store whose
     /// server was last written by a roster that kept no version.
     pub fn server_version(&self) -> Result<Option<String>, StoreError> {
-        Ok(self.sled.log.get([SERVER_VERSION])?.map(hex::encode))
+        Ok(self.sled()?.log.get([SERVER_VERSION])?.map(hex::encode))
     }
 }
 

@@ -127,7 +127,7 @@ impl SledStore {
         let cut = kept.head.seq.next();
         let mut orphans = Vec::new();
         for kv in self
-            .sled
+            .sled()?
             .log
             .range(chunk_key(cut)..=chunk_key(Seq(u64::MAX)))
         {
@@ -214,8 +214,8 @@ impl SledStore {
             &mut batch,
         );
         let mut current = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        self.wrote(self.sled.log.apply_batch(batch))?;
-        self.wrote(self.sled.db.flush())?;
+        self.wrote(self.sled()?.log.apply_batch(batch))?;
+        self.wrote(self.sled()?.db.flush())?;
         *current = head;
         *self.torn.lock().unwrap_or_else(|p| p.into_inner()) = None;
         debug_assert!(!self.failed.load(Ordering::SeqCst));
@@ -231,7 +231,7 @@ impl SledStore {
     /// Every chunk's run-index entry, by first seq.
     fn chunk_index(&self) -> Result<BTreeMap<Seq, IndexEntry>, StoreError> {
         let mut index = BTreeMap::new();
-        for kv in self.sled.log.scan_prefix([RUN_CHUNKS]) {
+        for kv in self.sled()?.log.scan_prefix([RUN_CHUNKS]) {
             let (k, v) = kv?;
             let (Some(run), Some(first), Ok(count)) = (
                 k.get(1..17).and_then(|b| b.try_into().ok()),
@@ -258,7 +258,12 @@ impl SledStore {
     /// Whether the log ends, intact, with the last run's `RunFinished` (the usual case: one
     /// chunk decoded).
     fn ends_finished(&self, last: IndexEntry) -> Result<bool, StoreError> {
-        let last_chunk = self.sled.log.scan_prefix([CHUNK]).next_back().transpose()?;
+        let last_chunk = self
+            .sled()?
+            .log
+            .scan_prefix([CHUNK])
+            .next_back()
+            .transpose()?;
         let Some((k, v)) = last_chunk else {
             return Ok(false);
         };
@@ -324,7 +329,7 @@ impl SledStore {
                 );
                 return Ok((kept, Some(why)));
             }
-            let Some(value) = self.sled.log.get(chunk_key(at))? else {
+            let Some(value) = self.sled()?.log.get(chunk_key(at))? else {
                 let why = format!("chunk {at} is indexed for run {run} but missing");
                 return Ok((kept, Some(why)));
             };
@@ -392,10 +397,10 @@ impl SledStore {
             state.apply(op);
         }
         for kv in self
-            .sled
+            .sled()?
             .log
             .scan_prefix([USER])
-            .chain(self.sled.log.scan_prefix([GROUP]))
+            .chain(self.sled()?.log.scan_prefix([GROUP]))
         {
             let (k, _) = kv?;
             batch.remove(k);

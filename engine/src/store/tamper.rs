@@ -28,7 +28,8 @@ impl Tamper<'_> {
     fn chunk(&self, seq: Seq) -> (Seq, Vec<(Seq, Hash, Vec<u8>)>) {
         let kv = self
             .store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .range(chunk_key(Seq(0))..=chunk_key(seq))
             .next_back()
@@ -45,7 +46,8 @@ impl Tamper<'_> {
 
     fn put(&self, first: Seq, events: &[(Seq, Hash, Vec<u8>)]) {
         self.store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .insert(chunk_key(first), encode_chunk(events))
             .expect("writable");
@@ -103,7 +105,8 @@ impl Tamper<'_> {
     pub fn drop_index(&self, run: RunId, seq: Seq) {
         let (first, _) = self.chunk(seq);
         self.store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .remove(run_chunk_key(run, first))
             .expect("writable");
@@ -114,7 +117,8 @@ impl Tamper<'_> {
     pub fn drop_chunk(&self, seq: Seq) {
         let (first, _) = self.chunk(seq);
         self.store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .remove(chunk_key(first))
             .expect("writable");
@@ -130,7 +134,8 @@ impl Tamper<'_> {
             .run;
         self.put(first, &events);
         self.store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .insert(
                 run_chunk_key(run, first),
@@ -139,7 +144,8 @@ impl Tamper<'_> {
             .expect("writable");
         let later: Vec<(sled::IVec, sled::IVec)> = self
             .store
-            .sled
+            .sled()
+            .expect("the database is open")
             .log
             .range(chunk_key(seq.next())..chunk_key(Seq(u64::MAX)))
             .map(|kv| kv.expect("readable"))
@@ -151,11 +157,17 @@ impl Tamper<'_> {
                 .expect("a record")
                 .run;
             self.store
-                .sled
+                .sled()
+                .expect("the database is open")
                 .log
                 .remove(run_chunk_key(run, first))
                 .expect("writable");
-            self.store.sled.log.remove(k).expect("writable");
+            self.store
+                .sled()
+                .expect("the database is open")
+                .log
+                .remove(k)
+                .expect("writable");
         }
     }
 }

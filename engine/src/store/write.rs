@@ -155,7 +155,7 @@ impl SledStore {
         }
         self.check_writable()?;
         self.check_space(step.bytes, "this run's next step")?;
-        self.wrote(self.sled.log.apply_batch(step.batch))?;
+        self.write_batch(step.batch, step.bytes)?;
         *head = step.head;
         Ok(step.head)
     }
@@ -201,7 +201,7 @@ impl SledStore {
             bytes += w.finish(run, &mut batch);
         }
         self.check_space(bytes, "the restored events")?;
-        self.wrote(self.sled.log.apply_batch(batch))?;
+        self.write_batch(batch, bytes)?;
         *head = next;
         Ok(next)
     }
@@ -225,13 +225,13 @@ pub(super) fn commit_stream(
         if writes.is_empty() && encoder.chunks_in_batch >= MAX_BATCH_CHUNKS {
             let (batch, bytes, reached) = encoder.take_batch();
             store.check_space(bytes, "this run's next step")?;
-            store.wrote(store.sled.log.apply_batch(batch))?;
+            store.write_batch(batch, bytes)?;
             *head = reached;
         }
     }
     let step = encoder.finish(writes);
     store.check_space(step.bytes, "this run's next step")?;
-    store.wrote(store.sled.log.apply_batch(step.batch))?;
+    store.write_batch(step.batch, step.bytes)?;
     *head = step.head;
     Ok(step.head)
 }
