@@ -341,11 +341,20 @@ pub fn short_ids(store: &SledStore) -> Result<std::collections::HashMap<RunId, S
 /// A run's report, folded as the run is read. The report shows outcomes, never the server
 /// operations behind them, so those are let go at once (on a large run they are most of it).
 pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
+    recorded(store, run, |e| e.op = None)
+}
+
+/// A run's report as it recorded it, each entry passed through `each` as it is decoded.
+fn recorded(
+    store: &SledStore,
+    run: RunId,
+    mut each: impl FnMut(&mut engine::event::EntryOutcome),
+) -> Result<Report> {
     let mut report = Report::default();
     store.visit_run(run, &|t| Report::uses(t), &mut |env| {
         let mut event = env.event;
         if let Event::Planned(e) | Event::Imported(e) = &mut event {
-            e.op = None;
+            each(e);
         }
         report.take(env.run, event);
     })?;
@@ -355,10 +364,22 @@ pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
 /// A run's report with every entry: an incremental run's recorded entries, and the others
 /// decided again from its inputs rebuilt from the log (the rows a full run records).
 pub fn report_all(store: &SledStore, run: RunId) -> Result<Report> {
-    let (_, mut report) = replay::rebuild::inputs_and_report(store, run)?;
-    for e in &mut report.entries {
-        e.op = None;
+    every_entry(store, run, |e| e.op = None)
+}
+
+/// A run's report with every entry, each passed through `each` as it is made: a full run's
+/// as its events are decoded (it recorded every entry: its inputs are not needed), an
+/// incremental run's once the others are decided again from its inputs.
+fn every_entry(
+    store: &SledStore,
+    run: RunId,
+    each: impl FnMut(&mut engine::event::EntryOutcome),
+) -> Result<Report> {
+    if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_none()) {
+        return recorded(store, run, each);
     }
+    let (_, mut report) = replay::rebuild::inputs_and_report(store, run)?;
+    report.entries.iter_mut().for_each(each);
     Ok(report)
 }
 
@@ -446,19 +467,9 @@ pub fn report_page(
         }
     };
     let report = if all {
-        let (_, mut report) = replay::rebuild::inputs_and_report(store, run)?;
-        report.entries.iter_mut().for_each(&mut take_members);
-        report
+        every_entry(store, run, &mut take_members)?
     } else {
-        let mut report = Report::default();
-        store.visit_run(run, &|t| Report::uses(t), &mut |env| {
-            let mut event = env.event;
-            if let Event::Planned(e) | Event::Imported(e) = &mut event {
-                take_members(e);
-            }
-            report.take(env.run, event);
-        })?;
-        report
+        recorded(store, run, &mut take_members)?
     };
     let last_hash = store
         .read_event(last)?

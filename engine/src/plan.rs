@@ -859,7 +859,11 @@ fn decide_group(
         .collect();
     members.sort_unstable();
     members.dedup_by(|a, b| a.0 == b.0);
-    let members: Vec<SmolStr> = members.into_iter().map(|(_, login)| login).collect();
+    // A list of its own, exactly as long: collected in place, it would keep the room of the
+    // pairs (twice its size) for as long as the plan lives.
+    let mut exact = Vec::with_capacity(members.len());
+    exact.extend(members.into_iter().map(|(_, login)| login));
+    let members = exact;
     let label = g.group_type().label();
     // What the server cannot keep is neither written nor compared.
     let desired = ServerGroup {

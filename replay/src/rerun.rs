@@ -4,9 +4,13 @@
 //! are resolved again, and the planner decides again. Identical means: the same deleted
 //! objects, the same choices, the same entries in the same order, the same refusal.
 
+use engine::chain::object_digest;
 use engine::compare::{compare_entries, EntryDifference};
 use engine::decide::{self, Chosen, Inputs};
-use engine::event::{ActionChosen, Change, Event, Mode, ObjectDeleted, RunStatus, ServerEdited};
+use engine::event::{
+    ActionChosen, Change, EntryOutcome, Event, EventKind, Mode, ObjectDeleted, RunStatus,
+    ServerEdited,
+};
 use engine::model::ServerOp;
 use engine::plan::Plan;
 use engine::projection::{Projection, Report, RunInputs, RunInputsFold};
@@ -249,13 +253,14 @@ fn compare_incremental(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
     let mut replayed = judge(
         run,
         recorded,
+        Outcomes::InReport,
         DecidedAgain {
             inputs: rebuilt.inputs,
             deleted,
             choices: choices.map_err(|e| e.to_string()),
             plan,
         },
-    );
+    )?;
     // The entries it did not record were decided again too: as the chain says they were.
     if replayed.note.is_none() {
         replayed.entries = every;
@@ -319,10 +324,11 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
     // One pass over the run, each event folded as it is decoded, by value. A run records its
     // inputs before any outcome, so at its first outcome the inputs are complete: this thread
     // decides the run again while another reads on and folds the recorded outcomes.
-    let (recorded, decided_again) = std::thread::scope(|scope| {
+    let (recorded, outcomes, decided_again) = std::thread::scope(|scope| {
         let (inputs_tx, inputs_rx) = std::sync::mpsc::sync_channel(1);
         let reading = scope.spawn(move || {
             let mut recorded = Report::default();
+            let mut outcomes: Vec<[u8; 16]> = Vec::new();
             let mut inputs = Some(RunInputsFold::default());
             let mut late_input = None;
             store.visit_run(run, &|_| true, &mut |env| {
@@ -338,26 +344,28 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
                     }
                     return;
                 }
-                if matches!(env.event, Event::Planned(_) | Event::Imported(_)) {
+                if let Event::Planned(e) | Event::Imported(e) = &env.event {
                     if let Some(fold) = inputs.take() {
                         lap("read the inputs");
-                        recorded.entries.reserve(fold.choices_seen());
+                        outcomes.reserve(fold.choices_seen());
                         // Cannot fail: the receiver is dropped only after this thread is
                         // joined (or while a panic unwinds, which ends the replay anyway).
                         let _ = inputs_tx.send(fold);
                     }
+                    outcomes.push(object_digest(e));
+                    return;
                 }
                 recorded.take(env.run, env.event);
             })?;
             lap("read, decoded and folded the run");
-            Ok::<_, ReplayError>((recorded, inputs, late_input))
+            Ok::<_, ReplayError>((recorded, outcomes, inputs, late_input))
         });
         // The inputs, at the first outcome; or none when the reading ends without one.
         let early = inputs_rx
             .recv()
             .ok()
             .map(|fold| fold.finish().map(decide_again));
-        let (recorded, inputs, late_input) = reading
+        let (recorded, outcomes, inputs, late_input) = reading
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         if let Some((seq, name)) = late_input {
@@ -372,6 +380,7 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
         };
         Ok((
             recorded,
+            outcomes,
             decided_again.map_err(|e| malformed(e.to_string()))?,
         ))
     })?;
@@ -379,11 +388,57 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
     let inputs = &decided_again.inputs;
     crate::rebuild::check_digest(run, run, &inputs.started, &inputs.snapshot, &inputs.server)?;
     lap("checked the inputs' digest");
-    Ok(judge(run, recorded, decided_again))
+    judge(
+        run,
+        recorded,
+        Outcomes::Digests(outcomes, store),
+        decided_again,
+    )
+}
+
+/// The outcomes a run recorded, as `judge` compares them.
+enum Outcomes<'s> {
+    /// In the report (an incremental run's: the few worth recording).
+    InReport,
+    /// Each one's digest, in order, and the store to read them from again should they differ
+    /// from what is decided again: a large run's outcomes are not held beside its inputs and
+    /// the plan made again.
+    Digests(Vec<[u8; 16]>, &'s dyn EventStore),
+}
+
+/// Each entry's digest, on two threads.
+fn digests(entries: &[EntryOutcome]) -> Vec<[u8; 16]> {
+    let (a, b) = entries.split_at(entries.len() / 2);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| a.iter().map(object_digest).collect::<Vec<_>>());
+        let second: Vec<_> = b.iter().map(object_digest).collect();
+        let mut all = first
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        all.extend(second);
+        all
+    })
+}
+
+/// The outcomes a run recorded, read again.
+fn recorded_outcomes(store: &dyn EventStore, run: RunId) -> Result<Vec<EntryOutcome>, ReplayError> {
+    let mut entries = Vec::new();
+    let outcome = |k: EventKind| matches!(k, EventKind::Planned | EventKind::Imported);
+    store.visit_run(run, &outcome, &mut |env| {
+        if let Event::Planned(e) | Event::Imported(e) = env.event {
+            entries.push(e);
+        }
+    })?;
+    Ok(entries)
 }
 
 /// Compares what a run recorded with what its inputs decide again.
-fn judge(run: RunId, recorded: Report, decided_again: DecidedAgain) -> Replayed {
+fn judge(
+    run: RunId,
+    recorded: Report,
+    outcomes: Outcomes<'_>,
+    decided_again: DecidedAgain,
+) -> Result<Replayed, ReplayError> {
     let DecidedAgain {
         inputs,
         deleted,
@@ -395,6 +450,10 @@ fn judge(run: RunId, recorded: Report, decided_again: DecidedAgain) -> Replayed 
     let mut differences: Vec<Difference> = Vec::new();
     let mut note = None;
 
+    let recorded_count = match &outcomes {
+        Outcomes::InReport => recorded.entries.len(),
+        Outcomes::Digests(digests, _) => digests.len(),
+    };
     // An aborted run may have stopped before deciding anything: then there is nothing to compare.
     let nothing_decided = |why: &str| Replayed {
         run,
@@ -409,11 +468,11 @@ fn judge(run: RunId, recorded: Report, decided_again: DecidedAgain) -> Replayed 
     if status == Some(RunStatus::Aborted) {
         if started.source.fingerprint.is_empty() {
             // Aborted while reading the tenant.
-            return nothing_decided("aborted before any decision");
+            return Ok(nothing_decided("aborted before any decision"));
         }
-        if recorded.entries.is_empty() {
+        if recorded_count == 0 {
             // Stopped while it was still recording what it read.
-            return nothing_decided("stopped before any decision was recorded");
+            return Ok(nothing_decided("stopped before any decision was recorded"));
         }
     }
 
@@ -466,26 +525,32 @@ fn judge(run: RunId, recorded: Report, decided_again: DecidedAgain) -> Replayed 
         if status.is_none() {
             // Interrupted: compare what was recorded with the same number of decisions.
             note = Some(format!(
-                "the run was interrupted after {} of {} entries; the recorded ones are compared",
-                recorded.entries.len(),
+                "the run was interrupted after {recorded_count} of {} entries; the recorded ones are compared",
                 replayed.len()
             ));
-            replayed.truncate(recorded.entries.len());
+            replayed.truncate(recorded_count);
         }
         compared = replayed.len();
-        differences.extend(
-            compare_entries(&recorded.entries, &replayed)
-                .into_iter()
-                .map(Difference::from),
-        );
+        let recorded_entries = match outcomes {
+            Outcomes::InReport => Some(recorded.entries),
+            Outcomes::Digests(d, _) if d.len() == replayed.len() && d == digests(&replayed) => None,
+            Outcomes::Digests(_, store) => Some(recorded_outcomes(store, run)?),
+        };
+        if let Some(entries) = recorded_entries {
+            differences.extend(
+                compare_entries(&entries, &replayed)
+                    .into_iter()
+                    .map(Difference::from),
+            );
+        }
     }
-    Replayed {
+    Ok(Replayed {
         run,
         mode: started.mode,
         entries: compared,
         differences,
         note,
-    }
+    })
 }
 
 fn names<'a, S: AsRef<str> + 'a>(items: impl Iterator<Item = &'a S>) -> String {
