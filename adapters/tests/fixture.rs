@@ -253,3 +253,36 @@ fn server_files_are_checked_and_written_atomically() {
         "no temporary file is left behind: {leftovers:?}"
     );
 }
+
+#[test]
+fn a_mail_that_repeats_the_upn_is_kept_once() {
+    let upn = "megan.bowen.of.the.long.name@contoso.example";
+    let user = |id: u32, mail: &str| {
+        format!(
+            r#"{{"id": "00000000-0000-0000-0000-{id:012}", "userPrincipalName": "{upn}{id}", "mail": "{mail}", "userType": "Member", "accountEnabled": true}}"#
+        )
+    };
+    let file = format!(
+        r#"{{"tenantId": "{T}", "users": [{}, {}]}}"#,
+        user(1, &format!("{upn}1")),
+        user(2, "someone.else.with.a.long.mail@contoso.example")
+    );
+    let loaded = parse_tenant(file.as_bytes(), "t.json").unwrap();
+    let [same, other] = &loaded.snapshot.users[..] else {
+        panic!("two users")
+    };
+    let at = |s: &str| s.as_ptr();
+    assert_eq!(
+        same.mail.as_deref(),
+        Some(same.user_principal_name.as_str())
+    );
+    assert_eq!(
+        at(same.mail.as_deref().unwrap()),
+        at(&same.user_principal_name),
+        "a mail equal to the UPN shares its storage"
+    );
+    assert_eq!(
+        other.mail.as_deref(),
+        Some("someone.else.with.a.long.mail@contoso.example")
+    );
+}
