@@ -266,13 +266,22 @@ enum Objects<T, K = ObjectId> {
     Digests(BTreeMap<K, [u8; 16]>),
 }
 
-/// The first 16 bytes of SHA-256 over an object's canonical JSON.
+/// The first 16 bytes of SHA-256 over an object's canonical JSON — written out first into a
+/// buffer the thread keeps, and hashed in one go (hashing JSON token by token costs more).
 pub fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
-    let mut w = crate::model::HashWriter::default();
-    serde_json::to_writer(&mut w, item).expect("objects serialize");
-    let mut out = [0; 16];
-    out.copy_from_slice(&w.0.finalize()[..16]);
-    out
+    thread_local! {
+        static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    JSON.with_borrow_mut(|json| {
+        json.clear();
+        serde_json::to_writer(&mut *json, item).expect("objects serialize");
+        let mut out = [0; 16];
+        out.copy_from_slice(&sha2::Sha256::digest(&json[..])[..16]);
+        // A large object once does not keep its room for the rest of the thread's life.
+        json.truncate(0);
+        json.shrink_to(1 << 16);
+        out
+    })
 }
 
 impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {
