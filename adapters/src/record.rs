@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use engine::format_smolstr;
 use engine::model::TenantSnapshot;
-use engine::SmolStr;
 
 use crate::fixture::{to_tenant_file, TenantFile};
 use crate::target::write_json_atomic;
@@ -60,38 +60,35 @@ pub fn anonymized(snapshot: &TenantSnapshot) -> TenantSnapshot {
             // A guest: name_externaldomain#EXT#@home.
             Some((external, _)) => {
                 let ext_domain = external.rsplit_once('_').map_or("external", |(_, d)| d);
-                format!("user{n:04}_{}#EXT#@{home}", domains.map(ext_domain)).into()
+                format_smolstr!("user{n:04}_{}#EXT#@{home}", domains.map(ext_domain))
             }
-            None => format!("user{n:04}@{home}").into(),
+            None => format_smolstr!("user{n:04}@{home}"),
         };
         u.mail = u
             .mail
             .as_deref()
-            .map(|m| SmolStr::from(format!("user{n:04}@{}", domains.map(split_address(m).1))));
+            .map(|m| format_smolstr!("user{n:04}@{}", domains.map(split_address(m).1)));
         u.display_name = u
             .display_name
             .as_ref()
-            .map(|_| SmolStr::from(format!("User {n:04}")));
+            .map(|_| format_smolstr!("User {n:04}"));
         u.given_name = u
             .given_name
             .as_ref()
-            .map(|_| SmolStr::from(format!("Given{n:04}")));
-        u.surname = u
-            .surname
-            .as_ref()
-            .map(|_| SmolStr::from(format!("Surname{n:04}")));
+            .map(|_| format_smolstr!("Given{n:04}"));
+        u.surname = u.surname.as_ref().map(|_| format_smolstr!("Surname{n:04}"));
     }
     for (i, g) in s.groups.iter_mut().enumerate() {
         let n = i + 1;
-        g.display_name = Some(format!("Group {n:04}").into());
+        g.display_name = Some(format_smolstr!("Group {n:04}"));
         g.description = g
             .description
             .as_ref()
-            .map(|_| SmolStr::from(format!("Description of group {n:04}")));
+            .map(|_| format_smolstr!("Description of group {n:04}"));
         g.mail = g
             .mail
             .as_deref()
-            .map(|m| SmolStr::from(format!("group{n:04}@{}", domains.map(split_address(m).1))));
+            .map(|m| format_smolstr!("group{n:04}@{}", domains.map(split_address(m).1)));
     }
     for (i, d) in s.deleted_users.iter_mut().enumerate() {
         d.display_name = d

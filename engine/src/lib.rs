@@ -22,7 +22,7 @@ pub mod text;
 pub use event::{Envelope, Event, EVENT_VERSION};
 pub use ids::{ObjectId, RunId, Seq, TenantId};
 /// The directory's text (logins, names, attributes): inline when short, shared on clone when long.
-pub use smol_str::SmolStr;
+pub use smol_str::{format_smolstr, SmolStr};
 pub use store::{EventStore, SledStore, StoreError};
 
 /// The version recorded in every `RunStarted`.

@@ -774,10 +774,16 @@ impl ServerState {
         groups: Vec<ServerGroup>,
     ) -> Result<Self, ServerStateError> {
         let users = index_records(users.into_iter().map(ServerUser::shared))?;
-        // A member is a user's login: kept once, the user's, where it is written the same.
-        let member = |m: SmolStr| match users.get(fold_case(&m).as_str()) {
-            Some(u) if u.login == m => u.login.clone(),
-            _ => m,
+        // A member is a user's login: kept once, the user's, where it is written the same (found
+        // by the member itself where the login is its own key: no folding for most of them).
+        let member = |m: SmolStr| {
+            let user = users
+                .get(m.as_str())
+                .or_else(|| users.get(fold_case(&m).as_str()));
+            match user {
+                Some(u) if u.login == m => u.login.clone(),
+                _ => m,
+            }
         };
         let groups = groups.into_iter().map(|mut g| {
             g.members = std::mem::take(&mut g.members)
@@ -950,7 +956,7 @@ impl ServerState {
     }
 
     /// Replaces (or, with `None`, drops) a login in every group that lists it.
-    fn rename_member(&mut self, old_key: &str, new: Option<&str>, writes: &mut Vec<KeyWrite>) {
+    fn rename_member(&mut self, old_key: &str, new: Option<&SmolStr>, writes: &mut Vec<KeyWrite>) {
         for g in self.groups.values_mut() {
             if !g.members.iter().any(|m| fold_case(m) == old_key) {
                 continue;
@@ -960,7 +966,7 @@ impl ServerState {
                 .iter()
                 .filter(|m| fold_case(m) != old_key)
                 .cloned()
-                .chain(new.map(SmolStr::from))
+                .chain(new.cloned())
                 .collect();
             members.sort_by_key(|m| fold_case(m));
             members.dedup_by_key(|m| fold_case(m));

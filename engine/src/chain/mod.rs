@@ -161,9 +161,7 @@ pub fn digest_inputs(
             serde_json::to_writer(&mut *buf, item).expect("objects serialize");
             whole.update(&buf[..]);
             if let Some(d) = digests.as_mut() {
-                let mut out = [0; 16];
-                out.copy_from_slice(&sha2::Sha256::digest(&buf[..])[..16]);
-                d.push(out);
+                d.push(digest_of(buf));
             }
         }
         whole.update(b"]");
@@ -275,13 +273,19 @@ pub fn object_digest<T: serde::Serialize>(item: &T) -> [u8; 16] {
     JSON.with_borrow_mut(|json| {
         json.clear();
         serde_json::to_writer(&mut *json, item).expect("objects serialize");
-        let mut out = [0; 16];
-        out.copy_from_slice(&sha2::Sha256::digest(&json[..])[..16]);
+        let digest = digest_of(json);
         // A large object once does not keep its room for the rest of the thread's life.
-        json.truncate(0);
+        json.clear();
         json.shrink_to(1 << 16);
-        out
+        digest
     })
+}
+
+/// The first 16 bytes of SHA-256 over `json`: an object's digest.
+fn digest_of(json: &[u8]) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&sha2::Sha256::digest(json)[..16]);
+    out
 }
 
 impl<K: Ord + Clone, T: serde::Serialize + PartialEq + Clone> Objects<T, K> {

@@ -77,6 +77,10 @@ pub enum StoreError {
     Decode { seq: Seq, source: DecodeError },
     #[error("store is damaged at {at}: {reason}; run `roster verify` for details")]
     Corrupt { at: String, reason: String },
+    /// The store let go of sled's handles (see the module documentation) and could not open
+    /// the database again.
+    #[error("the store's database could not be opened again during this command ({why}); what it wrote before stays (an unfinished run is closed as aborted when the store is next opened); run the command again")]
+    Closed { why: String },
     #[error("server directory in the store is inconsistent: {0}")]
     Server(#[from] ServerStateError),
     #[error(
@@ -255,10 +259,10 @@ impl Sled {
 
 /// The sled-backed store. One process at a time; within it, appends are serialized.
 pub struct SledStore {
-    /// sled's handles, shared with each call (and each iterator) that uses them; `None` only
-    /// if opening the database again failed. Dropped with the store, unless sled failed a
-    /// write (see [`Drop`]).
-    sled: RwLock<Option<Arc<Sled>>>,
+    /// sled's handles, shared with each call (and each iterator) that uses them; or why
+    /// opening the database again failed. Dropped with the store, unless sled failed a write
+    /// (see [`Drop`]).
+    sled: RwLock<Result<Arc<Sled>, String>>,
     /// Bytes written through the handles since they were opened.
     written: AtomicU64,
     /// After how many bytes written the store lets go of its handles.
@@ -283,11 +287,8 @@ impl Drop for SledStore {
         // hanging with the store locked. The process is about to report the error and exit,
         // and the operating system closes the files: what was not flushed was never reported
         // as done, and the next open recovers the log's last durable prefix.
-        let sled = self
-            .sled
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let handles = self.sled.get_mut().unwrap_or_else(|p| p.into_inner());
+        let sled = std::mem::replace(handles, Err(String::new()));
         if *self.failed.get_mut() {
             std::mem::forget(sled);
         }
@@ -327,7 +328,7 @@ impl SledStore {
 
     fn from_db(db: sled::Db, dir: Option<std::path::PathBuf>) -> Result<SledStore, StoreError> {
         let store = SledStore {
-            sled: RwLock::new(Some(Arc::new(Sled::of(db)?))),
+            sled: RwLock::new(Ok(Arc::new(Sled::of(db)?))),
             written: AtomicU64::new(0),
             let_go_every: AtomicU64::new(LET_GO_EVERY),
             opened: AtomicU32::new(1),
@@ -404,17 +405,10 @@ impl SledStore {
     /// sled's handles, for one call or one iterator: the store does not let go of them while
     /// a copy is out.
     fn sled(&self) -> Result<Arc<Sled>, StoreError> {
-        self.sled
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(Arc::clone)
-            .ok_or_else(|| {
-                corrupt(
-                    "the database",
-                    "it could not be opened again after a write; nothing more is written",
-                )
-            })
+        match &*self.sled.read().unwrap_or_else(|p| p.into_inner()) {
+            Ok(sled) => Ok(Arc::clone(sled)),
+            Err(why) => Err(StoreError::Closed { why: why.clone() }),
+        }
     }
 
     /// Writes `batch` (`bytes` long) atomically; once the handles wrote [`LET_GO_EVERY`]
@@ -436,18 +430,30 @@ impl SledStore {
             return Ok(());
         };
         let mut handles = self.sled.write().unwrap_or_else(|p| p.into_inner());
-        let Some(sled) = handles.take_if(|h| Arc::strong_count(h) == 1) else {
-            return Ok(());
+        let sled = match std::mem::replace(&mut *handles, Err(String::new())) {
+            Ok(sled) if Arc::strong_count(&sled) == 1 => sled,
+            other => {
+                *handles = other;
+                return Ok(());
+            }
         };
         if let Err(e) = self.wrote(sled.db.flush()) {
-            *handles = Some(sled);
+            *handles = Ok(sled);
             return Err(e);
         }
         drop(sled);
-        *handles = Some(Arc::new(Sled::of(open_db(dir)?)?));
-        self.written.store(0, Ordering::SeqCst);
-        self.opened.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+        match open_db(dir).and_then(Sled::of) {
+            Ok(sled) => {
+                *handles = Ok(Arc::new(sled));
+                self.written.store(0, Ordering::SeqCst);
+                self.opened.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                *handles = Err(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     /// Lets go of the handles after `bytes` written instead of [`LET_GO_EVERY`]: for tests.
