@@ -25,14 +25,28 @@ if [ ! -f "$work/tenant.json" ]; then
     --out "$work/tenant.json" --server-out "$work/server.json" --linked 0.5 2>/dev/null
 fi
 cp "$work/tenant.json" "$work/original.json"
-# 1 % of the users changed: every 100th user moves department.
-python3 - "$work/original.json" "$work/changed.json" <<'PY'
-import json, sys
+# 1 % of the users changed: every 100th user moves department; then every 100th user renamed
+# (a new UPN: its login and its group memberships follow); then every user renamed (the
+# domain changed).
+python3 - "$work/original.json" "$work" <<'PY'
+import copy, json, sys
 t = json.load(open(sys.argv[1]))
-for i, u in enumerate(t["users"]):
+def write(name, change):
+    c = copy.deepcopy(t)
+    for i, u in enumerate(c["users"]):
+        change(i, u)
+    json.dump(c, open(sys.argv[2] + "/" + name, "w"))
+def moved(i, u):
     if i % 100 == 0:
         u["department"] = "Moved " + str(i)
-json.dump(t, open(sys.argv[2], "w"))
+def renamed(i, u):
+    if i % 100 == 0:
+        u["userPrincipalName"] = "r" + u["userPrincipalName"]
+def rebranded(i, u):
+    u["userPrincipalName"] = u["userPrincipalName"].replace("@contoso.example", "@fabrikam.example")
+write("changed.json", moved)
+write("renamed.json", renamed)
+write("rebranded.json", rebranded)
 PY
 store=$work/inc-store
 rm -rf "$store"
@@ -66,4 +80,15 @@ start=$(date +%s.%N)
 for _ in $(seq 1 "$syncs"); do "$roster" sync bench >/dev/null 2>&1 || true; done
 echo
 echo "- $syncs unchanged syncs: $(echo "($(date +%s.%N) - $start) / $syncs" | bc -l | cut -c1-5) s each, store growth $(echo "($(size) - $before) / 1024" | bc -l | cut -c1-5) MB in all"
+echo
+echo "| command | s | peak RSS MiB | store growth MB |"
+echo "|---|---:|---:|---:|"
+cp "$work/original.json" "$work/tenant.json"
+"$roster" import "${sel[@]}" >/dev/null 2>&1 || true
+cp "$work/renamed.json" "$work/tenant.json"
+measure "repeat after 1 % of users renamed (a new UPN)" "$roster" import "${sel[@]}"
+cp "$work/rebranded.json" "$work/tenant.json"
+measure "repeat after every user renamed (the domain changed)" "$roster" import "${sel[@]}"
+cp "$work/original.json" "$work/tenant.json"
+echo
 echo "- events in the log: $("$roster" verify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')"

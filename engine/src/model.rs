@@ -4,7 +4,7 @@
 //! These are engine types, not wire types: Graph's JSON is parsed into them by `adapters`.
 //! They serialize (camelCase) into events and into the server state file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -573,6 +573,77 @@ pub struct ServerState {
     // large; and the planner's working copy shares every record it does not change.
     users: BTreeMap<SmolStr, Arc<ServerUser>>,
     groups: BTreeMap<SmolStr, Arc<ServerGroup>>,
+    /// Which groups list each member: what a rename or a removal reads, so that it touches the
+    /// groups of that user rather than reading every group's members.
+    memberships: Memberships,
+}
+
+/// The groups listing each member, by the member's case-folded login, each list in no order.
+/// A cache of what `groups` says: built the first time a rename or a removal needs it (a run
+/// that renames nobody never pays for it), then kept up to date by every change to a group;
+/// never compared, and not cloned (a copy builds its own when it needs one).
+#[derive(Default)]
+struct Memberships(Option<HashMap<SmolStr, Vec<SmolStr>>>);
+
+impl Memberships {
+    /// Every membership of `groups`.
+    fn of(groups: &BTreeMap<SmolStr, Arc<ServerGroup>>) -> HashMap<SmolStr, Vec<SmolStr>> {
+        let mut index: HashMap<SmolStr, Vec<SmolStr>> = HashMap::new();
+        for (key, g) in groups {
+            for m in &g.members {
+                let of = index.entry(key_of(m)).or_default();
+                if !of.contains(key) {
+                    of.push(key.clone());
+                }
+            }
+        }
+        index
+    }
+
+    /// `group`, under `key`, now lists its members (if the index is built).
+    fn add(&mut self, key: &SmolStr, group: &ServerGroup) {
+        let Some(index) = &mut self.0 else { return };
+        for m in &group.members {
+            let of = index.entry(key_of(m)).or_default();
+            if !of.contains(key) {
+                of.push(key.clone());
+            }
+        }
+    }
+
+    /// `group`, under `key`, no longer lists its members (if the index is built).
+    fn remove(&mut self, key: &str, group: &ServerGroup) {
+        let Some(index) = &mut self.0 else { return };
+        for m in &group.members {
+            let member = fold_case(m);
+            if let Some(of) = index.get_mut(member.as_str()) {
+                of.retain(|k| k != key);
+                if of.is_empty() {
+                    index.remove(member.as_str());
+                }
+            }
+        }
+    }
+}
+
+impl Clone for Memberships {
+    fn clone(&self) -> Self {
+        Memberships(None)
+    }
+}
+
+impl PartialEq for Memberships {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memberships {}
+
+impl std::fmt::Debug for Memberships {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Memberships")
+    }
 }
 
 /// What a server state checks of its users and of its groups alike.
@@ -795,6 +866,7 @@ impl ServerState {
         Ok(ServerState {
             groups: index_records(groups)?,
             users,
+            memberships: Memberships::default(),
         })
     }
 
@@ -846,7 +918,7 @@ impl ServerState {
 
     /// Puts a group record as it is (see [`ServerState::put_user_record`]).
     pub fn put_group_record(&mut self, group: ServerGroup) {
-        self.groups.insert(key_of(&group.name), Arc::new(group));
+        self.put_group(key_of(&group.name), Arc::new(group));
     }
 
     /// Removes the user record with this login, and nothing else.
@@ -856,7 +928,23 @@ impl ServerState {
 
     /// Removes the group record with this name, and nothing else.
     pub fn remove_group_record(&mut self, name: &str) {
-        self.groups.remove(fold_case(name).as_str());
+        self.remove_group(fold_case(name).as_str());
+    }
+
+    /// Puts `group` under `key`, its memberships with it.
+    fn put_group(&mut self, key: SmolStr, group: Arc<ServerGroup>) {
+        if let Some(before) = self.groups.get(key.as_str()) {
+            self.memberships.remove(&key, before);
+        }
+        self.memberships.add(&key, &group);
+        self.groups.insert(key, group);
+    }
+
+    /// Removes the group under `key`, its memberships with it.
+    fn remove_group(&mut self, key: &str) -> Option<Arc<ServerGroup>> {
+        let group = self.groups.remove(key)?;
+        self.memberships.remove(key, &group);
+        Some(group)
     }
 
     /// Applies `op` and returns the records it wrote. Ops on objects that are not there
@@ -923,14 +1011,12 @@ impl ServerState {
                 let new_key = key_of(&group.name);
                 if let Some(old) = previous_name {
                     let old_key = fold_case(old);
-                    if old_key != new_key
-                        && self.groups.remove(old_key.as_str()).is_some()
-                        && !quiet
+                    if old_key != new_key && self.remove_group(old_key.as_str()).is_some() && !quiet
                     {
                         writes.push(KeyWrite::DeleteGroup { name: old.clone() });
                     }
                 }
-                self.groups.insert(new_key, Arc::clone(group));
+                self.put_group(new_key, Arc::clone(group));
                 if !quiet {
                     writes.push(KeyWrite::PutGroup(Arc::clone(group)));
                 }
@@ -944,7 +1030,7 @@ impl ServerState {
                 }
             }
             ServerOp::RemoveGroup { name } => {
-                if let Some(g) = self.groups.remove(fold_case(name).as_str()) {
+                if let Some(g) = self.remove_group(fold_case(name).as_str()) {
                     if !quiet {
                         writes.push(KeyWrite::DeleteGroup {
                             name: g.name.to_string(),
@@ -955,23 +1041,41 @@ impl ServerState {
         }
     }
 
-    /// Replaces (or, with `None`, drops) a login in every group that lists it.
+    /// Replaces (or, with `None`, drops) a login in every group that lists it: the groups the
+    /// index names, in key order (the order a walk through every group met them).
     fn rename_member(&mut self, old_key: &str, new: Option<&SmolStr>, writes: &mut Vec<KeyWrite>) {
-        for g in self.groups.values_mut() {
-            if !g.members.iter().any(|m| fold_case(m) == old_key) {
+        let groups = &mut self.groups;
+        let index = self
+            .memberships
+            .0
+            .get_or_insert_with(|| Memberships::of(groups));
+        let Some(mut listing) = index.remove(old_key) else {
+            return;
+        };
+        listing.sort_unstable();
+        let new_key = new.map(key_of);
+        for key in listing {
+            let Some(g) = groups.get_mut(key.as_str()) else {
                 continue;
-            }
-            let mut members: Vec<SmolStr> = g
+            };
+            // Each member folded once: sorted and told apart by its folded login.
+            let mut members: Vec<(String, SmolStr)> = g
                 .members
                 .iter()
-                .filter(|m| fold_case(m) != old_key)
-                .cloned()
-                .chain(new.cloned())
+                .map(|m| (fold_case(m), m.clone()))
+                .filter(|(folded, _)| folded != old_key)
+                .chain(new.map(|n| (fold_case(n), n.clone())))
                 .collect();
-            members.sort_by_key(|m| fold_case(m));
-            members.dedup_by_key(|m| fold_case(m));
-            Arc::make_mut(g).members = members;
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            members.dedup_by(|later, kept| later.0 == kept.0);
+            Arc::make_mut(g).members = members.into_iter().map(|(_, m)| m).collect();
             writes.push(KeyWrite::PutGroup(Arc::clone(g)));
+            if let Some(new_key) = &new_key {
+                let of = index.entry(new_key.clone()).or_default();
+                if !of.contains(&key) {
+                    of.push(key);
+                }
+            }
         }
     }
 }
@@ -1119,5 +1223,112 @@ mod tests {
                 login: "nobody".into()
             })
             .is_empty());
+    }
+
+    /// The index as a scan of every group says it should be: each list in key order.
+    fn sorted(index: &HashMap<SmolStr, Vec<SmolStr>>) -> BTreeMap<SmolStr, Vec<SmolStr>> {
+        index
+            .iter()
+            .map(|(m, of)| {
+                let mut of = of.clone();
+                of.sort();
+                (m.clone(), of)
+            })
+            .collect()
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = ServerOp> {
+        use proptest::prelude::*;
+        let login = || prop::sample::select(vec!["a", "A", "b", "c", " c", "d"]);
+        let name = || prop::sample::select(vec!["G", "g", "H", "K"]);
+        prop_oneof![
+            (proptest::option::of(login()), login()).prop_map(|(previous, login)| {
+                ServerOp::PutUser {
+                    previous_login: previous.map(str::to_owned),
+                    user: Arc::new(local(login)),
+                }
+            }),
+            login().prop_map(|l| ServerOp::RemoveUser { login: l.into() }),
+            (
+                proptest::option::of(name()),
+                name(),
+                prop::collection::vec(login(), 0..4)
+            )
+                .prop_map(|(previous, name, members)| ServerOp::PutGroup {
+                    previous_name: previous.map(str::to_owned),
+                    group: Arc::new(group(name, &members)),
+                }),
+            name().prop_map(|n| ServerOp::RemoveGroup { name: n.into() }),
+            name().prop_map(|n| ServerOp::SetGroupEnabled {
+                name: n.into(),
+                enabled: false
+            }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A rename or a removal finds the groups listing the user in the index, not by reading
+        /// every group: after any changes the index is what a scan of the groups says, and a
+        /// rename writes the groups a scan finds, in key order.
+        #[test]
+        fn the_memberships_index_follows_every_change(
+            ops in proptest::collection::vec(op(), 1..40),
+            built_first in proptest::bool::ANY,
+        ) {
+            let mut s = ServerState::from_parts(
+                vec![local("a"), local("b"), local("c")],
+                vec![group("G", &["a", "b"]), group("H", &["A", "c", "b"])],
+            )
+            .unwrap();
+            if built_first {
+                s.memberships.0 = Some(Memberships::of(&s.groups));
+            }
+            for op in &ops {
+                let renamed = match op {
+                    ServerOp::PutUser { previous_login: Some(old), user } if *old != user.login => {
+                        Some(fold_case(old))
+                    }
+                    ServerOp::RemoveUser { login } if s.user(login).is_some() => Some(fold_case(login)),
+                    _ => None,
+                };
+                let listing: Vec<SmolStr> = renamed
+                    .map(|old| {
+                        s.groups
+                            .iter()
+                            .filter(|(_, g)| g.members.iter().any(|m| fold_case(m) == old))
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let writes = s.apply(op);
+                if let Some(index) = &s.memberships.0 {
+                    proptest::prop_assert_eq!(sorted(index), sorted(&Memberships::of(&s.groups)));
+                }
+                if matches!(op, ServerOp::RemoveUser { .. } | ServerOp::PutUser { .. }) {
+                    let written: Vec<SmolStr> = writes
+                        .iter()
+                        .filter_map(|w| match w {
+                            KeyWrite::PutGroup(g) => Some(key_of(&g.name)),
+                            _ => None,
+                        })
+                        .collect();
+                    proptest::prop_assert_eq!(written, listing);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_record_put_or_removed_keeps_the_index() {
+        let mut s = ServerState::from_parts(vec![local("a"), local("b")], vec![group("G", &["a"])])
+            .unwrap();
+        s.memberships.0 = Some(Memberships::of(&s.groups));
+        s.put_group_record(group("H", &["a", "b"]));
+        s.put_group_record(group("g", &["b"]));
+        s.remove_group_record("h");
+        let index = s.memberships.0.as_ref().unwrap();
+        assert_eq!(sorted(index), sorted(&Memberships::of(&s.groups)));
+        assert_eq!(index.get("b"), Some(&vec![SmolStr::from("g")]));
+        assert!(index.get("a").is_none());
     }
 }

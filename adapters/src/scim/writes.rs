@@ -174,7 +174,7 @@ impl Ids {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for group in listing {
-                    let Some(old) = state.groups().find(|s| fold_case(&s.name) == group) else {
+                    let Some(old) = state.group(&group) else {
                         continue;
                     };
                     let ids = std::slice::from_ref(&held.id);
