@@ -103,6 +103,49 @@ fn a_commit_writes_events_and_server_records_together() {
 }
 
 #[test]
+fn a_record_written_twice_in_one_commit_ends_as_its_last_write() {
+    let store = SledStore::temporary().unwrap();
+    let g = |members: &[&str]| {
+        KeyWrite::PutGroup(std::sync::Arc::new(server_group("G", None, members)))
+    };
+    store
+        .commit(
+            run_at(1),
+            t(1),
+            &[seen(1)],
+            &[
+                g(&["a@x.com"]),
+                KeyWrite::PutUser(std::sync::Arc::new(local_user("b@x.com"))),
+                g(&["a@x.com", "b@x.com"]),
+                KeyWrite::DeleteUser {
+                    login: "B@x.com".into(),
+                },
+                g(&["c@x.com"]),
+                KeyWrite::DeleteGroup { name: "h".into() },
+                KeyWrite::PutGroup(std::sync::Arc::new(server_group("H", None, &[]))),
+            ],
+        )
+        .unwrap();
+    let state = store.server_state().unwrap();
+    assert_eq!(state.group("g").unwrap().members, vec!["c@x.com"]);
+    assert!(state.user("b@x.com").is_none(), "deleted after it was put");
+    assert!(state.group("h").is_some(), "put after it was deleted");
+    store
+        .commit(
+            run_at(1),
+            t(2),
+            &[finished()],
+            &[
+                KeyWrite::DeleteGroup { name: "H".into() },
+                KeyWrite::PutGroup(std::sync::Arc::new(server_group("H", None, &[]))),
+                KeyWrite::DeleteGroup { name: "h".into() },
+            ],
+        )
+        .unwrap();
+    assert!(store.server_state().unwrap().group("h").is_none());
+}
+
+#[test]
 fn replacing_the_server_state_drops_what_was_there() {
     let store = SledStore::temporary().unwrap();
     store

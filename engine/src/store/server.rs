@@ -131,30 +131,40 @@ pub(super) fn new_version() -> [u8; 16] {
 }
 
 /// Adds the server records `writes` change to `batch`, with a new server version when there is
-/// any; returns the bytes it adds.
+/// any; returns the bytes it adds. A record written more than once (a group listing several
+/// users renamed in one batch) is encoded once, as the last write leaves it: a batch is
+/// applied whole, so the earlier writes would never be seen.
 pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
     let mut bytes = 0;
     if !writes.is_empty() {
         batch.insert(&[SERVER_VERSION], &new_version()[..]);
         bytes += 17;
     }
-    for w in writes {
-        let (key, value) = match w {
-            KeyWrite::PutUser(u) => (
-                user_key(&u.login),
-                Some(serde_json::to_vec(u).expect("server users serialize")),
-            ),
-            KeyWrite::DeleteUser { login } => (user_key(login), None),
-            KeyWrite::PutGroup(g) => (
-                group_key(&g.name),
-                Some(serde_json::to_vec(g).expect("server groups serialize")),
-            ),
-            KeyWrite::DeleteGroup { name } => (group_key(name), None),
+    let keys: Vec<Vec<u8>> = writes
+        .iter()
+        .map(|w| match w {
+            KeyWrite::PutUser(u) => user_key(&u.login),
+            KeyWrite::DeleteUser { login } => user_key(login),
+            KeyWrite::PutGroup(g) => group_key(&g.name),
+            KeyWrite::DeleteGroup { name } => group_key(name),
+        })
+        .collect();
+    let mut later = std::collections::HashSet::with_capacity(keys.len());
+    let mut last: Vec<bool> = keys.iter().rev().map(|k| later.insert(&k[..])).collect();
+    last.reverse();
+    for ((w, key), last) in writes.iter().zip(keys.iter()).zip(last) {
+        if !last {
+            continue;
+        }
+        let value = match w {
+            KeyWrite::PutUser(u) => Some(serde_json::to_vec(u).expect("server users serialize")),
+            KeyWrite::PutGroup(g) => Some(serde_json::to_vec(g).expect("server groups serialize")),
+            KeyWrite::DeleteUser { .. } | KeyWrite::DeleteGroup { .. } => None,
         };
         bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
         match value {
-            Some(value) => batch.insert(key, value),
-            None => batch.remove(key),
+            Some(value) => batch.insert(&key[..], value),
+            None => batch.remove(&key[..]),
         }
     }
     bytes
