@@ -180,12 +180,46 @@ impl fmt::Debug for Seq {
 /// precomposed or decomposed, or ` a@contoso.com `, is the same login. Records keep their
 /// original spelling for display.
 pub fn fold_case(s: &str) -> String {
-    let s = s.trim();
+    let s = trimmed(s);
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
     use unicode_normalization::UnicodeNormalization;
     s.to_lowercase().nfc().collect()
+}
+
+/// `s.trim()`, at once when `s` begins and ends with a printable ASCII character (as every
+/// login does): whitespace at an end, Unicode's included, would begin or end with another byte.
+fn trimmed(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
+/// `fold_case(s) == folded`, without making the fold when `s` is ASCII.
+pub fn folds_to(s: &str, folded: &str) -> bool {
+    let t = trimmed(s);
+    if t.is_ascii() {
+        return t.len() == folded.len()
+            && t.bytes()
+                .zip(folded.bytes())
+                .all(|(a, b)| a.to_ascii_lowercase() == b);
+    }
+    fold_case(s) == folded
+}
+
+/// `fold_case(a).cmp(&fold_case(b))`, without making either when both are ASCII (as nearly
+/// every login is): compared byte by byte, lowercased on the way.
+pub fn cmp_folded(a: &str, b: &str) -> std::cmp::Ordering {
+    let (ta, tb) = (trimmed(a), trimmed(b));
+    if ta.is_ascii() && tb.is_ascii() {
+        return ta
+            .bytes()
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(tb.bytes().map(|c| c.to_ascii_lowercase()));
+    }
+    fold_case(a).cmp(&fold_case(b))
 }
 
 #[cfg(test)]
@@ -198,6 +232,37 @@ mod tests {
         assert_eq!(fold_case("jos\u{e9}@x.com"), fold_case("jose\u{301}@x.com"));
         assert_eq!(fold_case("JOSE\u{301}@X.COM"), fold_case("jos\u{e9}@x.com"));
         assert_ne!(fold_case("jose@x.com"), fold_case("jos\u{e9}@x.com"));
+        for (a, b) in [
+            (" B@x.com", "a@X.com "),
+            ("a@x.com", "A@X.COM"),
+            ("ab", "a"),
+            ("a b", "a"),
+            ("jos\u{e9}@x.com", "JOSE\u{301}@X.COM"),
+            ("jos\u{e9}", "josf"),
+            ("\u{c9}mile", "emile"),
+            ("\u{a0}a ", "A"),
+            ("a\u{3000}", "\ta"),
+            ("\u{1}a", "a"),
+        ] {
+            assert_eq!(
+                cmp_folded(a, b),
+                fold_case(a).cmp(&fold_case(b)),
+                "{a:?} {b:?}"
+            );
+            assert_eq!(
+                cmp_folded(b, a),
+                fold_case(b).cmp(&fold_case(a)),
+                "{b:?} {a:?}"
+            );
+            for (s, other) in [(a, b), (b, a)] {
+                assert!(folds_to(s, &fold_case(s)));
+                assert_eq!(
+                    folds_to(s, &fold_case(other)),
+                    fold_case(s) == fold_case(other)
+                );
+                assert!(!folds_to(s, &s.to_uppercase()) || fold_case(s) == s.to_uppercase());
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use smol_str::SmolStr;
 
-use crate::ids::{fold_case, ObjectId, TenantId};
+use crate::ids::{cmp_folded, fold_case, folds_to, ObjectId, TenantId};
 
 /// Entra's `userType`: members of the tenant, or guests invited from elsewhere (`#EXT#` UPNs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -1058,17 +1058,30 @@ impl ServerState {
             let Some(g) = groups.get_mut(key.as_str()) else {
                 continue;
             };
-            // Each member folded once: sorted and told apart by its folded login.
-            let mut members: Vec<(String, SmolStr)> = g
+            // Sorted and told apart by folded login, compared without folding what is ASCII
+            // (nearly every login); a list already sorted (as a rename leaves it) takes the new
+            // login in its place.
+            let mut members: Vec<SmolStr> = g
                 .members
                 .iter()
-                .map(|m| (fold_case(m), m.clone()))
-                .filter(|(folded, _)| folded != old_key)
-                .chain(new.map(|n| (fold_case(n), n.clone())))
+                .filter(|m| !folds_to(m, old_key))
+                .cloned()
                 .collect();
-            members.sort_by(|a, b| a.0.cmp(&b.0));
-            members.dedup_by(|later, kept| later.0 == kept.0);
-            Arc::make_mut(g).members = members.into_iter().map(|(_, m)| m).collect();
+            let sorted = members.windows(2).all(|w| cmp_folded(&w[0], &w[1]).is_lt());
+            match (sorted, new) {
+                (true, Some(new)) => {
+                    if let Err(at) = members.binary_search_by(|m| cmp_folded(m, new)) {
+                        members.insert(at, new.clone());
+                    }
+                }
+                (true, None) => {}
+                (false, new) => {
+                    members.extend(new.cloned());
+                    members.sort_by(|a, b| cmp_folded(a, b));
+                    members.dedup_by(|later, kept| cmp_folded(later, kept).is_eq());
+                }
+            }
+            Arc::make_mut(g).members = members;
             writes.push(KeyWrite::PutGroup(Arc::clone(g)));
             if let Some(new_key) = &new_key {
                 let of = index.entry(new_key.clone()).or_default();
@@ -1291,16 +1304,39 @@ mod tests {
                     ServerOp::RemoveUser { login } if s.user(login).is_some() => Some(fold_case(login)),
                     _ => None,
                 };
-                let listing: Vec<SmolStr> = renamed
+                let new = match op {
+                    ServerOp::PutUser { user, .. } => Some(user.login.clone()),
+                    _ => None,
+                };
+                // What each group listing the user lists after it, made as it was before the
+                // index: every member folded, sorted and deduplicated by its fold.
+                let expected: Vec<(SmolStr, Vec<SmolStr>)> = renamed
                     .map(|old| {
                         s.groups
                             .iter()
                             .filter(|(_, g)| g.members.iter().any(|m| fold_case(m) == old))
-                            .map(|(k, _)| k.clone())
+                            .map(|(k, g)| {
+                                let mut members: Vec<SmolStr> = g
+                                    .members
+                                    .iter()
+                                    .filter(|m| fold_case(m) != old)
+                                    .cloned()
+                                    .chain(new.clone())
+                                    .collect();
+                                members.sort_by_key(|m| fold_case(m));
+                                members.dedup_by_key(|m| fold_case(m));
+                                (k.clone(), members)
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
+                let listing: Vec<SmolStr> = expected.iter().map(|(k, _)| k.clone()).collect();
                 let writes = s.apply(op);
+                for (key, members) in &expected {
+                    if let Some(g) = s.groups.get(key) {
+                        proptest::prop_assert_eq!(&g.members, members);
+                    }
+                }
                 if let Some(index) = &s.memberships.0 {
                     proptest::prop_assert_eq!(sorted(index), sorted(&Memberships::of(&s.groups)));
                 }
