@@ -1,7 +1,7 @@
 //! Comparing two lists of entry outcomes: what replay reports when a run's recorded decisions
 //! differ from the planner's, and what `apply` shows when a reviewed plan went stale.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -74,15 +74,28 @@ fn describe_change(c: &Change) -> String {
 }
 
 /// For a change of a list (a group's members, which are long): what joined and what left, in
-/// order. `None` for any other change.
+/// order. `None` for any other change. Each list is looked up in a set of the other: a group
+/// can list a whole tenant, and one member more must not cost its size squared.
 pub fn joined_and_left(c: &Change) -> Option<(Vec<&Value>, Vec<&Value>)> {
     let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) else {
         return None;
     };
+    let key = text_key;
+    let (was, is): (HashSet<_>, HashSet<_>) =
+        (from.iter().map(key).collect(), to.iter().map(key).collect());
     Some((
-        to.iter().filter(|v| !from.contains(v)).collect(),
-        from.iter().filter(|v| !to.contains(v)).collect(),
+        to.iter().filter(|v| !was.contains(&key(v))).collect(),
+        from.iter().filter(|v| !is.contains(&key(v))).collect(),
     ))
+}
+
+/// A JSON value by its text, to compare and look up: a string as it is, anything else as JSON
+/// (told apart by the flag).
+fn text_key(v: &Value) -> (bool, std::borrow::Cow<'_, str>) {
+    match v {
+        Value::String(s) => (true, std::borrow::Cow::Borrowed(s.as_str())),
+        other => (false, std::borrow::Cow::Owned(other.to_string())),
+    }
 }
 
 /// The first `shown` of `items`, and how many more there are: `a, b and 3 more`.
@@ -142,4 +155,38 @@ pub fn compare_entries(a: &[EntryOutcome], b: &[EntryOutcome]) -> Vec<EntryDiffe
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn members(from: Value, to: Value) -> Change {
+        Change {
+            field: "members".into(),
+            from,
+            to,
+        }
+    }
+
+    #[test]
+    fn what_joined_and_left_a_list_keeps_each_side_in_order() {
+        let c = members(
+            json!(["a", "b", "c", "1", 2, {"x": 1}]),
+            json!(["d", "c", "a", 1, 2, {"x": 1}, "e"]),
+        );
+        let (joined, left) = joined_and_left(&c).unwrap();
+        assert_eq!(joined, vec![&json!("d"), &json!(1), &json!("e")]);
+        assert_eq!(left, vec![&json!("b"), &json!("1")]);
+        assert!(joined_and_left(&members(json!("a"), json!(["a"]))).is_none());
+        // A whole tenant's worth: one member left, one joined.
+        let all: Vec<String> = (0..50_000).map(|i| format!("user{i}@x.com")).collect();
+        let mut now = all[1..].to_vec();
+        now.push("new@x.com".into());
+        let change = members(json!(all), json!(now));
+        let (joined, left) = joined_and_left(&change).unwrap();
+        assert_eq!(joined, vec![&json!("new@x.com")]);
+        assert_eq!(left, vec![&json!("user0@x.com")]);
+    }
 }

@@ -166,10 +166,16 @@ pub fn diff_runs(store: &dyn EventStore, a: RunId, b: RunId) -> Result<RunDiff, 
         v
     };
     // Listed in B, not in A: restored if A found it in a recycle bin, else new.
-    let in_bin_a = |(kind, id): &(Kind, ObjectId)| match kind {
-        Kind::User => ia.snapshot.deleted_users.iter().any(|d| d.id == *id),
-        Kind::Group => ia.snapshot.deleted_groups.iter().any(|d| d.id == *id),
-    };
+    let binned_a: std::collections::HashSet<(Kind, &ObjectId)> = (ia.snapshot.deleted_users.iter())
+        .map(|d| (Kind::User, &d.id))
+        .chain(
+            ia.snapshot
+                .deleted_groups
+                .iter()
+                .map(|d| (Kind::Group, &d.id)),
+        )
+        .collect();
+    let in_bin_a = |(kind, id): &(Kind, ObjectId)| binned_a.contains(&(*kind, id));
     let mut restored = Vec::new();
     let mut appeared = Vec::new();
     for (k, (n, _)) in ob.iter().filter(|(k, _)| !oa.contains_key(*k)) {

@@ -4,12 +4,10 @@ use super::*;
 
 pub fn server_user_table(u: &ServerUser, state: &ServerState) -> String {
     let mut t = table(&["Property", "Value"]);
+    let login = engine::ids::fold_case(&u.login);
     let groups: Vec<String> = state
         .groups()
-        .filter(|g| {
-            let login = engine::ids::fold_case(&u.login);
-            g.members.iter().any(|m| engine::ids::fold_case(m) == login)
-        })
+        .filter(|g| g.members.iter().any(|m| engine::ids::folds_to(m, &login)))
         .map(|g| cell(&g.name))
         .collect();
     let rows: Vec<(&str, String)> = vec![

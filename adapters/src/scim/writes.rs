@@ -4,7 +4,7 @@
 //! 501), on what the run knows of the service ([`Ids`]): written, checked against what the
 //! service then holds, and kept up to date with every write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
@@ -303,15 +303,18 @@ impl Ids {
         written: bool,
     ) -> std::result::Result<(), WriteError> {
         let held = self.groups[key].clone();
+        // Looked up in sets: a group can list a whole directory.
+        let (holds, wants): (HashSet<&String>, HashSet<&String>) =
+            (held.members.iter().collect(), wanted.iter().collect());
         let added: Vec<String> = wanted
             .iter()
-            .filter(|id| !held.members.contains(id))
+            .filter(|id| !holds.contains(id))
             .cloned()
             .collect();
         let removed: Vec<String> = held
             .members
             .iter()
-            .filter(|id| !wanted.contains(id))
+            .filter(|id| !wants.contains(id))
             .cloned()
             .collect();
         if added.is_empty() && removed.is_empty() {
@@ -365,10 +368,11 @@ impl Ids {
         ids: &[String],
     ) -> std::result::Result<(), WriteError> {
         let held = self.groups[key].clone();
+        let gone: HashSet<&String> = ids.iter().collect();
         let after: Vec<String> = held
             .members
             .iter()
-            .filter(|m| !ids.contains(m))
+            .filter(|m| !gone.contains(m))
             .cloned()
             .collect();
         let changed = || {
@@ -443,15 +447,17 @@ impl Ids {
         if &group_link(&read.group) != link {
             lost.push("its link (externalId)".to_owned());
         }
+        let (read_ids, wanted): (HashSet<&String>, HashSet<&String>) =
+            (read.member_ids.iter().collect(), members.iter().collect());
         let missing: Vec<String> = members
             .iter()
-            .filter(|m| !read.member_ids.contains(m))
+            .filter(|m| !read_ids.contains(m))
             .cloned()
             .collect();
         let extra = read
             .member_ids
             .iter()
-            .filter(|m| !members.contains(m))
+            .filter(|m| !wanted.contains(m))
             .count();
         let mut version = read.version.clone();
         let mut held_members = read.member_ids.clone();
