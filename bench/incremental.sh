@@ -47,6 +47,16 @@ def rebranded(i, u):
 write("changed.json", moved)
 write("renamed.json", renamed)
 write("rebranded.json", rebranded)
+# A group of every user ("All staff"), then the same group with one member gone.
+everyone = copy.deepcopy(t)
+group = {"id": "0a11a11a-0000-4000-8000-000000000001", "displayName": "All staff",
+         "description": "Everyone", "groupTypes": [], "securityEnabled": True, "mailEnabled": False,
+         "mail": None, "membershipRule": None,
+         "members": [{"@odata.type": "#microsoft.graph.user", "id": u["id"]} for u in t["users"]]}
+everyone["groups"].append(group)
+json.dump(everyone, open(sys.argv[2] + "/everyone.json", "w"))
+group["members"] = group["members"][1:]
+json.dump(everyone, open(sys.argv[2] + "/everyone-but-one.json", "w"))
 PY
 store=$work/inc-store
 rm -rf "$store"
@@ -89,6 +99,10 @@ cp "$work/renamed.json" "$work/tenant.json"
 measure "repeat after 1 % of users renamed (a new UPN)" "$roster" import "${sel[@]}"
 cp "$work/rebranded.json" "$work/tenant.json"
 measure "repeat after every user renamed (the domain changed)" "$roster" import "${sel[@]}"
+cp "$work/everyone.json" "$work/tenant.json"
+"$roster" import "${sel[@]}" >/dev/null 2>&1 || true
+cp "$work/everyone-but-one.json" "$work/tenant.json"
+measure "one member leaves a group of every user (the report table printed)" "$roster" import "${sel[@]:0:${#sel[@]}-1}"
 cp "$work/original.json" "$work/tenant.json"
 echo
 echo "- events in the log: $("$roster" verify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')"
