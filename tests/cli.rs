@@ -718,6 +718,55 @@ fn store_says_where_the_commands_read_and_write() {
     assert!(!nowhere.exists(), "nothing was created");
 }
 
+/// `server show` of one user reads that user and the groups, not the whole directory, and
+/// names every group that lists the user, whatever the case it is listed in.
+#[test]
+fn server_show_names_the_groups_that_list_the_user() {
+    let s = Session::demo();
+    s.run(&IMPORT, 3);
+    let dump = s.json(&["server", "dump"], 0);
+    let groups = dump["groups"].as_array().unwrap();
+    let listed = |login: &str| -> Vec<String> {
+        groups
+            .iter()
+            .filter(|g| {
+                g["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.as_str().unwrap().eq_ignore_ascii_case(login))
+            })
+            .map(|g| g["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (login, of) = dump["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["login"].as_str().unwrap().to_owned())
+        .map(|l| {
+            let of = listed(&l);
+            (l, of)
+        })
+        .max_by_key(|(_, of)| of.len())
+        .unwrap();
+    assert!(of.len() >= 2, "the demo has a user in two groups: {of:?}");
+    let table = s.ok(&["server", "show", &login.to_uppercase()]);
+    let row = table
+        .lines()
+        .find(|l| l.contains("Groups"))
+        .unwrap_or_else(|| panic!("{table}"));
+    for name in &of {
+        assert!(row.contains(name.as_str()), "{name} in {row}");
+    }
+    assert_eq!(
+        s.json(&["server", "show", &login], 0)["login"],
+        login.as_str()
+    );
+    let unknown = s.run_err(&["server", "show", "nobody@contoso.com"], 2);
+    assert!(unknown.contains("no server user with login"), "{unknown}");
+}
+
 /// `server enable` undoes a disable at once, without waiting for Entra: the change and who
 /// made it are one event of their own, shown in the user's history, replayed, verified; asked
 /// again, nothing is recorded; a server file or an unknown login is refused.

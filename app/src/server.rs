@@ -114,7 +114,11 @@ pub fn show(
     login: &str,
     history: Option<&SledStore>,
 ) -> Result<Shown> {
-    let state = state(ctx, store)?;
+    // The embedded server is read as far as the page needs: the user and every group.
+    let state = match (&ctx.server, store) {
+        (Server::Embedded, Some(store)) => store.server_user_and_groups(login)?,
+        _ => state(ctx, store)?,
+    };
     let user = state.user(login).cloned();
     let history = match history {
         Some(log) => {

@@ -353,8 +353,45 @@ fn an_unfinished_server_load_is_refused_until_a_load_completes() {
         err.contains("`roster server load` was interrupted"),
         "{err}"
     );
+    let err = store
+        .server_user_and_groups("u1@x.com")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`roster server load` was interrupted"),
+        "one user's page is refused too: {err}"
+    );
     store.replace_server_state(&state).unwrap();
     assert_eq!(store.server_state().unwrap(), state);
+}
+
+#[test]
+fn one_users_page_reads_that_user_and_every_group() {
+    let store = SledStore::temporary().unwrap();
+    let ann = linked(&user(1, "Ann@x.com"));
+    let g = server_group("G", None, &["Ann@x.com", "bob@x.com"]);
+    let h = server_group("H", None, &["bob@x.com"]);
+    let put_group =
+        |g: &engine::model::ServerGroup| KeyWrite::PutGroup(std::sync::Arc::new(g.clone()));
+    store
+        .commit(
+            run_at(1),
+            t(1),
+            &[seen(1)],
+            &[
+                KeyWrite::PutUser(std::sync::Arc::new(ann.clone())),
+                KeyWrite::PutUser(std::sync::Arc::new(local_user("bob@x.com"))),
+                put_group(&g),
+                put_group(&h),
+            ],
+        )
+        .unwrap();
+    let page = store.server_user_and_groups("ANN@x.com").unwrap();
+    assert_eq!(page.user("ann@x.com"), Some(&ann));
+    assert_eq!(page.users().len(), 1, "no other user is read");
+    assert_eq!(page.groups().cloned().collect::<Vec<_>>(), vec![g, h]);
+    let nobody = store.server_user_and_groups("nobody@x.com").unwrap();
+    assert_eq!((nobody.users().len(), nobody.groups().len()), (0, 2));
 }
 
 /// Every event from seq 1 read back, its chain recomputed: the head it reaches.

@@ -29,6 +29,25 @@ impl SledStore {
         Ok(ServerState::from_parts(users, groups)?)
     }
 
+    /// What one user's page needs of the embedded server's directory: that user (read by its
+    /// login alone, if there is one) and every group — not every user (`server show` of one
+    /// user on a large directory). Refused, as the whole directory is, while a `server load`
+    /// is unfinished.
+    pub fn server_user_and_groups(&self, login: &str) -> Result<ServerState, StoreError> {
+        if self.sled()?.log.contains_key([LOADING])? {
+            return Err(StoreError::LoadUnfinished);
+        }
+        let user = match self.sled()?.log.get(user_key(login))? {
+            Some(v) => Some(
+                serde_json::from_slice::<ServerUser>(&v)
+                    .map_err(|e| corrupt(format!("server user {login}"), e.to_string()))?,
+            ),
+            None => None,
+        };
+        let groups = self.records::<ServerGroup>(GROUP, "server group")?;
+        Ok(ServerState::from_parts(user.into_iter().collect(), groups)?)
+    }
+
     /// The server records stored under `prefix`, decoded.
     fn records<T: serde::de::DeserializeOwned>(
         &self,
