@@ -80,12 +80,13 @@ pub fn joined_and_left(c: &Change) -> Option<(Vec<&Value>, Vec<&Value>)> {
     let (Value::Array(from), Value::Array(to)) = (&c.from, &c.to) else {
         return None;
     };
-    let key = text_key;
-    let (was, is): (HashSet<_>, HashSet<_>) =
-        (from.iter().map(key).collect(), to.iter().map(key).collect());
+    let (was, is): (HashSet<_>, HashSet<_>) = (
+        from.iter().map(text_key).collect(),
+        to.iter().map(text_key).collect(),
+    );
     Some((
-        to.iter().filter(|v| !was.contains(&key(v))).collect(),
-        from.iter().filter(|v| !is.contains(&key(v))).collect(),
+        to.iter().filter(|v| !was.contains(&text_key(v))).collect(),
+        from.iter().filter(|v| !is.contains(&text_key(v))).collect(),
     ))
 }
 

@@ -588,16 +588,11 @@ struct Memberships(Option<HashMap<SmolStr, Vec<SmolStr>>>);
 impl Memberships {
     /// Every membership of `groups`.
     fn of(groups: &BTreeMap<SmolStr, Arc<ServerGroup>>) -> HashMap<SmolStr, Vec<SmolStr>> {
-        let mut index: HashMap<SmolStr, Vec<SmolStr>> = HashMap::new();
+        let mut all = Memberships(Some(HashMap::new()));
         for (key, g) in groups {
-            for m in &g.members {
-                let of = index.entry(key_of(m)).or_default();
-                if !of.contains(key) {
-                    of.push(key.clone());
-                }
-            }
+            all.add(key, g);
         }
-        index
+        all.0.unwrap_or_default()
     }
 
     /// `group`, under `key`, now lists its members (if the index is built).

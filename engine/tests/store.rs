@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use engine::event::{Event, Hash, RunFinished, RunStatus, Summary, UserSeen};
-use engine::model::{KeyWrite, ServerState};
+use engine::model::{KeyWrite, ServerGroup, ServerState, ServerUser};
 use engine::{EventStore, RunId, Seq, SledStore};
 use testkit::*;
 
@@ -19,6 +19,14 @@ fn seen(n: u32) -> Event {
     Event::UserSeen(UserSeen::Entra {
         user: user(n, &format!("u{n}@x.com")),
     })
+}
+
+fn put_user(u: &ServerUser) -> KeyWrite {
+    KeyWrite::PutUser(std::sync::Arc::new(u.clone()))
+}
+
+fn put_group(g: &ServerGroup) -> KeyWrite {
+    KeyWrite::PutGroup(std::sync::Arc::new(g.clone()))
 }
 
 fn finished() -> Event {
@@ -81,8 +89,8 @@ fn a_commit_writes_events_and_server_records_together() {
             t(1),
             &[seen(1)],
             &[
-                KeyWrite::PutUser(std::sync::Arc::new(ann.clone())),
-                KeyWrite::PutGroup(std::sync::Arc::new(server_group("G", None, &["Ann@x.com"]))),
+                put_user(&ann),
+                put_group(&server_group("G", None, &["Ann@x.com"])),
             ],
         )
         .unwrap();
@@ -105,9 +113,7 @@ fn a_commit_writes_events_and_server_records_together() {
 #[test]
 fn a_record_written_twice_in_one_commit_ends_as_its_last_write() {
     let store = SledStore::temporary().unwrap();
-    let g = |members: &[&str]| {
-        KeyWrite::PutGroup(std::sync::Arc::new(server_group("G", None, members)))
-    };
+    let g = |members: &[&str]| put_group(&server_group("G", None, members));
     store
         .commit(
             run_at(1),
@@ -115,14 +121,14 @@ fn a_record_written_twice_in_one_commit_ends_as_its_last_write() {
             &[seen(1)],
             &[
                 g(&["a@x.com"]),
-                KeyWrite::PutUser(std::sync::Arc::new(local_user("b@x.com"))),
+                put_user(&local_user("b@x.com")),
                 g(&["a@x.com", "b@x.com"]),
                 KeyWrite::DeleteUser {
                     login: "B@x.com".into(),
                 },
                 g(&["c@x.com"]),
                 KeyWrite::DeleteGroup { name: "h".into() },
-                KeyWrite::PutGroup(std::sync::Arc::new(server_group("H", None, &[]))),
+                put_group(&server_group("H", None, &[])),
             ],
         )
         .unwrap();
@@ -137,7 +143,7 @@ fn a_record_written_twice_in_one_commit_ends_as_its_last_write() {
             &[finished()],
             &[
                 KeyWrite::DeleteGroup { name: "H".into() },
-                KeyWrite::PutGroup(std::sync::Arc::new(server_group("H", None, &[]))),
+                put_group(&server_group("H", None, &[])),
                 KeyWrite::DeleteGroup { name: "h".into() },
             ],
         )
@@ -371,16 +377,14 @@ fn one_users_page_reads_that_user_and_every_group() {
     let ann = linked(&user(1, "Ann@x.com"));
     let g = server_group("G", None, &["Ann@x.com", "bob@x.com"]);
     let h = server_group("H", None, &["bob@x.com"]);
-    let put_group =
-        |g: &engine::model::ServerGroup| KeyWrite::PutGroup(std::sync::Arc::new(g.clone()));
     store
         .commit(
             run_at(1),
             t(1),
             &[seen(1)],
             &[
-                KeyWrite::PutUser(std::sync::Arc::new(ann.clone())),
-                KeyWrite::PutUser(std::sync::Arc::new(local_user("bob@x.com"))),
+                put_user(&ann),
+                put_user(&local_user("bob@x.com")),
                 put_group(&g),
                 put_group(&h),
             ],
@@ -443,12 +447,7 @@ fn a_store_lets_go_of_what_it_wrote_and_keeps_every_event_and_record() {
     // A step with server records, and a server load, are written the same way.
     let ann = linked(&user(1, "Ann@x.com"));
     store
-        .commit(
-            run_at(20),
-            t(20),
-            &[seen(1)],
-            &[KeyWrite::PutUser(std::sync::Arc::new(ann.clone()))],
-        )
+        .commit(run_at(20), t(20), &[seen(1)], &[put_user(&ann)])
         .unwrap();
     let many: Vec<_> = (0..2000)
         .map(|n| linked(&user(n, &format!("user{n}@x.com"))))

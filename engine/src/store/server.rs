@@ -21,9 +21,7 @@ const LOAD_BATCH: usize = 4096;
 impl SledStore {
     /// The embedded server's directory as stored; refused while a `server load` is unfinished.
     pub fn server_state(&self) -> Result<ServerState, StoreError> {
-        if self.sled()?.log.contains_key([LOADING])? {
-            return Err(StoreError::LoadUnfinished);
-        }
+        self.refuse_unfinished_load()?;
         let users = self.records::<ServerUser>(USER, "server user")?;
         let groups = self.records::<ServerGroup>(GROUP, "server group")?;
         Ok(ServerState::from_parts(users, groups)?)
@@ -34,14 +32,10 @@ impl SledStore {
     /// user on a large directory). Refused, as the whole directory is, while a `server load`
     /// is unfinished.
     pub fn server_user_and_groups(&self, login: &str) -> Result<ServerState, StoreError> {
-        if self.sled()?.log.contains_key([LOADING])? {
-            return Err(StoreError::LoadUnfinished);
-        }
-        let user = match self.sled()?.log.get(user_key(login))? {
-            Some(v) => Some(
-                serde_json::from_slice::<ServerUser>(&v)
-                    .map_err(|e| corrupt(format!("server user {login}"), e.to_string()))?,
-            ),
+        self.refuse_unfinished_load()?;
+        let key = user_key(login);
+        let user = match self.sled()?.log.get(&key)? {
+            Some(v) => Some(decode_record::<ServerUser>(&key, &v, "server user")?),
             None => None,
         };
         let groups = self.records::<ServerGroup>(GROUP, "server group")?;
@@ -59,14 +53,17 @@ impl SledStore {
             .scan_prefix([prefix])
             .map(|kv| {
                 let (k, v) = kv?;
-                serde_json::from_slice(&v).map_err(|e| {
-                    corrupt(
-                        format!("{what} {}", String::from_utf8_lossy(&k[1..])),
-                        e.to_string(),
-                    )
-                })
+                decode_record(&k, &v, what)
             })
             .collect()
+    }
+
+    /// The directory is refused while a `server load` is unfinished: half of it is not it.
+    fn refuse_unfinished_load(&self) -> Result<(), StoreError> {
+        match self.sled()?.log.contains_key([LOADING])? {
+            true => Err(StoreError::LoadUnfinished),
+            false => Ok(()),
+        }
     }
 
     /// Replaces the embedded server's directory (`roster server load`, an administrative
@@ -144,6 +141,20 @@ impl SledStore {
     }
 }
 
+/// A server record stored under `key`, decoded; damage names the record.
+fn decode_record<T: serde::de::DeserializeOwned>(
+    key: &[u8],
+    value: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|e| {
+        corrupt(
+            format!("{what} {}", String::from_utf8_lossy(&key[1..])),
+            e.to_string(),
+        )
+    })
+}
+
 /// A server version never given before.
 pub(super) fn new_version() -> [u8; 16] {
     *uuid::Uuid::new_v4().as_bytes()
@@ -159,20 +170,16 @@ pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
         batch.insert(&[SERVER_VERSION], &new_version()[..]);
         bytes += 17;
     }
-    let keys: Vec<Vec<u8>> = writes
-        .iter()
-        .map(|w| match w {
+    // From the last write back, each key once: what the batch leaves.
+    let mut written = std::collections::HashSet::with_capacity(writes.len());
+    for w in writes.iter().rev() {
+        let key = match w {
             KeyWrite::PutUser(u) => user_key(&u.login),
             KeyWrite::DeleteUser { login } => user_key(login),
             KeyWrite::PutGroup(g) => group_key(&g.name),
             KeyWrite::DeleteGroup { name } => group_key(name),
-        })
-        .collect();
-    let mut later = std::collections::HashSet::with_capacity(keys.len());
-    let mut last: Vec<bool> = keys.iter().rev().map(|k| later.insert(&k[..])).collect();
-    last.reverse();
-    for ((w, key), last) in writes.iter().zip(keys.iter()).zip(last) {
-        if !last {
+        };
+        if !written.insert(key.clone()) {
             continue;
         }
         let value = match w {
@@ -182,8 +189,8 @@ pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
         };
         bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
         match value {
-            Some(value) => batch.insert(&key[..], value),
-            None => batch.remove(&key[..]),
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
         }
     }
     bytes
