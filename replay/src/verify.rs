@@ -120,6 +120,10 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
     let mut edits = 0;
     let mut backups = 0;
     let mut acknowledgements = 0;
+    // The log as the verification begins. A shared store's other writers may append while it
+    // runs: what they append is not part of this verification.
+    let end = store.head();
+    let until = opts.until.or(store.shared().then_some(end.seq));
     for raw in store.raw_events(Seq(1)) {
         let raw = match raw {
             Ok(raw) => raw,
@@ -128,7 +132,7 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
             }
             Err(e) => return Err(e.into()),
         };
-        if opts.until.is_some_and(|u| raw.seq > u) {
+        if until.is_some_and(|u| raw.seq > u) {
             break;
         }
         if raw.seq.0 % 16_384 == 0 {
@@ -233,18 +237,17 @@ pub fn verify(store: &dyn EventStore, opts: &VerifyOptions) -> Result<Verified, 
             hash: raw.hash,
         };
     }
-    if opts.until.is_none() && prev != store.head() {
+    if opts.until.is_none() && prev != end {
         return Err(bad(
             prev.seq.next(),
             None,
             format!(
                 "the log ends at event {} but the store's head says {}",
-                prev.seq,
-                store.head().seq
+                prev.seq, end.seq
             ),
         ));
     }
-    check_run_index(store, &runs_by_seq, opts.until)?;
+    check_run_index(store, &runs_by_seq, until)?;
     if let Some(noted) = opts.noted_head.clone() {
         if noted_head_at.is_none() {
             return Err(VerifyError::HeadNotFound(noted));

@@ -5,6 +5,7 @@
 //! other tenants, half-linked servers) where the planner's rules meet each other.
 
 pub mod credentials;
+pub mod postgres;
 pub mod scim;
 
 use std::collections::BTreeSet;

@@ -46,6 +46,7 @@ mod legacy;
 mod lock;
 mod mirror;
 mod orgs;
+mod pg;
 mod read;
 mod server;
 mod space;
@@ -57,6 +58,7 @@ mod write;
 pub use chunk::CHUNK_EVENTS;
 pub use lock::{LockFile, Opening, StoreLock, MARKER};
 pub use mirror::{MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StoredMirror};
+pub use pg::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use space::Bytes;
 pub use tail::TailCut;
 #[cfg(any(test, feature = "tamper"))]
@@ -73,6 +75,10 @@ pub enum StoreError {
     /// (sled's error is said in words, not chained as a cause: its own text adds nothing.)
     #[error("the store's database {}", sled_reason(.0))]
     Sled(sled::Error),
+    /// The PostgreSQL store failed: where, what, and the server's reason, in one line (never
+    /// the URL's user or password).
+    #[error("the store's PostgreSQL database {why}")]
+    Postgres { why: String },
     #[error("event {seq}: {source}")]
     Decode { seq: Seq, source: DecodeError },
     #[error("store is damaged at {at}: {reason}; run `roster verify` for details")]
@@ -189,6 +195,12 @@ pub trait EventStore: Sync {
     fn flush(&self) -> Result<(), StoreError>;
 
     fn head(&self) -> Head;
+
+    /// Whether other processes may append to the log while this one reads it (a database a
+    /// team shares). A verification then covers the log up to the head it began with.
+    fn shared(&self) -> bool {
+        false
+    }
 
     /// The run's events in order, decoded and upcast.
     fn read_run(&self, run: RunId) -> Result<Vec<Envelope>, StoreError> {

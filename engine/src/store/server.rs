@@ -161,16 +161,29 @@ pub(super) fn new_version() -> [u8; 16] {
 }
 
 /// Adds the server records `writes` change to `batch`, with a new server version when there is
-/// any; returns the bytes it adds. A record written more than once (a group listing several
-/// users renamed in one batch) is encoded once, as the last write leaves it: a batch is
-/// applied whole, so the earlier writes would never be seen.
+/// any (see [`record_writes`]); returns the bytes it adds.
 pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
     let mut bytes = 0;
-    if !writes.is_empty() {
-        batch.insert(&[SERVER_VERSION], &new_version()[..]);
-        bytes += 17;
+    for (key, value) in record_writes(writes) {
+        bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
+        }
     }
-    // From the last write back, each key once: what the batch leaves.
+    bytes
+}
+
+/// The keys `writes` put (with their values) or remove, with a new server version first when
+/// there is any: what every backend writes beside a step's events. A record written more than
+/// once (a group listing several users renamed in one batch) is encoded once, as the last
+/// write leaves it: a step is applied whole, so the earlier writes would never be seen.
+pub(super) fn record_writes(writes: &[KeyWrite]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::with_capacity(writes.len() + 1);
+    if !writes.is_empty() {
+        out.push((vec![SERVER_VERSION], Some(new_version().to_vec())));
+    }
+    // From the last write back, each key once: what the step leaves.
     let mut written = std::collections::HashSet::with_capacity(writes.len());
     for w in writes.iter().rev() {
         let key = match w {
@@ -187,11 +200,7 @@ pub(super) fn add_writes(batch: &mut sled::Batch, writes: &[KeyWrite]) -> u64 {
             KeyWrite::PutGroup(g) => Some(serde_json::to_vec(g).expect("server groups serialize")),
             KeyWrite::DeleteUser { .. } | KeyWrite::DeleteGroup { .. } => None,
         };
-        bytes += (key.len() + value.as_ref().map_or(0, Vec::len)) as u64;
-        match value {
-            Some(value) => batch.insert(key, value),
-            None => batch.remove(key),
-        }
+        out.push((key, value));
     }
-    bytes
+    out
 }

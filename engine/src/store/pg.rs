@@ -1,0 +1,498 @@
+//! The event log in PostgreSQL: the same records, sequence numbers and hash chain as sled's,
+//! in a database a team shares (docs/postgres.md has the schema and the locking).
+//!
+//! One row per event (`roster_events`: seq, run, hash, the JSON record exactly as hashed),
+//! and beside it the embedded server's records under the keys sled uses (`roster_kv`). A step
+//! — its events and the records they change — is one transaction: all of it or none of it,
+//! durable once committed (so [`EventStore::flush`] has nothing left to do). The run a row is
+//! filed under is the run index: `verify` checks it against the record, as it checks sled's.
+//!
+//! Writers are serialised by a session-level advisory lock held for as long as the store is
+//! open to write (`roster_writer` names the holder, as the sled store's lock file does);
+//! readers take no lock, and PostgreSQL never blocks them behind a writer. A writer whose
+//! connection is lost (killed, unplugged) loses the lock with it, and its open transaction is
+//! rolled back: the run it was in is unfinished, and closed as aborted by the next writer.
+//!
+//! Not yet here (issue 27's next steps): org settings, the embedded server's reads, mirrors,
+//! TLS (`sslmode=require`), and the commands choosing this store (`--store postgres://…`).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
+use postgres::{Client, GenericClient, NoTls};
+
+use crate::event::{decode_header, encode_record, Envelope, Event, EventKind, Hash};
+use crate::ids::{RunId, Seq};
+use crate::model::KeyWrite;
+
+use super::server::record_writes;
+use super::{corrupt, EventStore, Head, RawEvent, StoreError};
+
+/// The schema this roster creates and reads; a database whose schema is newer is refused.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Advisory lock keys ("roster", then what for).
+const WRITER_LOCK: i64 = 0x726f_7374_6572_0001;
+const SCHEMA_LOCK: i64 = 0x726f_7374_6572_0002;
+
+/// Events read per query: reads stream, whatever the log's length.
+const PAGE: i64 = 4096;
+
+/// Version 1 of the schema (docs/postgres.md).
+const SCHEMA_V1: &str = "
+CREATE TABLE roster_events (
+    seq    bigint PRIMARY KEY CHECK (seq > 0),
+    run    uuid   NOT NULL,
+    hash   bytea  NOT NULL,
+    record bytea  NOT NULL
+);
+CREATE INDEX roster_events_by_run ON roster_events (run, seq);
+CREATE TABLE roster_kv (
+    key   bytea PRIMARY KEY,
+    value bytea NOT NULL
+);
+CREATE TABLE roster_writer (
+    one    boolean PRIMARY KEY DEFAULT true CHECK (one),
+    holder text NOT NULL,
+    since  timestamptz NOT NULL DEFAULT now()
+);
+CREATE VIEW roster_events_json AS
+    SELECT seq, run, encode(hash, 'hex') AS hash, convert_from(record, 'UTF8')::jsonb AS record
+    FROM roster_events;
+INSERT INTO roster_schema (version) VALUES (1);
+";
+
+/// The PostgreSQL-backed store. One connection; a writer holds the writer lock on it.
+pub struct PgStore {
+    client: Mutex<Client>,
+    head: Mutex<Head>,
+    /// Holds the writer lock.
+    writer: bool,
+    /// Where the database is — host, port and database, never the user or a password — for
+    /// messages.
+    shown: String,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` to read: never waits for a writer, never blocks one.
+    /// Creates roster's tables in a database that has none.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let (config, shown) = parse(url)?;
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| failed(&shown, "could not be reached", &e))?;
+        migrate(&mut client, &shown)?;
+        let head = stored_head(&mut client).map_err(|e| failed(&shown, "could not be read", &e))?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+            head: Mutex::new(head),
+            writer: false,
+            shown,
+        })
+    }
+
+    /// Connects to write: takes the writer lock, naming `holder`, or says who holds it. The
+    /// lock is the connection's: it goes when the store is dropped or the connection is lost.
+    pub fn connect_writer(url: &str, holder: &str) -> Result<PgStore, StoreError> {
+        let mut store = Self::connect(url)?;
+        store.writer = true;
+        {
+            let mut client = store.client();
+            let shown = &store.shown;
+            let taken: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+                .map_err(|e| failed(shown, "could not be locked", &e))?
+                .get(0);
+            if !taken {
+                let holder = client
+                    .query_opt("SELECT holder FROM roster_writer", &[])
+                    .ok()
+                    .flatten()
+                    .map(|row| row.get::<_, String>(0))
+                    .unwrap_or_else(|| "another roster process".into());
+                return Err(StoreError::InUse {
+                    dir: shown.clone(),
+                    holder,
+                });
+            }
+            client
+                .execute(
+                    "INSERT INTO roster_writer (holder) VALUES ($1)
+                     ON CONFLICT (one) DO UPDATE SET holder = EXCLUDED.holder, since = now()",
+                    &[&holder],
+                )
+                .map_err(|e| failed(shown, "could not be locked", &e))?;
+            // The log as it is now that no one else writes to it.
+            let head =
+                stored_head(&mut *client).map_err(|e| failed(shown, "could not be read", &e))?;
+            *store.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
+        }
+        Ok(store)
+    }
+
+    /// Where the database is, for messages: host, port and database name only.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn client(&self) -> MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn failed(&self, what: &str, e: &postgres::Error) -> StoreError {
+        failed(&self.shown, what, e)
+    }
+
+    /// One page of stored events from `from` on.
+    fn raw_page(&self, from: Seq) -> Result<Vec<RawEvent>, StoreError> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT seq, hash, record FROM roster_events WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                &[&seq_param(from)?, &PAGE],
+            )
+            .map_err(|e| self.failed("could not be read", &e))?;
+        rows.iter().map(raw_event).collect()
+    }
+}
+
+/// The connection settings in `url`, and how the database is named in messages.
+fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
+    let config: postgres::Config = url.parse().map_err(|_| StoreError::Postgres {
+        why: "URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL)".into(),
+    })?;
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let shown = format!(
+        "postgres://{host}:{port}/{}",
+        config.get_dbname().unwrap_or("")
+    );
+    Ok((config, crate::text::printable(&shown).into_owned()))
+}
+
+/// A PostgreSQL failure in one line: what the store could not do, and the server's (or the
+/// network's) reason — never the URL's user or password.
+fn failed(shown: &str, what: &str, e: &postgres::Error) -> StoreError {
+    let reason = match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => e.to_string(),
+    };
+    StoreError::Postgres {
+        why: format!(
+            "{shown} {what}: {}",
+            crate::text::printable(reason.lines().next().unwrap_or_default())
+        ),
+    }
+}
+
+/// Creates roster's tables in a database without them, or checks that the schema is one this
+/// roster reads. Two rosters opening a new database at once create them once.
+fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
+    let fail = |e: postgres::Error| failed(shown, "could not be prepared", &e);
+    let mut tx = client.transaction().map_err(fail)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(fail)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS roster_schema (version integer NOT NULL)")
+        .map_err(fail)?;
+    let version: Option<i32> = tx
+        .query_one("SELECT max(version) FROM roster_schema", &[])
+        .map_err(fail)?
+        .get(0);
+    match version {
+        None => tx.batch_execute(SCHEMA_V1).map_err(fail)?,
+        Some(SCHEMA_VERSION) => {}
+        Some(newer) if newer > SCHEMA_VERSION => {
+            return Err(StoreError::Postgres {
+                why: format!("{shown} holds roster's schema version {newer}, newer than this roster reads ({SCHEMA_VERSION}); use a newer roster"),
+            })
+        }
+        Some(older) => {
+            return Err(StoreError::Postgres {
+                why: format!("{shown} holds roster's schema version {older}, which this roster does not know"),
+            })
+        }
+    }
+    tx.commit().map_err(fail)
+}
+
+/// The last stored event, or the genesis head of an empty log.
+fn stored_head(client: &mut impl GenericClient) -> Result<Head, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT seq, hash FROM roster_events ORDER BY seq DESC LIMIT 1",
+        &[],
+    )?;
+    Ok(row
+        .and_then(|row| {
+            let seq: i64 = row.get(0);
+            let hash: Vec<u8> = row.get(1);
+            Some(Head {
+                seq: Seq(u64::try_from(seq).ok()?),
+                hash: Hash(hash.try_into().ok()?),
+            })
+        })
+        .unwrap_or_default())
+}
+
+fn seq_param(seq: Seq) -> Result<i64, StoreError> {
+    i64::try_from(seq.0).map_err(|_| corrupt(format!("event {seq}"), "beyond the log's range"))
+}
+
+/// A stored row as the chain sees it; a row no roster wrote (a hash of another length, a
+/// sequence number below one) is named.
+fn raw_event(row: &postgres::Row) -> Result<RawEvent, StoreError> {
+    let seq: i64 = row.get(0);
+    let at = || format!("event {seq}");
+    let seq = u64::try_from(seq)
+        .map(Seq)
+        .map_err(|_| corrupt(at(), "a negative sequence number"))?;
+    let hash: Vec<u8> = row.get(1);
+    let hash = Hash(
+        hash.try_into()
+            .map_err(|_| corrupt(at(), "its hash is not 32 bytes"))?,
+    );
+    let record: Vec<u8> = row.get(2);
+    Ok(RawEvent {
+        seq,
+        hash,
+        record: record.into(),
+    })
+}
+
+/// Writes the server records of a step in its transaction, under the keys sled uses.
+fn write_records(
+    tx: &mut postgres::Transaction<'_>,
+    writes: &[KeyWrite],
+) -> Result<(), postgres::Error> {
+    let (mut put_keys, mut put_values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in record_writes(writes) {
+        match value {
+            Some(value) => {
+                put_keys.push(key);
+                put_values.push(value);
+            }
+            None => removed.push(key),
+        }
+    }
+    if !removed.is_empty() {
+        tx.execute("DELETE FROM roster_kv WHERE key = ANY($1)", &[&removed])?;
+    }
+    if !put_keys.is_empty() {
+        tx.execute(
+            "INSERT INTO roster_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&put_keys, &put_values],
+        )?;
+    }
+    Ok(())
+}
+
+impl EventStore for PgStore {
+    fn commit_stream(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &mut dyn Iterator<Item = Cow<'_, Event>>,
+        writes: &[KeyWrite],
+    ) -> Result<Head, StoreError> {
+        if !self.writer {
+            return Err(StoreError::Postgres {
+                why: format!(
+                    "{} was opened to read: writing needs the writer lock",
+                    self.shown
+                ),
+            });
+        }
+        let mut client = self.client();
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let fail = |e: postgres::Error| self.failed("could not be written", &e);
+        let mut tx = client.transaction().map_err(fail)?;
+        // The log must end where this store last saw it end: anything else was written
+        // behind the writer lock's back, and nothing is chained onto it.
+        let stored = stored_head(&mut tx).map_err(fail)?;
+        if stored != *head {
+            return Err(corrupt(
+                format!("event {}", stored.seq),
+                format!(
+                    "the log ends at event {} where this store wrote up to event {}: it was written to by someone not holding the writer lock",
+                    stored.seq, head.seq
+                ),
+            ));
+        }
+        let mut next = *head;
+        {
+            let sink = tx
+                .copy_in("COPY roster_events (seq, run, hash, record) FROM STDIN BINARY")
+                .map_err(fail)?;
+            let mut rows =
+                BinaryCopyInWriter::new(sink, &[Type::INT8, Type::UUID, Type::BYTEA, Type::BYTEA]);
+            for event in events {
+                next.seq = next.seq.next();
+                let record = encode_record(next.seq, run, &time, &event);
+                next.hash = Hash::chain(&next.hash, &record);
+                let seq = seq_param(next.seq)?;
+                rows.write(&[&seq, &run.0, &&next.hash.0[..], &record])
+                    .map_err(fail)?;
+            }
+            rows.finish().map_err(fail)?;
+        }
+        write_records(&mut tx, writes).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        *head = next;
+        Ok(next)
+    }
+
+    /// Nothing to do: a step is durable once its transaction commits.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A writer's head is the one it keeps (it alone appends); a reader asks the database, as
+    /// other writers append (and keeps the last it was told if the database cannot say).
+    fn head(&self) -> Head {
+        let stored = match self.writer {
+            true => None,
+            false => stored_head(&mut *self.client()).ok(),
+        };
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stored) = stored {
+            *head = stored;
+        }
+        *head
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn visit_run(
+        &self,
+        run: RunId,
+        keep: &(dyn Fn(EventKind) -> bool + Sync),
+        visit: &mut dyn FnMut(Envelope),
+    ) -> Result<(), StoreError> {
+        let mut after = 0i64;
+        loop {
+            let rows = self
+                .client()
+                .query(
+                    "SELECT seq, hash, record FROM roster_events
+                     WHERE run = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&run.0, &after, &PAGE],
+                )
+                .map_err(|e| self.failed("could not be read", &e))?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.get(0);
+            for row in &rows {
+                let raw = raw_event(row)?;
+                let header = decode_header(&raw.record).map_err(|source| StoreError::Decode {
+                    seq: raw.seq,
+                    source,
+                })?;
+                // The record must say it is the event its row files under this run.
+                if header.run != run || header.seq != raw.seq {
+                    return Err(corrupt(
+                        format!("event {}", raw.seq),
+                        format!(
+                            "filed under run {run} but records run {} seq {}",
+                            header.run, header.seq
+                        ),
+                    ));
+                }
+                if header.kind().is_none_or(keep) {
+                    visit(raw.decode()?);
+                }
+            }
+        }
+    }
+
+    fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError> {
+        let rows = self
+            .client()
+            .query(
+                "SELECT seq FROM roster_events WHERE run = $1 ORDER BY seq",
+                &[&run.0],
+            )
+            .map_err(|e| self.failed("could not be read", &e))?;
+        Ok(rows
+            .iter()
+            .map(|row| Seq(row.get::<_, i64>(0).max(0) as u64))
+            .collect())
+    }
+
+    fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT seq, hash, record FROM roster_events WHERE seq = $1",
+                &[&seq_param(seq)?],
+            )
+            .map_err(|e| self.failed("could not be read", &e))?;
+        row.map(|row| raw_event(&row)?.decode()).transpose()
+    }
+
+    fn runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let rows = self
+            .client()
+            .query("SELECT DISTINCT run FROM roster_events", &[])
+            .map_err(|e| self.failed("could not be read", &e))?;
+        let mut runs: Vec<RunId> = rows.iter().map(|row| RunId(row.get(0))).collect();
+        runs.sort();
+        Ok(runs)
+    }
+
+    fn raw_events(&self, from: Seq) -> Box<dyn Iterator<Item = Result<RawEvent, StoreError>> + '_> {
+        let mut next = Some(from);
+        let mut page: VecDeque<RawEvent> = VecDeque::new();
+        Box::new(std::iter::from_fn(move || {
+            if page.is_empty() {
+                let from = next.take()?;
+                match self.raw_page(from) {
+                    Ok(rows) => {
+                        if rows.len() as i64 == PAGE {
+                            next = rows.last().map(|e| e.seq.next());
+                        }
+                        page.extend(rows);
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            page.pop_front().map(Ok)
+        }))
+    }
+
+    fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_> {
+        let mut after = Some(0i64);
+        let mut page: VecDeque<(RunId, Seq)> = VecDeque::new();
+        Box::new(std::iter::from_fn(move || {
+            if page.is_empty() {
+                let from = after.take()?;
+                let rows = self.client().query(
+                    "SELECT run, seq FROM roster_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&from, &PAGE],
+                );
+                match rows {
+                    Ok(rows) => {
+                        if rows.len() as i64 == PAGE {
+                            after = rows.last().map(|row| row.get(1));
+                        }
+                        page.extend(rows.iter().map(|row| {
+                            (RunId(row.get(0)), Seq(row.get::<_, i64>(1).max(0) as u64))
+                        }));
+                    }
+                    Err(e) => return Some(Err(self.failed("could not be read", &e))),
+                }
+            }
+            page.pop_front().map(Ok)
+        }))
+    }
+}
