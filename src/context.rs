@@ -9,7 +9,7 @@ use anyhow::Result;
 use adapters::auth::{DevicePrompt, Prompt};
 use adapters::clock::SystemClock;
 use engine::store::Opening;
-use engine::SledStore;
+use engine::Store;
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -117,22 +117,22 @@ impl Ctx {
     }
 
     /// The store, which must exist: reading commands never create one.
-    pub fn open_store(&self) -> Result<SledStore> {
+    pub fn open_store(&self) -> Result<Box<dyn Store>> {
         self.open(Opening::Existing, false)
     }
 
     /// The store for a command that only reads it (an auditor's): while another process holds
     /// it, waits — saying once for whom — unless `--no-wait`.
-    pub fn read_store(&self) -> Result<SledStore> {
+    pub fn read_store(&self) -> Result<Box<dyn Store>> {
         self.open(Opening::Existing, !self.no_wait)
     }
 
     /// The store, started in a new or empty directory if there is none yet.
-    pub fn create_store(&self) -> Result<SledStore> {
+    pub fn create_store(&self) -> Result<Box<dyn Store>> {
         self.open(Opening::CreateIfMissing, false)
     }
 
-    fn open(&self, opening: Opening, wait: bool) -> Result<SledStore> {
+    fn open(&self, opening: Opening, wait: bool) -> Result<Box<dyn Store>> {
         let opened = self.open_waiting(opening, wait).map_err(|e| match e {
             app::Error::Store(
                 e @ (engine::StoreError::InUse { .. }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use engine::{SledStore, TenantId};
+use engine::{Store, TenantId};
 
 use crate::auth::{AuthMode, AuthSettings, Authenticator, Cloud, Prompt, SecretSource};
 use crate::error::{Error, Result};
@@ -246,7 +246,7 @@ pub fn check_org_name(name: &str) -> Result<()> {
     }
 }
 
-pub fn add_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
+pub fn add_org(store: &dyn Store, org: &OrgConfig) -> Result<()> {
     check_org_name(&org.name)?;
     if store.org(&org.name)?.is_some() {
         return Err(Error::bad_input(format!(
@@ -260,14 +260,14 @@ pub fn add_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
 }
 
 /// Saves `org` over the org of the same name, which must exist.
-pub fn replace_org(store: &SledStore, org: &OrgConfig) -> Result<()> {
+pub fn replace_org(store: &dyn Store, org: &OrgConfig) -> Result<()> {
     get_org(store, &org.name)?;
     let bytes = serde_json::to_vec(org).expect("org configs serialize");
     store.put_org(&org.name, &bytes)?;
     Ok(())
 }
 
-pub fn get_org(store: &SledStore, name: &str) -> Result<OrgConfig> {
+pub fn get_org(store: &dyn Store, name: &str) -> Result<OrgConfig> {
     match store.org(name)? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             Error::Store(engine::StoreError::Corrupt {
@@ -285,7 +285,7 @@ pub fn unknown_org(name: &str) -> Error {
     ))
 }
 
-pub fn list_orgs(store: &SledStore) -> Result<Vec<OrgConfig>> {
+pub fn list_orgs(store: &dyn Store) -> Result<Vec<OrgConfig>> {
     store
         .orgs()?
         .into_iter()
@@ -300,7 +300,7 @@ pub fn list_orgs(store: &SledStore) -> Result<Vec<OrgConfig>> {
         .collect()
 }
 
-pub fn remove_org(store: &SledStore, name: &str) -> Result<()> {
+pub fn remove_org(store: &dyn Store, name: &str) -> Result<()> {
     if store.remove_org(name)? {
         Ok(())
     } else {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use engine::event::{EntryOutcome, Event, Outcome, Reason, ServerWriteIntended, TargetInfo};
 use engine::model::{AuthType, KeyWrite, ServerState};
 use engine::store::{LockFile, PreparedStep};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use crate::bounded::io_reason;
 use crate::clock::Clock;
@@ -61,7 +61,7 @@ pub trait Target: Sync {
     /// records one `Imported` event per entry in `store`.
     fn import(
         &mut self,
-        store: &SledStore,
+        store: &dyn Store,
         run: RunId,
         clock: &dyn Clock,
         state: &mut ServerState,
@@ -72,11 +72,11 @@ pub trait Target: Sync {
 
 /// The server directory kept in the store, beside the log.
 pub struct EmbeddedTarget<'s> {
-    store: &'s SledStore,
+    store: &'s dyn Store,
 }
 
 impl<'s> EmbeddedTarget<'s> {
-    pub fn new(store: &'s SledStore) -> Self {
+    pub fn new(store: &'s dyn Store) -> Self {
         EmbeddedTarget { store }
     }
 }
@@ -96,7 +96,7 @@ impl Target for EmbeddedTarget<'_> {
 
     fn import(
         &mut self,
-        store: &SledStore,
+        store: &dyn Store,
         run: RunId,
         clock: &dyn Clock,
         state: &mut ServerState,
@@ -220,7 +220,7 @@ impl Target for FileTarget {
 
     fn import(
         &mut self,
-        store: &SledStore,
+        store: &dyn Store,
         run: RunId,
         clock: &dyn Clock,
         state: &mut ServerState,
@@ -309,7 +309,7 @@ impl Target for FileTarget {
 /// Each commit is encoded on this thread while a second one writes the commit before it to
 /// sled, in order: every commit is still one atomic batch, and a failed write stops the rest.
 fn record_imported(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     clock: &dyn Clock,
     entries: Vec<EntryOutcome>,
@@ -319,10 +319,15 @@ fn record_imported(
     let total = entries.len();
     let mut ring = std::collections::VecDeque::from(entries);
     std::thread::scope(|scope| {
+        // sled: each step encoded here while a second thread writes the one before. Another
+        // store commits each step here, in its own transaction.
+        let sled = store.as_sled();
         let (to_writer, prepared) = std::sync::mpsc::sync_channel::<PreparedStep>(2);
         let writer = scope.spawn(move || -> Result<()> {
-            for step in prepared {
-                store.commit_prepared(step)?;
+            if let Some(sled) = sled {
+                for step in prepared {
+                    sled.commit_prepared(step)?;
+                }
             }
             Ok(())
         });
@@ -337,11 +342,21 @@ fn record_imported(
             let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
             let writes = writes_for(&batch);
             let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
-            let step = store.prepare(head, run, clock.now(), &events, &writes);
-            head = step.head();
-            if to_writer.send(step).is_err() {
-                // The writer stopped at an error: it says which when joined.
-                break;
+            match sled {
+                Some(sled) => {
+                    let step = sled.prepare(head, run, clock.now(), &events, &writes);
+                    head = step.head();
+                    if to_writer.send(step).is_err() {
+                        // The writer stopped at an error: it says which when joined.
+                        break;
+                    }
+                }
+                None => {
+                    if let Err(e) = store.commit(run, clock.now(), &events, &writes) {
+                        drop(to_writer);
+                        return Err(e.into());
+                    }
+                }
             }
             ring.extend(events.into_iter().filter_map(|e| match e {
                 Event::Imported(entry) => Some(entry),

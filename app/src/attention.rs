@@ -14,7 +14,7 @@ use engine::event::{
     AcknowledgementWithdrawn, EntryOutcome, Event, Mode, Outcome, ProblemAcknowledged,
 };
 use engine::model::Kind;
-use engine::{EventStore, ObjectId, RunId, Seq, SledStore};
+use engine::{ObjectId, RunId, Seq, Store};
 
 use crate::error::{Error, Result};
 
@@ -85,7 +85,7 @@ const LOOK_BACK: usize = 20;
 /// The acknowledgements in force for `org`, from the log's events before `before` (the whole
 /// log when `None`): for each object, the last acknowledgement unless withdrawn after it.
 pub fn acknowledgements(
-    store: &SledStore,
+    store: &dyn Store,
     org: &str,
     before: Option<Seq>,
 ) -> Result<BTreeMap<(Kind, ObjectId), Ack>> {
@@ -133,7 +133,7 @@ pub fn acknowledgements(
 /// started, reported as it is by the org's last completed import before it against the same
 /// server, or new.
 pub fn classify(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     run: RunId,
     entries: &[EntryOutcome],
@@ -193,7 +193,7 @@ pub fn classify(
 }
 
 /// The org's last completed run (import or dry run) — what `conflict ack` acknowledges from.
-fn last_run_of(store: &SledStore, org: &OrgConfig) -> Result<RunId> {
+fn last_run_of(store: &dyn Store, org: &OrgConfig) -> Result<RunId> {
     crate::history::last_completed_any(store, org)?.ok_or_else(|| {
         Error::bad_input(format!(
             "org {} has no completed run; a conflict is acknowledged from a run's report (`roster plan {} ...` or `roster import {} ...` first)",
@@ -250,7 +250,7 @@ pub enum Acked {
 /// reported it: recorded as a `ProblemAcknowledged` event, a run of its own, flushed.
 pub fn acknowledge(
     ctx: &crate::Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &str,
     object: &str,
     note: Option<&str>,
@@ -299,7 +299,7 @@ pub fn acknowledge(
 /// `None` when nothing of that name is acknowledged.
 pub fn withdraw(
     ctx: &crate::Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &str,
     object: &str,
 ) -> Result<Option<(RunId, Ack)>> {
@@ -350,7 +350,7 @@ fn check_note(note: &str) -> Result<()> {
     Ok(())
 }
 
-fn record_alone(ctx: &crate::Context, store: &SledStore, event: Event) -> Result<RunId> {
+fn record_alone(ctx: &crate::Context, store: &dyn Store, event: Event) -> Result<RunId> {
     Ok(crate::recover::record_alone(store, ctx.clock.as_ref(), event, &[])?.0)
 }
 
@@ -376,7 +376,7 @@ pub struct OrgProblems {
 
 /// The problems of each org's last completed run (of `only`, when given) and how each stands
 /// now; the acknowledgements in force that no longer apply; what each org leaves out.
-pub fn list(store: &SledStore, only: Option<&str>) -> Result<Vec<OrgProblems>> {
+pub fn list(store: &dyn Store, only: Option<&str>) -> Result<Vec<OrgProblems>> {
     let orgs = match only {
         Some(name) => vec![org::get_org(store, name)?],
         None => crate::orgs::list(store)?,
@@ -441,7 +441,7 @@ pub struct LeftOutChange {
 /// `org`'s selection for good.
 pub fn leave_out(
     ctx: &crate::Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &str,
     objects: &[String],
 ) -> Result<LeftOutChange> {
@@ -484,7 +484,7 @@ pub fn leave_out(
 
 /// Brings `objects` (ids or names as listed by `roster org leave-out ORG`) back into `org`'s
 /// selection.
-pub fn take_back(store: &SledStore, org: &str, objects: &[String]) -> Result<LeftOutChange> {
+pub fn take_back(store: &dyn Store, org: &str, objects: &[String]) -> Result<LeftOutChange> {
     let mut config = org::get_org(store, org)?;
     let mut change = LeftOutChange {
         changed: Vec::new(),
@@ -522,7 +522,7 @@ pub fn take_back(store: &SledStore, org: &str, objects: &[String]) -> Result<Lef
 /// the deleted objects its last run found on the server (gone from Entra ID altogether).
 fn known_objects(
     ctx: &crate::Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
 ) -> Result<Vec<EntryOutcome>> {
     let row = |kind: Kind, id: &ObjectId, name: &str| EntryOutcome {

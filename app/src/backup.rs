@@ -6,8 +6,8 @@ use std::path::Path;
 use adapters::clock::Clock;
 use engine::event::Event;
 use engine::model::ServerState;
-use engine::store::EventStore;
-use engine::SledStore;
+
+use engine::{SledStore, Store};
 use replay::backup::{read_backup, write_backup, BackupError, Contents, Part};
 use replay::VerifyOptions;
 
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 /// Writes the whole store to `path`, replaced atomically (a temporary file beside it, synced,
 /// renamed). The log first records the backup (`BackupTaken`, by `by`: the digest of the orgs
 /// and server records it holds), and the backup's log ends with that event.
-pub fn backup(store: &SledStore, clock: &dyn Clock, by: &str, path: &Path) -> Result<Contents> {
+pub fn backup(store: &dyn Store, clock: &dyn Clock, by: &str, path: &Path) -> Result<Contents> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => std::path::PathBuf::from("."),
@@ -55,10 +55,10 @@ pub struct Restored {
 /// against the digests the chain holds, and the server records against what the backup's own
 /// log says the server holds (replayed in a scratch store first).
 pub fn restore(
-    store_of: impl FnOnce() -> Result<SledStore>,
+    store_of: impl FnOnce() -> Result<Box<dyn Store>>,
     path: &Path,
     noted_head: Option<&replay::verify::NotedHead>,
-) -> Result<(SledStore, Restored)> {
+) -> Result<(Box<dyn Store>, Restored)> {
     let open = || -> Result<std::io::BufReader<std::fs::File>> {
         let meta = std::fs::metadata(path).map_err(|e| {
             Error::bad_input(format!(
@@ -162,7 +162,7 @@ pub fn restore(
     .map_err(named)?;
     store.replace_server_state(&server)?;
     store.flush()?;
-    let verified = replay::verify(&store, &VerifyOptions::default())?;
+    let verified = replay::verify(&*store, &VerifyOptions::default())?;
     Ok((
         store,
         Restored {

@@ -13,7 +13,7 @@ use adapters::scim::target::ScimTarget;
 use adapters::target::{EmbeddedTarget, FileTarget, Target};
 use engine::event::TargetInfo;
 use engine::store::Opening;
-use engine::SledStore;
+use engine::{SledStore, Store};
 
 use crate::error::Result;
 use crate::recover::{recover, Recovered};
@@ -102,7 +102,7 @@ impl Server {
 
 /// A store opened, and what opening it found left over from a process that stopped early.
 pub struct Opened {
-    pub store: SledStore,
+    pub store: Box<dyn Store>,
     pub recovered: Recovered,
 }
 
@@ -110,8 +110,12 @@ impl Context {
     /// Opens the store (with [`Opening::Existing`], only one that exists), taking its lock,
     /// and recovers it: a torn end cut back, interrupted runs closed.
     pub fn open(&self, opening: Opening) -> Result<Opened> {
-        let store = SledStore::open_locked(&self.store_dir, &self.holder, opening)?;
-        let recovered = recover(&store, self.clock.as_ref())?;
+        let store: Box<dyn Store> = Box::new(SledStore::open_locked(
+            &self.store_dir,
+            &self.holder,
+            opening,
+        )?);
+        let recovered = recover(&*store, self.clock.as_ref())?;
         Ok(Opened { store, recovered })
     }
 

@@ -8,7 +8,7 @@ use adapters::org::{add_org, OrgConfig, OrgSource};
 use adapters::target::parse_server_state;
 use engine::event::{DeletedAction, Mode, RunOptions, SelectionSpec};
 use engine::store::Opening;
-use engine::{EventStore, SledStore};
+use engine::Store;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ const MARKER: &str = ".roster-demo";
 
 /// Builds the demo store in `dir` (the context's store is ignored) and imports the demo tenant.
 /// A `dir` that holds anything but an earlier demo store is refused.
-pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult)> {
+pub fn run(ctx: &Context, dir: &Path) -> Result<(Box<dyn Store>, OrgConfig, RunResult)> {
     let io = |what: &str, e: std::io::Error| {
         Error::Adapters(adapters::Error::io(
             format!("cannot {what} {}", dir.display()),
@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
     let server = parse_server_state(SERVER.as_bytes(), "bundled demo server state")?;
     crate::server::load(
         &demo,
-        Some(&store),
+        Some(&*store),
         &server,
         std::path::Path::new("bundled demo server state"),
     )?;
@@ -76,7 +76,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         left_out: Vec::new(),
         sync: None,
     };
-    add_org(&store, &org)?;
+    add_org(&*store, &org)?;
     store.flush()?;
     let request = RunRequest {
         mode: Mode::Apply,
@@ -96,6 +96,6 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(SledStore, OrgConfig, RunResult
         full: false,
         every_entry: false,
     };
-    let (org, result) = crate::runs::plan_or_import(&demo, &store, None, "contoso", &request)?;
+    let (org, result) = crate::runs::plan_or_import(&demo, &*store, None, "contoso", &request)?;
     Ok((store, org, result))
 }

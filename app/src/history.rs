@@ -4,7 +4,7 @@
 //! was seen not to keep, and the earlier imports a run's problems are compared with.
 
 use engine::event::{Baseline, Event, Mode, RunFinished, RunStarted, RunStatus, TargetInfo};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use adapters::error::Result;
 use adapters::org::OrgConfig;
@@ -12,7 +12,7 @@ use adapters::org::OrgConfig;
 /// The org's completed runs, newest first, each with its `RunStarted`: what the base of an
 /// incremental run and the shrink guard's baseline are looked for in.
 pub(crate) fn completed_runs<'s>(
-    store: &'s SledStore,
+    store: &'s dyn Store,
     org: &'s OrgConfig,
 ) -> Result<impl Iterator<Item = Result<(RunId, RunStarted)>> + 's> {
     let runs = store.runs()?;
@@ -45,7 +45,7 @@ pub(crate) fn completed_runs<'s>(
 /// The org's last completed run against `target`: the base of its next run there. (A run
 /// against another server would be a base whose server differs in everything.)
 pub(crate) fn last_completed_run(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     target: &TargetInfo,
 ) -> Result<Option<(RunId, RunStarted)>> {
@@ -61,7 +61,7 @@ pub(crate) fn last_completed_run(
 /// The org's completed imports against `target` before `run` (runs started earlier), newest
 /// first, at most `limit` of them: what `run`'s problems are compared with.
 pub(crate) fn imports_before(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     target: &TargetInfo,
     run: RunId,
@@ -89,7 +89,7 @@ pub(crate) fn imports_before(
 }
 
 /// The org's last completed run, import or dry run, whatever its server.
-pub(crate) fn last_completed_any(store: &SledStore, org: &OrgConfig) -> Result<Option<RunId>> {
+pub(crate) fn last_completed_any(store: &dyn Store, org: &OrgConfig) -> Result<Option<RunId>> {
     Ok(completed_runs(store, org)?
         .next()
         .transpose()?
@@ -100,7 +100,7 @@ pub(crate) fn last_completed_any(store: &SledStore, org: &OrgConfig) -> Result<O
 /// last completed run against it ([`last_completed_run`]) — recorded it did not keep, and what
 /// that run learned.
 pub(crate) fn unkept_seen(
-    store: &SledStore,
+    store: &dyn Store,
     last: Option<&(RunId, RunStarted)>,
 ) -> Result<Vec<String>> {
     let Some((run, started)) = last else {
@@ -124,7 +124,7 @@ pub const WHOLE_READ_EVERY: chrono::Duration = chrono::Duration::hours(24);
 /// read) was made: `base` itself when it read the whole tenant, else the run whose links it
 /// followed, and so on back.
 pub(crate) fn last_whole_read(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     base: RunId,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -144,7 +144,7 @@ pub(crate) fn last_whole_read(
 
 /// The org's last completed run that listed its tenant completely, with what it listed
 /// (runs before the listing-shrink guard recorded no counts, and are passed over).
-pub(crate) fn last_complete_read(store: &SledStore, org: &OrgConfig) -> Result<Option<Baseline>> {
+pub(crate) fn last_complete_read(store: &dyn Store, org: &OrgConfig) -> Result<Option<Baseline>> {
     for found in completed_runs(store, org)? {
         let (run, started) = found?;
         let complete = started.source.completeness.users && started.source.completeness.groups;

@@ -10,7 +10,7 @@ use engine::chain::mirror::{self as kept, Whole};
 use engine::chain::{self, ChainState, Through};
 use engine::event::{RunStarted, TargetInfo};
 use engine::store::{MirrorBody, MirrorWrite};
-use engine::{EventStore, RunId, SledStore, StoreError};
+use engine::{RunId, Store, StoreError};
 
 use adapters::error::{Error, Result};
 use adapters::org::OrgConfig;
@@ -31,7 +31,7 @@ pub enum BaseFrom {
 /// `started` began — as the next run records against it; with the Entra objects whole when
 /// `whole` (a live org that reads only the changes since).
 pub(crate) fn base(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     target: &TargetInfo,
     run: RunId,
@@ -60,7 +60,7 @@ pub(crate) fn base(
 /// The mirror kept for `id`, if the log vouches for it — decoded when `decode` (else only
 /// its stamp and body are checked); else why not.
 fn trusted(
-    store: &SledStore,
+    store: &dyn Store,
     id: &engine::store::MirrorId,
     run: RunId,
     started: &RunStarted,
@@ -111,7 +111,7 @@ fn trusted(
 /// Whether the log vouches for `stamp` as `run`'s: it names that run's last event as the log
 /// holds it (its seq and hash).
 pub(crate) fn vouches(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     stamp: &engine::store::MirrorStamp,
 ) -> Result<bool> {
@@ -188,7 +188,7 @@ pub enum MirrorState {
 /// Every mirror in the store, checked against the log: whether the log vouches for it (its
 /// stamp, its body), and when `deep`, whether it is what folding the log gives (each chain
 /// folded again: as long as a run without its mirror takes).
-pub fn check_all(store: &SledStore, deep: bool) -> Result<Vec<MirrorCheck>> {
+pub fn check_all(store: &dyn Store, deep: bool) -> Result<Vec<MirrorCheck>> {
     let mut out = Vec::new();
     for (id, stamp) in store.mirrors()? {
         let stamp = match stamp {
@@ -217,7 +217,7 @@ pub fn check_all(store: &SledStore, deep: bool) -> Result<Vec<MirrorCheck>> {
 }
 
 fn check_one(
-    store: &SledStore,
+    store: &dyn Store,
     id: &engine::store::MirrorId,
     stamp: &engine::store::MirrorStamp,
     deep: bool,

@@ -9,7 +9,7 @@ use adapters::auth::{
 use adapters::fixture::{read_tenant, Loaded};
 use adapters::org::{self, parse_root, GraphOrg, OrgConfig, OrgSource};
 use engine::search::{SearchRow, SearchView, TypeFilter};
-use engine::{EventStore, SledStore, TenantId};
+use engine::{Store, TenantId};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ pub fn read_fixture(ctx: &Context, name: &str, fixture: &Path) -> Result<Fixture
 }
 
 /// Adds an org read from its fixture.
-pub fn add_fixture(store: &SledStore, fixture: &FixtureOrg) -> Result<()> {
+pub fn add_fixture(store: &dyn Store, fixture: &FixtureOrg) -> Result<()> {
     org::add_org(store, &fixture.org)?;
     store.flush()?;
     Ok(())
@@ -57,7 +57,7 @@ pub fn add_fixture(store: &SledStore, fixture: &FixtureOrg) -> Result<()> {
 /// org, or a fixture of another tenant, is refused and nothing changes.
 pub fn set_fixture(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     name: &str,
     fixture: &Path,
 ) -> Result<FixtureOrg> {
@@ -105,7 +105,7 @@ pub struct AddGraphOrg {
 
 /// Checks the settings, signs in (device code shows its prompt through the context), checks
 /// the tenant is readable, then saves the org. Nothing is saved if any of it fails.
-pub fn add_graph(ctx: &Context, store: &SledStore, a: &AddGraphOrg) -> Result<AddedGraphOrg> {
+pub fn add_graph(ctx: &Context, store: &dyn Store, a: &AddGraphOrg) -> Result<AddedGraphOrg> {
     org::check_org_name(&a.name)?;
     let client_id = match (&a.client_id, a.auth) {
         (Some(id), _) => id.to_string(),
@@ -264,12 +264,12 @@ fn absolute(f: &Path) -> Result<PathBuf> {
     })
 }
 
-pub fn list(store: &SledStore) -> Result<Vec<OrgConfig>> {
+pub fn list(store: &dyn Store) -> Result<Vec<OrgConfig>> {
     Ok(org::list_orgs(store)?)
 }
 
 /// Removes org `name` and forgets its sign-in; its runs stay in the log.
-pub fn remove(ctx: &Context, store: &SledStore, name: &str) -> Result<()> {
+pub fn remove(ctx: &Context, store: &dyn Store, name: &str) -> Result<()> {
     let config = org::get_org(store, name)?;
     forget_tokens(ctx, &config)?;
     org::remove_org(store, name)?;
@@ -278,7 +278,7 @@ pub fn remove(ctx: &Context, store: &SledStore, name: &str) -> Result<()> {
 }
 
 /// The live org named `name` (an org reading a fixture has nothing to sign in to).
-pub fn live(store: &SledStore, name: &str) -> Result<OrgConfig> {
+pub fn live(store: &dyn Store, name: &str) -> Result<OrgConfig> {
     let config = org::get_org(store, name)?;
     match &config.source {
         OrgSource::Graph(_) => Ok(config),
@@ -296,7 +296,7 @@ pub fn login(ctx: &Context, org: &OrgConfig) -> Result<()> {
 }
 
 /// Forgets a live org's tokens; says whether there were any.
-pub fn logout(ctx: &Context, store: &SledStore, name: &str) -> Result<bool> {
+pub fn logout(ctx: &Context, store: &dyn Store, name: &str) -> Result<bool> {
     let config = live(store, name)?;
     Ok(
         Authenticator::sign_out(&config.token_cache(&ctx.source_env()))
@@ -336,7 +336,7 @@ pub fn search(ctx: &Context, org: &OrgConfig, term: &str, filter: TypeFilter) ->
 }
 
 /// The org named `name`.
-pub fn get(store: &SledStore, name: &str) -> Result<OrgConfig> {
+pub fn get(store: &dyn Store, name: &str) -> Result<OrgConfig> {
     Ok(org::get_org(store, name)?)
 }
 

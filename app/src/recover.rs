@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use engine::event::{Event, EventKind, RunFinished, RunStatus};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use adapters::clock::Clock;
 use adapters::error::Result;
@@ -15,7 +15,7 @@ use adapters::error::Result;
 /// the server records `writes` it changes, after checking the disk has room, and flushes:
 /// only then is it done. Returns the run it is recorded under and when.
 pub(crate) fn record_alone(
-    store: &SledStore,
+    store: &dyn Store,
     clock: &dyn Clock,
     event: Event,
     writes: &[engine::model::KeyWrite],
@@ -29,7 +29,7 @@ pub(crate) fn record_alone(
 }
 
 pub(crate) fn close_run(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     clock: &dyn Clock,
     reason: &str,
@@ -63,7 +63,7 @@ pub struct Recovered {
 /// Brings a store opened after a crash, a kill or a write error back to a log that verifies:
 /// a torn end is cut back (only when it belongs to the last, unfinished run; anything else is
 /// an error that `verify` names), then interrupted runs are closed.
-pub fn recover(store: &SledStore, clock: &dyn Clock) -> Result<Recovered> {
+pub fn recover(store: &dyn Store, clock: &dyn Clock) -> Result<Recovered> {
     let at = clock.now();
     let cut = store.cut_torn_tail(at, clock.new_run_id(at))?;
     let closed = close_interrupted_runs(store, clock)?;
@@ -74,7 +74,7 @@ pub fn recover(store: &SledStore, clock: &dyn Clock) -> Result<Recovered> {
 /// counts of what it recorded, so `runs` shows it as aborted and `verify` as closed. A run that
 /// was killed while writing a server file is first settled from the file itself (see
 /// [`settle_server_write`]). Called when a store is opened; returns the runs it closed.
-pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Vec<RunId>> {
+pub fn close_interrupted_runs(store: &dyn Store, clock: &dyn Clock) -> Result<Vec<RunId>> {
     let mut closed = Vec::new();
     for run in store.runs()? {
         let seqs = store.run_seqs(run)?;
@@ -102,7 +102,7 @@ pub fn close_interrupted_runs(store: &SledStore, clock: &dyn Clock) -> Result<Ve
 /// run intended are recorded as `Imported` (the ones it had not recorded yet), attributed to
 /// it; if it holds what the run read, nothing was applied; anything else cannot be told and is
 /// said so. Returns the reason to close the run with, or `None` for a run without an intent.
-fn settle_server_write(store: &SledStore, run: RunId, clock: &dyn Clock) -> Result<Option<String>> {
+fn settle_server_write(store: &dyn Store, run: RunId, clock: &dyn Clock) -> Result<Option<String>> {
     let events = store.read_run_where(run, &|t| {
         matches!(
             t,

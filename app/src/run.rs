@@ -30,7 +30,7 @@ use engine::model::{Completeness, ServerState, TenantSnapshot};
 use engine::plan::{Plan, Refusal};
 use engine::projection::seen_events;
 use engine::store::MirrorWrite;
-use engine::{EventStore, RunId, SledStore, StoreError, ENGINE_VERSION};
+use engine::{RunId, Store, StoreError, ENGINE_VERSION};
 
 use adapters::clock::Clock;
 use adapters::error::{Error, Result};
@@ -135,7 +135,7 @@ impl RunResult {
 /// while the planner decides), decide and apply, finish — each take what the steps before
 /// them found, as one value; `ROSTER_LOG=app=debug` times each.
 pub fn execute(
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     source: &dyn TenantSource,
     target: &mut dyn Target,
@@ -197,7 +197,7 @@ pub fn execute(
 /// What every step of a run reads: the request, the org, where the run reads and writes, the
 /// clock, and what the org's history says before the run.
 struct Cx<'a> {
-    store: &'a SledStore,
+    store: &'a dyn Store,
     org: &'a OrgConfig,
     source: &'a dyn TenantSource,
     req: &'a RunRequest,

@@ -9,7 +9,7 @@ use adapters::target::{EmbeddedTarget, Target};
 use engine::event::{Event, Mode, RunStatus};
 use engine::plan::Refusal;
 use engine::projection::{DeletedView, Projection, Report, RunInfo};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use crate::context::{target, Context, Server};
 use crate::error::{Error, Result};
@@ -19,7 +19,7 @@ use crate::run::{execute, RunRequest, RunResult};
 /// [`Context::outside_target`]) or else the embedded server. Returns the org read, and the run.
 pub fn plan_or_import(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     mut outside: Option<Box<dyn Target>>,
     org: &str,
     request: &RunRequest,
@@ -35,7 +35,7 @@ pub fn plan_or_import(
 /// Applies the reviewed dry run `reviewed`: an import with its selection and options that
 /// goes ahead only if it decides exactly what the dry run showed (else it is refused as stale,
 /// and recorded so). It runs against the server the dry run was planned against.
-pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgConfig, RunResult)> {
+pub fn apply(ctx: &Context, store: &dyn Store, reviewed: RunId) -> Result<(OrgConfig, RunResult)> {
     let events = store.read_run(reviewed)?;
     let info = RunInfo::fold(&events)
         .ok_or_else(|| Error::bad_input(format!("run {reviewed} has no RunStarted event")))?;
@@ -78,7 +78,7 @@ pub fn apply(ctx: &Context, store: &SledStore, reviewed: RunId) -> Result<(OrgCo
 /// plan needs (`--max-deletions` its removals, or `--allow-empty-source`), which goes ahead
 /// only if it decides exactly that plan (else it is refused as stale). The approval — who,
 /// which run, which refusal — is recorded in the import's `RunStarted`.
-pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgConfig, RunResult)> {
+pub fn approve(ctx: &Context, store: &dyn Store, refused: RunId) -> Result<(OrgConfig, RunResult)> {
     let info = run_info(store, refused)?
         .ok_or_else(|| Error::bad_input(format!("run {refused} has no RunStarted event")))?;
     if info.status != Some(RunStatus::Refused) {
@@ -139,7 +139,7 @@ pub fn approve(ctx: &Context, store: &SledStore, refused: RunId) -> Result<(OrgC
 /// is named than the one it was planned against.
 fn as_planned(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     started: &engine::event::RunStarted,
     (noun, run): (&str, RunId),
     verb: &str,
@@ -179,7 +179,7 @@ fn removals(entries: &[engine::event::EntryOutcome]) -> u32 {
 /// The one wiring of a run: the org's source, the target, [`execute`].
 fn run_against(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &OrgConfig,
     outside: &mut Option<Box<dyn Target>>,
     request: &RunRequest,
@@ -201,7 +201,7 @@ fn run_against(
 
 /// Resolves a run argument: a full id, a unique prefix (4+ characters), `last`, or `last~N`
 /// (the Nth run before the last).
-pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
+pub fn resolve_run(store: &dyn Store, arg: &str) -> Result<RunId> {
     let runs = store.runs()?;
     let arg = arg.trim();
     let lower = arg.to_ascii_lowercase();
@@ -270,7 +270,7 @@ pub fn resolve_run(store: &SledStore, arg: &str) -> Result<RunId> {
 }
 
 /// A run's summary line, from its first and last events where possible.
-pub fn run_info(store: &SledStore, run: RunId) -> Result<Option<RunInfo>> {
+pub fn run_info(store: &dyn Store, run: RunId) -> Result<Option<RunInfo>> {
     let seqs = store.run_seqs(run)?;
     let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
         return Ok(None);
@@ -303,7 +303,7 @@ impl RunFilter {
 }
 
 /// Every run the filter keeps, oldest first (a `LogRepaired` record is not a run).
-pub fn runs(store: &SledStore, filter: &RunFilter) -> Result<Vec<RunInfo>> {
+pub fn runs(store: &dyn Store, filter: &RunFilter) -> Result<Vec<RunInfo>> {
     let mut infos = Vec::new();
     for run in store.runs()? {
         if let Some(info) = run_info(store, run)? {
@@ -322,7 +322,7 @@ pub fn runs(store: &SledStore, filter: &RunFilter) -> Result<Vec<RunInfo>> {
 /// that no other run of the store shares — what `runs` shows and every command that takes a
 /// run accepts. (Run ids are UUIDv7: their first digits are the time, shared by runs started
 /// close together, so a fixed-length prefix would not do.)
-pub fn short_ids(store: &SledStore) -> Result<std::collections::HashMap<RunId, String>> {
+pub fn short_ids(store: &dyn Store) -> Result<std::collections::HashMap<RunId, String>> {
     let mut ids: Vec<String> = store.runs()?.iter().map(|r| r.to_string()).collect();
     ids.sort();
     let common = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
@@ -340,13 +340,13 @@ pub fn short_ids(store: &SledStore) -> Result<std::collections::HashMap<RunId, S
 
 /// A run's report, folded as the run is read. The report shows outcomes, never the server
 /// operations behind them, so those are let go at once (on a large run they are most of it).
-pub fn report(store: &SledStore, run: RunId) -> Result<Report> {
+pub fn report(store: &dyn Store, run: RunId) -> Result<Report> {
     recorded(store, run, |e| e.op = None)
 }
 
 /// A run's report as it recorded it, each entry passed through `each` as it is decoded.
 fn recorded(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     mut each: impl FnMut(&mut engine::event::EntryOutcome),
 ) -> Result<Report> {
@@ -363,7 +363,7 @@ fn recorded(
 
 /// A run's report with every entry: an incremental run's recorded entries, and the others
 /// decided again from its inputs rebuilt from the log (the rows a full run records).
-pub fn report_all(store: &SledStore, run: RunId) -> Result<Report> {
+pub fn report_all(store: &dyn Store, run: RunId) -> Result<Report> {
     every_entry(store, run, |e| e.op = None)
 }
 
@@ -371,7 +371,7 @@ pub fn report_all(store: &SledStore, run: RunId) -> Result<Report> {
 /// as its events are decoded (it recorded every entry: its inputs are not needed), an
 /// incremental run's once the others are decided again from its inputs.
 fn every_entry(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     each: impl FnMut(&mut engine::event::EntryOutcome),
 ) -> Result<Report> {
@@ -385,7 +385,7 @@ fn every_entry(
 
 /// The deleted objects a run found, with the action chosen for each (an incremental run's,
 /// rebuilt from the log).
-pub fn deleted(store: &SledStore, run: RunId) -> Result<DeletedView> {
+pub fn deleted(store: &dyn Store, run: RunId) -> Result<DeletedView> {
     if engine::chain::started_of(store, run)?.is_some_and(|s| s.base.is_some()) {
         // The inputs alone: the deleted objects need no plan.
         let (inputs, ..) = replay::rebuild::rebuild_inputs(store, run)?;
@@ -436,7 +436,7 @@ pub struct LogPosition {
 /// Gathers a run's report page: its start, summary, entries (every entry with `all`), deleted
 /// objects and place in the log, verifying the log up to its last event.
 pub fn report_page(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     all: bool,
     now: chrono::DateTime<chrono::Utc>,

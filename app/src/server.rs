@@ -6,7 +6,7 @@ use std::path::Path;
 use adapters::target::{read_server_file, write_server_file};
 use engine::event::{Change, Event, ServerEdited, ServerLoaded};
 use engine::model::{DisabledBy, ServerOp, ServerState, ServerUser};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use crate::context::{Context, Server};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ pub fn read_state(file: &Path) -> Result<ServerState> {
 /// service is refused: it is changed by imports only, each recorded.
 pub fn load(
     ctx: &Context,
-    store: Option<&SledStore>,
+    store: Option<&dyn Store>,
     state: &ServerState,
     file: &Path,
 ) -> Result<()> {
@@ -69,7 +69,7 @@ pub fn in_store(ctx: &Context) -> bool {
 }
 
 /// The target's directory: the server file's, the SCIM service's, or the embedded server's.
-pub fn state(ctx: &Context, store: Option<&SledStore>) -> Result<ServerState> {
+pub fn state(ctx: &Context, store: Option<&dyn Store>) -> Result<ServerState> {
     Ok(match (&ctx.server, store) {
         (Server::File(path), _) => read_server_file(path)?,
         (Server::Scim(_), _) => match ctx.outside_target()? {
@@ -86,7 +86,7 @@ pub fn state(ctx: &Context, store: Option<&SledStore>) -> Result<ServerState> {
 /// org's earlier runs against it saw): what a preview decides with, as the run will.
 pub fn state_for(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &adapters::org::OrgConfig,
 ) -> Result<(ServerState, Vec<String>)> {
     match ctx.outside_target()? {
@@ -110,9 +110,9 @@ pub struct Shown {
 
 pub fn show(
     ctx: &Context,
-    store: Option<&SledStore>,
+    store: Option<&dyn Store>,
     login: &str,
-    history: Option<&SledStore>,
+    history: Option<&dyn Store>,
 ) -> Result<Shown> {
     // The embedded server is read as far as the page needs: the user and every group.
     let state = match (&ctx.server, store) {
@@ -168,7 +168,7 @@ pub fn embedded_only(ctx: &Context, verb: &str) -> Result<()> {
 /// Enables or disables a user of the embedded server, outside any import: the change and the
 /// `ServerEdited` event recording it (who, what, the op) are one atomic batch, flushed. An
 /// import later decides from the server as it then is; Entra is not asked.
-pub fn set_enabled(ctx: &Context, store: &SledStore, login: &str, enabled: bool) -> Result<Edited> {
+pub fn set_enabled(ctx: &Context, store: &dyn Store, login: &str, enabled: bool) -> Result<Edited> {
     let verb = if enabled { "enable" } else { "disable" };
     embedded_only(ctx, verb)?;
     let mut state = store.server_state()?;

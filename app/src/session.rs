@@ -8,7 +8,7 @@ use engine::event::{EntryOutcome, ObjectDeleted, RunOptions, SelectionSpec};
 use engine::model::{ServerState, TenantSnapshot};
 use engine::plan::Refusal;
 use engine::search::SearchView;
-use engine::SledStore;
+use engine::Store;
 
 use adapters::org::OrgConfig;
 
@@ -37,7 +37,7 @@ pub struct Preview {
 
 /// Reads `org`'s tenant and the server (the server from `store`, which the caller may close
 /// before the tenant is read: a live tenant can take a while).
-pub fn open(ctx: &Context, store: &SledStore, org: &str) -> Result<Session> {
+pub fn open(ctx: &Context, store: &dyn Store, org: &str) -> Result<Session> {
     let org = crate::orgs::get(store, org)?;
     let (server, unkept) = crate::server::state_for(ctx, store, &org)?;
     read(ctx, org, server, unkept)

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use adapters::org::{self, SyncDefinition};
 use engine::event::{Mode, RunOptions, RunStarted, SelectionSpec, TargetInfo};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use crate::context::{Context, Server};
 use crate::error::{Error, Result};
@@ -50,7 +50,7 @@ pub struct Repeated {
 }
 
 /// The org's last import run (whatever its outcome) and its `RunStarted`.
-pub fn last_import(store: &SledStore, org: &str) -> Result<(RunId, RunStarted)> {
+pub fn last_import(store: &dyn Store, org: &str) -> Result<(RunId, RunStarted)> {
     for run in store.runs()?.into_iter().rev() {
         if let Some(started) = engine::chain::started_of(store, run)? {
             if started.org == org && started.mode == Mode::Apply {
@@ -64,7 +64,7 @@ pub fn last_import(store: &SledStore, org: &str) -> Result<(RunId, RunStarted)> 
 }
 
 /// What `roster sync ORG` repeats now: the org's sync definition, else its last import.
-pub fn repeated(store: &SledStore, org: &str) -> Result<Repeated> {
+pub fn repeated(store: &dyn Store, org: &str) -> Result<Repeated> {
     let config = org::get_org(store, org)?;
     if let Some(d) = config.sync {
         return Ok(Repeated {
@@ -98,7 +98,7 @@ pub fn repeated(store: &SledStore, org: &str) -> Result<Repeated> {
 /// one-off imports do not change it.
 pub fn define(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     org: &str,
     run: RunId,
     max_deletions: Option<u32>,
@@ -143,7 +143,7 @@ pub fn define(
 /// it) — once, against its server (or the one given with `--server-file` or `--scim`).
 pub fn sync_once(
     ctx: &Context,
-    store: &SledStore,
+    store: &dyn Store,
     request: &SyncRequest,
     what: &Repeated,
 ) -> Result<(adapters::org::OrgConfig, RunResult)> {

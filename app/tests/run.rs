@@ -79,7 +79,7 @@ impl<T: adapters::target::Target, F: FnMut() + Sync> adapters::target::Target
     }
     fn import(
         &mut self,
-        store: &SledStore,
+        store: &dyn engine::Store,
         run: engine::RunId,
         clock: &dyn adapters::clock::Clock,
         state: &mut ServerState,

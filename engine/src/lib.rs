@@ -23,7 +23,7 @@ pub use event::{Envelope, Event, EVENT_VERSION};
 pub use ids::{ObjectId, RunId, Seq, TenantId};
 /// The directory's text (logins, names, attributes): inline when short, shared on clone when long.
 pub use smol_str::{format_smolstr, SmolStr};
-pub use store::{EventStore, SledStore, StoreError};
+pub use store::{EventStore, PgStore, SledStore, Store, StoreError};
 
 /// The version recorded in every `RunStarted`.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

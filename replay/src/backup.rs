@@ -24,7 +24,7 @@ use sha2::Digest;
 use engine::event::{decode_header, decode_record, BackupTaken, Event, Hash};
 use engine::model::{ServerGroup, ServerUser};
 use engine::store::Head;
-use engine::{Seq, SledStore, StoreError};
+use engine::{Seq, Store, StoreError};
 
 pub const FORMAT: &str = "roster-backup";
 /// 2: the log ends with `BackupTaken`, and the end line holds the digest of every line.
@@ -127,7 +127,7 @@ fn bad(line: u64, reason: impl Into<String>) -> BackupError {
 /// The org and server lines a backup of `store` writes after its log, each handed to `line`
 /// as it would be written (without its newline).
 fn contents_lines(
-    store: &SledStore,
+    store: &dyn Store,
     line: &mut dyn FnMut(&[u8]) -> Result<(), BackupError>,
 ) -> Result<Counts, BackupError> {
     let mut counts = Counts::default();
@@ -184,7 +184,7 @@ impl LinesDigest {
 
 /// What a backup of `store` taken now holds besides its log: the `BackupTaken` event to
 /// append to the log before [`write_backup`] writes it.
-pub fn backup_taken(store: &SledStore, by: &str) -> Result<BackupTaken, BackupError> {
+pub fn backup_taken(store: &dyn Store, by: &str) -> Result<BackupTaken, BackupError> {
     let mut digest = LinesDigest::default();
     let counts = contents_lines(store, &mut |l| {
         digest.add(l);
@@ -204,11 +204,10 @@ pub fn backup_taken(store: &SledStore, by: &str) -> Result<BackupTaken, BackupEr
 /// [`backup_taken`] gave (appended by the caller, who holds the store), whose digest the org
 /// and server lines written must still have.
 pub fn write_backup(
-    store: &SledStore,
+    store: &dyn Store,
     created: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<Contents, BackupError> {
-    use engine::store::EventStore;
     let head = store.head();
     let mut all = LinesDigest::default();
     let mut lines = 0u64;

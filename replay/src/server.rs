@@ -6,7 +6,7 @@
 use engine::chain::{fold, Keep, Through};
 use engine::event::{Event, RunStatus, TargetInfo};
 use engine::model::{ServerOp, ServerState};
-use engine::{EventStore, RunId, SledStore, StoreError};
+use engine::{RunId, Store, StoreError};
 
 /// What the log says the embedded server holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl Derived {
 
 /// The first event of `run`.
 fn first_event(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
 ) -> Result<Option<(Event, Option<Event>)>, StoreError> {
     let seqs = store.run_seqs(run)?;
@@ -100,7 +100,7 @@ fn first_event(
 /// are complete): it finished, or was refused after reading, or was cut short after it had
 /// started changing the server.
 fn read_the_server(
-    store: &SledStore,
+    store: &dyn Store,
     run: RunId,
     last: Option<&Event>,
 ) -> Result<bool, StoreError> {
@@ -122,7 +122,7 @@ fn read_the_server(
 }
 
 /// What the log says the embedded server holds now.
-pub fn derive(store: &SledStore) -> Result<Derived, crate::ReplayError> {
+pub fn derive(store: &dyn Store) -> Result<Derived, crate::ReplayError> {
     // Back from the end of the log to the last event that said what the directory held;
     // the administrators' changes met on the way are made on it afterwards, oldest first.
     let mut edits: Vec<(ServerOp, Option<String>)> = Vec::new();

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use app::runs::resolve_run;
 use engine::event::Event;
-use engine::{EventStore, Seq};
+use engine::Seq;
 use replay::{VerifyError, VerifyOptions};
 
 use super::usage;
@@ -30,7 +30,7 @@ pub fn verify(ctx: &Ctx, head: Option<&str>, deep: bool) -> Result<Exit> {
     let store = ctx.read_store()?;
     let verified = render::progress::working("verifying the log", || {
         replay::verify(
-            &store,
+            &*store,
             &VerifyOptions {
                 noted_head,
                 until: None,
@@ -49,7 +49,7 @@ pub fn verify(ctx: &Ctx, head: Option<&str>, deep: bool) -> Result<Exit> {
             // they are of the log's last runs).
             let mirrors =
                 render::progress::working("checking the mirrors against the log", || {
-                    app::mirror::check_all(&store, deep)
+                    app::mirror::check_all(&*store, deep)
                 })?;
             if ctx.json {
                 out_json(&render::verified_json(&v, &repairs, &mirrors))?;
@@ -80,9 +80,9 @@ pub fn verify(ctx: &Ctx, head: Option<&str>, deep: bool) -> Result<Exit> {
 
 pub fn replay(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let run = resolve_run(&store, run_arg)?;
+    let run = resolve_run(&*store, run_arg)?;
     let replayed = render::progress::working(&format!("replaying run {run}"), || {
-        replay::replay_run(&store, run)
+        replay::replay_run(&*store, run)
     });
     let replayed = match replayed {
         Ok(r) => r,
@@ -113,7 +113,7 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
     let store = ctx.read_store()?;
     match (run_arg, since) {
         (Some(r), _) => {
-            let run = resolve_run(&store, r)?;
+            let run = resolve_run(&*store, r)?;
             render::out_event_lines(store.read_run(run)?.into_iter().map(Ok))?;
         }
         (None, since) => {
@@ -129,9 +129,9 @@ pub fn events(ctx: &Ctx, run_arg: Option<&str>, since: Option<u64>) -> Result<Ex
 
 pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let (a, b) = (resolve_run(&store, a)?, resolve_run(&store, b)?);
+    let (a, b) = (resolve_run(&*store, a)?, resolve_run(&*store, b)?);
     let d = render::progress::working(&format!("comparing runs {a} and {b}"), || {
-        replay::diff::diff_runs(&store, a, b)
+        replay::diff::diff_runs(&*store, a, b)
     })
     .map_err(|e| match e {
         replay::diff::DiffError::Store(e) => anyhow::Error::from(e),
@@ -148,7 +148,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
     let store = ctx.read_store()?;
     let contents = render::progress::working("backing up the log", || {
-        app::backup::backup(&store, ctx.app.clock.as_ref(), &ctx.app.started_by, path)
+        app::backup::backup(&*store, ctx.app.clock.as_ref(), &ctx.app.started_by, path)
     })?;
     if ctx.json {
         out_json(&contents)?;

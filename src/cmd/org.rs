@@ -19,7 +19,7 @@ pub fn add(ctx: &Ctx, a: &OrgAddArgs) -> Result<Exit> {
         (Some(fixture), _) => {
             // The fixture is read before a store is started for it: bad input writes nothing.
             let added = orgs::read_fixture(&ctx.app, &a.name, fixture)?;
-            orgs::add_fixture(&ctx.create_store()?, &added)?;
+            orgs::add_fixture(&*ctx.create_store()?, &added)?;
             say(&render::warnings(&added.loaded.problems));
             if ctx.json {
                 out_json(&added.org)?;
@@ -73,7 +73,7 @@ fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
         login_url: a.login_url.clone(),
     };
     let store = ctx.create_store()?;
-    let added = orgs::add_graph(&ctx.app, &store, &request)?;
+    let added = orgs::add_graph(&ctx.app, &*store, &request)?;
     if ctx.json {
         out_json(&added.org)?;
     } else {
@@ -84,7 +84,7 @@ fn add_live(ctx: &Ctx, a: &OrgAddArgs, tenant: &str) -> Result<Exit> {
 
 pub fn list(ctx: &Ctx) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let orgs = orgs::list(&store)?;
+    let orgs = orgs::list(&*store)?;
     if ctx.json {
         out_json(&orgs)?;
     } else {
@@ -119,9 +119,9 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
     let held = match ctx.app.open(engine::store::Opening::Existing) {
         Ok(opened) => {
             let store = opened.store;
-            let orgs = orgs::list(&store)?;
-            let runs = app::runs::runs(&store, &Default::default())?;
-            let head = engine::EventStore::head(&store);
+            let orgs = orgs::list(&*store)?;
+            let runs = app::runs::runs(&*store, &Default::default())?;
+            let head = engine::EventStore::head(&*store);
             Some(serde_json::json!({
                 "orgs": orgs.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
                 "runs": runs.len(),
@@ -178,21 +178,21 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
 
 pub fn set(ctx: &Ctx, name: &str, fixture: &std::path::Path) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let set = orgs::set_fixture(&ctx.app, &store, name, fixture)?;
+    let set = orgs::set_fixture(&ctx.app, &*store, name, fixture)?;
     say(&render::org_set(&set, fixture));
     Ok(Exit::Ok)
 }
 
 pub fn remove(ctx: &Ctx, name: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
-    orgs::remove(&ctx.app, &store, name)?;
+    orgs::remove(&ctx.app, &*store, name)?;
     say(&render::org_removed(name));
     Ok(Exit::Ok)
 }
 
 pub fn login(ctx: &Ctx, name: &str) -> Result<Exit> {
     // The store is not held while the admin signs in.
-    let org = orgs::live(&ctx.open_store()?, name)?;
+    let org = orgs::live(&*ctx.open_store()?, name)?;
     orgs::login(&ctx.app, &org)?;
     say(&render::signed_in(&org));
     Ok(Exit::Ok)
@@ -200,7 +200,7 @@ pub fn login(ctx: &Ctx, name: &str) -> Result<Exit> {
 
 pub fn logout(ctx: &Ctx, name: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let had = orgs::logout(&ctx.app, &store, name)?;
+    let had = orgs::logout(&ctx.app, &*store, name)?;
     say(&render::signed_out(name, had));
     Ok(Exit::Ok)
 }
@@ -209,13 +209,13 @@ pub fn logout(ctx: &Ctx, name: &str) -> Result<Exit> {
 /// what it leaves out.
 pub fn leave_out(ctx: &Ctx, name: &str, objects: &[String]) -> Result<Exit> {
     if objects.is_empty() {
-        let org = orgs::get(&ctx.read_store()?, name)?;
+        let org = orgs::get(&*ctx.read_store()?, name)?;
         out(&render::attention::left_out_list(&org.name, &org.left_out))?;
         return Ok(Exit::Ok);
     }
     let store = ctx.open_store()?;
     let change = render::with_progress(&ctx.app.stats, || {
-        app::attention::leave_out(&ctx.app, &store, name, objects)
+        app::attention::leave_out(&ctx.app, &*store, name, objects)
     })?;
     say(&render::attention::left_out_changed(name, &change, true));
     Ok(Exit::Ok)
@@ -224,14 +224,14 @@ pub fn leave_out(ctx: &Ctx, name: &str, objects: &[String]) -> Result<Exit> {
 /// `org take-back NAME OBJECT…`.
 pub fn take_back(ctx: &Ctx, name: &str, objects: &[String]) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let change = app::attention::take_back(&store, name, objects)?;
+    let change = app::attention::take_back(&*store, name, objects)?;
     say(&render::attention::left_out_changed(name, &change, false));
     Ok(Exit::Ok)
 }
 
 pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Exit> {
     // The store is let go before the tenant is read: a live read can take a while.
-    let org = orgs::get(&ctx.open_store()?, &a.org)?;
+    let org = orgs::get(&*ctx.open_store()?, &a.org)?;
     let filter = match a.kind {
         TypeArg::Users => TypeFilter::Users,
         TypeArg::Groups => TypeFilter::Groups,
@@ -252,7 +252,7 @@ pub fn search(ctx: &Ctx, a: &SearchArgs) -> Result<Exit> {
 }
 
 pub fn record(ctx: &Ctx, a: &RecordArgs) -> Result<Exit> {
-    let org = orgs::get(&ctx.open_store()?, &a.org)?;
+    let org = orgs::get(&*ctx.open_store()?, &a.org)?;
     let loaded = render::with_progress(&ctx.app.stats, || orgs::read(&ctx.app, &org))?;
     say(&render::warnings(&loaded.problems));
     render::progress::working("writing the recording", || {

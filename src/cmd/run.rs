@@ -22,21 +22,21 @@ pub fn plan_or_import(ctx: &Ctx, a: &RunArgs, mode: Mode) -> Result<Exit> {
     let store = ctx.open_store()?;
     stop_at_ctrl_c(ctx)?;
     let (org, result) = render::with_progress(&ctx.app.stats, || {
-        runs::plan_or_import(&ctx.app, &store, outside, &a.org, &request)
+        runs::plan_or_import(&ctx.app, &*store, outside, &a.org, &request)
     })?;
-    let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+    let attention = attention::classify(&*store, &org, result.run, &result.entries)?;
     print_run(ctx, &org, &result, a.all, &attention)
 }
 
 pub fn apply(ctx: &Ctx, run_arg: &str, approve: bool) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let reviewed = runs::resolve_run(&store, run_arg)?;
+    let reviewed = runs::resolve_run(&*store, run_arg)?;
     stop_at_ctrl_c(ctx)?;
     let (org, result) = render::with_progress(&ctx.app.stats, || {
         if approve {
-            runs::approve(&ctx.app, &store, reviewed)
+            runs::approve(&ctx.app, &*store, reviewed)
         } else {
-            runs::apply(&ctx.app, &store, reviewed)
+            runs::apply(&ctx.app, &*store, reviewed)
         }
     })?;
     if approve && !ctx.json {
@@ -45,7 +45,7 @@ pub fn apply(ctx: &Ctx, run_arg: &str, approve: bool) -> Result<Exit> {
     if !result.stale.is_empty() && !ctx.json {
         say(&format!("{}\n", render::stale_table(&result.stale)));
     }
-    let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+    let attention = attention::classify(&*store, &org, result.run, &result.entries)?;
     print_run(ctx, &org, &result, false, &attention)
 }
 
@@ -216,7 +216,7 @@ fn print_run(
 /// `conflict list [ORG]`.
 pub fn conflicts(ctx: &Ctx, org: Option<&str>) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let list = attention::list(&store, org)?;
+    let list = attention::list(&*store, org)?;
     out(&render::attention::conflicts_list(&list))?;
     Ok(Exit::Ok)
 }
@@ -224,7 +224,7 @@ pub fn conflicts(ctx: &Ctx, org: Option<&str>) -> Result<Exit> {
 /// `conflict ack ORG OBJECT [--note TEXT]`.
 pub fn acknowledge(ctx: &Ctx, org: &str, object: &str, note: Option<&str>) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let acked = attention::acknowledge(&ctx.app, &store, org, object, note)?;
+    let acked = attention::acknowledge(&ctx.app, &*store, org, object, note)?;
     say(&render::attention::conflict_acked(org, &acked));
     Ok(Exit::Ok)
 }
@@ -232,7 +232,7 @@ pub fn acknowledge(ctx: &Ctx, org: &str, object: &str, note: Option<&str>) -> Re
 /// `conflict unack ORG OBJECT`.
 pub fn withdraw(ctx: &Ctx, org: &str, object: &str) -> Result<Exit> {
     let store = ctx.open_store()?;
-    let withdrawn = attention::withdraw(&ctx.app, &store, org, object)?;
+    let withdrawn = attention::withdraw(&ctx.app, &*store, org, object)?;
     say(&render::attention::conflict_withdrawn(
         org,
         object,
@@ -275,7 +275,7 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
             .transpose()?,
     };
     let store = ctx.read_store()?;
-    let mut infos = runs::runs(&store, &filter)?;
+    let mut infos = runs::runs(&*store, &filter)?;
     if let Some(n) = a.last {
         infos.drain(..infos.len().saturating_sub(n));
     }
@@ -283,7 +283,7 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
         // Oldest first, as the log holds them: what scripts read.
         out_json(&infos)?;
     } else {
-        let names = runs::short_ids(&store)?;
+        let names = runs::short_ids(&*store)?;
         let filtered = filter.is_set() || a.last.is_some();
         out(&render::runs_list(
             &infos,
@@ -297,7 +297,7 @@ pub fn runs(ctx: &Ctx, a: &RunsArgs) -> Result<Exit> {
 
 pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let run = runs::resolve_run(&store, run_arg)?;
+    let run = runs::resolve_run(&*store, run_arg)?;
     let format = format.unwrap_or(if ctx.json {
         Format::Json
     } else {
@@ -305,21 +305,21 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
     });
     if format == Format::Html {
         // The auditor's page lists every entry, an incremental run's too (it filters them).
-        let page = runs::report_page(&store, run, true, ctx.app.clock.now())?;
+        let page = runs::report_page(&*store, run, true, ctx.app.clock.now())?;
         out(&render::report_html(&page))?;
         return Ok(Exit::Ok);
     }
     let report = if all {
-        runs::report_all(&store, run)?
+        runs::report_all(&*store, run)?
     } else {
-        runs::report(&store, run)?
+        runs::report(&*store, run)?
     };
     let view = ReportView::from_report(run, &report, all);
     match format {
         Format::Table => {
             // Problems acknowledged when the run was made say so (the org may be gone).
-            let attention = match app::orgs::get(&store, &report.org) {
-                Ok(org) => attention::classify(&store, &org, run, &report.entries)?,
+            let attention = match app::orgs::get(&*store, &report.org) {
+                Ok(org) => attention::classify(&*store, &org, run, &report.entries)?,
                 Err(_) => Attention::default(),
             };
             let annotated = render::attention::annotated(&report.entries, &attention);
@@ -338,8 +338,8 @@ pub fn report(ctx: &Ctx, run_arg: &str, format: Option<Format>, all: bool) -> Re
 
 pub fn deleted(ctx: &Ctx, run_arg: &str) -> Result<Exit> {
     let store = ctx.read_store()?;
-    let run = runs::resolve_run(&store, run_arg)?;
-    let view = runs::deleted(&store, run)?;
+    let run = runs::resolve_run(&*store, run_arg)?;
+    let view = runs::deleted(&*store, run)?;
     if ctx.json {
         out_json(&view.rows)?;
     } else {
@@ -363,41 +363,41 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
     };
     if a.show {
         let store = ctx.read_store()?;
-        let what = app::sync::repeated(&store, &a.org)?;
+        let what = app::sync::repeated(&*store, &a.org)?;
         out(&render::sync_repeats(&what, &ctx.app.server, true))?;
         return Ok(Exit::Ok);
     }
     if let Some(run) = &a.set_from {
         let store = ctx.open_store()?;
-        let run = runs::resolve_run(&store, run)?;
-        app::sync::define(&ctx.app, &store, &a.org, run, a.max_deletions)?;
-        let what = app::sync::repeated(&store, &a.org)?;
+        let run = runs::resolve_run(&*store, run)?;
+        app::sync::define(&ctx.app, &*store, &a.org, run, a.max_deletions)?;
+        let what = app::sync::repeated(&*store, &a.org)?;
         out(&render::sync_repeats(&what, &ctx.app.server, true))?;
         return Ok(Exit::Ok);
     }
     let Some(every) = a.every.as_deref() else {
         let store = ctx.open_store()?;
-        let what = app::sync::repeated(&store, &a.org)?;
+        let what = app::sync::repeated(&*store, &a.org)?;
         say(&render::sync_repeats(&what, &ctx.app.server, false));
         stop_at_ctrl_c(ctx)?;
         let (org, result) = render::with_progress(&ctx.app.stats, || {
-            app::sync::sync_once(&ctx.app, &store, &request, &what)
+            app::sync::sync_once(&ctx.app, &*store, &request, &what)
         })?;
-        let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+        let attention = attention::classify(&*store, &org, result.run, &result.entries)?;
         return print_run(ctx, &org, &result, false, &attention);
     };
     let every = parse_duration(every)?;
     // Bad usage ends it before the loop: there must be an import to repeat.
-    app::sync::repeated(&ctx.open_store()?, &a.org)?;
+    app::sync::repeated(&*ctx.open_store()?, &a.org)?;
     let signals = stop_signals()?;
     loop {
         let started = std::time::Instant::now();
         let cycle = ctx.open_store().and_then(|store| {
             // What this cycle repeats, said every cycle: a definition set meanwhile shows.
-            let what = app::sync::repeated(&store, &a.org)?;
+            let what = app::sync::repeated(&*store, &a.org)?;
             say(&render::sync_repeats(&what, &ctx.app.server, false));
-            let (org, result) = app::sync::sync_once(&ctx.app, &store, &request, &what)?;
-            let attention = attention::classify(&store, &org, result.run, &result.entries)?;
+            let (org, result) = app::sync::sync_once(&ctx.app, &*store, &request, &what)?;
+            let attention = attention::classify(&*store, &org, result.run, &result.entries)?;
             Ok((org, result, attention))
         });
         match cycle {

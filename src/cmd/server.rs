@@ -15,7 +15,7 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
                 false => None,
                 true => Some(ctx.create_store()?),
             };
-            app::server::load(&ctx.app, store.as_ref(), &state, &file)?;
+            app::server::load(&ctx.app, store.as_deref(), &state, &file)?;
             say(&render::server_loaded(&state, &file));
             Ok(Exit::Ok)
         }
@@ -23,7 +23,7 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
         ServerCommand::Disable { login } => set_enabled(ctx, &login, false),
         ServerCommand::Dump => {
             let store = embedded(ctx)?;
-            out_json(&app::server::state(&ctx.app, store.as_ref())?)?;
+            out_json(&app::server::state(&ctx.app, store.as_deref())?)?;
             Ok(Exit::Ok)
         }
         ServerCommand::Show { login, history } => {
@@ -37,11 +37,11 @@ pub fn server(ctx: &Ctx, c: ServerCommand) -> Result<Exit> {
                 None
             };
             let history_from = if history {
-                log.as_ref().or(store.as_ref())
+                log.as_deref().or(store.as_deref())
             } else {
                 None
             };
-            let shown = app::server::show(&ctx.app, store.as_ref(), &login, history_from)?;
+            let shown = app::server::show(&ctx.app, store.as_deref(), &login, history_from)?;
             if ctx.json {
                 out_json(&render::shown_json(&shown))?;
             } else {
@@ -56,13 +56,13 @@ fn set_enabled(ctx: &Ctx, login: &str, enabled: bool) -> Result<Exit> {
     // Refused before a store is opened.
     app::server::embedded_only(&ctx.app, if enabled { "enable" } else { "disable" })?;
     let store = ctx.open_store()?;
-    let edited = app::server::set_enabled(&ctx.app, &store, login, enabled)?;
+    let edited = app::server::set_enabled(&ctx.app, &*store, login, enabled)?;
     say(&render::edited(&edited, enabled));
     Ok(Exit::Ok)
 }
 
 /// The store, when the embedded server is the target (no `--server-file` or `--scim`).
-fn embedded(ctx: &Ctx) -> Result<Option<engine::SledStore>> {
+fn embedded(ctx: &Ctx) -> Result<Option<Box<dyn engine::Store>>> {
     Ok(match app::server::in_store(&ctx.app) {
         false => None,
         true => Some(ctx.read_store()?),

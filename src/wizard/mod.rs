@@ -80,7 +80,7 @@ fn list_orgs(ctx: &Ctx) -> Result<Vec<OrgRow>> {
         Err(app::Error::Store(engine::StoreError::NoStore { .. })) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    Ok(org_rows(app::orgs::list(&store)?))
+    Ok(org_rows(app::orgs::list(&*store)?))
 }
 
 /// The orgs as the first page lists them.
@@ -272,8 +272,8 @@ impl Worker {
 fn read(ctx: &app::Context, org: &str, session: &Mutex<Option<Session>>) -> app::Result<Read> {
     let (config, server, unkept) = {
         let store = ctx.open(Opening::Existing)?.store;
-        let config = app::orgs::get(&store, org)?;
-        let (server, unkept) = app::server::state_for(ctx, &store, &config)?;
+        let config = app::orgs::get(&*store, org)?;
+        let (server, unkept) = app::server::state_for(ctx, &*store, &config)?;
         (config, server, unkept)
     };
     let s = app::session::read(ctx, config, server, unkept)?;
@@ -311,7 +311,7 @@ fn import(
         // The wizard shows every entry.
         every_entry: true,
     };
-    let (_, r) = app::runs::plan_or_import(ctx, &store, ctx.outside_target()?, org, &request)?;
+    let (_, r) = app::runs::plan_or_import(ctx, &*store, ctx.outside_target()?, org, &request)?;
     let status = match &r.end {
         app::run::RunEnd::Completed => "completed".to_owned(),
         app::run::RunEnd::Refused(why) => format!("refused: {why}"),
@@ -329,8 +329,8 @@ fn import(
 fn add_fixture(ctx: &app::Context, name: &str, path: &str) -> app::Result<(Vec<OrgRow>, String)> {
     let fixture = app::orgs::read_fixture(ctx, name, std::path::Path::new(path))?;
     let store = ctx.open(Opening::CreateIfMissing)?.store;
-    app::orgs::add_fixture(&store, &fixture)?;
-    Ok((org_rows(app::orgs::list(&store)?), name.to_owned()))
+    app::orgs::add_fixture(&*store, &fixture)?;
+    Ok((org_rows(app::orgs::list(&*store)?), name.to_owned()))
 }
 
 /// As `roster org add NAME --tenant ID [--client-id ID] [--graph-url URL --login-url URL]`
@@ -359,6 +359,6 @@ fn add_live(
         login_url: url,
     };
     let store = ctx.open(Opening::CreateIfMissing)?.store;
-    app::orgs::add_graph(ctx, &store, &a)?;
-    Ok((org_rows(app::orgs::list(&store)?), name.to_owned()))
+    app::orgs::add_graph(ctx, &*store, &a)?;
+    Ok((org_rows(app::orgs::list(&*store)?), name.to_owned()))
 }

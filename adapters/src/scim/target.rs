@@ -35,7 +35,7 @@ use url::Url;
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, TargetInfo};
 use engine::model::{ServerOp, ServerState};
-use engine::{EventStore, RunId, SledStore};
+use engine::{RunId, Store};
 
 use super::writes::{Creation, Ids};
 use super::{ScimClient, ScimDirectory, WriteError};
@@ -194,7 +194,7 @@ impl Target for ScimTarget {
 
     fn import(
         &mut self,
-        store: &SledStore,
+        store: &dyn Store,
         run: RunId,
         clock: &dyn Clock,
         state: &mut ServerState,

@@ -24,7 +24,7 @@ use engine::event::{
 };
 use engine::model::{Completeness, ServerState};
 use engine::store::{MirrorBody, MirrorStamp, MirrorWrite};
-use engine::{EventStore, RunId, ENGINE_VERSION};
+use engine::{RunId, ENGINE_VERSION};
 
 use adapters::error::Result;
 use adapters::source::Quiet;

@@ -114,66 +114,16 @@ impl SledStore {
             .map(Cow::Borrowed)
             .for_each(|e| encoder.push(&e));
         let mut step = encoder.finish(&[]);
-        let body = match &mirror.body {
-            MirrorBody::New(body) => Some((hex::encode(sha2::Sha256::digest(body)), body)),
-            MirrorBody::Kept => None,
-        };
-        let parts: Vec<&[u8]> = body
-            .as_ref()
-            .map_or(Vec::new(), |(_, b)| b.chunks(PART_BYTES).collect());
-        let (body_hash, parts_count) = match (&body, &old) {
-            (Some((hash, _)), _) => (hash.clone(), parts.len() as u32),
-            (None, Some(old)) => (old.body.clone(), old.parts),
-            (None, None) => (String::new(), 0),
-        };
         // The server's version the stamp vouches for: the one the store holds (the run's lock
-        // is held, nothing else writes), made now when a store has none yet.
-        let settled = match mirror.settled {
-            Some(deleted) => {
-                let version = match self.sled()?.log.get([SERVER_VERSION])? {
-                    Some(v) => v.to_vec(),
-                    None => {
-                        let v = new_version().to_vec();
-                        step.add(vec![SERVER_VERSION], v.clone());
-                        v
-                    }
-                };
-                Some(Settled {
-                    server_version: hex::encode(version),
-                    deleted,
-                })
-            }
+        // is held, nothing else writes).
+        let version = match mirror.settled {
+            Some(_) => self.sled()?.log.get([SERVER_VERSION])?.map(|v| v.to_vec()),
             None => None,
         };
-        let stamp = MirrorStamp {
-            org: mirror.org.clone(),
-            server: mirror.server.clone(),
-            run,
-            full: mirror.full,
-            length: mirror.length,
-            seq: step.head().seq,
-            hash: step.head().hash.to_hex(),
-            body: body_hash,
-            parts: parts_count,
-            settled,
-        };
-        // The body the store holds already (a run that changed nothing): only the stamp is
-        // new. (Were the stored parts not whole, the stamp's hash would not fit them: the
-        // mirror would not be taken, as before.)
-        let same_body = old
-            .as_ref()
-            .is_some_and(|o| o.body == stamp.body && o.parts == stamp.parts);
-        if body.is_some() || old.is_some() {
-            let serialized = serde_json::to_vec(&stamp).expect("a stamp serializes");
-            step.add(mirror_stamp_key(&mirror.id).to_vec(), serialized);
-        }
-        if !same_body && body.is_some() {
-            for (n, part) in parts.iter().enumerate() {
-                let key = mirror_part_key(&mirror.id, n as u32).to_vec();
-                step.add(key, part.to_vec());
-            }
-            for n in parts.len() as u32..old.map_or(0, |o| o.parts) {
-                step.remove(mirror_part_key(&mirror.id, n).to_vec());
+        for (key, value) in mirror_writes(mirror, old.as_ref(), step.head(), version) {
+            match value {
+                Some(value) => step.add(key, value),
+                None => step.remove(key),
             }
         }
         self.check_space(step.bytes(), "this run's last step")?;
@@ -186,34 +136,8 @@ impl SledStore {
 
     /// The mirror stored under `id`, if any.
     pub fn mirror(&self, id: &MirrorId) -> Result<Option<StoredMirror>, StoreError> {
-        let stamp = match self.read_stamp(id)? {
-            None => return Ok(None),
-            Some(Ok(stamp)) => stamp,
-            Some(Err(why)) => {
-                return Err(corrupt(
-                    format!("the mirror {}", hex::encode(id)),
-                    format!("its stamp does not read: {why}"),
-                ))
-            }
-        };
-        let mut body = Vec::new();
-        for n in 0..stamp.parts {
-            match self.sled()?.log.get(mirror_part_key(id, n))? {
-                Some(part) => body.extend_from_slice(&part),
-                None => {
-                    let why = format!("part {n} of {} is missing", stamp.parts);
-                    return Ok(Some(StoredMirror {
-                        stamp,
-                        body: Err(why),
-                    }));
-                }
-            }
-        }
-        let body = match hex::encode(sha2::Sha256::digest(&body)) == stamp.body {
-            true => Ok(body),
-            false => Err("its body is not the one its stamp names".to_owned()),
-        };
-        Ok(Some(StoredMirror { stamp, body }))
+        let sled = self.sled()?;
+        read_mirror(id, &|key| Ok(sled.log.get(key)?.map(|v| v.to_vec())))
     }
 
     /// The stamp of the mirror stored under `id`, if any (or why it does not read); its body
@@ -227,11 +151,9 @@ impl SledStore {
         let mut out = Vec::new();
         for kv in self.sled()?.log.scan_prefix([MIRROR]) {
             let (k, v) = kv?;
-            if k.len() != 18 || k[17] != b'h' {
-                continue;
+            if let Some(id) = stamp_id(&k) {
+                out.push((id, stamp_of(&v)));
             }
-            let id: MirrorId = k[1..17].try_into().expect("checked length");
-            out.push((id, stamp_of(&v)));
         }
         Ok(out)
     }
@@ -245,7 +167,114 @@ impl SledStore {
     }
 }
 
-fn stamp_of(bytes: &[u8]) -> StampRead {
+/// What a run's last step writes for `mirror` beside its events, in every backend: the stamp
+/// (with the head the step `reached`) and the body's parts, given the stamp stored before
+/// (`old`) and — for a settled run — the server's version the store holds (a new one is
+/// written when it holds none).
+pub(super) fn mirror_writes(
+    mirror: &MirrorWrite,
+    old: Option<&MirrorStamp>,
+    reached: Head,
+    version: Option<Vec<u8>>,
+) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut writes = Vec::new();
+    let body = match &mirror.body {
+        MirrorBody::New(body) => Some((hex::encode(sha2::Sha256::digest(body)), body)),
+        MirrorBody::Kept => None,
+    };
+    let parts: Vec<&[u8]> = body
+        .as_ref()
+        .map_or(Vec::new(), |(_, b)| b.chunks(PART_BYTES).collect());
+    let (body_hash, parts_count) = match (&body, old) {
+        (Some((hash, _)), _) => (hash.clone(), parts.len() as u32),
+        (None, Some(old)) => (old.body.clone(), old.parts),
+        (None, None) => (String::new(), 0),
+    };
+    let settled = mirror.settled.map(|deleted| {
+        let version = version.unwrap_or_else(|| {
+            let v = new_version().to_vec();
+            writes.push((vec![SERVER_VERSION], Some(v.clone())));
+            v
+        });
+        Settled {
+            server_version: hex::encode(version),
+            deleted,
+        }
+    });
+    let stamp = MirrorStamp {
+        org: mirror.org.clone(),
+        server: mirror.server.clone(),
+        run: mirror.run,
+        full: mirror.full,
+        length: mirror.length,
+        seq: reached.seq,
+        hash: reached.hash.to_hex(),
+        body: body_hash,
+        parts: parts_count,
+        settled,
+    };
+    // The body the store holds already (a run that changed nothing): only the stamp is new.
+    // (Were the stored parts not whole, the stamp's hash would not fit them: the mirror would
+    // not be taken, as before.)
+    let same_body = old.is_some_and(|o| o.body == stamp.body && o.parts == stamp.parts);
+    if body.is_some() || old.is_some() {
+        let serialized = serde_json::to_vec(&stamp).expect("a stamp serializes");
+        writes.push((mirror_stamp_key(&mirror.id).to_vec(), Some(serialized)));
+    }
+    if !same_body && body.is_some() {
+        for (n, part) in parts.iter().enumerate() {
+            let key = mirror_part_key(&mirror.id, n as u32).to_vec();
+            writes.push((key, Some(part.to_vec())));
+        }
+        for n in parts.len() as u32..old.map_or(0, |o| o.parts) {
+            writes.push((mirror_part_key(&mirror.id, n).to_vec(), None));
+        }
+    }
+    writes
+}
+
+/// The mirror stored under `id`, read through `get` (a backend's read of one key).
+pub(super) fn read_mirror(
+    id: &MirrorId,
+    get: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+) -> Result<Option<StoredMirror>, StoreError> {
+    let stamp = match get(&mirror_stamp_key(id))?.map(|v| stamp_of(&v)) {
+        None => return Ok(None),
+        Some(Ok(stamp)) => stamp,
+        Some(Err(why)) => {
+            return Err(corrupt(
+                format!("the mirror {}", hex::encode(id)),
+                format!("its stamp does not read: {why}"),
+            ))
+        }
+    };
+    let mut body = Vec::new();
+    for n in 0..stamp.parts {
+        match get(&mirror_part_key(id, n))? {
+            Some(part) => body.extend_from_slice(&part),
+            None => {
+                let why = format!("part {n} of {} is missing", stamp.parts);
+                return Ok(Some(StoredMirror {
+                    stamp,
+                    body: Err(why),
+                }));
+            }
+        }
+    }
+    let body = match hex::encode(sha2::Sha256::digest(&body)) == stamp.body {
+        true => Ok(body),
+        false => Err("its body is not the one its stamp names".to_owned()),
+    };
+    Ok(Some(StoredMirror { stamp, body }))
+}
+
+/// The mirror id of a stamp's key; `None` for the key of a body's part.
+pub(super) fn stamp_id(key: &[u8]) -> Option<MirrorId> {
+    (key.len() == 18 && key[0] == MIRROR && key[17] == b'h')
+        .then(|| key[1..17].try_into().expect("checked length"))
+}
+
+pub(super) fn stamp_of(bytes: &[u8]) -> StampRead {
     let stamp: MirrorStamp = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     match Hash::from_hex(&stamp.hash) {
         Some(_) => Ok(stamp),

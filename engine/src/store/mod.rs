@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 
 use crate::event::{decode_record, DecodeError, Envelope, Event, EventKind, Hash};
 use crate::ids::{RunId, Seq};
-use crate::model::{KeyWrite, ServerStateError};
+use crate::model::{KeyWrite, ServerState, ServerStateError};
 
 mod chunk;
 mod keys;
@@ -57,7 +57,9 @@ mod write;
 
 pub use chunk::CHUNK_EVENTS;
 pub use lock::{LockFile, Opening, StoreLock, MARKER};
-pub use mirror::{MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StoredMirror};
+pub use mirror::{
+    MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StampRead, StoredMirror,
+};
 pub use pg::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use space::Bytes;
 pub use tail::TailCut;
@@ -241,6 +243,188 @@ pub trait EventStore: Sync {
 
     /// Every (run, seq) pair of the run index.
     fn run_index(&self) -> Box<dyn Iterator<Item = Result<(RunId, Seq), StoreError>> + '_>;
+}
+
+/// Everything roster keeps in a store, whichever backend keeps it: the log ([`EventStore`]),
+/// org settings, the embedded server's directory and the mirrors. [`SledStore`] (embedded, one
+/// host, the default) and [`PgStore`] (PostgreSQL, shared by a team) implement it; the
+/// commands see only this.
+pub trait Store: EventStore {
+    fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError>;
+    fn org(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every org, by name.
+    fn orgs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn remove_org(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// The embedded server's directory as stored.
+    fn server_state(&self) -> Result<ServerState, StoreError>;
+    /// One user (by login) and every group: what one user's page reads.
+    fn server_user_and_groups(&self, login: &str) -> Result<ServerState, StoreError>;
+    /// Replaces the embedded server's directory (`roster server load`), with `record`
+    /// (`ServerLoaded`) in the log before any of it is used.
+    fn load_server_state(
+        &self,
+        state: &ServerState,
+        record: Option<(RunId, DateTime<Utc>, &Event)>,
+    ) -> Result<(), StoreError>;
+    fn replace_server_state(&self, state: &ServerState) -> Result<(), StoreError> {
+        self.load_server_state(state, None)
+    }
+    /// The embedded server's version: a new one with every change of its directory.
+    fn server_version(&self) -> Result<Option<String>, StoreError>;
+
+    /// Refuses a run that cannot fit (a disk too full), before it writes anything.
+    fn check_room_for_run(&self, _events: u64, _server_records: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Appends a run's last step and writes the org's next mirror with it, atomically.
+    fn commit_with_mirror(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        mirror: &MirrorWrite,
+    ) -> Result<Head, StoreError>;
+    fn mirror(&self, id: &MirrorId) -> Result<Option<StoredMirror>, StoreError>;
+    fn mirror_stamp(&self, id: &MirrorId) -> Result<Option<mirror::StampRead>, StoreError>;
+    fn mirrors(&self) -> Result<Vec<(MirrorId, mirror::StampRead)>, StoreError>;
+
+    /// Appends events exactly as another store holds them (a backup restored).
+    fn append_verbatim(&self, events: &[(Seq, Hash, Vec<u8>)]) -> Result<Head, StoreError>;
+
+    /// Cuts back a torn end of the log (see [`SledStore::cut_torn_tail`]); a backend whose
+    /// steps are transactions is never torn.
+    fn cut_torn_tail(
+        &self,
+        _at: DateTime<Utc>,
+        _repair_run: RunId,
+    ) -> Result<Option<TailCut>, StoreError> {
+        Ok(None)
+    }
+
+    /// The sled store, for what only it does (a step prepared while the one before is
+    /// written).
+    fn as_sled(&self) -> Option<&SledStore> {
+        None
+    }
+}
+
+impl Store for SledStore {
+    fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError> {
+        SledStore::put_org(self, name, config)
+    }
+    fn org(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        SledStore::org(self, name)
+    }
+    fn orgs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        SledStore::orgs(self)
+    }
+    fn remove_org(&self, name: &str) -> Result<bool, StoreError> {
+        SledStore::remove_org(self, name)
+    }
+    fn server_state(&self) -> Result<ServerState, StoreError> {
+        SledStore::server_state(self)
+    }
+    fn server_user_and_groups(&self, login: &str) -> Result<ServerState, StoreError> {
+        SledStore::server_user_and_groups(self, login)
+    }
+    fn load_server_state(
+        &self,
+        state: &ServerState,
+        record: Option<(RunId, DateTime<Utc>, &Event)>,
+    ) -> Result<(), StoreError> {
+        SledStore::load_server_state(self, state, record)
+    }
+    fn server_version(&self) -> Result<Option<String>, StoreError> {
+        SledStore::server_version(self)
+    }
+    fn check_room_for_run(&self, events: u64, server_records: u64) -> Result<(), StoreError> {
+        SledStore::check_room_for_run(self, events, server_records)
+    }
+    fn commit_with_mirror(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        mirror: &MirrorWrite,
+    ) -> Result<Head, StoreError> {
+        SledStore::commit_with_mirror(self, run, time, events, mirror)
+    }
+    fn mirror(&self, id: &MirrorId) -> Result<Option<StoredMirror>, StoreError> {
+        SledStore::mirror(self, id)
+    }
+    fn mirror_stamp(&self, id: &MirrorId) -> Result<Option<mirror::StampRead>, StoreError> {
+        SledStore::mirror_stamp(self, id)
+    }
+    fn mirrors(&self) -> Result<Vec<(MirrorId, mirror::StampRead)>, StoreError> {
+        SledStore::mirrors(self)
+    }
+    fn append_verbatim(&self, events: &[(Seq, Hash, Vec<u8>)]) -> Result<Head, StoreError> {
+        SledStore::append_verbatim(self, events)
+    }
+    fn cut_torn_tail(
+        &self,
+        at: DateTime<Utc>,
+        repair_run: RunId,
+    ) -> Result<Option<TailCut>, StoreError> {
+        SledStore::cut_torn_tail(self, at, repair_run)
+    }
+    fn as_sled(&self) -> Option<&SledStore> {
+        Some(self)
+    }
+}
+
+impl Store for PgStore {
+    fn put_org(&self, name: &str, config: &[u8]) -> Result<(), StoreError> {
+        PgStore::put_org(self, name, config)
+    }
+    fn org(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        PgStore::org(self, name)
+    }
+    fn orgs(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        PgStore::orgs(self)
+    }
+    fn remove_org(&self, name: &str) -> Result<bool, StoreError> {
+        PgStore::remove_org(self, name)
+    }
+    fn server_state(&self) -> Result<ServerState, StoreError> {
+        PgStore::server_state(self)
+    }
+    fn server_user_and_groups(&self, login: &str) -> Result<ServerState, StoreError> {
+        PgStore::server_user_and_groups(self, login)
+    }
+    fn load_server_state(
+        &self,
+        state: &ServerState,
+        record: Option<(RunId, DateTime<Utc>, &Event)>,
+    ) -> Result<(), StoreError> {
+        PgStore::load_server_state(self, state, record)
+    }
+    fn server_version(&self) -> Result<Option<String>, StoreError> {
+        PgStore::server_version(self)
+    }
+    fn commit_with_mirror(
+        &self,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        mirror: &MirrorWrite,
+    ) -> Result<Head, StoreError> {
+        PgStore::commit_with_mirror(self, run, time, events, mirror)
+    }
+    fn mirror(&self, id: &MirrorId) -> Result<Option<StoredMirror>, StoreError> {
+        PgStore::mirror(self, id)
+    }
+    fn mirror_stamp(&self, id: &MirrorId) -> Result<Option<mirror::StampRead>, StoreError> {
+        PgStore::mirror_stamp(self, id)
+    }
+    fn mirrors(&self) -> Result<Vec<(MirrorId, mirror::StampRead)>, StoreError> {
+        PgStore::mirrors(self)
+    }
+    fn append_verbatim(&self, events: &[(Seq, Hash, Vec<u8>)]) -> Result<Head, StoreError> {
+        PgStore::append_verbatim(self, events)
+    }
 }
 
 fn corrupt(at: impl Into<String>, reason: impl Into<String>) -> StoreError {

@@ -142,7 +142,7 @@ impl SledStore {
 }
 
 /// A server record stored under `key`, decoded; damage names the record.
-fn decode_record<T: serde::de::DeserializeOwned>(
+pub(super) fn decode_record<T: serde::de::DeserializeOwned>(
     key: &[u8],
     value: &[u8],
     what: &str,

@@ -13,8 +13,8 @@
 //! connection is lost (killed, unplugged) loses the lock with it, and its open transaction is
 //! rolled back: the run it was in is unfinished, and closed as aborted by the next writer.
 //!
-//! Not yet here (issue 27's next steps): org settings, the embedded server's reads, mirrors,
-//! TLS (`sslmode=require`), and the commands choosing this store (`--store postgres://…`).
+//! Org settings are rows of `roster_orgs`; the embedded server's records, its version and the
+//! mirrors are kept under sled's keys in `roster_kv` (`records`).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -31,6 +31,10 @@ use crate::model::KeyWrite;
 
 use super::server::record_writes;
 use super::{corrupt, EventStore, Head, RawEvent, StoreError};
+
+mod records;
+
+type Row = postgres::Row;
 
 /// The schema this roster creates and reads; a database whose schema is newer is refused.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -54,6 +58,10 @@ CREATE INDEX roster_events_by_run ON roster_events (run, seq);
 CREATE TABLE roster_kv (
     key   bytea PRIMARY KEY,
     value bytea NOT NULL
+);
+CREATE TABLE roster_orgs (
+    name   text PRIMARY KEY,
+    config bytea NOT NULL
 );
 CREATE TABLE roster_writer (
     one    boolean PRIMARY KEY DEFAULT true CHECK (one),
@@ -137,6 +145,19 @@ impl PgStore {
     /// Where the database is, for messages: host, port and database name only.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+
+    /// Refuses a write from a store opened to read.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.writer {
+            true => Ok(()),
+            false => Err(StoreError::Postgres {
+                why: format!(
+                    "{} was opened to read: writing needs the writer lock",
+                    self.shown
+                ),
+            }),
+        }
     }
 
     fn client(&self) -> MutexGuard<'_, Client> {
@@ -266,13 +287,13 @@ fn raw_event(row: &postgres::Row) -> Result<RawEvent, StoreError> {
     })
 }
 
-/// Writes the server records of a step in its transaction, under the keys sled uses.
+/// Puts or removes keys of `roster_kv` in a step's transaction.
 fn write_records(
     tx: &mut postgres::Transaction<'_>,
-    writes: &[KeyWrite],
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 ) -> Result<(), postgres::Error> {
     let (mut put_keys, mut put_values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
-    for (key, value) in record_writes(writes) {
+    for (key, value) in writes {
         match value {
             Some(value) => {
                 put_keys.push(key);
@@ -294,6 +315,77 @@ fn write_records(
     Ok(())
 }
 
+/// A failure inside a step, before the store names its database.
+enum StepError {
+    Db(postgres::Error),
+    Store(StoreError),
+}
+
+impl StepError {
+    fn named(self, store: &PgStore) -> StoreError {
+        match self {
+            StepError::Db(e) => store.failed("could not be written", &e),
+            StepError::Store(e) => e,
+        }
+    }
+}
+
+impl From<postgres::Error> for StepError {
+    fn from(e: postgres::Error) -> Self {
+        StepError::Db(e)
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Store(e)
+    }
+}
+
+/// Appends `events` after `after` in the step's transaction, each record chained to the one
+/// before, streamed to the server as they are encoded; returns the head they reach.
+fn copy_events(
+    tx: &mut postgres::Transaction<'_>,
+    after: Head,
+    run: RunId,
+    time: DateTime<Utc>,
+    events: &mut dyn Iterator<Item = Cow<'_, Event>>,
+) -> Result<Head, StepError> {
+    let mut next = after;
+    let mut rows = copy_in(tx)?;
+    for event in events {
+        next.seq = next.seq.next();
+        let record = encode_record(next.seq, run, &time, &event);
+        next.hash = Hash::chain(&next.hash, &record);
+        rows.write(&[&seq_param(next.seq)?, &run.0, &&next.hash.0[..], &record])?;
+    }
+    rows.finish()?;
+    Ok(next)
+}
+
+/// Appends stored events as they are (a restore): each with its run and head.
+fn copy_rows<'r>(
+    tx: &mut postgres::Transaction<'_>,
+    events: impl Iterator<Item = (RunId, Head, &'r [u8])>,
+) -> Result<(), StepError> {
+    let mut rows = copy_in(tx)?;
+    for (run, head, record) in events {
+        rows.write(&[&seq_param(head.seq)?, &run.0, &&head.hash.0[..], &record])?;
+    }
+    rows.finish()?;
+    Ok(())
+}
+
+fn copy_in<'t>(
+    tx: &'t mut postgres::Transaction<'_>,
+) -> Result<BinaryCopyInWriter<'t>, postgres::Error> {
+    let sink = tx.copy_in("COPY roster_events (seq, run, hash, record) FROM STDIN BINARY")?;
+    Ok(BinaryCopyInWriter::new(
+        sink,
+        &[Type::INT8, Type::UUID, Type::BYTEA, Type::BYTEA],
+    ))
+}
+
 impl EventStore for PgStore {
     fn commit_stream(
         &self,
@@ -302,48 +394,14 @@ impl EventStore for PgStore {
         events: &mut dyn Iterator<Item = Cow<'_, Event>>,
         writes: &[KeyWrite],
     ) -> Result<Head, StoreError> {
-        if !self.writer {
-            return Err(StoreError::Postgres {
-                why: format!(
-                    "{} was opened to read: writing needs the writer lock",
-                    self.shown
-                ),
-            });
-        }
+        self.writable()?;
         let mut client = self.client();
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
         let fail = |e: postgres::Error| self.failed("could not be written", &e);
         let mut tx = client.transaction().map_err(fail)?;
-        // The log must end where this store last saw it end: anything else was written
-        // behind the writer lock's back, and nothing is chained onto it.
-        let stored = stored_head(&mut tx).map_err(fail)?;
-        if stored != *head {
-            return Err(corrupt(
-                format!("event {}", stored.seq),
-                format!(
-                    "the log ends at event {} where this store wrote up to event {}: it was written to by someone not holding the writer lock",
-                    stored.seq, head.seq
-                ),
-            ));
-        }
-        let mut next = *head;
-        {
-            let sink = tx
-                .copy_in("COPY roster_events (seq, run, hash, record) FROM STDIN BINARY")
-                .map_err(fail)?;
-            let mut rows =
-                BinaryCopyInWriter::new(sink, &[Type::INT8, Type::UUID, Type::BYTEA, Type::BYTEA]);
-            for event in events {
-                next.seq = next.seq.next();
-                let record = encode_record(next.seq, run, &time, &event);
-                next.hash = Hash::chain(&next.hash, &record);
-                let seq = seq_param(next.seq)?;
-                rows.write(&[&seq, &run.0, &&next.hash.0[..], &record])
-                    .map_err(fail)?;
-            }
-            rows.finish().map_err(fail)?;
-        }
-        write_records(&mut tx, writes).map_err(fail)?;
+        self.check_head(&mut tx, *head)?;
+        let next = copy_events(&mut tx, *head, run, time, events).map_err(|e| e.named(self))?;
+        write_records(&mut tx, record_writes(writes)).map_err(fail)?;
         tx.commit().map_err(fail)?;
         *head = next;
         Ok(next)
