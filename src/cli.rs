@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   3 finished with failed or conflicting entries; 4 refused by a safety limit or a stale plan."
 )]
 pub struct Cli {
-    /// Store directory (event log, embedded server, org settings) [default: $ROSTER_STORE, else the platform data dir]
-    #[arg(long, global = true, value_name = "DIR")]
+    /// Store (event log, embedded server, org settings): a directory, or a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE) shared by a team [default: $ROSTER_STORE, else the platform data dir]
+    #[arg(long, global = true, value_name = "DIR|URL")]
     pub store: Option<PathBuf>,
 
     /// Machine-readable JSON on stdout

@@ -18,7 +18,7 @@ const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
-    /// The store directory (`--store`, `$ROSTER_STORE`).
+    /// The store: a directory, or a PostgreSQL URL (`--store`, `$ROSTER_STORE`).
     pub store: Option<PathBuf>,
     /// A server state file to target instead of the embedded server (`--server-file`).
     pub server_file: Option<PathBuf>,

@@ -96,9 +96,20 @@ impl Ctx {
             .clone()
             .or(config.scim_token_file.clone());
         let wide = cli.wide || config.defaults.wide.unwrap_or(false);
+        // A store in PostgreSQL is shared: what is this host's own (token caches) stays here.
+        let local_dir = match store_dir
+            .to_str()
+            .filter(|s| engine::store::is_postgres_url(s))
+        {
+            Some(_) => dirs::data_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("roster-local"),
+            None => store_dir.clone(),
+        };
         Ok(Ctx {
             app: app::Context {
                 store_dir,
+                local_dir,
                 server,
                 scim_token_file,
                 holder: holder(),
@@ -122,8 +133,15 @@ impl Ctx {
     }
 
     /// The store for a command that only reads it (an auditor's): while another process holds
-    /// it, waits — saying once for whom — unless `--no-wait`.
+    /// it, waits — saying once for whom — unless `--no-wait`. A store in PostgreSQL is read
+    /// without waiting: a writer never blocks a reader there.
     pub fn read_store(&self) -> Result<Box<dyn Store>> {
+        self.open_as(Opening::Existing, !self.no_wait, true)
+    }
+
+    /// The store for a reading command that records that it ran (`backup`): it waits as
+    /// [`Ctx::read_store`] does, and writes.
+    pub fn read_store_recording(&self) -> Result<Box<dyn Store>> {
         self.open(Opening::Existing, !self.no_wait)
     }
 
@@ -133,17 +151,23 @@ impl Ctx {
     }
 
     fn open(&self, opening: Opening, wait: bool) -> Result<Box<dyn Store>> {
-        let opened = self.open_waiting(opening, wait).map_err(|e| match e {
-            app::Error::Store(
-                e @ (engine::StoreError::InUse { .. }
-                | engine::StoreError::NoStore { .. }
-                | engine::StoreError::NotAStore { .. }),
-            ) => anyhow::Error::from(app::Error::Store(e)),
-            e => anyhow::Error::from(e).context(format!(
-                "cannot open the store in {}",
-                self.app.store_dir.display()
-            )),
-        })?;
+        self.open_as(opening, wait, false)
+    }
+
+    fn open_as(&self, opening: Opening, wait: bool, to_read: bool) -> Result<Box<dyn Store>> {
+        let opened = self
+            .open_waiting(opening, wait, to_read)
+            .map_err(|e| match e {
+                app::Error::Store(
+                    e @ (engine::StoreError::InUse { .. }
+                    | engine::StoreError::NoStore { .. }
+                    | engine::StoreError::NotAStore { .. }),
+                ) => anyhow::Error::from(app::Error::Store(e)),
+                e => anyhow::Error::from(e).context(format!(
+                    "cannot open the store in {}",
+                    self.app.store_shown()
+                )),
+            })?;
         render::say(&render::recovered(&opened.recovered));
         Ok(opened.store)
     }
@@ -152,10 +176,19 @@ impl Ctx {
 impl Ctx {
     /// Opens the store; with `wait`, while another roster process holds it (an import, a sync
     /// cycle), waits for it, saying once for whom.
-    fn open_waiting(&self, opening: Opening, wait: bool) -> app::Result<app::Opened> {
+    fn open_waiting(
+        &self,
+        opening: Opening,
+        wait: bool,
+        to_read: bool,
+    ) -> app::Result<app::Opened> {
         let mut said = false;
         loop {
-            match self.app.open(opening) {
+            let opened = match to_read {
+                true => self.app.open_to_read(opening),
+                false => self.app.open(opening),
+            };
+            match opened {
                 Err(app::Error::Store(engine::StoreError::InUse { dir, holder })) if wait => {
                     if !said {
                         render::say(&format!(

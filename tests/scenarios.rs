@@ -191,10 +191,27 @@ fn timestamp_at(s: &[char]) -> Option<usize> {
     Some(n)
 }
 
-fn transcript(cmd_file: &Path) -> String {
+/// The transcript of a scenario in a fresh store: a directory (sled), or with `postgres` a
+/// new database on the test cluster (its URL shown as the directory's path is: `[store]`).
+fn transcript(cmd_file: &Path, postgres: bool) -> String {
+    transcript_at(cmd_file, postgres.then(testkit::postgres::database))
+}
+
+fn transcript_at(cmd_file: &Path, url: Option<String>) -> String {
     let here = cmd_file.parent().unwrap();
     let store = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
+    let store_env = match &url {
+        Some(url) => std::ffi::OsString::from(url),
+        None => store.path().as_os_str().to_owned(),
+    };
+    let as_dir = |text: &str| match &url {
+        Some(url) => text.replace(
+            &engine::store::shown_url(url),
+            &store.path().display().to_string(),
+        ),
+        None => text.to_owned(),
+    };
     let mut out = String::new();
     for line in std::fs::read_to_string(cmd_file).unwrap().lines() {
         let line = line.trim();
@@ -209,7 +226,7 @@ fn transcript(cmd_file: &Path) -> String {
         assert_eq!(words[0], "roster", "{line}");
         let output = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(&words[1..])
-            .env("ROSTER_STORE", store.path())
+            .env("ROSTER_STORE", &store_env)
             // Who started a run is the real uid's account, not $USER: the transcripts are
             // recorded as root, as the suite runs (README).
             .env("USER", "admin")
@@ -227,7 +244,7 @@ fn transcript(cmd_file: &Path) -> String {
             if !text.is_empty() {
                 out.push_str(&format!(
                     "--- {what}\n{}",
-                    redact(&text, store.path(), scratch.path())
+                    redact(&as_dir(&text), store.path(), scratch.path())
                 ));
                 if !text.ends_with('\n') {
                     out.push('\n');
@@ -250,9 +267,60 @@ fn scenarios() {
             .to_string_lossy()
             .into_owned();
         insta::with_settings!({ snapshot_suffix => name, prepend_module_to_snapshot => false, omit_expression => true }, {
-            insta::assert_snapshot!("scenario", transcript(path));
+            insta::assert_snapshot!("scenario", transcript(path, false));
         });
     });
+}
+
+/// Every scenario says the same with its store in PostgreSQL as in a directory: the commands
+/// answer alike on both backends (exit codes, reports, `verify`, `replay`, `events`, errors).
+#[test]
+fn scenarios_hold_with_the_store_in_postgres() {
+    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(fixtures().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("cmd"))
+        .filter(|cmd| cmd.is_file())
+        .collect();
+    scenarios.sort();
+    assert!(scenarios.len() >= 10, "{scenarios:?}");
+    for cmd in scenarios {
+        let url = testkit::postgres::database();
+        let (sled, pg) = (
+            transcript(&cmd, false),
+            transcript_at(&cmd, Some(url.clone())),
+        );
+        // The store was the database's: what the commands wrote is there.
+        let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let rows: i64 = db
+            .query_one(
+                "SELECT (SELECT count(*) FROM roster_events) + (SELECT count(*) FROM roster_orgs)",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(rows > 0, "{}: nothing in the database", cmd.display());
+        if sled != pg {
+            let first = sled
+                .lines()
+                .zip(pg.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
+            let context = |t: &str| {
+                t.lines()
+                    .skip(first.saturating_sub(3))
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            panic!(
+                "{}: the transcripts part at line {}:\nsled:\n{}\npostgres:\n{}",
+                cmd.display(),
+                first + 1,
+                context(&sled),
+                context(&pg)
+            );
+        }
+    }
 }
 
 #[test]

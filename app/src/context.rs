@@ -13,14 +13,18 @@ use adapters::scim::target::ScimTarget;
 use adapters::target::{EmbeddedTarget, FileTarget, Target};
 use engine::event::TargetInfo;
 use engine::store::Opening;
-use engine::{SledStore, Store};
+use engine::{PgStore, SledStore, Store};
 
 use crate::error::Result;
 use crate::recover::{recover, Recovered};
 
 #[derive(Clone)]
 pub struct Context {
+    /// Where the store is: a directory (sled), or a PostgreSQL URL (`postgres://…`).
     pub store_dir: PathBuf,
+    /// Where this host keeps what is its own and never shared: the Graph token caches. The
+    /// store's directory, or — for a store in PostgreSQL — a directory of this host's.
+    pub local_dir: PathBuf,
     /// The server runs change and the `server` commands read.
     pub server: Server,
     /// Where the SCIM token is (`--scim-token-file`); else `ROSTER_SCIM_TOKEN`.
@@ -110,18 +114,51 @@ impl Context {
     /// Opens the store (with [`Opening::Existing`], only one that exists), taking its lock,
     /// and recovers it: a torn end cut back, interrupted runs closed.
     pub fn open(&self, opening: Opening) -> Result<Opened> {
-        let store: Box<dyn Store> = Box::new(SledStore::open_locked(
-            &self.store_dir,
-            &self.holder,
-            opening,
-        )?);
+        let store: Box<dyn Store> = match self.store_url() {
+            Some(url) => Box::new(PgStore::connect_writer(url, &self.holder, opening)?),
+            None => Box::new(SledStore::open_locked(
+                &self.store_dir,
+                &self.holder,
+                opening,
+            )?),
+        };
         let recovered = recover(&*store, self.clock.as_ref())?;
         Ok(Opened { store, recovered })
     }
 
+    /// Opens the store for a command that only reads it. A store in PostgreSQL is read
+    /// without the writer lock — never waiting for a writer, never blocking one — and is left
+    /// as it is (an unfinished run is closed by the next writer); a directory is opened as
+    /// [`Context::open`] opens it.
+    pub fn open_to_read(&self, opening: Opening) -> Result<Opened> {
+        match self.store_url() {
+            Some(url) => Ok(Opened {
+                store: Box::new(PgStore::connect(url)?),
+                recovered: Recovered::default(),
+            }),
+            None => self.open(opening),
+        }
+    }
+
+    /// The PostgreSQL URL the store is at, when it is not a directory.
+    pub fn store_url(&self) -> Option<&str> {
+        self.store_dir
+            .to_str()
+            .filter(|s| engine::store::is_postgres_url(s))
+    }
+
+    /// The store's location as messages show it: a directory, or a PostgreSQL database's
+    /// host, port and name (never its user or password).
+    pub fn store_shown(&self) -> String {
+        match self.store_url() {
+            Some(url) => engine::store::shown_url(url),
+            None => self.store_dir.display().to_string(),
+        }
+    }
+
     /// What a tenant source needs: the token caches, the prompt, the counters.
     pub fn source_env(&self) -> SourceEnv {
-        let mut env = SourceEnv::new(&self.store_dir, self.prompt.clone());
+        let mut env = SourceEnv::new(&self.local_dir, self.prompt.clone());
         env.stats = self.stats.clone();
         env.stop = self.stop.clone();
         env

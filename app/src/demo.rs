@@ -43,6 +43,7 @@ pub fn run(ctx: &Context, dir: &Path) -> Result<(Box<dyn Store>, OrgConfig, RunR
     std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
     let demo = Context {
         store_dir: dir.to_owned(),
+        local_dir: dir.to_owned(),
         server: crate::context::Server::Embedded,
         scim_token_file: None,
         holder: ctx.holder.clone(),

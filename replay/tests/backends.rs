@@ -11,7 +11,7 @@ use engine::event::{
     SourceInfo, SourceKind, Summary, TargetInfo, UserSeen,
 };
 use engine::model::{Completeness, KeyWrite};
-use engine::store::PgStore;
+use engine::store::{Opening, PgStore};
 use engine::{EventStore, RunId, Seq, SledStore, StoreError};
 use replay::verify::{verify, VerifyError, VerifyOptions};
 use testkit::*;
@@ -86,15 +86,11 @@ fn write_history(store: &dyn EventStore) {
     store.append(b, t(5), &[finished()]).unwrap();
 }
 
-fn pg() -> PgStore {
-    PgStore::connect_writer(&testkit::postgres::database(), "test").unwrap()
-}
-
 #[test]
 fn the_same_steps_give_the_same_log_on_both_backends() {
     let sled = SledStore::temporary().unwrap();
     let url = testkit::postgres::database();
-    let pg = PgStore::connect_writer(&url, "test").unwrap();
+    let pg = PgStore::connect_writer(&url, "test", Opening::CreateIfMissing).unwrap();
     write_history(&sled);
     write_history(&pg);
     assert_eq!(pg.head(), sled.head(), "the same chain head");
@@ -138,7 +134,7 @@ fn the_same_steps_give_the_same_log_on_both_backends() {
     assert_eq!(vp, vs, "verify answers the same");
     // Another connection finds the log as it was left, and continues it.
     drop(pg);
-    let again = PgStore::connect_writer(&url, "test again").unwrap();
+    let again = PgStore::connect_writer(&url, "test again", Opening::CreateIfMissing).unwrap();
     assert_eq!(again.head(), sled.head());
     again.append(run_at(3), t(6), &[started(3)]).unwrap();
     sled.append(run_at(3), t(6), &[started(3)]).unwrap();
@@ -187,7 +183,7 @@ fn an_edit_made_with_sql_is_found_at_the_first_event_it_touched() {
     ];
     for (edit, at) in edits {
         let url = testkit::postgres::database();
-        let store = PgStore::connect_writer(&url, "test").unwrap();
+        let store = PgStore::connect_writer(&url, "test", Opening::CreateIfMissing).unwrap();
         let (a, b) = (run_at(1), run_at(2));
         store
             .append(a, t(1), &[started(1), seen(1), seen(2)])
@@ -213,9 +209,14 @@ fn an_edit_made_with_sql_is_found_at_the_first_event_it_touched() {
 #[test]
 fn one_writer_at_a_time_named_and_readers_never_wait() {
     let url = testkit::postgres::database();
-    let first = PgStore::connect_writer(&url, "roster import by ann on host-a").unwrap();
+    let first = PgStore::connect_writer(
+        &url,
+        "roster import by ann on host-a",
+        Opening::CreateIfMissing,
+    )
+    .unwrap();
     first.append(run_at(1), t(1), &[started(1)]).unwrap();
-    match PgStore::connect_writer(&url, "roster sync on host-b") {
+    match PgStore::connect_writer(&url, "roster sync on host-b", Opening::CreateIfMissing) {
         Err(StoreError::InUse { holder, dir }) => {
             assert_eq!(holder, "roster import by ann on host-a");
             assert!(!dir.contains("roster@"), "no user in {dir}");
@@ -228,7 +229,8 @@ fn one_writer_at_a_time_named_and_readers_never_wait() {
     assert_eq!(reader.runs().unwrap(), vec![run_at(1)]);
     // The lock goes with the writer's connection.
     drop(first);
-    let second = PgStore::connect_writer(&url, "roster sync on host-b").unwrap();
+    let second =
+        PgStore::connect_writer(&url, "roster sync on host-b", Opening::CreateIfMissing).unwrap();
     second.append(run_at(1), t(2), &[finished()]).unwrap();
     assert_eq!(second.head().seq, Seq(2));
     let verified = verify(&reader, &VerifyOptions::default()).unwrap();
@@ -238,7 +240,7 @@ fn one_writer_at_a_time_named_and_readers_never_wait() {
 #[test]
 fn a_log_written_behind_the_writers_back_is_not_chained_onto() {
     let url = testkit::postgres::database();
-    let writer = PgStore::connect_writer(&url, "test").unwrap();
+    let writer = PgStore::connect_writer(&url, "test", Opening::CreateIfMissing).unwrap();
     writer.append(run_at(1), t(1), &[started(1)]).unwrap();
     // A store opened to read cannot write; a row added with SQL is written all the same.
     let reader = PgStore::connect(&url).unwrap();
@@ -261,7 +263,7 @@ fn a_log_written_behind_the_writers_back_is_not_chained_onto() {
 #[test]
 fn a_step_cut_off_mid_way_leaves_nothing_of_it() {
     let url = testkit::postgres::database();
-    let store = PgStore::connect_writer(&url, "test").unwrap();
+    let store = PgStore::connect_writer(&url, "test", Opening::CreateIfMissing).unwrap();
     store.append(run_at(1), t(1), &[started(1)]).unwrap();
     let before = store.head();
     // The server ends the writer's connection while its step is being sent.
@@ -336,21 +338,39 @@ fn a_schema_newer_than_this_roster_is_refused() {
 }
 
 fn pg_at(url: &str) -> PgStore {
-    PgStore::connect_writer(url, "test").unwrap()
+    PgStore::connect_writer(url, "test", Opening::CreateIfMissing).unwrap()
 }
 
 #[test]
 fn two_rosters_opening_a_new_database_at_once_create_it_once() {
     let url = testkit::postgres::database();
+    // Before any roster wrote to it, the database holds no store: a reader says so.
+    let Err(none) = PgStore::connect(&url) else {
+        panic!("an empty database read as a store")
+    };
+    assert!(matches!(none, StoreError::NoStore { .. }), "{none}");
     let opened: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| PgStore::connect(&url))).collect();
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let url = &url;
+                s.spawn(move || {
+                    PgStore::connect_writer(url, &format!("writer {n}"), Opening::CreateIfMissing)
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(opened.iter().all(Result::is_ok));
+    // One of them writes; the others are told who does (or, having come after it let go,
+    // write too) — none fails creating the tables.
+    assert!(opened.iter().any(Result::is_ok));
+    assert!(opened
+        .iter()
+        .all(|o| matches!(o, Ok(_) | Err(StoreError::InUse { .. }))));
+    drop(opened);
     let versions: i64 = sql(&url)
         .query_one("SELECT count(*) FROM roster_schema", &[])
         .unwrap()
         .get(0);
     assert_eq!(versions, 1);
-    let _ = pg();
+    assert!(PgStore::connect(&url).is_ok());
 }

@@ -146,7 +146,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 }
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
-    let store = ctx.read_store()?;
+    let store = ctx.read_store_recording()?;
     let contents = render::progress::working("backing up the log", || {
         app::backup::backup(&*store, ctx.app.clock.as_ref(), &ctx.app.started_by, path)
     })?;
@@ -174,7 +174,7 @@ pub fn restore(ctx: &Ctx, path: &std::path::Path, head: Option<&str>) -> Result<
     if ctx.json {
         out_json(&restored.contents)?;
     } else {
-        say(&render::restored(&restored, &ctx.app.store_dir));
+        say(&render::restored(&restored, &ctx.app.store_shown()));
     }
     Ok(Exit::Ok)
 }

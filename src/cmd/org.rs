@@ -97,7 +97,7 @@ pub fn list(ctx: &Ctx) -> Result<Exit> {
 /// one: `--store`, `$ROSTER_STORE` or the default) and the server target — and what the store
 /// holds. Never creates a store.
 pub fn store(ctx: &Ctx) -> Result<Exit> {
-    let dir = &ctx.app.store_dir;
+    let dir = ctx.app.store_shown();
     let from = ctx.store_from.describe(&ctx.config);
     let why = match ctx.store_from {
         StoreFrom::Default => {
@@ -116,7 +116,7 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
         app::Server::Scim(url) => format!("the SCIM service at {}", adapters::address::shown(url)),
         app::Server::Embedded => "the embedded server in the store".to_owned(),
     };
-    let held = match ctx.app.open(engine::store::Opening::Existing) {
+    let held = match ctx.app.open_to_read(engine::store::Opening::Existing) {
         Ok(opened) => {
             let store = opened.store;
             let orgs = orgs::list(&*store)?;
@@ -134,7 +134,7 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
     };
     if ctx.json {
         out_json(&serde_json::json!({
-            "store": dir.display().to_string(),
+            "store": dir,
             "named": ctx.store_from.on_the_command(),
             "storeFrom": from,
             "config": ctx.config.path.as_ref().map(|p| p.display().to_string()),
@@ -146,7 +146,7 @@ pub fn store(ctx: &Ctx) -> Result<Exit> {
     }
     let mut text = format!(
         "Store: {} ({why})\nServer: {target}\nConfig: {config}\n",
-        render::cell(&dir.display().to_string())
+        render::cell(&dir)
     );
     match held {
         Some(h) => text.push_str(&format!(

@@ -50,6 +50,12 @@ pub fn apply(ctx: &Ctx, run_arg: &str, approve: bool) -> Result<Exit> {
 }
 
 pub fn demo(ctx: &Ctx) -> Result<Exit> {
+    if ctx.store_from.on_the_command() && ctx.app.store_url().is_some() {
+        return Err(app::Error::bad_input(
+            "the demo builds a store of its own in a directory: give --store DIR, or no --store",
+        )
+        .into());
+    }
     let dir = if ctx.store_from.on_the_command() {
         ctx.app.store_dir.clone()
     } else {

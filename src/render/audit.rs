@@ -293,7 +293,7 @@ pub fn backed_up(c: &replay::backup::Contents, path: &std::path::Path) -> String
 }
 
 /// `roster restore`.
-pub fn restored(r: &app::backup::Restored, store: &std::path::Path) -> String {
+pub fn restored(r: &app::backup::Restored, store: &str) -> String {
     format!(
         "Restored {} events (chain head {}, event {}, as in the backup), {} orgs, {} server users and {} groups into {}; the log verifies, and {}.\n",
         r.verified.events,
@@ -302,7 +302,7 @@ pub fn restored(r: &app::backup::Restored, store: &std::path::Path) -> String {
         r.contents.orgs,
         r.contents.server_users,
         r.contents.server_groups,
-        cell(&store.display().to_string()),
+        cell(store),
         if r.server_said {
             "the server is the one the log says"
         } else {

@@ -233,10 +233,13 @@ pub(super) fn mirror_writes(
     writes
 }
 
-/// The mirror stored under `id`, read through `get` (a backend's read of one key).
+/// A backend's read of the value under one key.
+pub(super) type GetKey<'a> = &'a dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+/// The mirror stored under `id`, read through `get`.
 pub(super) fn read_mirror(
     id: &MirrorId,
-    get: &dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+    get: GetKey<'_>,
 ) -> Result<Option<StoredMirror>, StoreError> {
     let stamp = match get(&mirror_stamp_key(id))?.map(|v| stamp_of(&v)) {
         None => return Ok(None),

@@ -60,7 +60,7 @@ pub use lock::{LockFile, Opening, StoreLock, MARKER};
 pub use mirror::{
     MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StampRead, StoredMirror,
 };
-pub use pg::{PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
+pub use pg::{is_url as is_postgres_url, shown_url, PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use space::Bytes;
 pub use tail::TailCut;
 #[cfg(any(test, feature = "tamper"))]

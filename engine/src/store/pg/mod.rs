@@ -30,7 +30,7 @@ use crate::ids::{RunId, Seq};
 use crate::model::KeyWrite;
 
 use super::server::record_writes;
-use super::{corrupt, EventStore, Head, RawEvent, StoreError};
+use super::{corrupt, EventStore, Head, Opening, RawEvent, StoreError};
 
 mod records;
 
@@ -86,28 +86,22 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to the database at `url` to read: never waits for a writer, never blocks one.
-    /// Creates roster's tables in a database that has none.
+    /// Connects to the store in the database at `url` to read: never waits for a writer,
+    /// never blocks one, never writes. A database without roster's tables holds no store.
     pub fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let (config, shown) = parse(url)?;
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| failed(&shown, "could not be reached", &e))?;
-        migrate(&mut client, &shown)?;
-        let head = stored_head(&mut client).map_err(|e| failed(&shown, "could not be read", &e))?;
-        Ok(PgStore {
-            client: Mutex::new(client),
-            head: Mutex::new(head),
-            writer: false,
-            shown,
-        })
+        Self::open(url, Opening::Existing, false)
     }
 
     /// Connects to write: takes the writer lock, naming `holder`, or says who holds it. The
     /// lock is the connection's: it goes when the store is dropped or the connection is lost.
-    pub fn connect_writer(url: &str, holder: &str) -> Result<PgStore, StoreError> {
-        let mut store = Self::connect(url)?;
-        store.writer = true;
+    /// With [`Opening::CreateIfMissing`], roster's tables are created in a database that has
+    /// none.
+    pub fn connect_writer(
+        url: &str,
+        holder: &str,
+        opening: Opening,
+    ) -> Result<PgStore, StoreError> {
+        let store = Self::open(url, opening, true)?;
         {
             let mut client = store.client();
             let shown = &store.shown;
@@ -120,7 +114,7 @@ impl PgStore {
                     .query_opt("SELECT holder FROM roster_writer", &[])
                     .ok()
                     .flatten()
-                    .map(|row| row.get::<_, String>(0))
+                    .map(|row| crate::text::printable(&row.get::<_, String>(0)).into_owned())
                     .unwrap_or_else(|| "another roster process".into());
                 return Err(StoreError::InUse {
                     dir: shown.clone(),
@@ -140,6 +134,24 @@ impl PgStore {
             *store.head.lock().unwrap_or_else(|p| p.into_inner()) = head;
         }
         Ok(store)
+    }
+
+    fn open(url: &str, opening: Opening, writer: bool) -> Result<PgStore, StoreError> {
+        let (config, shown) = parse(url)?;
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| failed(&shown, "could not be reached", &e))?;
+        match opening {
+            Opening::CreateIfMissing => migrate(&mut client, &shown)?,
+            Opening::Existing => check_schema(&mut client, &shown)?,
+        }
+        let head = stored_head(&mut client).map_err(|e| failed(&shown, "could not be read", &e))?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+            head: Mutex::new(head),
+            writer,
+            shown,
+        })
     }
 
     /// Where the database is, for messages: host, port and database name only.
@@ -229,19 +241,58 @@ fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
         .get(0);
     match version {
         None => tx.batch_execute(SCHEMA_V1).map_err(fail)?,
-        Some(SCHEMA_VERSION) => {}
-        Some(newer) if newer > SCHEMA_VERSION => {
-            return Err(StoreError::Postgres {
-                why: format!("{shown} holds roster's schema version {newer}, newer than this roster reads ({SCHEMA_VERSION}); use a newer roster"),
-            })
-        }
-        Some(older) => {
-            return Err(StoreError::Postgres {
-                why: format!("{shown} holds roster's schema version {older}, which this roster does not know"),
-            })
-        }
+        Some(version) => known_version(version, shown)?,
     }
     tx.commit().map_err(fail)
+}
+
+/// Checks that the database holds a store whose schema this roster reads; creates nothing.
+fn check_schema(client: &mut Client, shown: &str) -> Result<(), StoreError> {
+    let fail = |e: postgres::Error| failed(shown, "could not be read", &e);
+    let exists: bool = client
+        .query_one("SELECT to_regclass('roster_schema') IS NOT NULL", &[])
+        .map_err(fail)?
+        .get(0);
+    let version: Option<i32> = match exists {
+        true => client
+            .query_one("SELECT max(version) FROM roster_schema", &[])
+            .map_err(fail)?
+            .get(0),
+        false => None,
+    };
+    match version {
+        None => Err(StoreError::NoStore {
+            dir: shown.to_owned(),
+        }),
+        Some(version) => known_version(version, shown),
+    }
+}
+
+fn known_version(version: i32, shown: &str) -> Result<(), StoreError> {
+    match version {
+        SCHEMA_VERSION => Ok(()),
+        newer if newer > SCHEMA_VERSION => Err(StoreError::Postgres {
+            why: format!("{shown} holds roster's schema version {newer}, newer than this roster reads ({SCHEMA_VERSION}); use a newer roster"),
+        }),
+        older => Err(StoreError::Postgres {
+            why: format!(
+                "{shown} holds roster's schema version {older}, which this roster does not know"
+            ),
+        }),
+    }
+}
+
+/// How a PostgreSQL URL is shown: host, port and database — never the user or a password.
+pub fn shown_url(url: &str) -> String {
+    match parse(url) {
+        Ok((_, shown)) => shown,
+        Err(_) => "a PostgreSQL URL that does not read".into(),
+    }
+}
+
+/// Whether `location` names a PostgreSQL database rather than a directory.
+pub fn is_url(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
 }
 
 /// The last stored event, or the genesis head of an empty log.
