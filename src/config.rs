@@ -95,7 +95,9 @@ impl Config {
         .into_iter()
         .flatten()
         {
-            if p.is_relative() {
+            // A relative path is the config file's neighbour; a PostgreSQL URL is not a path.
+            let url = p.to_str().is_some_and(engine::store::is_postgres_url);
+            if p.is_relative() && !url {
                 *p = dir.join(&*p);
             }
         }

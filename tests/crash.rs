@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -87,6 +87,57 @@ fn imports_over_unchanged_inputs_killed_at_any_moment_converge_too() {
     kills_converge(&work, &template, &loaded, kills, 0);
 }
 
+/// The same kills with the store in PostgreSQL (a database on the test cluster): a writer
+/// killed mid-run loses its connection, so its open transaction is rolled back and its writer
+/// lock let go; the next writer closes the run as aborted, and the rerun converges.
+#[test]
+fn imports_into_a_store_in_postgres_killed_at_any_moment_converge_too() {
+    let kills: u32 = std::env::var("ROSTER_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(12, |n: u32| (n / 3).max(1));
+    let (work, _, loaded) = generated(3000, 300);
+    let template = PathBuf::from(testkit::postgres::database());
+    let file = |name: &str| work.path().join(name).to_str().unwrap().to_owned();
+    let (code, _, err) = roster(
+        &template,
+        &["org", "add", "gen", "--fixture", &file("tenant.json")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = roster(&template, &["server", "load", &file("server.json")]);
+    assert_eq!(code, 0, "{err}");
+    kills_converge_in(Stores::Postgres, &work, &template, &loaded, kills, 3);
+}
+
+/// Where a test's stores are: directories, or databases on the test cluster.
+#[derive(Clone, Copy)]
+enum Stores {
+    Dirs,
+    Postgres,
+}
+
+impl Stores {
+    /// A new store named `name`, a copy of `template`.
+    fn copy(self, work: &tempfile::TempDir, template: &Path, name: &str) -> PathBuf {
+        match self {
+            Stores::Dirs => {
+                let store = work.path().join(name);
+                copy_dir(template, &store);
+                store
+            }
+            Stores::Postgres => {
+                PathBuf::from(testkit::postgres::copy_of(template.to_str().unwrap()))
+            }
+        }
+    }
+
+    fn remove(self, store: &Path) {
+        if let Stores::Dirs = self {
+            std::fs::remove_dir_all(store).unwrap();
+        }
+    }
+}
+
 /// Kills `IMPORT` over a copy of `template` at points spread over an uninterrupted run (which
 /// exits `exit`), and checks each store after the kill and after the rerun.
 fn kills_converge(
@@ -96,11 +147,21 @@ fn kills_converge(
     kills: u32,
     exit: i32,
 ) {
+    kills_converge_in(Stores::Dirs, work, template, loaded, kills, exit)
+}
+
+fn kills_converge_in(
+    stores: Stores,
+    work: &tempfile::TempDir,
+    template: &Path,
+    loaded: &ServerState,
+    kills: u32,
+    exit: i32,
+) {
     let (template, loaded) = (template.to_owned(), loaded.clone());
 
     // The uninterrupted run, and how long it takes.
-    let reference_store = work.path().join("reference");
-    copy_dir(&template, &reference_store);
+    let reference_store = stores.copy(work, &template, "reference");
     let started = Instant::now();
     let (code, _, err) = roster(&reference_store, &IMPORT);
     let full = started.elapsed();
@@ -110,8 +171,7 @@ fn kills_converge(
 
     let mut completed_before_kill = 0;
     for k in 0..kills {
-        let store = work.path().join(format!("kill{k}"));
-        copy_dir(&template, &store);
+        let store = stores.copy(work, &template, &format!("kill{k}"));
         // Kill points spread over the whole run, a little past its end too.
         let at = full.mul_f64(0.02 + 1.08 * f64::from(k) / f64::from(kills.max(1)));
         let mut import = Command::new(env!("CARGO_BIN_EXE_roster"));
@@ -156,7 +216,7 @@ fn kills_converge(
             code, 0,
             "kill {k}: the log and its mirror verify\n{out}{err}"
         );
-        std::fs::remove_dir_all(&store).unwrap();
+        stores.remove(&store);
     }
     println!("{kills} kill points survived ({completed_before_kill} runs had finished before their kill); full import {full:?}");
     assert!(

@@ -30,6 +30,17 @@ static STOP: OnceLock<(Vec<String>, PathBuf)> = OnceLock::new();
 ///
 /// Panics, saying how to install PostgreSQL, when the cluster cannot be started.
 pub fn database() -> String {
+    create("")
+}
+
+/// A URL to a new database that starts as a copy of the one at `url` (made by [`database`]):
+/// a store copied as a test copies a store's directory. Nothing may be connected to `url`.
+pub fn copy_of(url: &str) -> String {
+    let (_, name) = url.rsplit_once('/').expect("a URL made by `database`");
+    create(&format!(" TEMPLATE {name}"))
+}
+
+fn create(how: &str) -> String {
     let cluster = match CLUSTER.get_or_init(start) {
         Ok(cluster) => cluster,
         Err(why) => panic!("{why}"),
@@ -39,7 +50,7 @@ pub fn database() -> String {
     let mut admin = postgres::Client::connect(&url(cluster.port, "postgres"), postgres::NoTls)
         .expect("the test cluster takes connections");
     admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .batch_execute(&format!("CREATE DATABASE {name}{how}"))
         .expect("a test database is created");
     url(cluster.port, &name)
 }

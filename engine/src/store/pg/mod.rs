@@ -214,9 +214,12 @@ fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
 /// A PostgreSQL failure in one line: what the store could not do, and the server's (or the
 /// network's) reason — never the URL's user or password.
 fn failed(shown: &str, what: &str, e: &postgres::Error) -> StoreError {
-    let reason = match e.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => e.to_string(),
+    // The server's own message, else what failed and why (a refused connection, a name
+    // that does not resolve, a password refused).
+    let reason = match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_owned(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     };
     StoreError::Postgres {
         why: format!(

@@ -1,0 +1,229 @@
+//! A store in PostgreSQL shared by two hosts — here two working directories, each with its own
+//! home and configuration: one names the store in its config file, the other in
+//! `$ROSTER_STORE`. They see one history; one writes at a time, naming itself to the other;
+//! readers never wait; a database that cannot be reached is one line and exit 1; a backup
+//! moves between a directory and PostgreSQL with the same chain head.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::fixtures;
+use common::store::added_twice;
+use engine::store::{Opening, PgStore};
+use serde_json::Value;
+
+/// A host of its own: a home, a config directory, a working directory.
+struct Host {
+    dir: tempfile::TempDir,
+    /// How the host names the store: in its config file, or in `$ROSTER_STORE`.
+    in_config: bool,
+    url: String,
+}
+
+impl Host {
+    fn new(url: &str, in_config: bool) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config/roster");
+        std::fs::create_dir_all(&config).unwrap();
+        if in_config {
+            std::fs::write(config.join("config.toml"), format!("store = \"{url}\"\n")).unwrap();
+        }
+        Host {
+            dir,
+            in_config,
+            url: url.to_owned(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_roster"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env_remove("ROSTER_CONFIG")
+            .env_remove("ROSTER_LOG")
+            .env("NO_COLOR", "1");
+        match self.in_config {
+            true => c.env_remove("ROSTER_STORE"),
+            false => c.env("ROSTER_STORE", &self.url),
+        };
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.command(args).output().unwrap();
+        (
+            status.code().unwrap_or(-1),
+            String::from_utf8(stdout).unwrap(),
+            String::from_utf8(stderr).unwrap(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    }
+}
+
+fn demo(name: &str) -> String {
+    fixtures()
+        .join("demo")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+const IMPORT: [&str; 7] = [
+    "import",
+    "contoso",
+    "--select-all",
+    "--check-deleted",
+    "--on-deleted",
+    "disable",
+    "--json",
+];
+
+#[test]
+fn two_hosts_share_one_history_one_writer_at_a_time() {
+    let url = testkit::postgres::database();
+    let (a, b) = (Host::new(&url, true), Host::new(&url, false));
+    let (code, out, err) = a.run(&["store"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("postgres://127.0.0.1:"), "{out}");
+    assert!(!out.contains("roster@"), "no user shown: {out}");
+
+    assert_eq!(
+        a.run(&["org", "add", "contoso", "--fixture", &demo("tenant.json")])
+            .0,
+        0
+    );
+    assert_eq!(a.run(&["server", "load", &demo("server.json")]).0, 0);
+    // B sees A's org and server at once.
+    let orgs = b.json(&["org", "list", "--json"]);
+    assert_eq!(orgs[0]["name"], "contoso", "{orgs}");
+
+    let (code, out, err) = a.run(&IMPORT);
+    assert!(code == 0 || code == 3, "{err}");
+    let imported: Value = serde_json::from_str(&out).unwrap();
+    let runs = b.json(&["runs", "--json"]);
+    let last = runs.as_array().unwrap().last().unwrap();
+    assert_eq!(last["run"], imported["run"], "B lists A's import");
+    assert_eq!(b.run(&["verify"]).0, 0);
+    let (code, _, err) = b.run(&["replay", "last"]);
+    assert_eq!(code, 0, "{err}");
+
+    // While A's sync holds the writer lock, B's import is told who holds it, and B's reads
+    // go on.
+    let held = PgStore::connect_writer(&url, "roster sync on host-a", Opening::Existing).unwrap();
+    let (code, _, err) = b.run(&[&["--no-wait"][..], &IMPORT[..]].concat());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("in use by roster sync on host-a"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for read in [
+        &["runs"][..],
+        &["verify"],
+        &["report", "last"],
+        &["events", "last"],
+    ] {
+        let (code, _, err) = b.run(read);
+        assert!(
+            code == 0 || code == 3,
+            "{read:?} while a writer holds the store: {err}"
+        );
+    }
+    drop(held);
+
+    // B imports after A: the same selection over the same inputs changes nothing, and nothing
+    // is added twice.
+    let (code, _, err) = b.run(&IMPORT);
+    assert!(code == 0 || code == 3, "{err}");
+    assert!(added_twice(Path::new(&url)).is_empty());
+    assert_eq!(a.run(&["verify"]).0, 0);
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_exit_1_and_no_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://alice9:pa55-w0rd@127.0.0.1:{port}/roster");
+    let host = Host::new(&url, false);
+    for args in [&IMPORT[..], &["runs"], &["verify"], &["org", "list"]] {
+        let (code, out, err) = host.run(args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            !err.contains("pa55-w0rd") && !err.contains("alice9"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("127.0.0.1:{port}/roster")), "{err}");
+    }
+    // Not a roster store yet: reading commands say so and create nothing.
+    let empty = testkit::postgres::database();
+    let (code, _, err) = Host::new(&empty, false).run(&["runs"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("no roster store"), "{err}");
+    assert!(PgStore::connect(&empty).is_err(), "nothing was created");
+}
+
+/// Backs up `host`'s store to `file`: the chain head the backup ends at.
+fn backup(host: &Host, file: &Path) -> String {
+    let taken = host.json(&["backup", "--out", file.to_str().unwrap(), "--json"]);
+    taken["head"]["hash"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_backup_moves_from_a_directory_to_postgres_and_back_with_the_same_chain_head() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("store");
+    let sled = Host::new(dir.to_str().unwrap(), false);
+    assert_eq!(
+        sled.run(&["org", "add", "contoso", "--fixture", &demo("tenant.json")])
+            .0,
+        0
+    );
+    assert_eq!(sled.run(&["server", "load", &demo("server.json")]).0, 0);
+    let (code, _, err) = sled.run(&IMPORT);
+    assert!(code == 0 || code == 3, "{err}");
+    let file = |name: &str| -> PathBuf { work.path().join(name) };
+    let head = backup(&sled, &file("one.backup"));
+
+    let url = testkit::postgres::database();
+    let pg = Host::new(&url, false);
+    let (code, out, err) = pg.run(&[
+        "restore",
+        file("one.backup").to_str().unwrap(),
+        "--head",
+        &head,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&head) || err.contains(&head), "{out}{err}");
+    let verified = pg.json(&["verify", "--json"]);
+    assert_eq!(verified["head"]["hash"], head.as_str(), "{verified}");
+    assert_eq!(pg.json(&["server", "dump"]), sled.json(&["server", "dump"]));
+
+    let head = backup(&pg, &file("two.backup"));
+    let back = Host::new(file("back").to_str().unwrap(), false);
+    let (code, _, err) = back.run(&[
+        "restore",
+        file("two.backup").to_str().unwrap(),
+        "--head",
+        &head,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let verified = back.json(&["verify", "--json"]);
+    assert_eq!(verified["head"]["hash"], head.as_str(), "{verified}");
+    assert_eq!(back.json(&["server", "dump"]), pg.json(&["server", "dump"]));
+}
