@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 use engine::event::{EntryOutcome, Event, Outcome, Reason, ServerWriteIntended, TargetInfo};
 use engine::model::{AuthType, KeyWrite, ServerState};
-use engine::store::{LockFile, PreparedStep};
+use engine::store::{LockFile, Prepared};
 use engine::{RunId, Store};
 
 use crate::bounded::io_reason;
@@ -307,7 +307,7 @@ impl Target for FileTarget {
 /// end): on a large tenant they are most of what a run holds.
 ///
 /// Each commit is encoded on this thread while a second one writes the commit before it to
-/// sled, in order: every commit is still one atomic batch, and a failed write stops the rest.
+/// the store, in order: every commit is still one atomic batch, and a failed write stops the rest.
 fn record_imported(
     store: &dyn Store,
     run: RunId,
@@ -319,15 +319,10 @@ fn record_imported(
     let total = entries.len();
     let mut ring = std::collections::VecDeque::from(entries);
     std::thread::scope(|scope| {
-        // sled: each step encoded here while a second thread writes the one before. Another
-        // store commits each step here, in its own transaction.
-        let sled = store.as_sled();
-        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<PreparedStep>(2);
+        let (to_writer, prepared) = std::sync::mpsc::sync_channel::<Prepared>(2);
         let writer = scope.spawn(move || -> Result<()> {
-            if let Some(sled) = sled {
-                for step in prepared {
-                    sled.commit_prepared(step)?;
-                }
+            for step in prepared {
+                store.commit_step(step)?;
             }
             Ok(())
         });
@@ -342,21 +337,11 @@ fn record_imported(
             let batch: Vec<EntryOutcome> = ring.drain(..n).collect();
             let writes = writes_for(&batch);
             let events: Vec<Event> = batch.into_iter().map(Event::Imported).collect();
-            match sled {
-                Some(sled) => {
-                    let step = sled.prepare(head, run, clock.now(), &events, &writes);
-                    head = step.head();
-                    if to_writer.send(step).is_err() {
-                        // The writer stopped at an error: it says which when joined.
-                        break;
-                    }
-                }
-                None => {
-                    if let Err(e) = store.commit(run, clock.now(), &events, &writes) {
-                        drop(to_writer);
-                        return Err(e.into());
-                    }
-                }
+            let step = store.prepare_step(head, run, clock.now(), &events, &writes);
+            head = step.head();
+            if to_writer.send(step).is_err() {
+                // The writer stopped at an error: it says which when joined.
+                break;
             }
             ring.extend(events.into_iter().filter_map(|e| match e {
                 Event::Imported(entry) => Some(entry),

@@ -92,8 +92,12 @@ pub fn acknowledgements(
     // Each is a run of its own; the run index is ordered by run id, the log by seq.
     let mut found = Vec::new();
     for run in store.runs()? {
-        let seqs = store.run_seqs(run)?;
-        let [seq] = seqs[..] else { continue };
+        let Some((seq, last)) = store.run_ends(run)? else {
+            continue;
+        };
+        if seq != last {
+            continue;
+        }
         if before.is_some_and(|b| seq >= b) {
             continue;
         }
@@ -143,7 +147,7 @@ pub fn classify(
     if problems.is_empty() {
         return Ok(attention);
     }
-    let first = store.run_seqs(run)?.first().copied();
+    let first = store.run_ends(run)?.map(|(first, _)| first);
     let acks = acknowledgements(store, &org.name, first)?;
     // Each problem not acknowledged is compared with the last outcome an earlier import
     // recorded for its object: the newest import that has an entry for it (a one-off import

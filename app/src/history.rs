@@ -18,19 +18,17 @@ pub(crate) fn completed_runs<'s>(
     let runs = store.runs()?;
     Ok(runs.into_iter().rev().filter_map(move |run| {
         let found = (|| -> Result<Option<(RunId, RunStarted)>> {
-            let seqs = store.run_seqs(run)?;
-            let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+            let Some((first, last)) = store.run_ends(run)? else {
                 return Ok(None);
             };
-            let Some(Event::RunStarted(started)) = store.read_event(*first)?.map(|e| e.event)
-            else {
+            let Some(Event::RunStarted(started)) = store.read_event(first)?.map(|e| e.event) else {
                 return Ok(None);
             };
             if started.org != org.name || started.tenant_id != org.tenant_id {
                 return Ok(None);
             }
             let completed = matches!(
-                store.read_event(*last)?.map(|e| e.event),
+                store.read_event(last)?.map(|e| e.event),
                 Some(Event::RunFinished(RunFinished {
                     status: RunStatus::Completed,
                     ..
@@ -67,7 +65,7 @@ pub(crate) fn imports_before(
     run: RunId,
     limit: usize,
 ) -> Result<Vec<RunId>> {
-    let first = store.run_seqs(run)?.first().copied();
+    let first = store.run_ends(run)?.map(|(first, _)| first);
     let mut found = Vec::new();
     for c in completed_runs(store, org)? {
         if found.len() >= limit {
@@ -77,8 +75,8 @@ pub(crate) fn imports_before(
         if other == run || started.mode != Mode::Apply || !started.target.same_server(target) {
             continue;
         }
-        let before = match (store.run_seqs(other)?.first(), first) {
-            (Some(o), Some(f)) => *o < f,
+        let before = match (store.run_ends(other)?, first) {
+            (Some((o, _)), Some(f)) => o < f,
             _ => false,
         };
         if before {
@@ -107,8 +105,8 @@ pub(crate) fn unkept_seen(
         return Ok(Vec::new());
     };
     let mut unkept: Vec<String> = started.target.unkept().to_vec();
-    if let Some(last) = store.run_seqs(*run)?.last() {
-        if let Some(Event::RunFinished(finished)) = store.read_event(*last)?.map(|e| e.event) {
+    if let Some((_, last)) = store.run_ends(*run)? {
+        if let Some(Event::RunFinished(finished)) = store.read_event(last)?.map(|e| e.event) {
             unkept.extend(finished.learned);
         }
     }

@@ -115,8 +115,8 @@ pub(crate) fn vouches(
     run: RunId,
     stamp: &engine::store::MirrorStamp,
 ) -> Result<bool> {
-    let last = match store.run_seqs(run)?.last() {
-        Some(seq) => store.read_event(*seq)?,
+    let last = match store.run_ends(run)? {
+        Some((_, seq)) => store.read_event(seq)?,
         None => None,
     };
     Ok(stamp.run == run

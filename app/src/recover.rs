@@ -77,11 +77,12 @@ pub fn recover(store: &dyn Store, clock: &dyn Clock) -> Result<Recovered> {
 pub fn close_interrupted_runs(store: &dyn Store, clock: &dyn Clock) -> Result<Vec<RunId>> {
     let mut closed = Vec::new();
     for run in store.runs()? {
-        let seqs = store.run_seqs(run)?;
-        let Some(last) = seqs.last() else { continue };
+        let Some((_, last)) = store.run_ends(run)? else {
+            continue;
+        };
         // A run ends with RunFinished, or is one event by itself (LogRepaired, ServerEdited).
         let finished = store
-            .read_event(*last)?
+            .read_event(last)?
             .map(|e| e.event.kind())
             .is_some_and(|k| k == EventKind::RunFinished || k.is_whole_run());
         if finished {

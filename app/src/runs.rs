@@ -271,12 +271,11 @@ pub fn resolve_run(store: &dyn Store, arg: &str) -> Result<RunId> {
 
 /// A run's summary line, from its first and last events where possible.
 pub fn run_info(store: &dyn Store, run: RunId) -> Result<Option<RunInfo>> {
-    let seqs = store.run_seqs(run)?;
-    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+    let Some((first, last)) = store.run_ends(run)? else {
         return Ok(None);
     };
-    let first = store.read_event(*first)?;
-    let last = store.read_event(*last)?;
+    let first = store.read_event(first)?;
+    let last = store.read_event(last)?;
     let mut info = RunInfo::fold(first.iter().chain(last.iter()));
     match (&mut info, last.as_ref().map(|e| &e.event)) {
         (Some(i), Some(Event::RunFinished(f))) => i.summary = f.summary,
@@ -441,8 +440,7 @@ pub fn report_page(
     all: bool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<ReportPage> {
-    let seqs = store.run_seqs(run)?;
-    let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+    let Some((first, last)) = store.run_ends(run)? else {
         return Err(Error::bad_input(format!("run {run} has no events")));
     };
     let started = engine::chain::started_of(store, run)?

@@ -81,8 +81,7 @@ impl From<crate::rebuild::RebuildError> for ReplayError {
 }
 
 pub fn replay_run(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
-    let seqs = store.run_seqs(run)?;
-    let Some(last) = seqs.last().copied() else {
+    let Some((_, last)) = store.run_ends(run)? else {
         return Err(ReplayError::NoSuchRun(run));
     };
     // Verifying the log up to the run and re-deciding the run are independent: do both at
@@ -270,7 +269,7 @@ fn compare_incremental(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
 
 /// Folds the run's recorded inputs, decides again, and compares with what it recorded.
 fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, ReplayError> {
-    if let Some(first) = store.run_seqs(run)?.first() {
+    if let Some((first, _)) = store.run_ends(run)? {
         let one = |note: String| Replayed {
             run,
             mode: Mode::Apply,
@@ -278,7 +277,7 @@ fn compare_with_record(store: &dyn EventStore, run: RunId) -> Result<Replayed, R
             differences: Vec::new(),
             note: Some(note),
         };
-        match store.read_event(*first)?.map(|e| e.event) {
+        match store.read_event(first)?.map(|e| e.event) {
             Some(Event::ServerEdited(e)) => return Ok(compare_edit(run, &e)),
             // Nothing to decide again: what it recorded is checked where it is used (the
             // server a restore brings, the lines of a backup).

@@ -87,12 +87,11 @@ fn first_event(
     store: &dyn Store,
     run: RunId,
 ) -> Result<Option<(Event, Option<Event>)>, StoreError> {
-    let seqs = store.run_seqs(run)?;
-    let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
+    let Some((first, last)) = store.run_ends(run)? else {
         return Ok(None);
     };
-    let first = store.read_event(*first)?.map(|e| e.event);
-    let last = store.read_event(*last)?.map(|e| e.event);
+    let first = store.read_event(first)?.map(|e| e.event);
+    let last = store.read_event(last)?.map(|e| e.event);
     Ok(first.map(|f| (f, last)))
 }
 

@@ -98,6 +98,12 @@ fn the_same_steps_give_the_same_log_on_both_backends() {
     assert_eq!(pg.runs().unwrap(), sled.runs().unwrap());
     for run in sled.runs().unwrap() {
         assert_eq!(pg.run_seqs(run).unwrap(), sled.run_seqs(run).unwrap());
+        assert_eq!(pg.run_ends(run).unwrap(), sled.run_ends(run).unwrap());
+        let seqs = sled.run_seqs(run).unwrap();
+        assert_eq!(
+            sled.run_ends(run).unwrap(),
+            Some((seqs[0], *seqs.last().unwrap()))
+        );
         assert_eq!(pg.read_run(run).unwrap(), sled.read_run(run).unwrap());
         let only_finished = |k: EventKind| k == EventKind::RunFinished;
         assert_eq!(
@@ -112,6 +118,8 @@ fn the_same_steps_give_the_same_log_on_both_backends() {
         );
     }
     assert_eq!(pg.read_event(Seq(100_000)).unwrap(), None);
+    assert_eq!(pg.run_ends(run_at(9)).unwrap(), None);
+    assert_eq!(sled.run_ends(run_at(9)).unwrap(), None);
     // Raw events stream page by page, from anywhere.
     let raw = |s: &dyn EventStore, from| -> Vec<(Seq, Hash, Vec<u8>)> {
         s.raw_events(Seq(from))

@@ -60,6 +60,7 @@ pub use lock::{LockFile, Opening, StoreLock, MARKER};
 pub use mirror::{
     MirrorBody, MirrorId, MirrorStamp, MirrorWrite, Settled, StampRead, StoredMirror,
 };
+pub use pg::PreparedRows;
 pub use pg::{is_url as is_postgres_url, shown_url, PgStore, SCHEMA_VERSION as PG_SCHEMA_VERSION};
 pub use space::Bytes;
 pub use tail::TailCut;
@@ -232,6 +233,13 @@ pub trait EventStore: Sync {
     /// The sequence numbers of a run's events, in order.
     fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError>;
 
+    /// A run's first and last events (the same one for a run of one event); `None` for a run
+    /// the log does not hold. Most readers of a run need only these.
+    fn run_ends(&self, run: RunId) -> Result<Option<(Seq, Seq)>, StoreError> {
+        let seqs = self.run_seqs(run)?;
+        Ok(seqs.first().copied().zip(seqs.last().copied()))
+    }
+
     /// One event, decoded and upcast.
     fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError>;
 
@@ -303,10 +311,36 @@ pub trait Store: EventStore {
         Ok(None)
     }
 
-    /// The sled store, for what only it does (a step prepared while the one before is
-    /// written).
-    fn as_sled(&self) -> Option<&SledStore> {
-        None
+    /// Encodes and chains a step (its events, and the server records they change) to follow
+    /// `after`, without writing it: a caller prepares the next step while the store writes
+    /// this one. Steps are committed in the order they were prepared.
+    fn prepare_step(
+        &self,
+        after: Head,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> Prepared;
+
+    /// Writes a prepared step atomically, if the log still ends where it was prepared to
+    /// follow (else nothing is written).
+    fn commit_step(&self, step: Prepared) -> Result<Head, StoreError>;
+}
+
+/// A step encoded and chained by [`Store::prepare_step`], for the store that prepared it.
+pub enum Prepared {
+    Sled(PreparedStep),
+    Postgres(pg::PreparedRows),
+}
+
+impl Prepared {
+    /// The head the log reaches once this step is written.
+    pub fn head(&self) -> Head {
+        match self {
+            Prepared::Sled(step) => step.head(),
+            Prepared::Postgres(rows) => rows.head(),
+        }
     }
 }
 
@@ -370,8 +404,24 @@ impl Store for SledStore {
     ) -> Result<Option<TailCut>, StoreError> {
         SledStore::cut_torn_tail(self, at, repair_run)
     }
-    fn as_sled(&self) -> Option<&SledStore> {
-        Some(self)
+    fn prepare_step(
+        &self,
+        after: Head,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> Prepared {
+        Prepared::Sled(self.prepare(after, run, time, events, writes))
+    }
+    fn commit_step(&self, step: Prepared) -> Result<Head, StoreError> {
+        match step {
+            Prepared::Sled(step) => self.commit_prepared(step),
+            Prepared::Postgres(_) => Err(corrupt(
+                "a step",
+                "prepared for a store in PostgreSQL, committed to a directory",
+            )),
+        }
     }
 }
 
@@ -424,6 +474,25 @@ impl Store for PgStore {
     }
     fn append_verbatim(&self, events: &[(Seq, Hash, Vec<u8>)]) -> Result<Head, StoreError> {
         PgStore::append_verbatim(self, events)
+    }
+    fn prepare_step(
+        &self,
+        after: Head,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> Prepared {
+        Prepared::Postgres(pg::PreparedRows::new(after, run, time, events, writes))
+    }
+    fn commit_step(&self, step: Prepared) -> Result<Head, StoreError> {
+        match step {
+            Prepared::Postgres(rows) => self.commit_prepared(rows),
+            Prepared::Sled(_) => Err(corrupt(
+                "a step",
+                "prepared for a store in a directory, committed to PostgreSQL",
+            )),
+        }
     }
 }
 
@@ -725,6 +794,10 @@ impl EventStore for SledStore {
 
     fn run_seqs(&self, run: RunId) -> Result<Vec<Seq>, StoreError> {
         read::run_seqs(self, run)
+    }
+
+    fn run_ends(&self, run: RunId) -> Result<Option<(Seq, Seq)>, StoreError> {
+        read::run_ends(self, run)
     }
 
     fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {

@@ -148,6 +148,15 @@ pub(super) fn run_seqs(store: &SledStore, run: RunId) -> Result<Vec<Seq>, StoreE
         .collect())
 }
 
+pub(super) fn run_ends(store: &SledStore, run: RunId) -> Result<Option<(Seq, Seq)>, StoreError> {
+    let ranges = store.run_ranges(run)?;
+    let first = ranges.first().map(|(first, _)| *first);
+    let last = ranges
+        .last()
+        .map(|(first, count)| Seq(first.0 + u64::from(*count).max(1) - 1));
+    Ok(first.zip(last))
+}
+
 pub(super) fn read_event(store: &SledStore, seq: Seq) -> Result<Option<Envelope>, StoreError> {
     if let Some(v) = store.sled()?.log.get(event_key(seq))? {
         return Ok(Some(parse_event_value(seq, &v)?.decode()?));

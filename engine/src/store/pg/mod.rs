@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -42,6 +43,9 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// Advisory lock keys ("roster", then what for).
 const WRITER_LOCK: i64 = 0x726f_7374_6572_0001;
 const SCHEMA_LOCK: i64 = 0x726f_7374_6572_0002;
+
+/// Rows written after which a flush brings the tables' statistics up to date.
+const ANALYZE_AFTER: u64 = 10_000;
 
 /// Events read per query: reads stream, whatever the log's length.
 const PAGE: i64 = 4096;
@@ -80,6 +84,8 @@ pub struct PgStore {
     head: Mutex<Head>,
     /// Holds the writer lock.
     writer: bool,
+    /// Rows written since the tables' statistics were last brought up to date.
+    written: AtomicU64,
     /// Where the database is — host, port and database, never the user or a password — for
     /// messages.
     shown: String,
@@ -150,6 +156,7 @@ impl PgStore {
             client: Mutex::new(client),
             head: Mutex::new(head),
             writer,
+            written: AtomicU64::new(0),
             shown,
         })
     }
@@ -417,6 +424,85 @@ fn copy_events(
     Ok(next)
 }
 
+/// A step encoded and chained, not yet written ([`PgStore::commit_prepared`] writes it): its
+/// rows, and the keys its server records change.
+pub struct PreparedRows {
+    after: Head,
+    head: Head,
+    run: RunId,
+    rows: Vec<(Head, Vec<u8>)>,
+    writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl PreparedRows {
+    pub(super) fn new(
+        after: Head,
+        run: RunId,
+        time: DateTime<Utc>,
+        events: &[Event],
+        writes: &[KeyWrite],
+    ) -> PreparedRows {
+        let mut head = after;
+        let rows = events
+            .iter()
+            .map(|event| {
+                head.seq = head.seq.next();
+                let record = encode_record(head.seq, run, &time, event);
+                head.hash = Hash::chain(&head.hash, &record);
+                (head, record)
+            })
+            .collect();
+        PreparedRows {
+            after,
+            head,
+            run,
+            rows,
+            writes: record_writes(writes),
+        }
+    }
+
+    /// The head the log reaches once this step is written.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+}
+
+impl PgStore {
+    /// Writes a prepared step in one transaction, if the log still ends where it was prepared
+    /// to follow.
+    pub fn commit_prepared(&self, step: PreparedRows) -> Result<Head, StoreError> {
+        self.writable()?;
+        let mut client = self.client();
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        if *head != step.after {
+            return Err(corrupt(
+                format!("event {}", head.seq),
+                format!(
+                    "a step prepared to follow event {} was committed after event {}",
+                    step.after.seq, head.seq
+                ),
+            ));
+        }
+        let fail = |e: postgres::Error| self.failed("could not be written", &e);
+        let mut tx = client.transaction().map_err(fail)?;
+        self.check_head(&mut tx, *head)?;
+        let run = step.run;
+        copy_rows(
+            &mut tx,
+            step.rows
+                .iter()
+                .map(|(h, record)| (run, *h, record.as_slice())),
+        )
+        .map_err(|e| e.named(self))?;
+        let rows = (step.rows.len() + step.writes.len()) as u64;
+        write_records(&mut tx, step.writes).map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        self.written.fetch_add(rows, Ordering::SeqCst);
+        *head = step.head;
+        Ok(step.head)
+    }
+}
+
 /// Appends stored events as they are (a restore): each with its run and head.
 fn copy_rows<'r>(
     tx: &mut postgres::Transaction<'_>,
@@ -455,14 +541,25 @@ impl EventStore for PgStore {
         let mut tx = client.transaction().map_err(fail)?;
         self.check_head(&mut tx, *head)?;
         let next = copy_events(&mut tx, *head, run, time, events).map_err(|e| e.named(self))?;
-        write_records(&mut tx, record_writes(writes)).map_err(fail)?;
+        let records = record_writes(writes);
+        let rows = next.seq.0 - head.seq.0 + records.len() as u64;
+        write_records(&mut tx, records).map_err(fail)?;
         tx.commit().map_err(fail)?;
+        self.written.fetch_add(rows, Ordering::SeqCst);
         *head = next;
         Ok(next)
     }
 
-    /// Nothing to do: a step is durable once its transaction commits.
+    /// A step is durable once its transaction commits: nothing is left to flush. After many
+    /// rows, the tables' statistics are brought up to date, so that the next reads (a run read
+    /// by its index) are planned for what the tables now hold, not for what they held.
     fn flush(&self) -> Result<(), StoreError> {
+        if self.written.load(Ordering::SeqCst) >= ANALYZE_AFTER {
+            self.client()
+                .batch_execute("ANALYZE roster_events, roster_kv")
+                .map_err(|e| self.failed("could not be analysed", &e))?;
+            self.written.store(0, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -541,6 +638,19 @@ impl EventStore for PgStore {
             .collect())
     }
 
+    fn run_ends(&self, run: RunId) -> Result<Option<(Seq, Seq)>, StoreError> {
+        let row = self
+            .client()
+            .query_one(
+                "SELECT (SELECT seq FROM roster_events WHERE run = $1 ORDER BY seq LIMIT 1),
+                        (SELECT seq FROM roster_events WHERE run = $1 ORDER BY seq DESC LIMIT 1)",
+                &[&run.0],
+            )
+            .map_err(|e| self.failed("could not be read", &e))?;
+        let seq = |i: usize| row.get::<_, Option<i64>>(i).map(|s| Seq(s.max(0) as u64));
+        Ok(seq(0).zip(seq(1)))
+    }
+
     fn read_event(&self, seq: Seq) -> Result<Option<Envelope>, StoreError> {
         let row = self
             .client()
@@ -555,7 +665,16 @@ impl EventStore for PgStore {
     fn runs(&self) -> Result<Vec<RunId>, StoreError> {
         let rows = self
             .client()
-            .query("SELECT DISTINCT run FROM roster_events", &[])
+            // One index probe per run, not a scan of every event.
+            .query(
+                "WITH RECURSIVE r(run) AS (
+                     (SELECT run FROM roster_events ORDER BY run LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT e.run FROM roster_events e WHERE e.run > r.run ORDER BY e.run LIMIT 1)
+                     FROM r WHERE r.run IS NOT NULL)
+                 SELECT run FROM r WHERE run IS NOT NULL",
+                &[],
+            )
             .map_err(|e| self.failed("could not be read", &e))?;
         let mut runs: Vec<RunId> = rows.iter().map(|row| RunId(row.get(0))).collect();
         runs.sort();

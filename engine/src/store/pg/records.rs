@@ -152,6 +152,10 @@ impl PgStore {
         )
         .map_err(fail)?;
         tx.commit().map_err(fail)?;
+        self.written.fetch_add(
+            state.users().len() as u64 + state.groups().len() as u64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         *head = reached;
         Ok(())
     }
