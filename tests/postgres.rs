@@ -55,11 +55,18 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let mut command = self.command(args);
+        command.env_remove("PGPASSWORD").env_remove("PGUSER");
+        command.envs(env.iter().copied());
         let Output {
             status,
             stdout,
             stderr,
-        } = self.command(args).output().unwrap();
+        } = command.output().unwrap();
         (
             status.code().unwrap_or(-1),
             String::from_utf8(stdout).unwrap(),
@@ -226,4 +233,53 @@ fn a_backup_moves_from_a_directory_to_postgres_and_back_with_the_same_chain_head
     let verified = back.json(&["verify", "--json"]);
     assert_eq!(verified["head"]["hash"], head.as_str(), "{verified}");
     assert_eq!(back.json(&["server", "dump"]), pg.json(&["server", "dump"]));
+}
+
+#[test]
+fn the_password_comes_from_pgpassword_or_pgpass_and_is_never_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let url = testkit::postgres::as_password_role(&testkit::postgres::database());
+    let host = Host::new(&url, false);
+    let add = ["org", "add", "contoso", "--fixture", &demo("tenant.json")];
+    let one_line_exit_1 = |(code, out, err): (i32, String, String), why: &str| {
+        assert_eq!(code, 1, "{why}: {out}{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{why}: {err}");
+        err
+    };
+    // No password anywhere: refused.
+    one_line_exit_1(host.run_with(&add, &[]), "no password");
+    // A wrong one is refused and never shown.
+    let wrong = "wrong-Pw-7d1a";
+    let err = one_line_exit_1(host.run_with(&add, &[("PGPASSWORD", wrong)]), "wrong");
+    assert!(!err.contains(wrong), "{err}");
+    // $PGPASSWORD's is used.
+    let (code, _, err) = host.run_with(&add, &[("PGPASSWORD", testkit::postgres::PASSWORD)]);
+    assert_eq!(code, 0, "{err}");
+    // So is ~/.pgpass's — only when no one else can read the file.
+    let pgpass = host.dir.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "# roster's store\n*:*:*:{}:{}\n",
+            testkit::postgres::PASSWORD_ROLE,
+            testkit::postgres::PASSWORD
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    one_line_exit_1(
+        host.run_with(&["org", "list"], &[]),
+        "a .pgpass others can read",
+    );
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, out, err) = host.run_with(&["org", "list"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("contoso"), "{out}");
+    for said in [&out, &err] {
+        assert!(!said.contains(testkit::postgres::PASSWORD), "{said}");
+    }
+    // TLS asked for: refused before anything is sent, saying so.
+    let tls = Host::new(&format!("{url}?sslmode=require"), false);
+    let err = one_line_exit_1(tls.run_with(&["org", "list"], &[]), "sslmode=require");
+    assert!(err.contains("sslmode=require"), "{err}");
 }

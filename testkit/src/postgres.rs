@@ -18,6 +18,12 @@ use std::sync::OnceLock;
 /// The superuser `initdb` makes: every test database belongs to it.
 const SUPERUSER: &str = "roster";
 
+/// The role that must give its password ([`PASSWORD`]): the cluster trusts every other.
+pub const PASSWORD_ROLE: &str = "roster_pw";
+
+/// [`PASSWORD_ROLE`]'s password.
+pub const PASSWORD: &str = "Pw-9f3e1c-in-the-test-cluster";
+
 struct Cluster {
     port: u16,
 }
@@ -53,6 +59,28 @@ fn create(how: &str) -> String {
         .batch_execute(&format!("CREATE DATABASE {name}{how}"))
         .expect("a test database is created");
     url(cluster.port, &name)
+}
+
+/// The URL of the database at `url` for [`PASSWORD_ROLE`] (made once, owning nothing, allowed
+/// everything on that database), without a password: the client must find it.
+pub fn as_password_role(url: &str) -> String {
+    let (_, name) = url.rsplit_once('/').expect("a URL made by `database`");
+    let port = match CLUSTER.get() {
+        Some(Ok(cluster)) => cluster.port,
+        _ => panic!("the test cluster was not started"),
+    };
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("the test database");
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+                 CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}';
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+             END $$;
+             GRANT ALL ON DATABASE {name} TO {PASSWORD_ROLE};
+             GRANT ALL ON SCHEMA public TO {PASSWORD_ROLE};"
+        ))
+        .expect("the password role is made");
+    format!("postgres://{PASSWORD_ROLE}@127.0.0.1:{port}/{name}")
 }
 
 /// The URL of `database` on the test cluster at `port`, as its superuser.
@@ -172,6 +200,15 @@ fn start() -> Result<Cluster, String> {
         ),
         &format!("initdb ({})", bin.display()),
     )?;
+    // One role signs in with a password (the tests of $PGPASSWORD and ~/.pgpass); every other
+    // connection is trusted.
+    let hba = data.join("pg_hba.conf");
+    let trusted = std::fs::read_to_string(&hba).map_err(|e| format!("pg_hba.conf: {e}"))?;
+    std::fs::write(
+        &hba,
+        format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{trusted}"),
+    )
+    .map_err(|e| format!("pg_hba.conf: {e}"))?;
     let port = free_port();
     let options = format!(
         "-h 127.0.0.1 -p {port} -k {data_arg} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"

@@ -33,6 +33,7 @@ use crate::model::KeyWrite;
 use super::server::record_writes;
 use super::{corrupt, EventStore, Head, Opening, RawEvent, StoreError};
 
+mod credentials;
 mod records;
 
 type Row = postgres::Row;
@@ -202,9 +203,10 @@ impl PgStore {
 
 /// The connection settings in `url`, and how the database is named in messages.
 fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
-    let config: postgres::Config = url.parse().map_err(|_| StoreError::Postgres {
-        why: "URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL)".into(),
+    let mut config: postgres::Config = url.parse().map_err(|_| StoreError::Postgres {
+        why: "URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL; sslmode disable or prefer)".into(),
     })?;
+    credentials::complete(&mut config);
     let host = match config.get_hosts().first() {
         Some(postgres::config::Host::Tcp(host)) => host.clone(),
         Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -215,7 +217,14 @@ fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
         "postgres://{host}:{port}/{}",
         config.get_dbname().unwrap_or("")
     );
-    Ok((config, crate::text::printable(&shown).into_owned()))
+    let shown = crate::text::printable(&shown).into_owned();
+    // The client speaks plain TCP: a URL that asks for TLS is refused before anything is sent.
+    if config.get_ssl_mode() == postgres::config::SslMode::Require {
+        return Err(StoreError::Postgres {
+            why: format!("{shown} asks for TLS (sslmode=require), which this roster does not speak yet; connect over a Unix socket, loopback or a tunnel, with sslmode=disable (docs/postgres.md)"),
+        });
+    }
+    Ok((config, shown))
 }
 
 /// A PostgreSQL failure in one line: what the store could not do, and the server's (or the
