@@ -139,9 +139,10 @@ impl Ctx {
         self.open_as(Opening::Existing, !self.no_wait, true)
     }
 
-    /// The store for a reading command that records that it ran (`backup`): it waits as
-    /// [`Ctx::read_store`] does, and writes.
-    pub fn read_store_recording(&self) -> Result<Box<dyn Store>> {
+    /// The store for a command that writes but may wait for another writer to finish (a
+    /// `backup`, which records that it ran; a cycle of `sync --every`): while another process
+    /// holds it, waits — saying once for whom — unless `--no-wait`.
+    pub fn wait_for_store(&self) -> Result<Box<dyn Store>> {
         self.open(Opening::Existing, !self.no_wait)
     }
 

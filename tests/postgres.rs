@@ -8,6 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use common::fixtures;
 use common::store::added_twice;
@@ -282,4 +283,100 @@ fn the_password_comes_from_pgpassword_or_pgpass_and_is_never_shown() {
     let tls = Host::new(&format!("{url}?sslmode=require"), false);
     let err = one_line_exit_1(tls.run_with(&["org", "list"], &[]), "sslmode=require");
     assert!(err.contains("sslmode=require"), "{err}");
+}
+
+/// Adds a user to the tenant file, replacing the file whole (a sync may be reading it).
+fn add_user(tenant: &Path, n: u32) {
+    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(tenant).unwrap()).unwrap();
+    t["users"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": format!("00000000-0000-4000-8000-{n:012}"),
+        "displayName": format!("New Hire {n}"),
+        "userPrincipalName": format!("new.hire{n}@contoso.com"),
+        "accountEnabled": true,
+        "userType": "Member",
+    }));
+    let next = tenant.with_extension("next");
+    std::fs::write(&next, serde_json::to_vec(&t).unwrap()).unwrap();
+    std::fs::rename(next, tenant).unwrap();
+}
+
+#[test]
+fn a_sync_every_second_on_one_host_and_imports_on_another_interleave_without_duplicates() {
+    let url = testkit::postgres::database();
+    let (a, b) = (Host::new(&url, true), Host::new(&url, false));
+    let tenant = a.dir.path().join("tenant.json");
+    std::fs::copy(demo("tenant.json"), &tenant).unwrap();
+    let tenant_arg = tenant.to_str().unwrap();
+    assert_eq!(
+        a.run(&["org", "add", "contoso", "--fixture", tenant_arg]).0,
+        0
+    );
+    assert_eq!(a.run(&["server", "load", &demo("server.json")]).0, 0);
+    let (code, _, err) = a.run(&IMPORT);
+    assert_eq!(code, 3, "{err}");
+
+    let mut sync = a
+        .command(&["sync", "contoso", "--every", "1s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(a.dir.path().join("sync.err")).unwrap())
+        .spawn()
+        .unwrap();
+    // New hires arrive while host B imports everything by hand, again and again: when the
+    // sync holds the store B is told so, and tries again a moment later.
+    let (mut imported, mut turned_away) = (0, 0);
+    for n in 1..=6 {
+        add_user(&tenant, n);
+        for _ in 0..100 {
+            let (code, _, err) = b.run(&IMPORT);
+            if code == 1 && err.contains("in use by") {
+                turned_away += 1;
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            assert!(code == 0 || code == 3, "{err}");
+            imported += 1;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    Command::new("kill")
+        .args(["-TERM", &sync.id().to_string()])
+        .status()
+        .unwrap();
+    let said = || std::fs::read_to_string(a.dir.path().join("sync.err")).unwrap();
+    assert_eq!(sync.wait().unwrap().code(), Some(0), "{}", said());
+    assert_eq!(
+        imported, 6,
+        "every import of host B went through ({turned_away} turned away first)"
+    );
+
+    let (code, out, err) = b.run(&["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let twice = added_twice(Path::new(&url));
+    assert!(twice.is_empty(), "added twice: {twice:?}");
+    let runs = b.json(&["runs", "--json"]);
+    let runs = runs.as_array().unwrap();
+    assert!(
+        runs.iter().all(|r| !r["status"].is_null()),
+        "every run closed"
+    );
+    let by_sync = runs.iter().filter(|r| r["startedBy"].is_string()).count();
+    assert!(
+        runs.len() >= 1 + 6 + 1,
+        "B's imports and the sync's cycles: {}",
+        runs.len()
+    );
+    assert!(by_sync > 0);
+    // Every new hire is on the server once.
+    let dump = b.json(&["server", "dump"]);
+    for n in 1..=6 {
+        let login = format!("new.hire{n}@contoso.com");
+        let found = dump["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|u| u["login"] == login.as_str())
+            .count();
+        assert_eq!(found, 1, "{login}");
+    }
 }

@@ -382,3 +382,119 @@ fn two_rosters_opening_a_new_database_at_once_create_it_once() {
     assert_eq!(versions, 1);
     assert!(PgStore::connect(&url).is_ok());
 }
+
+/// Everything beside the log, through the `Store` trait, on both backends: org settings, the
+/// embedded server's directory (written with a step, loaded whole, one user's page), its
+/// version, and the mirrors (written with a run's last step, read back whole, listed; a body
+/// the store holds already is not written again).
+#[test]
+fn orgs_the_server_and_mirrors_answer_alike_on_both_backends() {
+    use engine::model::ServerState;
+    use engine::store::{MirrorBody, MirrorWrite, Store};
+    use std::sync::Arc;
+
+    let sled = SledStore::temporary().unwrap();
+    let pg = PgStore::connect_writer(
+        &testkit::postgres::database(),
+        "test",
+        Opening::CreateIfMissing,
+    )
+    .unwrap();
+    let stores: [&dyn Store; 2] = [&sled, &pg];
+    let ann = linked(&user(1, "Ann@x.com"));
+    let bob = linked(&user(2, "bob@x.com"));
+    let group = server_group("Sales", None, &["Ann@x.com", "bob@x.com"]);
+    let mirror = |run: RunId, body: MirrorBody, settled| MirrorWrite {
+        id: [7; 16],
+        org: "contoso".into(),
+        server: "embedded".into(),
+        run,
+        full: run_at(1),
+        length: 2,
+        body,
+        settled,
+    };
+    let mut answers = Vec::new();
+    for store in stores {
+        let mut said = Vec::new();
+        store.put_org("contoso", b"{\"a\":1}").unwrap();
+        store.put_org("fabrikam", b"{\"b\":2}").unwrap();
+        store.put_org("contoso", b"{\"a\":3}").unwrap();
+        assert!(store.remove_org("fabrikam").unwrap());
+        assert!(!store.remove_org("nobody").unwrap());
+        said.push(format!(
+            "{:?} {:?}",
+            store.orgs().unwrap(),
+            store.org("contoso").unwrap()
+        ));
+
+        assert_eq!(store.server_version().unwrap(), None);
+        let loaded = ServerState::from_parts(vec![ann.clone()], Vec::new()).unwrap();
+        store
+            .load_server_state(&loaded, Some((run_at(1), t(1), &started(1))))
+            .unwrap();
+        let v1 = store
+            .server_version()
+            .unwrap()
+            .expect("a load makes a version");
+        store
+            .commit(
+                run_at(1),
+                t(2),
+                &[seen(2)],
+                &[
+                    KeyWrite::PutUser(Arc::new(bob.clone())),
+                    KeyWrite::PutGroup(Arc::new(group.clone())),
+                ],
+            )
+            .unwrap();
+        let v2 = store.server_version().unwrap().unwrap();
+        assert_ne!(v1, v2, "a step that writes a record makes a new version");
+        let state = store.server_state().unwrap();
+        said.push(format!("{:?}", serde_json::to_string(&state).unwrap()));
+        let page = store.server_user_and_groups("BOB@x.com").unwrap();
+        said.push(format!("{:?}", serde_json::to_string(&page).unwrap()));
+
+        let reached = store
+            .commit_with_mirror(
+                run_at(1),
+                t(3),
+                &[finished()],
+                &mirror(run_at(1), MirrorBody::New(vec![5; 3 << 20]), None),
+            )
+            .unwrap();
+        let stored = store.mirror(&[7; 16]).unwrap().unwrap();
+        assert_eq!(stored.stamp.seq, reached.seq);
+        assert_eq!(stored.stamp.hash, reached.hash.to_hex());
+        assert_eq!(stored.body.as_deref().unwrap(), &vec![5u8; 3 << 20][..]);
+        // A run that changed nothing keeps the body and stamps the server's version.
+        store.append(run_at(2), t(4), &[started(2)]).unwrap();
+        store
+            .commit_with_mirror(
+                run_at(2),
+                t(5),
+                &[finished()],
+                &mirror(run_at(2), MirrorBody::Kept, Some(3)),
+            )
+            .unwrap();
+        let stamp = store.mirror_stamp(&[7; 16]).unwrap().unwrap().unwrap();
+        assert_eq!(stamp.run, run_at(2));
+        assert_eq!(stamp.settled.as_ref().unwrap().server_version, v2);
+        assert_eq!(
+            store.mirror(&[7; 16]).unwrap().unwrap().body.unwrap().len(),
+            3 << 20
+        );
+        let listed = store.mirrors().unwrap();
+        assert_eq!(listed.len(), 1);
+        said.push(format!(
+            "{:?}",
+            listed[0]
+                .1
+                .as_ref()
+                .map(|s| (s.run, s.seq, &s.body, s.parts))
+        ));
+        said.push(format!("{:?}", store.head()));
+        answers.push(said);
+    }
+    assert_eq!(answers[0], answers[1]);
+}

@@ -146,7 +146,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Exit> {
 }
 
 pub fn backup(ctx: &Ctx, path: &std::path::Path) -> Result<Exit> {
-    let store = ctx.read_store_recording()?;
+    let store = ctx.wait_for_store()?;
     let contents = render::progress::working("backing up the log", || {
         app::backup::backup(&*store, ctx.app.clock.as_ref(), &ctx.app.started_by, path)
     })?;

@@ -393,12 +393,15 @@ pub fn sync(ctx: &Ctx, a: &SyncArgs) -> Result<Exit> {
         return print_run(ctx, &org, &result, false, &attention);
     };
     let every = parse_duration(every)?;
-    // Bad usage ends it before the loop: there must be an import to repeat.
-    app::sync::repeated(&*ctx.open_store()?, &a.org)?;
+    // Bad usage ends it before the loop: there must be an import to repeat. (Read: a writer
+    // at work elsewhere does not stop the daemon from starting.)
+    app::sync::repeated(&*ctx.read_store()?, &a.org)?;
     let signals = stop_signals()?;
     loop {
         let started = std::time::Instant::now();
-        let cycle = ctx.open_store().and_then(|store| {
+        // A cycle that finds another writer at work (an admin's import on another host, with
+        // the store shared) waits for it, saying so once, rather than skipping a cycle.
+        let cycle = ctx.wait_for_store().and_then(|store| {
             // What this cycle repeats, said every cycle: a definition set meanwhile shows.
             let what = app::sync::repeated(&*store, &a.org)?;
             say(&render::sync_repeats(&what, &ctx.app.server, false));
