@@ -360,13 +360,8 @@ fn a_sync_every_second_on_one_host_and_imports_on_another_interleave_without_dup
         runs.iter().all(|r| !r["status"].is_null()),
         "every run closed"
     );
-    let by_sync = runs.iter().filter(|r| r["startedBy"].is_string()).count();
-    assert!(
-        runs.len() >= 1 + 6 + 1,
-        "B's imports and the sync's cycles: {}",
-        runs.len()
-    );
-    assert!(by_sync > 0);
+    // The first import and B's six by hand, and the sync's cycles besides.
+    assert!(runs.len() > 1 + 6, "runs: {}", runs.len());
     // Every new hire is on the server once.
     let dump = b.json(&["server", "dump"]);
     for n in 1..=6 {
