@@ -279,10 +279,55 @@ fn the_password_comes_from_pgpassword_or_pgpass_and_is_never_shown() {
     for said in [&out, &err] {
         assert!(!said.contains(testkit::postgres::PASSWORD), "{said}");
     }
-    // TLS asked for: refused before anything is sent, saying so.
-    let tls = Host::new(&format!("{url}?sslmode=require"), false);
-    let err = one_line_exit_1(tls.run_with(&["org", "list"], &[]), "sslmode=require");
-    assert!(err.contains("sslmode=require"), "{err}");
+}
+
+#[test]
+fn tls_is_spoken_when_asked_and_the_server_is_verified() {
+    let url = testkit::postgres::as_tls_role(&testkit::postgres::database());
+    let ca = testkit::postgres::ca_file();
+    let add = ["org", "add", "contoso", "--fixture", &demo("tenant.json")];
+    let refused = |host: &Host, why: &str| {
+        let (code, out, err) = host.run(&add);
+        assert_eq!(code, 1, "{why}: {out}{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{why}: {err}");
+        err
+    };
+    // The server takes this role only over TLS.
+    let err = refused(&Host::new(&url, false), "plain TCP");
+    assert!(
+        err.contains("encryption") || err.contains("pg_hba"),
+        "{err}"
+    );
+    // verify-full against the CA that signed the server's certificate: in.
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let host = Host::new(&verified, false);
+    let (code, _, err) = host.run(&add);
+    assert_eq!(code, 0, "{err}");
+    let orgs = host.json(&["org", "list", "--json"]);
+    assert_eq!(orgs[0]["name"], "contoso", "{orgs}");
+    // `require` verifies too: this host's roots do not know the test CA.
+    let err = refused(
+        &Host::new(&format!("{url}?sslmode=require"), false),
+        "unknown CA",
+    );
+    assert!(err.contains("certificate") || err.contains("TLS"), "{err}");
+    // Another CA's file: refused.
+    let other = tempfile::tempdir().unwrap();
+    let credential = testkit::credentials::Credential::current();
+    let other_ca = other.path().join("other.pem");
+    std::fs::write(&other_ca, &credential.cert_pem).unwrap();
+    let wrong = format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other_ca.display()
+    );
+    refused(&Host::new(&wrong, false), "another CA");
+    // A mode PostgreSQL does not know is said, the URL's password never.
+    let odd = url.replacen("roster_tls@", "roster_tls:s3cr3t-x@", 1) + "?sslmode=sometimes";
+    let err = refused(&Host::new(&odd, false), "an unknown sslmode");
+    assert!(
+        err.contains("sometimes") && !err.contains("s3cr3t-x"),
+        "{err}"
+    );
 }
 
 /// Adds a user to the tenant file, replacing the file whole (a sync may be reading it).

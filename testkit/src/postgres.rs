@@ -21,11 +21,16 @@ const SUPERUSER: &str = "roster";
 /// The role that must give its password ([`PASSWORD`]): the cluster trusts every other.
 pub const PASSWORD_ROLE: &str = "roster_pw";
 
+/// The role that may connect only over TLS: the cluster rejects it on plain TCP.
+pub const TLS_ROLE: &str = "roster_tls";
+
 /// [`PASSWORD_ROLE`]'s password.
 pub const PASSWORD: &str = "Pw-9f3e1c-in-the-test-cluster";
 
 struct Cluster {
     port: u16,
+    /// The certificate authority that signed the cluster's TLS certificate (PEM file).
+    ca: PathBuf,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -59,6 +64,28 @@ fn create(how: &str) -> String {
         .batch_execute(&format!("CREATE DATABASE {name}{how}"))
         .expect("a test database is created");
     url(cluster.port, &name)
+}
+
+/// The URL of the database at `url` for [`TLS_ROLE`] (made once, allowed everything on that
+/// database), which the cluster takes only over TLS; no `sslmode` yet.
+pub fn as_tls_role(url: &str) -> String {
+    let (_, name) = url.rsplit_once('/').expect("a URL made by `database`");
+    let port = match CLUSTER.get() {
+        Some(Ok(cluster)) => cluster.port,
+        _ => panic!("the test cluster was not started"),
+    };
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).expect("the test database");
+    admin
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+                 CREATE ROLE {TLS_ROLE} LOGIN;
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+             END $$;
+             GRANT ALL ON DATABASE {name} TO {TLS_ROLE};
+             GRANT ALL ON SCHEMA public TO {TLS_ROLE};"
+        ))
+        .expect("the TLS role is made");
+    format!("postgres://{TLS_ROLE}@127.0.0.1:{port}/{name}")
 }
 
 /// The URL of the database at `url` for [`PASSWORD_ROLE`] (made once, owning nothing, allowed
@@ -200,18 +227,47 @@ fn start() -> Result<Cluster, String> {
         ),
         &format!("initdb ({})", bin.display()),
     )?;
-    // One role signs in with a password (the tests of $PGPASSWORD and ~/.pgpass); every other
-    // connection is trusted.
+    // One role signs in with a password (the tests of $PGPASSWORD and ~/.pgpass), one only
+    // over TLS; every other connection is trusted.
     let hba = data.join("pg_hba.conf");
     let trusted = std::fs::read_to_string(&hba).map_err(|e| format!("pg_hba.conf: {e}"))?;
     std::fs::write(
         &hba,
-        format!("host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n{trusted}"),
+        format!(
+            "host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n\
+             hostssl all {TLS_ROLE} 127.0.0.1/32 trust\n\
+             hostnossl all {TLS_ROLE} 127.0.0.1/32 reject\n\
+             {trusted}"
+        ),
     )
     .map_err(|e| format!("pg_hba.conf: {e}"))?;
+    // TLS: a server certificate for 127.0.0.1 and localhost, signed by a CA made here.
+    let ca = dir.path().join("ca.pem");
+    let (cert, key) = certificates(&ca);
+    std::fs::write(data.join("server.crt"), cert).map_err(|e| e.to_string())?;
+    std::fs::write(data.join("server.key"), key).map_err(|e| e.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(data.join("server.key"), private).map_err(|e| e.to_string())?;
+    }
+    if running_as_root() {
+        let user = std::env::var("ROSTER_PG_USER").unwrap_or_else(|_| "postgres".into());
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg(&user)
+                    .arg(data.join("server.crt"))
+                    .arg(data.join("server.key"))
+                    .arg(&hba);
+                c
+            },
+            "chown of the test cluster's certificate",
+        )?;
+    }
     let port = free_port();
     let options = format!(
-        "-h 127.0.0.1 -p {port} -k {data_arg} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        "-h 127.0.0.1 -p {port} -k {data_arg} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c ssl=on"
     );
     let log = format!("{data_arg}/server.log");
     run(
@@ -238,7 +294,35 @@ fn start() -> Result<Cluster, String> {
     let _ = STOP.set((argv, dir.keep()));
     // SAFETY: `stop_cluster` is an `extern "C" fn()` that touches only the static set above.
     unsafe { libc::atexit(stop_cluster) };
-    Ok(Cluster { port })
+    Ok(Cluster { port, ca })
+}
+
+/// A CA (written to `ca`, PEM) and a server certificate it signed for 127.0.0.1 and localhost:
+/// the certificate and its key, PEM.
+fn certificates(ca: &Path) -> (String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut params = rcgen::CertificateParams::new(Vec::new()).expect("CA params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "roster test CA");
+    let ca_cert = params.self_signed(&ca_key).expect("the CA certificate");
+    std::fs::write(ca, ca_cert.pem()).expect("the CA file is written");
+    let issuer = rcgen::Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().expect("a server key");
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("server params")
+        .signed_by(&key, &issuer)
+        .expect("the server certificate");
+    (server.pem(), key.serialize_pem())
+}
+
+/// The PEM file of the CA that signed the test cluster's certificate (the cluster started).
+pub fn ca_file() -> PathBuf {
+    match CLUSTER.get_or_init(start) {
+        Ok(cluster) => cluster.ca.clone(),
+        Err(why) => panic!("{why}"),
+    }
 }
 
 extern "C" fn stop_cluster() {

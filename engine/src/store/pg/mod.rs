@@ -35,6 +35,10 @@ use super::{corrupt, EventStore, Head, Opening, RawEvent, StoreError};
 
 mod credentials;
 mod records;
+mod tls;
+
+use postgres::config::SslMode;
+use tls::Tls;
 
 type Row = postgres::Row;
 
@@ -144,10 +148,8 @@ impl PgStore {
     }
 
     fn open(url: &str, opening: Opening, writer: bool) -> Result<PgStore, StoreError> {
-        let (config, shown) = parse(url)?;
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| failed(&shown, "could not be reached", &e))?;
+        let (config, shown, tls) = parse(url)?;
+        let mut client = connect(&config, &shown, &tls)?;
         match opening {
             Opening::CreateIfMissing => migrate(&mut client, &shown)?,
             Opening::Existing => check_schema(&mut client, &shown)?,
@@ -202,11 +204,17 @@ impl PgStore {
 }
 
 /// The connection settings in `url`, and how the database is named in messages.
-fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
-    let mut config: postgres::Config = url.parse().map_err(|_| StoreError::Postgres {
-        why: "URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL; sslmode disable or prefer)".into(),
+fn parse(url: &str) -> Result<(postgres::Config, String, Tls), StoreError> {
+    let unreadable = |why: String| StoreError::Postgres { why };
+    let (rest, tls) = tls::split(url).map_err(|why| unreadable(format!("URL: {why}")))?;
+    let mut config: postgres::Config = rest.parse().map_err(|_| {
+        unreadable("URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL)".into())
     })?;
     credentials::complete(&mut config);
+    config.ssl_mode(match tls {
+        Tls::Off => SslMode::Disable,
+        Tls::Verified { .. } => SslMode::Require,
+    });
     let host = match config.get_hosts().first() {
         Some(postgres::config::Host::Tcp(host)) => host.clone(),
         Some(postgres::config::Host::Unix(path)) => path.display().to_string(),
@@ -217,14 +225,22 @@ fn parse(url: &str) -> Result<(postgres::Config, String), StoreError> {
         "postgres://{host}:{port}/{}",
         config.get_dbname().unwrap_or("")
     );
-    let shown = crate::text::printable(&shown).into_owned();
-    // The client speaks plain TCP: a URL that asks for TLS is refused before anything is sent.
-    if config.get_ssl_mode() == postgres::config::SslMode::Require {
-        return Err(StoreError::Postgres {
-            why: format!("{shown} asks for TLS (sslmode=require), which this roster does not speak yet; connect over a Unix socket, loopback or a tunnel, with sslmode=disable (docs/postgres.md)"),
-        });
-    }
-    Ok((config, shown))
+    Ok((config, crate::text::printable(&shown).into_owned(), tls))
+}
+
+/// Connects with `config`, over TLS when the URL asked for it.
+fn connect(config: &postgres::Config, shown: &str, tls: &Tls) -> Result<Client, StoreError> {
+    let connected = match tls {
+        Tls::Off => config.connect(NoTls),
+        Tls::Verified { roots } => {
+            let settings =
+                tls::client_config(roots.as_ref()).map_err(|why| StoreError::Postgres {
+                    why: format!("{shown} could not be reached over TLS: {why}"),
+                })?;
+            config.connect(tls::MakeRustls(std::sync::Arc::new(settings)))
+        }
+    };
+    connected.map_err(|e| failed(shown, "could not be reached", &e))
 }
 
 /// A PostgreSQL failure in one line: what the store could not do, and the server's (or the
@@ -304,7 +320,7 @@ fn known_version(version: i32, shown: &str) -> Result<(), StoreError> {
 /// How a PostgreSQL URL is shown: host, port and database — never the user or a password.
 pub fn shown_url(url: &str) -> String {
     match parse(url) {
-        Ok((_, shown)) => shown,
+        Ok((_, shown, _)) => shown,
         Err(_) => "a PostgreSQL URL that does not read".into(),
     }
 }
