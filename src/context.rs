@@ -209,9 +209,21 @@ impl Ctx {
 
 /// Who holds a lock this process takes: the command, as typed (its first words).
 fn holder() -> String {
-    let words = std::env::args()
-        .skip(1)
+    holder_of(std::env::args().skip(1))
+}
+
+/// The holder's name for `args`: its first three words, a PostgreSQL URL among them shown by
+/// host, port and database only — the name is written where other hosts read it.
+fn holder_of(args: impl Iterator<Item = String>) -> String {
+    let words = args
         .take(3)
+        .map(|word| {
+            let at = word.find("postgres://").or(word.find("postgresql://"));
+            match at {
+                Some(i) => format!("{}{}", &word[..i], engine::store::shown_url(&word[i..])),
+                None => word,
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     format!("roster {words}")
@@ -267,4 +279,34 @@ fn prompt() -> Prompt {
     Arc::new(|p: &DevicePrompt| {
         render::progress::suspend(|| render::say(&render::device_prompt(p)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_holder_never_names_a_password() {
+        let args = |a: &[&str]| {
+            a.iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert_eq!(
+            super::holder_of(args(&[
+                "--store",
+                "postgres://ann:pw-1@db:5432/r",
+                "import",
+                "x"
+            ])),
+            "roster --store postgres://db:5432/r import"
+        );
+        assert_eq!(
+            super::holder_of(args(&["--store=postgresql://ann:pw-1@db/r", "sync"])),
+            "roster --store=postgres://db:5432/r sync"
+        );
+        assert_eq!(
+            super::holder_of(args(&["import", "contoso"])),
+            "roster import contoso"
+        );
+    }
 }
