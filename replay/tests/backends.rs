@@ -498,3 +498,32 @@ fn orgs_the_server_and_mirrors_answer_alike_on_both_backends() {
     }
     assert_eq!(answers[0], answers[1]);
 }
+
+#[test]
+fn two_stores_in_two_schemas_of_one_database_are_apart() {
+    let url = testkit::postgres::database();
+    sql(&url)
+        .batch_execute("CREATE SCHEMA alpha; CREATE SCHEMA beta;")
+        .unwrap();
+    let in_schema = |schema: &str| format!("{url}?options=-csearch_path%3D{schema}");
+    let a = PgStore::connect_writer(&in_schema("alpha"), "a", Opening::CreateIfMissing).unwrap();
+    let b = PgStore::connect_writer(&in_schema("beta"), "b", Opening::CreateIfMissing).unwrap();
+    a.append(run_at(1), t(1), &[started(1)]).unwrap();
+    b.append(run_at(2), t(2), &[started(2), seen(1)]).unwrap();
+    assert_eq!((a.head().seq, b.head().seq), (Seq(1), Seq(2)));
+    match PgStore::connect_writer(&in_schema("alpha"), "a again", Opening::Existing) {
+        Err(StoreError::InUse { holder, .. }) => assert_eq!(holder, "a"),
+        other => panic!(
+            "a second writer of alpha was let in: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    let tables: i64 = sql(&url)
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'roster_events'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 2, "each store its own tables");
+}

@@ -45,9 +45,10 @@ type Row = postgres::Row;
 /// The schema this roster creates and reads; a database whose schema is newer is refused.
 pub const SCHEMA_VERSION: i32 = 1;
 
-/// Advisory lock keys ("roster", then what for).
-const WRITER_LOCK: i64 = 0x726f_7374_6572_0001;
-const SCHEMA_LOCK: i64 = 0x726f_7374_6572_0002;
+/// Advisory lock keys ("rost", "rosu"), each paired with a hash of the connection's schema: a
+/// store is its schema's tables, and two stores in one database do not share a lock.
+const WRITER_LOCK: i32 = 0x726f_7374;
+const SCHEMA_LOCK: i32 = 0x726f_7375;
 
 /// Rows written after which a flush brings the tables' statistics up to date.
 const ANALYZE_AFTER: u64 = 10_000;
@@ -117,7 +118,10 @@ impl PgStore {
             let mut client = store.client();
             let shown = &store.shown;
             let taken: bool = client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                    &[&WRITER_LOCK],
+                )
                 .map_err(|e| failed(shown, "could not be locked", &e))?
                 .get(0);
             if !taken {
@@ -266,8 +270,11 @@ fn failed(shown: &str, what: &str, e: &postgres::Error) -> StoreError {
 fn migrate(client: &mut Client, shown: &str) -> Result<(), StoreError> {
     let fail = |e: postgres::Error| failed(shown, "could not be prepared", &e);
     let mut tx = client.transaction().map_err(fail)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-        .map_err(fail)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&SCHEMA_LOCK],
+    )
+    .map_err(fail)?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS roster_schema (version integer NOT NULL)")
         .map_err(fail)?;
     let version: Option<i32> = tx
