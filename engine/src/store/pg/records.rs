@@ -6,17 +6,19 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
 use postgres::GenericClient;
 
 use crate::event::{decode_header, Event, Hash};
 use crate::ids::{RunId, Seq};
-use crate::model::{KeyWrite, ServerGroup, ServerState, ServerUser};
+use crate::model::{ServerGroup, ServerState, ServerUser};
 
-use super::super::keys::{user_key, GROUP, MIRROR, SERVER_VERSION, USER};
+use super::super::keys::{group_key, user_key, GROUP, MIRROR, SERVER_VERSION, USER};
 use super::super::mirror::{
     mirror_writes, read_mirror, stamp_id, stamp_of, MirrorId, MirrorWrite, StampRead, StoredMirror,
 };
-use super::super::server::{decode_record, new_version, record_writes};
+use super::super::server::{decode_record, new_version};
 use super::super::{corrupt, Head, StoreError};
 use super::{stored_head, PgStore, Row};
 
@@ -135,16 +137,22 @@ impl PgStore {
             &[&vec![USER], &vec![USER + 1], &vec![GROUP], &vec![GROUP + 1]],
         )
         .map_err(fail)?;
-        let writes: Vec<KeyWrite> = state
-            .users()
-            .map(|u| KeyWrite::PutUser(std::sync::Arc::new(u.clone())))
-            .chain(
-                state
-                    .groups()
-                    .map(|g| KeyWrite::PutGroup(std::sync::Arc::new(g.clone()))),
-            )
-            .collect();
-        super::write_records(&mut tx, record_writes(&writes)).map_err(fail)?;
+        // Streamed, a record at a time: the directory is never held twice.
+        {
+            let sink = tx
+                .copy_in("COPY roster_kv (key, value) FROM STDIN BINARY")
+                .map_err(fail)?;
+            let mut rows = BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::BYTEA]);
+            for u in state.users() {
+                let value = serde_json::to_vec(u).expect("server users serialize");
+                rows.write(&[&user_key(&u.login), &value]).map_err(fail)?;
+            }
+            for g in state.groups() {
+                let value = serde_json::to_vec(g).expect("server groups serialize");
+                rows.write(&[&group_key(&g.name), &value]).map_err(fail)?;
+            }
+            rows.finish().map_err(fail)?;
+        }
         // A version even for an empty directory: a load is a change.
         super::write_records(
             &mut tx,
