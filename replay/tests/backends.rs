@@ -527,3 +527,60 @@ fn two_stores_in_two_schemas_of_one_database_are_apart() {
         .get(0);
     assert_eq!(tables, 2, "each store its own tables");
 }
+
+/// Steps prepared on one thread and committed on another (apply's pipeline), on both
+/// backends: committed out of order, nothing is written; in order, the log is the one direct
+/// appends make. And a record a step writes twice ends as its last write.
+#[test]
+fn prepared_steps_commit_in_order_and_a_record_written_twice_ends_as_its_last_write() {
+    use engine::store::Store;
+    use std::sync::Arc;
+
+    let direct = SledStore::temporary().unwrap();
+    let run = run_at(1);
+    let (one, two) = (vec![started(1), seen(1)], vec![seen(2)]);
+    direct.append(run, t(1), &one).unwrap();
+    direct.append(run, t(2), &two).unwrap();
+    let sled = SledStore::temporary().unwrap();
+    let pg = PgStore::connect_writer(
+        &testkit::postgres::database(),
+        "test",
+        Opening::CreateIfMissing,
+    )
+    .unwrap();
+    let stores: [&dyn Store; 2] = [&sled, &pg];
+    for store in stores {
+        let start = store.head();
+        let first = store.prepare_step(start, run, t(1), &one, &[]);
+        let after_first = first.head();
+        let second = store.prepare_step(after_first, run, t(2), &two, &[]);
+        let err = store.commit_step(second).unwrap_err();
+        assert!(err.to_string().contains("prepared to follow"), "{err}");
+        assert_eq!(store.head(), start, "nothing written out of order");
+        store.commit_step(first).unwrap();
+        let second = store.prepare_step(after_first, run, t(2), &two, &[]);
+        assert_eq!(store.commit_step(second).unwrap(), direct.head());
+
+        let g = |members: &[&str]| KeyWrite::PutGroup(Arc::new(server_group("G", None, members)));
+        store
+            .commit(
+                run,
+                t(3),
+                &[seen(3)],
+                &[
+                    g(&["a@x.com"]),
+                    KeyWrite::PutUser(Arc::new(local_user("b@x.com"))),
+                    g(&["a@x.com", "b@x.com"]),
+                    KeyWrite::DeleteUser {
+                        login: "B@x.com".into(),
+                    },
+                    g(&["c@x.com"]),
+                ],
+            )
+            .unwrap();
+        let state = store.server_state().unwrap();
+        assert_eq!(state.group("g").unwrap().members, vec!["c@x.com"]);
+        assert!(state.user("b@x.com").is_none(), "deleted after it was put");
+    }
+    assert_eq!(pg.head(), sled.head());
+}
