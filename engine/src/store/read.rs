@@ -45,27 +45,7 @@ impl SledStore {
             ));
         }
         for raw in raws {
-            let header =
-                crate::event::decode_header(&raw.record).map_err(|source| StoreError::Decode {
-                    seq: raw.seq,
-                    source,
-                })?;
-            // The record must say it is the event the index puts here. (Its decoded envelope
-            // reads seq and run from the same bytes with the same parsers: checked once.)
-            if header.run != run || header.seq != raw.seq {
-                return Err(corrupt(
-                    format!("event {}", raw.seq),
-                    format!(
-                        "indexed for run {run} but records run {} seq {}",
-                        header.run, header.seq
-                    ),
-                ));
-            }
-            // A kind this roster does not know is decoded all the same: the decoder says what
-            // is wrong with it.
-            if header.kind().is_none_or(keep) {
-                out.push(raw.decode()?);
-            }
+            out.extend(run_event(raw, run, keep)?);
         }
         Ok(out)
     }
@@ -137,6 +117,35 @@ impl SledStore {
         }
         ranges.sort();
         Ok(ranges)
+    }
+}
+
+/// A stored event read as one of `run`'s, decoded if `keep` takes its kind: its record must say
+/// it is the event the run's index (sled's, or PostgreSQL's run column) puts there. (Its
+/// decoded envelope reads seq and run from the same bytes with the same parsers: checked once.)
+pub(super) fn run_event(
+    raw: RawEvent,
+    run: RunId,
+    keep: &(dyn Fn(EventKind) -> bool + Sync),
+) -> Result<Option<Envelope>, StoreError> {
+    let header = crate::event::decode_header(&raw.record).map_err(|source| StoreError::Decode {
+        seq: raw.seq,
+        source,
+    })?;
+    if header.run != run || header.seq != raw.seq {
+        return Err(corrupt(
+            format!("event {}", raw.seq),
+            format!(
+                "indexed for run {run} but records run {} seq {}",
+                header.run, header.seq
+            ),
+        ));
+    }
+    // A kind this roster does not know is decoded all the same: the decoder says what is
+    // wrong with it.
+    match header.kind().is_none_or(keep) {
+        true => Ok(Some(raw.decode()?)),
+        false => Ok(None),
     }
 }
 

@@ -172,19 +172,7 @@ impl SledStore {
         let mut bytes = 0;
         let mut chunk: Option<(RunId, ChunkWriter)> = None;
         for (seq, hash, record) in events {
-            let header = crate::event::decode_header(record)
-                .map_err(|source| StoreError::Decode { seq: *seq, source })?;
-            let expected = Hash::chain(&next.hash, record);
-            if *seq != next.seq.next() || header.seq != *seq || expected != *hash {
-                return Err(corrupt(
-                    format!("event {seq}"),
-                    format!("does not follow event {} in the chain", next.seq),
-                ));
-            }
-            next = Head {
-                seq: *seq,
-                hash: *hash,
-            };
+            let header = follows(&mut next, *seq, *hash, record)?;
             if chunk
                 .as_ref()
                 .is_some_and(|(run, w)| *run != header.run || w.full())
@@ -205,6 +193,26 @@ impl SledStore {
         *head = next;
         Ok(next)
     }
+}
+
+/// Checks that a restored event follows `head` — its seq the next, its record naming that
+/// seq, its hash chaining it to `head` — and moves `head` to it; returns its header.
+pub(super) fn follows(
+    head: &mut Head,
+    seq: Seq,
+    hash: Hash,
+    record: &[u8],
+) -> Result<crate::event::RecordHeader, StoreError> {
+    let header =
+        crate::event::decode_header(record).map_err(|source| StoreError::Decode { seq, source })?;
+    if seq != head.seq.next() || header.seq != seq || Hash::chain(&head.hash, record) != hash {
+        return Err(corrupt(
+            format!("event {seq}"),
+            format!("does not follow event {} in the chain", head.seq),
+        ));
+    }
+    *head = Head { seq, hash };
+    Ok(header)
 }
 
 pub(super) fn commit_stream(

@@ -26,10 +26,11 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::{Client, GenericClient, NoTls};
 
-use crate::event::{decode_header, encode_record, Envelope, Event, EventKind, Hash};
+use crate::event::{encode_record, Envelope, Event, EventKind, Hash};
 use crate::ids::{RunId, Seq};
 use crate::model::KeyWrite;
 
+use super::read::run_event;
 use super::server::record_writes;
 use super::{corrupt, EventStore, Head, Opening, RawEvent, StoreError};
 
@@ -634,23 +635,8 @@ impl EventStore for PgStore {
             };
             after = last.get(0);
             for row in &rows {
-                let raw = raw_event(row)?;
-                let header = decode_header(&raw.record).map_err(|source| StoreError::Decode {
-                    seq: raw.seq,
-                    source,
-                })?;
-                // The record must say it is the event its row files under this run.
-                if header.run != run || header.seq != raw.seq {
-                    return Err(corrupt(
-                        format!("event {}", raw.seq),
-                        format!(
-                            "filed under run {run} but records run {} seq {}",
-                            header.run, header.seq
-                        ),
-                    ));
-                }
-                if header.kind().is_none_or(keep) {
-                    visit(raw.decode()?);
+                if let Some(env) = run_event(raw_event(row)?, run, keep)? {
+                    visit(env);
                 }
             }
         }

@@ -10,7 +10,7 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
 use postgres::GenericClient;
 
-use crate::event::{decode_header, Event, Hash};
+use crate::event::{Event, Hash};
 use crate::ids::{RunId, Seq};
 use crate::model::{ServerGroup, ServerState, ServerUser};
 
@@ -19,6 +19,7 @@ use super::super::mirror::{
     mirror_writes, read_mirror, stamp_id, stamp_of, MirrorId, MirrorWrite, StampRead, StoredMirror,
 };
 use super::super::server::{decode_record, new_version};
+use super::super::write::follows;
 use super::super::{corrupt, Head, StoreError};
 use super::{stored_head, PgStore, Row};
 
@@ -247,19 +248,7 @@ impl PgStore {
         let mut next = *head;
         let mut rows = Vec::with_capacity(events.len());
         for (seq, hash, record) in events {
-            let header =
-                decode_header(record).map_err(|source| StoreError::Decode { seq: *seq, source })?;
-            let expected = Hash::chain(&next.hash, record);
-            if *seq != next.seq.next() || header.seq != *seq || expected != *hash {
-                return Err(corrupt(
-                    format!("event {seq}"),
-                    format!("does not follow event {} in the chain", next.seq),
-                ));
-            }
-            next = Head {
-                seq: *seq,
-                hash: *hash,
-            };
+            let header = follows(&mut next, *seq, *hash, record)?;
             rows.push((header.run, next, record.as_slice()));
         }
         let fail = |e: postgres::Error| self.failed("could not be written", &e);
