@@ -162,7 +162,8 @@ impl Ctx {
                 app::Error::Store(
                     e @ (engine::StoreError::InUse { .. }
                     | engine::StoreError::NoStore { .. }
-                    | engine::StoreError::NotAStore { .. }),
+                    | engine::StoreError::NotAStore { .. }
+                    | engine::StoreError::BadUrl { .. }),
                 ) => anyhow::Error::from(app::Error::Store(e)),
                 e => anyhow::Error::from(e).context(format!(
                     "cannot open the store in {}",

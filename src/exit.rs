@@ -43,10 +43,10 @@ pub fn exit_code_of(err: &anyhow::Error) -> Exit {
         if cause.downcast_ref::<UsageError>().is_some() {
             return Exit::Usage;
         }
-        if let Some(engine::StoreError::NoStore { .. } | engine::StoreError::NotAStore { .. }) =
-            cause.downcast_ref::<engine::StoreError>()
-        {
-            return Exit::Usage;
+        if let Some(e) = cause.downcast_ref::<engine::StoreError>() {
+            if e.is_bad_input() {
+                return Exit::Usage;
+            }
         }
         if let Some(e) = cause.downcast_ref::<app::Error>() {
             return if e.is_bad_input() {

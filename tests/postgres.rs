@@ -321,13 +321,31 @@ fn tls_is_spoken_when_asked_and_the_server_is_verified() {
         other_ca.display()
     );
     refused(&Host::new(&wrong, false), "another CA");
-    // A mode PostgreSQL does not know is said, the URL's password never.
+    // A mode PostgreSQL does not know is bad input (exit 2): said, the URL's password never.
     let odd = url.replacen("roster_tls@", "roster_tls:s3cr3t-x@", 1) + "?sslmode=sometimes";
-    let err = refused(&Host::new(&odd, false), "an unknown sslmode");
+    let (code, out, err) = Host::new(&odd, false).run(&add);
+    assert_eq!(code, 2, "an unknown sslmode: {out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
         err.contains("sometimes") && !err.contains("s3cr3t-x"),
         "{err}"
     );
+}
+
+#[test]
+fn a_store_url_that_cannot_be_read_is_bad_input_and_its_password_is_never_shown() {
+    for url in [
+        "postgres://roster:s3cr3t-y@db.example:notaport/roster",
+        "postgres://roster:s3cr3t-y@db.example/roster?sslcert=me.pem",
+    ] {
+        for args in [&["runs"][..], &["org", "list"], &["verify"]] {
+            let (code, out, err) = Host::new(url, false).run(args);
+            assert_eq!(code, 2, "{url} {args:?}: {out}{err}");
+            assert_eq!(err.trim().lines().count(), 1, "{err}");
+            assert!(err.contains("URL"), "{err}");
+            assert!(!format!("{out}{err}").contains("s3cr3t-y"), "{err}");
+        }
+    }
 }
 
 /// Adds a user to the tenant file, replacing the file whole (a sync may be reading it).

@@ -30,10 +30,9 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         match self {
             Error::BadInput(_) => true,
-            Error::Store(StoreError::NoStore { .. } | StoreError::NotAStore { .. }) => true,
-            Error::Adapters(adapters::Error::Store(
-                StoreError::NoStore { .. } | StoreError::NotAStore { .. },
-            )) => true,
+            Error::Store(e) | Error::Adapters(adapters::Error::Store(e)) if e.is_bad_input() => {
+                true
+            }
             Error::Adapters(e) => e.is_bad_input(),
             Error::Backup(replay::backup::BackupError::Bad { .. }) => true,
             _ => false,

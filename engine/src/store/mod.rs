@@ -104,6 +104,9 @@ pub enum StoreError {
     NoStore { dir: String },
     #[error("{dir} is not a roster store: {why}")]
     NotAStore { dir: String, why: String },
+    /// A store URL roster cannot read (never shown: it may hold a password).
+    #[error("the store's PostgreSQL URL {why}")]
+    BadUrl { why: String },
     #[error("not enough free disk space for the store in {dir}: {what} needs about {need}, {free} free; free some space or move the store (--store DIR), then run again")]
     DiskFull {
         dir: String,
@@ -111,6 +114,17 @@ pub enum StoreError {
         need: Bytes,
         free: Bytes,
     },
+}
+
+impl StoreError {
+    /// Whether the user must fix what they gave (exit 2): no store where they pointed, or a
+    /// store URL that cannot be read.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoStore { .. } | StoreError::NotAStore { .. } | StoreError::BadUrl { .. }
+        )
+    }
 }
 
 impl From<sled::Error> for StoreError {

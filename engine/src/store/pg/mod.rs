@@ -210,10 +210,11 @@ impl PgStore {
 
 /// The connection settings in `url`, and how the database is named in messages.
 fn parse(url: &str) -> Result<(postgres::Config, String, Tls), StoreError> {
-    let unreadable = |why: String| StoreError::Postgres { why };
-    let (rest, tls) = tls::split(url).map_err(|why| unreadable(format!("URL: {why}")))?;
+    let unreadable = |why: String| StoreError::BadUrl { why };
+    let (rest, tls) = tls::split(url)
+        .map_err(|why| unreadable(format!("asks for what roster cannot do: {why}")))?;
     let mut config: postgres::Config = rest.parse().map_err(|_| {
-        unreadable("URL could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL)".into())
+        unreadable("could not be read: give one like postgres://USER@HOST:PORT/DATABASE (the password in $PGPASSWORD or ~/.pgpass, or in the URL)".into())
     })?;
     credentials::complete(&mut config);
     config.ssl_mode(match tls {
