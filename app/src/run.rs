@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use engine::chain::{self, mirror as kept, ChainState, Digested, EntryKey, LastOutcome};
 use engine::compare::EntryDifference;
 use engine::decide::{self, Chosen, Decided, Inputs, Reviewed};
+use engine::difference::Changed;
 use engine::event::{
     ActionChosen, Baseline, EntryOutcome, Event, Listed, Mode, ObjectDeleted, RunFinished,
     RunOptions, RunStarted, RunStatus, SelectionSpec, SourceInfo, Summary, TargetInfo,
@@ -245,6 +246,9 @@ struct ChosenRun {
 struct Observed {
     run: RunId,
     plan: Plan,
+    /// The entries a plan by difference did not decide again, by the outcome their chain
+    /// implies (see [`engine::difference`]).
+    not_decided: Summary,
     stale: Vec<EntryDifference>,
     server: ServerState,
     deleted: Vec<ObjectDeleted>,
@@ -261,6 +265,8 @@ struct Observed {
 /// difference), its `RunStarted`, and a live org's Entra objects as its mirror keeps them.
 struct Recorded {
     against: Option<RecordedAgainst>,
+    /// What the differences from the base name.
+    changed: Option<Changed>,
     started: RunStarted,
     whole: Option<Vec<u8>>,
 }
@@ -509,6 +515,20 @@ impl Cx<'_> {
         }
     }
 
+    /// Whether the run decides again only the entries its changes reach (see
+    /// [`engine::difference`]), recording against a base begun as `base`: when it returns
+    /// only what it records, and decides under its base's rules, options and server.
+    fn by_difference(&self, base: &RunStarted) -> bool {
+        let req = self.req;
+        let alike = base.rules == DECISION_RULES
+            && base.engine_version == ENGINE_VERSION
+            && base.tenant_id == self.org.tenant_id
+            && base.target == self.target_info
+            && base.options == req.options;
+        let decides_all = req.every_entry || req.reviewed.is_some() || req.approved.is_some();
+        alike && !decides_all
+    }
+
     /// The selection and the deleted objects; then, the disk checked for what the run will
     /// record, its id. Bad input stops the run here, before anything is written.
     fn choose(&self, read: Read) -> Result<ChosenRun> {
@@ -558,24 +578,54 @@ impl Cx<'_> {
             "planning {} entries, recording what was read",
             choices.len()
         ));
-        let (decided, recorded) = std::thread::scope(|scope| {
-            let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
-                run: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
-                entries,
-            });
-            let inputs = self.inputs(&read);
-            let (deleted, choices) = (&deleted, &choices);
-            let planner = scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
-            let recorded = self.record_inputs(run, at, &read, base, deleted, choices);
-            let decided = planner
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (decided, recorded)
-        });
+        let by_difference = base
+            .as_ref()
+            .is_some_and(|b| self.by_difference(&b.started));
+        let (decided, recorded, not_decided) = match by_difference {
+            // Deciding only what changed waits for the comparison that says what changed.
+            true => {
+                let recorded = self.record_inputs(run, at, &read, base, &deleted, &choices)?;
+                let (Some(against), Some(changed)) = (&recorded.against, &recorded.changed) else {
+                    unreachable!("a run recorded against its base knows what changed")
+                };
+                let by = decide::decide_by_difference(
+                    &self.inputs(&read),
+                    &deleted,
+                    &choices,
+                    changed,
+                    &against.last,
+                );
+                tracing::debug!(
+                    "planned by difference: {} entries decided again",
+                    by.plan.entries.len()
+                );
+                let decided = Decided {
+                    plan: by.plan,
+                    stale: Vec::new(),
+                };
+                (decided, Ok(recorded), by.not_decided)
+            }
+            false => std::thread::scope(|scope| {
+                let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
+                    run: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),
+                    entries,
+                });
+                let inputs = self.inputs(&read);
+                let (deleted, choices) = (&deleted, &choices);
+                let planner =
+                    scope.spawn(move || decide::decide(&inputs, deleted, choices, reviewed));
+                let recorded = self.record_inputs(run, at, &read, base, deleted, choices);
+                let decided = planner
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (decided, recorded, Summary::default())
+            }),
+        };
         let Recorded {
             against: base,
             started,
             whole,
+            ..
         } = recorded?;
         let Decided { plan, stale } = decided;
         self.lap("planned");
@@ -591,6 +641,7 @@ impl Cx<'_> {
         Ok(Observed {
             run,
             plan,
+            not_decided,
             stale,
             server,
             deleted,
@@ -625,7 +676,7 @@ impl Cx<'_> {
             base.is_some(),
         );
         self.lap("digested the inputs");
-        let (differences, against) = match base {
+        let (differences, against, changed) = match base {
             Some(b) => {
                 let (run, chained) = (b.run, (b.full, b.length));
                 let (diffs, digested, last) =
@@ -637,9 +688,10 @@ impl Cx<'_> {
                     digested,
                     last,
                 };
-                (Some(diffs), Some(against))
+                let changed = Changed::of(&diffs);
+                (Some(diffs), Some(against), Some(changed))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         // A live org's next run reads the changes since this one: its mirror keeps the Entra
         // objects whole to apply them to.
@@ -696,6 +748,7 @@ impl Cx<'_> {
         self.lap("recorded the choices");
         Ok(Recorded {
             against,
+            changed,
             started,
             whole,
         })
@@ -710,6 +763,7 @@ impl Cx<'_> {
         let Observed {
             run,
             plan,
+            not_decided,
             stale,
             server,
             deleted,
@@ -757,7 +811,7 @@ impl Cx<'_> {
             started_by: req.started_by.clone(),
             signed_in_as: self.source.signed_in_as(),
             base_from: from.clone().filter(|_| base_run.is_some()),
-            not_decided: Summary::default(),
+            not_decided,
         };
 
         if let Some(refusal) = plan.refusal {
@@ -769,7 +823,10 @@ impl Cx<'_> {
                 Vec::new(),
                 None,
             )?;
-            return Ok(result(Vec::new(), Vec::new(), RunEnd::Refused(refusal)));
+            return Ok(RunResult {
+                not_decided: Summary::default(),
+                ..result(Vec::new(), Vec::new(), RunEnd::Refused(refusal))
+            });
         }
         // Asked to stop before anything was decided for good: nothing is planned or applied.
         if self.stop.requested() {
@@ -782,7 +839,10 @@ impl Cx<'_> {
                 Vec::new(),
                 None,
             )?;
-            return Ok(result(Vec::new(), Vec::new(), RunEnd::Aborted(why)));
+            return Ok(RunResult {
+                not_decided: Summary::default(),
+                ..result(Vec::new(), Vec::new(), RunEnd::Aborted(why))
+            });
         }
 
         let recorded: Vec<bool> = match &base {
@@ -810,7 +870,8 @@ impl Cx<'_> {
                 ..
             } = base;
             let is_recorded = || entries.iter().zip(&recorded).filter(|(_, r)| **r);
-            chain::record_outcomes(&mut last, is_recorded().map(|(e, _)| e));
+            let applied = req.mode == Mode::Apply;
+            chain::record_outcomes(&mut last, is_recorded().map(|(e, _)| e), applied);
             // A run that changed nothing on the embedded server says so: a run whose inputs
             // are this one's takes its decisions without reading them again.
             let unchanged = is_recorded().all(|(e, _)| e.op.is_none());
@@ -842,7 +903,7 @@ impl Cx<'_> {
                     .map(|(e, _)| Cow::Owned(Event::Planned(e.clone())));
                 store.commit_stream(run, clock.now(), &mut planned, &[])?;
                 let next = base.map(|b| next_mirror(&plan.entries, b, None));
-                let summary = Summary::of(&plan.entries);
+                let summary = Summary::of(&plan.entries).plus(&not_decided);
                 finish(RunStatus::Completed, summary, None, Vec::new(), next)?;
                 Ok(result(plan.entries, recorded, RunEnd::Completed))
             }
@@ -898,7 +959,7 @@ impl Cx<'_> {
                         });
                     }
                 }
-                let summary = Summary::of(&entries);
+                let summary = Summary::of(&entries).plus(&not_decided);
                 match applied.failure {
                     None => {
                         let next = match (base, &before, &after) {

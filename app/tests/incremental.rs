@@ -216,6 +216,8 @@ static MIRRORS_GIVEN: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 static MIRRORS_TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Runs whose inputs were their base's, which took its decisions without reading them.
 static SETTLED_TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Runs planned by difference that left entries undecided (their chain's outcome stands).
+static BY_DIFFERENCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Of those, a live org's: its change listings found nothing changed.
 static SETTLED_LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -291,7 +293,11 @@ fn check_chain_from(
         }
         prop_assert_eq!(a.summary(), b.summary(), "step {}", i);
         let settled = a.base_from == Some(BaseFrom::Settled);
-        if settled {
+        let by_difference = a.not_decided != engine::event::Summary::default();
+        if by_difference && !settled {
+            BY_DIFFERENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if settled || by_difference {
             // Its base's decisions taken: those it records again are returned, each decided as
             // the full run decided it, in its order; the rest counted as the full run decided
             // them.
@@ -634,6 +640,12 @@ fn the_chains_take_their_base_s_decisions_when_nothing_changed() {
     assert!(
         live > 10,
         "only {live} live runs took their base's decisions"
+    );
+    // Runs after a small change decide only what it reaches.
+    let by_difference = BY_DIFFERENCE.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        by_difference > 20,
+        "only {by_difference} runs were planned by difference"
     );
 }
 

@@ -6,7 +6,9 @@
 //!
 //! Pure, like the planner: what was read goes in, decisions come out.
 
+use crate::chain::{EntryKey, LastOutcome};
 use crate::compare::{compare_entries, EntryDifference};
+use crate::difference::{ByDifference, Changed};
 use crate::event::{
     ActionChosen, Baseline, EntryOutcome, ObjectDeleted, RunOptions, SelectionSpec,
 };
@@ -106,15 +108,25 @@ pub fn choose(inputs: &Inputs<'_>, selection: &SelectionSpec) -> Chosen {
     Chosen { deleted, choices }
 }
 
-/// Plans the run from its deleted objects and choices; a reviewed dry run that the plan no
-/// longer matches refuses it (`Refusal::StalePlan`), whatever else the plan says.
-pub fn decide(
+/// Plans the run from its deleted objects and choices, deciding again only the entries that
+/// what changed since its base reaches (see [`crate::difference`]): `last`, each entry's last
+/// outcome in the chain.
+pub fn decide_by_difference(
     inputs: &Inputs<'_>,
     deleted: &[ObjectDeleted],
     choices: &[ActionChosen],
-    reviewed: Option<Reviewed<'_>>,
-) -> Decided {
-    let mut plan = plan(PlanInput {
+    changed: &Changed,
+    last: &std::collections::HashMap<EntryKey, LastOutcome>,
+) -> ByDifference {
+    crate::difference::plan(plan_input(inputs, deleted, choices), changed, last)
+}
+
+fn plan_input<'a>(
+    inputs: &Inputs<'a>,
+    deleted: &'a [ObjectDeleted],
+    choices: &'a [ActionChosen],
+) -> PlanInput<'a> {
+    PlanInput {
         tenant: inputs.tenant,
         snapshot: inputs.snapshot,
         server: inputs.server,
@@ -125,7 +137,18 @@ pub fn decide(
         group_details: inputs.group_details,
         unkept: inputs.unkept,
         rules: inputs.rules,
-    });
+    }
+}
+
+/// Plans the run from its deleted objects and choices; a reviewed dry run that the plan no
+/// longer matches refuses it (`Refusal::StalePlan`), whatever else the plan says.
+pub fn decide(
+    inputs: &Inputs<'_>,
+    deleted: &[ObjectDeleted],
+    choices: &[ActionChosen],
+    reviewed: Option<Reviewed<'_>>,
+) -> Decided {
+    let mut plan = plan(plan_input(inputs, deleted, choices));
     let stale = match reviewed {
         Some(r) => compare_entries(r.entries, &plan.entries),
         None => Vec::new(),

@@ -10,6 +10,7 @@
 pub mod chain;
 pub mod compare;
 pub mod decide;
+pub mod difference;
 pub mod event;
 pub mod ids;
 pub mod model;

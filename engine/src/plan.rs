@@ -17,6 +17,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use serde_json::Value;
 
+use crate::chain::EntryKey;
 use crate::event::{
     Action, ActionChosen, ActionOverride, Baseline, Change, DeletedAction, EntryOutcome, Evidence,
     ObjectDeleted, Outcome, Reason, RunOptions,
@@ -192,124 +193,190 @@ pub fn choose_deleted_actions(
 
 /// Decides every entry. See the module documentation for the rules.
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    let PlanInput {
-        tenant,
-        snapshot,
-        server,
-        deleted,
-        choices,
-        options,
-        baseline,
-        group_details,
-        unkept,
-        rules,
-    } = input;
-    let mut w = Working::new(tenant, server);
+    Selected::of(&input).decide(&input, None)
+}
 
-    // Users: the selected ones and the transitive members of selected groups, once each,
-    // in name order (then id): the order the report shows them in.
-    let user_index: HashMap<&ObjectId, &EntraUser> =
-        snapshot.users.iter().map(|u| (&u.id, u)).collect();
-    let mut seen_users: HashSet<&ObjectId> = HashSet::default();
-    let mut seen_groups: HashSet<&ObjectId> = HashSet::default();
-    let mut users: Vec<Result<&EntraUser, &ActionChosen>> = Vec::new();
-    let mut groups: Vec<Result<&EntraGroup, &ActionChosen>> = Vec::new();
-    // An object already handled as deleted is not imported as well (a choice list can only
-    // hold both if it was not produced by `resolve_selection`, e.g. a hand-edited log).
-    let deleted_ids: HashSet<(Kind, &ObjectId)> = deleted.iter().map(|d| (d.kind, &d.id)).collect();
-    let is_deleted = |c: &ActionChosen| deleted_ids.contains(&(c.kind, &c.id));
-    for c in choices
-        .iter()
-        .filter(|c| c.action == Action::Import && !is_deleted(c))
-    {
-        match c.kind {
-            Kind::User => {
-                if seen_users.insert(&c.id) {
-                    users.push(user_index.get(&c.id).copied().ok_or(c));
+/// The entries a plan decides, as the choices name them: the selected users and the
+/// transitive members of selected groups (once each), and the selected groups — a choice
+/// whose object is not in the snapshot as itself.
+pub(crate) struct Selected<'a> {
+    pub(crate) users: Vec<Result<&'a EntraUser, &'a ActionChosen>>,
+    pub(crate) groups: Vec<Result<&'a EntraGroup, &'a ActionChosen>>,
+    user_index: HashMap<&'a ObjectId, &'a EntraUser>,
+}
+
+impl<'a> Selected<'a> {
+    pub(crate) fn of(input: &PlanInput<'a>) -> Selected<'a> {
+        let (snapshot, deleted, choices, options) =
+            (input.snapshot, input.deleted, input.choices, input.options);
+        let user_index: HashMap<&ObjectId, &EntraUser> =
+            snapshot.users.iter().map(|u| (&u.id, u)).collect();
+        let mut seen_users: HashSet<&ObjectId> = HashSet::default();
+        let mut seen_groups: HashSet<&ObjectId> = HashSet::default();
+        let mut users: Vec<Result<&EntraUser, &ActionChosen>> = Vec::new();
+        let mut groups: Vec<Result<&EntraGroup, &ActionChosen>> = Vec::new();
+        // An object already handled as deleted is not imported as well (a choice list can only
+        // hold both if it was not produced by `resolve_selection`, e.g. a hand-edited log).
+        let deleted_ids: HashSet<(Kind, &ObjectId)> =
+            deleted.iter().map(|d| (d.kind, &d.id)).collect();
+        let is_deleted = |c: &ActionChosen| deleted_ids.contains(&(c.kind, &c.id));
+        for c in choices
+            .iter()
+            .filter(|c| c.action == Action::Import && !is_deleted(c))
+        {
+            match c.kind {
+                Kind::User => {
+                    if seen_users.insert(&c.id) {
+                        users.push(user_index.get(&c.id).copied().ok_or(c));
+                    }
                 }
-            }
-            Kind::Group => {
-                if !seen_groups.insert(&c.id) {
-                    continue;
-                }
-                let found = snapshot.group(&c.id).ok_or(c);
-                groups.push(found);
-                if let Ok(g) = found {
-                    for m in &g.member_users {
-                        if options.leave_out.contains(m) {
-                            continue;
-                        }
-                        if let Some(u) = user_index.get(m) {
-                            if seen_users.insert(&u.id) {
-                                users.push(Ok(u));
+                Kind::Group => {
+                    if !seen_groups.insert(&c.id) {
+                        continue;
+                    }
+                    let found = snapshot.group(&c.id).ok_or(c);
+                    groups.push(found);
+                    if let Ok(g) = found {
+                        for m in &g.member_users {
+                            if options.leave_out.contains(m) {
+                                continue;
+                            }
+                            if let Some(u) = user_index.get(m) {
+                                if seen_users.insert(&u.id) {
+                                    users.push(Ok(u));
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        Selected {
+            users,
+            groups,
+            user_index,
+        }
     }
-    users.sort_by_cached_key(|f| match f {
-        Ok(u) => (u.name().to_lowercase(), u.id.clone()),
-        Err(c) => (c.name.to_lowercase(), c.id.clone()),
-    });
-    groups.sort_by_cached_key(|f| match f {
-        Ok(g) => (g.name().to_lowercase(), g.id.clone()),
-        Err(c) => (c.name.to_lowercase(), c.id.clone()),
-    });
-    // One entry per deleted object, user and group, known now: sized once, so a large plan
-    // is never copied as it grows (nor held twice while it is).
-    let mut entries = Vec::with_capacity(deleted.len() + users.len() + groups.len());
 
-    // The first deleted-object action chosen for each object.
-    let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::default();
-    for c in choices.iter().filter(|c| c.action != Action::Import) {
-        chosen.entry((c.kind, &c.id)).or_insert(c.action);
-    }
-    let (mut removals, mut group_removals) = (0u32, 0u32);
-    for d in deleted {
-        let action = chosen
-            .get(&(d.kind, &d.id))
+    /// Decides the deleted objects, then the entries `only` names (every entry without it),
+    /// in name order (then id) within linked objects first, then new ones: the order the
+    /// report shows them in, and the one their operations apply in. An entry left out is
+    /// neither decided nor applied to the working state: only one that would change nothing
+    /// may be left out (see [`crate::difference`]).
+    pub(crate) fn decide(&self, input: &PlanInput<'_>, only: Option<&HashSet<EntryKey>>) -> Plan {
+        let PlanInput {
+            tenant,
+            server,
+            deleted,
+            choices,
+            group_details,
+            unkept,
+            rules,
+            ..
+        } = *input;
+        let wanted =
+            |kind: Kind, id: &ObjectId| only.is_none_or(|o| o.contains(&(kind, id.clone())));
+        let mut users: Vec<_> = self
+            .users
+            .iter()
             .copied()
-            .unwrap_or(Action::Ignore);
-        let entry = decide_deleted(d, action, &w);
-        if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
-            removals += 1;
-            if d.kind == Kind::Group {
-                group_removals += 1;
+            .filter(|f| match f {
+                Ok(u) => wanted(Kind::User, &u.id),
+                Err(c) => wanted(c.kind, &c.id),
+            })
+            .collect();
+        let mut groups: Vec<_> = self
+            .groups
+            .iter()
+            .copied()
+            .filter(|f| match f {
+                Ok(g) => wanted(Kind::Group, &g.id),
+                Err(c) => wanted(c.kind, &c.id),
+            })
+            .collect();
+        users.sort_by_cached_key(|f| match f {
+            Ok(u) => (u.name().to_lowercase(), u.id.clone()),
+            Err(c) => (c.name.to_lowercase(), c.id.clone()),
+        });
+        groups.sort_by_cached_key(|f| match f {
+            Ok(g) => (g.name().to_lowercase(), g.id.clone()),
+            Err(c) => (c.name.to_lowercase(), c.id.clone()),
+        });
+        let mut w = Working::new(tenant, server);
+        // One entry per deleted object, user and group, known now: sized once, so a large plan
+        // is never copied as it grows (nor held twice while it is).
+        let mut entries = Vec::with_capacity(deleted.len() + users.len() + groups.len());
+
+        // The first deleted-object action chosen for each object.
+        let mut chosen: HashMap<(Kind, &ObjectId), Action> = HashMap::default();
+        for c in choices.iter().filter(|c| c.action != Action::Import) {
+            chosen.entry((c.kind, &c.id)).or_insert(c.action);
+        }
+        let (mut removals, mut group_removals) = (0u32, 0u32);
+        for d in deleted {
+            let action = chosen
+                .get(&(d.kind, &d.id))
+                .copied()
+                .unwrap_or(Action::Ignore);
+            let entry = decide_deleted(d, action, &w);
+            if entry.op.is_some() && matches!(entry.outcome, Outcome::Disabled | Outcome::Deleted) {
+                removals += 1;
+                if d.kind == Kind::Group {
+                    group_removals += 1;
+                }
             }
+            w.push(entry, &mut entries);
         }
-        w.push(entry, &mut entries);
-    }
 
-    // Linked objects first: a rename frees a login or name before a new object asks for it,
-    // so the outcome does not depend on alphabetical order.
-    let (linked_users, new_users): (Vec<_>, Vec<_>) = users
-        .into_iter()
-        .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
-    for found in linked_users.into_iter().chain(new_users) {
-        let entry = match found {
-            Ok(u) => decide_user(tenant, u, &w, rules, unkept, group_details),
-            Err(c) => not_in_snapshot(c),
-        };
-        // A disable that follows Entra ID counts against --max-deletions like any other: a
-        // listing that says every account is disabled must not disable them all.
-        if entry.op.is_some() && entry.outcome == Outcome::Disabled {
-            removals += 1;
+        // Linked objects first: a rename frees a login or name before a new object asks for
+        // it, so the outcome does not depend on alphabetical order.
+        let (linked_users, new_users): (Vec<_>, Vec<_>) = users
+            .into_iter()
+            .partition(|f| f.is_ok_and(|u| w.linked_user(&u.id).is_some()));
+        for found in linked_users.into_iter().chain(new_users) {
+            let entry = match found {
+                Ok(u) => decide_user(tenant, u, &w, rules, unkept, group_details),
+                Err(c) => not_in_snapshot(c),
+            };
+            // A disable that follows Entra ID counts against --max-deletions like any other:
+            // a listing that says every account is disabled must not disable them all.
+            if entry.op.is_some() && entry.outcome == Outcome::Disabled {
+                removals += 1;
+            }
+            w.push(entry, &mut entries);
         }
-        w.push(entry, &mut entries);
-    }
-    let (linked_groups, new_groups): (Vec<_>, Vec<_>) = groups
-        .into_iter()
-        .partition(|f| f.is_ok_and(|g| w.linked_group(&g.id).is_some()));
-    for found in linked_groups.into_iter().chain(new_groups) {
-        let entry = match found {
-            Ok(g) => decide_group(tenant, g, &user_index, &w, group_details),
-            Err(c) => not_in_snapshot(c),
-        };
-        w.push(entry, &mut entries);
-    }
+        let (linked_groups, new_groups): (Vec<_>, Vec<_>) = groups
+            .into_iter()
+            .partition(|f| f.is_ok_and(|g| w.linked_group(&g.id).is_some()));
+        for found in linked_groups.into_iter().chain(new_groups) {
+            let entry = match found {
+                Ok(g) => decide_group(tenant, g, &self.user_index, &w, group_details),
+                Err(c) => not_in_snapshot(c),
+            };
+            w.push(entry, &mut entries);
+        }
+        drop(w);
 
+        let refusal = refusal(input, removals, group_removals);
+        Plan {
+            deleted: deleted.to_vec(),
+            entries,
+            refusal,
+        }
+    }
+}
+
+/// Why the plan must not be applied, if it must not: its removals (`removals`, of which
+/// `group_removals` groups) against the guards.
+fn refusal(input: &PlanInput<'_>, removals: u32, group_removals: u32) -> Option<Refusal> {
+    let PlanInput {
+        tenant,
+        snapshot,
+        server,
+        options,
+        baseline,
+        ..
+    } = *input;
     let linked = server
         .users()
         .filter(|u| u.linked_to(tenant).is_some())
@@ -340,47 +407,41 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
             })
     };
     let guarded = !options.allow_empty_source;
-    let refusal =
-        if guarded && snapshot.users.is_empty() && snapshot.completeness.users && linked > 0 {
-            Some(Refusal::EmptySource { linked })
-        } else if guarded
-            && snapshot.groups.is_empty()
-            && snapshot.completeness.groups
-            && group_removals > 0
-        {
-            Some(Refusal::NoGroups {
-                linked: linked_groups,
-            })
-        } else if let Some(refusal) = guarded
-            .then(|| {
+    if guarded && snapshot.users.is_empty() && snapshot.completeness.users && linked > 0 {
+        Some(Refusal::EmptySource { linked })
+    } else if guarded
+        && snapshot.groups.is_empty()
+        && snapshot.completeness.groups
+        && group_removals > 0
+    {
+        Some(Refusal::NoGroups {
+            linked: linked_groups,
+        })
+    } else if let Some(refusal) = guarded
+        .then(|| {
+            shrunk(
+                Kind::User,
+                snapshot.users.len(),
+                snapshot.completeness.users,
+            )
+            .or_else(|| {
                 shrunk(
-                    Kind::User,
-                    snapshot.users.len(),
-                    snapshot.completeness.users,
+                    Kind::Group,
+                    snapshot.groups.len(),
+                    snapshot.completeness.groups,
                 )
-                .or_else(|| {
-                    shrunk(
-                        Kind::Group,
-                        snapshot.groups.len(),
-                        snapshot.completeness.groups,
-                    )
-                })
             })
-            .flatten()
-        {
-            Some(refusal)
-        } else if removals > options.max_deletions {
-            Some(Refusal::TooManyDeletions {
-                planned: removals,
-                limit: options.max_deletions,
-            })
-        } else {
-            None
-        };
-    Plan {
-        deleted: deleted.to_vec(),
-        entries,
-        refusal,
+        })
+        .flatten()
+    {
+        Some(refusal)
+    } else if removals > options.max_deletions {
+        Some(Refusal::TooManyDeletions {
+            planned: removals,
+            limit: options.max_deletions,
+        })
+    } else {
+        None
     }
 }
 

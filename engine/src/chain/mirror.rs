@@ -7,13 +7,14 @@
 //! `store::MirrorStamp`): the body holds only the state, so a run that changed nothing leaves
 //! the same body, and only a new stamp is written.
 //!
-//! Body (format 2), one LZ4 block (its size prepended) holding, integers little endian:
-//! `roster mirror 2\n`; the Entra users, groups, deleted users and deleted groups, each a count (u32) then per object its id
+//! Body (format 3), one LZ4 block (its size prepended) holding, integers little endian:
+//! `roster mirror 3\n`; the Entra users, groups, deleted users and deleted groups, each a count (u32) then per object its id
 //! (u8 length, bytes) and its digest (16 bytes); the server's users and groups, each a count
 //! then per record its case-folded key (u32 length, bytes) and digest; the deleted objects and
 //! the choices, each a count then per entry its kind (u8: 0 user, 1 group), id and digest; the
 //! last outcomes, a count then per entry its kind, id, outcome and reason (their JSON names,
-//! u8 length each; an empty reason is none) and whether it changed the server (u8). Stored as
+//! u8 length each; an empty reason is none) and whether it changed the server (u8: bit 0), its
+//! change made by an import (bit 1). Stored as
 //! that block's compressed length (u64), the block, then — when the Entra objects are kept
 //! whole — their blocks (see [`encode_whole`]).
 
@@ -27,7 +28,7 @@ use crate::ids::{ObjectId, RunId, TenantId};
 use crate::model::{EntraGroup, EntraUser, Kind, ServerState};
 use crate::store::MirrorId;
 
-const MAGIC: &[u8] = b"roster mirror 2\n";
+const MAGIC: &[u8] = b"roster mirror 3\n";
 
 /// The server a mirror is kept for, as its id and stamp name it: what makes two runs' servers
 /// the same for a chain ([`TargetInfo::same_server`]).
@@ -132,7 +133,7 @@ pub fn encode(state: ChainState, whole: Option<&[u8]>) -> Vec<u8> {
         put_short(&mut w, name_of(&last.outcome).as_bytes());
         let reason = last.reason.as_ref().map(name_of).unwrap_or_default();
         put_short(&mut w, reason.as_bytes());
-        w.push(u8::from(last.changed));
+        w.push(u8::from(last.changed) | u8::from(last.applied) << 1);
     }
     // The compressed part first, its length before it (then, within it, its size before
     // compression, as `lz4_flex::compress_prepend_size` writes it); the Entra objects whole
@@ -245,7 +246,7 @@ pub fn decode(
     let bytes = decompress(main)?;
     let mut r = Reader(&bytes);
     if r.take(MAGIC.len())? != MAGIC {
-        return Err("not a mirror of format 1".into());
+        return Err("not a mirror of format 3".into());
     }
     let mut ids = || -> Result<BTreeMap<ObjectId, [u8; 16]>, String> {
         let n = r.u32()?;
@@ -287,13 +288,14 @@ pub fn decode(
             true => Ok(None),
             false => named(s).map(Some),
         })?;
-        let changed = r.u8()? != 0;
+        let flags = r.u8()?;
         outcomes.insert(
             key,
             LastOutcome {
                 outcome,
                 reason,
-                changed,
+                changed: flags & 1 != 0,
+                applied: flags & 2 != 0,
             },
         );
     }

@@ -37,20 +37,24 @@ pub struct LastOutcome {
     pub reason: Option<Reason>,
     /// It changed (or, planned, would change) the server.
     pub changed: bool,
+    /// Its change was made: recorded by an import (`Imported`), not planned by a dry run.
+    pub applied: bool,
 }
 
 impl LastOutcome {
-    fn of(e: &EntryOutcome) -> LastOutcome {
+    /// `e`'s outcome, as an import (`applied`) or a dry run recorded it.
+    fn of(e: &EntryOutcome, applied: bool) -> LastOutcome {
         LastOutcome {
             outcome: e.outcome,
             reason: e.reason,
             changed: e.op.is_some(),
+            applied: applied && e.op.is_some(),
         }
     }
 
     /// What an entry the next run does not record had: the same outcome, for one that neither
     /// changed the server nor failed; `unchanged` otherwise.
-    fn implied(last: Option<&LastOutcome>) -> (Outcome, Option<Reason>) {
+    pub fn implied(last: Option<&LastOutcome>) -> (Outcome, Option<Reason>) {
         match last {
             Some(l) if !l.changed && l.outcome != Outcome::Failed => (l.outcome, l.reason),
             _ => (Outcome::Unchanged, None),
@@ -509,11 +513,11 @@ impl ChainState {
                     self.server.apply_quietly(op);
                 }
                 self.outcomes
-                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e));
+                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e, true));
             }
             Event::Planned(e) => {
                 self.outcomes
-                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e));
+                    .insert((e.kind, e.id.clone()), LastOutcome::of(&e, false));
             }
             _ => {}
         }
@@ -708,7 +712,7 @@ impl ChainState {
 /// records it again: when it changes the server, failed, or is a conflict (rules 3) — the
 /// rest the chain implies ([`worth_recording`] with the base's outcome as the last).
 pub fn recorded_again(entry: &EntryOutcome, rules: u32) -> bool {
-    worth_recording(entry, Some(&LastOutcome::of(entry)), rules)
+    worth_recording(entry, Some(&LastOutcome::of(entry, false)), rules)
 }
 
 /// What a run read and chose, each object as its digest: what the chain's state holds of it
@@ -750,14 +754,15 @@ impl Digested {
     }
 }
 
-/// The last outcome of each entry once `entries` — the outcomes a run recorded — are folded
-/// in.
+/// The last outcome of each entry once `entries` — the outcomes a run recorded, an import
+/// (`applied`) or a dry run — are folded in.
 pub fn record_outcomes<'a>(
     last: &mut HashMap<EntryKey, LastOutcome>,
     entries: impl IntoIterator<Item = &'a EntryOutcome>,
+    applied: bool,
 ) {
     for e in entries {
-        last.insert((e.kind, e.id.clone()), LastOutcome::of(e));
+        last.insert((e.kind, e.id.clone()), LastOutcome::of(e, applied));
     }
 }
 
