@@ -582,19 +582,22 @@ impl Cx<'_> {
             .as_ref()
             .is_some_and(|b| self.by_difference(&b.started));
         let (decided, recorded, not_decided) = match by_difference {
-            // Deciding only what changed waits for the comparison that says what changed.
-            true => {
-                let recorded = self.record_inputs(run, at, &read, base, &deleted, &choices)?;
+            // Deciding only what changed waits for the comparison that says what changed; what
+            // the planner needs before it is made meanwhile, on the second core.
+            true => std::thread::scope(|scope| {
+                let inputs = self.inputs(&read);
+                let (deleted, choices) = (&deleted, &choices);
+                let preparing =
+                    scope.spawn(move || decide::prepare_by_difference(&inputs, deleted, choices));
+                let recorded = self.record_inputs(run, at, &read, base, deleted, choices);
+                let prepared = preparing
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let recorded = recorded?;
                 let (Some(against), Some(changed)) = (&recorded.against, &recorded.changed) else {
                     unreachable!("a run recorded against its base knows what changed")
                 };
-                let by = decide::decide_by_difference(
-                    &self.inputs(&read),
-                    &deleted,
-                    &choices,
-                    changed,
-                    &against.last,
-                );
+                let by = prepared.plan(changed, &against.last);
                 tracing::debug!(
                     "planned by difference: {} entries decided again",
                     by.plan.entries.len()
@@ -603,8 +606,8 @@ impl Cx<'_> {
                     plan: by.plan,
                     stale: Vec::new(),
                 };
-                (decided, Ok(recorded), by.not_decided)
-            }
+                Ok::<_, Error>((decided, Ok(recorded), by.not_decided))
+            })?,
             false => std::thread::scope(|scope| {
                 let reviewed = req.reviewed.as_deref().map(|entries| Reviewed {
                     run: req.applied_from.unwrap_or(RunId(uuid::Uuid::nil())),

@@ -6,9 +6,8 @@
 //!
 //! Pure, like the planner: what was read goes in, decisions come out.
 
-use crate::chain::{EntryKey, LastOutcome};
 use crate::compare::{compare_entries, EntryDifference};
-use crate::difference::{ByDifference, Changed};
+use crate::difference::Prepared;
 use crate::event::{
     ActionChosen, Baseline, EntryOutcome, ObjectDeleted, RunOptions, SelectionSpec,
 };
@@ -108,17 +107,14 @@ pub fn choose(inputs: &Inputs<'_>, selection: &SelectionSpec) -> Chosen {
     Chosen { deleted, choices }
 }
 
-/// Plans the run from its deleted objects and choices, deciding again only the entries that
-/// what changed since its base reaches (see [`crate::difference`]): `last`, each entry's last
-/// outcome in the chain.
-pub fn decide_by_difference(
-    inputs: &Inputs<'_>,
-    deleted: &[ObjectDeleted],
-    choices: &[ActionChosen],
-    changed: &Changed,
-    last: &std::collections::HashMap<EntryKey, LastOutcome>,
-) -> ByDifference {
-    crate::difference::plan(plan_input(inputs, deleted, choices), changed, last)
+/// Prepares to plan the run by difference (see [`crate::difference`]): what it needs before it
+/// knows what changed since its base.
+pub fn prepare_by_difference<'a>(
+    inputs: &Inputs<'a>,
+    deleted: &'a [ObjectDeleted],
+    choices: &'a [ActionChosen],
+) -> Prepared<'a> {
+    crate::difference::prepare(plan_input(inputs, deleted, choices))
 }
 
 fn plan_input<'a>(

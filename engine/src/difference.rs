@@ -110,63 +110,121 @@ pub struct ByDifference {
     pub not_decided: Summary,
 }
 
-/// Plans `input` deciding only what `changed` reaches (see the module documentation).
-/// `last`: each entry's last outcome in the chain.
-pub fn plan(
-    input: PlanInput<'_>,
-    changed: &Changed,
-    last: &StdHashMap<EntryKey, LastOutcome>,
-) -> ByDifference {
-    let selected = Selected::of(&input);
-    let mut reach = Reach {
-        input: &input,
-        selected: &selected,
-        wanted: None,
-        only: HashSet::default(),
-    };
-    reach.seed(changed, last);
-    loop {
-        let plan = selected.decide(&input, Some(&reach.only));
-        if !reach.close(&plan) {
-            let mut not_decided = Summary::default();
-            let undecided = |key: EntryKey| (!reach.only.contains(&key)).then_some(key);
-            let keys = selected
-                .users
-                .iter()
-                .filter_map(|f| f.ok().map(|u| (Kind::User, u.id.clone())))
-                .chain(
-                    selected
-                        .groups
-                        .iter()
-                        .filter_map(|f| f.ok().map(|g| (Kind::Group, g.id.clone()))),
-                );
-            for key in keys.filter_map(undecided) {
-                not_decided.count(LastOutcome::implied(last.get(&key)).0);
-            }
-            return ByDifference { plan, not_decided };
-        }
-    }
+/// What a plan by difference needs before it knows what changed: the entries, which entries
+/// want each login and name, and the server's links — made while the run digests and compares
+/// its inputs (see [`prepare`]).
+pub struct Prepared<'a> {
+    input: PlanInput<'a>,
+    selected: Selected<'a>,
+    wanted: Wanted,
+    /// The login (users) or name (groups) of the server record linked to each Entra object of
+    /// the run's tenant.
+    linked: HashMap<EntryKey, String>,
 }
 
-/// The entries a plan by difference decides, growing to its closure.
-struct Reach<'a, 'i> {
-    input: &'a PlanInput<'i>,
-    selected: &'a Selected<'i>,
-    /// Which entries want each case-folded login (users) and name (groups): built the first
-    /// time a key is asked about.
-    wanted: Option<Wanted>,
-    only: HashSet<EntryKey>,
-}
-
+/// Which entries want each case-folded login (users) and name (groups).
 #[derive(Default)]
 struct Wanted {
     users: HashMap<String, Vec<ObjectId>>,
     groups: HashMap<String, Vec<ObjectId>>,
 }
 
+/// Prepares to plan `input` by difference.
+pub fn prepare(input: PlanInput<'_>) -> Prepared<'_> {
+    let selected = Selected::of(&input);
+    let mut wanted = Wanted::default();
+    for u in selected.users.iter().filter_map(|f| f.ok()) {
+        wanted
+            .users
+            .entry(fold_case(&u.user_principal_name))
+            .or_default()
+            .push(u.id.clone());
+    }
+    for g in selected.groups.iter().filter_map(|f| f.ok()) {
+        wanted
+            .groups
+            .entry(fold_case(g.name()))
+            .or_default()
+            .push(g.id.clone());
+    }
+    let tenant = input.tenant;
+    let users = input.server.users().filter_map(|u| {
+        let id = u.linked_to(tenant)?;
+        Some(((Kind::User, id.clone()), fold_case(&u.login)))
+    });
+    let groups = input.server.groups().filter_map(|g| {
+        let id = g.linked_to(tenant)?;
+        Some(((Kind::Group, id.clone()), fold_case(&g.name)))
+    });
+    let linked = users.chain(groups).collect();
+    Prepared {
+        input,
+        selected,
+        wanted,
+        linked,
+    }
+}
+
+impl Prepared<'_> {
+    /// Plans deciding only what `changed` reaches (see the module documentation). `last`:
+    /// each entry's last outcome in the chain.
+    pub fn plan(
+        &self,
+        changed: &Changed,
+        last: &StdHashMap<EntryKey, LastOutcome>,
+    ) -> ByDifference {
+        let (input, selected) = (&self.input, &self.selected);
+        let mut reach = Reach {
+            prepared: self,
+            only: HashSet::default(),
+            keys_of: Vec::new(),
+        };
+        reach.seed(changed, last);
+        reach.reach_keys();
+        loop {
+            let plan = selected.decide(input, Some(&reach.only));
+            // What an operation writes was reached beforehand (the keys an entry may write are
+            // its own and its link's): this only checks it.
+            if !reach.close(&plan) {
+                let mut not_decided = Summary::default();
+                let undecided = |key: EntryKey| (!reach.only.contains(&key)).then_some(key);
+                let keys = selected
+                    .users
+                    .iter()
+                    .filter_map(|f| f.ok().map(|u| (Kind::User, u.id.clone())))
+                    .chain(
+                        selected
+                            .groups
+                            .iter()
+                            .filter_map(|f| f.ok().map(|g| (Kind::Group, g.id.clone()))),
+                    );
+                for key in keys.filter_map(undecided) {
+                    not_decided.count(LastOutcome::implied(last.get(&key)).0);
+                }
+                return ByDifference { plan, not_decided };
+            }
+            reach.reach_keys();
+        }
+    }
+}
+
+/// The entries a plan by difference decides, growing to its closure.
+struct Reach<'a, 'i> {
+    prepared: &'a Prepared<'i>,
+    only: HashSet<EntryKey>,
+    /// Entries reached whose keys are not yet followed.
+    keys_of: Vec<EntryKey>,
+}
+
 impl Reach<'_, '_> {
+    fn insert(&mut self, key: EntryKey) {
+        if self.only.insert(key.clone()) {
+            self.keys_of.push(key);
+        }
+    }
+
     fn seed(&mut self, changed: &Changed, last: &StdHashMap<EntryKey, LastOutcome>) {
-        let (tenant, server) = (self.input.tenant, self.input.server);
+        let (tenant, server) = (self.prepared.input.tenant, self.prepared.input.server);
         // Whether an entry is decided again for what its last outcome was: `settled`, whether
         // the change it made leaves it `unchanged` with no reason when nothing changed since.
         let again = |key: &EntryKey, settled: &dyn Fn(Outcome) -> bool| match last.get(key) {
@@ -174,12 +232,12 @@ impl Reach<'_, '_> {
             Some(l) if matches!(l.outcome, Outcome::Conflict | Outcome::Failed) => true,
             Some(l) => l.changed && !(l.applied && settled(l.outcome)),
         };
-        let (users, groups) = (&self.selected.users, &self.selected.groups);
-        for found in users {
+        let selected = &self.prepared.selected;
+        for found in &selected.users {
             let u = match found {
                 Ok(u) => u,
                 Err(c) => {
-                    self.only.insert((c.kind, c.id.clone()));
+                    self.insert((c.kind, c.id.clone()));
                     continue;
                 }
             };
@@ -201,14 +259,14 @@ impl Reach<'_, '_> {
                 || changed.choices.contains(&key)
                 || again(&key, &settled)
             {
-                self.only.insert(key);
+                self.insert(key);
             }
         }
-        for found in groups {
+        for found in &selected.groups {
             let g = match found {
                 Ok(g) => g,
                 Err(c) => {
-                    self.only.insert((c.kind, c.id.clone()));
+                    self.insert((c.kind, c.id.clone()));
                     continue;
                 }
             };
@@ -216,15 +274,23 @@ impl Reach<'_, '_> {
             // A group changed or chosen anew may list users that were no entry of the base
             // (their last outcome is older, from before they left): each is decided again.
             if changed.groups.contains(&g.id) || changed.choices.contains(&key) {
-                let members = g.member_users.iter().map(|m| (Kind::User, m.clone()));
-                self.only.extend(members);
-                self.only.insert(key);
+                for m in &g.member_users {
+                    self.insert((Kind::User, m.clone()));
+                }
+                self.insert(key);
                 continue;
             }
             // A group is always enabled: once added or updated, it is `unchanged`.
             let settled = |outcome: Outcome| matches!(outcome, Outcome::Added | Outcome::Updated);
             if again(&key, &settled) {
-                self.only.insert(key);
+                self.insert(key);
+            }
+        }
+        // A deleted object's operation writes its server record.
+        for d in self.prepared.input.deleted {
+            match d.kind {
+                Kind::User => self.user_key(&fold_case(&d.server_key)),
+                Kind::Group => self.group_key(&fold_case(&d.server_key)),
             }
         }
         for login in &changed.server_users {
@@ -234,6 +300,37 @@ impl Reach<'_, '_> {
             self.group_key(name);
         }
         self.groups_of_users(&changed.users);
+    }
+
+    /// Follows the keys the entries reached may write — the login or name each wants, and the
+    /// one its link holds — to the entries that read them, and the users reached to their
+    /// groups, until nothing new is reached.
+    fn reach_keys(&mut self) {
+        while !self.keys_of.is_empty() {
+            let mut users = HashSet::default();
+            for key in std::mem::take(&mut self.keys_of) {
+                if let Some(held) = self.prepared.linked.get(&key) {
+                    match key.0 {
+                        Kind::User => self.user_key(held),
+                        Kind::Group => self.group_key(held),
+                    }
+                }
+                match key.0 {
+                    Kind::User => {
+                        if let Some(u) = self.prepared.input.snapshot.user(&key.1) {
+                            self.user_key(&fold_case(&u.user_principal_name));
+                        }
+                        users.insert(key.1);
+                    }
+                    Kind::Group => {
+                        if let Some(g) = self.prepared.input.snapshot.group(&key.1) {
+                            self.group_key(&fold_case(g.name()));
+                        }
+                    }
+                }
+            }
+            self.groups_of_users(&users);
+        }
     }
 
     /// Adds what `plan`'s operations reach; whether anything was added.
@@ -280,38 +377,31 @@ impl Reach<'_, '_> {
 
     /// The users that want `login`, and the one linked at it.
     fn user_key(&mut self, login: &str) {
-        let tenant = self.input.tenant;
-        if let Some(id) = self
-            .input
+        let (input, prepared) = (&self.prepared.input, self.prepared);
+        if let Some(id) = input
             .server
             .user(login)
-            .and_then(|u| u.linked_to(tenant))
+            .and_then(|u| u.linked_to(input.tenant))
         {
-            self.only.insert((Kind::User, id.clone()));
+            self.insert((Kind::User, id.clone()));
         }
-        let wanted = self.wanted();
-        if let Some(ids) = wanted.users.get(login) {
-            let ids: Vec<ObjectId> = ids.clone();
-            self.only.extend(ids.into_iter().map(|id| (Kind::User, id)));
+        for id in prepared.wanted.users.get(login).into_iter().flatten() {
+            self.insert((Kind::User, id.clone()));
         }
     }
 
     /// The groups that want `name`, and the one linked at it.
     fn group_key(&mut self, name: &str) {
-        let tenant = self.input.tenant;
-        if let Some(id) = self
-            .input
+        let (input, prepared) = (&self.prepared.input, self.prepared);
+        if let Some(id) = input
             .server
             .group(name)
-            .and_then(|g| g.linked_to(tenant))
+            .and_then(|g| g.linked_to(input.tenant))
         {
-            self.only.insert((Kind::Group, id.clone()));
+            self.insert((Kind::Group, id.clone()));
         }
-        let wanted = self.wanted();
-        if let Some(ids) = wanted.groups.get(name) {
-            let ids: Vec<ObjectId> = ids.clone();
-            self.only
-                .extend(ids.into_iter().map(|id| (Kind::Group, id)));
+        for id in prepared.wanted.groups.get(name).into_iter().flatten() {
+            self.insert((Kind::Group, id.clone()));
         }
     }
 
@@ -320,30 +410,11 @@ impl Reach<'_, '_> {
         if users.is_empty() {
             return;
         }
-        for g in self.selected.groups.iter().filter_map(|f| f.ok()) {
+        let prepared = self.prepared;
+        for g in prepared.selected.groups.iter().filter_map(|f| f.ok()) {
             if g.member_users.iter().any(|m| users.contains(m)) {
-                self.only.insert((Kind::Group, g.id.clone()));
+                self.insert((Kind::Group, g.id.clone()));
             }
         }
-    }
-
-    fn wanted(&mut self) -> &Wanted {
-        let selected = self.selected;
-        self.wanted.get_or_insert_with(|| {
-            let mut w = Wanted::default();
-            for u in selected.users.iter().filter_map(|f| f.ok()) {
-                w.users
-                    .entry(fold_case(&u.user_principal_name))
-                    .or_default()
-                    .push(u.id.clone());
-            }
-            for g in selected.groups.iter().filter_map(|f| f.ok()) {
-                w.groups
-                    .entry(fold_case(g.name()))
-                    .or_default()
-                    .push(g.id.clone());
-            }
-            w
-        })
     }
 }
