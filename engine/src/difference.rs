@@ -35,7 +35,7 @@ use crate::chain::{EntryKey, LastOutcome};
 use crate::event::{Event, GroupSeen, Listing, Outcome, Summary, UserSeen};
 use crate::ids::{fold_case, ObjectId};
 use crate::model::{Kind, ServerOp};
-use crate::plan::{Plan, PlanInput, Selected};
+use crate::plan::{Plan, PlanInput, Selected, Working};
 
 /// What a run's differences from its base name: the objects read anew or no longer listed,
 /// and the choices made or withdrawn.
@@ -120,6 +120,8 @@ pub struct Prepared<'a> {
     /// The login (users) or name (groups) of the server record linked to each Entra object of
     /// the run's tenant.
     linked: HashMap<EntryKey, String>,
+    /// The planner's working copy of the server, made ahead (taken by the first decision).
+    working: Option<Working<'a>>,
 }
 
 /// Which entries want each case-folded login (users) and name (groups).
@@ -158,6 +160,7 @@ pub fn prepare(input: PlanInput<'_>) -> Prepared<'_> {
     });
     let linked = users.chain(groups).collect();
     Prepared {
+        working: Some(Working::new(input.tenant, input.server)),
         input,
         selected,
         wanted,
@@ -169,20 +172,21 @@ impl Prepared<'_> {
     /// Plans deciding only what `changed` reaches (see the module documentation). `last`:
     /// each entry's last outcome in the chain.
     pub fn plan(
-        &self,
+        mut self,
         changed: &Changed,
         last: &StdHashMap<EntryKey, LastOutcome>,
     ) -> ByDifference {
+        let mut working = self.working.take();
         let (input, selected) = (&self.input, &self.selected);
         let mut reach = Reach {
-            prepared: self,
+            prepared: &self,
             only: HashSet::default(),
             keys_of: Vec::new(),
         };
         reach.seed(changed, last);
         reach.reach_keys();
         loop {
-            let plan = selected.decide(input, Some(&reach.only));
+            let plan = selected.decide(input, Some(&reach.only), working.take());
             // What an operation writes was reached beforehand (the keys an entry may write are
             // its own and its link's): this only checks it.
             if !reach.close(&plan) {

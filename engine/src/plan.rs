@@ -193,7 +193,7 @@ pub fn choose_deleted_actions(
 
 /// Decides every entry. See the module documentation for the rules.
 pub fn plan(input: PlanInput<'_>) -> Plan {
-    Selected::of(&input).decide(&input, None)
+    Selected::of(&input).decide(&input, None, None)
 }
 
 /// The entries a plan decides, as the choices name them: the selected users and the
@@ -262,8 +262,14 @@ impl<'a> Selected<'a> {
     /// in name order (then id) within linked objects first, then new ones: the order the
     /// report shows them in, and the one their operations apply in. An entry left out is
     /// neither decided nor applied to the working state: only one that would change nothing
-    /// may be left out (see [`crate::difference`]).
-    pub(crate) fn decide(&self, input: &PlanInput<'_>, only: Option<&HashSet<EntryKey>>) -> Plan {
+    /// may be left out (see [`crate::difference`]). `working`: the server as read, with its
+    /// links indexed ([`Working::new`]), if already made.
+    pub(crate) fn decide<'i>(
+        &self,
+        input: &PlanInput<'i>,
+        only: Option<&HashSet<EntryKey>>,
+        working: Option<Working<'i>>,
+    ) -> Plan {
         let PlanInput {
             tenant,
             server,
@@ -302,7 +308,7 @@ impl<'a> Selected<'a> {
             Ok(g) => (g.name().to_lowercase(), g.id.clone()),
             Err(c) => (c.name.to_lowercase(), c.id.clone()),
         });
-        let mut w = Working::new(tenant, server);
+        let mut w = working.unwrap_or_else(|| Working::new(tenant, server));
         // One entry per deleted object, user and group, known now: sized once, so a large plan
         // is never copied as it grows (nor held twice while it is).
         let mut entries = Vec::with_capacity(deleted.len() + users.len() + groups.len());
@@ -446,7 +452,7 @@ fn refusal(input: &PlanInput<'_>, removals: u32, group_removals: u32) -> Option<
 }
 
 /// The server as the plan so far leaves it, with this tenant's links indexed.
-struct Working<'a> {
+pub(crate) struct Working<'a> {
     tenant: &'a TenantId,
     state: ServerState,
     users_by_id: HashMap<ObjectId, SmolStr>,
@@ -454,7 +460,7 @@ struct Working<'a> {
 }
 
 impl<'a> Working<'a> {
-    fn new(tenant: &'a TenantId, server: &ServerState) -> Self {
+    pub(crate) fn new(tenant: &'a TenantId, server: &ServerState) -> Self {
         let users_by_id = server
             .users()
             .filter_map(|u| u.linked_to(tenant).map(|id| (id.clone(), u.login.clone())))
