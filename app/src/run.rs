@@ -593,6 +593,7 @@ impl Cx<'_> {
                 let prepared = preparing
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                self.lap("prepared to plan by difference");
                 let recorded = recorded?;
                 let (Some(against), Some(changed)) = (&recorded.against, &recorded.changed) else {
                     unreachable!("a run recorded against its base knows what changed")

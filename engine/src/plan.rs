@@ -383,14 +383,19 @@ fn refusal(input: &PlanInput<'_>, removals: u32, group_removals: u32) -> Option<
         baseline,
         ..
     } = *input;
-    let linked = server
-        .users()
-        .filter(|u| u.linked_to(tenant).is_some())
-        .count() as u32;
-    let linked_groups = server
-        .groups()
-        .filter(|g| g.linked_to(tenant).is_some())
-        .count() as u32;
+    // Counted only when a guard needs them: each is a pass over the whole server.
+    let linked = || {
+        server
+            .users()
+            .filter(|u| u.linked_to(tenant).is_some())
+            .count() as u32
+    };
+    let linked_groups = || {
+        server
+            .groups()
+            .filter(|g| g.linked_to(tenant).is_some())
+            .count() as u32
+    };
     // A listing that shrank this much, on a run that would remove objects, is refused: a
     // broken enumeration must never turn into deletions.
     let shrunk = |kind: Kind, now: usize, complete: bool| {
@@ -413,7 +418,8 @@ fn refusal(input: &PlanInput<'_>, removals: u32, group_removals: u32) -> Option<
             })
     };
     let guarded = !options.allow_empty_source;
-    if guarded && snapshot.users.is_empty() && snapshot.completeness.users && linked > 0 {
+    let empty = guarded && snapshot.users.is_empty() && snapshot.completeness.users;
+    if let Some(linked) = empty.then(linked).filter(|n| *n > 0) {
         Some(Refusal::EmptySource { linked })
     } else if guarded
         && snapshot.groups.is_empty()
@@ -421,7 +427,7 @@ fn refusal(input: &PlanInput<'_>, removals: u32, group_removals: u32) -> Option<
         && group_removals > 0
     {
         Some(Refusal::NoGroups {
-            linked: linked_groups,
+            linked: linked_groups(),
         })
     } else if let Some(refusal) = guarded
         .then(|| {
