@@ -22,7 +22,7 @@ use crate::event::{
     Action, ActionChosen, ActionOverride, Baseline, Change, DeletedAction, EntryOutcome, Evidence,
     ObjectDeleted, Outcome, Reason, RunOptions,
 };
-use crate::ids::{fold_case, ObjectId, TenantId};
+use crate::ids::{cmp_folded, fold_case, ObjectId, TenantId};
 use crate::model::{
     AuthType, EntraAttributes, EntraGroup, EntraUser, Kind, ServerGroup, ServerOp, ServerState,
     ServerUser, TenantSnapshot,
@@ -923,20 +923,18 @@ fn decide_group(
     w: &Working<'_>,
     group_details: bool,
 ) -> EntryOutcome {
-    let mut members: Vec<(String, SmolStr)> = g
+    let mut members: Vec<SmolStr> = g
         .member_users
         .iter()
         .filter_map(|id| users.get(id))
         .filter_map(|u| w.member_login(u))
-        .map(|login| (fold_case(&login), login))
         .collect();
-    members.sort_unstable();
-    members.dedup_by(|a, b| a.0 == b.0);
-    // A list of its own, exactly as long: collected in place, it would keep the room of the
-    // pairs (twice its size) for as long as the plan lives.
-    let mut exact = Vec::with_capacity(members.len());
-    exact.extend(members.into_iter().map(|(_, login)| login));
-    let members = exact;
+    // By case-folded login, then as spelled; one login per fold (the first so ordered) —
+    // compared without making the folds (a string each) when the logins are ASCII.
+    members.sort_unstable_by(|a, b| cmp_folded(a, b).then_with(|| a.cmp(b)));
+    members.dedup_by(|a, b| cmp_folded(a, b).is_eq());
+    // A list of its own, exactly as long: it lives as long as the plan.
+    members.shrink_to_fit();
     let label = g.group_type().label();
     // What the server cannot keep is neither written nor compared.
     let desired = ServerGroup {
