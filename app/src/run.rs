@@ -265,8 +265,6 @@ struct Observed {
 /// difference), its `RunStarted`, and a live org's Entra objects as its mirror keeps them.
 struct Recorded {
     against: Option<RecordedAgainst>,
-    /// What the differences from the base name.
-    changed: Option<Changed>,
     started: RunStarted,
     whole: Option<Vec<u8>>,
 }
@@ -279,6 +277,8 @@ struct RecordedAgainst {
     chained: (RunId, usize),
     last: HashMap<EntryKey, LastOutcome>,
     digested: Digested,
+    /// What the differences from the base name (what a plan by difference reaches from).
+    changed: Changed,
 }
 
 impl Cx<'_> {
@@ -595,10 +595,10 @@ impl Cx<'_> {
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 self.lap("prepared to plan by difference");
                 let recorded = recorded?;
-                let (Some(against), Some(changed)) = (&recorded.against, &recorded.changed) else {
-                    unreachable!("a run recorded against its base knows what changed")
+                let Some(against) = &recorded.against else {
+                    unreachable!("a run planned by difference recorded against its base")
                 };
-                let by = prepared.plan(changed, &against.last);
+                let by = prepared.plan(&against.changed, &against.last);
                 tracing::debug!(
                     "planned by difference: {} entries decided again",
                     by.plan.entries.len()
@@ -629,7 +629,6 @@ impl Cx<'_> {
             against: base,
             started,
             whole,
-            ..
         } = recorded?;
         let Decided { plan, stale } = decided;
         self.lap("planned");
@@ -680,7 +679,7 @@ impl Cx<'_> {
             base.is_some(),
         );
         self.lap("digested the inputs");
-        let (differences, against, changed) = match base {
+        let (differences, against) = match base {
             Some(b) => {
                 let (run, chained) = (b.run, (b.full, b.length));
                 let (diffs, digested, last) =
@@ -691,11 +690,11 @@ impl Cx<'_> {
                     chained,
                     digested,
                     last,
+                    changed: Changed::of(&diffs),
                 };
-                let changed = Changed::of(&diffs);
-                (Some(diffs), Some(against), Some(changed))
+                (Some(diffs), Some(against))
             }
-            None => (None, None, None),
+            None => (None, None),
         };
         // A live org's next run reads the changes since this one: its mirror keeps the Entra
         // objects whole to apply them to.
@@ -752,7 +751,6 @@ impl Cx<'_> {
         self.lap("recorded the choices");
         Ok(Recorded {
             against,
-            changed,
             started,
             whole,
         })

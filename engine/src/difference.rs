@@ -337,7 +337,8 @@ impl Reach<'_, '_> {
         }
     }
 
-    /// Adds what `plan`'s operations reach; whether anything was added.
+    /// Adds what `plan`'s operations reach; whether anything was added (the groups of a user
+    /// added are [`Reach::reach_keys`]'s to follow, before the next decision).
     fn close(&mut self, plan: &Plan) -> bool {
         let before = self.only.len();
         for op in plan.entries.iter().filter_map(|e| e.op.as_ref()) {
@@ -368,13 +369,6 @@ impl Reach<'_, '_> {
                 }
             }
         }
-        let decided: HashSet<ObjectId> = self
-            .only
-            .iter()
-            .filter(|(kind, _)| *kind == Kind::User)
-            .map(|(_, id)| id.clone())
-            .collect();
-        self.groups_of_users(&decided);
         // An entry reached for the first time may reach further: decide again.
         self.only.len() > before
     }
