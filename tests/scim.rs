@@ -92,8 +92,8 @@ fn as_decided_keeping_less(entry: Value, unkept: &[&str]) -> Value {
 fn keeping(state: &ServerState, unkept: &[&str]) -> ServerState {
     let unkept: Vec<String> = unkept.iter().map(|a| a.to_string()).collect();
     ServerState::from_parts(
-        state.users().map(|u| u.clone().without(&unkept)).collect(),
-        state.groups().cloned().collect(),
+        state.users().map(|u| u.clone().without(&unkept)),
+        state.groups().cloned(),
     )
     .unwrap()
 }
@@ -130,8 +130,8 @@ fn demo_imports_end_as_into_the_embedded_server(service: Service, unkept: &[&str
     // does not hold and a run against it does not compare.
     let demo = demo_server();
     let start = ServerState::from_parts(
-        as_scim_holds(&demo).users().cloned().collect(),
-        demo.groups().cloned().collect(),
+        as_scim_holds(&demo).users().cloned(),
+        demo.groups().cloned(),
     )
     .unwrap();
     service.seed(&start);

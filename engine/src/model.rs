@@ -4,7 +4,7 @@
 //! These are engine types, not wire types: Graph's JSON is parsed into them by `adapters`.
 //! They serialize (camelCase) into events and into the server state file.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -711,7 +711,8 @@ fn index_records<T: Record>(
     records: impl IntoIterator<Item = T>,
 ) -> Result<BTreeMap<SmolStr, Arc<T>>, ServerStateError> {
     let mut by_key = BTreeMap::new();
-    let mut links = BTreeSet::new();
+    // Hashed, not ordered: a directory of a million records checks a million links.
+    let mut links = rustc_hash::FxHashSet::default();
     for (index, r) in records.into_iter().enumerate() {
         if r.key().trim().is_empty() {
             return Err(T::empty(index));
@@ -739,11 +740,14 @@ fn index_records<T: Record>(
             }
             _ => {}
         }
-        let key = key_of(r.key());
-        if by_key.contains_key(&key) {
-            return Err(T::duplicate(index, r.key().to_string()));
+        match by_key.entry(key_of(r.key())) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Arc::new(r));
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {
+                return Err(T::duplicate(index, r.key().to_string()));
+            }
         }
-        by_key.insert(key, Arc::new(r));
     }
     Ok(by_key)
 }
@@ -836,18 +840,24 @@ pub enum KeyWrite {
 
 impl ServerState {
     pub fn from_parts(
-        users: Vec<ServerUser>,
-        groups: Vec<ServerGroup>,
+        users: impl IntoIterator<Item = ServerUser>,
+        groups: impl IntoIterator<Item = ServerGroup>,
     ) -> Result<Self, ServerStateError> {
         let users = index_records(users.into_iter().map(ServerUser::shared))?;
         // A member is a user's login: kept once, the user's, where it is written the same (found
         // by the member itself where the login is its own key: no folding for most of them).
+        // Looked up by hash: millions of members against a B-tree of a million logins was
+        // most of a large directory's loading.
+        let logins: rustc_hash::FxHashMap<&str, &SmolStr> = users
+            .iter()
+            .map(|(key, u)| (key.as_str(), &u.login))
+            .collect();
         let member = |m: SmolStr| {
-            let user = users
+            let login = logins
                 .get(m.as_str())
-                .or_else(|| users.get(fold_case(&m).as_str()));
-            match user {
-                Some(u) if u.login == m => u.login.clone(),
+                .or_else(|| logins.get(fold_case(&m).as_str()));
+            match login {
+                Some(&login) if *login == m => login.clone(),
                 _ => m,
             }
         };
@@ -858,8 +868,10 @@ impl ServerState {
                 .collect();
             g
         });
+        let groups = index_records(groups)?;
+        drop(logins);
         Ok(ServerState {
-            groups: index_records(groups)?,
+            groups,
             users,
             memberships: Memberships::default(),
         })

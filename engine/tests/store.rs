@@ -335,15 +335,45 @@ fn prepared_steps_commit_in_order_or_not_at_all() {
     assert_eq!(events(&store), events(&direct));
 }
 
+/// The directory is read record by record as it is built: a record that does not read is
+/// said, naming it, wherever it stands — never a directory built of the records before it.
+#[test]
+fn a_damaged_server_record_is_named_not_read_past() {
+    let store = SledStore::temporary().unwrap();
+    let users: Vec<ServerUser> = (1..=3000)
+        .map(|n| linked(&user(n, &format!("u{n}@x.com"))))
+        .collect();
+    let groups = vec![
+        server_group("A", None, &["u1@x.com", "u2999@x.com"]),
+        server_group("B", None, &["u2@x.com"]),
+    ];
+    let state = ServerState::from_parts(users, groups).unwrap();
+    store.replace_server_state(&state).unwrap();
+    assert_eq!(store.server_state().unwrap(), state);
+    for (key, named) in [
+        (&b"uu2500@x.com"[..], "server user u2500@x.com"),
+        (b"ga", "server group a"),
+    ] {
+        let kept = store
+            .raw_tree()
+            .get(key)
+            .unwrap()
+            .expect("the record is stored");
+        store.raw_tree().insert(key, &b"{\"login\": 7"[..]).unwrap();
+        let err = store.server_state().unwrap_err().to_string();
+        assert!(err.contains(named), "{err}");
+        store.raw_tree().insert(key, kept).unwrap();
+        assert_eq!(store.server_state().unwrap(), state);
+    }
+}
+
 /// `server load` writes a large directory in batches: until the last one, the directory is
 /// refused as incomplete, never used half-written; a complete load clears the mark.
 #[test]
 fn an_unfinished_server_load_is_refused_until_a_load_completes() {
     let store = SledStore::temporary().unwrap();
     let state = ServerState::from_parts(
-        (1..=5000)
-            .map(|n| linked(&user(n, &format!("u{n}@x.com"))))
-            .collect(),
+        (1..=5000).map(|n| linked(&user(n, &format!("u{n}@x.com")))),
         vec![],
     )
     .unwrap();

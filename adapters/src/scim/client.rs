@@ -838,8 +838,8 @@ impl ScimClient {
                 .await;
         }
         let state = ServerState::from_parts(
-            users.iter().map(|u| u.user.clone()).collect(),
-            groups.iter().map(|g| g.group.clone()).collect(),
+            users.iter().map(|u| u.user.clone()),
+            groups.iter().map(|g| g.group.clone()),
         )
         .map_err(|e| bad(e.to_string()))?;
         Ok(ScimDirectory {

@@ -182,9 +182,8 @@ impl Target for ScimTarget {
                 directory
                     .state
                     .users()
-                    .map(|u| u.clone().without(&self.unkept))
-                    .collect(),
-                directory.state.groups().cloned().collect(),
+                    .map(|u| u.clone().without(&self.unkept)),
+                directory.state.groups().cloned(),
             )
             .map_err(|e| Error::Service(format!("the SCIM service's directory: {e}")))?,
         };

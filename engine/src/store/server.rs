@@ -22,9 +22,35 @@ impl SledStore {
     /// The embedded server's directory as stored; refused while a `server load` is unfinished.
     pub fn server_state(&self) -> Result<ServerState, StoreError> {
         self.refuse_unfinished_load()?;
-        let users = self.records::<ServerUser>(USER, "server user")?;
-        let groups = self.records::<ServerGroup>(GROUP, "server group")?;
-        Ok(ServerState::from_parts(users, groups)?)
+        // Each record decoded as the directory is built from it: a large directory is never
+        // held twice, as records and as the state made of them.
+        let (mut users_failed, mut groups_failed) = (None, None);
+        let state = ServerState::from_parts(
+            self.decoded::<ServerUser>(USER, "server user", &mut users_failed)?,
+            self.decoded::<ServerGroup>(GROUP, "server group", &mut groups_failed)?,
+        );
+        // A record that did not read ended its listing: what was built of the rest is not it.
+        match users_failed.or(groups_failed) {
+            Some(failed) => Err(failed),
+            None => Ok(state?),
+        }
+    }
+
+    /// The server records stored under `prefix`, decoded one by one; the first that does not
+    /// read ends them, left in `failed`.
+    fn decoded<'a, T: serde::de::DeserializeOwned + 'a>(
+        &self,
+        prefix: u8,
+        what: &'a str,
+        failed: &'a mut Option<StoreError>,
+    ) -> Result<impl Iterator<Item = T> + 'a, StoreError> {
+        let records = self.sled()?.log.scan_prefix([prefix]);
+        Ok(records.map_while(move |kv| {
+            let record = kv
+                .map_err(StoreError::from)
+                .and_then(|(k, v)| decode_record(&k, &v, what));
+            record.map_err(|e| *failed = Some(e)).ok()
+        }))
     }
 
     /// What one user's page needs of the embedded server's directory: that user (read by its
@@ -39,7 +65,7 @@ impl SledStore {
             None => None,
         };
         let groups = self.records::<ServerGroup>(GROUP, "server group")?;
-        Ok(ServerState::from_parts(user.into_iter().collect(), groups)?)
+        Ok(ServerState::from_parts(user, groups)?)
     }
 
     /// The server records stored under `prefix`, decoded.

@@ -104,7 +104,7 @@ impl PgStore {
             None => None,
         };
         let groups = self.records::<ServerGroup>(GROUP, "server group")?;
-        Ok(ServerState::from_parts(user.into_iter().collect(), groups)?)
+        Ok(ServerState::from_parts(user, groups)?)
     }
 
     /// Replaces the embedded server's directory, with `record` (`ServerLoaded`) appended in
