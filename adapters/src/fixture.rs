@@ -11,8 +11,9 @@ use engine::event::DeltaLinks;
 use engine::model::{Completeness, DirectMembers, EntraUser, OtherMember, TenantSnapshot};
 use engine::{ObjectId, RunId, TenantId};
 
-use crate::bounded::{io_reason, read_regular_file};
+use crate::bounded::{io_reason, open_regular_file, read_regular_file};
 use crate::error::{Error, Result};
+use crate::streamed::{self, Member};
 use crate::wire::{CheckedGroup, GraphDeletedItem, GraphGroup, GraphMember, GraphUser, MemberType};
 
 /// The tenant fixture file (`TENANT.json`).
@@ -56,8 +57,104 @@ pub struct Tracking {
 pub const MAX_FIXTURE_BYTES: u64 = 4 << 30;
 
 /// Reads and checks a tenant fixture; every error names the file and the field. The bytes
-/// are hashed while they are parsed ([`Loaded::content`]).
+/// are hashed while they are parsed ([`Loaded::content`]). The file is read a block at a
+/// time, each user and group parsed as it arrives, and never held whole beside what is made
+/// of it ([`streamed`]); a file that does not read that way — any error, any odd shape — is
+/// read whole, which says what is wrong.
 pub fn read_tenant(path: &Path) -> Result<Loaded> {
+    match read_tenant_streamed(path) {
+        Some(loaded) => loaded,
+        None => read_tenant_whole(path),
+    }
+}
+
+/// The keys of a fixture's arrays of objects, read element by element.
+const ARRAYS: [&str; 4] = ["users", "groups", "deletedUsers", "deletedGroups"];
+
+/// [`read_tenant`] a block at a time; `None` when the file does not read this way, for the
+/// whole read to judge.
+fn read_tenant_streamed(path: &Path) -> Option<Result<Loaded>> {
+    let (file, _) = open_regular_file(path, MAX_FIXTURE_BYTES).ok()?;
+    let mut reader = Hashing {
+        inner: std::io::Read::take(file, MAX_FIXTURE_BYTES + 1),
+        hasher: sha2::Sha256::default(),
+        read: 0,
+    };
+    let (mut tenant_id, mut arrays) = (None, Vec::new());
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    let (mut deleted_users, mut deleted_groups) = (Vec::new(), Vec::new());
+    streamed::walk_object(&mut reader, &ARRAYS, |member| {
+        match member {
+            // A field named twice is the whole read's to refuse.
+            Member::Value {
+                key: "tenantId",
+                json,
+            } if tenant_id.is_none() => {
+                tenant_id = Some(serde_json::from_slice::<TenantId>(json).ok()?);
+            }
+            Member::Value { key, json } if !ARRAYS.contains(&key) && key != "tenantId" => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(json).ok()?;
+            }
+            Member::Array { key } if !arrays.iter().any(|a| a == key) => {
+                arrays.push(key.to_owned())
+            }
+            Member::Element { key: "users", json } => {
+                users.push(serde_json::from_slice::<StrictUser>(json).ok()?.0)
+            }
+            Member::Element {
+                key: "groups",
+                json,
+            } => groups.push(serde_json::from_slice::<StrictGroup>(json).ok()?.0),
+            Member::Element {
+                key: "deletedUsers",
+                json,
+            } => deleted_users.push(serde_json::from_slice(json).ok()?),
+            Member::Element {
+                key: "deletedGroups",
+                json,
+            } => deleted_groups.push(serde_json::from_slice(json).ok()?),
+            _ => return None,
+        }
+        Some(())
+    })?;
+    // What follows the object is hashed too: the digest is the file's.
+    std::io::copy(&mut reader, &mut std::io::sink()).ok()?;
+    if reader.read > MAX_FIXTURE_BYTES {
+        return None;
+    }
+    let content = hex::encode(sha2::Digest::finalize(reader.hasher));
+    let loaded = snapshot_of(
+        tenant_id?,
+        users,
+        groups,
+        deleted_users,
+        deleted_groups,
+        &path.display().to_string(),
+    );
+    Some(loaded.map(|loaded| Loaded {
+        content: Some(content),
+        ..loaded
+    }))
+}
+
+/// A reader that hashes what it reads, and counts it.
+struct Hashing<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// [`read_tenant`], the file read whole first.
+fn read_tenant_whole(path: &Path) -> Result<Loaded> {
     let bytes = read_input(path, "tenant fixture")?;
     let (content, loaded) = std::thread::scope(|scope| {
         let content = scope.spawn(|| sha256_hex(&bytes));
@@ -331,5 +428,85 @@ pub fn to_tenant_file(snapshot: &TenantSnapshot) -> TenantFile {
         groups: snapshot.groups.iter().map(GraphGroup::from_entra).collect(),
         deleted_users: snapshot.deleted_users.iter().map(Into::into).collect(),
         deleted_groups: snapshot.deleted_groups.iter().map(Into::into).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo tenant as bundled, and written other ways: compact; pretty, with members
+    /// roster ignores (one of them shaped like the arrays it reads).
+    fn demo_written_three_ways() -> Vec<(&'static str, Vec<u8>)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        let bundled = std::fs::read(root.join("demo/tenant.json")).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&bundled).unwrap();
+        let mut odd = value.clone();
+        odd["@odata.context"] = serde_json::json!("https://graph.microsoft.com/v1.0/$metadata");
+        odd["extra"] = serde_json::json!({"users": [1, {"a": "]}\"["}], "n": -1.5e-3, "t": true});
+        vec![
+            ("bundled.json", bundled),
+            ("compact.json", serde_json::to_vec(&value).unwrap()),
+            ("pretty.json", serde_json::to_vec_pretty(&odd).unwrap()),
+        ]
+    }
+
+    #[test]
+    fn a_tenant_file_read_block_by_block_is_the_file_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in demo_written_three_ways() {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let streamed = read_tenant_streamed(&path)
+                .unwrap_or_else(|| panic!("{name} is read block by block"))
+                .unwrap();
+            let whole = parse_tenant(&bytes, &path.display().to_string()).unwrap();
+            assert_eq!(streamed.snapshot, whole.snapshot, "{name}");
+            assert_eq!(streamed.problems, whole.problems, "{name}");
+            assert_eq!(streamed.content, Some(sha256_hex(&bytes)), "{name}");
+            assert!(!streamed.snapshot.users.is_empty() && !streamed.snapshot.groups.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_tenant_file_of_another_shape_is_left_to_the_whole_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = "11111111-1111-4111-8111-111111111111";
+        for (name, doc) in [
+            (
+                "twice.json",
+                format!(r#"{{"tenantId": "{t}", "users": [], "users": []}}"#),
+            ),
+            ("no-tenant.json", r#"{"users": []}"#.to_owned()),
+            (
+                "null.json",
+                format!(r#"{{"tenantId": "{t}", "users": null}}"#),
+            ),
+            (
+                "escaped.json",
+                format!(r#"{{"tenantId": "{t}", "us\u0065rs": []}}"#),
+            ),
+            (
+                "bad-user.json",
+                format!(r#"{{"tenantId": "{t}", "users": [{{"id": 1}}]}}"#),
+            ),
+            (
+                "bad-extra.json",
+                format!(r#"{{"tenantId": "{t}", "extra": [1,,2]}}"#),
+            ),
+            ("cut.json", format!(r#"{{"tenantId": "{t}", "users": ["#)),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &doc).unwrap();
+            assert!(read_tenant_streamed(&path).is_none(), "{name}");
+            // The whole read says what is wrong, as it always did (an escaped key is fine).
+            let read = read_tenant(&path)
+                .map(|l| l.snapshot)
+                .map_err(|e| e.to_string());
+            let whole = parse_tenant(doc.as_bytes(), &path.display().to_string());
+            let whole = whole.map(|l| l.snapshot).map_err(|e| e.to_string());
+            assert_eq!(read, whole, "{name}");
+            assert_eq!(read.is_ok(), name == "escaped.json", "{name}: {read:?}");
+        }
     }
 }

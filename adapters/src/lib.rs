@@ -19,6 +19,7 @@ pub mod org;
 pub mod record;
 pub mod scim;
 pub mod source;
+mod streamed;
 pub mod target;
 pub mod wire;
 

@@ -24,6 +24,15 @@ fn rejects(origin: &str, bytes: &str, expect: &str) {
     assert!(!msg.contains('\n'), "one line: {msg}");
     assert!(msg.starts_with(origin), "names the file: {msg}");
     assert!(msg.contains(expect), "expected {expect:?} in {msg:?}");
+    // Read from a file (block by block, where it can be): the same error.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(origin);
+    std::fs::write(&path, bytes).unwrap();
+    let from_file = read_tenant(&path)
+        .err()
+        .unwrap_or_else(|| panic!("accepted from a file: {expect}"));
+    let path = path.display().to_string();
+    assert_eq!(from_file.to_string().replacen(&path, origin, 1), msg);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! random bytes, JSON of the wrong shape, and mutations of valid files; `fuzz/` holds the
 //! matching cargo-fuzz targets for longer runs.
 
-use adapters::fixture::parse_tenant;
+use adapters::fixture::{parse_tenant, read_tenant};
 use adapters::target::parse_server_state;
 use engine::event::{decode_header, decode_record, Hash};
 use proptest::prelude::*;
@@ -20,12 +20,26 @@ fn assert_clean(origin: &str, result: Result<(), String>) {
 }
 
 fn tenant(bytes: &[u8]) {
-    assert_clean(
-        "t.json",
-        parse_tenant(bytes, "t.json")
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-    );
+    let whole = parse_tenant(bytes, "t.json");
+    // Read from a file (block by block, where the shape allows): the same answer.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.json");
+    std::fs::write(&path, bytes).unwrap();
+    let from_file = read_tenant(&path);
+    match (&whole, &from_file) {
+        (Ok(w), Ok(f)) => assert_eq!((&w.snapshot, &w.problems), (&f.snapshot, &f.problems)),
+        (Err(w), Err(f)) => assert_eq!(
+            f.to_string()
+                .replacen(&path.display().to_string(), "t.json", 1),
+            w.to_string()
+        ),
+        _ => panic!(
+            "read whole: {:?}; from a file: {:?}",
+            whole.is_ok(),
+            from_file.is_ok()
+        ),
+    }
+    assert_clean("t.json", whole.map(|_| ()).map_err(|e| e.to_string()));
 }
 
 fn server(bytes: &[u8]) {
