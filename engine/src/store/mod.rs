@@ -519,7 +519,7 @@ fn corrupt(at: impl Into<String>, reason: impl Into<String>) -> StoreError {
 
 /// Bytes written through one set of sled handles before the store lets go of them and opens
 /// the database again (see the module documentation).
-pub const LET_GO_EVERY: u64 = 256 << 20;
+pub const LET_GO_EVERY: u64 = 96 << 20;
 
 /// sled's handles to one database.
 struct Sled {
