@@ -98,6 +98,10 @@ pub struct PgStore {
     shown: String,
 }
 
+/// How long a writer waits for the lock of one that may have just ended (see
+/// [`PgStore::connect_writer`]).
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl PgStore {
     /// Connects to the store in the database at `url` to read: never waits for a writer,
     /// never blocks one, never writes. A database without roster's tables holds no store.
@@ -105,7 +109,9 @@ impl PgStore {
         Self::open(url, Opening::Existing, false)
     }
 
-    /// Connects to write: takes the writer lock, naming `holder`, or says who holds it. The
+    /// Connects to write: takes the writer lock, naming `holder`, or says who holds it once it
+    /// is still held after [`LOCK_GRACE`] (a writer that has just ended may hold it until the
+    /// server has ended its session). The
     /// lock is the connection's: it goes when the store is dropped or the connection is lost.
     /// With [`Opening::CreateIfMissing`], roster's tables are created in a database that has
     /// none.
@@ -118,13 +124,24 @@ impl PgStore {
         {
             let mut client = store.client();
             let shown = &store.shown;
-            let taken: bool = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                    &[&WRITER_LOCK],
-                )
-                .map_err(|e| failed(shown, "could not be locked", &e))?
-                .get(0);
+            let mut try_lock = || -> Result<bool, StoreError> {
+                Ok(client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                        &[&WRITER_LOCK],
+                    )
+                    .map_err(|e| failed(shown, "could not be locked", &e))?
+                    .get(0))
+            };
+            // A writer that has just ended still holds the lock until the server has ended its
+            // session, which it does after the connection closes, not with it: a moment's
+            // grace, and the lock is only in use if it is still held after it.
+            let grace = std::time::Instant::now() + LOCK_GRACE;
+            let mut taken = try_lock()?;
+            while !taken && std::time::Instant::now() < grace {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+                taken = try_lock()?;
+            }
             if !taken {
                 let holder = client
                     .query_opt("SELECT holder FROM roster_writer", &[])
