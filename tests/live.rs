@@ -546,6 +546,13 @@ fn fake_graph_reloads_its_tenant_on_sighup() {
         .read_line(&mut url)
         .unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // roster asks Linux for no transparent huge pages (src/main.rs): a kernel that says
+    // whether a process has them says it has not.
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+        }
+    }
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut hangup = |expect: &str| {
         let status = Command::new("kill")
