@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Incremental runs at tenant scale: the first import, an unchanged repeat, a repeat after 1 %
 # of the users changed, replay of the last run of the chain, and N unchanged syncs — time,
-# peak RSS and store growth, side by side in one run.
+# peak RSS and store growth, side by side in one run; then issue 26's targets as ratios, with
+# the laps of the 1 % run when its target is missed.
 #
-#   bench/incremental.sh [--users N] [--syncs N] [--work DIR]
+#   bench/incremental.sh [--users N] [--syncs N] [--work DIR] [--against SECS MIB]
+#
+# --against: the first import's time and peak RSS at 100k (this script's own figures there),
+# to state a larger tenant's first import against them (issue 26: ≤ 12× the time, ≤ 2× the peak).
 set -euo pipefail
-users=100000 syncs=10 work=""
+users=100000 syncs=10 work="" against_secs="" against_mib=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --users) users=$2; shift 2 ;;
     --syncs) syncs=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
+    --against) against_secs=$2 against_mib=$3; shift 3 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -65,12 +70,21 @@ export ROSTER_STORE=$store
 "$roster" server load "$work/server.json" 2>/dev/null
 sel=(bench --select-all --check-deleted --on-deleted disable --max-deletions 1000000 --json)
 size() { du -sk "$store" | awk '{print $1}'; }
-measure() { # NAME ARGS...: time, peak RSS, store growth
+declare -A took peak
+laps=$work/laps.txt
+measure() { # NAME ARGS...: time, peak RSS, store growth (the run's laps kept in $laps)
   local name=$1; shift
   local before t; before=$(size); t=$(mktemp)
-  /usr/bin/time -f "%e %M" -o "$t" "$@" > /dev/null 2>&1 || true
+  ROSTER_LOG=app=debug /usr/bin/time -f "%e %M" -o "$t" "$@" > /dev/null 2> "$laps" || true
   read -r secs kb < <(tail -n 1 "$t"); rm -f "$t"
+  took[$name]=$secs peak[$name]=$((kb / 1024))
   printf '| %s | %.2f | %d | %+.1f |\n' "$name" "$secs" $((kb / 1024)) "$(echo "($(size) - $before) / 1024" | bc -l)"
+}
+# target LABEL VALUE BOUND: one row of the targets table (met when VALUE ≤ BOUND).
+target() {
+  local verdict=missed
+  [ "$(echo "$2 <= $3" | bc -l)" = 1 ] && verdict=met
+  printf '| %s | %.2f | ≤ %s | %s |\n' "$1" "$2" "$3" "$verdict"
 }
 echo "| command | s | peak RSS MiB | store growth MB |"
 echo "|---|---:|---:|---:|"
@@ -82,6 +96,7 @@ measure "unchanged repeat, --full" "$roster" import "${sel[@]}" --full
 measure "unchanged repeat after a full run" "$roster" import "${sel[@]}"
 cp "$work/changed.json" "$work/tenant.json"
 measure "repeat after 1 % of users changed" "$roster" import "${sel[@]}"
+cp "$laps" "$work/changed-laps.txt"
 cp "$work/original.json" "$work/tenant.json"
 measure "replay of that run (chain of 3 after the full run)" "$roster" replay last
 measure "report --all of that run" "$roster" report last~0 --all --format csv
@@ -106,3 +121,27 @@ measure "one member leaves a group of every user (the report table printed)" "$r
 cp "$work/original.json" "$work/tenant.json"
 echo
 echo "- events in the log: $("$roster" verify --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"])')"
+# Issue 26's targets, as ratios within this run.
+first=${took["first import (full)"]}
+echo
+echo "| target | measured | bound | |"
+echo "|---|---:|---:|---|"
+target "unchanged repeat ÷ first import (time)" \
+  "$(echo "${took["unchanged repeat (the run before changed nothing: its decisions stand)"]} / $first" | bc -l)" 0.25
+target "1 % changed ÷ first import (time)" "$(echo "${took["repeat after 1 % of users changed"]} / $first" | bc -l)" 0.35
+target "replay ÷ first import (time)" "$(echo "${took["replay of that run (chain of 3 after the full run)"]} / $first" | bc -l)" 1
+if [ "$users" -ge 1000000 ]; then
+  target "unchanged repeat, s" "${took["unchanged repeat (the run before changed nothing: its decisions stand)"]}" 3
+  target "unchanged repeat, peak MiB" "${peak["unchanged repeat (the run before changed nothing: its decisions stand)"]}" 600
+fi
+if [ -n "$against_secs" ]; then
+  target "first import ÷ the given first import (time)" "$(echo "$first / $against_secs" | bc -l)" 12
+  target "first import ÷ the given first import (peak RSS)" \
+    "$(echo "${peak["first import (full)"]} / $against_mib" | bc -l)" 2
+fi
+# Where the 1 % run's target is missed, the laps that bound it.
+if [ "$(echo "${took["repeat after 1 % of users changed"]} / $first <= 0.35" | bc -l)" != 1 ]; then
+  echo
+  echo "Laps of the 1 % run (ms since it started; rss and peak MiB):"
+  grep -o 'app::run: .*elapsed_ms=.*' "$work/changed-laps.txt" | sed 's/^app::run: /- /' || true
+fi
