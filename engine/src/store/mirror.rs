@@ -251,7 +251,9 @@ pub(super) fn read_mirror(
             ))
         }
     };
-    let mut body = Vec::new();
+    // Sized once for the parts the stamp names (a damaged stamp's count is bounded: past it the
+    // body grows as read).
+    let mut body = Vec::with_capacity((stamp.parts as usize).min(1024) * PART_BYTES);
     for n in 0..stamp.parts {
         match get(&mirror_part_key(id, n))? {
             Some(part) => body.extend_from_slice(&part),
