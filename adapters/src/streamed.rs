@@ -47,42 +47,21 @@ pub(crate) fn walk_object<R: Read>(
     loop {
         let key = s.key()?;
         s.expect(b':')?;
-        match arrays.contains(&key.as_str()) && s.peek()? == b'[' {
-            true => {
-                visit(Member::Array { key: &key })?;
-                s.expect(b'[')?;
-                if !s.next_is(b']')? {
-                    loop {
-                        let len = s.value()?;
-                        visit(Member::Element {
-                            key: &key,
-                            json: &s.buf[s.pos..s.pos + len],
-                        })?;
-                        s.pos += len;
-                        match s.peek()? {
-                            b',' => s.pos += 1,
-                            b']' => {
-                                s.pos += 1;
-                                break;
-                            }
-                            _ => return None,
-                        }
-                    }
-                }
+        if arrays.contains(&key.as_str()) && s.peek()? == b'[' {
+            visit(Member::Array { key: &key })?;
+            s.expect(b'[')?;
+            let mut more = !s.next_is(b']')?;
+            while more {
+                let json = s.take_value()?;
+                visit(Member::Element { key: &key, json })?;
+                more = s.after_item(b']')?;
             }
-            false => {
-                let len = s.value()?;
-                visit(Member::Value {
-                    key: &key,
-                    json: &s.buf[s.pos..s.pos + len],
-                })?;
-                s.pos += len;
-            }
+        } else {
+            let json = s.take_value()?;
+            visit(Member::Value { key: &key, json })?;
         }
-        match s.peek()? {
-            b',' => s.pos += 1,
-            b'}' => return Some(()),
-            _ => return None,
+        if !s.after_item(b'}')? {
+            return Some(());
         }
     }
 }
@@ -144,19 +123,36 @@ impl<R: Read> Scanner<R> {
         Some(is)
     }
 
+    /// What follows an item of an object or array: `true` after a comma (another item
+    /// comes), `false` at `close`; anything else is not the plain shape.
+    fn after_item(&mut self, close: u8) -> Option<bool> {
+        let next = self.peek()?;
+        self.pos += 1;
+        match next {
+            b',' => Some(true),
+            b if b == close => Some(false),
+            _ => None,
+        }
+    }
+
     /// A key without escapes.
     fn key(&mut self) -> Option<String> {
         if self.peek()? != b'"' {
             return None;
         }
-        let len = self.value()?;
-        let inner = &self.buf[self.pos + 1..self.pos + len - 1];
+        let token = self.take_value()?;
+        let inner = &token[1..token.len() - 1];
         if inner.contains(&b'\\') {
             return None;
         }
-        let key = std::str::from_utf8(inner).ok()?.to_owned();
+        Some(std::str::from_utf8(inner).ok()?.to_owned())
+    }
+
+    /// The bytes of the value that starts at the next byte, consumed.
+    fn take_value(&mut self) -> Option<&[u8]> {
+        let len = self.value()?;
         self.pos += len;
-        Some(key)
+        Some(&self.buf[self.pos - len..self.pos])
     }
 
     /// The length of the value that starts at the next byte (white space skipped), all of it
